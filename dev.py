@@ -28,7 +28,7 @@ PYTEST_NO_TESTS = 5
 
 def _run(*args: str | Path) -> int:
     print("+", " ".join(str(a) for a in args), file=sys.stderr, flush=True)
-    return subprocess.call([str(a) for a in args], cwd=ROOT)
+    return subprocess.call([str(a) for a in args], cwd=ROOT)  # noqa: S603 - fixed argv of our own tools, no shell
 
 
 def ensure_venv(*, dev: bool) -> None:
@@ -40,7 +40,7 @@ def ensure_venv(*, dev: bool) -> None:
         return
     if not PYTHON.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    pip: list[str | Path] = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     if _run(*pip, "-c", "constraints.txt", "-e", ".[dev]" if dev else ".") != 0:
         sys.exit("installing syncd's dependencies failed (see pip's message above)")
     STAMP.write_text(f"{inputs.hexdigest()}:{'dev' if dev else 'run'}")
@@ -55,7 +55,7 @@ def cmd_run(args: list[str]) -> int:
 def cmd_test(args: list[str]) -> int:
     """Lint, type-check and test; any failure (and a test run that collected nothing) fails."""
     ensure_venv(dev=True)
-    for step in ((BIN / "ruff", "check", "."), (BIN / "mypy",)):
+    for step in ((BIN / "ruff", "check", "."), (BIN / "ruff", "format", "--check", "."), (BIN / "mypy",)):
         code = _run(*step)
         if code != 0:
             return code

@@ -61,7 +61,8 @@ def _string_keys(node: Any) -> Any:
 @functools.cache
 def _registry(api: str) -> Registry[Any]:
     resource: Resource[Any] = Resource.from_contents(load_spec(api), default_specification=DRAFT4)
-    return Registry().with_resource(_uri(api), resource)
+    registry: Registry[Any] = Registry().with_resource(_uri(api), resource)
+    return registry
 
 
 def _uri(api: str) -> str:

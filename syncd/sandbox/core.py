@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import requests
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 JSON = Any
@@ -276,9 +276,7 @@ class Emulator:
         self._counts_lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._url_map = Map(
-            [*self.routes(), *self._admin_routes()], strict_slashes=False, merge_slashes=False
-        )
+        self._url_map = Map([*self.routes(), *self._admin_routes()], strict_slashes=False, merge_slashes=False)
         self._adapter_lock = threading.Lock()
 
     # ----- hooks for subclasses -----------------------------------------------------------------
@@ -349,7 +347,8 @@ class Emulator:
     def start(self, port: int = 0) -> str:
         """Serve on 127.0.0.1 in a background thread; returns the base URL."""
         server = make_server("127.0.0.1", port, self.wsgi_app, threaded=True)
-        server.daemon_threads = True
+        if isinstance(server, ThreadedWSGIServer):
+            server.daemon_threads = True  # a hung client connection must not keep the process alive
         self._server = server
         # A short poll interval makes stop() quick; the server sleeps in select() meanwhile, so it costs nothing.
         self._thread = threading.Thread(

@@ -10,6 +10,7 @@ Credentials are derived from the e-mail (``token_for``), never configured: they 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from datetime import date, datetime
 from importlib import resources
@@ -37,11 +38,15 @@ class Person(_Strict):
 
 
 class JiraStatus(_Strict):
+    """A workflow status and its category (which decides resolution and 'done')."""
+
     name: str
     category: Literal["new", "indeterminate", "done"]
 
 
 class JiraTransition(_Strict):
+    """A workflow transition: from which statuses, to which, and what its screen requires."""
+
     name: str
     sources: list[str] = Field(alias="from", description="statuses it starts from; empty: any (global)")
     to: str
@@ -49,11 +54,15 @@ class JiraTransition(_Strict):
 
 
 class JiraWorkflow(_Strict):
+    """The statuses and transitions every issue of a project follows."""
+
     statuses: list[JiraStatus]
     transitions: list[JiraTransition]
 
 
 class JiraIssue(_Strict):
+    """An issue present at start; people are given by e-mail."""
+
     summary: str
     description: str = ""
     status: str | None = None
@@ -66,6 +75,8 @@ class JiraIssue(_Strict):
 
 
 class JiraProject(_Strict):
+    """A Jira project with its workflow and issues."""
+
     key: str
     name: str
     lead: str
@@ -74,6 +85,8 @@ class JiraProject(_Strict):
 
 
 class JiraSeed(_Strict):
+    """Engineering's Jira site."""
+
     deployment: Literal["Cloud", "Server"] = "Cloud"
     timezone: str = Field("UTC", description="the API user's time zone, which JQL dates are read in")
     priorities: list[str] = Field(default_factory=lambda: ["Highest", "High", "Medium", "Low", "Lowest"])
@@ -82,21 +95,28 @@ class JiraSeed(_Strict):
 
 
 class TrelloLabel(_Strict):
+    """A board label."""
+
     name: str
     color: str | None = None
 
 
 class TrelloCard(_Strict):
+    """A card present at start; lists and labels by name, members by e-mail."""
+
     list: str
     name: str
     desc: str = ""
     due: datetime | None = None
-    dueComplete: bool = False
-    members: list[str] = Field(default_factory=list)
-    labels: list[str] = Field(default_factory=list)
+    dueComplete: bool = False  # noqa: N815 - Trello's own field name, so seed files read like the API
+    # `list` (the field) shadows the builtin inside this class body, hence builtins.list.
+    members: builtins.list[str] = Field(default_factory=builtins.list)
+    labels: builtins.list[str] = Field(default_factory=builtins.list)
 
 
 class TrelloBoard(_Strict):
+    """A Trello board with its lists, labels, members and cards."""
+
     name: str
     lists: list[str]
     labels: list[TrelloLabel] = Field(default_factory=list)
@@ -105,10 +125,14 @@ class TrelloBoard(_Strict):
 
 
 class TrelloSeed(_Strict):
+    """Sales' Trello boards."""
+
     boards: list[TrelloBoard]
 
 
 class AsanaTask(_Strict):
+    """A task present at start; section and tags by name, assignee by e-mail."""
+
     section: str
     name: str
     notes: str = ""
@@ -120,6 +144,8 @@ class AsanaTask(_Strict):
 
 
 class AsanaProject(_Strict):
+    """An Asana project with its sections, tags, members and tasks."""
+
     name: str
     sections: list[str]
     tags: list[str] = Field(default_factory=list)
@@ -128,6 +154,8 @@ class AsanaProject(_Strict):
 
 
 class AsanaSeed(_Strict):
+    """Marketing's Asana workspace."""
+
     workspace: str
     projects: list[AsanaProject]
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 import requests
@@ -20,7 +21,7 @@ class CounterEmulator(Emulator):
     """A minimal service: a counter that authenticated people increment, with a 3-per-second budget."""
 
     name = "counter"
-    PEOPLE: dict[str, str] = {"t-ana": "ana@corp.example", "t-ben": "ben@corp.example"}
+    PEOPLE: ClassVar[dict[str, str]] = {"t-ana": "ana@corp.example", "t-ben": "ben@corp.example"}
 
     def __init__(self, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
@@ -29,7 +30,10 @@ class CounterEmulator(Emulator):
         self.budget = self.rate_window("per-token", 3, 1.0)
 
     def routes(self) -> list[Rule]:
-        return [Rule("/count", endpoint="increment", methods=["POST"]), Rule("/count", endpoint="read", methods=["GET"])]
+        return [
+            Rule("/count", endpoint="increment", methods=["POST"]),
+            Rule("/count", endpoint="read", methods=["GET"]),
+        ]
 
     def authenticate(self, request: Request) -> Principal:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -163,9 +167,7 @@ class TestFaults:
         http.post(f"{emulator.url}/count", timeout=5)
         assert time.monotonic() - started < 0.3
 
-    def test_error_rate_is_roughly_the_configured_rate(
-        self, emulator: CounterEmulator, http: requests.Session
-    ) -> None:
+    def test_error_rate_is_roughly_the_configured_rate(self, emulator: CounterEmulator, http: requests.Session) -> None:
         """rate=0.2 fails about a fifth of requests (seeded, so the figure is stable)."""
         emulator.faults.add(FaultRule(kind="status", status=500, rate=0.2))
         failures = sum(http.get(f"{emulator.url}/count", timeout=5).status_code == 500 for _ in range(200))
