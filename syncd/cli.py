@@ -16,19 +16,23 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from syncd import __version__
+from syncd.yamlfile import FileError
 
 app = typer.Typer(
     name="syncd",
     help="Mirror cross-department work items between Jira, Trello and Asana.",
     no_args_is_help=True,
     add_completion=False,
+    # Locals in a traceback could hold credentials: never print them.
+    pretty_exceptions_show_locals=False,
 )
 sandbox_app = typer.Typer(help="Local emulators of Jira, Trello and Asana (no accounts needed).", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 
-_stderr = Console(stderr=True)
+_stderr = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths and URLs stay copyable
 
 
 @app.callback()
@@ -51,7 +55,11 @@ def sandbox_serve(
     """Serve the three emulators on 127.0.0.1 and print one JSON line with each API's URL and credentials."""
     from syncd.sandbox.org import Sandbox  # noqa: PLC0415 - imported here so `syncd --help` stays fast
 
-    sandbox = Sandbox(seed, latency_ms=latency_ms)
+    try:
+        sandbox = Sandbox(seed, latency_ms=latency_ms)
+    except FileError as exc:
+        _stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -17,8 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from syncd.yamlfile import load_yaml_model
 
 SERVICE_ACCOUNT = "syncd-bot@corp.example"
 """The e-mail of the account syncd itself uses in every tool."""
@@ -187,9 +188,8 @@ DEFAULT_SEED = "seed.yaml"
 
 
 def load_seed(path: Path | str | None = None) -> Seed:
-    """Load a seed file (the shipped organisation when no path is given)."""
+    """Load a seed file (the shipped organisation when no path is given); FileError names file and line."""
     if path is None:
         text = resources.files("syncd.sandbox").joinpath(DEFAULT_SEED).read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    return Seed.model_validate(yaml.safe_load(text))
+        return load_yaml_model(Path("syncd/sandbox") / DEFAULT_SEED, Seed, text)
+    return load_yaml_model(path, Seed)
