@@ -14,10 +14,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from syncd.errors import SyncdError
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class FileError(Exception):
+class FileError(SyncdError):
     """A file a person wrote is wrong: where (path and 1-based line) and what to change."""
 
     def __init__(self, path: Path, line: int | None, message: str) -> None:

@@ -1,0 +1,142 @@
+"""One request policy for every connector: a token bucket per credential, and retries that honour Retry-After.
+
+The SDKs each have their own idea of retrying (python-jira retries POSTs on connection errors and crashes on an
+HTTP-date Retry-After; the asana client retries 429 and 5xx itself and then raises urllib3's MaxRetryError;
+py-trello does not retry and hides 429 bodies). Connectors switch those off and call through :func:`call`, so
+the whole daemon has exactly one policy:
+
+- every request first takes a token from its credential's :class:`TokenBucket`, sized to the service's
+  documented budget, so syncd stays under the limit instead of bouncing off it;
+- a :class:`~syncd.errors.RetriableError` is retried with exponential backoff and jitter, waiting at least what
+  the service's Retry-After asked for (seconds or an HTTP date);
+- a request that is not idempotent (a create) is never retried blindly: on ConnectionFailed the caller gets the
+  error and resolves the uncertainty through the item's marker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from syncd.errors import ConnectionFailed, RateLimited, RetriableError
+
+T = TypeVar("T")
+
+
+class TokenBucket:
+    """At most ``rate`` requests per second on average, bursts up to ``capacity``; thread-safe, blocking."""
+
+    def __init__(self, rate: float, capacity: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or capacity < 1:
+            raise ValueError("a token bucket needs rate > 0 and capacity >= 1")
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._tokens = capacity
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def per_window(cls, requests: int, window_s: float) -> TokenBucket:
+        """A bucket for a budget stated as "N requests per window" (Trello: 100 per 10 s per token)."""
+        return cls(rate=requests / window_s, capacity=max(1.0, requests * 0.9))
+
+    def reserve(self) -> float:
+        """Take one token now; return how long the caller must wait before using it (0 when one was free)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until it is due; return the seconds slept."""
+        wait = self.reserve()
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks for: delta-seconds or an HTTP date (RFC 9110); None when absent or junk."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class _WaitRetryAfter(wait_base):
+    """Backoff with jitter, but never shorter than what the service's Retry-After asked for."""
+
+    def __init__(self, backoff: wait_base, cap_s: float) -> None:
+        self._backoff = backoff
+        self._cap_s = cap_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        backoff = self._backoff(retry_state)
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, RateLimited) and error.retry_after_s is not None:
+            return min(self._cap_s, max(backoff, error.retry_after_s))
+        return backoff
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before giving up; the defaults suit a daemon that polls again soon anyway."""
+
+    attempts: int = 6
+    max_total_s: float = 120.0
+    initial_s: float = 0.5
+    max_wait_s: float = 60.0
+
+
+def call(
+    request: Callable[[], T],
+    *,
+    bucket: TokenBucket | None,
+    policy: RetryPolicy = RetryPolicy(),
+    idempotent: bool = True,
+) -> T:
+    """Run one request under the credential's budget, retrying what is safe to retry."""
+
+    def retriable(error: BaseException) -> bool:
+        if not isinstance(error, RetriableError):
+            return False
+        # A create whose answer was lost may have happened: never repeat it blindly.
+        return idempotent or not isinstance(error, ConnectionFailed)
+
+    def attempt() -> T:
+        if bucket is not None:
+            bucket.acquire()
+        return request()
+
+    retrying = Retrying(
+        retry=retry_if_exception(retriable),
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_total_s),
+        wait=_WaitRetryAfter(
+            wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.initial_s),
+            policy.max_wait_s,
+        ),
+        reraise=True,
+    )
+    return retrying(attempt)

@@ -1,0 +1,107 @@
+"""Every error syncd raises on purpose, in one tree, so callers decide by kind and never by message text.
+
+::
+
+    SyncdError
+    ├── FileError (syncd.yamlfile)        a file a person wrote is wrong: path, line, fix
+    └── ConnectorError                    something a tool said or did not say; .tool names it
+        ├── RetriableError                try again later; nothing was decided
+        │   ├── RateLimited               429; .retry_after_s from the service when it said
+        │   ├── ServiceUnavailable        5xx
+        │   └── ConnectionFailed          no answer (refused, reset, timeout): a write may or may not have happened
+        ├── FatalError                    stop this endpoint until a person acts
+        │   ├── AuthFailed                401: the credential is wrong or revoked
+        │   ├── PermissionDenied          403: the account may not do this
+        │   └── ToolConfigError           the tool's setup does not match the config (unknown project, list...)
+        └── SkippableError                one item is bad; quarantine it and keep syncing the rest
+            ├── ItemNotFound              404 for one item (deleted, or never visible to us)
+            ├── InvalidItem               400 for one item: the tool refused these values
+            └── NoTransition              a Jira status cannot be reached from the current one
+
+Messages say what happened and what to do, and never contain a credential: connectors build them from status
+codes, the tool's own error text and refs, never from request headers or URLs with query strings.
+"""
+
+# ruff: noqa: N818 - names say what happened (NoTransition, RateLimited), as STYLE.md asks; "Error" adds nothing
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base of every error syncd raises deliberately."""
+
+
+class ConnectorError(SyncdError):
+    """A tool answered with an error, or did not answer."""
+
+    def __init__(self, tool: str, message: str, *, status: int | None = None) -> None:
+        self.tool = tool
+        self.status = status
+        self.message = message
+        super().__init__(f"{tool}: {message}")
+
+
+class RetriableError(ConnectorError):
+    """Nothing was decided: the same request may succeed later."""
+
+
+class RateLimited(RetriableError):
+    """The tool said slow down (429); ``retry_after_s`` is how long it asked for, when it said."""
+
+    def __init__(self, tool: str, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(tool, message, status=429)
+        self.retry_after_s = retry_after_s
+
+
+class ServiceUnavailable(RetriableError):
+    """The tool failed on its side (5xx)."""
+
+
+class ConnectionFailed(RetriableError):
+    """No answer arrived: a write may or may not have happened (recover creates through their marker)."""
+
+
+class FatalError(ConnectorError):
+    """The endpoint cannot work until a person fixes something; retrying only burns the budget."""
+
+
+class AuthFailed(FatalError):
+    """The credential was refused (401)."""
+
+
+class PermissionDenied(FatalError):
+    """The account is known but may not do this (403)."""
+
+
+class ToolConfigError(FatalError):
+    """The tool's setup does not match the configuration (an unknown project, list, section or status)."""
+
+
+class SkippableError(ConnectorError):
+    """One item cannot be synced; it is quarantined and the others keep syncing."""
+
+    def __init__(self, tool: str, message: str, *, ref: str | None = None, status: int | None = None) -> None:
+        super().__init__(tool, message, status=status)
+        self.ref = ref
+
+
+class ItemNotFound(SkippableError):
+    """The item does not exist (any more), or the account cannot see it."""
+
+
+class InvalidItem(SkippableError):
+    """The tool refused the values written to this item."""
+
+
+class NoTransition(SkippableError):
+    """No path of workflow transitions leads from the item's status to the wanted one."""
+
+    def __init__(self, tool: str, ref: str, from_status: str, to_status: str) -> None:
+        super().__init__(
+            tool,
+            f"{ref}: no workflow transition path from {from_status!r} to {to_status!r}; "
+            "add a transition to the workflow or map this status differently",
+            ref=ref,
+        )
+        self.from_status = from_status
+        self.to_status = to_status

@@ -1,0 +1,281 @@
+"""The Asana workspace in memory: built from the seed, looked up by gid, and the story/event bookkeeping.
+
+Every change goes through :meth:`AsanaState.story` and :meth:`AsanaState.event`, so comments, system stories,
+the ``/events`` streams and webhooks all see the same history with the same author, whether the change came
+from the HTTP API or from a Python actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from syncd.sandbox.asana.model import Event, Membership, Project, Section, Story, Tag, Task, User, Webhook, Workspace
+from syncd.sandbox.asana.richtext import text_to_html
+from syncd.sandbox.core import ApiError, Clock, IdSequence
+from syncd.sandbox.seed import Seed
+
+FIRST_GID = 1208000000000001
+"""Real gids are 16-digit numbers; starting here gives the same realistic gids on every start."""
+
+EventListener = Callable[[Event], None]
+
+
+class AsanaState:
+    """All objects of the emulated workspace, their lookups and their history."""
+
+    def __init__(self, seed: Seed, clock: Clock) -> None:
+        self.clock = clock
+        self._ids = IdSequence(start=FIRST_GID)
+        self.users: dict[str, User] = {}
+        self.users_by_email: dict[str, User] = {}
+        self.projects: dict[str, Project] = {}
+        self.sections: dict[str, Section] = {}
+        self.tags: dict[str, Tag] = {}
+        self.tasks: dict[str, Task] = {}
+        self.stories: dict[str, Story] = {}
+        self.webhooks: dict[str, Webhook] = {}
+        self.events: list[Event] = []
+        self.listeners: list[EventListener] = []
+        self.workspace = Workspace(gid=self.new_gid(), name=seed.asana.workspace)
+        for person in seed.people:
+            user = User(gid=self.new_gid(), name=person.name, email=person.email)
+            self.users[user.gid] = user
+            self.users_by_email[user.email.lower()] = user
+        self._load_projects(seed)
+
+    def new_gid(self) -> str:
+        """Return the next gid (one sequence for all kinds, like Asana's global ids)."""
+        return str(self._ids.next_int())
+
+    def now(self) -> datetime:
+        """Return the emulated current time."""
+        return self.clock.now()
+
+    # ----- seed -------------------------------------------------------------------------------------------
+
+    def _load_projects(self, seed: Seed) -> None:
+        for spec in seed.asana.projects:
+            members = [self.users_by_email[email.lower()] for email in spec.members]
+            now = self.now()
+            project = Project(
+                gid=self.new_gid(),
+                name=spec.name,
+                workspace=self.workspace,
+                owner=members[0] if members else None,
+                created_at=now,
+                modified_at=now,
+                members=members,
+            )
+            self.projects[project.gid] = project
+            for name in spec.sections:
+                self.add_section(project, name)
+            tags: dict[str, Tag] = {}
+            for name in spec.tags:
+                tags[name] = self.find_tag(name) or self.add_tag(name)
+            creator = project.owner or next(iter(self.users.values()))
+            for item in spec.tasks:
+                now = self.now()
+                section = next(s for s in project.sections if s.name == item.section)
+                assignee = self.users_by_email[item.assignee.lower()] if item.assignee else None
+                task = Task(
+                    gid=self.new_gid(),
+                    name=item.name,
+                    workspace=self.workspace,
+                    created_at=now,
+                    modified_at=now,
+                    created_by=creator,
+                    notes=item.notes,
+                    html_notes=text_to_html(item.notes),
+                    assignee=assignee,
+                    due_on=item.due_on,
+                    due_at=item.due_at.astimezone(UTC) if item.due_at else None,
+                    completed=item.completed,
+                    completed_at=now if item.completed else None,
+                    completed_by=creator if item.completed else None,
+                    memberships=[Membership(project, section)],
+                    tags=[tags[name] for name in item.tags],
+                    followers=[creator] + ([assignee] if assignee and assignee is not creator else []),
+                )
+                self.tasks[task.gid] = task
+                project.task_order.append(task)
+
+    def add_section(self, project: Project, name: str) -> Section:
+        """Create a section at the end of ``project``."""
+        section = Section(gid=self.new_gid(), name=name, project=project, created_at=self.now())
+        project.sections.append(section)
+        self.sections[section.gid] = section
+        return section
+
+    def add_tag(self, name: str, color: str | None = None, notes: str = "") -> Tag:
+        """Create a tag in the workspace."""
+        tag = Tag(gid=self.new_gid(), name=name, workspace=self.workspace, created_at=self.now(), color=color, notes=notes)
+        self.tags[tag.gid] = tag
+        return tag
+
+    def find_tag(self, name: str) -> Tag | None:
+        """Return the tag called ``name``, if there is one."""
+        return next((tag for tag in self.tags.values() if tag.name == name), None)
+
+    # ----- lookups ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_gid(gid: str, param: str) -> None:
+        if not gid.isdigit():
+            raise ApiError(400, f"{param}: Not a recognized ID: {gid}")
+
+    def _get(self, table: dict[str, Any], gid: str, param: str) -> Any:
+        self._check_gid(gid, param)
+        found = table.get(gid)
+        if found is None:
+            raise ApiError(404, f"{param}: Unknown object: {gid}")
+        return found
+
+    def user(self, ref: str, me: User, param: str = "user") -> User:
+        """Resolve a user reference: a gid, an e-mail or ``me``."""
+        if ref == "me":
+            return me
+        if "@" in ref:
+            found = self.users_by_email.get(ref.lower())
+            if found is None:
+                raise ApiError(400, f"{param}: Not a recognized ID or e-mail: {ref}")
+            return found
+        user: User = self._get(self.users, ref, param)
+        return user
+
+    def workspace_ref(self, gid: str, param: str = "workspace") -> Workspace:
+        """Resolve the workspace gid."""
+        self._check_gid(gid, param)
+        if gid != self.workspace.gid:
+            raise ApiError(404, f"{param}: Unknown object: {gid}")
+        return self.workspace
+
+    def project(self, gid: str, param: str = "project") -> Project:
+        """Resolve a project gid."""
+        project: Project = self._get(self.projects, gid, param)
+        return project
+
+    def section(self, gid: str, param: str = "section") -> Section:
+        """Resolve a section gid."""
+        section: Section = self._get(self.sections, gid, param)
+        return section
+
+    def tag(self, gid: str, param: str = "tag") -> Tag:
+        """Resolve a tag gid."""
+        tag: Tag = self._get(self.tags, gid, param)
+        return tag
+
+    def task(self, ref: str, param: str = "task") -> Task:
+        """Resolve a task gid, or ``external:<gid>`` for a task whose external gid was set."""
+        if ref.startswith("external:"):
+            external = ref.removeprefix("external:")
+            for task in self.tasks.values():
+                if task.external is not None and task.external.get("gid") == external:
+                    return task
+            raise ApiError(404, f"{param}: Unknown object: {ref}")
+        task: Task = self._get(self.tasks, ref, param)
+        return task
+
+    def story(self, gid: str, param: str = "story") -> Story:
+        """Resolve a story gid."""
+        story: Story = self._get(self.stories, gid, param)
+        return story
+
+    def webhook(self, gid: str, param: str = "webhook") -> Webhook:
+        """Resolve a webhook gid."""
+        webhook: Webhook = self._get(self.webhooks, gid, param)
+        return webhook
+
+    def resource(self, gid: str, param: str = "resource") -> Project | Task | Section | Tag | Workspace:
+        """Resolve any gid that events and webhooks can watch."""
+        self._check_gid(gid, param)
+        for table in (self.projects, self.tasks, self.sections, self.tags):
+            if gid in table:
+                found: Project | Task | Section | Tag = table[gid]
+                return found
+        if gid == self.workspace.gid:
+            return self.workspace
+        raise ApiError(404, f"{param}: Unknown object: {gid}")
+
+    # ----- history ------------------------------------------------------------------------------------------
+
+    def add_story(self, task: Task, user: User, subtype: str, text: str, **details: Any) -> Story:
+        """Record a story on ``task``; every story moves the task's ``modified_at``, as Asana documents."""
+        is_comment = subtype == "comment_added"
+        story = Story(
+            gid=self.new_gid(),
+            task=task,
+            created_at=self.now(),
+            created_by=user,
+            resource_subtype=subtype,
+            type="comment" if is_comment else "system",
+            text=text,
+            html_text=details.pop("html_text", None) if is_comment else None,
+            details=details,
+        )
+        self.stories[story.gid] = story
+        task.modified_at = story.created_at
+        self.event(user, story, "added", parent=task, scopes=self.task_scopes(task))
+        return story
+
+    def task_scopes(self, task: Task) -> frozenset[str]:
+        """The gids whose streams see a change of ``task``: itself, its projects and the workspace."""
+        return frozenset({task.gid, self.workspace.gid, *(project.gid for project in task.projects)})
+
+    def event(
+        self,
+        user: User,
+        resource: Any,
+        action: str,
+        *,
+        parent: Any = None,
+        change: dict[str, Any] | None = None,
+        scopes: frozenset[str],
+    ) -> Event:
+        """Append one event to the history and tell the listeners (webhooks) about it."""
+        recorded = Event(
+            seq=len(self.events) + 1,
+            user=user,
+            resource=resource,
+            action=action,
+            parent=parent,
+            created_at=self.now(),
+            change=change,
+            scopes=scopes,
+        )
+        self.events.append(recorded)
+        for listener in self.listeners:
+            listener(recorded)
+        return recorded
+
+    def task_changed(self, task: Task, user: User, field: str, new_value: Any = None) -> None:
+        """Record a field change of ``task`` (``new_value`` only for resources, per the spec)."""
+        change: dict[str, Any] = {"field": field, "action": "changed"}
+        if new_value is not None or field == "assignee":
+            change["new_value"] = new_value
+        self.event(user, task, "changed", change=change, scopes=self.task_scopes(task))
+
+
+def parse_date(value: Any, field: str) -> date | None:
+    """Parse a ``YYYY-MM-DD`` date field (null clears it)."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(400, f"{field}: Invalid date value: {value}") from None
+
+
+def parse_datetime(value: Any, field: str) -> datetime | None:
+    """Parse an ISO 8601 date-time field into UTC (null clears it)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{field}: Invalid date-time value: {value}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
