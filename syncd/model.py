@@ -1,0 +1,107 @@
+"""The tool-neutral shapes connectors hand to the engine, and the engine hands back.
+
+A connector turns one tool's item into a :class:`Record`: its ``ref`` in that tool, a ``version`` that changes on
+every edit (so the engine can recognise its own write when it comes back), the item's fields as plain Python
+values under syncd's field names, and the ``marker`` (the sync_id) the engine stamped on it when it created it.
+Values stay in the tool's vocabulary (a Jira status name, a Trello list name, wiki markup vs HTML): turning them
+into one canonical value is the mapping's job, not the connector's.
+
+Field names and their value types (absent key: the tool has no such field, ``None``: the field is empty):
+
+=============  =====================================  ===============================================
+``title``      str                                    Jira summary, Trello name, Asana name
+``description`` str, in the tool's native rich text  Jira wiki markup, Trello Markdown, Asana HTML
+``status``     str                                    Jira status, Trello list, Asana section
+``done``       bool                                   Jira status category, Trello dueComplete, Asana completed
+``assignees``  tuple[Person, ...] (sorted by e-mail)  Jira assignee (0..1), Trello members, Asana assignee
+``due``        date | datetime (aware, UTC) | None    Jira duedate, Trello due, Asana due_on / due_at
+``labels``     tuple[str, ...] (sorted)               Jira labels, Trello label names, Asana tag names
+=============  =====================================  ===============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeAlias
+
+FIELDS = ("title", "description", "status", "done", "assignees", "due", "labels")
+"""Every field name a Record may carry, in display order."""
+
+Cursor: TypeAlias = dict[str, Any]
+"""A connector's position in its change feed: JSON-serialisable, stored after the changes it covers commit."""
+
+
+@dataclass(frozen=True, order=True)
+class Person:
+    """Someone as one tool knows them; ``email`` links the same person across tools when the tool shows it."""
+
+    email: str | None
+    account: str | None = field(default=None, compare=False)
+    name: str | None = field(default=None, compare=False)
+
+    def label(self) -> str:
+        """How messages and the audit log name this person (never a credential)."""
+        return self.email or self.name or self.account or "unknown person"
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is refused, because guessing its zone would corrupt data."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment.isoformat()} has no time zone; refuse to guess one")
+    return moment.astimezone(UTC)
+
+
+Due: TypeAlias = date | datetime | None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One item as read from (or just written to) one tool."""
+
+    tool: str
+    ref: str
+    version: str
+    modified: datetime
+    fields: Mapping[str, Any]
+    marker: str | None = None
+    archived: bool = False
+    url: str | None = None
+    field_times: Mapping[str, datetime] = field(default_factory=dict)
+    """When each field last changed, where the tool reports it (Jira changelog, Trello actions, Asana stories)."""
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment on an item, in the tool's native rich text."""
+
+    ref: str
+    id: str
+    author: Person
+    body: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """What changed since a cursor: at least once, so the engine de-duplicates by (ref, version)."""
+
+    records: tuple[Record, ...]
+    deleted: tuple[str, ...]
+    cursor: Cursor
+    full_scan: bool = False
+    """True when the batch is a complete listing (first run, expired token): refs absent from it left scope."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a tool endpoint offers, for `syncd check` and the mapping compiler."""
+
+    tool: str
+    statuses: tuple[str, ...]
+    transitions: Mapping[str, tuple[str, ...]]
+    """Status -> statuses reachable in one step (tools without a workflow: every status from every status)."""
+    people: tuple[Person, ...]
+    labels: tuple[str, ...]
+    fields: tuple[str, ...] = FIELDS
