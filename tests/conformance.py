@@ -42,20 +42,39 @@ def load_spec(api: str) -> dict[str, Any]:
     path = specs_dir() / SPEC_FILES[api]
     with path.open(encoding="utf-8") as handle:
         if path.suffix == ".json":
-            spec: dict[str, Any] = json.load(handle)
+            raw: Any = json.load(handle)
         else:
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            spec = _string_keys(yaml.load(handle, Loader=loader))  # noqa: S506 - a safe loader, chosen for speed
+            raw = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader, chosen for speed
+    spec: dict[str, Any] = _normalise(raw)
     return spec
 
 
-def _string_keys(node: Any) -> Any:
-    """YAML reads ``200:`` as an integer key; JSON pointers (and JSON specs) need strings."""
-    if isinstance(node, dict):
-        return {str(key): _string_keys(value) for key, value in node.items()}
+def _normalise(node: Any) -> Any:
+    """Make the spec mean what its authors meant, for a JSON Schema validator.
+
+    YAML reads ``200:`` as an integer key; JSON pointers (and JSON specs) need strings. And OAS 3.0's
+    ``nullable: true`` only takes effect beside a ``type``; the vendors also put it beside ``allOf``/``$ref`` or
+    inside one member of an ``allOf`` (Asana's task ``assignee``, ``parent``), where they mean "this reference,
+    or null": say that explicitly.
+    """
     if isinstance(node, list):
-        return [_string_keys(value) for value in node]
-    return node
+        return [_normalise(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    result = {str(key): _normalise(value) for key, value in node.items()}
+    members = result.get("allOf")
+    if isinstance(members, list) and any(isinstance(m, dict) and m.get("nullable") is True for m in members):
+        # `allOf: [{$ref: X}, {nullable: true, ...}]`: every member must hold, so the nullable one alone cannot
+        # admit null; the authors mean "X or null".
+        result["allOf"] = [
+            {k: v for k, v in m.items() if k != "nullable"} if isinstance(m, dict) else m for m in members
+        ]
+        result["nullable"] = True
+    if result.get("nullable") is True and "type" not in result and ({"allOf", "oneOf", "anyOf", "$ref"} & set(result)):
+        inner = {key: value for key, value in result.items() if key != "nullable"}
+        return {"anyOf": [{"enum": [None]}, inner]}
+    return result
 
 
 @functools.cache

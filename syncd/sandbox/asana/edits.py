@@ -45,7 +45,7 @@ def _text_fields(data: dict[str, Any], text: str, rich: str) -> tuple[str, str] 
     return None
 
 
-def _check_external(value: Any) -> dict[str, str] | None:
+def _check_external(value: object) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not set(value) <= {"gid", "data"}:
@@ -143,14 +143,15 @@ def _default_section(project: Project) -> Section:
     return project.sections[0]
 
 
-def _subtype(value: Any) -> str:
+def _subtype(value: object) -> str:
     if value not in SUBTYPES:
         raise ApiError(400, f"resource_subtype: Invalid value: {value}")
     return str(value)
 
 
-def _check_custom_fields(value: Any) -> None:
-    for gid in value or {}:
+def _check_custom_fields(value: object) -> None:
+    # The seeded projects have no custom fields, so any value names a field that is not on the task.
+    for gid in value if isinstance(value, dict | list) else []:
         raise ApiError(400, f"custom_fields: Custom field with ID {gid} is not on given object")
 
 
@@ -194,7 +195,9 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any])
     now = state.now()
     if "name" in data and str(data["name"]) != task.name:
         old, task.name = task.name, str(data["name"])
-        state.add_story(task, user, "name_changed", f'changed the name to "{task.name}"', old_name=old)
+        state.add_story(
+            task, user, "name_changed", f'changed the name to "{task.name}"', old_name=old, new_name=task.name
+        )
         state.task_changed(task, user, "name")
     if texts is not None and texts[1] != task.html_notes:
         task.notes, task.html_notes = texts
@@ -217,7 +220,7 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any])
     return task
 
 
-def _reassign(state: AsanaState, user: User, task: Task, ref: Any) -> None:
+def _reassign(state: AsanaState, user: User, task: Task, ref: object) -> None:
     new = state.user(str(ref), user, "assignee") if ref is not None else None
     if new is task.assignee:
         return
@@ -237,7 +240,9 @@ def complete(state: AsanaState, user: User, task: Task, *, done: bool) -> None:
     task.completed = done
     task.completed_at = state.now() if done else None
     task.completed_by = user if done else None
-    subtype, text = ("marked_complete", "marked this task complete") if done else ("marked_incomplete", "marked incomplete")
+    subtype, text = (
+        ("marked_complete", "marked this task complete") if done else ("marked_incomplete", "marked incomplete")
+    )
     state.add_story(task, user, subtype, text)
     state.task_changed(task, user, "completed")
 
@@ -303,7 +308,9 @@ def add_project(state: AsanaState, user: User, task: Task, project: Project, dat
     if task.membership(project) is None or data.get("section") is not None:
         move_to_section(state, user, task, section, data)
     else:
-        _place(project, task, _anchor(state, data, "insert_before", section), _anchor(state, data, "insert_after", section))
+        _place(
+            project, task, _anchor(state, data, "insert_before", section), _anchor(state, data, "insert_after", section)
+        )
 
 
 def remove_project(state: AsanaState, user: User, task: Task, project: Project) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from syncd.sandbox.asana.model import Event, Membership, Project, Section, Story, Tag, Task, User, Webhook, Workspace
 from syncd.sandbox.asana.richtext import text_to_html
@@ -20,6 +20,7 @@ FIRST_GID = 1208000000000001
 """Real gids are 16-digit numbers; starting here gives the same realistic gids on every start."""
 
 EventListener = Callable[[Event], None]
+T = TypeVar("T")
 
 
 class AsanaState:
@@ -110,7 +111,9 @@ class AsanaState:
 
     def add_tag(self, name: str, color: str | None = None, notes: str = "") -> Tag:
         """Create a tag in the workspace."""
-        tag = Tag(gid=self.new_gid(), name=name, workspace=self.workspace, created_at=self.now(), color=color, notes=notes)
+        tag = Tag(
+            gid=self.new_gid(), name=name, workspace=self.workspace, created_at=self.now(), color=color, notes=notes
+        )
         self.tags[tag.gid] = tag
         return tag
 
@@ -125,7 +128,7 @@ class AsanaState:
         if not gid.isdigit():
             raise ApiError(400, f"{param}: Not a recognized ID: {gid}")
 
-    def _get(self, table: dict[str, Any], gid: str, param: str) -> Any:
+    def _get(self, table: dict[str, T], gid: str, param: str) -> T:
         self._check_gid(gid, param)
         found = table.get(gid)
         if found is None:
@@ -141,8 +144,7 @@ class AsanaState:
             if found is None:
                 raise ApiError(400, f"{param}: Not a recognized ID or e-mail: {ref}")
             return found
-        user: User = self._get(self.users, ref, param)
-        return user
+        return self._get(self.users, ref, param)
 
     def workspace_ref(self, gid: str, param: str = "workspace") -> Workspace:
         """Resolve the workspace gid."""
@@ -153,18 +155,15 @@ class AsanaState:
 
     def project(self, gid: str, param: str = "project") -> Project:
         """Resolve a project gid."""
-        project: Project = self._get(self.projects, gid, param)
-        return project
+        return self._get(self.projects, gid, param)
 
     def section(self, gid: str, param: str = "section") -> Section:
         """Resolve a section gid."""
-        section: Section = self._get(self.sections, gid, param)
-        return section
+        return self._get(self.sections, gid, param)
 
     def tag(self, gid: str, param: str = "tag") -> Tag:
         """Resolve a tag gid."""
-        tag: Tag = self._get(self.tags, gid, param)
-        return tag
+        return self._get(self.tags, gid, param)
 
     def task(self, ref: str, param: str = "task") -> Task:
         """Resolve a task gid, or ``external:<gid>`` for a task whose external gid was set."""
@@ -174,18 +173,15 @@ class AsanaState:
                 if task.external is not None and task.external.get("gid") == external:
                     return task
             raise ApiError(404, f"{param}: Unknown object: {ref}")
-        task: Task = self._get(self.tasks, ref, param)
-        return task
+        return self._get(self.tasks, ref, param)
 
     def story(self, gid: str, param: str = "story") -> Story:
         """Resolve a story gid."""
-        story: Story = self._get(self.stories, gid, param)
-        return story
+        return self._get(self.stories, gid, param)
 
     def webhook(self, gid: str, param: str = "webhook") -> Webhook:
         """Resolve a webhook gid."""
-        webhook: Webhook = self._get(self.webhooks, gid, param)
-        return webhook
+        return self._get(self.webhooks, gid, param)
 
     def resource(self, gid: str, param: str = "resource") -> Project | Task | Section | Tag | Workspace:
         """Resolve any gid that events and webhooks can watch."""
@@ -200,7 +196,7 @@ class AsanaState:
 
     # ----- history ------------------------------------------------------------------------------------------
 
-    def add_story(self, task: Task, user: User, subtype: str, text: str, **details: Any) -> Story:
+    def add_story(self, task: Task, user: User, subtype: str, text: str, **details: object) -> Story:
         """Record a story on ``task``; every story moves the task's ``modified_at``, as Asana documents."""
         is_comment = subtype == "comment_added"
         story = Story(
@@ -211,7 +207,7 @@ class AsanaState:
             resource_subtype=subtype,
             type="comment" if is_comment else "system",
             text=text,
-            html_text=details.pop("html_text", None) if is_comment else None,
+            html_text=str(details.pop("html_text")) if is_comment and "html_text" in details else None,
             details=details,
         )
         self.stories[story.gid] = story
@@ -226,10 +222,10 @@ class AsanaState:
     def event(
         self,
         user: User,
-        resource: Any,
+        resource: object,
         action: str,
         *,
-        parent: Any = None,
+        parent: object = None,
         change: dict[str, Any] | None = None,
         scopes: frozenset[str],
     ) -> Event:
@@ -249,7 +245,7 @@ class AsanaState:
             listener(recorded)
         return recorded
 
-    def task_changed(self, task: Task, user: User, field: str, new_value: Any = None) -> None:
+    def task_changed(self, task: Task, user: User, field: str, new_value: object = None) -> None:
         """Record a field change of ``task`` (``new_value`` only for resources, per the spec)."""
         change: dict[str, Any] = {"field": field, "action": "changed"}
         if new_value is not None or field == "assignee":
@@ -257,7 +253,7 @@ class AsanaState:
         self.event(user, task, "changed", change=change, scopes=self.task_scopes(task))
 
 
-def parse_date(value: Any, field: str) -> date | None:
+def parse_date(value: object, field: str) -> date | None:
     """Parse a ``YYYY-MM-DD`` date field (null clears it)."""
     if value is None:
         return None
@@ -267,7 +263,7 @@ def parse_date(value: Any, field: str) -> date | None:
         raise ApiError(400, f"{field}: Invalid date value: {value}") from None
 
 
-def parse_datetime(value: Any, field: str) -> datetime | None:
+def parse_datetime(value: object, field: str) -> datetime | None:
     """Parse an ISO 8601 date-time field into UTC (null clears it)."""
     if value is None:
         return None
@@ -278,4 +274,3 @@ def parse_datetime(value: Any, field: str) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
