@@ -1,0 +1,486 @@
+"""Marketing's Asana project, read and written through the official asana v5 SDK.
+
+How the Connector protocol maps onto Asana:
+
+- ``status`` is the task's section in the synced project (moved with ``POST /sections/{gid}/addTask``), ``done`` is
+  ``completed``, ``description`` is ``html_notes`` (Asana's restricted HTML), ``labels`` are tag names (a missing tag
+  is created, as a person typing it would), ``due`` is ``due_on`` (a date) or ``due_at`` (an instant), never both.
+- The marker is the task's ``external.gid``, which Asana lets us look up directly (``GET /tasks/external:<id>``)
+  and which survives any edit a person makes in the UI.
+- The change feed is the project's event stream. Asana answers 412 on the first call and when a token expired (24
+  h): the connector then lists the whole project (a full scan) with the fresh token taken *before* listing, so a
+  change made during the listing is seen again, never lost. Events are delivered at most once, so a full scan also
+  runs every ``reconcile_every`` regardless. Changed tasks are read with one paged ``modified_since`` listing,
+  never one request per task; an idle poll costs exactly one request.
+- Archive removes the task from the synced project (it stays in the workspace and can be added back), because
+  Asana has no archive and ``completed`` is a synced field of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar, TypeAlias, TypeVar
+
+import asana
+from asana.rest import ApiException
+
+from connectors.asana.errors import TOOL, translate
+from connectors.pacing import RetryPolicy, TokenBucket, call
+from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
+from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
+
+T = TypeVar("T")
+Sdk: TypeAlias = Any
+"""An object of the asana SDK, which ships no type hints."""
+
+TASK_FIELDS = ",".join(
+    [
+        "name",
+        "html_notes",
+        "completed",
+        "assignee.email",
+        "assignee.name",
+        "due_on",
+        "due_at",
+        "memberships.project.gid",
+        "memberships.section.name",
+        "tags.name",
+        "external",
+        "modified_at",
+        "permalink_url",
+    ]
+)
+PAGE_SIZE = 100
+
+
+def _parse_time(text: str) -> datetime:
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+class AsanaConnector:
+    """One Asana project behind the Connector protocol."""
+
+    kind: ClassVar[str] = "asana"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        project_gid: str,
+        bucket: TokenBucket | None = None,
+        policy: RetryPolicy | None = None,
+        timeout_s: float = 30.0,
+        reconcile_every: timedelta = timedelta(hours=1),
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.project_gid = project_gid
+        self.webhook_secret = webhook_secret
+        self.bucket = bucket if bucket is not None else TokenBucket.per_window(1500, 60)
+        self.policy = policy or RetryPolicy()
+        self.reconcile_every = reconcile_every
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._sections: dict[str, str] | None = None
+        self._workspace: str | None = None
+
+    # ----- plumbing ---------------------------------------------------------------------------------------
+
+    def _client(self) -> Sdk:
+        """Return this thread's SDK client (SDK clients are not thread-safe), its own retries switched off."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            configuration = asana.Configuration()
+            configuration.host = self._base_url + "/api/1.0"
+            configuration.access_token = self._token
+            configuration.retry_strategy = False  # one retry policy: connectors.pacing
+            client = asana.ApiClient(configuration)
+            self._local.client = client
+        return client
+
+    def _call(self, request: Callable[[], T], *, ref: str | None = None, idempotent: bool = True) -> T:
+        def attempt() -> T:
+            try:
+                return request()
+            except ConnectorError:
+                raise
+            except Exception as error:
+                raise translate(error, ref) from error
+
+        return call(attempt, bucket=self.bucket, policy=self.policy, idempotent=idempotent)
+
+    def _opts(self, **extra: object) -> dict[str, object]:
+        return {"opt_fields": TASK_FIELDS, **extra}
+
+    @property
+    def _timeout(self) -> dict[str, Any]:
+        return {"_request_timeout": self._timeout_s}
+
+    def _tasks_api(self) -> Sdk:
+        return asana.TasksApi(self._client())
+
+    # ----- reading --------------------------------------------------------------------------------------------
+
+    def _record(self, task: Mapping[str, Any]) -> Record:
+        membership = next(
+            (m for m in task.get("memberships") or [] if (m.get("project") or {}).get("gid") == self.project_gid),
+            None,
+        )
+        assignee = task.get("assignee")
+        due: date | datetime | None = None
+        if task.get("due_at"):
+            due = _parse_time(task["due_at"])
+        elif task.get("due_on"):
+            due = date.fromisoformat(task["due_on"])
+        fields: dict[str, Any] = {
+            "title": task.get("name") or "",
+            "description": task.get("html_notes") or "<body></body>",
+            "done": bool(task.get("completed")),
+            "assignees": (
+                (Person(assignee.get("email"), account=assignee.get("gid"), name=assignee.get("name")),)
+                if assignee
+                else ()
+            ),
+            "due": due,
+            "labels": tuple(sorted(tag.get("name") or "" for tag in task.get("tags") or [])),
+        }
+        if membership is not None and membership.get("section"):
+            fields["status"] = membership["section"].get("name")
+        external = task.get("external") or {}
+        return Record(
+            tool=TOOL,
+            ref=str(task["gid"]),
+            version=str(task.get("modified_at")),
+            modified=_parse_time(task["modified_at"]),
+            fields=fields,
+            marker=external.get("gid"),
+            archived=membership is None,
+            url=task.get("permalink_url"),
+        )
+
+    def _get_task(self, gid: str) -> Record:
+        task = self._call(lambda: self._tasks_api().get_task(gid, self._opts(), **self._timeout), ref=gid)
+        return self._record(task)
+
+    def _list_project(self, modified_since: datetime | None = None) -> list[Record]:
+        opts = self._opts(limit=PAGE_SIZE, project=self.project_gid)
+        if modified_since is not None:
+            opts["modified_since"] = modified_since.isoformat().replace("+00:00", "Z")
+        # The SDK's page iterator follows next_page lazily; drain it inside one retried call per listing.
+        tasks = self._call(lambda: list(self._tasks_api().get_tasks(opts, **self._timeout)))
+        return [self._record(task) for task in tasks]
+
+    def fetch(self, refs: Sequence[str]) -> list[Record]:
+        """Current records for refs; many refs are read with one paged project listing instead of one GET each."""
+        wanted = list(dict.fromkeys(refs))
+        if len(wanted) > PAGE_SIZE // 10:
+            listed = {record.ref: record for record in self._list_project()}
+            missing = [ref for ref in wanted if ref not in listed]
+            records = [listed[ref] for ref in wanted if ref in listed]
+        else:
+            records, missing = [], wanted
+        for ref in missing:
+            try:
+                records.append(self._get_task(ref))
+            except ItemNotFound:
+                continue
+        return records
+
+    def find_by_marker(self, marker: str) -> Record | None:
+        """The task whose external id is this marker (Asana indexes it: one request)."""
+        try:
+            return self._get_task(f"external:{marker}")
+        except ItemNotFound:
+            return None
+
+    # ----- change feed -------------------------------------------------------------------------------------------
+
+    def _events(self, sync: str | None) -> tuple[list[dict[str, Any]], str, bool] | str:
+        """One events call: (events, next token, has_more), or the fresh token of a 412."""
+        opts: dict[str, Any] = {"sync": sync} if sync else {}
+
+        def request() -> Sdk:
+            try:
+                return asana.EventsApi(self._client()).get_events(
+                    self.project_gid, opts, full_payload=True, **self._timeout
+                )
+            except ApiException as error:
+                if error.status == 412:
+                    return {"__412__": json.loads(error.body)["sync"]}
+                raise
+
+        answer = self._call(request)
+        if "__412__" in answer:
+            return str(answer["__412__"])
+        return list(answer.get("data") or []), str(answer["sync"]), bool(answer.get("has_more"))
+
+    def _full_scan(self, token: str, now: datetime) -> ChangeBatch:
+        records = tuple(self._list_project())
+        return ChangeBatch(
+            records=records, deleted=(), cursor={"sync": token, "scanned_at": now.isoformat()}, full_scan=True
+        )
+
+    def changes(self, cursor: Cursor | None) -> ChangeBatch:
+        """Tasks changed since the cursor; a full project scan on first use, on token expiry and periodically."""
+        now = datetime.now(UTC)
+        cursor = cursor or {}
+        scanned_at = datetime.fromisoformat(cursor["scanned_at"]) if cursor.get("scanned_at") else None
+        if scanned_at is None or now - scanned_at >= self.reconcile_every:
+            answer = self._events(None)
+            return self._full_scan(answer if isinstance(answer, str) else answer[1], now)
+        events: list[dict[str, Any]] = []
+        token = str(cursor["sync"])
+        while True:
+            answer = self._events(token)
+            if isinstance(answer, str):
+                return self._full_scan(answer, now)
+            batch, token, more = answer
+            events.extend(batch)
+            if not more:
+                break
+        return self._apply_events(events, {**cursor, "sync": token})
+
+    def _apply_events(self, events: Iterable[Mapping[str, Any]], cursor: Cursor) -> ChangeBatch:
+        changed: dict[str, datetime] = {}
+        deleted: set[str] = set()
+        for event in events:
+            resource = event.get("resource") or {}
+            if resource.get("resource_type") != "task":
+                continue
+            gid = str(resource["gid"])
+            if event.get("action") == "deleted":
+                deleted.add(gid)
+                changed.pop(gid, None)
+                continue
+            deleted.discard(gid)
+            at = _parse_time(event["created_at"])
+            changed[gid] = min(at, changed.get(gid, at))
+        records: list[Record] = []
+        if changed:
+            # One paged listing covers every task changed since the oldest event (minus a second of clock slack).
+            listed = {r.ref: r for r in self._list_project(min(changed.values()) - timedelta(seconds=1))}
+            records = [listed[gid] for gid in changed if gid in listed]
+            # Tasks that left the project are not listed: read them one by one (rare: archive, move away).
+            records += self.fetch([gid for gid in changed if gid not in listed])
+            gone = set(changed) - {record.ref for record in records}
+            deleted |= gone
+        return ChangeBatch(records=tuple(records), deleted=tuple(sorted(deleted)), cursor=cursor)
+
+    # ----- writing ----------------------------------------------------------------------------------------------
+
+    def _section_gids(self) -> dict[str, str]:
+        if self._sections is None:
+            sections = self._call(
+                lambda: list(
+                    asana.SectionsApi(self._client()).get_sections_for_project(
+                        self.project_gid, {"opt_fields": "name"}, **self._timeout
+                    )
+                )
+            )
+            self._sections = {section["name"]: section["gid"] for section in sections}
+        return self._sections
+
+    def _section_for(self, status: str, ref: str | None) -> str:
+        sections = self._section_gids()
+        if status not in sections:
+            raise InvalidItem(TOOL, f"no section {status!r} in the project; known: {sorted(sections)}", ref=ref)
+        return sections[status]
+
+    def _workspace_gid(self) -> str:
+        if self._workspace is None:
+            project = self._call(
+                lambda: asana.ProjectsApi(self._client()).get_project(
+                    self.project_gid, {"opt_fields": "workspace"}, **self._timeout
+                )
+            )
+            self._workspace = str(project["workspace"]["gid"])
+        return self._workspace
+
+    def _tag_gid(self, name: str) -> str:
+        tags = self._call(
+            lambda: list(
+                asana.TagsApi(self._client()).get_tags_for_workspace(
+                    self._workspace_gid(), {"opt_fields": "name"}, **self._timeout
+                )
+            )
+        )
+        for tag in tags:
+            if tag["name"] == name:
+                return str(tag["gid"])
+        created = self._call(
+            lambda: asana.TagsApi(self._client()).create_tag_for_workspace(
+                {"data": {"name": name}}, self._workspace_gid(), {}, **self._timeout
+            ),
+            idempotent=False,
+        )
+        return str(created["gid"])
+
+    @staticmethod
+    def _task_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if "title" in fields:
+            body["name"] = fields["title"]
+        if "description" in fields:
+            body["html_notes"] = fields["description"]
+        if "done" in fields:
+            body["completed"] = bool(fields["done"])
+        if "assignees" in fields:
+            people: Sequence[Person] = fields["assignees"]
+            body["assignee"] = people[0].account or people[0].email if people else None
+        if "due" in fields:
+            due = fields["due"]
+            if isinstance(due, datetime):
+                body["due_at"] = utc(due).isoformat().replace("+00:00", "Z")
+            elif isinstance(due, date):
+                body["due_on"] = due.isoformat()
+            else:
+                # Asana refuses both keys in one write, even as nulls; clearing the date clears the time with it.
+                body["due_on"] = None
+        return body
+
+    def create(self, fields: Mapping[str, Any], marker: str) -> Record:
+        """Create a task in the project carrying the marker; a create whose answer was lost is found by marker."""
+        body = self._task_body(fields)
+        body["projects"] = [self.project_gid]
+        body["external"] = {"gid": marker}
+        if fields.get("status"):
+            body["memberships"] = [{"project": self.project_gid, "section": self._section_for(fields["status"], None)}]
+        if fields.get("labels"):
+            body["tags"] = [self._tag_gid(name) for name in fields["labels"]]
+        try:
+            task = self._call(
+                lambda: self._tasks_api().create_task({"data": body}, self._opts(), **self._timeout), idempotent=False
+            )
+        except ConnectionFailed:
+            existing = self.find_by_marker(marker)
+            if existing is None:
+                raise
+            return existing
+        return self._record(task)
+
+    def update(self, ref: str, fields: Mapping[str, Any]) -> Record:
+        """Move, retag and edit the task; return it as it is afterwards."""
+        if "status" in fields and fields["status"] is not None:
+            section = self._section_for(fields["status"], ref)
+            self._call(
+                lambda: asana.SectionsApi(self._client()).add_task_for_section(
+                    section, {"body": {"data": {"task": ref}}}, **self._timeout
+                ),
+                ref=ref,
+            )
+        if "labels" in fields:
+            current = set(self._get_task(ref).fields["labels"])
+            wanted = set(fields["labels"])
+            api = self._tasks_api()
+            for name in sorted(wanted ^ current):
+                tag_body = {"data": {"tag": self._tag_gid(name)}}
+                method = api.add_tag_for_task if name in wanted else api.remove_tag_for_task
+                self._call(functools.partial(method, tag_body, ref, **self._timeout), ref=ref)
+        body = self._task_body(fields)
+        if not body:
+            return self._get_task(ref)
+        task = self._call(
+            lambda: self._tasks_api().update_task({"data": body}, ref, self._opts(), **self._timeout), ref=ref
+        )
+        return self._record(task)
+
+    def archive(self, ref: str) -> Record:
+        """Take the task out of the synced project (it stays in the workspace; adding it back restores it)."""
+        self._call(
+            lambda: self._tasks_api().remove_project_for_task(
+                {"data": {"project": self.project_gid}}, ref, **self._timeout
+            ),
+            ref=ref,
+        )
+        return self._get_task(ref)
+
+    # ----- comments, schema ------------------------------------------------------------------------------------
+
+    def comments(self, ref: str) -> list[Comment]:
+        """Comment stories of the task, oldest first (system stories are not comments)."""
+        stories = self._call(
+            lambda: list(
+                asana.StoriesApi(self._client()).get_stories_for_task(
+                    ref,
+                    {"opt_fields": "type,html_text,created_at,created_by.email,created_by.name", "limit": PAGE_SIZE},
+                    **self._timeout,
+                )
+            ),
+            ref=ref,
+        )
+        return [self._comment(ref, story) for story in stories if story.get("type") == "comment"]
+
+    @staticmethod
+    def _comment(ref: str, story: Mapping[str, Any]) -> Comment:
+        author = story.get("created_by") or {}
+        return Comment(
+            ref=ref,
+            id=str(story["gid"]),
+            author=Person(author.get("email"), account=author.get("gid"), name=author.get("name")),
+            body=story.get("html_text") or "",
+            created=_parse_time(story["created_at"]),
+        )
+
+    def add_comment(self, ref: str, body: str) -> Comment:
+        """Post a comment story (Asana restricted HTML)."""
+        story = self._call(
+            lambda: asana.StoriesApi(self._client()).create_story_for_task(
+                {"data": {"html_text": body}},
+                ref,
+                {"opt_fields": "type,html_text,created_at,created_by.email,created_by.name"},
+                **self._timeout,
+            ),
+            ref=ref,
+            idempotent=False,
+        )
+        return self._comment(ref, story)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """Task gids a delivery names, after checking X-Hook-Signature (HMAC-SHA256 under the handshake secret)."""
+        if self.webhook_secret is None:
+            raise ToolConfigError(TOOL, "no webhook secret configured: register the webhook through syncd first")
+        received = next((v for k, v in headers.items() if k.lower() == "x-hook-signature"), "")
+        expected = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(received.encode(), expected.encode()):
+            raise AuthFailed(
+                TOOL, "webhook signature does not match: the delivery is not from Asana, or the secret changed"
+            )
+        try:
+            events = json.loads(body)["events"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise InvalidItem(TOOL, "webhook body is not an Asana event delivery") from error
+        refs = [str(e["resource"]["gid"]) for e in events if (e.get("resource") or {}).get("resource_type") == "task"]
+        return list(dict.fromkeys(refs))
+
+    def describe(self) -> Schema:
+        """Sections (any section is reachable from any other), the workspace's people and tags."""
+        sections = tuple(self._section_gids())
+        users = self._call(
+            lambda: list(
+                asana.UsersApi(self._client()).get_users_for_workspace(
+                    self._workspace_gid(), {"opt_fields": "name,email"}, **self._timeout
+                )
+            )
+        )
+        tags = self._call(
+            lambda: list(
+                asana.TagsApi(self._client()).get_tags_for_workspace(
+                    self._workspace_gid(), {"opt_fields": "name"}, **self._timeout
+                )
+            )
+        )
+        return Schema(
+            tool=TOOL,
+            statuses=sections,
+            transitions=dict.fromkeys(sections, sections),
+            people=tuple(sorted(Person(u.get("email"), account=u["gid"], name=u.get("name")) for u in users)),
+            labels=tuple(sorted(tag["name"] for tag in tags)),
+        )

@@ -1,0 +1,183 @@
+"""The behaviour every connector owes the engine, written once and run against each tool's emulator.
+
+A connector's test module subclasses :class:`ConnectorContract` and provides three fixtures: ``emulator`` (a
+started sandbox emulator), ``connector`` (the connector under test, on the real SDK, pointed at it) and ``human``
+(a :class:`Human` that edits items the way a person in that tool would, through the emulator's act-as API).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from connectors.base import Connector
+from syncd.model import ChangeBatch, Person
+from syncd.sandbox.core import Emulator
+
+
+class Human(Protocol):
+    """A person editing in the tool, outside syncd."""
+
+    def rename(self, ref: str, title: str) -> None:
+        """Change the item's title."""
+        ...
+
+    def delete(self, ref: str) -> None:
+        """Delete the item for good."""
+        ...
+
+
+def drain(connector: Connector, cursor: dict[str, Any] | None) -> tuple[list[ChangeBatch], dict[str, Any]]:
+    """Poll until a batch is empty; return the batches and the last cursor (JSON round-tripped, as stored)."""
+    batches = []
+    for _ in range(5):
+        batch = connector.changes(cursor)
+        cursor = json.loads(json.dumps(batch.cursor))
+        batches.append(batch)
+        if not batch.records and not batch.deleted and not batch.full_scan:
+            break
+    assert cursor is not None
+    return batches, cursor
+
+
+def refs_in(batches: list[ChangeBatch]) -> set[str]:
+    """Every ref any batch reported as changed."""
+    return {record.ref for batch in batches for record in batch.records}
+
+
+class ConnectorContract:
+    """Subclass me with ``emulator``, ``connector``, ``human``, ``statuses`` and ``someone`` fixtures."""
+
+    def test_create_then_read_back_every_field(
+        self, connector: Connector, statuses: tuple[str, str], someone: Person
+    ) -> None:
+        """A created item reads back with the values written and the marker it was given."""
+        fields = {
+            "title": "Contract: create",
+            "status": statuses[1],
+            "assignees": (someone,),
+            "due": date(2027, 3, 1),
+            "labels": ("contract", "launch"),
+        }
+        created = connector.create(fields, marker="sync-create-1")
+        (fetched,) = connector.fetch([created.ref])
+        for record in (created, fetched):
+            assert record.fields["title"] == "Contract: create"
+            assert record.fields["status"] == statuses[1]
+            assert [p.email for p in record.fields["assignees"]] == [someone.email]
+            assert record.fields["due"] == date(2027, 3, 1)
+            assert set(record.fields["labels"]) >= {"contract", "launch"}
+            assert record.marker == "sync-create-1"
+        assert fetched.version == created.version
+
+    def test_find_by_marker(self, connector: Connector) -> None:
+        """An item is found by its marker; an unknown marker finds nothing."""
+        created = connector.create({"title": "Contract: marker"}, marker="sync-marker-1")
+        found = connector.find_by_marker("sync-marker-1")
+        assert found is not None
+        assert found.ref == created.ref
+        assert connector.find_by_marker("sync-never-made") is None
+
+    def test_update_each_field(self, connector: Connector, statuses: tuple[str, str], someone: Person) -> None:
+        """Each field written on its own is what a read returns afterwards, and the version moves each time."""
+        record = connector.create({"title": "Contract: update", "status": statuses[0]}, marker="sync-update-1")
+        versions = {record.version}
+        moment = datetime(2027, 4, 2, 15, 30, tzinfo=UTC)
+        edits: tuple[dict[str, Any], ...] = (
+            {"title": "Contract: renamed"},
+            {"status": statuses[1]},
+            {"assignees": (someone,)},
+            {"due": date(2027, 4, 1)},
+            {"due": moment},
+            {"due": None},
+            {"labels": ("contract",)},
+            {"labels": ()},
+            {"assignees": ()},
+        )
+        for fields in edits:
+            record = connector.update(record.ref, fields)
+            (fetched,) = connector.fetch([record.ref])
+            for name, value in fields.items():
+                if name == "assignees":
+                    assert [p.email for p in fetched.fields[name]] == [p.email for p in value]
+                elif name == "labels":
+                    assert tuple(sorted(fetched.fields[name])) == value
+                else:
+                    assert fetched.fields[name] == value, name
+            versions.add(record.version)
+        assert len(versions) > 1
+
+    def test_first_poll_is_a_full_scan_then_idle(self, connector: Connector, emulator: Emulator) -> None:
+        """No cursor: every item in scope; then, with nothing changed, an empty batch."""
+        first = connector.changes(None)
+        assert first.full_scan
+        assert len(first.records) >= 5
+        cursor = json.loads(json.dumps(first.cursor))
+        idle = connector.changes(cursor)
+        assert idle.records == ()
+        assert idle.deleted == ()
+
+    def test_a_persons_edit_comes_through_the_feed(self, connector: Connector, human: Human) -> None:
+        """An edit made by a person in the tool is in the next batch, with the new value."""
+        created = connector.create({"title": "Contract: feed"}, marker="sync-feed-1")
+        _, cursor = drain(connector, None)
+        human.rename(created.ref, "Renamed by a person")
+        batch = connector.changes(cursor)
+        changed = {record.ref: record for record in batch.records}
+        assert changed[created.ref].fields["title"] == "Renamed by a person"
+
+    def test_own_write_comes_back_with_the_version_it_returned(self, connector: Connector) -> None:
+        """The feed reports the connector's own write with the version the write returned (so it is not echoed)."""
+        created = connector.create({"title": "Contract: echo"}, marker="sync-echo-1")
+        _, cursor = drain(connector, None)
+        written = connector.update(created.ref, {"title": "Contract: echo 2"})
+        batch = connector.changes(cursor)
+        seen = {record.ref: record for record in batch.records}
+        assert seen[created.ref].version == written.version
+
+    def test_cursor_survives_a_restart(self, connector: Connector, human: Human, fresh_connector: Connector) -> None:
+        """A cursor stored as JSON and handed to a new connector instance resumes where the old one stopped."""
+        created = connector.create({"title": "Contract: resume"}, marker="sync-resume-1")
+        _, cursor = drain(connector, None)
+        human.rename(created.ref, "Renamed while syncd was down")
+        batch = fresh_connector.changes(cursor)
+        assert created.ref in {record.ref for record in batch.records}
+
+    def test_a_deletion_is_reported(self, connector: Connector, human: Human) -> None:
+        """An item a person deletes is reported as deleted (or no longer fetchable), never silently forgotten."""
+        created = connector.create({"title": "Contract: delete"}, marker="sync-delete-1")
+        _, cursor = drain(connector, None)
+        human.delete(created.ref)
+        batch = connector.changes(cursor)
+        assert created.ref in batch.deleted
+        assert connector.fetch([created.ref]) == []
+
+    def test_archive_takes_the_item_out_of_active_work(self, connector: Connector) -> None:
+        """Archiving is reversible and visible: the record says archived."""
+        created = connector.create({"title": "Contract: archive"}, marker="sync-archive-1")
+        archived = connector.archive(created.ref)
+        assert archived.archived
+
+    def test_comments_round_trip(self, connector: Connector) -> None:
+        """A comment added is listed, with its author and body, oldest first."""
+        created = connector.create({"title": "Contract: comments"}, marker="sync-comments-1")
+        first = connector.add_comment(created.ref, self.rich_text("First"))
+        connector.add_comment(created.ref, self.rich_text("Second"))
+        comments = connector.comments(created.ref)
+        assert [c.id for c in comments][:1] == [first.id]
+        assert len(comments) == 2
+        assert "Second" in comments[1].body
+
+    def test_describe_lists_statuses_and_people(
+        self, connector: Connector, statuses: tuple[str, str], someone: Person
+    ) -> None:
+        """The schema names the statuses the mapping may use and the people it may assign."""
+        schema = connector.describe()
+        assert set(statuses) <= set(schema.statuses)
+        assert someone.email in {p.email for p in schema.people}
+
+    @staticmethod
+    def rich_text(text: str) -> str:
+        """The tool's native rich text for a plain sentence (overridden per tool)."""
+        return text
