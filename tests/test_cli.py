@@ -68,8 +68,9 @@ class TestSandboxServe:
         )
         assert jira.myself()["emailAddress"] == credentials["jira"]["email"]
         trello = TrelloClient(
+            # py-trello sends `api_secret` as the `token` query parameter when it has no OAuth token secret.
             api_key=credentials["trello"]["key"],
-            token=credentials["trello"]["token"],
+            api_secret=credentials["trello"]["token"],
             http_service=BaseUrlSession(credentials["trello"]["url"]),
         )
         assert [board.name for board in trello.list_boards()] == ["Sales Requests"]
