@@ -66,7 +66,7 @@ class ConnectorContract:
             assert record.fields["title"] == "Contract: create"
             assert record.fields["status"] == statuses[1]
             assert [p.email for p in record.fields["assignees"]] == [someone.email]
-            assert record.fields["due"] == date(2027, 3, 1)
+            assert record.fields["due"] == self.expected_due(date(2027, 3, 1))
             assert set(record.fields["labels"]) >= {"contract", "launch"}
             assert record.marker == "sync-create-1"
         assert fetched.version == created.version
@@ -103,6 +103,8 @@ class ConnectorContract:
                     assert [p.email for p in fetched.fields[name]] == [p.email for p in value]
                 elif name == "labels":
                     assert tuple(sorted(fetched.fields[name])) == value
+                elif name == "due":
+                    assert fetched.fields[name] == self.expected_due(value), name
                 else:
                     assert fetched.fields[name] == value, name
             versions.add(record.version)
@@ -176,6 +178,11 @@ class ConnectorContract:
         schema = connector.describe()
         assert set(statuses) <= set(schema.statuses)
         assert someone.email in {p.email for p in schema.people}
+
+    @staticmethod
+    def expected_due(value: date | datetime | None) -> date | datetime | None:
+        """How a written due value reads back (a tool with only datetimes reads a date back as an instant)."""
+        return value
 
     @staticmethod
     def rich_text(text: str) -> str:

@@ -1,0 +1,392 @@
+"""Sales' Trello board, read and written through py-trello.
+
+How the Connector protocol maps onto Trello:
+
+- ``status`` is the card's list, ``done`` is ``dueComplete``, ``description`` is ``desc`` (Markdown), ``labels`` are
+  label names (a missing label is created on the board), ``assignees`` are the card's members, ``due`` is ``due``
+  (always an instant in Trello: a date is written as midnight UTC and reads back as that instant).
+- People: Trello shows a member's e-mail only to that member, so e-mails come from the department's people
+  directory (``people``: e-mail -> Trello username or member id); a member missing from it is reported with no
+  e-mail, and assigning an e-mail missing from it is an error, never a guess.
+- The marker is an attachment whose URL names the sync_id, attached in the create request itself (``urlSource``)
+  so that no card ever exists without it.
+- The change feed is the board's action log, newest first: ``since=<last action id>`` (paged with ``before``
+  past Trello's 1000-per-call limit), then ONE listing of the board's cards for everything the actions touched.
+  A deleted card exists only as a ``deleteCard`` action and is reported as deleted. An idle poll is one request.
+- Archive sets ``closed`` (reversible in Trello's UI).
+
+One py-trello client per thread; py-trello's transport is our :class:`BaseUrlSession` (base URL and timeout).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any, ClassVar, TypeAlias, TypeVar
+
+import requests
+from trello import TrelloClient
+
+from connectors.pacing import RetryPolicy, TokenBucket, call
+from connectors.trello.errors import TOOL, translate
+from connectors.trello.http import BaseUrlSession
+from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ToolConfigError
+from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
+
+T = TypeVar("T")
+Json: TypeAlias = Any
+"""A decoded Trello JSON answer (py-trello returns plain dicts and lists)."""
+
+MARKER_URL = "https://syncd.invalid/sync/"
+"""Marker attachments point here: the reserved .invalid domain resolves nowhere, so nobody is sent anywhere."""
+ACTIONS_PER_CALL = 1000
+CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl"
+
+
+class _RecordingSession(BaseUrlSession):
+    """Keeps the last response, because py-trello drops it (and with it a 429's Retry-After)."""
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        super().__init__(base_url, timeout_s=timeout_s)
+        self.last: requests.Response | None = None
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # noqa: ANN401 - forwarded to requests
+        """Send, and remember the answer."""
+        self.last = super().request(method, url, *args, **kwargs)
+        return self.last
+
+
+def _parse_time(text: str) -> datetime:
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _format_due(due: date | datetime | None) -> str | None:
+    if due is None:
+        return None
+    if not isinstance(due, datetime):
+        due = datetime.combine(due, time(0, 0), tzinfo=UTC)
+    return utc(due).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TrelloConnector:
+    """One Trello board behind the Connector protocol."""
+
+    kind: ClassVar[str] = "trello"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        key: str,
+        token: str,
+        board_id: str,
+        people: Mapping[str, str] | None = None,
+        bucket: TokenBucket | None = None,
+        policy: RetryPolicy | None = None,
+        timeout_s: float = 30.0,
+        secret: str | None = None,
+        callback_url: str | None = None,
+    ) -> None:
+        self.board_id = board_id
+        self.secret = secret
+        self.callback_url = callback_url
+        self.people = {email.lower(): who for email, who in (people or {}).items()}
+        # Trello allows 100 requests per 10 s per token (and 300 per key, shared by every token of the app).
+        self.bucket = bucket if bucket is not None else TokenBucket.per_window(100, 10)
+        self.policy = policy or RetryPolicy()
+        self._base_url = base_url
+        self._key = key
+        self._token = token
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._lists: dict[str, str] | None = None
+        self._labels: dict[str, str] | None = None
+        self._members: list[Json] | None = None
+
+    # ----- plumbing ---------------------------------------------------------------------------------------
+
+    def _session(self) -> _RecordingSession:
+        session: _RecordingSession | None = getattr(self._local, "session", None)
+        if session is None:
+            session = _RecordingSession(self._base_url, self._timeout_s)
+            # Without an OAuth token secret, py-trello sends api_secret as the `token` query parameter.
+            self._local.client = TrelloClient(api_key=self._key, api_secret=self._token, http_service=session)
+            self._local.session = session
+        return session
+
+    def _fetch(
+        self,
+        path: str,
+        method: str = "GET",
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        ref: str | None = None,
+        idempotent: bool = True,
+    ) -> Json:
+        session = self._session()
+        client: TrelloClient = self._local.client
+
+        def attempt() -> Json:
+            try:
+                return client.fetch_json(path, http_method=method, query_params=dict(params or {}), post_args=body)
+            except ConnectorError:
+                raise
+            except Exception as error:  # the table in errors.py decides; unknown errors re-raise
+                raise translate(error, ref, session.last) from error
+
+        return call(attempt, bucket=self.bucket, policy=self.policy, idempotent=idempotent)
+
+    # ----- directory ----------------------------------------------------------------------------------------
+
+    def _list_ids(self) -> dict[str, str]:
+        if self._lists is None:
+            lists = self._fetch(f"/boards/{self.board_id}/lists", params={"filter": "open", "fields": "name"})
+            self._lists = {item["name"]: item["id"] for item in lists}
+        return self._lists
+
+    def _label_ids(self) -> dict[str, str]:
+        if self._labels is None:
+            labels = self._fetch(f"/boards/{self.board_id}/labels", params={"fields": "name", "limit": "1000"})
+            self._labels = {item["name"]: item["id"] for item in labels if item.get("name")}
+        return self._labels
+
+    def _board_members(self) -> list[Json]:
+        if self._members is None:
+            self._members = self._fetch(f"/boards/{self.board_id}/members", params={"fields": "username,fullName"})
+        return self._members
+
+    def _person(self, member_id: str) -> Person:
+        member = next((m for m in self._board_members() if m["id"] == member_id), None)
+        username = member["username"] if member else None
+        email = next((e for e, who in self.people.items() if who in {member_id, username}), None)
+        return Person(email, account=member_id, name=member.get("fullName") if member else None)
+
+    def _member_id(self, person: Person) -> str:
+        if person.account and any(m["id"] == person.account for m in self._board_members()):
+            return person.account
+        who = self.people.get((person.email or "").lower())
+        member = next((m for m in self._board_members() if who in {m["id"], m["username"]}), None)
+        if member is None:
+            raise InvalidItem(
+                TOOL,
+                f"{person.label()} is not in the Trello people directory or not a board member: "
+                "add 'e-mail: username' to the department's people",
+            )
+        return str(member["id"])
+
+    # ----- reading --------------------------------------------------------------------------------------------
+
+    def _record(self, card: Json) -> Record:
+        list_names = {list_id: name for name, list_id in self._list_ids().items()}
+        label_names = {label_id: name for name, label_id in self._label_ids().items()}
+        markers = [
+            a["url"][len(MARKER_URL) :]
+            for a in card.get("attachments") or []
+            if a.get("url", "").startswith(MARKER_URL)
+        ]
+        fields: dict[str, Any] = {
+            "title": card["name"],
+            "description": card.get("desc") or "",
+            "done": bool(card.get("dueComplete")),
+            "assignees": tuple(sorted(self._person(m) for m in card.get("idMembers") or [])),
+            "due": _parse_time(card["due"]) if card.get("due") else None,
+            "labels": tuple(sorted(label_names.get(i, i) for i in card.get("idLabels") or [])),
+        }
+        if card.get("idList") in list_names:
+            fields["status"] = list_names[card["idList"]]
+        return Record(
+            tool=TOOL,
+            ref=card["id"],
+            version=card["dateLastActivity"],
+            modified=_parse_time(card["dateLastActivity"]),
+            fields=fields,
+            marker=markers[0] if markers else None,
+            archived=bool(card.get("closed")),
+            url=card.get("shortUrl"),
+        )
+
+    def _all_cards(self) -> list[Json]:
+        """Every card of the board, archived included, with attachments (one request)."""
+        params = {"fields": CARD_FIELDS, "attachments": "true", "attachment_fields": "url"}
+        cards: list[Json] = self._fetch(f"/boards/{self.board_id}/cards/all", params=params)
+        return cards
+
+    def fetch(self, refs: Sequence[str]) -> list[Record]:
+        """Current records for refs: one board listing, however many refs."""
+        wanted = set(refs)
+        return [self._record(card) for card in self._all_cards() if card["id"] in wanted]
+
+    def find_by_marker(self, marker: str) -> Record | None:
+        """The card carrying this sync_id's attachment (one board listing)."""
+        for card in self._all_cards():
+            record = self._record(card)
+            if record.marker == marker:
+                return record
+        return None
+
+    # ----- change feed -------------------------------------------------------------------------------------------
+
+    def _actions_since(self, since: str) -> list[Json]:
+        """Every board action after ``since``, newest first, paging with ``before`` past 1000 per call."""
+        actions: list[Json] = []
+        before: str | None = None
+        while True:
+            params = {"filter": "all", "limit": str(ACTIONS_PER_CALL), "since": since, "memberCreator": "false"}
+            if before:
+                params["before"] = before
+            page: list[Json] = self._fetch(f"/boards/{self.board_id}/actions", params=params)
+            actions.extend(page)
+            if len(page) < ACTIONS_PER_CALL:
+                return actions
+            before = page[-1]["id"]
+
+    def changes(self, cursor: Cursor | None) -> ChangeBatch:
+        """Cards touched since the cursor's action; a full board listing on first use."""
+        if not cursor or not cursor.get("since"):
+            newest = self._fetch(f"/boards/{self.board_id}/actions", params={"filter": "all", "limit": "1"})
+            since = newest[0]["id"] if newest else "1970-01-01T00:00:00.000Z"
+            records = tuple(self._record(card) for card in self._all_cards())
+            return ChangeBatch(records=records, deleted=(), cursor={"since": since}, full_scan=True)
+        actions = self._actions_since(str(cursor["since"]))
+        if not actions:
+            return ChangeBatch(records=(), deleted=(), cursor=dict(cursor))
+        return self._from_actions(actions, {"since": actions[0]["id"]})
+
+    def _from_actions(self, actions: Iterable[Json], cursor: Cursor) -> ChangeBatch:
+        touched: set[str] = set()
+        deleted: set[str] = set()
+        for action in actions:
+            card = (action.get("data") or {}).get("card") or {}
+            if "id" not in card:
+                continue
+            (deleted if action.get("type") == "deleteCard" else touched).add(card["id"])
+        records: list[Record] = []
+        if touched - deleted:
+            cards = {card["id"]: card for card in self._all_cards()}
+            records = [self._record(cards[ref]) for ref in touched - deleted if ref in cards]
+            # A card moved to another board is no longer ours: it left scope like a deleted one.
+            deleted |= {ref for ref in touched - deleted if ref not in cards}
+        return ChangeBatch(records=tuple(records), deleted=tuple(sorted(deleted)), cursor=cursor)
+
+    # ----- writing ----------------------------------------------------------------------------------------------
+
+    def _list_id(self, status: str, ref: str | None) -> str:
+        lists = self._list_ids()
+        if status not in lists:
+            raise InvalidItem(TOOL, f"no list {status!r} on the board; known: {sorted(lists)}", ref=ref)
+        return lists[status]
+
+    def _label_id(self, name: str) -> str:
+        labels = self._label_ids()
+        if name not in labels:
+            created = self._fetch(
+                f"/boards/{self.board_id}/labels", "POST", body={"name": name, "color": None}, idempotent=False
+            )
+            labels[name] = created["id"]
+        return labels[name]
+
+    def _card_body(self, fields: Mapping[str, Any], ref: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if "title" in fields:
+            body["name"] = fields["title"]
+        if "description" in fields:
+            body["desc"] = fields["description"] or ""
+        if "done" in fields:
+            body["dueComplete"] = bool(fields["done"])
+        if "due" in fields:
+            body["due"] = _format_due(fields["due"])
+        if fields.get("status") is not None:
+            body["idList"] = self._list_id(fields["status"], ref)
+        if "assignees" in fields:
+            body["idMembers"] = ",".join(self._member_id(person) for person in fields["assignees"])
+        if "labels" in fields:
+            body["idLabels"] = ",".join(self._label_id(name) for name in fields["labels"])
+        return body
+
+    def create(self, fields: Mapping[str, Any], marker: str) -> Record:
+        """Create a card with its marker attached in the same request; a lost answer is resolved by marker."""
+        body = self._card_body(fields, None)
+        if "idList" not in body:
+            body["idList"] = next(iter(self._list_ids().values()), "")
+        body["urlSource"] = MARKER_URL + marker
+        try:
+            card = self._fetch("/cards", "POST", body=body, idempotent=False)
+        except ConnectionFailed:
+            # The card may exist although the answer was lost: the marker decides, never a second POST.
+            found = self.find_by_marker(marker)
+            if found is None:
+                raise
+            return found
+        return self._record({**card, "attachments": [{"url": MARKER_URL + marker}]})
+
+    def update(self, ref: str, fields: Mapping[str, Any]) -> Record:
+        """Write the fields in one PUT (a list move included) and return the card as it is afterwards."""
+        body = self._card_body(fields, ref)
+        if body:
+            self._fetch(f"/cards/{ref}", "PUT", body=body, ref=ref)
+        return self._one(ref)
+
+    def _one(self, ref: str) -> Record:
+        card = self._fetch(
+            f"/cards/{ref}", params={"fields": CARD_FIELDS, "attachments": "true", "attachment_fields": "url"}, ref=ref
+        )
+        return self._record(card)
+
+    def archive(self, ref: str) -> Record:
+        """Close the card (Trello's archive; reopening it restores it)."""
+        self._fetch(f"/cards/{ref}", "PUT", body={"closed": True}, ref=ref)
+        return self._one(ref)
+
+    # ----- comments, schema ------------------------------------------------------------------------------------
+
+    def comments(self, ref: str) -> list[Comment]:
+        """Comments (the card's commentCard actions), oldest first."""
+        actions = self._fetch(
+            f"/cards/{ref}/actions", params={"filter": "commentCard", "limit": str(ACTIONS_PER_CALL)}, ref=ref
+        )
+        return [self._comment(ref, action) for action in reversed(actions)]
+
+    def _comment(self, ref: str, action: Json) -> Comment:
+        return Comment(
+            ref=ref,
+            id=action["id"],
+            author=self._person(action["idMemberCreator"]),
+            body=action["data"]["text"],
+            created=_parse_time(action["date"]),
+        )
+
+    def add_comment(self, ref: str, body: str) -> Comment:
+        """Comment on the card (Markdown)."""
+        action = self._fetch(f"/cards/{ref}/actions/comments", "POST", body={"text": body}, ref=ref, idempotent=False)
+        return self._comment(ref, action)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """Card ids a delivery names, after checking X-Trello-Webhook: base64 HMAC-SHA1 of body + callback URL."""
+        if not self.secret or not self.callback_url:
+            raise ToolConfigError(TOOL, "webhook verification needs the application secret and the callback URL")
+        received = next((v for k, v in headers.items() if k.lower() == "x-trello-webhook"), "")
+        digest = hmac.new(self.secret.encode(), body + self.callback_url.encode(), hashlib.sha1).digest()
+        if not hmac.compare_digest(received.encode(), base64.b64encode(digest)):
+            raise AuthFailed(TOOL, "webhook signature does not match: not from Trello, or the secret or URL changed")
+        try:
+            card = json.loads(body)["action"]["data"].get("card") or {}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise InvalidItem(TOOL, "webhook body is not a Trello action delivery") from error
+        return [str(card["id"])] if "id" in card else []
+
+    def describe(self) -> Schema:
+        """Lists (a card moves between any two), board members with directory e-mails, labels."""
+        lists = tuple(self._list_ids())
+        return Schema(
+            tool=TOOL,
+            statuses=lists,
+            transitions=dict.fromkeys(lists, lists),
+            people=tuple(sorted(self._person(m["id"]) for m in self._board_members())),
+            labels=tuple(sorted(self._label_ids())),
+        )
