@@ -71,7 +71,9 @@ def _normalise(node: Any) -> Any:
             {k: v for k, v in m.items() if k != "nullable"} if isinstance(m, dict) else m for m in members
         ]
         result["nullable"] = True
-    if result.get("nullable") is True and "type" not in result and ({"allOf", "oneOf", "anyOf", "$ref"} & set(result)):
+    # Beside a `$ref` every other keyword is ignored (OAS 3.0), `type` included: null must be admitted explicitly.
+    composite = "$ref" in result or ("type" not in result and {"allOf", "oneOf", "anyOf"} & set(result))
+    if result.get("nullable") is True and composite:
         inner = {key: value for key, value in result.items() if key != "nullable"}
         return {"anyOf": [{"enum": [None]}, inner]}
     return result

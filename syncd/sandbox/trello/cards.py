@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncd.sandbox.core import ApiError
+from syncd.sandbox.core import JSON, ApiError
 from syncd.sandbox.trello.ids import short_link
 from syncd.sandbox.trello.model import Action, Attachment, Card, Member, TrelloList, iso
 from syncd.sandbox.trello.state import TrelloState, board_ref, card_ref, list_ref, not_found
@@ -18,8 +18,8 @@ CARD_FIELDS = ("name", "desc", "closed", "due", "start", "dueComplete", "pos", "
 """Fields of a card a PUT can change that Trello logs as ``updateCard``."""
 
 
-def id_list_param(value: Any) -> list[str]:
-    """An id-list parameter: a JSON array or a comma-separated string (empty: none)."""
+def id_list_param(value: JSON) -> list[str]:
+    """Return an id-list parameter: a JSON array or a comma-separated string (empty: none)."""
     if value is None or value == "":
         return []
     if isinstance(value, list):
@@ -40,15 +40,15 @@ class CardEditor:
         trello_list: TrelloList,
         actor: Member,
         *,
-        name: Any = "",
-        desc: Any = "",
-        pos: Any = None,
-        due: Any = None,
-        start: Any = None,
-        due_complete: Any = False,
-        id_members: Any = None,
-        id_labels: Any = None,
-        url_source: Any = None,
+        name: JSON = "",
+        desc: JSON = "",
+        pos: JSON = None,
+        due: JSON = None,
+        start: JSON = None,
+        due_complete: JSON = False,
+        id_members: JSON = None,
+        id_labels: JSON = None,
+        url_source: JSON = None,
     ) -> Card:
         """Create a card at the bottom (or ``pos``) of a list (``createCard`` action)."""
         state = self.state
@@ -102,7 +102,7 @@ class CardEditor:
                 recorded.append(action)
         return recorded
 
-    def _change(self, card: Card, field: str, raw: Any, actor: Member) -> Action | None:
+    def _change(self, card: Card, field: str, raw: JSON, actor: Member) -> Action | None:
         state = self.state
         old_list = state.lists[card.id_list]
         old, new = self._apply(card, field, raw)
@@ -117,45 +117,46 @@ class CardEditor:
             data["listAfter"] = list_ref(state.lists[card.id_list])
         return state.record("updateCard", actor, data, card=card)
 
-    def _apply(self, card: Card, field: str, raw: Any) -> tuple[Any, Any]:
+    def _apply(self, card: Card, field: str, raw: JSON) -> tuple[JSON, JSON]:
         """Change one field; returns its (old, new) wire values."""
         state = self.state
-        if field == "name":
-            if not str(raw or "").strip():
+        if field in {"name", "desc"}:
+            text = str(raw or "")
+            if field == "name" and not text.strip():
                 raise ApiError(400, "invalid value for name")
-            old, card.name = card.name, str(raw)
-            return old, card.name
-        if field == "desc":
-            old, card.desc = card.desc, str(raw or "")
-            return old, card.desc
-        if field == "closed":
-            old_closed, card.closed = card.closed, state.flag(raw, "closed")
-            return old_closed, card.closed
+            old_text = getattr(card, field)
+            setattr(card, field, text)
+            return old_text, text
+        if field in {"closed", "dueComplete"}:
+            attribute = "closed" if field == "closed" else "due_complete"
+            old_flag = getattr(card, attribute)
+            setattr(card, attribute, state.flag(raw, field))
+            return old_flag, getattr(card, attribute)
         if field in {"due", "start"}:
-            before = card.due if field == "due" else card.start
-            value = state.moment(raw, field)
-            if field == "due":
-                card.due = value
-            else:
-                card.start = value
-            return iso(before), iso(value)
-        if field == "dueComplete":
-            old_flag, card.due_complete = card.due_complete, state.flag(raw, "dueComplete")
-            return old_flag, card.due_complete
+            old_moment = getattr(card, field)
+            setattr(card, field, state.moment(raw, field))
+            return iso(old_moment), iso(getattr(card, field))
         if field == "pos":
             siblings = [c.pos for c in state.list_cards(state.lists[card.id_list]) if c.id != card.id]
             old_pos, card.pos = card.pos, state.position(raw, siblings)
             return old_pos, card.pos
         if field == "idList":
-            target = state.lists.get(str(raw))
-            if target is None or target.id_board != card.id_board:
-                raise ApiError(400, "invalid value for idList")
-            old_id = card.id_list
-            if target.id != old_id:
-                card.pos = state.position("bottom", [c.pos for c in state.list_cards(target)])
-                card.id_list = target.id
-            return old_id, card.id_list
-        # idAttachmentCover
+            return self._move(card, raw)
+        return self._cover(card, raw)
+
+    def _move(self, card: Card, raw: JSON) -> tuple[str, str]:
+        state = self.state
+        target = state.lists.get(str(raw))
+        if target is None or target.id_board != card.id_board:
+            raise ApiError(400, "invalid value for idList")
+        old_id = card.id_list
+        if target.id != old_id:
+            card.pos = state.position("bottom", [c.pos for c in state.list_cards(target)])
+            card.id_list = target.id
+        return old_id, card.id_list
+
+    @staticmethod
+    def _cover(card: Card, raw: JSON) -> tuple[str | None, str | None]:
         cover = None if raw in {None, "", "null"} else str(raw)
         if cover is not None and cover not in {a.id for a in card.attachments}:
             raise ApiError(400, "invalid value for idAttachmentCover")
@@ -242,14 +243,14 @@ class CardEditor:
 
     # ----- comments ---------------------------------------------------------------------------------------
 
-    def comment(self, card: Card, text: Any, actor: Member) -> Action:
+    def comment(self, card: Card, text: JSON, actor: Member) -> Action:
         """Comment on a card (``commentCard``; the comment *is* the action)."""
         if not str(text or "").strip():
             raise ApiError(400, "invalid value for text")
         return self.state.record("commentCard", actor, self.state.card_data(card, text=str(text)), card=card)
 
     def comment_action(self, card: Card | None, action_id: str, actor: Member) -> Action:
-        """A comment its author may change: Trello lets only the author edit or delete a comment."""
+        """Return a comment its author may change: Trello lets only the author edit or delete a comment."""
         action = self.state.action(action_id)
         if action.type != "commentCard" or (card is not None and action.id_card != card.id):
             raise not_found()
@@ -257,7 +258,7 @@ class CardEditor:
             raise ApiError(401, "unauthorized comment permission requested")
         return action
 
-    def edit_comment(self, comment: Action, text: Any, actor: Member) -> Action:
+    def edit_comment(self, comment: Action, text: JSON, actor: Member) -> Action:
         """Change a comment's text (``updateComment``; the comment keeps its id and gains ``dateLastEdited``)."""
         state = self.state
         if not str(text or "").strip():
@@ -286,7 +287,7 @@ class CardEditor:
 
     # ----- attachments -------------------------------------------------------------------------------------
 
-    def add_attachment(self, card: Card, actor: Member, *, url: Any, name: Any, mime_type: Any) -> Attachment:
+    def add_attachment(self, card: Card, actor: Member, *, url: JSON, name: JSON, mime_type: JSON) -> Attachment:
         """Attach a link to a card (``addAttachmentToCard``)."""
         state = self.state
         text = str(url or "")
@@ -316,4 +317,6 @@ class CardEditor:
         if card.id_attachment_cover == attachment.id:
             card.id_attachment_cover = None
         ref = {"id": attachment.id, "name": attachment.name}
-        return self.state.record("deleteAttachmentFromCard", actor, self.state.card_data(card, attachment=ref), card=card)
+        return self.state.record(
+            "deleteAttachmentFromCard", actor, self.state.card_data(card, attachment=ref), card=card
+        )

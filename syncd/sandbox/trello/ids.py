@@ -17,17 +17,17 @@ _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 
 
 def is_object_id(value: str) -> bool:
-    """Whether ``value`` looks like a Trello id (24 hex digits)."""
+    """Return whether ``value`` looks like a Trello id (24 hex digits)."""
     return bool(_OBJECT_ID.match(value))
 
 
 def id_time(object_id: str) -> int:
-    """The unix time (seconds) encoded in an id's first 8 hex digits."""
+    """Return the unix time (seconds) encoded in an id's first 8 hex digits."""
     return int(object_id[:8], 16)
 
 
 def short_link(object_id: str) -> str:
-    """The 8-character short link Trello gives a board or card (stable for one id)."""
+    """Return the 8-character short link Trello gives a board or card (stable for one id)."""
     number = int(hashlib.sha256(object_id.encode()).hexdigest(), 16)
     chars = []
     for _ in range(8):
@@ -37,7 +37,7 @@ def short_link(object_id: str) -> str:
 
 
 def slug(name: str) -> str:
-    """The URL slug Trello appends to card and board URLs ("Acme Foods asks" -> "acme-foods-asks")."""
+    """Return the URL slug Trello appends to card and board URLs ("Acme Foods asks" -> "acme-foods-asks")."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
@@ -51,7 +51,7 @@ class ObjectIds:
         self._lock = threading.Lock()
 
     def new(self, at: datetime) -> str:
-        """A new id created at ``at``; ids never go backwards, so sorting by id sorts by creation."""
+        """Return a new id created at ``at``; ids never go backwards, so sorting by id sorts by creation."""
         with self._lock:
             self._last_time = max(self._last_time, int(at.timestamp()))
             self._counter += 1

@@ -14,7 +14,7 @@ LABEL_COLORS = ("green", "yellow", "orange", "red", "purple", "blue", "sky", "li
 
 
 def iso(moment: datetime | None) -> str | None:
-    """Trello's timestamp format: UTC with milliseconds and a ``Z`` ("2027-01-18T17:00:00.000Z")."""
+    """Format a time as Trello does: UTC with milliseconds and a ``Z`` ("2027-01-18T17:00:00.000Z")."""
     if moment is None:
         return None
     moment = moment.astimezone(UTC)

@@ -10,12 +10,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.sandbox.core import ApiError, Clock
+from syncd.sandbox.core import JSON, ApiError, Clock
 from syncd.sandbox.trello.ids import ObjectIds, is_object_id, short_link
 from syncd.sandbox.trello.model import (
     LABEL_COLORS,
     Action,
-    Attachment,
     Board,
     Card,
     Label,
@@ -23,7 +22,6 @@ from syncd.sandbox.trello.model import (
     Organization,
     TrelloList,
     Webhook,
-    iso,
 )
 
 SEED_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -33,22 +31,22 @@ POS_STEP = 65536.0
 
 
 def not_found() -> ApiError:
-    """Trello's 404 for an id that names nothing (or something deleted)."""
+    """Return Trello's 404 for an id that names nothing (or something deleted)."""
     return ApiError(404, NOT_FOUND)
 
 
 def card_ref(card: Card) -> dict[str, Any]:
-    """How an action's ``data.card`` names a card."""
+    """Return how an action's ``data.card`` names a card."""
     return {"id": card.id, "name": card.name, "idShort": card.id_short, "shortLink": short_link(card.id)}
 
 
 def board_ref(board: Board) -> dict[str, Any]:
-    """How an action's ``data.board`` names a board."""
+    """Return how an action's ``data.board`` names a board."""
     return {"id": board.id, "name": board.name, "shortLink": short_link(board.id)}
 
 
 def list_ref(trello_list: TrelloList) -> dict[str, Any]:
-    """How an action's ``data.list`` names a list."""
+    """Return how an action's ``data.list`` names a list."""
     return {"id": trello_list.id, "name": trello_list.name}
 
 
@@ -72,7 +70,7 @@ class TrelloState:
         self.organization = Organization(id="", name="", display_name="")
 
     def now(self) -> datetime:
-        """The time of a change: the emulated clock, or one second after the last seeded object while seeding."""
+        """Return the time of a change: the emulated clock, or one second after the last seeded object while seeding."""
         if self.seeding:
             self._seed_moment += timedelta(seconds=1)
             return self._seed_moment
@@ -81,18 +79,18 @@ class TrelloState:
     # ----- lookups --------------------------------------------------------------------------------------
 
     def member_by_email(self, email: str) -> Member:
-        """The member with this e-mail (KeyError if none)."""
+        """Return the member with this e-mail (KeyError if none)."""
         for member in self.members.values():
             if member.email == email:
                 return member
         raise KeyError(email)
 
     def member_by_token(self, token: str) -> Member | None:
-        """The member a token was issued to, if any."""
+        """Return the member a token was issued to, if any."""
         return next((member for member in self.members.values() if member.token == token), None)
 
     def member(self, id_or_username: str, me: Member | None = None) -> Member:
-        """A member by id, username or ``me``."""
+        """Return a member by id, username or ``me``."""
         if id_or_username == "me" and me is not None:
             return me
         found = self.members.get(id_or_username) or next(
@@ -108,15 +106,15 @@ class TrelloState:
             raise ApiError(400, "invalid id")
 
     def board(self, ident: str) -> Board:
-        """A board by id or short link."""
+        """Return a board by id or short link."""
         self._check_id(ident)
         found = self.boards.get(ident) or next((b for b in self.boards.values() if short_link(b.id) == ident), None)
         if found is None:
             raise not_found()
         return found
 
-    def list(self, ident: str) -> TrelloList:
-        """A list by id."""
+    def trello_list(self, ident: str) -> TrelloList:
+        """Return a list by id."""
         if not is_object_id(ident):
             raise ApiError(400, "invalid id")
         found = self.lists.get(ident)
@@ -125,7 +123,7 @@ class TrelloState:
         return found
 
     def label(self, ident: str) -> Label:
-        """A label by id."""
+        """Return a label by id."""
         if not is_object_id(ident):
             raise ApiError(400, "invalid id")
         found = self.labels.get(ident)
@@ -134,7 +132,7 @@ class TrelloState:
         return found
 
     def card(self, ident: str) -> Card:
-        """A card by id or short link; deleted cards are 404 (they survive only as actions)."""
+        """Return a card by id or short link; deleted cards are 404 (they survive only as actions)."""
         self._check_id(ident)
         found = self.cards.get(ident) or next((c for c in self.cards.values() if short_link(c.id) == ident), None)
         if found is None or found.deleted:
@@ -142,7 +140,7 @@ class TrelloState:
         return found
 
     def action(self, ident: str) -> Action:
-        """An action by id."""
+        """Return an action by id."""
         if not is_object_id(ident):
             raise ApiError(400, "invalid id")
         found = self.actions_by_id.get(ident)
@@ -151,20 +149,20 @@ class TrelloState:
         return found
 
     def board_lists(self, board: Board) -> list[TrelloList]:
-        """A board's lists in position order."""
+        """Return a board's lists in position order."""
         return sorted((lst for lst in self.lists.values() if lst.id_board == board.id), key=lambda lst: lst.pos)
 
     def board_labels(self, board: Board) -> list[Label]:
-        """A board's labels."""
+        """Return a board's labels."""
         return [label for label in self.labels.values() if label.id_board == board.id]
 
     def list_cards(self, trello_list: TrelloList) -> list[Card]:
-        """The (not deleted) cards of a list in position order."""
+        """Return the (not deleted) cards of a list in position order."""
         cards = (c for c in self.cards.values() if c.id_list == trello_list.id and not c.deleted)
         return sorted(cards, key=lambda c: c.pos)
 
     def board_cards(self, board: Board) -> list[Card]:
-        """The (not deleted) cards of a board, list by list, in position order."""
+        """Return the (not deleted) cards of a board, list by list, in position order."""
         return [card for lst in self.board_lists(board) for card in self.list_cards(lst)]
 
     # ----- recording -----------------------------------------------------------------------------------
@@ -194,7 +192,8 @@ class TrelloState:
             self.on_action(action)
         return action
 
-    def card_data(self, card: Card, **extra: Any) -> dict[str, Any]:
+    def card_data(self, card: Card, **extra: JSON) -> dict[str, Any]:
+        """Return the ``card``/``board``/``list`` part every card action carries, plus ``extra``."""
         return {
             "card": card_ref(card),
             "board": board_ref(self.boards[card.id_board]),
@@ -205,8 +204,8 @@ class TrelloState:
     # ----- positions and values ---------------------------------------------------------------------------
 
     @staticmethod
-    def position(value: Any, siblings: Iterable[float], *, field: str = "pos") -> float:
-        """Trello's ``pos``: ``top``, ``bottom`` (the default) or a non-negative number."""
+    def position(value: JSON, siblings: Iterable[float], *, field: str = "pos") -> float:
+        """Return Trello's ``pos`` for ``top``, ``bottom`` (the default) or a non-negative number."""
         taken = sorted(siblings)
         if value is None or value in {"", "bottom"}:
             return (taken[-1] if taken else 0.0) + POS_STEP
@@ -221,8 +220,8 @@ class TrelloState:
         return number
 
     @staticmethod
-    def moment(value: Any, field: str) -> datetime | None:
-        """A date parameter (ISO date or date-time, ``null`` or empty for none) as UTC."""
+    def moment(value: JSON, field: str) -> datetime | None:
+        """Return a date parameter (ISO date or date-time, ``null`` or empty for none) as UTC."""
         if value is None or value in {"", "null"}:
             return None
         if isinstance(value, datetime):
@@ -237,8 +236,8 @@ class TrelloState:
         return parsed.astimezone(UTC)
 
     @staticmethod
-    def flag(value: Any, field: str) -> bool:
-        """A boolean parameter (JSON true/false or the strings ``true``/``false``)."""
+    def flag(value: JSON, field: str) -> bool:
+        """Return a boolean parameter (JSON true/false or the strings ``true``/``false``)."""
         if isinstance(value, bool):
             return value
         if str(value).lower() in {"true", "false"}:
@@ -247,7 +246,7 @@ class TrelloState:
 
     # ----- boards, lists, labels ------------------------------------------------------------------------
 
-    def create_list(self, board: Board, name: Any, pos: Any, actor: Member) -> TrelloList:
+    def create_list(self, board: Board, name: JSON, pos: JSON, actor: Member) -> TrelloList:
         """Add a list to a board (``createList`` action)."""
         if not name or not str(name).strip():
             raise ApiError(400, "invalid value for name")
@@ -263,12 +262,12 @@ class TrelloState:
         """Rename, move or (un)archive a list (one ``updateList`` action per changed field)."""
         board = self.boards[trello_list.id_board]
         for field, raw in changes.items():
-            old: Any
+            old: JSON
             if field == "name":
                 if not raw or not str(raw).strip():
                     raise ApiError(400, "invalid value for name")
                 old, trello_list.name = trello_list.name, str(raw)
-                new: Any = trello_list.name
+                new: JSON = trello_list.name
             elif field == "closed":
                 old, trello_list.closed = trello_list.closed, self.flag(raw, "closed")
                 new = trello_list.closed
@@ -282,7 +281,7 @@ class TrelloState:
                 data = {"list": {**list_ref(trello_list), field: new}, "old": {field: old}, "board": board_ref(board)}
                 self.record("updateList", actor, data)
 
-    def create_label(self, board: Board, name: Any, color: Any) -> Label:
+    def create_label(self, board: Board, name: JSON, color: JSON) -> Label:
         """Add a label to a board (Trello records no action for it)."""
         if color in {"", "null"}:
             color = None
