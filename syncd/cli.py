@@ -35,13 +35,20 @@ app.add_typer(sandbox_app, name="sandbox")
 _stderr = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths and URLs stay copyable
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(__version__)
         raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Mirror cross-department work items between Jira, Trello and Asana."""
 
 
 @sandbox_app.command("serve")

@@ -42,7 +42,7 @@ def served() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, str]],
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait(10)
+        process.communicate(timeout=10)  # reaps the process and closes its pipes
 
 
 class TestSandboxServe:

@@ -1,42 +1,21 @@
-"""A faithful subset of JQL: a real tokenizer and parser, Jira's error messages, and Jira's date semantics.
+"""JQL's syntax: a real tokenizer and recursive-descent parser with Jira's syntax error messages.
 
-Dates in strings are read in the API user's time zone with minute precision (a string with seconds is an error,
-as in Jira); a bare number is epoch milliseconds (exact); ``-5m``/``-2h``/``-1d``/``-1w`` are relative to now.
-A query that cannot be parsed, names an unknown field or an unknown value answers 400 and never silently matches
-everything.
+Grammar: ``[condition] [ORDER BY field [ASC|DESC], ...]`` where a condition combines clauses with OR, AND, NOT and
+parentheses (AND binds tighter than OR), and a clause is ``field op value``, ``field [NOT] IN (values)`` or
+``field IS [NOT] EMPTY``; values are words, quoted strings or functions such as ``currentUser()``. A query that
+does not parse is a :class:`JqlError`, never a query that matches everything. :mod:`.jqleval` gives it meaning.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
-
-from syncd.sandbox.jira.model import Issue, JiraState, User
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|!~|[=<>~(),])|(?P<word>[^\s=!<>~(),"']+))"""
 )
 _KEYWORDS = {"AND", "OR", "NOT", "IN", "IS", "EMPTY", "NULL", "ORDER", "BY", "ASC", "DESC"}
 _OPERATORS = "'=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'"
-_PERIOD = re.compile(r"^([-+]?)((?:\d+[wdhm]\s*)+)$")
-_DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
-_PROPERTY = re.compile(r"^issue\.property\[([^\]]+)\]\.(.+)$", re.IGNORECASE)
-_KEY = re.compile(r"^([A-Z][A-Z0-9_]*)-(\d+)$", re.IGNORECASE)
-FIELD_ALIASES = {
-    "issuekey": "key",
-    "id": "key",
-    "updateddate": "updated",
-    "createddate": "created",
-    "type": "issuetype",
-    "due": "duedate",
-    "resolved": "resolutiondate",
-}
-_USER_FIELDS = ("assignee", "reporter", "creator")
-_DATE_FIELDS = ("updated", "created", "resolutiondate")
 
 
 class JqlError(Exception):
@@ -103,8 +82,12 @@ def _tokens(jql: str) -> list[Token]:
         if match is None or match.end() == position:
             start = len(jql) - len(jql[position:].lstrip())
             quote = jql[start:]
-            raise JqlError([f"Error in the JQL Query: The quoted string '{quote[1:]}' has not been completed. "
-                            f"(line 1, character {start + 1})"])
+            raise JqlError(
+                [
+                    f"Error in the JQL Query: The quoted string '{quote[1:]}' has not been completed. "
+                    f"(line 1, character {start + 1})"
+                ]
+            )
         kind = match.lastgroup or "word"
         text = match.group(kind)
         tokens.append(Token(kind, text, match.start(kind) + 1))
@@ -139,9 +122,8 @@ class _Parser:
         token = self.peek()
         if token is None:
             return JqlError([f"Error in the JQL Query: Expecting {expecting} but reached the end of the query."])
-        return JqlError(
-            [f"Error in the JQL Query: Expecting {expecting} but got '{token.text}'. (line 1, character {token.position})"]
-        )
+        where = f"(line 1, character {token.position})"
+        return JqlError([f"Error in the JQL Query: Expecting {expecting} but got '{token.text}'. {where}"])
 
     def query(self) -> Query:
         where: Node | None = None
@@ -156,8 +138,12 @@ class _Parser:
             while True:
                 token = self.take()
                 if token.kind == "op":
-                    raise JqlError([f"Error in the JQL Query: Expecting a field name but got '{token.text}'. "
-                                    f"(line 1, character {token.position})"])
+                    raise JqlError(
+                        [
+                            f"Error in the JQL Query: Expecting a field name but got '{token.text}'. "
+                            f"(line 1, character {token.position})"
+                        ]
+                    )
                 ascending = True
                 if self.keyword("ASC", "DESC"):
                     ascending = self.take().text.upper() == "ASC"
@@ -201,8 +187,12 @@ class _Parser:
     def clause(self) -> Clause:
         token = self.take()
         if token.kind == "op" or token.text.upper() in _KEYWORDS:
-            raise JqlError([f"Error in the JQL Query: Expecting a field name but got '{token.text}'. "
-                            f"(line 1, character {token.position})"])
+            raise JqlError(
+                [
+                    f"Error in the JQL Query: Expecting a field name but got '{token.text}'. "
+                    f"(line 1, character {token.position})"
+                ]
+            )
         name = _unquote(token)
         operator = self.operator()
         if operator in ("IS", "IS NOT"):
@@ -246,18 +236,30 @@ class _Parser:
             self.index -= 1
         token = self.peek()
         if token is None:
-            raise JqlError([f"Error in the JQL Query: Expecting operator before the end of the query. "
-                            f"The valid operators are {_OPERATORS}."])
-        raise JqlError([f"Error in the JQL Query: Expecting operator but got '{token.text}'. The valid operators "
-                        f"are {_OPERATORS}. (line 1, character {token.position})"])
+            raise JqlError(
+                [
+                    f"Error in the JQL Query: Expecting operator before the end of the query. "
+                    f"The valid operators are {_OPERATORS}."
+                ]
+            )
+        raise JqlError(
+            [
+                f"Error in the JQL Query: Expecting operator but got '{token.text}'. The valid operators "
+                f"are {_OPERATORS}. (line 1, character {token.position})"
+            ]
+        )
 
     def operand(self) -> Value:
         token = self.take()
         if token.kind == "string":
             return Value(_unquote(token), quoted=True)
         if token.kind == "op":
-            raise JqlError([f"Error in the JQL Query: Expecting either a value, list or function but got "
-                            f"'{token.text}'. (line 1, character {token.position})"])
+            raise JqlError(
+                [
+                    f"Error in the JQL Query: Expecting either a value, list or function but got "
+                    f"'{token.text}'. (line 1, character {token.position})"
+                ]
+            )
         if self.op_text() == "(":
             self.take()
             if self.op_text() != ")":
@@ -276,6 +278,3 @@ def _unquote(token: Token) -> str:
 def parse(jql: str) -> Query:
     """Parse a JQL query, or raise JqlError with Jira's message."""
     return _Parser(jql).query()
-
-
-Predicate = Callable[[Issue], bool]

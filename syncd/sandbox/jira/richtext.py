@@ -4,7 +4,7 @@ The emulator stores every description and comment body once, as an Atlassian Doc
 a v2 write is parsed from wiki markup, a v2 read is rendered back to it, and v3 reads and writes ADF as is. The
 supported subset is what people type in tickets: paragraphs (single newlines become hard breaks), ``*bold*``,
 ``_italic_``, ``{{code}}``, ``[text|url]`` links, headings ``h1.``-``h6.``, bullet (``*``) and numbered (``#``)
-lists, possibly nested, and ``{code}`` blocks.
+lists, possibly nested, ``{code}`` blocks, ``bq.`` quotes and ``----`` rules.
 """
 
 from __future__ import annotations
@@ -59,27 +59,11 @@ def wiki_to_adf(text: str) -> JSON:
 
     while index < len(lines):
         line = lines[index]
-        code = _CODE_OPEN.match(line.strip())
-        heading = _HEADING.match(line)
-        item = _LIST_ITEM.match(line)
-        if code:
+        if _CODE_OPEN.match(line.strip()):
             flush()
-            body: list[str] = [code.group(2)] if code.group(2) else []
-            index += 1
-            while index < len(lines) and not lines[index].strip().startswith("{code}"):
-                body.append(lines[index])
-                index += 1
-            node: JSON = {"type": "codeBlock", "content": [{"type": "text", "text": "\n".join(body)}]}
-            if not body:
-                node["content"] = []
-            if code.group(1):
-                node["attrs"] = {"language": code.group(1)}
+            node, index = _code_block(lines, index)
             blocks.append(node)
-        elif heading:
-            flush()
-            level = int(heading.group(1))
-            blocks.append({"type": "heading", "attrs": {"level": level}, "content": _inline(heading.group(2), [])})
-        elif item:
+        elif _LIST_ITEM.match(line):
             flush()
             items: list[tuple[str, str]] = []
             while index < len(lines) and (match := _LIST_ITEM.match(lines[index])):
@@ -87,6 +71,9 @@ def wiki_to_adf(text: str) -> JSON:
                 index += 1
             blocks.append(_list(items, 1))
             continue
+        elif (single := _single_line_block(line)) is not None:
+            flush()
+            blocks.append(single)
         elif line.strip():
             paragraph.append(line)
         else:
@@ -94,6 +81,37 @@ def wiki_to_adf(text: str) -> JSON:
         index += 1
     flush()
     return doc(blocks)
+
+
+def _code_block(lines: list[str], index: int) -> tuple[JSON, int]:
+    """Parse a ``{code}`` block starting at ``lines[index]``; return it and the index of its closing line."""
+    opening = _CODE_OPEN.match(lines[index].strip())
+    assert opening is not None
+    rest = opening.group(2)
+    if "{code}" in rest:  # a one-line block: {code}x = 1{code}
+        body = [rest[: rest.index("{code}")]]
+    else:
+        body = [rest] if rest else []
+        index += 1
+        while index < len(lines) and not lines[index].strip().startswith("{code}"):
+            body.append(lines[index])
+            index += 1
+    node: JSON = {"type": "codeBlock", "content": [{"type": "text", "text": "\n".join(body)}] if body else []}
+    if opening.group(1):
+        node["attrs"] = {"language": opening.group(1)}
+    return node, index
+
+
+def _single_line_block(line: str) -> JSON:
+    """A heading, quote or rule line as its block node, or None for any other line."""
+    heading = _HEADING.match(line)
+    if heading:
+        return {"type": "heading", "attrs": {"level": int(heading.group(1))}, "content": _inline(heading.group(2), [])}
+    if line.startswith("bq. "):
+        return {"type": "blockquote", "content": [{"type": "paragraph", "content": _inline(line[4:], [])}]}
+    if line.strip() == "----":
+        return {"type": "rule"}
+    return None
 
 
 def _list(items: list[tuple[str, str]], depth: int) -> JSON:
@@ -166,7 +184,7 @@ def adf_to_wiki(document: JSON) -> str:
     return "\n\n".join(_block_wiki(block, "") for block in document["content"]).strip("\n")
 
 
-def _block_wiki(node: JSON, prefix: str) -> str:
+def _block_wiki(node: JSON, prefix: str) -> str:  # noqa: PLR0911 - one rendering per block type
     kind = node.get("type")
     content = node.get("content", [])
     if kind == "paragraph":
@@ -186,6 +204,13 @@ def _block_wiki(node: JSON, prefix: str) -> str:
         language = node.get("attrs", {}).get("language")
         text = "".join(child.get("text", "") for child in content)
         return f"{{code:{language}}}\n{text}\n{{code}}" if language else f"{{code}}\n{text}\n{{code}}"
+    if kind == "rule":
+        return "----"
+    if kind == "blockquote":
+        return "\n".join(f"bq. {_block_wiki(child, prefix)}" for child in content)
+    if any("content" in child or child.get("type") not in ("text", "hardBreak") for child in content):
+        # Blocks this subset has no markup for (panels, tables, ...) keep their text.
+        return "\n".join(_block_wiki(child, prefix) for child in content)
     return _inline_wiki(content)
 
 
@@ -234,8 +259,12 @@ def _block_html(node: JSON) -> str:
     if kind in ("bulletList", "orderedList"):
         tag = "ol" if kind == "orderedList" else "ul"
         items = "".join(
-            "<li>" + "".join(_block_html(c) if c.get("type") != "paragraph" else _inline_html(c.get("content", []))
-            for c in item.get("content", [])) + "</li>"
+            "<li>"
+            + "".join(
+                _block_html(c) if c.get("type") != "paragraph" else _inline_html(c.get("content", []))
+                for c in item.get("content", [])
+            )
+            + "</li>"
             for item in content
         )
         return f"<{tag}>{items}</{tag}>"
