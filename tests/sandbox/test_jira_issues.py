@@ -305,6 +305,31 @@ class TestProperties:
         assert requests.delete(url, auth=auth(), timeout=5).status_code == 204
         assert requests.get(url, auth=auth(), timeout=5).status_code == 404
 
+    def test_properties_can_be_set_in_the_create_request(self, emulator: JiraEmulator, jira: JIRA) -> None:
+        """POST issue with ``properties`` stores them atomically with the issue, as Jira does."""
+        body = {
+            "fields": {"project": {"key": "ENG"}, "summary": "With a marker", "issuetype": {"name": "Task"}},
+            "properties": [{"key": "syncd", "value": {"sync_id": "s-1"}}],
+        }
+        created = requests.post(f"{emulator.url}/rest/api/2/issue", json=body, auth=auth(), timeout=5)
+        assert created.status_code == 201
+        key = created.json()["key"]
+        assert jira.issue_property(key, "syncd").raw["value"] == {"sync_id": "s-1"}
+        found = jira.search_issues('issue.property[syncd].sync_id = "s-1"')
+        assert [issue.key for issue in found] == [key]
+
+    def test_malformed_create_properties_are_a_400(self, emulator: JiraEmulator) -> None:
+        """Properties that are not a list of {key, value} are refused, and no issue is created."""
+        before = len(emulator.state.issues)
+        body = {
+            "fields": {"project": {"key": "ENG"}, "summary": "Bad", "issuetype": {"name": "Task"}},
+            "properties": {"syncd": 1},
+        }
+        answer = requests.post(f"{emulator.url}/rest/api/2/issue", json=body, auth=auth(), timeout=5)
+        assert answer.status_code == 400
+        assert "properties" in answer.json()["errors"]
+        assert len(emulator.state.issues) == before
+
 
 class TestServerIssues:
     @pytest.fixture

@@ -159,6 +159,17 @@ class TestUsers:
         finally:
             shut(own)
 
+    def test_assignable_users_of_a_project(self, emulator: JiraEmulator, jira: JIRA) -> None:
+        """user/assignable/search lists who may be assigned in a project; without a project it is a 400."""
+        found = jira.search_assignable_users_for_issues(project="ENG", query="ana")
+        assert [u.emailAddress for u in found] == ["ana@corp.example"]
+        everyone = requests.get(
+            f"{emulator.url}/rest/api/2/user/assignable/search", params={"project": "ENG"}, auth=auth(), timeout=5
+        )
+        assert len(everyone.json()) == len(emulator.state.users)
+        missing = requests.get(f"{emulator.url}/rest/api/2/user/assignable/search", auth=auth(), timeout=5)
+        assert missing.status_code == 400
+
 
 class TestRateLimit:
     def test_burst_answers_429_with_jira_headers(self) -> None:

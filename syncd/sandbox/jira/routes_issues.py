@@ -70,13 +70,24 @@ class IssueRoutes(JiraBase):
         updates, raw_comments = reader.read_update(dict(body.get("update") or {}), changes, EDITABLE, errors)
         changes.update(updates)
         comments = [self._comment_body(reader, raw, errors) for raw in raw_comments]
+        properties = self._create_properties(body.get("properties") if isinstance(body, dict) else None, errors)
         if errors or project is None:
             raise validation_error(errors)
-        issue = self.service.create(actor, project.key, changes)
+        issue = self.service.create(actor, project.key, changes, properties)
         for comment in comments:
             self.service.add_comment(actor, issue, comment)
         api = self.renderer(principal, version).api
         return self.json({"id": issue.id, "key": issue.key, "self": f"{api}/issue/{issue.id}"}, status=201)
+
+    @staticmethod
+    def _create_properties(raw: JSON, errors: dict[str, str]) -> dict[str, JSON]:
+        """Entity properties set in the create request (``properties: [{key, value}]``), as Jira allows."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, list) or not all(isinstance(p, dict) and isinstance(p.get("key"), str) for p in raw):
+            errors["properties"] = "Properties must be a list of objects with a key and a value."
+            return {}
+        return {str(p["key"]): p.get("value") for p in raw}
 
     def get_issue(self, request: Request, principal: Principal, version: str, issue_id: str) -> Response:
         """GET issue with ``fields``, ``expand`` and ``properties``."""

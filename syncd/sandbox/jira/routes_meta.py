@@ -46,6 +46,7 @@ class MetaRoutes(JiraBase):
             self.api_rule("/serverInfo", "server_info", ["GET"]),
             self.api_rule("/myself", "myself", ["GET"]),
             self.api_rule("/user/search", "user_search", ["GET"]),
+            self.api_rule("/user/assignable/search", "assignable_search", ["GET"]),
             self.api_rule("/user", "get_user", ["GET"]),
             self.api_rule("/status", "list_statuses", ["GET"]),
             self.api_rule("/project/<project_id>/statuses", "project_statuses", ["GET"]),
@@ -97,6 +98,26 @@ class MetaRoutes(JiraBase):
         start = self.int_arg(request, "startAt", 0)
         limit = self.int_arg(request, "maxResults", 50)
         found = [user for user in self.state.users.values() if self._user_matches(user, text)]
+        renderer = self.renderer(principal, version)
+        return self.json([renderer.user(user.email) for user in found[start : start + limit]])
+
+    def assignable_search(self, request: Request, principal: Principal, version: str) -> Response:
+        """GET user/assignable/search: people who can be assigned in ``project`` (or ``issueKey``'s project)."""
+        self.viewer(principal)
+        project_ref = request.args.get("project")
+        issue_ref = request.args.get("issueKey")
+        if not project_ref and not issue_ref:
+            raise ApiError(400, "A project or issue key must be specified.")
+        if project_ref and self.state.find_project(project_ref) is None:
+            raise ApiError(404, f"Project '{project_ref}' not found.")
+        if issue_ref and self.state.find_issue(issue_ref) is None:
+            raise ApiError(404, "Issue does not exist or you do not have permission to see it.")
+        parameter = "query" if self.cloud else "username"
+        text = (request.args.get(parameter) or "").strip().lower()
+        start = self.int_arg(request, "startAt", 0)
+        limit = self.int_arg(request, "maxResults", 50)
+        # Every seeded person belongs to every project of the sandbox, so all may be assigned.
+        found = [user for user in self.state.users.values() if not text or self._user_matches(user, text)]
         renderer = self.renderer(principal, version)
         return self.json([renderer.user(user.email) for user in found[start : start + limit]])
 

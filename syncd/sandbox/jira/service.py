@@ -51,14 +51,17 @@ class JiraService:
 
     # ----- issues -----------------------------------------------------------------------------------
 
-    def create(self, actor: str, project_key: str, changes: dict[str, Any]) -> Issue:
-        """Create an issue in a project with already-validated field values."""
+    def create(
+        self, actor: str, project_key: str, changes: dict[str, Any], properties: dict[str, JSON] | None = None
+    ) -> Issue:
+        """Create an issue in a project with already-validated field values (and entity properties)."""
         project = self.state.projects[project_key]
         now = self.clock.now()
         issue = self.state.new_issue(project, changes["summary"], creator=actor, now=now)
         issue.reporter = actor
         for name, value in changes.items():
             setattr(issue, name, list(value) if name == "labels" else value)
+        issue.properties.update(properties or {})
         self.emit(Event("jira:issue_created", "issue_created", issue, actor))
         return issue
 

@@ -1,0 +1,493 @@
+"""Engineering's Jira project, read and written through python-jira.
+
+How the Connector protocol maps onto Jira (Cloud and Server / Data Center, told apart by serverInfo):
+
+- ``title`` is ``summary``, ``description`` is wiki markup (REST v2, python-jira's default), ``status`` the
+  workflow status, ``done`` whether that status is in the "done" category (read-only: it follows the status),
+  ``assignees`` the assignee (accountId on Cloud, name on Server; e-mails hidden by privacy settings come from
+  the people directory), ``due`` the ``duedate`` (a date: an instant is refused, never truncated), ``labels``.
+- Status is written only through transitions: the shortest path over the workflow graph learned from Jira's own
+  transition lists (read-only calls), including the fields a transition requires (``transition_fields``, per
+  target status, from the department's config); an unreachable status raises :class:`NoTransition`.
+- The marker is an issue property (``syncd``), set in the create request itself and searchable with JQL.
+- The change feed is JQL on ``updated`` in epoch milliseconds (never the minute-precision, time-zone-dependent
+  date strings) with an overlap window, de-duplicated by (key, updated). Cloud search is eventually consistent:
+  the overlap re-reads the recent past, and the connector's own recent writes go in ``reconcileIssues``.
+  Deletions are invisible to search; a full scan every ``reconcile_every`` lists the project so the engine sees
+  which refs are gone.
+- Archive moves the issue to ``archive_status`` (default: the first "done" status) and flags the property.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar, TypeAlias, TypeVar
+
+from jira import JIRA
+
+from connectors.jira.errors import TOOL, translate
+from connectors.jira.workflow import Transition, Workflow
+from connectors.pacing import RetryPolicy, TokenBucket, call
+from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, NoTransition, ToolConfigError
+from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema
+
+T = TypeVar("T")
+Json: TypeAlias = Any
+"""A decoded Jira JSON answer."""
+
+PROPERTY = "syncd"
+FIELDS = "summary,description,status,assignee,duedate,labels,updated"
+PAGE_SIZE = 100
+RECENT_WRITES = 50  # Jira accepts at most 50 ids in reconcileIssues
+
+
+def _parse_time(text: str) -> datetime:
+    """Jira's ``2026-11-24T10:05:30.123+0100`` (any zone) as an aware UTC datetime."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class JiraConnector:
+    """One Jira project behind the Connector protocol."""
+
+    kind: ClassVar[str] = "jira"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        user: str,
+        token: str,
+        project_key: str,
+        people: Mapping[str, str] | None = None,
+        bucket: TokenBucket | None = None,
+        policy: RetryPolicy | None = None,
+        timeout_s: float = 30.0,
+        overlap: timedelta = timedelta(minutes=2),
+        reconcile_every: timedelta = timedelta(hours=1),
+        transition_fields: Mapping[str, Mapping[str, Json]] | None = None,
+        archive_status: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.project_key = project_key
+        self.people = {email.lower(): account for email, account in (people or {}).items()}
+        self.bucket = bucket if bucket is not None else TokenBucket(rate=10, capacity=20)
+        self.policy = policy or RetryPolicy()
+        self.overlap = overlap
+        self.reconcile_every = reconcile_every
+        self.transition_fields = {k: dict(v) for k, v in (transition_fields or {}).items()}
+        self.archive_status = archive_status
+        self.webhook_secret = webhook_secret
+        self.workflow = Workflow()
+        self._barren: set[str] = set()  # statuses no issue is in: their transitions cannot be read
+        self._base_url = base_url.rstrip("/")
+        self._auth = (user, token)
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._recent: deque[str] = deque(maxlen=RECENT_WRITES)
+        self._deliveries: OrderedDict[str, None] = OrderedDict()
+        self._categories: dict[str, str] | None = None
+
+    # ----- plumbing ---------------------------------------------------------------------------------------
+
+    def _client(self) -> JIRA:
+        client: JIRA | None = getattr(self._local, "client", None)
+        if client is None:
+            # max_retries=0: python-jira would retry POSTs and crash on an HTTP-date Retry-After; pacing decides.
+            client = self._call(
+                lambda: JIRA(server=self._base_url, basic_auth=self._auth, max_retries=0, timeout=self._timeout_s)
+            )
+            self._local.client = client
+        return client
+
+    def _call(self, request: Callable[[], T], *, ref: str | None = None, idempotent: bool = True) -> T:
+        def attempt() -> T:
+            try:
+                return request()
+            except ConnectorError:
+                raise
+            except Exception as error:  # the table in errors.py decides; unknown errors re-raise
+                raise translate(error, ref) from error
+
+        return call(attempt, bucket=self.bucket, policy=self.policy, idempotent=idempotent)
+
+    @property
+    def cloud(self) -> bool:
+        """Whether this is Jira Cloud (accountIds, /search/jql) rather than Server / Data Center."""
+        return bool(self._client()._is_cloud)  # python-jira's own deployment flag
+
+    def _rest(self, method: str, path: str, *, ref: str | None = None, idempotent: bool = True, **kwargs: Any) -> Json:  # noqa: ANN401 - forwarded to requests
+        """One REST call through python-jira's own session (for calls its high-level API makes twice)."""
+        client = self._client()
+        url = f"{self._base_url}/rest/api/2/{path}"
+
+        def request() -> Json:
+            response = client._session.request(method, url, **kwargs)  # the SDK's own session
+            return response.json() if response.content else None
+
+        return self._call(request, ref=ref, idempotent=idempotent)
+
+    # ----- people -----------------------------------------------------------------------------------------
+
+    def _person(self, user: Json) -> Person:
+        account = user.get("accountId") or user.get("name")
+        email = user.get("emailAddress") or next((e for e, a in self.people.items() if a == account), None)
+        return Person(email.lower() if email else None, account=account, name=user.get("displayName"))
+
+    def _user_ref(self, person: Person) -> dict[str, str]:
+        account = person.account or self.people.get((person.email or "").lower())
+        if account is None and person.email:
+            found = self._rest(
+                "GET", "user/search", params={"query": person.email} if self.cloud else {"username": person.email}
+            )
+            matches = [u for u in found or [] if (u.get("emailAddress") or "").lower() == person.email.lower()]
+            if len(matches) == 1:
+                account = matches[0].get("accountId") or matches[0].get("name")
+        if account is None:
+            raise InvalidItem(
+                TOOL,
+                f"{person.label()} is not known to Jira (or hides their e-mail): "
+                "add 'e-mail: accountId' to the department's people",
+            )
+        return {"accountId": account} if self.cloud else {"name": account}
+
+    # ----- reading --------------------------------------------------------------------------------------------
+
+    def _record(self, issue: Json) -> Record:
+        fields = issue["fields"]
+        status = fields["status"]
+        marker = (
+            ((issue.get("properties") or {}).get(PROPERTY) or {}) if isinstance(issue.get("properties"), dict) else {}
+        )
+        values: dict[str, Any] = {
+            "title": fields.get("summary") or "",
+            "description": fields.get("description") or "",
+            "status": status["name"],
+            "done": (status.get("statusCategory") or {}).get("key") == "done",
+            "assignees": (self._person(fields["assignee"]),) if fields.get("assignee") else (),
+            "due": date.fromisoformat(fields["duedate"]) if fields.get("duedate") else None,
+            "labels": tuple(sorted(fields.get("labels") or [])),
+        }
+        return Record(
+            tool=TOOL,
+            ref=issue["key"],
+            version=fields["updated"],
+            modified=_parse_time(fields["updated"]),
+            fields=values,
+            marker=marker.get("sync_id"),
+            archived=bool(marker.get("archived")),
+            url=f"{self._base_url}/browse/{issue['key']}",
+        )
+
+    def _search(self, jql: str, *, reconcile: Sequence[str] = (), limit: int | None = None) -> list[Json]:
+        """Issues matching ``jql`` (raw JSON; all, or the first ``limit``), paging the way this deployment pages."""
+        issues: list[Json] = []
+        size = min(PAGE_SIZE, limit or PAGE_SIZE)
+        client = self._client()
+        if self.cloud:
+            token: str | None = None
+            while True:
+                page: Json = self._call(
+                    functools.partial(
+                        client.enhanced_search_issues,
+                        jql,
+                        nextPageToken=token,
+                        maxResults=size,
+                        fields=FIELDS,
+                        properties=PROPERTY,
+                        reconcileIssues=[int(i) for i in reconcile] or None,
+                        json_result=True,
+                    )
+                )
+                issues.extend(page.get("issues") or [])
+                token = page.get("nextPageToken")
+                if page.get("isLast", True) or not token or (limit and len(issues) >= limit):
+                    return issues[:limit] if limit else issues
+        start = 0
+        while True:
+            page = self._call(
+                functools.partial(
+                    client.search_issues,
+                    jql,
+                    startAt=start,
+                    maxResults=size,
+                    fields=FIELDS,
+                    properties=PROPERTY,
+                    json_result=True,
+                )
+            )
+            batch = page.get("issues") or []
+            issues.extend(batch)
+            start += len(batch)
+            if not batch or start >= int(page.get("total", 0)) or (limit and len(issues) >= limit):
+                return issues[:limit] if limit else issues
+
+    def fetch(self, refs: Sequence[str]) -> list[Record]:
+        """Current records for refs, PAGE_SIZE keys per JQL query."""
+        records: list[Record] = []
+        wanted = list(dict.fromkeys(refs))
+        for start in range(0, len(wanted), PAGE_SIZE):
+            keys = ", ".join(json.dumps(key) for key in wanted[start : start + PAGE_SIZE])
+            try:
+                found = self._search(f"key in ({keys})", reconcile=list(self._recent))
+            except InvalidItem:
+                # Jira rejects the whole query when one key no longer exists: read those keys one by one.
+                found = [issue for key in wanted[start : start + PAGE_SIZE] for issue in self._one_or_none(key)]
+            records.extend(self._record(issue) for issue in found)
+        return records
+
+    def _one_or_none(self, key: str) -> list[Json]:
+        try:
+            return [self._rest("GET", f"issue/{key}", ref=key, params={"fields": FIELDS, "properties": PROPERTY})]
+        except ConnectorError as error:
+            if getattr(error, "status", None) == 404:
+                return []
+            raise
+
+    def _one(self, key: str) -> Record:
+        """Read one issue; remember its id so the next searches reconcile it (read-after-write on Cloud)."""
+        issue = self._rest("GET", f"issue/{key}", ref=key, params={"fields": FIELDS, "properties": PROPERTY})
+        if str(issue["id"]) not in self._recent:
+            self._recent.append(str(issue["id"]))
+        return self._record(issue)
+
+    def find_by_marker(self, marker: str) -> Record | None:
+        """The issue whose ``syncd`` property holds this sync_id (one JQL query)."""
+        project = json.dumps(self.project_key)
+        jql = f"project = {project} AND issue.property[{PROPERTY}].sync_id = {json.dumps(marker)}"
+        found = self._search(jql, reconcile=list(self._recent))
+        return self._record(found[0]) if found else None
+
+    # ----- change feed -------------------------------------------------------------------------------------------
+
+    def changes(self, cursor: Cursor | None) -> ChangeBatch:
+        """Issues updated since the cursor (epoch-ms JQL, overlapped); full scans first and every reconcile_every."""
+        now = datetime.now(UTC)
+        cursor = cursor or {}
+        scanned_at = datetime.fromisoformat(cursor["scanned_at"]) if cursor.get("scanned_at") else None
+        project = f"project = {json.dumps(self.project_key)}"
+        if scanned_at is None or now - scanned_at >= self.reconcile_every:
+            issues = self._search(f"{project} ORDER BY updated ASC, key ASC", reconcile=list(self._recent))
+            records = [self._record(issue) for issue in issues]
+            return ChangeBatch(
+                records=tuple(records), deleted=(), cursor=self._next_cursor(records, {}, 0, now), full_scan=True
+            )
+        since = int(cursor["since_ms"])
+        seen: dict[str, str] = dict(cursor.get("seen") or {})
+        window = since - int(self.overlap.total_seconds() * 1000)
+        issues = self._search(
+            f"{project} AND updated >= {window} ORDER BY updated ASC, key ASC", reconcile=list(self._recent)
+        )
+        records = [r for r in (self._record(issue) for issue in issues) if seen.get(r.ref) != r.version]
+        return ChangeBatch(
+            records=tuple(records), deleted=(), cursor=self._next_cursor(records, seen, since, scanned_at)
+        )
+
+    def _next_cursor(self, records: Sequence[Record], seen: dict[str, str], since: int, scanned_at: datetime) -> Cursor:
+        """Advance to the newest change read; remember (key, updated) inside the overlap to skip re-reads."""
+        newest = max([since, *(_millis(r.modified) for r in records)])
+        horizon = newest - int(self.overlap.total_seconds() * 1000)
+        merged = {**seen, **{r.ref: r.version for r in records}}
+        kept = {key: version for key, version in merged.items() if _millis(_parse_time(version)) >= horizon}
+        return {"since_ms": newest, "seen": kept, "scanned_at": scanned_at.isoformat()}
+
+    # ----- writing ----------------------------------------------------------------------------------------------
+
+    def _write_fields(self, fields: Mapping[str, Any]) -> dict[str, Json]:
+        body: dict[str, Json] = {}
+        if "title" in fields:
+            body["summary"] = fields["title"]
+        if "description" in fields:
+            body["description"] = fields["description"] or None
+        if "assignees" in fields:
+            people: Sequence[Person] = fields["assignees"]
+            if len(people) > 1:
+                raise InvalidItem(TOOL, f"Jira has one assignee; got {len(people)}: map people to one first")
+            body["assignee"] = self._user_ref(people[0]) if people else None
+        if "due" in fields:
+            due = fields["due"]
+            if isinstance(due, datetime):
+                raise InvalidItem(
+                    TOOL, f"Jira's due date is a date, not an instant ({due.isoformat()}): map it to a date"
+                )
+            body["duedate"] = due.isoformat() if due else None
+        if "labels" in fields:
+            body["labels"] = sorted(fields["labels"])
+        return body
+
+    def create(self, fields: Mapping[str, Any], marker: str) -> Record:
+        """Create an issue with its marker property in the same request, then transition it to its status."""
+        body = self._write_fields(fields)
+        body["project"] = {"key": self.project_key}
+        body["issuetype"] = {"name": "Task"}
+        payload = {"fields": body, "properties": [{"key": PROPERTY, "value": {"sync_id": marker}}]}
+        try:
+            created = self._rest("POST", "issue", data=json.dumps(payload), idempotent=False)
+            key = str(created["key"])
+            self._recent.append(str(created["id"]))
+        except ConnectionFailed:
+            # The issue may exist although the answer was lost: the marker decides, never a second POST.
+            found = self.find_by_marker(marker)
+            if found is None:
+                raise
+            key = found.ref
+        if fields.get("status"):
+            self._move(key, str(fields["status"]))
+        return self._one(key)
+
+    def update(self, ref: str, fields: Mapping[str, Any]) -> Record:
+        """Edit fields with one PUT, move status through transitions, return the issue as it is afterwards."""
+        body = self._write_fields(fields)
+        if body:
+            self._rest("PUT", f"issue/{ref}", ref=ref, data=json.dumps({"fields": body}))
+        if fields.get("status"):
+            self._move(ref, str(fields["status"]))
+        return self._one(ref)
+
+    def _transitions(self, ref: str) -> tuple[str, list[Transition]]:
+        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status"})
+        offered = self._rest("GET", f"issue/{ref}/transitions", ref=ref, params={"expand": "transitions.fields"})
+        transitions = [
+            Transition(
+                id=str(t["id"]),
+                name=t["name"],
+                to=t["to"]["name"],
+                required=tuple(sorted(n for n, f in (t.get("fields") or {}).items() if f.get("required"))),
+            )
+            for t in offered["transitions"]
+        ]
+        status = issue["fields"]["status"]["name"]
+        self.workflow.learn(status, transitions)
+        return status, transitions
+
+    def _move(self, ref: str, target: str) -> None:
+        """Walk the shortest known chain of transitions to ``target``, exploring the workflow when needed."""
+        for _ in range(12):
+            status, _ = self._transitions(ref)
+            path = self.workflow.path(status, target)
+            while path is None and self._explore():
+                path = self.workflow.path(status, target)
+            if path is None:
+                raise NoTransition(TOOL, ref, status, target)
+            if not path:
+                return
+            step = path[0]
+            extra = dict(self.transition_fields.get(step.to, {}))
+            missing = [name for name in step.required if name not in extra]
+            if missing:
+                raise InvalidItem(
+                    TOOL,
+                    f"{ref}: transition {step.name!r} to {step.to!r} requires {', '.join(missing)}: "
+                    f"set transition_fields for {step.to!r} in the department's config",
+                    ref=ref,
+                )
+            payload = {"transition": {"id": step.id}, **({"fields": extra} if extra else {})}
+            self._rest("POST", f"issue/{ref}/transitions", ref=ref, data=json.dumps(payload))
+        raise NoTransition(TOOL, ref, "(loop)", target)
+
+    def _explore(self) -> bool:
+        """Read the transitions offered from statuses not yet explored, through an issue in each (read-only).
+
+        Returns whether anything new was learned; a status no issue is in stays unexplored.
+        """
+        known = set(self.workflow.edges)
+        for status in sorted(self.workflow.unexplored() - self._barren):
+            jql = f"project = {json.dumps(self.project_key)} AND status = {json.dumps(status)}"
+            sample = self._search(jql, limit=1)
+            if not sample:
+                self._barren.add(status)
+            for issue in sample:
+                self._transitions(issue["key"])
+        return set(self.workflow.edges) != known
+
+    def archive(self, ref: str) -> Record:
+        """Move the issue to the archive status and flag it archived in its property (both reversible)."""
+        target = self.archive_status or self._first_done_status()
+        self._move(ref, target)
+        marker = self._rest("GET", f"issue/{ref}/properties/{PROPERTY}", ref=ref)
+        value = dict((marker or {}).get("value") or {})
+        value["archived"] = True
+        self._rest("PUT", f"issue/{ref}/properties/{PROPERTY}", ref=ref, data=json.dumps(value))
+        return self._one(ref)
+
+    def _status_categories(self) -> dict[str, str]:
+        if self._categories is None:
+            statuses = self._rest("GET", f"project/{self.project_key}/statuses")
+            self._categories = {
+                s["name"]: s["statusCategory"]["key"] for issuetype in statuses for s in issuetype["statuses"]
+            }
+        return self._categories
+
+    def _first_done_status(self) -> str:
+        done = [name for name, category in self._status_categories().items() if category == "done"]
+        if not done:
+            raise ToolConfigError(TOOL, f"project {self.project_key} has no done status: set archive_status")
+        return done[0]
+
+    # ----- comments, webhooks, schema ------------------------------------------------------------------------
+
+    def comments(self, ref: str) -> list[Comment]:
+        """Comments, oldest first (wiki markup)."""
+        body = self._rest("GET", f"issue/{ref}/comment", ref=ref, params={"maxResults": 1000, "orderBy": "created"})
+        return [self._comment(ref, c) for c in body["comments"]]
+
+    def _comment(self, ref: str, comment: Json) -> Comment:
+        return Comment(
+            ref=ref,
+            id=str(comment["id"]),
+            author=self._person(comment.get("author") or {}),
+            body=comment.get("body") or "",
+            created=_parse_time(comment["created"]),
+        )
+
+    def add_comment(self, ref: str, body: str) -> Comment:
+        """Comment on the issue (wiki markup)."""
+        created = self._rest("POST", f"issue/{ref}/comment", ref=ref, data=json.dumps({"body": body}), idempotent=False)
+        return self._comment(ref, created)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """Issue keys of a signed admin-webhook delivery; a repeated delivery (same identifier) yields nothing."""
+        if not self.webhook_secret:
+            raise ToolConfigError(TOOL, "no webhook secret configured: set the secret the Jira webhook signs with")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        expected = "sha256=" + hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(lowered.get("x-hub-signature", "").encode(), expected.encode()):
+            raise AuthFailed(TOOL, "webhook signature does not match: not from Jira, or the secret changed")
+        identifier = lowered.get("x-atlassian-webhook-identifier")
+        if identifier:
+            if identifier in self._deliveries:
+                return []
+            self._deliveries[identifier] = None
+            while len(self._deliveries) > 10_000:
+                self._deliveries.popitem(last=False)
+        try:
+            key = json.loads(body)["issue"]["key"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise InvalidItem(TOOL, "webhook body names no issue") from error
+        return [str(key)]
+
+    def describe(self) -> Schema:
+        """Statuses, the transition graph (explored read-only), assignable people."""
+        statuses = tuple(self._status_categories())
+        for issue in self._search(f"project = {json.dumps(self.project_key)} ORDER BY key ASC", limit=1):
+            self._transitions(issue["key"])
+        while self._explore():
+            pass
+        users = self._rest("GET", "user/assignable/search", params={"project": self.project_key, "maxResults": 1000})
+        return Schema(
+            tool=TOOL,
+            statuses=statuses,
+            transitions=self.workflow.reachable(),
+            people=tuple(sorted(self._person(u) for u in users or [])),
+            labels=(),
+        )

@@ -1,0 +1,69 @@
+"""The Jira connector's one error table: python-jira and requests outcomes become :mod:`syncd.errors`.
+
+python-jira raises ``JIRAError`` (``status_code``, ``text``, ``response``) once its own retries are exhausted;
+the connector sets them to zero, so every outcome arrives here once and :mod:`connectors.pacing` decides. Jira's
+error bodies are ``{"errorMessages": [...], "errors": {field: message}}``; messages quote those, never the URL or
+headers (the Authorization header holds the token).
+"""
+
+from __future__ import annotations
+
+import json
+
+import requests
+from jira.exceptions import JIRAError
+
+from connectors.pacing import parse_retry_after
+from syncd.errors import (
+    AuthFailed,
+    ConnectionFailed,
+    ConnectorError,
+    InvalidItem,
+    ItemNotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+    ToolConfigError,
+)
+
+TOOL = "jira"
+
+
+def jira_message(text: str | None) -> str:
+    """Jira's own error text from an errorMessages/errors body, or a short fallback."""
+    try:
+        body = json.loads(text or "")
+        parts = [str(m) for m in body.get("errorMessages") or []]
+        parts += [f"{field}: {message}" for field, message in (body.get("errors") or {}).items()]
+        return "; ".join(parts) or "no error message in the answer"
+    except (ValueError, AttributeError):
+        return (text or "no error message in the answer").strip()[:200]
+
+
+def translate(  # noqa: PLR0911 - one return per row of the table reads best
+    error: BaseException, ref: str | None = None
+) -> ConnectorError:
+    """Map one python-jira or requests exception to the error tree (the single table of this connector)."""
+    if isinstance(error, JIRAError):
+        status = int(error.status_code or 0)
+        text = (f"{ref}: " if ref else "") + jira_message(error.text)
+        response = getattr(error, "response", None)
+        if status == 401:
+            return AuthFailed(TOOL, f"the credential was refused ({text}): set a valid user and API token", status=401)
+        if status == 403:
+            return PermissionDenied(TOOL, f"{text}; give the account the project permission", status=403)
+        if status == 404:
+            if ref:
+                return ItemNotFound(TOOL, text, ref=ref, status=404)
+            return ToolConfigError(TOOL, f"{text}; check the base URL and project key", status=404)
+        if status == 410:
+            return ToolConfigError(TOOL, f"{text}; this Jira removed the API (Cloud: use /search/jql)", status=410)
+        if status == 429:
+            retry_after = response.headers.get("Retry-After") if response is not None else None
+            return RateLimited(TOOL, text, retry_after_s=parse_retry_after(retry_after))
+        if status >= 500:
+            return ServiceUnavailable(TOOL, f"{status} {text}", status=status)
+        return InvalidItem(TOOL, text, ref=ref, status=status)
+    if isinstance(error, requests.RequestException):
+        return ConnectionFailed(TOOL, f"no answer from Jira ({type(error).__name__})")
+    raise error

@@ -1,0 +1,228 @@
+"""The Jira connector on python-jira, against the Jira emulator (Cloud and Server): the contract plus Jira's quirks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import ClassVar
+
+import pytest
+
+from connectors.base import Connector
+from connectors.jira import JiraConnector
+from connectors.pacing import RetryPolicy
+from syncd.errors import AuthFailed, InvalidItem, NoTransition
+from syncd.model import Person
+from syncd.sandbox.core import FaultRule
+from syncd.sandbox.jira import JiraEmulator
+from syncd.sandbox.seed import SERVICE_ACCOUNT, Seed, load_seed, token_for
+from tests.connectors.contract import ConnectorContract, Human, drain
+
+FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
+CLOUD = load_seed()
+SERVER = CLOUD.model_copy(update={"jira": CLOUD.jira.model_copy(update={"deployment": "Server"})})
+
+
+def _start(seed: Seed, **options: object) -> Iterator[JiraEmulator]:
+    service = JiraEmulator(seed, **options)  # type: ignore[arg-type]
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def emulator() -> Iterator[JiraEmulator]:
+    yield from _start(CLOUD)
+
+
+def _connector(emulator: JiraEmulator, **options: object) -> JiraConnector:
+    return JiraConnector(
+        base_url=emulator.url,
+        user=SERVICE_ACCOUNT,
+        token=token_for("jira", SERVICE_ACCOUNT),
+        project_key="ENG",
+        policy=FAST,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+# What a department's config says for its workflow: Done's screen requires a resolution.
+DONE = {"Done": {"resolution": {"name": "Done"}}}
+
+
+@pytest.fixture
+def connector(emulator: JiraEmulator) -> JiraConnector:
+    return _connector(emulator, transition_fields=DONE)
+
+
+@pytest.fixture
+def fresh_connector(emulator: JiraEmulator) -> JiraConnector:
+    return _connector(emulator, transition_fields=DONE)
+
+
+class JiraHuman:
+    """Ana from Engineering, working in Jira."""
+
+    def __init__(self, emulator: JiraEmulator) -> None:
+        self.actor = emulator.act_as("ana@corp.example")
+
+    def rename(self, ref: str, title: str) -> None:
+        self.actor.update(ref, summary=title)
+
+    def delete(self, ref: str) -> None:
+        self.actor.delete(ref)
+
+
+@pytest.fixture
+def human(emulator: JiraEmulator) -> JiraHuman:
+    return JiraHuman(emulator)
+
+
+@pytest.fixture
+def statuses() -> tuple[str, str]:
+    return ("To Do", "In Progress")
+
+
+@pytest.fixture
+def someone() -> Person:
+    return Person("chen@corp.example")
+
+
+class TestJiraContract(ConnectorContract):
+    due_instants: ClassVar[bool] = False
+
+    def test_a_deletion_is_reported(self, connector: Connector, human: Human) -> None:
+        """Search cannot see deletions: the periodic full scan no longer lists the deleted issue."""
+        created = connector.create({"title": "Contract: delete"}, marker="sync-delete-1")
+        _, cursor = drain(connector, None)
+        human.delete(created.ref)
+        assert isinstance(connector, JiraConnector)
+        connector.reconcile_every = timedelta(0)
+        batch = connector.changes(cursor)
+        assert batch.full_scan
+        assert created.ref not in {record.ref for record in batch.records}
+        assert connector.fetch([created.ref]) == []
+
+
+class TestJiraWorkflow:
+    def test_a_status_several_transitions_away_is_reached(self, connector: JiraConnector) -> None:
+        """To Do -> Blocked takes Start work then Block; the connector finds and walks that path."""
+        created = connector.create({"title": "Walk the workflow"}, marker="sync-walk-1")
+        assert created.fields["status"] == "To Do"
+        moved = connector.update(created.ref, {"status": "Blocked"})
+        assert moved.fields["status"] == "Blocked"
+
+    def test_a_transition_requiring_a_field_says_what_to_configure(self, emulator: JiraEmulator) -> None:
+        """Approve (to Done) needs a resolution: without configuration the error names the field and the fix."""
+        connector = _connector(emulator)
+        created = connector.create({"title": "Needs approval", "status": "In Review"}, marker="sync-approve-1")
+        with pytest.raises(InvalidItem, match=r"resolution.*transition_fields"):
+            connector.update(created.ref, {"status": "Done"})
+
+    def test_configured_transition_fields_are_sent(self, connector: JiraConnector) -> None:
+        """With transition_fields for Done, the issue reaches Done and counts as done."""
+        created = connector.create({"title": "Approved", "status": "In Review"}, marker="sync-approve-2")
+        done = connector.update(created.ref, {"status": "Done"})
+        assert done.fields["status"] == "Done"
+        assert done.fields["done"] is True
+
+    def test_an_unknown_status_is_no_transition(self, connector: JiraConnector) -> None:
+        """A status the workflow never reaches raises NoTransition naming both ends."""
+        created = connector.create({"title": "Nowhere"}, marker="sync-nowhere-1")
+        with pytest.raises(NoTransition) as raised:
+            connector.update(created.ref, {"status": "Shipped to the moon"})
+        assert raised.value.from_status == "To Do"
+
+    def test_describe_explores_the_transition_graph(self, connector: JiraConnector) -> None:
+        """The schema holds every status and the one-step moves the workflow allows (read-only exploration)."""
+        schema = connector.describe()
+        assert set(schema.statuses) == {"To Do", "In Progress", "In Review", "Blocked", "Done"}
+        assert "Done" in schema.transitions["In Review"]
+        assert "Done" not in schema.transitions["To Do"]
+
+
+class TestJiraFeed:
+    def test_an_idle_poll_costs_one_request(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """With nothing changed, a poll is one search request (the overlap window is filtered locally)."""
+        _, cursor = drain(connector, None)
+        emulator.reset_counters()
+        assert connector.changes(cursor).records == ()
+        assert emulator.request_count() == 1
+
+    def test_changed_items_are_read_in_pages(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """N changed issues cost ceil(N/100) search requests, never one per issue."""
+        _, cursor = drain(connector, None)
+        actor = emulator.act_as("dana@corp.example")
+        keys = [actor.create("ENG", f"Bulk {n}") for n in range(150)]
+        emulator.reset_counters()
+        batch = connector.changes(cursor)
+        assert set(keys) <= {record.ref for record in batch.records}
+        assert emulator.request_count() <= math.ceil(150 / 100) + 2
+
+    def test_an_issue_missing_from_an_eventually_consistent_page_is_not_lost(self, emulator: JiraEmulator) -> None:
+        """A person's new issue invisible to the first search (index lag) is read on a later poll, by the overlap."""
+        connector = _connector(emulator)
+        _, cursor = drain(connector, None)
+        emulator.search_lag_s = 30
+        key = emulator.act_as("ana@corp.example").create("ENG", "Freshly created")
+        missing = connector.changes(cursor)
+        assert key not in {record.ref for record in missing.records}
+        cursor = json.loads(json.dumps(missing.cursor))
+        emulator.clock.advance(31)
+        found = connector.changes(cursor)
+        assert key in {record.ref for record in found.records}
+
+    def test_the_connectors_own_write_is_visible_at_once(self, emulator: JiraEmulator) -> None:
+        """Its own recent writes go in reconcileIssues, so search shows them despite the lag."""
+        connector = _connector(emulator)
+        _, cursor = drain(connector, None)
+        emulator.search_lag_s = 30
+        created = connector.create({"title": "Mine"}, marker="sync-mine-1")
+        assert created.ref in {record.ref for record in connector.changes(cursor).records}
+
+    def test_a_lost_create_answer_leaves_exactly_one_issue(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """The issue was created but the answer lost: the marker finds it; no second issue."""
+        emulator.faults.add(FaultRule(kind="drop_after", method="POST", path=r"/rest/api/2/issue$", times=1))
+        record = connector.create({"title": "Created in the dark"}, marker="sync-dark-1")
+        assert record.marker == "sync-dark-1"
+        assert len([r for r in connector.changes(None).records if r.marker == "sync-dark-1"]) == 1
+
+
+class TestJiraServer:
+    @pytest.fixture
+    def emulator(self) -> Iterator[JiraEmulator]:
+        yield from _start(SERVER)
+
+    def test_the_same_connector_works_on_server(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """On Server the connector pages /search by startAt and names people by user name."""
+        assert not connector.cloud
+        created = connector.create(
+            {"title": "On the server", "assignees": (Person("ben@corp.example"),)}, marker="sync-server-1"
+        )
+        assert created.fields["assignees"][0].account == "ben"
+        _, cursor = drain(connector, None)
+        emulator.act_as("ben@corp.example").update(created.ref, summary="Edited on the server")
+        (changed,) = connector.changes(cursor).records
+        assert changed.fields["title"] == "Edited on the server"
+        routes = emulator.counters()["routes"]
+        assert any(route.startswith("GET /rest/api/") and route.endswith("/search") for route in routes)
+        assert not any(route.endswith("/search/jql") for route in routes)
+
+
+class TestJiraWebhooks:
+    def test_a_signed_delivery_is_accepted_once(self, emulator: JiraEmulator) -> None:
+        """A delivery signed sha256=HMAC(body) names its issue; the same identifier again yields nothing."""
+        connector = _connector(emulator, webhook_secret="hook-secret")
+        body = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"key": "ENG-1"}}).encode()
+        signature = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
+        headers = {"X-Hub-Signature": signature, "X-Atlassian-Webhook-Identifier": "delivery-1"}
+        assert connector.verify_webhook(headers, body) == ["ENG-1"]
+        assert connector.verify_webhook(headers, body) == []
+        with pytest.raises(AuthFailed):
+            connector.verify_webhook({"X-Hub-Signature": "sha256=00"}, body)
