@@ -460,6 +460,32 @@ class AsanaConnector:
         refs = [str(e["resource"]["gid"]) for e in events if (e.get("resource") or {}).get("resource_type") == "task"]
         return list(dict.fromkeys(refs))
 
+    def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Answer Asana's webhook handshake: keep the secret it offers (persist it!) and echo it back."""
+        secret = next((v for k, v in headers.items() if k.lower() == "x-hook-secret"), None)
+        if not secret:
+            raise InvalidItem(TOOL, "webhook handshake without X-Hook-Secret")
+        self.webhook_secret = secret
+        return {"X-Hook-Secret": secret}
+
+    def ensure_webhook(self, target: str) -> str:
+        """Register the project's webhook to ``target`` unless an active one exists; its gid.
+
+        Asana deactivates a webhook whose deliveries keep failing; an inactive one is replaced. During the
+        create call Asana performs the handshake: the receiver must pass it to :meth:`accept_handshake`.
+        """
+        api = asana.WebhooksApi(self._client())
+        opts = {"resource": self.project_gid, "opt_fields": "target,active"}
+        for hook in self._call(lambda: list(api.get_webhooks(self._workspace_gid(), opts, **self._timeout))):
+            if hook.get("target") != target:
+                continue
+            if hook.get("active"):
+                return str(hook["gid"])
+            self._call(functools.partial(api.delete_webhook, hook["gid"], **self._timeout))
+        body = {"data": {"resource": self.project_gid, "target": target}}
+        created = self._call(lambda: api.create_webhook(body, {}, **self._timeout), idempotent=False)
+        return str(created["gid"])
+
     def describe(self) -> Schema:
         """Sections (any section is reachable from any other), the workspace's people and tags."""
         sections = tuple(self._section_gids())

@@ -126,10 +126,19 @@ class JiraConnector:
         """Whether this is Jira Cloud (accountIds, /search/jql) rather than Server / Data Center."""
         return bool(self._client()._is_cloud)  # python-jira's own deployment flag
 
-    def _rest(self, method: str, path: str, *, ref: str | None = None, idempotent: bool = True, **kwargs: Any) -> Json:  # noqa: ANN401 - forwarded to requests
+    def _rest(
+        self,
+        method: str,
+        path: str,
+        *,
+        ref: str | None = None,
+        idempotent: bool = True,
+        root: str = "rest/api/2",
+        **kwargs: Any,  # noqa: ANN401 - forwarded to requests
+    ) -> Json:
         """One REST call through python-jira's own session (for calls its high-level API makes twice)."""
         client = self._client()
-        url = f"{self._base_url}/rest/api/2/{path}"
+        url = f"{self._base_url}/{root}/{path}"
 
         def request() -> Json:
             response = client._session.request(method, url, **kwargs)  # the SDK's own session
@@ -475,6 +484,27 @@ class JiraConnector:
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidItem(TOOL, "webhook body names no issue") from error
         return [str(key)]
+
+    def ensure_webhook(self, url: str) -> str:
+        """Register the project's admin webhook to ``url`` (signed with webhook_secret) unless it exists; its id.
+
+        Admin webhooks do not expire (only apps' dynamic webhooks do, after 30 days), so renewing is making sure
+        the registration still exists, e.g. after an admin removed it.
+        """
+        if not self.webhook_secret:
+            raise ToolConfigError(TOOL, "set a webhook secret before registering a Jira webhook: deliveries are signed")
+        for hook in self._rest("GET", "webhook", root="rest/webhooks/1.0") or []:
+            if hook.get("url") == url:
+                return str(hook["self"]).rstrip("/").rsplit("/", 1)[-1]
+        body = {
+            "name": f"syncd {self.project_key}",
+            "url": url,
+            "events": ["jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created"],
+            "filters": {"issue-related-events-section": f"project = {json.dumps(self.project_key)}"},
+            "secret": self.webhook_secret,
+        }
+        created = self._rest("POST", "webhook", root="rest/webhooks/1.0", data=json.dumps(body), idempotent=False)
+        return str(created["self"]).rstrip("/").rsplit("/", 1)[-1]
 
     def describe(self) -> Schema:
         """Statuses, the transition graph (explored read-only), assignable people."""

@@ -380,6 +380,18 @@ class TrelloConnector:
             raise InvalidItem(TOOL, "webhook body is not a Trello action delivery") from error
         return [str(card["id"])] if "id" in card else []
 
+    def ensure_webhook(self) -> str:
+        """Register (or reactivate) the board's webhook to callback_url; its id. Trello HEAD-checks the URL first."""
+        if not self.callback_url:
+            raise ToolConfigError(TOOL, "set the webhook callback URL before registering a Trello webhook")
+        for hook in self._fetch(f"/tokens/{self._token}/webhooks"):
+            if hook.get("callbackURL") == self.callback_url and hook.get("idModel") == self.board_id:
+                if not hook.get("active", True):
+                    self._fetch(f"/webhooks/{hook['id']}", "PUT", body={"active": True})
+                return str(hook["id"])
+        body = {"callbackURL": self.callback_url, "idModel": self.board_id, "description": "syncd"}
+        return str(self._fetch("/webhooks", "POST", body=body, idempotent=False)["id"])
+
     def describe(self) -> Schema:
         """Lists (a card moves between any two), board members with directory e-mails, labels."""
         lists = tuple(self._list_ids())

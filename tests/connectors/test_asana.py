@@ -20,6 +20,7 @@ from syncd.sandbox.asana import AsanaEmulator
 from syncd.sandbox.core import FaultRule
 from syncd.sandbox.seed import load_seed
 from tests.connectors.contract import ConnectorContract, drain
+from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
 
@@ -182,3 +183,16 @@ class TestAsanaWebhooks:
         assert connector.verify_webhook({"X-Hook-Signature": signature}, body) == ["42"]
         with pytest.raises(AuthFailed):
             connector.verify_webhook({"X-Hook-Signature": "0" * 64}, body)
+
+    def test_registered_webhook_handshakes_and_delivers_verifiable_hints(self, emulator: AsanaEmulator) -> None:
+        """The handshake secret is kept; registering again is a no-op; a person's edit arrives signed."""
+        connector = _connector(emulator)
+        with Receiver(handshake=connector.accept_handshake) as receiver:
+            first = connector.ensure_webhook(receiver.url)
+            assert connector.webhook_secret
+            assert connector.ensure_webhook(receiver.url) == first
+            task = next(iter(emulator.state.tasks))
+            emulator.act_as("gus@corp.example").update_task(task, name="Edited while watched")
+            deliveries = receiver.wait_for(1)
+            refs = [ref for d in deliveries for ref in connector.verify_webhook(d.headers, d.body)]
+            assert task in refs

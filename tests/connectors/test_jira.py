@@ -21,6 +21,7 @@ from syncd.sandbox.core import FaultRule
 from syncd.sandbox.jira import JiraEmulator
 from syncd.sandbox.seed import SERVICE_ACCOUNT, Seed, load_seed, token_for
 from tests.connectors.contract import ConnectorContract, Human, drain
+from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
 CLOUD = load_seed()
@@ -226,3 +227,13 @@ class TestJiraWebhooks:
         assert connector.verify_webhook(headers, body) == []
         with pytest.raises(AuthFailed):
             connector.verify_webhook({"X-Hub-Signature": "sha256=00"}, body)
+
+    def test_registered_webhook_delivers_verifiable_hints(self, emulator: JiraEmulator) -> None:
+        """ensure_webhook registers once (idempotent); a person's edit arrives signed and names the issue."""
+        with Receiver() as receiver:
+            connector = _connector(emulator, webhook_secret="hook-secret")
+            first = connector.ensure_webhook(receiver.url)
+            assert connector.ensure_webhook(receiver.url) == first
+            emulator.act_as("ana@corp.example").update("ENG-2", summary="Edited while watched")
+            (delivery,) = receiver.wait_for(1)
+            assert connector.verify_webhook(delivery.headers, delivery.body) == ["ENG-2"]

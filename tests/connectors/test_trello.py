@@ -20,6 +20,7 @@ from syncd.sandbox.core import FaultRule
 from syncd.sandbox.seed import load_seed
 from syncd.sandbox.trello import TrelloEmulator
 from tests.connectors.contract import ConnectorContract, drain
+from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
 SEED = load_seed()
@@ -175,3 +176,15 @@ class TestTrelloWebhooks:
         assert connector.verify_webhook({"X-Trello-Webhook": signature}, body) == ["c1"]
         with pytest.raises(AuthFailed):
             connector.verify_webhook({"X-Trello-Webhook": "AAAA"}, body)
+
+    def test_registered_webhook_delivers_verifiable_hints(self, emulator: TrelloEmulator) -> None:
+        """ensure_webhook passes Trello's HEAD check once; a person's edit arrives signed and names the card."""
+        with Receiver() as receiver:
+            secret = emulator.credentials()["secret"]
+            connector = _connector(emulator, secret=secret, callback_url=receiver.url)
+            first = connector.ensure_webhook()
+            assert connector.ensure_webhook() == first
+            card = next(iter(emulator.state.cards))
+            emulator.act_as("eli@corp.example").update_card(card, name="Edited while watched")
+            (delivery,) = receiver.wait_for(1)
+            assert connector.verify_webhook(delivery.headers, delivery.body) == [card]
