@@ -8,12 +8,16 @@ started sandbox emulator), ``connector`` (the connector under test, on the real 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Protocol
 
+import pytest
+
 from connectors.base import Connector
+from syncd.errors import ConnectionFailed
 from syncd.model import ChangeBatch, Person
-from syncd.sandbox.core import Emulator
+from syncd.sandbox.core import Emulator, FaultRule
 
 
 class Human(Protocol):
@@ -51,6 +55,8 @@ class ConnectorContract:
 
     due_instants: ClassVar[bool] = True
     """Whether the tool's due field holds an instant (Trello, Asana) and not only a date (Jira)."""
+    create_path: ClassVar[str]
+    """A regular expression matching the path of the tool's create request (for fault injection)."""
 
     def test_create_then_read_back_every_field(
         self, connector: Connector, statuses: tuple[str, str], someone: Person
@@ -193,3 +199,34 @@ class ConnectorContract:
     def rich_text(text: str) -> str:
         """The tool's native rich text for a plain sentence (overridden per tool)."""
         return text
+
+    # ----- faults: what the network and the service do to a connector ----------------------------------------
+
+    def test_a_rate_limit_is_waited_out(self, connector: Connector, emulator: Emulator) -> None:
+        """A 429 asking for 1 s is honoured: the call succeeds, and not before a second has passed."""
+        created = connector.create({"title": "Contract: 429"}, marker="sync-429-1")
+        emulator.faults.add(FaultRule(kind="status", status=429, times=1, retry_after="1"))
+        started = time.monotonic()
+        assert [record.ref for record in connector.fetch([created.ref])] == [created.ref]
+        assert time.monotonic() - started >= 1.0
+
+    def test_a_burst_of_server_errors_is_retried(self, connector: Connector, emulator: Emulator) -> None:
+        """Two 503s in a row, then success: the caller sees only the success."""
+        created = connector.create({"title": "Contract: 503"}, marker="sync-503-1")
+        emulator.faults.add(FaultRule(kind="status", status=503, times=2))
+        assert [record.ref for record in connector.fetch([created.ref])] == [created.ref]
+
+    def test_a_lost_create_answer_leaves_exactly_one_item(self, connector: Connector, emulator: Emulator) -> None:
+        """The create happened but its answer was lost: the marker finds it; no second item is made."""
+        emulator.faults.add(FaultRule(kind="drop_after", method="POST", path=self.create_path, times=1))
+        record = connector.create({"title": "Contract: created in the dark"}, marker="sync-dark-1")
+        assert record.marker == "sync-dark-1"
+        listed = connector.changes(None)
+        assert [r.marker for r in listed.records].count("sync-dark-1") == 1
+
+    def test_a_create_that_never_arrived_is_reported(self, connector: Connector, emulator: Emulator) -> None:
+        """The connection dropped before the service saw the create: ConnectionFailed, and nothing exists."""
+        emulator.faults.add(FaultRule(kind="drop", method="POST", path=self.create_path, times=1))
+        with pytest.raises(ConnectionFailed):
+            connector.create({"title": "Contract: never sent"}, marker="sync-lost-1")
+        assert connector.find_by_marker("sync-lost-1") is None

@@ -6,9 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from typing import ClassVar
 
 import pytest
 
@@ -16,7 +16,6 @@ from connectors.pacing import RetryPolicy
 from connectors.trello import TrelloConnector
 from syncd.errors import AuthFailed
 from syncd.model import Person
-from syncd.sandbox.core import FaultRule
 from syncd.sandbox.seed import load_seed
 from syncd.sandbox.trello import TrelloEmulator
 from tests.connectors.contract import ConnectorContract, drain
@@ -91,6 +90,8 @@ def someone() -> Person:
 
 
 class TestTrelloContract(ConnectorContract):
+    create_path: ClassVar[str] = r"^/1/cards$"
+
     @staticmethod
     def expected_due(value: date | datetime | None) -> date | datetime | None:
         if isinstance(value, date) and not isinstance(value, datetime):
@@ -137,23 +138,6 @@ class TestTrelloFeed:
 
 
 class TestTrelloFaults:
-    def test_a_lost_create_answer_leaves_exactly_one_card(
-        self, connector: TrelloConnector, emulator: TrelloEmulator
-    ) -> None:
-        """The card was created but the answer lost: the marker finds it; no second card."""
-        emulator.faults.add(FaultRule(kind="drop_after", method="POST", path=r"^/1/cards$", times=1))
-        before = len(emulator.state.cards)
-        record = connector.create({"title": "Created in the dark"}, marker="sync-dark-1")
-        assert record.marker == "sync-dark-1"
-        assert len(emulator.state.cards) == before + 1
-
-    def test_a_rate_limit_is_waited_out(self, connector: TrelloConnector, emulator: TrelloEmulator) -> None:
-        """A 429 (py-trello hides it; our transport keeps it) is retried after its Retry-After."""
-        emulator.faults.add(FaultRule(kind="status", status=429, times=1, retry_after="1"))
-        started = time.monotonic()
-        connector.describe()
-        assert time.monotonic() - started >= 1.0
-
     def test_a_refused_token_is_fatal_and_names_no_secret(self, emulator: TrelloEmulator) -> None:
         """A wrong token fails at once with AuthFailed; the message does not contain the key or token."""
         credentials = emulator.credentials()
