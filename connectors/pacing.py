@@ -15,9 +15,10 @@ the whole daemon has exactly one policy:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -64,6 +65,24 @@ class TokenBucket:
         if wait > 0:
             time.sleep(wait)
         return wait
+
+
+_SHARED: dict[str, TokenBucket] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_bucket(tool: str, credential: str, requests: int, window_s: float) -> TokenBucket:
+    """The one bucket of a credential in this process, however many connectors use it.
+
+    The services count per token (and Trello also per API key), not per connector: two boards synced with one
+    token share one budget. The key is a digest, so the registry never holds a secret.
+    """
+    digest = hashlib.sha256(f"{tool}/{credential}".encode()).hexdigest()
+    key = f"{tool}:{digest}:{requests}/{window_s}"
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = TokenBucket.per_window(requests, window_s)
+        return _SHARED[key]
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -113,7 +132,7 @@ class RetryPolicy:
 def call(
     request: Callable[[], T],
     *,
-    bucket: TokenBucket | None,
+    bucket: TokenBucket | Sequence[TokenBucket] | None,
     policy: RetryPolicy = RetryPolicy(),
     idempotent: bool = True,
 ) -> T:
@@ -125,9 +144,11 @@ def call(
         # A create whose answer was lost may have happened: never repeat it blindly.
         return idempotent or not isinstance(error, ConnectionFailed)
 
+    buckets = [] if bucket is None else [bucket] if isinstance(bucket, TokenBucket) else list(bucket)
+
     def attempt() -> T:
-        if bucket is not None:
-            bucket.acquire()
+        for each in buckets:
+            each.acquire()
         return request()
 
     retrying = Retrying(

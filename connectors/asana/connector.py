@@ -31,7 +31,7 @@ import asana
 from asana.rest import ApiException
 
 from connectors.asana.errors import TOOL, translate
-from connectors.pacing import RetryPolicy, TokenBucket, call
+from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
 
@@ -82,7 +82,8 @@ class AsanaConnector:
     ) -> None:
         self.project_gid = project_gid
         self.webhook_secret = webhook_secret
-        self.bucket = bucket if bucket is not None else TokenBucket.per_window(1500, 60)
+        # 1500 requests per minute per token on paid plans (150 on the free plan: pass a smaller bucket).
+        self.bucket = bucket if bucket is not None else shared_bucket(TOOL, token, 1500, 60)
         self.policy = policy or RetryPolicy()
         self.reconcile_every = reconcile_every
         self._base_url = base_url.rstrip("/")

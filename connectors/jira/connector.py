@@ -34,7 +34,7 @@ from jira import JIRA
 
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
-from connectors.pacing import RetryPolicy, TokenBucket, call
+from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, NoTransition, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema
 
@@ -81,7 +81,8 @@ class JiraConnector:
     ) -> None:
         self.project_key = project_key
         self.people = {email.lower(): account for email, account in (people or {}).items()}
-        self.bucket = bucket if bucket is not None else TokenBucket(rate=10, capacity=20)
+        # Jira Cloud publishes no fixed budget (cost-based limits); 10 requests per second per user stays clear.
+        self.bucket = bucket if bucket is not None else shared_bucket(TOOL, f"{user}:{token}", 100, 10)
         self.policy = policy or RetryPolicy()
         self.overlap = overlap
         self.reconcile_every = reconcile_every

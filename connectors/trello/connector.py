@@ -32,7 +32,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 import requests
 from trello import TrelloClient
 
-from connectors.pacing import RetryPolicy, TokenBucket, call
+from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ToolConfigError
@@ -86,7 +86,7 @@ class TrelloConnector:
         token: str,
         board_id: str,
         people: Mapping[str, str] | None = None,
-        bucket: TokenBucket | None = None,
+        buckets: Sequence[TokenBucket] | None = None,
         policy: RetryPolicy | None = None,
         timeout_s: float = 30.0,
         secret: str | None = None,
@@ -96,8 +96,12 @@ class TrelloConnector:
         self.secret = secret
         self.callback_url = callback_url
         self.people = {email.lower(): who for email, who in (people or {}).items()}
-        # Trello allows 100 requests per 10 s per token (and 300 per key, shared by every token of the app).
-        self.bucket = bucket if bucket is not None else TokenBucket.per_window(100, 10)
+        # Trello allows 100 requests per 10 s per token, and 300 per 10 s per API key (all tokens of the app).
+        self.buckets = (
+            list(buckets)
+            if buckets is not None
+            else [shared_bucket(TOOL, token, 100, 10), shared_bucket(TOOL, key, 300, 10)]
+        )
         self.policy = policy or RetryPolicy()
         self._base_url = base_url
         self._key = key
@@ -140,7 +144,7 @@ class TrelloConnector:
             except Exception as error:  # the table in errors.py decides; unknown errors re-raise
                 raise translate(error, ref, session.last) from error
 
-        return call(attempt, bucket=self.bucket, policy=self.policy, idempotent=idempotent)
+        return call(attempt, bucket=self.buckets, policy=self.policy, idempotent=idempotent)
 
     # ----- directory ----------------------------------------------------------------------------------------
 

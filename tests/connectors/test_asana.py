@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from connectors.asana import AsanaConnector
-from connectors.pacing import RetryPolicy
+from connectors.pacing import RetryPolicy, TokenBucket
 from syncd.errors import AuthFailed, ItemNotFound
 from syncd.model import Person
 from syncd.sandbox.asana import AsanaEmulator
@@ -42,6 +42,7 @@ def _connector(emulator: AsanaEmulator, **options: object) -> AsanaConnector:
         token=emulator.credentials()["token"],
         project_gid=_project(emulator),
         policy=FAST,
+        bucket=TokenBucket.per_window(1500, 60),  # this test's emulator, this test's budget
         **options,  # type: ignore[arg-type]
     )
 

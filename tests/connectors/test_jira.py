@@ -14,7 +14,7 @@ import pytest
 
 from connectors.base import Connector
 from connectors.jira import JiraConnector
-from connectors.pacing import RetryPolicy
+from connectors.pacing import RetryPolicy, TokenBucket
 from syncd.errors import AuthFailed, InvalidItem, NoTransition
 from syncd.model import Person
 from syncd.sandbox.jira import JiraEmulator
@@ -46,6 +46,7 @@ def _connector(emulator: JiraEmulator, **options: object) -> JiraConnector:
         token=token_for("jira", SERVICE_ACCOUNT),
         project_key="ENG",
         policy=FAST,
+        bucket=TokenBucket.per_window(100, 1),  # this test's emulator, this test's budget
         **options,  # type: ignore[arg-type]
     )
 

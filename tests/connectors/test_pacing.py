@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.pacing import RetryPolicy, TokenBucket, call, parse_retry_after
+from connectors.pacing import RetryPolicy, TokenBucket, call, parse_retry_after, shared_bucket
 from syncd.errors import AuthFailed, ConnectionFailed, RateLimited, ServiceUnavailable
 
 FAST = RetryPolicy(attempts=4, max_total_s=10, initial_s=0.01, max_wait_s=1)
@@ -64,6 +64,15 @@ class TestTokenBucket:
         bucket = TokenBucket.per_window(100, 10)
         assert bucket.rate == 10
         assert bucket.capacity < 100
+
+
+class TestSharedBucket:
+    def test_one_credential_has_one_bucket_in_the_process(self) -> None:
+        """Two connectors with the same token spend one budget; another token has its own."""
+        first = shared_bucket("trello", "token-a", 100, 10)
+        assert shared_bucket("trello", "token-a", 100, 10) is first
+        assert shared_bucket("trello", "token-b", 100, 10) is not first
+        assert shared_bucket("asana", "token-a", 100, 10) is not first
 
 
 class TestRetryAfter:

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-from connectors.pacing import RetryPolicy
+from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
 from syncd.errors import AuthFailed
 from syncd.model import Person
@@ -47,6 +47,8 @@ def _connector(emulator: TrelloEmulator, **options: object) -> TrelloConnector:
         board_id=_board(emulator),
         people=PEOPLE,
         policy=FAST,
+        # Each test has its own emulator, so its own budgets (the shared per-credential ones span the process).
+        buckets=[TokenBucket.per_window(100, 10), TokenBucket.per_window(300, 10)],
         **options,  # type: ignore[arg-type]
     )
 
