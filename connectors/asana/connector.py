@@ -32,6 +32,7 @@ from asana.rest import ApiException
 
 from connectors.asana.errors import TOOL, translate
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
+from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
 
@@ -92,6 +93,7 @@ class AsanaConnector:
         self._local = threading.local()
         self._sections: dict[str, str] | None = None
         self._workspace: str | None = None
+        self._deliveries = DeliveryLog()
 
     # ----- plumbing ---------------------------------------------------------------------------------------
 
@@ -454,6 +456,8 @@ class AsanaConnector:
             raise AuthFailed(
                 TOOL, "webhook signature does not match: the delivery is not from Asana, or the secret changed"
             )
+        if not self._deliveries.first_time(hashlib.sha256(body).hexdigest()):
+            return []
         try:
             events = json.loads(body)["events"]
         except (ValueError, KeyError, TypeError) as error:

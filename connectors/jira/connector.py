@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, TypeAlias, TypeVar
@@ -35,6 +35,7 @@ from jira import JIRA
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
+from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, NoTransition, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema
 
@@ -96,7 +97,7 @@ class JiraConnector:
         self._timeout_s = timeout_s
         self._local = threading.local()
         self._recent: deque[str] = deque(maxlen=RECENT_WRITES)
-        self._deliveries: OrderedDict[str, None] = OrderedDict()
+        self._deliveries = DeliveryLog()
         self._categories: dict[str, str] | None = None
 
     # ----- plumbing ---------------------------------------------------------------------------------------
@@ -474,12 +475,8 @@ class JiraConnector:
         if not hmac.compare_digest(lowered.get("x-hub-signature", "").encode(), expected.encode()):
             raise AuthFailed(TOOL, "webhook signature does not match: not from Jira, or the secret changed")
         identifier = lowered.get("x-atlassian-webhook-identifier")
-        if identifier:
-            if identifier in self._deliveries:
-                return []
-            self._deliveries[identifier] = None
-            while len(self._deliveries) > 10_000:
-                self._deliveries.popitem(last=False)
+        if identifier and not self._deliveries.first_time(identifier):
+            return []
         try:
             key = json.loads(body)["issue"]["key"]
         except (ValueError, KeyError, TypeError) as error:

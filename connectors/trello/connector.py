@@ -35,6 +35,7 @@ from trello import TrelloClient
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
+from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
 
@@ -111,6 +112,7 @@ class TrelloConnector:
         self._lists: dict[str, str] | None = None
         self._labels: dict[str, str] | None = None
         self._members: list[Json] | None = None
+        self._deliveries = DeliveryLog()
 
     # ----- plumbing ---------------------------------------------------------------------------------------
 
@@ -379,9 +381,12 @@ class TrelloConnector:
         if not hmac.compare_digest(received.encode(), base64.b64encode(digest)):
             raise AuthFailed(TOOL, "webhook signature does not match: not from Trello, or the secret or URL changed")
         try:
-            card = json.loads(body)["action"]["data"].get("card") or {}
+            action = json.loads(body)["action"]
+            card = action["data"].get("card") or {}
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise InvalidItem(TOOL, "webhook body is not a Trello action delivery") from error
+        if "id" in action and not self._deliveries.first_time(str(action["id"])):
+            return []
         return [str(card["id"])] if "id" in card else []
 
     def ensure_webhook(self) -> str:

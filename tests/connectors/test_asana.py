@@ -161,6 +161,7 @@ class TestAsanaWebhooks:
         ).encode()
         signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
         assert connector.verify_webhook({"X-Hook-Signature": signature}, body) == ["42"]
+        assert connector.verify_webhook({"X-Hook-Signature": signature}, body) == []  # redelivered: seen
         with pytest.raises(AuthFailed):
             connector.verify_webhook({"X-Hook-Signature": "0" * 64}, body)
 

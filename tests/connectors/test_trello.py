@@ -157,9 +157,10 @@ class TestTrelloWebhooks:
         """A delivery signed over body + callback URL yields the card id; a forged one is refused."""
         url = "https://syncd.example/hooks/trello"
         connector = _connector(emulator, secret="app-secret", callback_url=url)
-        body = json.dumps({"action": {"type": "updateCard", "data": {"card": {"id": "c1"}}}}).encode()
+        body = json.dumps({"action": {"id": "a1", "type": "updateCard", "data": {"card": {"id": "c1"}}}}).encode()
         signature = base64.b64encode(hmac.new(b"app-secret", body + url.encode(), hashlib.sha1).digest()).decode()
         assert connector.verify_webhook({"X-Trello-Webhook": signature}, body) == ["c1"]
+        assert connector.verify_webhook({"X-Trello-Webhook": signature}, body) == []  # redelivered: seen
         with pytest.raises(AuthFailed):
             connector.verify_webhook({"X-Trello-Webhook": "AAAA"}, body)
 
