@@ -31,6 +31,10 @@ class Human(Protocol):
         """Delete the item for good."""
         ...
 
+    def move(self, ref: str, status: str) -> None:
+        """Move the item to another status (Jira transitions, Trello list, Asana section)."""
+        ...
+
 
 def drain(connector: Connector, cursor: dict[str, Any] | None) -> tuple[list[ChangeBatch], dict[str, Any]]:
     """Poll until a batch is empty; return the batches and the last cursor (JSON round-tripped, as stored)."""
@@ -139,6 +143,16 @@ class ConnectorContract:
         batch = connector.changes(cursor)
         changed = {record.ref: record for record in batch.records}
         assert changed[created.ref].fields["title"] == "Renamed by a person"
+
+    def test_a_persons_status_move_comes_through_the_feed(
+        self, connector: Connector, human: Human, statuses: tuple[str, str]
+    ) -> None:
+        """A person moving an item to another status is in the next batch with that status."""
+        created = connector.create({"title": "Contract: moved", "status": statuses[0]}, marker="sync-moved-1")
+        _, cursor = drain(connector, None)
+        human.move(created.ref, statuses[1])
+        changed = {record.ref: record for record in connector.changes(cursor).records}
+        assert changed[created.ref].fields["status"] == statuses[1]
 
     def test_own_write_comes_back_with_the_version_it_returned(self, connector: Connector) -> None:
         """The feed reports the connector's own write with the version the write returned (so it is not echoed)."""

@@ -69,6 +69,9 @@ class AsanaHuman:
     def delete(self, ref: str) -> None:
         self.actor.delete(ref)
 
+    def move(self, ref: str, status: str) -> None:
+        self.actor.move(ref, status)
+
 
 @pytest.fixture
 def human(emulator: AsanaEmulator) -> AsanaHuman:

@@ -77,6 +77,9 @@ class JiraHuman:
     def delete(self, ref: str) -> None:
         self.actor.delete(ref)
 
+    def move(self, ref: str, status: str) -> None:
+        self.actor.transition(ref, status)
+
 
 @pytest.fixture
 def human(emulator: JiraEmulator) -> JiraHuman:

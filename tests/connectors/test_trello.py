@@ -75,6 +75,9 @@ class TrelloHuman:
     def delete(self, ref: str) -> None:
         self.actor.delete(ref)
 
+    def move(self, ref: str, status: str) -> None:
+        self.actor.move_card(ref, status)
+
 
 @pytest.fixture
 def human(emulator: TrelloEmulator) -> TrelloHuman:
