@@ -105,3 +105,5 @@ class Schema:
     people: tuple[Person, ...]
     labels: tuple[str, ...]
     fields: tuple[str, ...] = FIELDS
+    requirements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Status -> fields the tool requires to move an item there (Jira transition screens), for `syncd check`."""

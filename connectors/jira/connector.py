@@ -516,6 +516,7 @@ class JiraConnector:
             tool=TOOL,
             statuses=statuses,
             transitions=self.workflow.reachable(),
+            requirements=self.workflow.requirements(),
             people=tuple(sorted(self._person(u) for u in users or [])),
             labels=(),
         )

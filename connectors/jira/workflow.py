@@ -60,6 +60,15 @@ class Workflow:
         targets = {to for edges in self.edges.values() for to in edges}
         return targets - set(self.edges)
 
+    def requirements(self) -> dict[str, tuple[str, ...]]:
+        """Target status -> fields some transition into it requires (what a config must supply)."""
+        needed: dict[str, set[str]] = {}
+        for edges in self.edges.values():
+            for transition in edges.values():
+                if transition.required:
+                    needed.setdefault(transition.to, set()).update(transition.required)
+        return {status: tuple(sorted(names)) for status, names in sorted(needed.items())}
+
     def reachable(self) -> dict[str, tuple[str, ...]]:
         """Status -> statuses reachable in one step, for the Schema."""
         return {status: tuple(sorted(edges)) for status, edges in sorted(self.edges.items())}

@@ -148,6 +148,7 @@ class TestJiraWorkflow:
         assert set(schema.statuses) == {"To Do", "In Progress", "In Review", "Blocked", "Done"}
         assert "Done" in schema.transitions["In Review"]
         assert "Done" not in schema.transitions["To Do"]
+        assert schema.requirements == {"Done": ("resolution",)}
 
 
 class TestJiraFeed:
