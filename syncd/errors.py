@@ -4,6 +4,7 @@
 
     SyncdError
     ├── FileError (syncd.yamlfile)        a file a person wrote is wrong: path, line, fix
+    ├── SideEmptied                       an endpoint lists far fewer linked items than before: an outage
     └── ConnectorError                    something a tool said or did not say; .tool names it
         ├── RetriableError                try again later; nothing was decided
         │   ├── RateLimited               429; .retry_after_s from the service when it said
@@ -105,3 +106,16 @@ class NoTransition(SkippableError):
         )
         self.from_status = from_status
         self.to_status = to_status
+
+
+class SideEmptied(SyncdError):
+    """An endpoint suddenly lists none (or far fewer) of its linked items: an outage, not a mass deletion."""
+
+    def __init__(self, endpoint: str, linked: int, listed: int) -> None:
+        super().__init__(
+            f"{endpoint}: lists {listed} of {linked} linked items; refusing to treat the rest as deleted "
+            "(check the endpoint's scope and credentials, or confirm the deletion with a person)"
+        )
+        self.endpoint = endpoint
+        self.linked = linked
+        self.listed = listed

@@ -1,0 +1,303 @@
+"""The planner: a pure, per-field 3-way merge of N endpoint views of one item against their common base.
+
+No I/O, no clock, no database: :func:`plan` takes the base (what every endpoint last agreed on), each endpoint's
+current canonical view, and the group's policy, and returns a :class:`~syncd.plan.Plan`. The decision table is in
+:func:`plan` (item level: new, deleted, archived, out of scope) and :func:`merge_field` (field level: unchanged,
+changed at one endpoint, changed at several = conflict, decided by the field's rule).
+
+Rules (per field): ``owner`` (that department's value wins; edits elsewhere are reverted), ``latest`` (the later
+change wins, ties by member order), ``prefer`` (fixed precedence), ``union`` (set fields merge adds and
+removes), ``merge-text`` (3-way merge of non-overlapping line edits, else ``latest``), ``manual`` (nothing is
+written; the conflict waits for a person). A change at an endpoint that is not a source of the field (one-way
+fields) does not count and is reverted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import merge3
+
+from syncd.errors import SideEmptied
+from syncd.plan import Archive, Conflict, Create, Plan, Step, Unlink, Value, View, Write
+
+ARCHIVED = "@archived"
+"""Base pseudo-field: whether the item was archived when the endpoints last agreed."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a conflicting field is decided: ``kind`` is one of the rules above; ``owner``/``order`` parametrise."""
+
+    kind: Literal["owner", "latest", "prefer", "union", "merge-text", "manual"]
+    owner: str | None = None
+    order: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        """How the audit log names the rule."""
+        if self.kind == "owner":
+            return f"owner:{self.owner}"
+        if self.kind == "prefer":
+            return "prefer:" + ",".join(self.order)
+        return self.kind
+
+
+@dataclass(frozen=True)
+class FieldPolicy:
+    """One canonical field of a group: its conflict rule and which endpoints may change it."""
+
+    rule: Rule = Rule("latest")
+    sources: frozenset[str] | None = None
+    """Endpoints whose changes count (None: all). Changes elsewhere are reverted."""
+
+
+@dataclass(frozen=True)
+class GroupPolicy:
+    """What the planner needs of a group's mapping."""
+
+    group: str
+    members: tuple[str, ...]
+    """Endpoints in precedence order (ties in ``latest`` go to the earlier member)."""
+    fields: Mapping[str, FieldPolicy]
+    create_in: frozenset[str] = frozenset()
+    on_delete: Literal["archive", "unlink"] = "archive"
+
+
+@dataclass(frozen=True)
+class Item:
+    """Everything known about one item before planning."""
+
+    sync_id: str
+    base: Mapping[str, Value] | None
+    """None for an item never synced (first seen this pass)."""
+    views: Mapping[str, View]
+    """Endpoints where the item exists and is in scope."""
+    deleted: Mapping[str, str] = field(default_factory=dict)
+    """Linked endpoints (-> ref) where the item no longer exists."""
+    out_of_scope: Mapping[str, str] = field(default_factory=dict)
+    """Linked endpoints (-> ref) where the item exists but left the endpoint's scope."""
+
+
+def _key(value: Value) -> str:
+    """A hashable identity of a canonical value (lists and dicts included)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _same(a: Value, b: Value) -> bool:
+    return _key(a) == _key(b)
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class FieldDecision:
+    """The outcome of merging one field."""
+
+    value: Value
+    origin: str | None
+    conflict: Conflict | None = None
+
+
+def merge_field(name: str, policy: FieldPolicy, base: Mapping[str, Value], views: Sequence[View]) -> FieldDecision:
+    """Decide one field's value from its base and every endpoint's view (the field-level decision table)."""
+    present = [view for view in views if name in view.values]
+    base_value = base.get(name, _MISSING)
+    changed = {
+        view.endpoint: view.values[name]
+        for view in present
+        if (policy.sources is None or view.endpoint in policy.sources)
+        and (base_value is _MISSING or not _same(view.values[name], base_value))
+    }
+    if not changed:
+        # Unchanged everywhere that counts: keep the base (and revert non-source edits to it).
+        if base_value is _MISSING:
+            return FieldDecision(None, None)
+        return FieldDecision(base_value, None)
+    distinct = {_key(value) for value in changed.values()}
+    if len(distinct) == 1:
+        # Changed at one endpoint, or identically at several: it simply propagates.
+        origin = next(iter(changed))
+        return FieldDecision(changed[origin], origin)
+    # Changed at several endpoints to different values: a conflict, decided by the field's rule.
+    return _decide(name, policy.rule, None if base_value is _MISSING else base_value, changed, present)
+
+
+def _latest(name: str, changed: Mapping[str, Value], views: Sequence[View]) -> str:
+    order = {view.endpoint: index for index, view in enumerate(views)}
+    times = {view.endpoint: view.field_times.get(name, view.modified) for view in views}
+    return max(changed, key=lambda endpoint: (times[endpoint], -order[endpoint]))
+
+
+def _decide(name: str, rule: Rule, base: Value, changed: Mapping[str, Value], views: Sequence[View]) -> FieldDecision:
+    label = rule.label()
+    if rule.kind == "manual":
+        held = Conflict(name, label, dict(changed), winner=None, result=base, held=True)
+        return FieldDecision(base, None, held)
+    if rule.kind == "union":
+        result = _union(base, changed.values())
+        return FieldDecision(result, None, Conflict(name, label, dict(changed), winner=None, result=result))
+    if rule.kind == "merge-text":
+        merged = _merge_text(base, list(changed.values()))
+        if merged is not None:
+            return FieldDecision(merged, None, Conflict(name, label, dict(changed), winner=None, result=merged))
+        winner = _latest(name, changed, views)  # overlapping edits: the later one wins
+    elif rule.kind == "owner" and rule.owner is not None:
+        if rule.owner in changed:
+            winner = rule.owner
+        else:
+            # The owner kept its value while others changed it: the owner's value (the base) stands.
+            reverted = Conflict(name, label, dict(changed), winner=rule.owner, result=base)
+            return FieldDecision(base, rule.owner, reverted)
+    elif rule.kind == "prefer":
+        winner = next((endpoint for endpoint in rule.order if endpoint in changed), _latest(name, changed, views))
+    else:
+        winner = _latest(name, changed, views)
+    result = changed[winner]
+    return FieldDecision(result, winner, Conflict(name, label, dict(changed), winner=winner, result=result))
+
+
+def _union(base: Value, values: Iterable[Value]) -> list[Value]:
+    """Apply every endpoint's adds and removes relative to the base to a set field."""
+    before = {_key(v): v for v in (base or [])}
+    result = dict(before)
+    for value in values:
+        now = {_key(v): v for v in (value or [])}
+        for key in now.keys() - before.keys():
+            result[key] = now[key]
+        for key in before.keys() - now.keys():
+            result.pop(key, None)
+    return sorted(result.values(), key=_key)
+
+
+def _merge_text(base: Value, texts: Sequence[Value]) -> str | None:
+    """3-way merge of line edits against the base; None when edits overlap."""
+    if not isinstance(base, str) or not all(isinstance(text, str) for text in texts):
+        return None
+    merged: str = texts[0]
+    for other in texts[1:]:
+        result = merge3.Merge3(
+            base.splitlines(keepends=True), merged.splitlines(keepends=True), other.splitlines(keepends=True)
+        )
+        if any(region[0] == "conflict" for region in result.merge_regions()):
+            return None
+        merged = "".join(result.merge_lines())
+    return merged
+
+
+def check_side(endpoint: str, linked: int, listed: int, *, ratio: float = 0.5, floor: int = 5) -> None:
+    """Raise SideEmptied when a full listing misses more than ``ratio`` of at least ``floor`` linked items."""
+    if linked >= floor and listed < linked * (1 - ratio):
+        raise SideEmptied(endpoint, linked, listed)
+
+
+def plan(policy: GroupPolicy, item: Item) -> Plan:
+    """Decide every step for one item (the item-level decision table, one comment per branch)."""
+    order = {endpoint: index for index, endpoint in enumerate(policy.members)}
+    views = sorted(item.views.values(), key=lambda view: order.get(view.endpoint, len(order)))
+    base: Mapping[str, Value] = item.base or {}
+    if not views:
+        # Gone (or out of scope) everywhere: nothing left to mirror; the links are dropped by the executor.
+        return Plan(item.sync_id, policy.group, (), (), base)
+    new_base, origins, conflicts = _merge_fields(policy, base, views)
+    archived_now = [view.endpoint for view in views if view.archived and not base.get(ARCHIVED, False)]
+    new_base[ARCHIVED] = bool(base.get(ARCHIVED, False)) or bool(archived_now)
+    held = {conflict.field for conflict in conflicts if conflict.held}
+    steps: list[Step] = []
+    for view in views:
+        if archived_now and not view.archived:
+            # Archived at one endpoint: archive the mirrors too (reversible everywhere).
+            steps.append(Archive(view.endpoint, view.ref, f"archived at {', '.join(archived_now)}"))
+        write = _write_for(view, policy, new_base, origins, held)
+        if write is not None:
+            steps.append(write)
+    steps += _deletion_steps(policy, item, views, base, new_base)
+    for endpoint, ref in sorted(item.out_of_scope.items()):
+        # Left this endpoint's scope: stop mirroring there, change nothing.
+        steps.append(Unlink(endpoint, ref, f"left the scope of {endpoint}"))
+    linked = set(item.views) | set(item.deleted) | set(item.out_of_scope)
+    for endpoint in policy.members:
+        if endpoint in policy.create_in and endpoint not in linked:
+            # A member that should hold the item has none yet: mirror it there.
+            steps.append(Create(endpoint, _mirror_values(new_base), f"new in {', '.join(item.views)}"))
+    return Plan(item.sync_id, policy.group, tuple(_dedupe(steps)), tuple(conflicts), new_base, origins)
+
+
+def _merge_fields(
+    policy: GroupPolicy, base: Mapping[str, Value], views: Sequence[View]
+) -> tuple[dict[str, Value], dict[str, str], list[Conflict]]:
+    """Merge every field of the group: the new base, where each value came from, and the conflicts."""
+    new_base: dict[str, Value] = {}
+    origins: dict[str, str] = {}
+    conflicts: list[Conflict] = []
+    for name, field_policy in policy.fields.items():
+        decision = merge_field(name, field_policy, base, views)
+        if decision.conflict is not None:
+            conflicts.append(decision.conflict)
+        if decision.value is not None or name in base:
+            new_base[name] = decision.value
+        if decision.origin is not None:
+            origins[name] = decision.origin
+    return new_base, origins, conflicts
+
+
+def _write_for(
+    view: View, policy: GroupPolicy, new_base: Mapping[str, Value], origins: Mapping[str, str], held: set[str]
+) -> Write | None:
+    """The fields whose canonical value differs at this endpoint (lossy maps compare canonically: no flap)."""
+    values = {
+        name: new_base[name]
+        for name in policy.fields
+        if name in view.values
+        and name in new_base
+        and name not in held
+        and not _same(view.values[name], new_base[name])
+    }
+    if not values:
+        return None
+    reasons = [f"{name} from {origins.get(name, 'base')}" for name in sorted(values)]
+    return Write(view.endpoint, view.ref, values, "; ".join(reasons))
+
+
+def _deletion_steps(
+    policy: GroupPolicy, item: Item, views: Sequence[View], base: Mapping[str, Value], new_base: Mapping[str, Value]
+) -> list[Step]:
+    """What deletions at some endpoints mean for the others."""
+    modified_since_base = item.base is not None and any(
+        not _same(view.values[name], base.get(name, _MISSING))
+        for view in views
+        for name in policy.fields
+        if name in view.values
+    )
+    steps: list[Step] = []
+    for endpoint in sorted(item.deleted):
+        if modified_since_base:
+            # Deleted here but modified elsewhere since the base: the modification wins, the mirror is recreated.
+            steps.append(Create(endpoint, _mirror_values(new_base), f"deleted at {endpoint} but modified elsewhere"))
+        elif policy.on_delete == "archive":
+            # Deleted here, untouched elsewhere: archive the mirrors (never delete what people may still need).
+            steps += [Archive(v.endpoint, v.ref, f"deleted at {endpoint}") for v in views if not v.archived]
+        else:
+            # Deleted here, untouched elsewhere, and the group says unlink: leave the mirrors alone.
+            steps += [Unlink(v.endpoint, v.ref, f"deleted at {endpoint}") for v in views]
+    return steps
+
+
+def _mirror_values(base: Mapping[str, Value]) -> dict[str, Value]:
+    return {name: value for name, value in base.items() if name != ARCHIVED and value is not None}
+
+
+def _dedupe(steps: list[Step]) -> list[Step]:
+    """Keep the first step per (kind, endpoint): one archive per mirror however many deletions asked for it."""
+    seen: set[tuple[str, str]] = set()
+    unique: list[Step] = []
+    for step in steps:
+        key = (type(step).__name__, step.endpoint)
+        if isinstance(step, Archive | Unlink) and key in seen:
+            continue
+        seen.add(key)
+        unique.append(step)
+    return unique

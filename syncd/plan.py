@@ -1,0 +1,113 @@
+"""What the planner decides, as plain frozen data: the executor runs it, tests read it, the audit log records it.
+
+A :class:`Plan` holds, for one item of one group, the steps to apply (:class:`Write`, :class:`Create`,
+:class:`Archive`, :class:`Unlink`), the :class:`Conflict` decisions with the value that lost, the new base (the
+canonical values every endpoint agrees on once the plan is applied) and a short reason per step, so that `syncd
+plan` can show what would happen and why without a line of I/O.
+
+Canonical values are JSON-like: ``str``, ``bool``, ``None``, ``list`` (a set field is a sorted list), and dates as
+ISO strings. Comparisons are always between canonical values, never raw tool values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+
+Value: TypeAlias = Any
+"""A canonical field value (JSON-like)."""
+
+
+@dataclass(frozen=True)
+class View:
+    """One endpoint's current state of an item, decoded to canonical values by the group's mapping."""
+
+    endpoint: str
+    ref: str
+    values: Mapping[str, Value]
+    modified: datetime
+    field_times: Mapping[str, datetime] = field(default_factory=dict)
+    """When each field last changed there, where the tool says (else the item's modification time counts)."""
+    person: str | None = None
+    """Who made the latest change there (e-mail), for the audit log."""
+    archived: bool = False
+
+
+@dataclass(frozen=True)
+class Write:
+    """Set these fields at an endpoint (only fields whose canonical value differs there)."""
+
+    endpoint: str
+    ref: str
+    values: Mapping[str, Value]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Create:
+    """Mirror the item into an endpoint that has no link yet; the executor stamps the sync_id marker."""
+
+    endpoint: str
+    values: Mapping[str, Value]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Archive:
+    """Take the item out of active work at an endpoint (the tool's reversible way)."""
+
+    endpoint: str
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unlink:
+    """Stop mirroring the item at an endpoint, leaving it as it is (it left that endpoint's scope)."""
+
+    endpoint: str
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A field changed at several endpoints to different values, and how its rule decided."""
+
+    field: str
+    rule: str
+    values: Mapping[str, Value]
+    """Endpoint -> the value it changed the field to."""
+    winner: str | None
+    """The endpoint whose value won; None when nothing won (``manual``) or the value was merged."""
+    result: Value
+    held: bool = False
+    """True for ``manual``: nothing was written; the conflict waits for a person."""
+
+
+Step: TypeAlias = Write | Create | Archive | Unlink
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one pass decided for one item."""
+
+    sync_id: str
+    group: str
+    steps: tuple[Step, ...]
+    conflicts: tuple[Conflict, ...]
+    base: Mapping[str, Value]
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Field -> the endpoint whose change the new base value came from (for audit attribution)."""
+
+    @property
+    def writes(self) -> tuple[Step, ...]:
+        """The steps that change something remotely."""
+        return tuple(step for step in self.steps if not isinstance(step, Unlink))
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the plan changes nothing anywhere (what a pass without outside edits must produce)."""
+        return not self.steps and not self.conflicts
