@@ -17,17 +17,23 @@ from pydantic_core import ErrorDetails
 from syncd.errors import SyncdError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+SECRET_WORDS = ("token", "secret", "password", "key")
+"""Settings whose values are never quoted back in an error message."""
 
 
 class FileError(SyncdError):
-    """A file a person wrote is wrong: where (path and 1-based line) and what to change."""
+    """A file a person wrote is wrong: where (path and 1-based line) and what to change; every problem at once."""
 
-    def __init__(self, path: Path, line: int | None, message: str) -> None:
+    def __init__(
+        self, path: Path, line: int | None, message: str, more: list[tuple[int | None, str]] | None = None
+    ) -> None:
         self.path = path
         self.line = line
         self.message = message
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {message}")
+        self.problems = [(line, message), *(more or [])]
+        super().__init__(
+            "\n".join(f"{path}:{at}: {text}" if at is not None else f"{path}: {text}" for at, text in self.problems)
+        )
 
 
 def _node_at(root: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
@@ -54,11 +60,18 @@ def _describe(error: ErrorDetails) -> str:
         return f"'{loc}' is required but missing: add it"
     if kind == "extra_forbidden":
         return f"'{loc}' is not a known setting: remove it or check its spelling"
-    return f"'{loc}': {error['msg']} (got {error.get('input')!r})" if loc else str(error["msg"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:
+        return message
+    if any(word in loc.lower() for word in SECRET_WORDS):
+        return f"'{loc}': {message}"  # never echo what may be a credential
+    return f"'{loc}': {message} (got {error.get('input')!r})"
 
 
-def load_yaml_model(path: Path | str, model: type[ModelT], text: str | None = None) -> ModelT:
-    """Parse and validate one YAML file; raise FileError naming the file and line on any mistake."""
+def load_yaml_model(
+    path: Path | str, model: type[ModelT], text: str | None = None, context: dict[str, object] | None = None
+) -> ModelT:
+    """Parse and validate one YAML file; raise FileError naming the file and line of every mistake."""
     path = Path(path)
     if text is None:
         try:
@@ -72,10 +85,12 @@ def load_yaml_model(path: Path | str, model: type[ModelT], text: str | None = No
         line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
         raise FileError(path, line, f"not valid YAML: {exc.problem}") from exc
     try:
-        return model.model_validate(data if data is not None else {})
+        return model.model_validate(data if data is not None else {}, context=context)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        node = _node_at(root, tuple(first["loc"]))
-        line = node.start_mark.line + 1 if node is not None else None
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise FileError(path, line, _describe(first) + more) from exc
+        problems = []
+        for error in exc.errors():
+            node = _node_at(root, tuple(error["loc"]))
+            problems.append((node.start_mark.line + 1 if node is not None else None, _describe(error)))
+        problems.sort(key=lambda problem: problem[0] or 0)
+        (line, message), *more = problems
+        raise FileError(path, line, message, more) from exc
