@@ -36,25 +36,47 @@ class FileError(SyncdError):
         )
 
 
-def _node_at(root: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
-    """The deepest node on the path ``loc`` (mapping keys by name, sequence items by index)."""
+def _child(node: yaml.Node | None, part: int | str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        found: yaml.Node | None = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        return found
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        item: yaml.Node = node.value[part]
+        return item
+    return None
+
+
+def _is_tag(node: yaml.Node | None, part: int | str) -> bool:
+    """Whether ``part`` is the value of one of the mapping's scalar settings (a discriminator like ``tool``)."""
+    if not isinstance(node, yaml.MappingNode):
+        return False
+    return any(isinstance(value, yaml.ScalarNode) and value.value == part for _, value in node.value)
+
+
+def _locate(root: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[yaml.Node | None, tuple[int | str, ...]]:
+    """The deepest YAML node on the path ``loc``, and ``loc`` as the person wrote it.
+
+    pydantic puts a discriminated union's tag into the path (``connection.jira.token``) where the file has none
+    (``connection.token``): a part the mapping lacks, followed by one it has, is such a tag and is skipped.
+    """
     node = root
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((value for key, value in node.value if getattr(key, "value", None) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-        else:
-            child = None
+    shown: list[int | str] = []
+    for index, part in enumerate(loc):
+        child = _child(node, part)
         if child is None:
+            if index + 1 < len(loc) and _is_tag(node, part):
+                continue  # a union tag
+
+            shown.extend(loc[index:])
             break
+        shown.append(part)
         node = child
-    return node
+    return node, tuple(shown)
 
 
-def _describe(error: ErrorDetails) -> str:
+def _describe(error: ErrorDetails, shown: tuple[int | str, ...]) -> str:
     """One pydantic error as a sentence a person can act on."""
-    loc = ".".join(str(part) for part in error["loc"])
+    loc = ".".join(str(part) for part in shown)
     kind = error["type"]
     if kind == "missing":
         return f"'{loc}' is required but missing: add it"
@@ -89,8 +111,8 @@ def load_yaml_model(
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            node = _node_at(root, tuple(error["loc"]))
-            problems.append((node.start_mark.line + 1 if node is not None else None, _describe(error)))
+            node, shown = _locate(root, tuple(error["loc"]))
+            problems.append((node.start_mark.line + 1 if node is not None else None, _describe(error, shown)))
         problems.sort(key=lambda problem: problem[0] or 0)
         (line, message), *more = problems
         raise FileError(path, line, message, more) from exc

@@ -1,0 +1,190 @@
+"""syncd's configuration as code: who we are (``config/syncd.yaml``) and how each department connects.
+
+- ``config/syncd.yaml``: the instance: store URL, poll interval, audit settings. Every setting can be overridden
+  from the environment (``SYNCD_STORE``, ``SYNCD_POLL_INTERVAL_S``, ...), through pydantic-settings.
+- ``config/departments/<name>.yaml``: one department: its tool, connection (base URL; credentials only *named*,
+  by environment variable or file, never written here), workspace (Jira project key, Trello board id, Asana
+  project gid), people directory overrides (e-mail -> account) and Jira transition fields.
+
+Every file is validated on load; unknown keys are rejected; every problem of every file is reported at once as
+``file:line: what is wrong and how to fix it`` (:class:`syncd.yamlfile.FileError`, collected in
+:class:`ConfigError`). JSON Schemas of the file kinds come from :func:`schemas` (``syncd schema``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from syncd.errors import SyncdError
+from syncd.yamlfile import FileError, load_yaml_model
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret(_Strict):
+    """Where a credential comes from: an environment variable or a file (never the config itself)."""
+
+    env: str | None = Field(None, description="name of the environment variable holding the credential")
+    file: Path | None = Field(None, description="path of a file holding the credential (e.g. a mounted secret)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_source_not_a_value(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            raise ValueError(
+                "write where the credential comes from, not the credential: {env: VARIABLE} or {file: PATH}"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("name exactly one of 'env' (an environment variable) or 'file' (a path)")
+        return self
+
+    def resolve(self) -> str:
+        """Read the credential now; the error names where it was looked for, never its value."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise SyncdError(f"environment variable {self.env} is not set: export it with the credential")
+            return value
+        assert self.file is not None  # guaranteed by the validator
+        try:
+            return self.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SyncdError(f"cannot read the credential file {self.file}: {exc.strerror}") from exc
+
+
+class JiraConnection(_Strict):
+    """Jira Cloud or Server / Data Center."""
+
+    tool: Literal["jira"]
+    base_url: str
+    user: str = Field(description="the account's e-mail (Cloud) or user name (Server)")
+    token: Secret
+    project: str = Field(description="the project key, e.g. ENG")
+    transition_fields: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per target status, the fields its transition screen requires"
+    )
+    webhook_secret: Secret | None = None
+
+
+class TrelloConnection(_Strict):
+    """Trello (API key and token)."""
+
+    tool: Literal["trello"]
+    base_url: str = "https://api.trello.com"
+    key: Secret
+    token: Secret
+    board: str = Field(description="the board id")
+    secret: Secret | None = Field(None, description="the application secret, to verify webhook signatures")
+
+
+class AsanaConnection(_Strict):
+    """Asana (personal access token or service account token)."""
+
+    tool: Literal["asana"]
+    base_url: str = "https://app.asana.com"
+    token: Secret
+    project: str = Field(description="the project gid")
+
+
+Connection = Annotated[JiraConnection | TrelloConnection | AsanaConnection, Field(discriminator="tool")]
+
+
+class Department(_Strict):
+    """One department and the tool it works in (``config/departments/<name>.yaml``)."""
+
+    name: str | None = Field(None, description="defaults to the file name")
+    connection: Connection
+    people: dict[str, str] = Field(
+        default_factory=dict, description="e-mail -> account in the tool (Jira accountId or name, Trello username)"
+    )
+    poll_interval_s: float | None = Field(None, gt=0, description="overrides the instance's poll interval")
+
+    @field_validator("people")
+    @classmethod
+    def _emails(cls, people: dict[str, str]) -> dict[str, str]:
+        bad = [key for key in people if "@" not in key]
+        if bad:
+            raise ValueError(f"people are keyed by e-mail address; not an e-mail: {', '.join(bad)}")
+        return {key.lower(): value for key, value in people.items()}
+
+
+class Instance(BaseSettings):
+    """The instance (``config/syncd.yaml``); any setting can be overridden by ``SYNCD_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNCD_", extra="forbid", frozen=True)
+
+    store: str = Field("sqlite:///var/syncd.db", description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://")
+    poll_interval_s: float = Field(30.0, gt=0, description="seconds between polls of each endpoint")
+    listen: str = Field("127.0.0.1:8787", description="host:port of the health, metrics and webhook server")
+    public_url: str | None = Field(None, description="the URL the tools deliver webhooks to (None: polling only)")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment overrides the file (init values), so an operator can change a setting without an edit."""
+        return (env_settings, init_settings)
+
+
+class ConfigError(SyncdError):
+    """Every problem of every configuration file, each as ``file:line: message``."""
+
+    def __init__(self, errors: list[FileError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(error) for error in errors))
+
+
+class Config(_Strict):
+    """The whole configuration directory, validated."""
+
+    root: Path
+    instance: Instance
+    departments: dict[str, Department]
+
+
+def load_config(root: Path | str) -> Config:
+    """Load ``<root>/syncd.yaml`` and ``<root>/departments/*.yaml``; raise ConfigError listing every problem."""
+    root = Path(root)
+    errors: list[FileError] = []
+    instance: Instance | None = None
+    instance_file = root / "syncd.yaml"
+    try:
+        instance = load_yaml_model(instance_file, Instance) if instance_file.exists() else Instance()
+    except FileError as error:
+        errors.append(error)
+    departments: dict[str, Department] = {}
+    for path in sorted((root / "departments").glob("*.yaml")):
+        try:
+            department = load_yaml_model(path, Department)
+        except FileError as error:
+            errors.append(error)
+            continue
+        name = department.name or path.stem
+        departments[name] = department.model_copy(update={"name": name})
+    if errors or instance is None:
+        raise ConfigError(errors)
+    return Config(root=root, instance=instance, departments=departments)
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the file kinds, for editor completion (``syncd schema``)."""
+    return {
+        "syncd.yaml": Instance.model_json_schema(),
+        "department.yaml": Department.model_json_schema(),
+    }
