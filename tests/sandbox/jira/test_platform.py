@@ -19,21 +19,9 @@ from syncd.sandbox.core import ACT_AS_HEADER
 from syncd.sandbox.jira import JiraEmulator
 from syncd.sandbox.seed import token_for
 from tests.conformance import assert_conforms
-from tests.sandbox.jira_support import auth, client, delete_issue, error_response, server_seed, shut, started
+from tests.sandbox.jira.support import auth, client, delete_issue, error_response, server_seed, shut, started
 
 SECRET = "s3cret-for-tests"
-
-
-@pytest.fixture
-def emulator() -> Iterator[JiraEmulator]:
-    yield from started()
-
-
-@pytest.fixture
-def jira(emulator: JiraEmulator) -> Iterator[JIRA]:
-    sdk = client(emulator)
-    yield sdk
-    shut(sdk)
 
 
 class Receiver(BaseHTTPRequestHandler):

@@ -12,7 +12,7 @@ from trello.exceptions import ResourceUnavailable
 
 from syncd.sandbox.core import ACT_AS_HEADER
 from syncd.sandbox.trello import TrelloEmulator
-from tests.sandbox.trello_support import auth_params, client_for, running_emulator
+from tests.sandbox.trello.support import auth_params, client_for, running_emulator
 
 PEOPLE = ["ana", "ben", "chen", "dana", "eli", "farah", "gus", "hana"]
 
@@ -22,11 +22,6 @@ def emulator() -> Iterator[TrelloEmulator]:
     with running_emulator() as service:
         service.rate_limits_enabled = False
         yield service
-
-
-@pytest.fixture
-def client(emulator: TrelloEmulator) -> TrelloClient:
-    return client_for(emulator)
 
 
 def board_id(emulator: TrelloEmulator) -> str:

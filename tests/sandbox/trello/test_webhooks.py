@@ -14,18 +14,7 @@ from trello.exceptions import ResourceUnavailable
 
 from syncd.sandbox.trello import TrelloEmulator
 from tests.conformance import assert_conforms
-from tests.sandbox.trello_support import Receiver, auth_params, client_for, running_emulator
-
-
-@pytest.fixture
-def emulator() -> Iterator[TrelloEmulator]:
-    with running_emulator() as service:
-        yield service
-
-
-@pytest.fixture
-def client(emulator: TrelloEmulator) -> TrelloClient:
-    return client_for(emulator)
+from tests.sandbox.trello.support import Receiver, auth_params, client_for
 
 
 @pytest.fixture

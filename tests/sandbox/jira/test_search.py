@@ -12,7 +12,7 @@ from jira import JIRA, JIRAError
 
 from syncd.sandbox.jira import JiraEmulator
 from tests.conformance import assert_conforms
-from tests.sandbox.jira_support import auth, client, error_json, move_to_second, server_seed, shut, started
+from tests.sandbox.jira.support import auth, error_json, move_to_second, server_seed, shut, started
 
 BERLIN = ZoneInfo("Europe/Berlin")
 REMOVED = {
@@ -22,18 +22,6 @@ REMOVED = {
     ],
     "errors": {},
 }
-
-
-@pytest.fixture
-def emulator() -> Iterator[JiraEmulator]:
-    yield from started()
-
-
-@pytest.fixture
-def jira(emulator: JiraEmulator) -> Iterator[JIRA]:
-    sdk = client(emulator)
-    yield sdk
-    shut(sdk)
 
 
 def keys(jira: JIRA, jql: str) -> list[str]:

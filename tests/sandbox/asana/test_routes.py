@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import asana
@@ -13,17 +12,7 @@ from asana.rest import ApiException
 from syncd.sandbox.asana import AsanaEmulator
 from syncd.sandbox.seed import SERVICE_ACCOUNT
 from tests.conformance import assert_conforms
-from tests.sandbox.asana_support import client_for, project_gid, section_gid, started, task_gid
-
-
-@pytest.fixture
-def emulator() -> Iterator[AsanaEmulator]:
-    yield from started()
-
-
-@pytest.fixture
-def client(emulator: AsanaEmulator) -> Any:
-    return client_for(emulator)
+from tests.sandbox.asana.support import project_gid, section_gid, task_gid
 
 
 def raw(emulator: AsanaEmulator, method: str, path: str, **kwargs: Any) -> requests.Response:

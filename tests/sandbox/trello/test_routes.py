@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -14,18 +13,7 @@ from connectors.trello.http import BaseUrlSession
 from syncd.sandbox.seed import SERVICE_ACCOUNT, load_seed, token_for
 from syncd.sandbox.trello import TrelloEmulator
 from tests.conformance import assert_conforms
-from tests.sandbox.trello_support import Receiver, auth_params, client_for, running_emulator
-
-
-@pytest.fixture
-def emulator() -> Iterator[TrelloEmulator]:
-    with running_emulator() as service:
-        yield service
-
-
-@pytest.fixture
-def client(emulator: TrelloEmulator) -> TrelloClient:
-    return client_for(emulator)
+from tests.sandbox.trello.support import Receiver, auth_params, client_for
 
 
 def sales_card(client: TrelloClient, name: str) -> Card:

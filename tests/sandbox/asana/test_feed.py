@@ -20,17 +20,7 @@ from urllib3.util.retry import Retry
 from syncd.sandbox.asana import AsanaEmulator
 from syncd.sandbox.seed import load_seed
 from tests.conformance import assert_conforms
-from tests.sandbox.asana_support import client_for, project_gid, section_gid, started, task_gid
-
-
-@pytest.fixture
-def emulator() -> Iterator[AsanaEmulator]:
-    yield from started()
-
-
-@pytest.fixture
-def client(emulator: AsanaEmulator) -> Any:
-    return client_for(emulator)
+from tests.sandbox.asana.support import client_for, project_gid, section_gid, task_gid
 
 
 def sync_token(client: Any, resource: str) -> str:

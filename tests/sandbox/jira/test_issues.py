@@ -10,26 +10,7 @@ from jira import JIRA, JIRAError
 
 from syncd.sandbox.jira import JiraEmulator
 from tests.conformance import assert_conforms
-from tests.sandbox.jira_support import auth, client, delete_issue, error_json, server_seed, shut, started
-
-
-@pytest.fixture
-def emulator() -> Iterator[JiraEmulator]:
-    yield from started()
-
-
-@pytest.fixture
-def jira(emulator: JiraEmulator) -> Iterator[JIRA]:
-    sdk = client(emulator)
-    yield sdk
-    shut(sdk)
-
-
-@pytest.fixture
-def jira3(emulator: JiraEmulator) -> Iterator[JIRA]:
-    sdk = client(emulator, version="3")
-    yield sdk
-    shut(sdk)
+from tests.sandbox.jira.support import auth, client, delete_issue, error_json, server_seed, shut, started
 
 
 class TestIssues:
