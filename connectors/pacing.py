@@ -27,7 +27,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from syncd.errors import ConnectionFailed, RateLimited, RetriableError
+from syncd.errors import ConnectionFailed, ConnectorError, RateLimited, RetriableError
 
 T = TypeVar("T")
 
@@ -135,8 +135,13 @@ def call(
     bucket: TokenBucket | Sequence[TokenBucket] | None,
     policy: RetryPolicy = RetryPolicy(),
     idempotent: bool = True,
+    translate: Callable[[Exception], ConnectorError] | None = None,
 ) -> T:
-    """Run one request under the credential's budget, retrying what is safe to retry."""
+    """Run one request under the credential's budget, retrying what is safe to retry.
+
+    ``translate`` is the connector's error table: any exception the SDK raises goes through it once, so retries
+    and callers only ever see :mod:`syncd.errors`.
+    """
 
     def retriable(error: BaseException) -> bool:
         if not isinstance(error, RetriableError):
@@ -149,7 +154,14 @@ def call(
     def attempt() -> T:
         for each in buckets:
             each.acquire()
-        return request()
+        if translate is None:
+            return request()
+        try:
+            return request()
+        except ConnectorError:
+            raise
+        except Exception as error:  # the connector's table decides; it re-raises what it does not know
+            raise translate(error) from error
 
     retrying = Retrying(
         retry=retry_if_exception(retriable),

@@ -33,7 +33,7 @@ from asana.rest import ApiException
 from connectors.asana.errors import TOOL, translate
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
+from syncd.errors import AuthFailed, ConnectionFailed, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
 
 T = TypeVar("T")
@@ -110,15 +110,13 @@ class AsanaConnector:
         return client
 
     def _call(self, request: Callable[[], T], *, ref: str | None = None, idempotent: bool = True) -> T:
-        def attempt() -> T:
-            try:
-                return request()
-            except ConnectorError:
-                raise
-            except Exception as error:
-                raise translate(error, ref) from error
-
-        return call(attempt, bucket=self.bucket, policy=self.policy, idempotent=idempotent)
+        return call(
+            request,
+            bucket=self.bucket,
+            policy=self.policy,
+            idempotent=idempotent,
+            translate=lambda error: translate(error, ref),
+        )
 
     def _opts(self, **extra: object) -> dict[str, object]:
         return {"opt_fields": TASK_FIELDS, **extra}

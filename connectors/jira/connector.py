@@ -113,15 +113,13 @@ class JiraConnector:
         return client
 
     def _call(self, request: Callable[[], T], *, ref: str | None = None, idempotent: bool = True) -> T:
-        def attempt() -> T:
-            try:
-                return request()
-            except ConnectorError:
-                raise
-            except Exception as error:  # the table in errors.py decides; unknown errors re-raise
-                raise translate(error, ref) from error
-
-        return call(attempt, bucket=self.bucket, policy=self.policy, idempotent=idempotent)
+        return call(
+            request,
+            bucket=self.bucket,
+            policy=self.policy,
+            idempotent=idempotent,
+            translate=lambda error: translate(error, ref),
+        )
 
     @property
     def cloud(self) -> bool:

@@ -36,7 +36,7 @@ from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, ToolConfigError
+from syncd.errors import AuthFailed, ConnectionFailed, InvalidItem, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
 
 T = TypeVar("T")
@@ -137,16 +137,13 @@ class TrelloConnector:
     ) -> Json:
         session = self._session()
         client: TrelloClient = self._local.client
-
-        def attempt() -> Json:
-            try:
-                return client.fetch_json(path, http_method=method, query_params=dict(params or {}), post_args=body)
-            except ConnectorError:
-                raise
-            except Exception as error:  # the table in errors.py decides; unknown errors re-raise
-                raise translate(error, ref, session.last) from error
-
-        return call(attempt, bucket=self.buckets, policy=self.policy, idempotent=idempotent)
+        return call(
+            lambda: client.fetch_json(path, http_method=method, query_params=dict(params or {}), post_args=body),
+            bucket=self.buckets,
+            policy=self.policy,
+            idempotent=idempotent,
+            translate=lambda error: translate(error, ref, session.last),
+        )
 
     # ----- directory ----------------------------------------------------------------------------------------
 
