@@ -1,0 +1,209 @@
+"""The state store: SQLite (WAL) by default, PostgreSQL for several replicas, one schema, Alembic migrations.
+
+:class:`Store` opens the database from a SQLAlchemy URL and migrates it; :meth:`Store.transaction` yields a
+:class:`Tx` whose methods read and write items, links, base values, cursors and the journal inside ONE database
+transaction (committed when the block ends, rolled back on any exception), so a pass commits base values, link
+versions and audit events together or not at all. The tables are in :mod:`syncd.store.schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from syncd.errors import SyncdError
+from syncd.store.schema import base, cursors, items, journal, links
+
+
+class DuplicateLink(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
+    """A second mirror for the same item at an endpoint, or one ref linked to two items: refused by the database."""
+
+    def __init__(self, sync_id: str, endpoint: str, ref: str) -> None:
+        super().__init__(f"{endpoint}: {ref} cannot be linked to {sync_id}: the endpoint already has a link there")
+        self.sync_id = sync_id
+        self.endpoint = endpoint
+        self.ref = ref
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where an item lives at one endpoint, and the version syncd last saw or wrote there."""
+
+    sync_id: str
+    endpoint: str
+    ref: str
+    version: str
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A plan recorded before it was applied."""
+
+    plan_id: str
+    sync_id: str
+    group: str
+    steps: Any
+    created_at: datetime
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:  # noqa: ANN401 - DB-API object
+    """WAL (readers never block the writer), enforced foreign keys, and waiting instead of failing when busy."""
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event below opens every transaction
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    """Take SQLite's write lock when a transaction starts, not at its first write.
+
+    Otherwise two transactions can both read the audit chain's head and then both append after it; SQLite ignores
+    ``SELECT ... FOR UPDATE``, so this is how its writers queue up (PostgreSQL uses the row lock instead).
+    """
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """One state database."""
+
+    def __init__(self, url: str, **engine_options: Any) -> None:  # noqa: ANN401 - passed to create_engine
+        self.url = url
+        self.engine: Engine = create_engine(url, **engine_options)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin_immediate)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic ``upgrade head``), from the installed package."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(resources.files("syncd.store").joinpath("migrations")))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One database transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine.begin() as connection:
+            yield Tx(connection)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+
+class Tx:
+    """Reads and writes inside one transaction (see :meth:`Store.transaction`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    # ----- items and links ------------------------------------------------------------------------------
+
+    def new_item(self, sync_id: str, group: str) -> None:
+        """Register an item of a group."""
+        self.connection.execute(insert(items).values(sync_id=sync_id, group_name=group, created_at=datetime.now(UTC)))
+
+    def item_group(self, sync_id: str) -> str | None:
+        """The group of an item, or None if the item is unknown."""
+        return self.connection.execute(select(items.c.group_name).where(items.c.sync_id == sync_id)).scalar()
+
+    def link(self, sync_id: str, endpoint: str, ref: str, version: str) -> None:
+        """Record where the item lives at an endpoint; DuplicateLink if the endpoint or the ref is taken."""
+        try:
+            with self.connection.begin_nested():
+                self.connection.execute(
+                    insert(links).values(sync_id=sync_id, endpoint=endpoint, ref=ref, version=version)
+                )
+        except IntegrityError as exc:
+            raise DuplicateLink(sync_id, endpoint, ref) from exc
+
+    def set_version(self, sync_id: str, endpoint: str, version: str) -> None:
+        """Remember the version syncd last saw or wrote (so its own write is not taken for an outside edit)."""
+        self.connection.execute(
+            update(links).where(links.c.sync_id == sync_id, links.c.endpoint == endpoint).values(version=version)
+        )
+
+    def unlink(self, sync_id: str, endpoint: str) -> None:
+        """Forget the item's link at an endpoint (it was deleted there, or left the scope)."""
+        self.connection.execute(delete(links).where(links.c.sync_id == sync_id, links.c.endpoint == endpoint))
+
+    def find_link(self, endpoint: str, ref: str) -> Link | None:
+        """The link of a ref at an endpoint."""
+        row = self.connection.execute(select(links).where(links.c.endpoint == endpoint, links.c.ref == ref)).first()
+        return Link(row.sync_id, row.endpoint, row.ref, row.version) if row else None
+
+    def links(self, sync_id: str) -> dict[str, Link]:
+        """Every link of an item, by endpoint."""
+        rows = self.connection.execute(select(links).where(links.c.sync_id == sync_id))
+        return {row.endpoint: Link(row.sync_id, row.endpoint, row.ref, row.version) for row in rows}
+
+    def endpoint_links(self, endpoint: str) -> list[Link]:
+        """Every link at an endpoint (for the mass-delete guard and full scans)."""
+        rows = self.connection.execute(select(links).where(links.c.endpoint == endpoint).order_by(links.c.ref))
+        return [Link(row.sync_id, row.endpoint, row.ref, row.version) for row in rows]
+
+    # ----- base values ------------------------------------------------------------------------------------
+
+    def base(self, sync_id: str) -> dict[str, Any] | None:
+        """The canonical values the endpoints last agreed on, or None for an item never synced."""
+        rows = self.connection.execute(select(base.c.field, base.c.value).where(base.c.sync_id == sync_id)).all()
+        return {row.field: row.value for row in rows} if rows else None
+
+    def set_base(self, sync_id: str, values: Mapping[str, Any]) -> None:
+        """Replace an item's base values."""
+        self.connection.execute(delete(base).where(base.c.sync_id == sync_id))
+        if values:
+            self.connection.execute(
+                insert(base), [{"sync_id": sync_id, "field": name, "value": value} for name, value in values.items()]
+            )
+
+    # ----- cursors ----------------------------------------------------------------------------------------
+
+    def cursor(self, endpoint: str) -> dict[str, Any] | None:
+        """Where an endpoint's change feed was read up to (None: never read)."""
+        value = self.connection.execute(select(cursors.c.cursor).where(cursors.c.endpoint == endpoint)).scalar()
+        return dict(value) if value is not None else None
+
+    def set_cursor(self, endpoint: str, cursor: Mapping[str, Any]) -> None:
+        """Advance an endpoint's cursor (call only after the changes before it committed)."""
+        now = datetime.now(UTC)
+        changed = self.connection.execute(
+            update(cursors).where(cursors.c.endpoint == endpoint).values(cursor=dict(cursor), updated_at=now)
+        ).rowcount
+        if not changed:
+            self.connection.execute(insert(cursors).values(endpoint=endpoint, cursor=dict(cursor), updated_at=now))
+
+    # ----- journal ----------------------------------------------------------------------------------------
+
+    def journal_add(self, plan_id: str, sync_id: str, group: str, steps: Any) -> None:  # noqa: ANN401 - JSON steps
+        """Record a plan before applying it."""
+        self.connection.execute(
+            insert(journal).values(
+                plan_id=plan_id, sync_id=sync_id, group_name=group, steps=steps, created_at=datetime.now(UTC)
+            )
+        )
+
+    def journal_pending(self) -> list[JournalEntry]:
+        """Plans recorded but not finished (a crash interrupted them), oldest first."""
+        rows = self.connection.execute(select(journal).order_by(journal.c.created_at, journal.c.plan_id))
+        return [JournalEntry(r.plan_id, r.sync_id, r.group_name, r.steps, r.created_at) for r in rows]
+
+    def journal_done(self, plan_id: str) -> None:
+        """Forget a plan once its effects are committed."""
+        self.connection.execute(delete(journal).where(journal.c.plan_id == plan_id))
+
+
+__all__ = ["DuplicateLink", "JournalEntry", "Link", "Store", "Tx"]

@@ -1,0 +1,90 @@
+"""The state store's tables (SQLAlchemy Core): what syncd remembers between passes, and the audit trail.
+
+- ``items``: one row per mirrored item (``sync_id``) and its group.
+- ``links``: where each item lives: (item, endpoint) -> ref and the version syncd last saw or wrote there.
+  Unique on (endpoint, ref) and on (sync_id, endpoint): the database itself refuses a duplicate mirror.
+- ``base``: per item and field, the canonical value every endpoint last agreed on (the 3-way merge's ancestor).
+- ``cursors``: per endpoint, where its change feed was read up to (advanced only after the changes commit).
+- ``journal``: plans written before they are applied, so a crash is finished or undone on the next start.
+- ``audit``: append-only, hash-chained events; ``audit_head`` holds the chain's last hash, locked by each append.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, UniqueConstraint
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("sync_id", String(32), primary_key=True),
+    Column("group_name", String(200), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("sync_id", String(32), primary_key=True),
+    Column("endpoint", String(200), primary_key=True),
+    Column("ref", String(200), nullable=False),
+    Column("version", String(200), nullable=False),
+    UniqueConstraint("endpoint", "ref"),
+)
+
+base = Table(
+    "base",
+    metadata,
+    Column("sync_id", String(32), primary_key=True),
+    Column("field", String(100), primary_key=True),
+    Column("value", JSON, nullable=True),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("cursor", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("plan_id", String(32), primary_key=True),
+    Column("sync_id", String(32), nullable=False),
+    Column("group_name", String(200), nullable=False),
+    Column("steps", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("group_name", String(200), nullable=True, index=True),
+    Column("sync_id", String(32), nullable=True, index=True),
+    Column("content", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+GENESIS = "0" * 64
+"""The previous hash of the first audit event."""

@@ -1,0 +1,40 @@
+"""Every store test runs on SQLite and on PostgreSQL (from SYNCD_TEST_POSTGRES_URL; in CI a missing URL fails)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from syncd.store import Store
+
+POSTGRES_URL = os.environ.get("SYNCD_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        opened = Store(f"sqlite:///{tmp_path / 'syncd.db'}")
+        opened.migrate()
+        yield opened
+        opened.close()
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("SYNCD_TEST_POSTGRES_URL is not set: CI must run the store tests on PostgreSQL")
+        pytest.skip("SYNCD_TEST_POSTGRES_URL is not set (PostgreSQL tests run in CI)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    opened = Store(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    opened.migrate()
+    yield opened
+    opened.close()
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -1,0 +1,138 @@
+"""The state store on SQLite and PostgreSQL: links are unique, transactions are atomic, the schema is migrated."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from syncd.store import DuplicateLink, Store
+from syncd.store.schema import metadata
+
+
+class TestSchema:
+    def test_the_migrations_build_exactly_the_declared_schema(self, store: Store) -> None:
+        """Alembic's upgrade head and the SQLAlchemy tables agree: no drift between code and database."""
+        with store.engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        assert diff == []
+
+    def test_migrating_twice_is_harmless(self, store: Store) -> None:
+        """migrate() on an up-to-date database changes nothing."""
+        store.migrate()
+        with store.transaction() as tx:
+            assert tx.cursor("g/sales") is None
+
+
+class TestLinks:
+    def test_link_and_find(self, store: Store) -> None:
+        """A linked ref is found by endpoint and ref, and among its item's links."""
+        with store.transaction() as tx:
+            tx.new_item("S1", "launch")
+            tx.link("S1", "launch/sales", "card-1", "v1")
+        with store.transaction() as tx:
+            link = tx.find_link("launch/sales", "card-1")
+            assert link is not None
+            assert (link.sync_id, link.version) == ("S1", "v1")
+            assert set(tx.links("S1")) == {"launch/sales"}
+            assert tx.item_group("S1") == "launch"
+
+    def test_a_second_mirror_at_an_endpoint_is_refused(self, store: Store) -> None:
+        """One item has at most one ref per endpoint, enforced by the database."""
+        with store.transaction() as tx:
+            tx.new_item("S1", "launch")
+            tx.link("S1", "launch/sales", "card-1", "v1")
+            with pytest.raises(DuplicateLink):
+                tx.link("S1", "launch/sales", "card-2", "v1")
+            tx.new_item("S2", "launch")
+            with pytest.raises(DuplicateLink):
+                tx.link("S2", "launch/sales", "card-1", "v1")
+            assert tx.find_link("launch/sales", "card-2") is None
+
+    def test_racing_linkers_leave_one_link(self, store: Store) -> None:
+        """Two threads linking the same ref to different items at once: exactly one wins."""
+        with store.transaction() as tx:
+            tx.new_item("A", "g")
+            tx.new_item("B", "g")
+        outcomes: list[str] = []
+
+        def link(sync_id: str) -> None:
+            try:
+                with store.transaction() as tx:
+                    tx.link(sync_id, "g/jira", "ENG-1", "v")
+                outcomes.append("linked")
+            except DuplicateLink:
+                outcomes.append("refused")
+            except Exception as exc:  # SQLite may report the loser as a lock timeout instead
+                outcomes.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=link, args=(name,)) for name in ("A", "B")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes.count("linked") == 1
+        with store.transaction() as tx:
+            assert len(tx.endpoint_links("g/jira")) == 1
+
+    def test_versions_and_unlinking(self, store: Store) -> None:
+        """The version moves with each write; unlinking forgets the endpoint only."""
+        with store.transaction() as tx:
+            tx.new_item("S1", "g")
+            tx.link("S1", "g/jira", "ENG-1", "v1")
+            tx.link("S1", "g/sales", "c1", "w1")
+            tx.set_version("S1", "g/jira", "v2")
+            tx.unlink("S1", "g/sales")
+            assert {e: link.version for e, link in tx.links("S1").items()} == {"g/jira": "v2"}
+
+
+class TestTransactions:
+    def test_an_exception_rolls_everything_back(self, store: Store) -> None:
+        """Base values, links and cursors of a failed transaction are all gone: all or nothing."""
+
+        def crashing_pass() -> None:
+            with store.transaction() as tx:
+                tx.new_item("S1", "g")
+                tx.link("S1", "g/jira", "ENG-1", "v1")
+                tx.set_base("S1", {"title": "x"})
+                tx.set_cursor("g/jira", {"since_ms": 1})
+                raise RuntimeError("crash before commit")
+
+        with pytest.raises(RuntimeError):
+            crashing_pass()
+        with store.transaction() as tx:
+            assert tx.find_link("g/jira", "ENG-1") is None
+            assert tx.base("S1") is None
+            assert tx.cursor("g/jira") is None
+
+
+class TestValues:
+    def test_base_values_round_trip_as_json(self, store: Store) -> None:
+        """Canonical values (strings, lists, booleans, nulls) come back as written; replacing replaces all."""
+        values = {"title": "Launch", "labels": ["a", "b"], "done": False, "due": None}
+        with store.transaction() as tx:
+            tx.set_base("S1", values)
+        with store.transaction() as tx:
+            assert tx.base("S1") == values
+            tx.set_base("S1", {"title": "Other"})
+            assert tx.base("S1") == {"title": "Other"}
+
+    def test_cursors_are_upserted(self, store: Store) -> None:
+        """A cursor is created, then replaced."""
+        with store.transaction() as tx:
+            tx.set_cursor("g/asana", {"sync": "a"})
+            tx.set_cursor("g/asana", {"sync": "b"})
+            assert tx.cursor("g/asana") == {"sync": "b"}
+
+    def test_journal_lifecycle(self, store: Store) -> None:
+        """A journaled plan is pending until done; pending plans come oldest first."""
+        with store.transaction() as tx:
+            tx.journal_add("P1", "S1", "g", [{"write": "g/jira"}])
+            tx.journal_add("P2", "S2", "g", [])
+        with store.transaction() as tx:
+            assert [entry.plan_id for entry in tx.journal_pending()] == ["P1", "P2"]
+            assert tx.journal_pending()[0].steps == [{"write": "g/jira"}]
+            tx.journal_done("P1")
+            assert [entry.plan_id for entry in tx.journal_pending()] == ["P2"]
