@@ -86,6 +86,57 @@ def sandbox_serve(
     _stderr.print("syncd sandbox stopped.")
 
 
+@app.command("schema")
+def schema(
+    kind: Annotated[
+        str | None, typer.Argument(help="syncd.yaml, department.yaml or mapping.yaml (default: all, as one object).")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of syncd's file kinds, for editor completion and CI validation."""
+    from syncd.config import schemas  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.mapping import GroupFile  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    every = {**schemas(), "mapping.yaml": GroupFile.model_json_schema(by_alias=True)}
+    if kind is not None and kind not in every:
+        _stderr.print(f"[red]error:[/] no file kind {escape(kind)!r}; choose one of {', '.join(every)}")
+        raise typer.Exit(2)
+    sys.stdout.write(json.dumps(every[kind] if kind else every, indent=2) + "\n")
+
+
+@app.command("check")
+def check(
+    config_dir: Annotated[Path, typer.Option("--config", help="The configuration directory.")] = Path("config"),
+    mappings_dir: Annotated[Path, typer.Option("--mappings", help="The sync-group mappings directory.")] = Path(
+        "mappings"
+    ),
+) -> None:
+    """Validate the configuration and every mapping (offline); list every problem with file and line."""
+    from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.mapping import compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    problems: list[str] = []
+    try:
+        config = load_config(config_dir)
+    except ConfigError as error:
+        problems += [str(each) for each in error.errors]
+        config = None
+    groups = 0
+    if config is not None:
+        tools = {name: department.connection.tool for name, department in config.departments.items()}
+        for path in sorted(mappings_dir.glob("*.yaml")):
+            try:
+                compile_group(path, tools)
+                groups += 1
+            except FileError as error:
+                problems.append(str(error))
+    if problems:
+        for problem in problems:
+            _stderr.print(f"[red]error:[/] {escape(problem)}", highlight=False)
+        raise typer.Exit(2)
+    assert config is not None
+    _stderr.print(f"[green]ok:[/] {len(config.departments)} departments, {groups} sync groups")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -114,3 +114,38 @@ class TestVersion:
         """`syncd --version` prints the installed version."""
         output = subprocess.run([str(SYNCD), "--version"], capture_output=True, text=True, check=True).stdout
         assert output.strip() == __version__
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class TestCheckAndSchema:
+    def test_check_accepts_the_shipped_configuration(self) -> None:
+        """`syncd check` validates config/ and mappings/ and says what it found."""
+        done = subprocess.run(
+            [str(SYNCD), "check", "--config", str(ROOT / "config"), "--mappings", str(ROOT / "mappings")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "3 departments, 1 sync groups" in done.stderr
+
+    def test_check_lists_every_problem_with_file_and_line(self, tmp_path: Path) -> None:
+        """A broken mapping fails the check with exit code 2, naming file and line."""
+        mappings = tmp_path / "mappings"
+        mappings.mkdir()
+        (mappings / "bad.yaml").write_text("members:\n  sales: {}\nfields:\n  title: {rule: sometimes}\n")
+        done = subprocess.run(
+            [str(SYNCD), "check", "--config", str(ROOT / "config"), "--mappings", str(mappings)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "bad.yaml:4" in done.stderr
+
+    def test_schema_prints_json_schemas(self) -> None:
+        """`syncd schema mapping.yaml` prints the JSON Schema an editor can use."""
+        done = subprocess.run([str(SYNCD), "schema", "mapping.yaml"], capture_output=True, text=True, check=True)
+        assert "members" in json.loads(done.stdout)["properties"]

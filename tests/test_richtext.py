@@ -1,0 +1,126 @@
+"""Rich text through canonical Markdown: each tool's format converts both ways, and round trips are stable."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syncd import richtext
+
+
+class TestCanonicalMarkdown:
+    def test_one_spelling_per_construct(self) -> None:
+        """*x* and _x_ are both emphasis, __x__ and **x** both strong: each is written one way."""
+        assert richtext.normalise("*a* and __b__") == richtext.normalise("_a_ and **b**") == "_a_ and **b**"
+
+    def test_normalising_is_idempotent(self) -> None:
+        """A canonical text is its own canonical form."""
+        text = "# Title\n\n- one\n  - nested\n\n1. first\n\n```sh\nls\n```"
+        once = richtext.normalise(text)
+        assert richtext.normalise(once) == once
+
+    def test_empty_and_blank_text(self) -> None:
+        """Nothing stays nothing."""
+        assert richtext.normalise("") == richtext.normalise("  \n\n ") == ""
+
+
+class TestJiraWiki:
+    def test_wiki_reads_as_markdown(self) -> None:
+        """Jira's bold, list and link markup become their Markdown equivalents."""
+        wiki = "Build the *launch* page.\n\n* hero section\n* pricing [table|https://x.example/t]"
+        expected = "Build the **launch** page.\n\n- hero section\n- pricing [table](https://x.example/t)"
+        assert richtext.wiki_to_markdown(wiki) == expected
+
+    def test_markdown_writes_as_wiki(self) -> None:
+        """Headings, nested and numbered lists, code and quotes are written in wiki syntax."""
+        markdown = "# Title\n\n- one\n  - two\n\n1. first\n\n```python\nprint(1)\n```\n\n> quoted"
+        assert richtext.markdown_to_wiki(markdown) == (
+            "h1. Title\n\n* one\n** two\n\n# first\n\n{code:python}\nprint(1)\n{code}\n\n{quote}\nquoted\n{quote}"
+        )
+
+    def test_markup_characters_in_text_are_escaped(self) -> None:
+        """Characters wiki would read as markup are escaped, so the text reads back unchanged."""
+        markdown = "a_b 1-2 {x} a|b 50%*"
+        wiki = richtext.markdown_to_wiki(markdown)
+        assert richtext.wiki_to_markdown(wiki) == richtext.normalise(markdown)
+
+    def test_marks_inside_words_use_the_braced_form(self) -> None:
+        """word**bold**word needs Jira's {*} form, which reads back."""
+        assert richtext.markdown_to_wiki("word**bold**word") == "word{*}bold{*}word"
+        assert richtext.wiki_to_markdown("word{*}bold{*}word") == "word**bold**word"
+
+    def test_unsupported_markup_is_kept_as_text_with_a_warning(self) -> None:
+        """A colour macro has no Markdown form: its text stays and a warning says so."""
+        warnings: list[str] = []
+        assert richtext.wiki_to_markdown("{color:red}alert{color}", warnings) == "alert"
+        assert warnings
+
+
+class TestAsanaHtml:
+    def test_html_reads_as_markdown(self) -> None:
+        """Asana's tags become Markdown; newlines are breaks and a blank line separates paragraphs."""
+        html = '<body><strong>Ship</strong> it\nnow\n\n<ul><li>one</li><li><a href="https://x.example">two</a></li></ul></body>'
+        assert richtext.asana_html_to_markdown(html) == "**Ship** it\nnow\n\n- one\n- [two](https://x.example)"
+
+    def test_markdown_writes_as_asana_html(self) -> None:
+        """The writer produces Asana's tag set inside <body>, with entities escaped."""
+        assert richtext.markdown_to_asana_html("a < b & _c_") == "<body>a &lt; b &amp; <em>c</em></body>"
+
+    def test_what_asana_cannot_hold_is_reported(self) -> None:
+        """A level-3 heading and a code language are written in the nearest form, with warnings."""
+        warnings: list[str] = []
+        html = richtext.markdown_to_asana_html("### deep\n\n```py\nx\n```", warnings)
+        assert html == "<body><h2>deep</h2>\n\n<pre>x</pre></body>"
+        assert len(warnings) == 2
+
+    def test_unknown_tags_keep_their_text(self) -> None:
+        """A tag outside Asana's set is read as its text, with a warning, never dropped."""
+        warnings: list[str] = []
+        assert richtext.asana_html_to_markdown("<body><marquee>hi</marquee></body>", warnings) == "hi"
+        assert warnings
+
+
+WORD = st.text(alphabet="abcdefgh xyz*_-[]{}|<>&#!.", min_size=1, max_size=8)
+INLINE = st.one_of(
+    WORD,
+    WORD.map(lambda w: f"**{w.strip() or 'b'}**"),
+    WORD.map(lambda w: f"_{w.strip() or 'e'}_"),
+    WORD.map(lambda w: f"`{w.strip() or 'c'}`"),
+    WORD.map(lambda w: f"[{w.strip() or 'l'}](https://x.example/{abs(hash(w)) % 97})"),
+)
+LINE = st.lists(INLINE, min_size=1, max_size=5).map(" ".join)
+BLOCK = st.one_of(
+    LINE,
+    LINE.map(lambda line: "# " + line),
+    LINE.map(lambda line: "## " + line),
+    st.lists(LINE, min_size=1, max_size=3).map(lambda lines: "\n".join("- " + line for line in lines)),
+    st.lists(LINE, min_size=1, max_size=3).map(
+        lambda lines: "\n".join(f"{n + 1}. {line}" for n, line in enumerate(lines))
+    ),
+    st.tuples(LINE, LINE).map(lambda pair: f"- {pair[0]}\n  - {pair[1]}"),
+    LINE.map(lambda line: "> " + line),
+    st.just("```\ncode here\n```"),
+)
+DOCUMENT = st.lists(BLOCK, min_size=1, max_size=4).map("\n\n".join).map(richtext.normalise)
+
+
+class TestRoundTrips:
+    @settings(max_examples=200, deadline=None)
+    @given(DOCUMENT)
+    def test_canonical_markdown_survives_jira(self, document: str) -> None:
+        """Any canonical document written to Jira and read back is the same document."""
+        assert richtext.wiki_to_markdown(richtext.markdown_to_wiki(document)) == document
+
+    @settings(max_examples=200, deadline=None)
+    @given(DOCUMENT)
+    def test_canonical_markdown_survives_asana(self, document: str) -> None:
+        """Any canonical document (within Asana's constructs) written to Asana and read back is the same."""
+        assert richtext.asana_html_to_markdown(richtext.markdown_to_asana_html(document)) == document
+
+    @settings(max_examples=100, deadline=None)
+    @given(DOCUMENT)
+    def test_tool_text_is_stable_after_one_conversion(self, document: str) -> None:
+        """Wiki read once and written again is a fixed point: no two tools rewrite each other forever."""
+        wiki = richtext.markdown_to_wiki(document)
+        again = richtext.markdown_to_wiki(richtext.wiki_to_markdown(wiki))
+        assert again == wiki
