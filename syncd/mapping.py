@@ -17,7 +17,7 @@ Pure: no I/O, no SDK, no clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +32,8 @@ from syncd.plan import Value, View
 from syncd.yamlfile import FileError, load_yaml_model
 
 Tool = Literal["jira", "trello", "asana"]
+SINGLE_ASSIGNEE = frozenset({"jira", "asana"})
+"""Tools whose items have one assignee (Trello cards have many members)."""
 
 Converter = Callable[[str, list[str] | None], str]
 TEXT_FORMATS: dict[str, tuple[Converter, Converter]] = {
@@ -194,6 +196,19 @@ class Codec:
             return _due_to_canonical(raw, spec)
         return raw
 
+    def align(self, view: View, base: Mapping[str, Value] | None) -> View:
+        """Read a lossy field as unchanged when it holds all this tool can hold of the base value.
+
+        Jira keeps the first of several assignees: its [ana] is the base's [ana, eli] as far as Jira can tell, so
+        it must not count as a change (or Jira and Trello would undo each other's people forever).
+        """
+        if base is None or self.tool not in SINGLE_ASSIGNEE or "assignees" not in view.values:
+            return view
+        held, agreed = view.values["assignees"], base.get("assignees")
+        if isinstance(agreed, list) and len(agreed) > 1 and held == agreed[:1]:
+            return replace(view, values={**view.values, "assignees": agreed})
+        return view
+
     def encode(self, values: Mapping[str, Value]) -> tuple[dict[str, Any], list[MappingProblem]]:
         """Canonical values as this member's connector fields, and what could not be mapped."""
         fields: dict[str, Any] = {}
@@ -224,7 +239,11 @@ class Codec:
             reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
             return tuple(sorted(reverse.get(label, label) for label in value or ()))
         if name == "assignees":
-            return tuple(Person(email) for email in value or ())
+            people = list(value or ())
+            if len(people) > 1 and self.tool in SINGLE_ASSIGNEE:
+                lossy.append(f"{self.tool} holds one assignee: {people[0]} kept, {', '.join(people[1:])} not written")
+                people = people[:1]
+            return tuple(Person(email) for email in people)
         if name == "description":
             return TEXT_FORMATS[self.tool][1](value or "", lossy)
         if name == "due":

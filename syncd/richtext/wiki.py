@@ -34,7 +34,7 @@ from syncd.richtext.model import (
 _DELIMITERS: dict[str, MarkKind] = {"*": "strong", "_": "em", "-": "strike"}
 _SPECIAL = set("*_-{}[]|\\!^~+?#")
 _HEADING = re.compile(r"^h([1-6])\.\s+(.*)$")
-_LIST = re.compile(r"^([*#]+)\s+(.*)$")
+_LIST = re.compile(r"^([*#]+)(?:\s+(.*))?$")  # a bare "*" line is an empty item (text stars are escaped)
 _CODE_OPEN = re.compile(r"^\{(code|noformat)(?::([^}]*))?\}(.*)$")
 _MACRO = re.compile(r"\{(color|panel)(:[^}]*)?\}")
 
@@ -90,7 +90,7 @@ def _blocks(lines: list[str], warnings: list[str]) -> list[Block]:
         elif listed:
             if paragraph:
                 flush()
-            items.append((listed.group(1), listed.group(2)))
+            items.append((listed.group(1), listed.group(2) or ""))
         else:
             if items:
                 flush()
@@ -252,13 +252,16 @@ def _mark_at(text: str, index: int) -> tuple[MarkKind, str, int] | None:
             continue
         if index > 0 and (text[index - 1].isalnum() or text[index - 1] == symbol):
             continue
-        end = index + 2
+        end = index + 1
         while end < len(text):
             if text[end] == "\\":
                 end += 2
                 continue
+            if text.startswith("{{", end) and (closing := _closing_code(text, end + 2)) is not None:
+                end = closing + 2  # a delimiter inside monospace is text
+                continue
             after = text[end + 1] if end + 1 < len(text) else ""
-            if text[end] == symbol and not text[end - 1].isspace() and not after.isalnum():
+            if end > index + 1 and text[end] == symbol and not text[end - 1].isspace() and not after.isalnum():
                 return kind, text[index + 1 : end], end + 1
             end += 1
     return None
@@ -281,7 +284,14 @@ def _render_block(block: Block, warnings: list[str]) -> str:
         closing = "{code}" if block.lang else "{noformat}"
         return f"{opening}\n{block.text}\n{closing}" if block.text else f"{opening}{closing}"
     if isinstance(block, Quote):
-        return "{quote}\n" + render(block.blocks, warnings) + "\n{quote}"
+        inner: list[Block] = []
+        for child in block.blocks:
+            if isinstance(child, Quote):
+                warnings.append("Jira quotes do not nest: the inner quote is written as part of the outer one")
+                inner.extend(child.blocks)
+            else:
+                inner.append(child)
+        return "{quote}\n" + render(tuple(inner), warnings) + "\n{quote}"
     return "----"
 
 
@@ -310,7 +320,7 @@ def _render_inline(node: Inline, before: Inline | None, after: Inline | None, br
     if isinstance(node, Break):
         return break_as
     if isinstance(node, Code):
-        return "{{" + re.sub(r"([\\{}])", r"\\\1", node.text) + "}}"
+        return "{{" + re.sub(r"([\\{}\[\]|])", r"\\\1", node.text) + "}}"
     if isinstance(node, Mark):
         symbol = {"strong": "*", "em": "_", "strike": "-"}[node.kind]
         inner = _render_inlines(node.children, break_as=break_as)

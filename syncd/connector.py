@@ -1,0 +1,62 @@
+"""The one interface every tool connector implements (``connectors/`` re-exports it), and nothing tool-specific.
+
+The engine talks to Jira, Trello and Asana only through :class:`Connector`. Each method maps to a few requests of
+the tool's real SDK; each raises only the errors of :mod:`syncd.errors`, so the engine decides retry, stop or
+quarantine by kind. Writes return the new :class:`~syncd.model.Record` so the engine can recognise its own write
+when the change feed brings it back (same ref, same version) and never echo it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from syncd.model import ChangeBatch, Comment, Cursor, Record, Schema
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One endpoint (a Jira project, a Trello board, an Asana project) reached through its tool's SDK."""
+
+    kind: ClassVar[str]
+    """The tool: ``jira``, ``trello`` or ``asana``."""
+
+    def changes(self, cursor: Cursor | None) -> ChangeBatch:
+        """Records changed since ``cursor`` (None: everything in scope), at least once, with the next cursor."""
+        ...
+
+    def fetch(self, refs: Sequence[str]) -> list[Record]:
+        """Current records for refs, in batches; refs that no longer exist are left out."""
+        ...
+
+    def create(self, fields: Mapping[str, Any], marker: str) -> Record:
+        """Create an item carrying ``marker`` (the sync_id) where find_by_marker can find it after any edit."""
+        ...
+
+    def update(self, ref: str, fields: Mapping[str, Any]) -> Record:
+        """Write the given fields (status through the tool's own mechanism) and return the new record."""
+        ...
+
+    def archive(self, ref: str) -> Record:
+        """Take the item out of active work the tool's reversible way (never a hard delete)."""
+        ...
+
+    def find_by_marker(self, marker: str) -> Record | None:
+        """The item created for this sync_id, if one exists (recovers a create whose answer was lost)."""
+        ...
+
+    def comments(self, ref: str) -> list[Comment]:
+        """Comments on the item, oldest first."""
+        ...
+
+    def add_comment(self, ref: str, body: str) -> Comment:
+        """Append a comment in the tool's native rich text."""
+        ...
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """Refs a signed delivery hints at; raise AuthFailed on a bad signature. A hint, never trusted as data."""
+        ...
+
+    def describe(self) -> Schema:
+        """Statuses, transitions, people and labels of the endpoint, for checks before any write."""
+        ...
