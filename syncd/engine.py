@@ -198,10 +198,13 @@ class Pass:
         links = tx.links(sync_id)
         for member, record in item.seen.items():
             key = endpoint_key(group, member)
+            # After a failure the item keeps its identity (links) but not the versions it was read at, so the
+            # next pass reads it as changed and plans it again instead of skipping it as already synced.
+            version = "" if failed else record.version
             if key in links:
-                tx.set_version(sync_id, key, record.version)
+                tx.set_version(sync_id, key, version)
             else:
-                tx.link(sync_id, key, record.ref, record.version)
+                tx.link(sync_id, key, record.ref, version)
         for member in (*item.deleted, *item.out_of_scope):
             tx.unlink(sync_id, endpoint_key(group, member))
         for step, written in results:

@@ -15,6 +15,7 @@ from connectors.trello import TrelloConnector
 from syncd.audit import events, verify
 from syncd.engine import Pass
 from syncd.mapping import Group, compile_group
+from syncd.sandbox.core import FaultRule
 from syncd.sandbox.org import Sandbox
 from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
@@ -112,3 +113,20 @@ class TestPasses:
             e for e in events(store) if e.event.kind == "write" and e.event.new == {"title": "Bulk seat pricing, v2"}
         ]
         assert len(renames) == 2
+
+
+class TestFailures:
+    def test_a_failed_item_is_planned_again_on_the_next_pass(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """A write refused by a tool leaves the item to be retried, never marked as synced."""
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Renamed while Jira is down")
+        sandbox.jira.faults.add(FaultRule(kind="status", status=400, method="PUT"))
+        failed = Pass(group, connectors, store).run()
+        assert not failed.ok
+        sandbox.jira.faults.clear()
+        assert run(group, connectors, store) >= 1
+        assert "Renamed while Jira is down" in {i.summary for i in sandbox.jira.state.issues.values()}
+        assert run(group, connectors, store) == 0
