@@ -12,13 +12,14 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from syncd import __version__
+from syncd.errors import SyncdError
 from syncd.yamlfile import FileError
 
 app = typer.Typer(
@@ -135,6 +136,87 @@ def check(
         raise typer.Exit(2)
     assert config is not None
     _stderr.print(f"[green]ok:[/] {len(config.departments)} departments, {groups} sync groups")
+
+
+def _load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
+    """Configuration and compiled groups, or exit 2 listing every problem."""
+    from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.mapping import compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    try:
+        config = load_config(config_dir)
+        tools = {name: department.connection.tool for name, department in config.departments.items()}
+        groups = [compile_group(path, tools) for path in sorted(mappings_dir.glob("*.yaml"))]
+    except (ConfigError, FileError) as error:
+        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
+    return config, groups
+
+
+def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool) -> list[Any]:
+    # The composition root: the one module of syncd that wires connectors to the engine.
+    from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.engine import Pass  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    config, groups = _load(config_dir, mappings_dir)
+    store = Store(config.instance.store)
+    reports = []
+    try:
+        store.migrate()
+        for group in groups:
+            connectors = {member: connector_for(config.departments[member]) for member in group.codecs}
+            reports.append(Pass(group, connectors, store).run(dry_run=dry_run))
+    except SyncdError as error:
+        # Credentials, an unreachable or refusing tool, an endpoint that lost its items: say it, no traceback.
+        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
+    finally:
+        store.close()
+    return reports
+
+
+@app.command("once")
+def once(
+    config_dir: Annotated[Path, typer.Option("--config", help="The configuration directory.")] = Path("config"),
+    mappings_dir: Annotated[Path, typer.Option("--mappings", help="The sync-group mappings directory.")] = Path(
+        "mappings"
+    ),
+) -> None:
+    """Run one pass over every sync group; exit 1 if any item failed (it is retried on the next pass)."""
+    reports = _passes(config_dir, mappings_dir, dry_run=False)
+    for report in reports:
+        _stderr.print(
+            f"{report.group}: {len(report.plans)} items, {report.writes} writes, "
+            f"{len(report.problems)} values not mapped, {len(report.failures)} failed"
+        )
+        for sync_id, failure in report.failures.items():
+            _stderr.print(f"  [red]failed[/] {sync_id}: {escape(failure)}", highlight=False)
+    if not all(report.ok for report in reports):
+        raise typer.Exit(1)
+
+
+@app.command("plan")
+def plan_command(
+    config_dir: Annotated[Path, typer.Option("--config", help="The configuration directory.")] = Path("config"),
+    mappings_dir: Annotated[Path, typer.Option("--mappings", help="The sync-group mappings directory.")] = Path(
+        "mappings"
+    ),
+) -> None:
+    """Show what one pass would write where, and why, without writing anything."""
+    for report in _passes(config_dir, mappings_dir, dry_run=True):
+        for decided in report.plans:
+            for step in decided.steps:
+                detail = getattr(step, "values", None)
+                sys.stdout.write(
+                    f"{report.group} {decided.sync_id} {type(step).__name__.lower()} {step.endpoint}"
+                    f"{' ' + json.dumps(detail, sort_keys=True, default=str) if detail else ''}  # {step.reason}\n"
+                )
+            for conflict in decided.conflicts:
+                sys.stdout.write(
+                    f"{report.group} {decided.sync_id} conflict {conflict.field} rule={conflict.rule} "
+                    f"winner={conflict.winner} values={json.dumps(conflict.values, sort_keys=True, default=str)}\n"
+                )
 
 
 def main() -> None:

@@ -1,0 +1,42 @@
+"""Build each department's connector from its configuration: the one place credentials are resolved.
+
+The engine never constructs connectors (it only knows the protocol); the CLI, the composition root, calls
+:func:`connector_for` with a department from ``config/departments/``, which reads the named credentials from the
+environment or files at that moment, never from the configuration itself.
+"""
+
+from __future__ import annotations
+
+from connectors.asana import AsanaConnector
+from connectors.jira import JiraConnector
+from connectors.trello import TrelloConnector
+from syncd.config import AsanaConnection, Department, JiraConnection, TrelloConnection
+from syncd.connector import Connector
+
+
+def connector_for(department: Department) -> Connector:
+    """The connector of one department, credentials resolved now."""
+    connection = department.connection
+    if isinstance(connection, JiraConnection):
+        return JiraConnector(
+            base_url=connection.base_url,
+            user=connection.user,
+            token=connection.token.resolve(),
+            project_key=connection.project,
+            people=department.people,
+            transition_fields=connection.transition_fields,
+            webhook_secret=connection.webhook_secret.resolve() if connection.webhook_secret else None,
+        )
+    if isinstance(connection, TrelloConnection):
+        return TrelloConnector(
+            base_url=connection.base_url,
+            key=connection.key.resolve(),
+            token=connection.token.resolve(),
+            board_id=connection.board,
+            people=department.people,
+            secret=connection.secret.resolve() if connection.secret else None,
+        )
+    assert isinstance(connection, AsanaConnection)  # the discriminated union has three members
+    return AsanaConnector(
+        base_url=connection.base_url, token=connection.token.resolve(), project_gid=connection.project
+    )
