@@ -12,8 +12,9 @@ nothing echoes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ulid import ULID
@@ -37,6 +38,8 @@ class PassReport:
     writes: int = 0
     problems: list[MappingProblem] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)
+    """Per mirror written: seconds from the change in its tool to the mirror's commit (the propagation lag)."""
 
     @property
     def ok(self) -> bool:
@@ -69,11 +72,18 @@ class Pass:
         self.config_version = config_version
         self.report = PassReport(group.name)
 
-    def run(self, *, dry_run: bool = False) -> PassReport:
-        """Read, plan and (unless ``dry_run``) apply; cursors advance only after a full, committed pass."""
-        with self.store.transaction() as tx:
-            cursors = {m: tx.cursor(endpoint_key(self.group.name, m)) for m in self.group.codecs}
-        batches = {member: self.connectors[member].changes(cursor) for member, cursor in cursors.items()}
+    def run(self, *, dry_run: bool = False, hints: Mapping[str, Sequence[str]] | None = None) -> PassReport:
+        """Read, plan and (unless ``dry_run``) apply; cursors advance only after a full, committed pass.
+
+        ``hints`` (member -> refs, from webhooks) makes a targeted pass: only those items are read, in one batch
+        per member, and no cursor moves (the next full pass still reads every change, at least once).
+        """
+        if hints is not None:
+            batches = {member: self._hinted(member, hints.get(member, ())) for member in self.group.codecs}
+        else:
+            with self.store.transaction() as tx:
+                cursors = {m: tx.cursor(endpoint_key(self.group.name, m)) for m in self.group.codecs}
+            batches = {member: self.connectors[member].changes(cursor) for member, cursor in cursors.items()}
         with self.store.transaction() as tx:
             touched = self._collect(batches, tx)
             self._complete(touched, tx)
@@ -87,13 +97,20 @@ class Pass:
             self.report.plans.append(decided)
             if not dry_run:
                 self._execute(decided, item)
-        if not dry_run and not self.report.failures:
+        if not dry_run and not self.report.failures and hints is None:
             with self.store.transaction() as tx:
                 for member, batch in batches.items():
                     tx.set_cursor(endpoint_key(self.group.name, member), batch.cursor)
         return self.report
 
     # ----- reading -----------------------------------------------------------------------------------------
+
+    def _hinted(self, member: str, refs: Sequence[str]) -> ChangeBatch:
+        """The hinted refs of one member as a change batch (a ref that no longer exists reads as deleted)."""
+        unique = list(dict.fromkeys(refs))
+        records = tuple(self.connectors[member].fetch(unique)) if unique else ()
+        found = {record.ref for record in records}
+        return ChangeBatch(records, tuple(ref for ref in unique if ref not in found), cursor={})
 
     def _collect(self, batches: Mapping[str, ChangeBatch], tx: Tx) -> dict[str, _Touched]:
         touched: dict[str, _Touched] = defaultdict(_Touched)
@@ -168,6 +185,20 @@ class Pass:
         with self.store.transaction() as tx:
             self._commit(tx, decided, item, results, failed=decided.sync_id in self.report.failures)
             tx.journal_done(plan_id)
+        self._measure(decided, item, results)
+
+    def _measure(self, decided: Plan, item: _Touched, results: list[tuple[Step, Record | None]]) -> None:
+        """The propagation lag of each mirror written: commit time minus the origin change's time in its tool."""
+        now = datetime.now(UTC)
+        for step, written in results:
+            if written is None or not isinstance(step, Write | Create):
+                continue
+            origins = {decided.origins[name] for name in step.values if name in decided.origins}
+            times = [item.views[o].modified for o in origins if o in item.views] or [
+                view.modified for view in item.views.values() if view.endpoint != step.endpoint
+            ]
+            if times:
+                self.report.lags.append(max(0.0, (now - max(times)).total_seconds()))
 
     def _apply(self, sync_id: str, step: Step) -> Record | None:
         connector = self.connectors[step.endpoint]

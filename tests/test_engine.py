@@ -114,6 +114,26 @@ class TestPasses:
         ]
         assert len(renames) == 2
 
+    def test_a_hinted_pass_carries_the_hinted_item_and_leaves_cursors(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """A webhook hint for one card syncs that card at once, with its lag measured, and moves no cursor."""
+        run(group, connectors, store)
+        with store.transaction() as tx:
+            cursors = {m: tx.cursor(f"{group.name}/{m}") for m in group.codecs}
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Hinted rename")
+        report = Pass(group, connectors, store).run(hints={"sales": [card.id, card.id]})
+        assert report.ok, report.failures
+        assert report.writes == 2
+        assert len(report.plans) == 1
+        assert len(report.lags) == 2
+        assert all(0 <= lag < 60 for lag in report.lags)
+        assert "Hinted rename" in {i.summary for i in sandbox.jira.state.issues.values()}
+        with store.transaction() as tx:
+            assert {m: tx.cursor(f"{group.name}/{m}") for m in group.codecs} == cursors
+        assert run(group, connectors, store) == 0
+
 
 class TestFailures:
     def test_a_failed_item_is_planned_again_on_the_next_pass(

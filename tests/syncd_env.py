@@ -1,0 +1,62 @@
+"""Running the `syncd` command as a subprocess against a live sandbox: a config directory and an environment.
+
+Shared by the CLI, crash and daemon tests (imported by them; the fixtures are registered in tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.sandbox.org import Sandbox
+from syncd.sandbox.seed import SERVICE_ACCOUNT
+
+SYNCD = Path(sys.executable).with_name("syncd")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as running:
+        for emulator in running.emulators:
+            emulator.rate_limits_enabled = False
+        yield running
+
+
+@pytest.fixture
+def environment(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    """A config directory pointing at the sandbox, and an environment holding the credentials."""
+    config = tmp_path / "config"
+    (config / "departments").mkdir(parents=True)
+    for name in ("engineering", "sales", "marketing"):
+        text = (ROOT / "config" / "departments" / f"{name}.yaml").read_text()
+        url = {"engineering": sandbox.jira.url, "sales": sandbox.trello.url, "marketing": sandbox.asana.url}[name]
+        (config / "departments" / f"{name}.yaml").write_text(
+            "\n".join(
+                f"  base_url: {url}" if line.strip().startswith("base_url:") else line for line in text.splitlines()
+            )
+        )
+    credentials = sandbox.credentials()
+    env = dict(os.environ)
+    env.update(
+        {
+            "SYNCD_STORE": f"sqlite:///{tmp_path / 'syncd.db'}",
+            "SYNCD_JIRA_TOKEN": credentials["jira"]["token"],
+            "SYNCD_TRELLO_KEY": credentials["trello"]["key"],
+            "SYNCD_TRELLO_TOKEN": credentials["trello"]["token"],
+            "SYNCD_ASANA_TOKEN": credentials["asana"]["token"],
+            "CONFIG_DIR": str(config),
+        }
+    )
+    assert credentials["jira"]["email"] == SERVICE_ACCOUNT
+    return env
+
+
+def syncd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(SYNCD), *args, "--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
