@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, update
 
 from syncd.store import Store, Tx
 from syncd.store.schema import GENESIS, audit, audit_head
@@ -78,7 +79,7 @@ def append(tx: Tx, event: AuditEvent) -> Recorded:
     tx.connection.execute(
         insert(audit).values(
             seq=seq,
-            at=event.at,
+            at=event.at.astimezone(UTC),  # UTC, so time filters compare alike on SQLite (no zones there)
             kind=event.kind,
             group_name=event.group,
             sync_id=event.sync_id,
@@ -120,18 +121,78 @@ def verify(store: Store) -> Verification:
     return Verification(True, len(rows))
 
 
+def _recorded(row: Row[Any]) -> Recorded:
+    content = dict(row.content)
+    content["at"] = datetime.fromisoformat(content["at"])
+    return Recorded(row.seq, AuditEvent(**content), row.prev_hash, row.hash)
+
+
+def _matches(
+    content: dict[str, Any], *, ref: str | None, department: str | None, person: str | None, field: str | None
+) -> bool:
+    """The filters on values inside the JSON content, checked in Python: JSON queries differ between databases."""
+    if ref is not None and ref not in (content.get("refs") or {}).values():
+        return False
+    if department is not None and department not in (content.get("endpoint"), content.get("origin")):
+        return False
+    if person is not None and (content.get("person") or "").casefold() != person.casefold():
+        return False
+    if field is not None and content.get("field") != field:
+        # A write or create names no single field: its new value is the mapping of the fields it wrote.
+        new = content.get("new")
+        return content.get("field") is None and isinstance(new, dict) and field in new
+    return True
+
+
+def query(
+    store: Store,
+    *,
+    sync_id: str | None = None,
+    ref: str | None = None,
+    group: str | None = None,
+    department: str | None = None,
+    person: str | None = None,
+    field: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+) -> list[Recorded]:
+    """Stored events matching every given filter, oldest first; with ``limit``, only the newest that many.
+
+    ``department`` matches the endpoint written or the origin of the change; ``person`` ignores case (people are
+    e-mail addresses); ``field`` also matches a write or create that wrote that field. ``since`` is inclusive and
+    ``until`` exclusive, so consecutive windows never count an event twice; both must be timezone-aware.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must not be negative, not {limit}")
+    if any(bound is not None and bound.tzinfo is None for bound in (since, until)):
+        raise ValueError("since and until must be timezone-aware: a naive time would be read in the local zone")
+    statement = select(audit)
+    if sync_id is not None:
+        statement = statement.where(audit.c.sync_id == sync_id)
+    if group is not None:
+        statement = statement.where(audit.c.group_name == group)
+    if kind is not None:
+        statement = statement.where(audit.c.kind == kind)
+    if since is not None:
+        statement = statement.where(audit.c.at >= since.astimezone(UTC))
+    if until is not None:
+        statement = statement.where(audit.c.at < until.astimezone(UTC))
+    in_python = any(value is not None for value in (ref, department, person, field))
+    if limit is not None and not in_python:
+        # Everything is filtered in SQL: read only the newest rows, then put them back in chain order.
+        with store.transaction() as tx:
+            rows = tx.connection.execute(statement.order_by(audit.c.seq.desc()).limit(limit)).all()
+        return [_recorded(row) for row in reversed(rows)]
+    kept: deque[Row[Any]] = deque(maxlen=limit)
+    with store.transaction() as tx:
+        for row in tx.connection.execute(statement.order_by(audit.c.seq)):
+            if _matches(row.content, ref=ref, department=department, person=person, field=field):
+                kept.append(row)
+    return [_recorded(row) for row in kept]
+
+
 def events(store: Store, *, sync_id: str | None = None, group: str | None = None) -> list[Recorded]:
     """Stored events, oldest first, optionally of one item or group."""
-    query = select(audit).order_by(audit.c.seq)
-    if sync_id is not None:
-        query = query.where(audit.c.sync_id == sync_id)
-    if group is not None:
-        query = query.where(audit.c.group_name == group)
-    with store.transaction() as tx:
-        rows = tx.connection.execute(query).all()
-    recorded = []
-    for row in rows:
-        content = dict(row.content)
-        content["at"] = datetime.fromisoformat(content["at"])
-        recorded.append(Recorded(row.seq, AuditEvent(**content), row.prev_hash, row.hash))
-    return recorded
+    return query(store, sync_id=sync_id, group=group)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from syncd import __version__
+from syncd.cli_audit import audit_app
 from syncd.errors import SyncdError
 from syncd.yamlfile import FileError
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 sandbox_app = typer.Typer(help="Local emulators of Jira, Trello and Asana (no accounts needed).", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(audit_app, name="audit")
 
 _stderr = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths and URLs stay copyable
 

@@ -4,80 +4,58 @@ Per pass (DESIGN.md, data flow): each member's connector reports records changed
 matched to an item by its link (or adopted by its marker after a lost create, or born as a new item) and decoded
 by the member's codec; the other members' current views of every touched item are fetched in one batch per
 member; the pure planner decides; each plan is journaled, applied through the connectors, and its base values,
-link versions and audit events are committed in one transaction; cursors advance last, once every item before
-them is committed. A record whose version equals its link's is syncd's own write coming back: it is skipped, so
-nothing echoes.
+link versions and audit events are committed in one transaction by the :mod:`~syncd.executor`; cursors advance
+last, once every item before them is committed or recorded as failed (and retried by id). A record whose version
+equals its link's is syncd's own write coming back: it is skipped, so nothing echoes.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 from ulid import ULID
 
-from syncd.audit import AuditEvent, append
 from syncd.connector import Connector
-from syncd.errors import ConnectorError
-from syncd.mapping import Group, MappingProblem
+from syncd.executor import Executor, PassReport, Touched, endpoint_key
+from syncd.mapping import Group
 from syncd.merge import Item, check_side, plan
-from syncd.model import ChangeBatch, Record
-from syncd.plan import Archive, Create, Plan, Step, Unlink, View, Write
+from syncd.model import ChangeBatch
 from syncd.store import Store, Tx
 
-
-@dataclass
-class PassReport:
-    """What one pass did: plans, remote writes made, values that could not be mapped, items that failed."""
-
-    group: str
-    plans: list[Plan] = field(default_factory=list)
-    writes: int = 0
-    problems: list[MappingProblem] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-    lags: list[float] = field(default_factory=list)
-    """Per mirror written: seconds from the change in its tool to the mirror's commit (the propagation lag)."""
-
-    @property
-    def ok(self) -> bool:
-        """Whether every item synced (problems are reported values, not failures)."""
-        return not self.failures
-
-
-@dataclass
-class _Touched:
-    views: dict[str, View] = field(default_factory=dict)
-    seen: dict[str, Record] = field(default_factory=dict)
-    deleted: dict[str, str] = field(default_factory=dict)
-    out_of_scope: dict[str, str] = field(default_factory=dict)
-
-
-def endpoint_key(group: str, member: str) -> str:
-    """The store's name of one member's place in one group."""
-    return f"{group}/{member}"
+__all__ = ["Pass", "PassReport", "endpoint_key"]
 
 
 class Pass:
     """One pass over one group (``run`` it once; a new pass is a new object)."""
 
     def __init__(
-        self, group: Group, connectors: Mapping[str, Connector], store: Store, *, config_version: str = ""
+        self,
+        group: Group,
+        connectors: Mapping[str, Connector],
+        store: Store,
+        *,
+        config_version: str = "",
+        quarantine_after: int = 3,
     ) -> None:
         self.group = group
         self.connectors = connectors
         self.store = store
         self.config_version = config_version
         self.report = PassReport(group.name)
+        self.executor = Executor(
+            group, connectors, store, self.report, config_version=config_version, quarantine_after=quarantine_after
+        )
 
     def run(self, *, dry_run: bool = False, hints: Mapping[str, Sequence[str]] | None = None) -> PassReport:
-        """Read, plan and (unless ``dry_run``) apply; cursors advance only after a full, committed pass.
+        """Recover, read, plan and (unless ``dry_run``) apply; cursors advance only after a completed pass.
 
         ``hints`` (member -> refs, from webhooks) makes a targeted pass: only those items are read, in one batch
-        per member, and no cursor moves (the next full pass still reads every change, at least once).
+        per member, and no cursor moves (the next full pass still reads every change, at least once). Besides what
+        changed, a pass plans again the items a crash interrupted, the items that failed before (until they are
+        quarantined) and the items whose held conflict a person decided; quarantined items are left out.
         """
+        replan, skip, decisions = self._carried_over(dry_run=dry_run)
         if hints is not None:
             batches = {member: self._hinted(member, hints.get(member, ())) for member in self.group.codecs}
         else:
@@ -86,22 +64,47 @@ class Pass:
             batches = {member: self.connectors[member].changes(cursor) for member, cursor in cursors.items()}
         with self.store.transaction() as tx:
             touched = self._collect(batches, tx)
+            for sync_id in replan:
+                if sync_id not in touched and tx.item_group(sync_id) == self.group.name:
+                    touched[sync_id] = Touched()
+            for sync_id in skip:
+                touched.pop(sync_id, None)  # quarantined, or a crash's create not yet resolved: not this pass
             self._complete(touched, tx)
             bases = {sync_id: tx.base(sync_id) for sync_id in touched}
         for sync_id, item in sorted(touched.items()):
             base = bases[sync_id]
             item.views = {m: self.group.codecs[m].align(view, base) for m, view in item.views.items()}
             decided = plan(
-                self.group.policy, Item(sync_id, bases[sync_id], item.views, item.deleted, item.out_of_scope)
+                self.group.policy,
+                Item(sync_id, base, item.views, item.deleted, item.out_of_scope, decisions.get(sync_id, {})),
             )
             self.report.plans.append(decided)
             if not dry_run:
-                self._execute(decided, item)
-        if not dry_run and not self.report.failures and hints is None:
+                self.executor.execute(decided, item)
+        if not dry_run and hints is None:
+            # Every item read is committed, or recorded as failed and retried by id: the cursors may move on.
             with self.store.transaction() as tx:
                 for member, batch in batches.items():
                     tx.set_cursor(endpoint_key(self.group.name, member), batch.cursor)
         return self.report
+
+    def _carried_over(self, *, dry_run: bool) -> tuple[set[str], set[str], dict[str, dict[str, str]]]:
+        """Items to plan whatever changed, items to leave out, and people's decisions on held conflicts."""
+        replan: set[str]
+        unresolved: set[str]
+        if dry_run:
+            with self.store.transaction() as tx:
+                replan, unresolved = set(), {entry.sync_id for entry in tx.journal_for(self.group.name)}
+        else:
+            replan, unresolved = self.executor.recover()
+        with self.store.transaction() as tx:
+            held = {entry.sync_id for entry in tx.quarantined(self.group.name, held=True)}
+            replan |= {entry.sync_id for entry in tx.quarantined(self.group.name, held=False)}
+            decisions: dict[str, dict[str, str]] = defaultdict(dict)
+            for conflict in tx.conflicts(group=self.group.name, states=("decided",)):
+                if conflict.take is not None:
+                    decisions[conflict.sync_id][conflict.field] = conflict.take
+        return replan | set(decisions), held | unresolved, decisions
 
     # ----- reading -----------------------------------------------------------------------------------------
 
@@ -112,8 +115,8 @@ class Pass:
         found = {record.ref for record in records}
         return ChangeBatch(records, tuple(ref for ref in unique if ref not in found), cursor={})
 
-    def _collect(self, batches: Mapping[str, ChangeBatch], tx: Tx) -> dict[str, _Touched]:
-        touched: dict[str, _Touched] = defaultdict(_Touched)
+    def _collect(self, batches: Mapping[str, ChangeBatch], tx: Tx) -> dict[str, Touched]:
+        touched: dict[str, Touched] = defaultdict(Touched)
         for member, batch in batches.items():
             codec = self.group.codecs[member]
             key = endpoint_key(self.group.name, member)
@@ -146,7 +149,7 @@ class Pass:
                         touched[link.sync_id].deleted[member] = link.ref
         return dict(touched)
 
-    def _complete(self, touched: Mapping[str, _Touched], tx: Tx) -> None:
+    def _complete(self, touched: Mapping[str, Touched], tx: Tx) -> None:
         """Fetch the current view of each touched item at the members that did not report it (a batch each)."""
         wanted: dict[str, dict[str, str]] = defaultdict(dict)
         for sync_id, item in touched.items():
@@ -169,120 +172,3 @@ class Pass:
                     self.report.problems += problems
                     touched[sync_id].views[member] = view
                     touched[sync_id].seen[member] = record
-
-    # ----- writing -----------------------------------------------------------------------------------------
-
-    def _execute(self, decided: Plan, item: _Touched) -> None:
-        plan_id = str(ULID())
-        with self.store.transaction() as tx:
-            tx.journal_add(plan_id, decided.sync_id, self.group.name, [_step_json(step) for step in decided.steps])
-        results: list[tuple[Step, Record | None]] = []
-        try:
-            for step in decided.steps:
-                results.append((step, self._apply(decided.sync_id, step)))
-        except ConnectorError as error:
-            self.report.failures[decided.sync_id] = str(error)
-        with self.store.transaction() as tx:
-            self._commit(tx, decided, item, results, failed=decided.sync_id in self.report.failures)
-            tx.journal_done(plan_id)
-        self._measure(decided, item, results)
-
-    def _measure(self, decided: Plan, item: _Touched, results: list[tuple[Step, Record | None]]) -> None:
-        """The propagation lag of each mirror written: commit time minus the origin change's time in its tool."""
-        now = datetime.now(UTC)
-        for step, written in results:
-            if written is None or not isinstance(step, Write | Create):
-                continue
-            origins = {decided.origins[name] for name in step.values if name in decided.origins}
-            times = [item.views[o].modified for o in origins if o in item.views] or [
-                view.modified for view in item.views.values() if view.endpoint != step.endpoint
-            ]
-            if times:
-                self.report.lags.append(max(0.0, (now - max(times)).total_seconds()))
-
-    def _apply(self, sync_id: str, step: Step) -> Record | None:
-        connector = self.connectors[step.endpoint]
-        codec = self.group.codecs[step.endpoint]
-        if isinstance(step, Write):
-            fields, problems = codec.encode(step.values)
-            self.report.problems += problems
-            self.report.writes += 1
-            return connector.update(step.ref, fields) if fields else None
-        if isinstance(step, Create):
-            fields, problems = codec.encode(step.values)
-            self.report.problems += problems
-            self.report.writes += 1
-            return connector.create(fields, sync_id)
-        if isinstance(step, Archive):
-            self.report.writes += 1
-            return connector.archive(step.ref)
-        return None
-
-    def _commit(
-        self, tx: Tx, decided: Plan, item: _Touched, results: list[tuple[Step, Record | None]], *, failed: bool
-    ) -> None:
-        """Links, versions, base values and audit events of one item, in the caller's transaction."""
-        group = self.group.name
-        sync_id = decided.sync_id
-        if tx.item_group(sync_id) is None:
-            tx.new_item(sync_id, group)
-        links = tx.links(sync_id)
-        for member, record in item.seen.items():
-            key = endpoint_key(group, member)
-            # After a failure the item keeps its identity (links) but not the versions it was read at, so the
-            # next pass reads it as changed and plans it again instead of skipping it as already synced.
-            version = "" if failed else record.version
-            if key in links:
-                tx.set_version(sync_id, key, version)
-            else:
-                tx.link(sync_id, key, record.ref, version)
-        for member in (*item.deleted, *item.out_of_scope):
-            tx.unlink(sync_id, endpoint_key(group, member))
-        for step, written in results:
-            key = endpoint_key(group, step.endpoint)
-            if isinstance(step, Unlink):
-                tx.unlink(sync_id, key)
-            elif isinstance(step, Create) and written is not None:
-                tx.link(sync_id, key, written.ref, written.version)
-            elif written is not None:
-                tx.set_version(sync_id, key, written.version)
-            append(tx, self._event(decided, step, written))
-        for conflict in decided.conflicts:
-            losers = {k: v for k, v in conflict.values.items() if k != conflict.winner}
-            append(
-                tx,
-                AuditEvent(
-                    "conflict",
-                    group=group,
-                    sync_id=sync_id,
-                    field=conflict.field,
-                    new=conflict.result,
-                    origin=conflict.winner,
-                    rule=conflict.rule,
-                    loser=losers or None,
-                    outcome="held" if conflict.held else "decided",
-                    config_version=self.config_version,
-                ),
-            )
-        if not failed:
-            tx.set_base(sync_id, decided.base)
-
-    def _event(self, decided: Plan, step: Step, record: Record | None) -> AuditEvent:
-        values = step.values if isinstance(step, Write | Create) else None
-        origin_member = next(iter(decided.origins.values()), None)
-        return AuditEvent(
-            type(step).__name__.lower(),
-            group=self.group.name,
-            sync_id=decided.sync_id,
-            endpoint=step.endpoint,
-            refs={step.endpoint: record.ref} if record is not None else {},
-            new=values,
-            origin=origin_member,
-            outcome="applied",
-            config_version=self.config_version,
-            message=step.reason,
-        )
-
-
-def _step_json(step: Step) -> dict[str, Any]:
-    return {"kind": type(step).__name__, **asdict(step)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import merge3
@@ -79,6 +79,8 @@ class Item:
     """Linked endpoints (-> ref) where the item no longer exists."""
     out_of_scope: Mapping[str, str] = field(default_factory=dict)
     """Linked endpoints (-> ref) where the item exists but left the endpoint's scope."""
+    decisions: Mapping[str, str] = field(default_factory=dict)
+    """Field -> the endpoint a person chose for a conflict the ``manual`` rule held (``syncd conflicts resolve``)."""
 
 
 def _key(value: Value) -> str:
@@ -86,7 +88,8 @@ def _key(value: Value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _same(a: Value, b: Value) -> bool:
+def same(a: Value, b: Value) -> bool:
+    """Whether two canonical values are equal (lists and dicts compared by content)."""
     return _key(a) == _key(b)
 
 
@@ -110,7 +113,7 @@ def merge_field(name: str, policy: FieldPolicy, base: Mapping[str, Value], views
         view.endpoint: view.values[name]
         for view in present
         if (policy.sources is None or view.endpoint in policy.sources)
-        and (base_value is _MISSING or not _same(view.values[name], base_value))
+        and (base_value is _MISSING or not same(view.values[name], base_value))
     }
     if not changed:
         # Unchanged everywhere that counts: keep the base (and revert non-source edits to it).
@@ -202,7 +205,7 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
     if not views:
         # Gone (or out of scope) everywhere: nothing left to mirror; the links are dropped by the executor.
         return Plan(item.sync_id, policy.group, (), (), base)
-    new_base, origins, conflicts = _merge_fields(policy, base, views)
+    new_base, origins, conflicts = _merge_fields(policy, base, views, item.decisions)
     archived_now = [view.endpoint for view in views if view.archived and not base.get(ARCHIVED, False)]
     new_base[ARCHIVED] = bool(base.get(ARCHIVED, False)) or bool(archived_now)
     held = {conflict.field for conflict in conflicts if conflict.held}
@@ -227,16 +230,20 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
 
 
 def _merge_fields(
-    policy: GroupPolicy, base: Mapping[str, Value], views: Sequence[View]
+    policy: GroupPolicy, base: Mapping[str, Value], views: Sequence[View], decisions: Mapping[str, str]
 ) -> tuple[dict[str, Value], dict[str, str], list[Conflict]]:
     """Merge every field of the group: the new base, where each value came from, and the conflicts."""
     new_base: dict[str, Value] = {}
     origins: dict[str, str] = {}
     conflicts: list[Conflict] = []
-    for name, field_policy in policy.fields.items():
+    for name, declared in policy.fields.items():
+        take = decisions.get(name)
+        # A person decided a held conflict: the chosen endpoint's value wins, like an owner's would.
+        field_policy = declared if take is None else FieldPolicy(Rule("owner", owner=take), declared.sources)
         decision = merge_field(name, field_policy, base, views)
         if decision.conflict is not None:
-            conflicts.append(decision.conflict)
+            conflict = decision.conflict
+            conflicts.append(replace(conflict, rule=f"manual:{take}") if take is not None else conflict)
         if decision.value is not None or name in base:
             new_base[name] = decision.value
         if decision.origin is not None:
@@ -251,10 +258,7 @@ def _write_for(
     values = {
         name: new_base[name]
         for name in policy.fields
-        if name in view.values
-        and name in new_base
-        and name not in held
-        and not _same(view.values[name], new_base[name])
+        if name in view.values and name in new_base and name not in held and not same(view.values[name], new_base[name])
     }
     if not values:
         return None
@@ -267,7 +271,7 @@ def _deletion_steps(
 ) -> list[Step]:
     """What deletions at some endpoints mean for the others."""
     modified_since_base = item.base is not None and any(
-        not _same(view.values[name], base.get(name, _MISSING))
+        not same(view.values[name], base.get(name, _MISSING))
         for view in views
         for name in policy.fields
         if name in view.values

@@ -150,3 +150,112 @@ class TestFailures:
         assert run(group, connectors, store) >= 1
         assert "Renamed while Jira is down" in {i.summary for i in sandbox.jira.state.issues.values()}
         assert run(group, connectors, store) == 0
+
+
+class TestQuarantine:
+    def test_an_item_that_keeps_failing_is_held_and_the_rest_keep_syncing(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Jira refuses every write to one issue: after three passes it is held (audited), others still sync."""
+        run(group, connectors, store)
+        trello = sandbox.trello.act_as("eli@corp.example")
+        cards = {c.name: c for c in sandbox.trello.state.cards.values()}
+        bad = cards["Bulk seat pricing for resellers"]
+        jira_key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == bad.name)
+        sandbox.jira.faults.add(FaultRule(kind="status", status=400, method="PUT", path=f"/issue/{jira_key}$"))
+        trello.update_card(bad.id, name="Refused by Jira")
+        for attempt in range(3):
+            report = Pass(group, connectors, store).run()
+            assert list(report.failures) != [], attempt
+            assert report.quarantined == ([] if attempt < 2 else list(report.failures))
+        with store.transaction() as tx:
+            (entry,) = tx.quarantined(group.name, held=True)
+        assert entry.strikes == 3
+        assert entry.error == f"jira: {jira_key}: Injected fault"
+        held = [e.event for e in events(store, sync_id=entry.sync_id) if e.event.kind == "quarantine"]
+        assert len(held) == 1
+        assert "3 passes" in str(held[0].message)
+
+        # Held out: further passes do not touch it, and another item's edit still goes through.
+        in_scope = {i.summary for i in sandbox.jira.state.issues.values() if "launch" in i.labels}
+        other = next(c for name, c in sorted(cards.items()) if name != bad.name and name in in_scope)
+        trello.update_card(other.id, name="Still syncing")
+        report = Pass(group, connectors, store).run()
+        assert report.ok, report.failures
+        assert entry.sync_id not in {p.sync_id for p in report.plans}
+        assert "Still syncing" in {i.summary for i in sandbox.jira.state.issues.values()}
+
+        # Released after the cause is fixed: the next pass carries the edit that waited.
+        sandbox.jira.faults.clear()
+        with store.transaction() as tx:
+            assert tx.release(entry.sync_id)
+        assert run(group, connectors, store) >= 1
+        assert sandbox.jira.state.issues[jira_key].summary == "Refused by Jira"
+        with store.transaction() as tx:
+            assert tx.quarantined(group.name) == []
+        assert run(group, connectors, store) == 0
+        assert verify(store).ok
+
+    def test_an_outage_is_retried_but_never_quarantines(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """A tool answering 503 to every write fails the items, which are retried and not held out."""
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Written after the outage")
+        sandbox.jira.faults.add(FaultRule(kind="status", status=503, method="PUT"))
+        quick = {**connectors}
+        for _ in range(4):
+            assert not Pass(group, quick, store).run().ok
+        with store.transaction() as tx:
+            assert tx.quarantined(group.name, held=True) == []
+        sandbox.jira.faults.clear()
+        run(group, connectors, store)
+        assert "Written after the outage" in {i.summary for i in sandbox.jira.state.issues.values()}
+
+
+class TestManualConflicts:
+    def test_a_held_conflict_waits_for_a_person_then_their_choice_is_applied(
+        self, sandbox: Sandbox, connectors: dict[str, Connector], store: Store, tmp_path: Path
+    ) -> None:
+        """Title under `manual`: two different renames are held (nothing written) until a person takes one."""
+        text = (ROOT / "mappings" / "launch-requests.yaml").read_text()
+        mapping = tmp_path / "launch-requests.yaml"
+        mapping.write_text(text.replace("title: {rule: latest}", "title: {rule: manual}"))
+        group = compile_group(mapping, {"engineering": "jira", "sales": "trello", "marketing": "asana"})
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Sales' title")
+        sandbox.asana.act_as("dana@corp.example").update_task(task.gid, name="Marketing's title")
+
+        assert run(group, connectors, store) == 0  # held: nothing overwritten anywhere
+        assert run(group, connectors, store) == 0
+        with store.transaction() as tx:
+            (queued,) = tx.conflicts(group=group.name)
+        assert queued.field == "title"
+        assert queued.state == "open"
+        assert queued.values == {"sales": "Sales' title", "marketing": "Marketing's title"}
+        assert queued.base == "Bulk seat pricing for resellers"
+        assert [e.event.outcome for e in events(store, sync_id=queued.sync_id) if e.event.kind == "conflict"] == [
+            "held"
+        ]
+
+        with store.transaction() as tx:
+            found = tx.conflict(queued.id[:10])  # a unique prefix is enough, as people type them
+            assert found is not None
+            tx.decide_conflict(found.id, "marketing", "farah@corp.example")
+        assert run(group, connectors, store) == 2
+        assert card.name == "Marketing's title"
+        assert "Marketing's title" in {i.summary for i in sandbox.jira.state.issues.values()}
+        with store.transaction() as tx:
+            assert tx.conflicts(group=group.name) == []
+            closed = tx.conflict(queued.id)
+            assert closed is not None
+            assert closed.state == "closed"
+        (resolved,) = [e.event for e in events(store, sync_id=queued.sync_id) if e.event.kind == "resolve"]
+        assert resolved.person == "farah@corp.example"
+        assert resolved.origin == "marketing"
+        assert resolved.loser == {"sales": "Sales' title"}
+        assert run(group, connectors, store) == 0
+        assert verify(store).ok

@@ -162,6 +162,27 @@ class TestConflictRules:
         assert result.base["title"] == "Launch page"
         assert not any(isinstance(s, Write) and "title" in s.values for s in result.steps)
 
+    def test_a_persons_decision_on_a_held_conflict_is_applied(self) -> None:
+        """manual, decided (syncd conflicts resolve --take marketing): marketing's value goes everywhere."""
+        views = agreed(sales={"title": "S"}, marketing={"title": "M"})
+        result = plan(policy(title=Rule("manual")), Item("s1", BASE, views, decisions={"title": "marketing"}))
+        (conflict,) = result.conflicts
+        assert not conflict.held
+        assert conflict.rule == "manual:marketing"
+        assert conflict.winner == "marketing"
+        assert result.base["title"] == "M"
+        assert {(s.endpoint, s.values["title"]) for s in result.steps if isinstance(s, Write)} == {
+            ("engineering", "M"),
+            ("sales", "M"),
+        }
+
+    def test_a_decision_for_an_endpoint_that_kept_the_base_reverts_the_others(self) -> None:
+        """Taking the side that did not change means the base value stands and both edits are reverted."""
+        views = agreed(sales={"title": "S"}, marketing={"title": "M"})
+        result = plan(policy(title=Rule("manual")), Item("s1", BASE, views, decisions={"title": "engineering"}))
+        assert result.base["title"] == "Launch page"
+        assert {s.endpoint for s in result.steps if isinstance(s, Write)} == {"sales", "marketing"}
+
 
 class TestDirection:
     def test_a_change_at_a_non_source_endpoint_is_reverted(self) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from syncd.errors import SyncdError
-from syncd.store.schema import base, cursors, items, journal, links
+from syncd.store.schema import base, conflicts, cursors, items, journal, links, quarantine
 
 
 class DuplicateLink(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
@@ -54,6 +54,37 @@ class JournalEntry:
     group: str
     steps: Any
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An item that failed: how often in a row (strikes), the last error, and whether it is held out of passes."""
+
+    sync_id: str
+    group: str
+    strikes: int
+    error: str
+    held: bool
+    first_at: datetime
+    last_at: datetime
+
+
+@dataclass(frozen=True)
+class HeldConflict:
+    """A field the ``manual`` rule held: each endpoint's value, and the department a person chose, once chosen."""
+
+    id: str
+    sync_id: str
+    group: str
+    field: str
+    base: Any
+    values: dict[str, Any]
+    state: str
+    """``open`` (waiting for a person), ``decided`` (the next pass applies ``take``), ``closed``."""
+    take: str | None
+    resolved_by: str | None
+    opened_at: datetime
+    updated_at: datetime
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:  # noqa: ANN401 - DB-API object
@@ -205,5 +236,156 @@ class Tx:
         """Forget a plan once its effects are committed."""
         self.connection.execute(delete(journal).where(journal.c.plan_id == plan_id))
 
+    def journal_for(self, group: str) -> list[JournalEntry]:
+        """The unfinished plans of one group, oldest first."""
+        return [entry for entry in self.journal_pending() if entry.group == group]
 
-__all__ = ["DuplicateLink", "JournalEntry", "Link", "Store", "Tx"]
+    # ----- quarantine -------------------------------------------------------------------------------------
+
+    def strike(self, sync_id: str, group: str, error: str, *, counts: bool, limit: int) -> Quarantined:
+        """Record a failure of an item; after ``limit`` counting failures in a row it is held out of passes.
+
+        A retriable failure (the tool was down or throttling) is remembered, so the item is retried, but does not
+        count towards holding it: an outage must not quarantine everything it touched.
+        """
+        now = datetime.now(UTC)
+        row = self.connection.execute(select(quarantine).where(quarantine.c.sync_id == sync_id)).first()
+        strikes = (row.strikes if row else 0) + (1 if counts else 0)
+        values = {"strikes": strikes, "error": error, "held": strikes >= limit, "last_at": now, "group_name": group}
+        if row is None:
+            self.connection.execute(insert(quarantine).values(sync_id=sync_id, first_at=now, **values))
+        else:
+            self.connection.execute(update(quarantine).where(quarantine.c.sync_id == sync_id).values(**values))
+        found = self.quarantine_entry(sync_id)
+        assert found is not None
+        return found
+
+    def quarantine_entry(self, sync_id: str) -> Quarantined | None:
+        """An item's failure record, if it has one."""
+        row = self.connection.execute(select(quarantine).where(quarantine.c.sync_id == sync_id)).first()
+        return _quarantined(row) if row else None
+
+    def quarantined(self, group: str | None = None, *, held: bool | None = None) -> list[Quarantined]:
+        """Failure records (of a group; only held or only retrying ones), oldest failure first."""
+        query = select(quarantine).order_by(quarantine.c.first_at, quarantine.c.sync_id)
+        if group is not None:
+            query = query.where(quarantine.c.group_name == group)
+        if held is not None:
+            query = query.where(quarantine.c.held == held)
+        return [_quarantined(row) for row in self.connection.execute(query)]
+
+    def release(self, sync_id: str) -> bool:
+        """Let a held item be tried again on the next pass (strikes reset); False if it was not quarantined."""
+        return bool(
+            self.connection.execute(
+                update(quarantine).where(quarantine.c.sync_id == sync_id).values(held=False, strikes=0)
+            ).rowcount
+        )
+
+    def clear_failure(self, sync_id: str) -> None:
+        """Forget an item's failures once it synced."""
+        self.connection.execute(delete(quarantine).where(quarantine.c.sync_id == sync_id))
+
+    # ----- conflicts held for a person -----------------------------------------------------------------------
+
+    def hold_conflict(
+        self,
+        conflict_id: str,
+        *,
+        sync_id: str,
+        group: str,
+        field: str,
+        base_value: Any,  # noqa: ANN401 - a canonical (JSON-like) value
+        values: Mapping[str, Any],
+    ) -> tuple[HeldConflict, bool]:
+        """Queue a held conflict, or refresh the open one of the same field; True when it is new or changed."""
+        now = datetime.now(UTC)
+        current = self.connection.execute(
+            select(conflicts).where(
+                conflicts.c.sync_id == sync_id, conflicts.c.field == field, conflicts.c.state != "closed"
+            )
+        ).first()
+        if current is None:
+            self.connection.execute(
+                insert(conflicts).values(
+                    id=conflict_id,
+                    sync_id=sync_id,
+                    group_name=group,
+                    field=field,
+                    base=base_value,
+                    values=dict(values),
+                    state="open",
+                    opened_at=now,
+                    updated_at=now,
+                )
+            )
+            changed = True
+        else:
+            conflict_id, changed = current.id, dict(current.values) != dict(values)
+            if changed:
+                self.connection.execute(
+                    update(conflicts).where(conflicts.c.id == current.id).values(values=dict(values), updated_at=now)
+                )
+        found = self.conflict(conflict_id)
+        assert found is not None
+        return found, changed
+
+    def conflict(self, conflict_id: str) -> HeldConflict | None:
+        """One queued conflict by id (a unique prefix of it is enough, as people type them)."""
+        rows = self.connection.execute(select(conflicts).where(conflicts.c.id.startswith(conflict_id))).all()
+        return _held(rows[0]) if len(rows) == 1 else None
+
+    def conflicts(
+        self, *, group: str | None = None, sync_id: str | None = None, states: tuple[str, ...] = ("open", "decided")
+    ) -> list[HeldConflict]:
+        """Queued conflicts, oldest first (by default the ones not closed yet)."""
+        query = select(conflicts).where(conflicts.c.state.in_(states)).order_by(conflicts.c.opened_at, conflicts.c.id)
+        if group is not None:
+            query = query.where(conflicts.c.group_name == group)
+        if sync_id is not None:
+            query = query.where(conflicts.c.sync_id == sync_id)
+        return [_held(row) for row in self.connection.execute(query)]
+
+    def decide_conflict(self, conflict_id: str, take: str, person: str | None) -> None:
+        """A person chose which department's value the field takes; the next pass of the group applies it."""
+        self.connection.execute(
+            update(conflicts)
+            .where(conflicts.c.id == conflict_id)
+            .values(state="decided", take=take, resolved_by=person, updated_at=datetime.now(UTC))
+        )
+
+    def close_conflict(self, conflict_id: str) -> None:
+        """The field agrees everywhere again (a decision applied, or people settled it themselves)."""
+        self.connection.execute(
+            update(conflicts).where(conflicts.c.id == conflict_id).values(state="closed", updated_at=datetime.now(UTC))
+        )
+
+
+def _quarantined(row: Any) -> Quarantined:  # noqa: ANN401 - a SQLAlchemy row
+    return Quarantined(
+        row.sync_id, row.group_name, row.strikes, row.error, bool(row.held), _aware(row.first_at), _aware(row.last_at)
+    )
+
+
+def _held(row: Any) -> HeldConflict:  # noqa: ANN401 - a SQLAlchemy row
+    return HeldConflict(
+        row.id,
+        row.sync_id,
+        row.group_name,
+        row.field,
+        row.base,
+        dict(row.values),
+        row.state,
+        row.take,
+        row.resolved_by,
+        _aware(row.opened_at),
+        _aware(row.updated_at),
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for what was stored as UTC; PostgreSQL hands back aware ones."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+__all__ = ["DuplicateLink", "HeldConflict", "JournalEntry", "Link", "Quarantined", "Store", "Tx"]

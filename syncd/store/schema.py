@@ -6,12 +6,14 @@
 - ``base``: per item and field, the canonical value every endpoint last agreed on (the 3-way merge's ancestor).
 - ``cursors``: per endpoint, where its change feed was read up to (advanced only after the changes commit).
 - ``journal``: plans written before they are applied, so a crash is finished or undone on the next start.
+- ``quarantine``: items that failed, how often (strikes) and the last error; ``held`` once they stop being tried.
+- ``conflicts``: fields held by the ``manual`` rule, each endpoint's value, and a person's decision once made.
 - ``audit``: append-only, hash-chained events; ``audit_head`` holds the chain's last hash, locked by each append.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData(
     naming_convention={
@@ -63,6 +65,35 @@ journal = Table(
     Column("group_name", String(200), nullable=False),
     Column("steps", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("sync_id", String(32), primary_key=True),
+    Column("group_name", String(200), nullable=False, index=True),
+    Column("strikes", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("held", Boolean, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("sync_id", String(32), nullable=False, index=True),
+    Column("group_name", String(200), nullable=False),
+    Column("field", String(100), nullable=False),
+    Column("base", JSON, nullable=True),
+    Column("values", JSON, nullable=False),
+    # open: waiting for a person; decided: a person chose ``take``, the next pass applies it; closed.
+    Column("state", String(20), nullable=False, index=True),
+    Column("take", String(200), nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 audit = Table(

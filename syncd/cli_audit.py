@@ -1,0 +1,228 @@
+"""``syncd audit`` lists and exports the audit log; ``syncd audit verify`` recomputes its hash chain.
+
+Reading the log needs only the store (no credentials, no tool is contacted). Listings, filtered by item, ref, group,
+department, person, field, kind and time, go to standard output (a Rich table for a person, JSON Lines or CSV for a
+script or a spreadsheet); errors go to standard error. Heavy modules are imported inside the commands so
+``syncd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from syncd.audit import Recorded
+    from syncd.store import Store
+
+audit_app = typer.Typer(help="Review the audit log: list or export its events, verify its hash chain.")
+
+_stderr = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths and URLs stay copyable
+_SHORT = 40
+"""Characters of a new value shown in the table; the exports carry it whole."""
+
+
+class Format(StrEnum):
+    """How events are printed: a table to read, JSON Lines to process (lossless), CSV for spreadsheets."""
+
+    table = "table"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _instant(value: str) -> datetime:
+    """An ISO 8601 date (midnight UTC) or datetime (UTC unless it names its zone), for --since and --until."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 date or datetime, e.g. 2024-05-01 or 2024-05-01T09:30:00+02:00"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _store(config_dir: Path) -> Iterator[Store]:
+    """The configured store, migrated (as every command opens it); a bad config or unreachable store exits 2."""
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    try:
+        config = load_config(config_dir)
+    except ConfigError as error:
+        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
+    try:
+        store = Store(config.instance.store)
+        try:
+            store.migrate()
+            yield store
+        finally:
+            store.close()
+    except SQLAlchemyError as error:
+        # The driver's own message (what failed and where), not SQLAlchemy's statement dump.
+        reason = getattr(error, "orig", None) or error
+        _stderr.print(f"[red]error:[/] cannot read the store: {escape(str(reason))}", highlight=False)
+        raise typer.Exit(2) from error
+
+
+def _columns() -> list[str]:
+    """The export columns: position and time first, then the event as recorded, then its place in the chain."""
+    from syncd.audit import AuditEvent  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    return ["seq", "at", *(each.name for each in fields(AuditEvent) if each.name != "at"), "prev_hash", "hash"]
+
+
+def _exported(recorded: Recorded) -> dict[str, Any]:
+    content = asdict(recorded.event)
+    content["at"] = recorded.event.at.astimezone(UTC).isoformat()
+    every = {**content, "seq": recorded.seq, "prev_hash": recorded.prev_hash, "hash": recorded.hash}
+    return {column: every[column] for column in _columns()}
+
+
+def _flat(value: Any) -> str:  # noqa: ANN401 - any JSON value of the log
+    """One cell: text as is, nothing as empty, anything else (numbers, mappings, lists) as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _short(value: Any) -> str:  # noqa: ANN401 - any JSON value of the log
+    text = _flat(value)
+    return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"
+
+
+def _print_table(recorded: list[Recorded]) -> None:
+    from rich.measure import Measurement  # noqa: PLC0415 - keeps `syncd --help` fast
+    from rich.table import Table  # noqa: PLC0415 - keeps `syncd --help` fast
+    from rich.text import Text  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    table = Table(title="audit log")
+    table.add_column("seq", justify="right", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    for heading in ("kind", "group", "item", "endpoint", "field", "new", "origin", "person", "rule", "outcome"):
+        table.add_column(heading, overflow="fold")  # folded, not cut: an id or an e-mail stays whole
+    table.add_column("message", overflow="fold")
+    for each in recorded:
+        event = each.event
+        cells = (
+            str(each.seq),
+            event.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            event.kind,
+            event.group,
+            event.sync_id,
+            event.endpoint,
+            event.field,
+            _short(event.new),
+            event.origin,
+            event.person,
+            event.rule,
+            event.outcome,
+            event.message,
+        )
+        # Text cells: a value like "[red]" from a tool is shown as written, never read as Rich markup.
+        table.add_row(*(Text(cell or "") for cell in cells))
+    console = Console()
+    if not console.is_terminal:
+        # Into a file or a pager nothing limits the width: print each row on one line, whole.
+        console.width = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    console.print(table)
+    if not recorded:
+        _stderr.print("no audit event matches")
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit_list(
+    ctx: typer.Context,
+    *,
+    item: Annotated[str | None, typer.Option("--item", help="Only this item (its sync_id).")] = None,
+    ref: Annotated[str | None, typer.Option(help="Only events naming this ref (ENG-12, a card id, a gid).")] = None,
+    group: Annotated[str | None, typer.Option(help="Only this sync group.")] = None,
+    department: Annotated[
+        str | None, typer.Option(help="Only events written to this department or propagating its change.")
+    ] = None,
+    person: Annotated[str | None, typer.Option(help="Only changes by this person (e-mail, any case).")] = None,
+    field: Annotated[str | None, typer.Option(help="Only events about this canonical field.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: write, create, archive, conflict, ...")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(parser=_instant, metavar="WHEN", help="From this ISO 8601 date or time (inclusive; UTC default)."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(parser=_instant, metavar="WHEN", help="Before this ISO 8601 date or time (exclusive)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the newest N (still printed oldest first).")] = None,
+    output_format: Annotated[
+        Format, typer.Option("--format", help="table to read, jsonl to process (lossless), csv for spreadsheets.")
+    ] = Format.table,
+    config_dir: Annotated[Path, typer.Option("--config", help="The configuration directory.")] = Path("config"),
+) -> None:
+    """List audit events matching every filter given, oldest first (all of them without filters)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from syncd.audit import query  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    with _store(config_dir) as store:
+        recorded = query(
+            store,
+            sync_id=item,
+            ref=ref,
+            group=group,
+            department=department,
+            person=person,
+            field=field,
+            kind=kind,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+    if output_format is Format.table:
+        _print_table(recorded)
+    elif output_format is Format.jsonl:
+        for each in recorded:
+            sys.stdout.write(json.dumps(_exported(each), ensure_ascii=False, default=str) + "\n")
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=_columns(), lineterminator="\n")
+        writer.writeheader()
+        for each in recorded:
+            writer.writerow({column: _flat(value) for column, value in _exported(each).items()})
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ctx: typer.Context,
+    config_dir: Annotated[
+        Path | None, typer.Option("--config", help="The configuration directory (default: config).")
+    ] = None,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first event that was edited, deleted, inserted or reordered."""
+    from syncd.audit import verify  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    if config_dir is None:  # `syncd audit --config DIR verify` says it before the subcommand
+        config_dir = ctx.parent.params["config_dir"] if ctx.parent is not None else Path("config")
+    with _store(config_dir) as store:
+        result = verify(store)
+    if not result.ok:
+        _stderr.print(
+            f"[red]audit chain broken[/] at event {result.first_bad_seq}: {escape(result.reason or '')}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"audit chain ok: {result.events} events")

@@ -1,0 +1,394 @@
+"""The executor: applies one item's plan through the connectors, journal first, and commits what it did.
+
+Per item (DESIGN.md, crash safety): the plan is journaled, and the item and the refs it was read from are linked
+with an unknown version, in one transaction; the steps are applied; then links, versions, the new base and one
+audit event per remote write are committed together and the journal entry is cleared. A crash anywhere in
+between leaves the journal entry, which :meth:`Executor.recover` resolves before the group's next pass: a create
+that happened is adopted through its marker (never repeated), a write that happened is kept and audited, and the
+item is planned again from the base, which redoes whatever did not happen.
+
+Failures are per item: a refused write, a missing item or a bug in one item's data strike that item (it keeps
+its links, is retried on every pass and is held out after ``quarantine_after`` strikes in a row, visible in
+``syncd status`` until someone releases it); a retriable failure (the tool was down) is retried without
+striking; a fatal one (credentials, configuration) stops the pass, since every other item would fail the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ulid import ULID
+
+from syncd.audit import AuditEvent, append
+from syncd.connector import Connector
+from syncd.crash import crash_point
+from syncd.errors import ConnectorError, FatalError, RetriableError, SyncdError
+from syncd.mapping import Group, MappingProblem
+from syncd.merge import same
+from syncd.model import Record
+from syncd.plan import Archive, Create, Plan, Step, Unlink, View, Write
+from syncd.store import DuplicateLink, JournalEntry, Store, Tx
+
+
+@dataclass
+class PassReport:
+    """What one pass did: plans, remote writes made, values that could not be mapped, items that failed."""
+
+    group: str
+    plans: list[Plan] = field(default_factory=list)
+    writes: int = 0
+    problems: list[MappingProblem] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    quarantined: list[str] = field(default_factory=list)
+    """Items that reached the strike limit in this pass and are now held out."""
+    recovered: int = 0
+    """Journal entries a crash had left, resolved before this pass."""
+    lags: list[float] = field(default_factory=list)
+    """Per mirror written: seconds from the change in its tool to the mirror's commit (the propagation lag)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether every item synced (problems are reported values, not failures)."""
+        return not self.failures
+
+
+@dataclass
+class Touched:
+    """One item as the pass found it: decoded views, the records behind them, and where it is gone or out of scope."""
+
+    views: dict[str, View] = field(default_factory=dict)
+    seen: dict[str, Record] = field(default_factory=dict)
+    deleted: dict[str, str] = field(default_factory=dict)
+    out_of_scope: dict[str, str] = field(default_factory=dict)
+
+
+def endpoint_key(group: str, member: str) -> str:
+    """The store's name of one member's place in one group."""
+    return f"{group}/{member}"
+
+
+class Executor:
+    """Applies and commits the plans of one pass of one group (and recovers what a crash left of earlier ones)."""
+
+    def __init__(
+        self,
+        group: Group,
+        connectors: Mapping[str, Connector],
+        store: Store,
+        report: PassReport,
+        *,
+        config_version: str = "",
+        quarantine_after: int = 3,
+    ) -> None:
+        self.group = group
+        self.connectors = connectors
+        self.store = store
+        self.report = report
+        self.config_version = config_version
+        self.quarantine_after = quarantine_after
+
+    # ----- recovery -------------------------------------------------------------------------------------------
+
+    def recover(self) -> tuple[set[str], set[str]]:
+        """Resolve the journal entries a crash left; (items to plan again, items still unresolved).
+
+        An unresolved item (its tool did not answer) must not be planned in this pass: planning it without knowing
+        whether its create happened could create a second mirror.
+        """
+        with self.store.transaction() as tx:
+            pending = tx.journal_for(self.group.name)
+        replan: set[str] = set()
+        unresolved: set[str] = set()
+        for entry in pending:
+            try:
+                self._recover(entry)
+            except ConnectorError as error:
+                if isinstance(error, FatalError):
+                    raise
+                unresolved.add(entry.sync_id)
+                continue
+            replan.add(entry.sync_id)
+            self.report.recovered += 1
+        return replan - unresolved, unresolved
+
+    def _recover(self, entry: JournalEntry) -> None:
+        """Adopt created mirrors by marker, audit the writes that landed, forget the rest (replanning redoes it)."""
+        adopted: list[tuple[str, Record]] = []
+        landed: list[tuple[dict[str, Any], Record]] = []
+        for step in entry.steps:
+            member = step["endpoint"]
+            connector = self.connectors.get(member)
+            if connector is None:
+                continue  # the member left the group since: nothing of it to recover
+            if step["kind"] == "Create":
+                record = connector.find_by_marker(entry.sync_id)
+                if record is not None:
+                    adopted.append((member, record))
+            elif step["kind"] in {"Write", "Archive"}:
+                found = connector.fetch([step["ref"]])
+                if found and self._landed(step, found[0]):
+                    landed.append((step, found[0]))
+        with self.store.transaction() as tx:
+            links = tx.links(entry.sync_id)
+            for member, record in adopted:
+                key = endpoint_key(self.group.name, member)
+                if key not in links:
+                    tx.link(entry.sync_id, key, record.ref, "")
+                    append(tx, self._recovered_event(entry, "create", member, record, None))
+            for step, record in landed:
+                append(tx, self._recovered_event(entry, step["kind"].lower(), step["endpoint"], record, step))
+            for key in links:
+                tx.set_version(entry.sync_id, key, "")  # read everything afresh: the plan is made again
+            tx.journal_done(entry.plan_id)
+
+    def _landed(self, step: Mapping[str, Any], record: Record) -> bool:
+        view, _ = self.group.codecs[step["endpoint"]].decode(record)
+        if step["kind"] == "Archive":
+            return view.archived
+        return all(name in view.values and same(view.values[name], value) for name, value in step["values"].items())
+
+    def _recovered_event(
+        self, entry: JournalEntry, kind: str, member: str, record: Record, step: Mapping[str, Any] | None
+    ) -> AuditEvent:
+        return AuditEvent(
+            kind,
+            group=self.group.name,
+            sync_id=entry.sync_id,
+            endpoint=member,
+            refs={member: record.ref},
+            new=step.get("values") if step else None,
+            outcome="applied before a crash; recovered",
+            config_version=self.config_version,
+            message=step.get("reason") if step else "created before a crash; adopted by its marker",
+        )
+
+    # ----- applying ----------------------------------------------------------------------------------------
+
+    def execute(self, decided: Plan, item: Touched) -> None:
+        """Journal, apply and commit one item's plan; a failure strikes the item and leaves it to be retried."""
+        plan_id = str(ULID())
+        try:
+            with self.store.transaction() as tx:
+                self._claim(tx, decided.sync_id, item)
+                if decided.steps:
+                    tx.journal_add(plan_id, decided.sync_id, self.group.name, [_step_json(s) for s in decided.steps])
+        except DuplicateLink as refused:
+            # A ref already belongs to another item (a marker copied by hand, two mirrors): a person must look.
+            with self.store.transaction() as tx:
+                self._strike(tx, decided.sync_id, refused, force=True)
+            return
+        crash_point("after-journal")
+        results: list[tuple[Step, Record | None]] = []
+        error: Exception | None = None
+        try:
+            for step in decided.steps:
+                results.append((step, self._apply(decided.sync_id, step)))
+        except FatalError:
+            raise  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
+        except Exception as failure:  # one bad item must not stop the others: it is struck below
+            error = failure
+        crash_point("before-commit")
+        with self.store.transaction() as tx:
+            self._commit(tx, decided, item, results, failed=error is not None)
+            if error is None:
+                tx.clear_failure(decided.sync_id)
+            else:
+                self._strike(tx, decided.sync_id, error)
+            if decided.steps:
+                tx.journal_done(plan_id)
+        if error is None:
+            self._measure(decided, item, results)
+
+    def _claim(self, tx: Tx, sync_id: str, item: Touched) -> None:
+        """Register the item and link the refs it was read from, version unknown, before anything is written.
+
+        After a crash the source records are therefore already this item's (not new items that would be mirrored
+        a second time), and their unknown version makes the next pass read and plan them again.
+        """
+        if tx.item_group(sync_id) is None:
+            tx.new_item(sync_id, self.group.name)
+        links = tx.links(sync_id)
+        for member, record in item.seen.items():
+            key = endpoint_key(self.group.name, member)
+            if key in links:
+                tx.set_version(sync_id, key, "")
+            else:
+                tx.link(sync_id, key, record.ref, "")
+
+    def _apply(self, sync_id: str, step: Step) -> Record | None:
+        connector = self.connectors[step.endpoint]
+        codec = self.group.codecs[step.endpoint]
+        if isinstance(step, Write):
+            fields, problems = codec.encode(step.values)
+            self.report.problems += problems
+            if not fields:
+                return None
+            written = connector.update(step.ref, fields)
+            self.report.writes += 1
+            crash_point("after-update")
+            return written
+        if isinstance(step, Create):
+            fields, problems = codec.encode(step.values)
+            self.report.problems += problems
+            created = connector.create(fields, sync_id)
+            self.report.writes += 1
+            crash_point("after-create")
+            return created
+        if isinstance(step, Archive):
+            archived = connector.archive(step.ref)
+            self.report.writes += 1
+            return archived
+        return None
+
+    def _strike(self, tx: Tx, sync_id: str, error: Exception, *, force: bool = False) -> None:
+        """Record the failure; hold the item out after too many in a row (``force``: at once)."""
+        message = str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}"
+        self.report.failures[sync_id] = message
+        if tx.item_group(sync_id) is None:
+            tx.new_item(sync_id, self.group.name)
+        entry = tx.strike(
+            sync_id,
+            self.group.name,
+            message,
+            counts=not isinstance(error, RetriableError),
+            limit=1 if force else self.quarantine_after,
+        )
+        if entry.held and entry.strikes == (1 if force else self.quarantine_after):
+            self.report.quarantined.append(sync_id)
+            append(
+                tx,
+                AuditEvent(
+                    "quarantine",
+                    group=self.group.name,
+                    sync_id=sync_id,
+                    outcome="held",
+                    config_version=self.config_version,
+                    message=f"failed {entry.strikes} passes in a row: {message}",
+                ),
+            )
+
+    def _commit(
+        self, tx: Tx, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]], *, failed: bool
+    ) -> None:
+        """Links, versions, base values, held conflicts and audit events of one item, in the caller's transaction."""
+        group = self.group.name
+        sync_id = decided.sync_id
+        links = tx.links(sync_id)
+        for member, record in item.seen.items():
+            # After a failure the item keeps its identity (links) but not the versions it was read at, so the
+            # next pass reads it as changed and plans it again instead of skipping it as already synced.
+            key = endpoint_key(group, member)
+            if key in links:
+                tx.set_version(sync_id, key, "" if failed else record.version)
+        for member in (*item.deleted, *item.out_of_scope):
+            tx.unlink(sync_id, endpoint_key(group, member))
+        for step, written in results:
+            key = endpoint_key(group, step.endpoint)
+            if isinstance(step, Unlink):
+                tx.unlink(sync_id, key)
+            elif isinstance(step, Create) and written is not None:
+                tx.link(sync_id, key, written.ref, "" if failed else written.version)
+            elif written is not None:
+                tx.set_version(sync_id, key, "" if failed else written.version)
+            if isinstance(step, Write) and written is None:
+                continue  # nothing was mappable: nothing was written, nothing to audit
+            append(tx, self._event(decided, item, step, written))
+        if failed:
+            return
+        tx.set_base(sync_id, decided.base)
+        self._conflicts(tx, decided)
+
+    def _conflicts(self, tx: Tx, decided: Plan) -> None:
+        """Audit each conflict decision; queue held ones for a person; close queued ones that are settled."""
+        held_fields = set()
+        for conflict in decided.conflicts:
+            losers = {k: v for k, v in conflict.values.items() if k != conflict.winner}
+            if conflict.held:
+                held_fields.add(conflict.field)
+                queued, changed = tx.hold_conflict(
+                    str(ULID()),
+                    sync_id=decided.sync_id,
+                    group=self.group.name,
+                    field=conflict.field,
+                    base_value=conflict.result,
+                    values=conflict.values,
+                )
+                if not changed:
+                    continue  # the same conflict, still waiting: audited when it was queued
+                message = f"held for a person: syncd conflicts resolve {queued.id} --take DEPARTMENT"
+            else:
+                message = None
+            append(
+                tx,
+                AuditEvent(
+                    "conflict",
+                    group=self.group.name,
+                    sync_id=decided.sync_id,
+                    field=conflict.field,
+                    new=conflict.result,
+                    origin=conflict.winner,
+                    rule=conflict.rule,
+                    loser=losers or None,
+                    outcome="held" if conflict.held else "decided",
+                    config_version=self.config_version,
+                    message=message,
+                ),
+            )
+        for queued in tx.conflicts(sync_id=decided.sync_id):
+            if queued.field not in held_fields:
+                tx.close_conflict(queued.id)
+                append(
+                    tx,
+                    AuditEvent(
+                        "resolve",
+                        group=self.group.name,
+                        sync_id=decided.sync_id,
+                        field=queued.field,
+                        new=decided.base.get(queued.field),
+                        origin=queued.take,
+                        person=queued.resolved_by,
+                        rule="manual",
+                        loser={k: v for k, v in queued.values.items() if k != queued.take} or None,
+                        outcome="applied" if queued.state == "decided" else "settled at the tools",
+                        config_version=self.config_version,
+                    ),
+                )
+
+    def _event(self, decided: Plan, item: Touched, step: Step, record: Record | None) -> AuditEvent:
+        values = step.values if isinstance(step, Write | Create) else None
+        origins = sorted({decided.origins[name] for name in values or {} if name in decided.origins})
+        origin = origins[0] if len(origins) == 1 else (",".join(origins) or None)
+        person = item.views[origins[0]].person if len(origins) == 1 and origins[0] in item.views else None
+        return AuditEvent(
+            type(step).__name__.lower(),
+            group=self.group.name,
+            sync_id=decided.sync_id,
+            endpoint=step.endpoint,
+            refs={step.endpoint: record.ref} if record is not None else {step.endpoint: getattr(step, "ref", "")},
+            new=values,
+            origin=origin,
+            person=person,
+            outcome="applied",
+            config_version=self.config_version,
+            message=step.reason,
+        )
+
+    def _measure(self, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]]) -> None:
+        """The propagation lag of each mirror written: commit time minus the origin change's time in its tool."""
+        now = datetime.now(UTC)
+        for step, written in results:
+            if written is None or not isinstance(step, Write | Create):
+                continue
+            origins = {decided.origins[name] for name in step.values if name in decided.origins}
+            times = [item.views[o].modified for o in origins if o in item.views] or [
+                view.modified for view in item.views.values() if view.endpoint != step.endpoint
+            ]
+            if times:
+                self.report.lags.append(max(0.0, (now - max(times)).total_seconds()))
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    return {"kind": type(step).__name__, **asdict(step)}
