@@ -136,3 +136,58 @@ class TestValues:
             assert tx.journal_pending()[0].steps == [{"write": "g/jira"}]
             tx.journal_done("P1")
             assert [entry.plan_id for entry in tx.journal_pending()] == ["P2"]
+
+
+class TestQuarantine:
+    def test_strikes_hold_an_item_after_the_limit_and_release_resets(self, store: Store) -> None:
+        """Two strikes retry, the third holds; a retriable failure never counts; release lets it be tried again."""
+        with store.transaction() as tx:
+            tx.new_item("S1", "launch")
+            assert not tx.strike("S1", "launch", "refused", counts=True, limit=3).held
+            assert tx.strike("S1", "launch", "tool down", counts=False, limit=3).strikes == 1
+            assert not tx.strike("S1", "launch", "refused", counts=True, limit=3).held
+            held = tx.strike("S1", "launch", "refused again", counts=True, limit=3)
+        assert (held.strikes, held.held, held.error) == (3, True, "refused again")
+        assert held.first_at <= held.last_at
+        with store.transaction() as tx:
+            assert [q.sync_id for q in tx.quarantined("launch", held=True)] == ["S1"]
+            assert tx.quarantined("launch", held=False) == []
+            assert tx.release("S1")
+            assert not tx.release("S2")
+            entry = tx.quarantine_entry("S1")
+            assert entry is not None
+            assert (entry.held, entry.strikes) == (False, 0)
+            tx.clear_failure("S1")
+            assert tx.quarantined() == []
+
+
+class TestConflictQueue:
+    def test_a_held_conflict_is_queued_once_refreshed_decided_and_closed(self, store: Store) -> None:
+        """The same field's conflict is one row; new values refresh it; a decision and closing move its state."""
+        with store.transaction() as tx:
+            _, changed = tx.hold_conflict(
+                "C1", sync_id="S1", group="launch", field="title", base_value="Old", values={"sales": "A"}
+            )
+            assert changed
+            again, changed = tx.hold_conflict(
+                "C2", sync_id="S1", group="launch", field="title", base_value="Old", values={"sales": "A"}
+            )
+            assert (again.id, changed) == ("C1", False)
+            refreshed, changed = tx.hold_conflict(
+                "C3", sync_id="S1", group="launch", field="title", base_value="Old", values={"sales": "B"}
+            )
+            assert (refreshed.id, changed, refreshed.values) == ("C1", True, {"sales": "B"})
+        with store.transaction() as tx:
+            assert [c.id for c in tx.conflicts(group="launch")] == ["C1"]
+            tx.decide_conflict("C1", "sales", "farah@corp.example")
+            decided = tx.conflict("C")
+            assert decided is not None
+            assert (decided.state, decided.take, decided.resolved_by) == ("decided", "sales", "farah@corp.example")
+            tx.close_conflict("C1")
+            assert tx.conflicts() == []
+            assert [c.state for c in tx.conflicts(states=("closed",))] == ["closed"]
+            reopened, changed = tx.hold_conflict(
+                "C4", sync_id="S1", group="launch", field="title", base_value="B", values={"sales": "C"}
+            )
+            assert (reopened.id, changed) == ("C4", True)
+            assert tx.conflict("C") is None  # ambiguous prefix: C1 and C4
