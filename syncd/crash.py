@@ -12,8 +12,9 @@ import signal
 import threading
 from collections import Counter
 
-POINTS = ("after-journal", "after-create", "after-update", "before-commit")
-"""Where the executor can be killed: plan journaled; mirror created; mirror updated; all applied, none committed."""
+POINTS = ("after-journal", "after-create", "after-update", "before-commit", "after-comment")
+"""Where the executor can be killed: plan journaled; mirror created; mirror updated; all applied, none committed;
+a comment copied, not recorded."""
 
 _reached: Counter[str] = Counter()
 _lock = threading.Lock()

@@ -81,6 +81,8 @@ class Pass:
             self.report.plans.append(decided)
             if not dry_run:
                 self.executor.execute(decided, item)
+                if self.group.comments and sync_id not in self.report.failures:
+                    self.executor.mirror_comments(sync_id, item)
         if not dry_run and hints is None:
             # Every item read is committed, or recorded as failed and retried by id: the cursors may move on.
             with self.store.transaction() as tx:
@@ -136,6 +138,7 @@ class Pass:
                 self.report.problems += problems
                 touched[sync_id].views[member] = view
                 touched[sync_id].seen[member] = record
+                touched[sync_id].changed.add(member)
             for ref in batch.deleted:
                 link = tx.find_link(key, ref)
                 if link is not None:
@@ -152,12 +155,14 @@ class Pass:
     def _complete(self, touched: Mapping[str, Touched], tx: Tx) -> None:
         """Fetch the current view of each touched item at the members that did not report it (a batch each)."""
         wanted: dict[str, dict[str, str]] = defaultdict(dict)
+        versions: dict[tuple[str, str], str] = {}
         for sync_id, item in touched.items():
             for key, link in tx.links(sync_id).items():
                 member = key.split("/", 1)[1]
                 if member in item.views or member in item.deleted or member in item.out_of_scope:
                     continue
                 wanted[member][link.ref] = sync_id
+                versions[(member, link.ref)] = link.version
         for member, refs in wanted.items():
             codec = self.group.codecs[member]
             found = {record.ref: record for record in self.connectors[member].fetch(list(refs))}
@@ -172,3 +177,5 @@ class Pass:
                     self.report.problems += problems
                     touched[sync_id].views[member] = view
                     touched[sync_id].seen[member] = record
+                    if record.version != versions[(member, ref)]:
+                        touched[sync_id].changed.add(member)

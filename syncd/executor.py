@@ -15,6 +15,7 @@ striking; a fatal one (credentials, configuration) stops the pass, since every o
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from typing import Any
 from ulid import ULID
 
 from syncd.audit import AuditEvent, append
+from syncd.comments import Original, attributed, copies, mirrored_from
 from syncd.connector import Connector
 from syncd.crash import crash_point
 from syncd.errors import ConnectorError, FatalError, RetriableError, SyncdError
@@ -30,7 +32,7 @@ from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import Record
 from syncd.plan import Archive, Create, Plan, Step, Unlink, View, Write
-from syncd.store import DuplicateLink, JournalEntry, Store, Tx
+from syncd.store import CommentRow, DuplicateLink, JournalEntry, Link, Store, Tx
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Touched:
     seen: dict[str, Record] = field(default_factory=dict)
     deleted: dict[str, str] = field(default_factory=dict)
     out_of_scope: dict[str, str] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    """Members whose record changed since syncd last saw it there (where new comments may be)."""
 
 
 def endpoint_key(group: str, member: str) -> str:
@@ -201,6 +205,94 @@ class Executor:
                 tx.journal_done(plan_id)
         if error is None:
             self._measure(decided, item, results)
+
+    # ----- comments -------------------------------------------------------------------------------------------
+
+    def mirror_comments(self, sync_id: str, item: Touched) -> None:
+        """Read new comments where the item changed; copy each original once to every other linked endpoint."""
+        try:
+            self._mirror_comments(sync_id, item)
+        except FatalError:
+            raise
+        except Exception as failure:  # one item's comments must not stop the others: struck, retried by id
+            with self.store.transaction() as tx:
+                self._strike(tx, sync_id, failure)
+
+    def _mirror_comments(self, sync_id: str, item: Touched) -> None:
+        group = self.group.name
+        with self.store.transaction() as tx:
+            links = {key.split("/", 1)[1]: link for key, link in tx.links(sync_id).items()}
+            known = tx.comment_rows(sync_id)
+        links = {member: link for member, link in links.items() if member in self.group.codecs}
+        if len(links) < 2:
+            return
+        found = self._new_comments(sync_id, item, links, {(row.endpoint, row.comment_id) for row in known})
+        if found:
+            with self.store.transaction() as tx:
+                for row in found:
+                    tx.add_comment_row(row)
+        rows = known + found
+        originals = [
+            Original(row.endpoint.split("/", 1)[1], row.comment_id, row.author or "someone", row.body or "")
+            for row in rows
+            if row.original
+        ]
+        mirrored: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for row in rows:
+            if not row.original:
+                mirrored[(row.origin_endpoint.split("/", 1)[1], row.origin_id)].add(row.endpoint.split("/", 1)[1])
+        for copy in copies(originals, mirrored, links):
+            source = copy.original
+            text = self.group.codecs[copy.endpoint].text_out(
+                attributed(source, self.group.codecs[source.endpoint].tool)
+            )
+            posted = self.connectors[copy.endpoint].add_comment(links[copy.endpoint].ref, text)
+            self.report.writes += 1
+            crash_point("after-comment")
+            with self.store.transaction() as tx:
+                origin_key = endpoint_key(group, source.endpoint)
+                tx.add_comment_row(
+                    CommentRow(endpoint_key(group, copy.endpoint), posted.id, sync_id, origin_key, source.comment_id)
+                )
+                append(
+                    tx,
+                    AuditEvent(
+                        "comment",
+                        group=group,
+                        sync_id=sync_id,
+                        endpoint=copy.endpoint,
+                        refs={copy.endpoint: links[copy.endpoint].ref, source.endpoint: links[source.endpoint].ref}
+                        if source.endpoint in links
+                        else {copy.endpoint: links[copy.endpoint].ref},
+                        new=source.body,
+                        origin=source.endpoint,
+                        person=source.author,
+                        outcome="applied",
+                        config_version=self.config_version,
+                        message=f"comment {source.comment_id} copied as {posted.id}",
+                    ),
+                )
+
+    def _new_comments(
+        self, sync_id: str, item: Touched, links: Mapping[str, Link], known: set[tuple[str, str]]
+    ) -> list[CommentRow]:
+        """Comments not seen before at the members that changed: originals, or copies found after a crash."""
+        found: list[CommentRow] = []
+        for member in sorted(item.changed & links.keys()):
+            key = endpoint_key(self.group.name, member)
+            for comment in self.connectors[member].comments(links[member].ref):
+                if (key, comment.id) in known:
+                    continue
+                markdown = self.group.codecs[member].text_in(comment.body)
+                origin = mirrored_from(markdown)
+                if origin is not None:
+                    # A copy syncd posted (its record lost to a crash): adopted, never taken for an original.
+                    origin_key = endpoint_key(self.group.name, origin[0])
+                    found.append(CommentRow(key, comment.id, sync_id, origin_key, origin[1]))
+                else:
+                    author = comment.author.name or comment.author.label()
+                    found.append(CommentRow(key, comment.id, sync_id, key, comment.id, author, markdown))
+        return found
 
     def _claim(self, tx: Tx, sync_id: str, item: Touched) -> None:
         """Register the item and link the refs it was read from, version unknown, before anything is written.

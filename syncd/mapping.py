@@ -142,6 +142,14 @@ class Codec:
     specs: Mapping[str, FieldSpec]
     scope: Scope
 
+    def text_in(self, text: str) -> str:
+        """The tool's rich text (a comment) as canonical Markdown."""
+        return TEXT_FORMATS[self.tool][0](text, None)
+
+    def text_out(self, markdown: str) -> str:
+        """Canonical Markdown as the tool's rich text."""
+        return TEXT_FORMATS[self.tool][1](markdown, None)
+
     def in_scope(self, record: Record) -> bool:
         """Whether the record belongs to the group at this member."""
         labels = set(record.fields.get("labels") or ())

@@ -39,8 +39,11 @@ def test_a_killed_pass_is_finished_by_the_next(sandbox: Sandbox, environment: di
     """Killed at ``point``, then run again: converged, no duplicate, no lost edit, audit consistent."""
     assert syncd(environment, "once").returncode == 0
     card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+    key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == card.name)
+    task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
     sandbox.trello.act_as("eli@corp.example").update_card(card.id, name=RENAMED)
     sandbox.jira.act_as("ana@corp.example").create("ENG", NEW, labels=["launch"])
+    sandbox.jira.act_as("ana@corp.example").comment(key, "Checked with legal.")
 
     killed = syncd({**environment, "SYNCD_CRASH_AT": point}, "once")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -56,6 +59,12 @@ def test_a_killed_pass_is_finished_by_the_next(sandbox: Sandbox, environment: di
         assert counted[NEW] == 1, (member, counted[NEW])
         assert counted[RENAMED] == 1, (member, counted[RENAMED])
         assert counted["Bulk seat pricing for resellers"] == 0, member
+    # The comment: once in Jira (Ana's), exactly one copy in Trello and in Asana.
+    assert len(sandbox.jira.state.issues[key].comments) == 1
+    trello = [a for a in sandbox.trello.state.actions if a.type == "commentCard" and a.id_card == card.id]
+    asana = [s for s in sandbox.asana.state.stories.values() if s.task is task and s.type == "comment"]
+    assert len(trello) == 1
+    assert len(asana) == 1
     store = _store(environment)
     try:
         assert verify(store).ok

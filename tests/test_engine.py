@@ -259,3 +259,41 @@ class TestManualConflicts:
         assert resolved.loser == {"sales": "Sales' title"}
         assert run(group, connectors, store) == 0
         assert verify(store).ok
+
+
+class TestComments:
+    def test_a_comment_is_copied_once_everywhere_with_attribution_and_never_echoes(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Ana comments in Jira, Eli answers in Trello: each comment reaches the other two tools once, attributed."""
+        run(group, connectors, store)
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == card.name)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
+        sandbox.jira.act_as("ana@corp.example").comment(key, "Pricing needs *legal* review first.")
+        assert run(group, connectors, store) == 2
+        sandbox.trello.act_as("eli@corp.example").comment(card.id, "Legal said **yes** on Monday.")
+        assert run(group, connectors, store) == 2
+        assert run(group, connectors, store) == 0
+        assert run(group, connectors, store) == 0
+
+        in_trello = [c.body for c in connectors["sales"].comments(card.id)]
+        in_asana = [c.body for c in connectors["marketing"].comments(task.gid)]
+        in_jira = [c.body for c in connectors["engineering"].comments(key)]
+        assert len(in_trello) == len(in_asana) == len(in_jira) == 2
+        assert in_trello[0].startswith("**Ana Lima** commented in Jira (engineering):")
+        assert "Pricing needs **legal** review first." in in_trello[0]
+        assert "mirrored by syncd · engineering/" in in_trello[0]
+        assert "Ana Lima" in in_asana[0]
+        assert "<strong>legal</strong>" in in_asana[0]
+        assert in_jira[1].startswith("*Eli Navarro* commented in Trello (sales):")
+        assert "Legal said *yes* on Monday." in in_jira[1]
+        copied = [e.event for e in events(store) if e.event.kind == "comment"]
+        assert sorted((e.origin, e.endpoint) for e in copied) == [
+            ("engineering", "marketing"),
+            ("engineering", "sales"),
+            ("sales", "engineering"),
+            ("sales", "marketing"),
+        ]
+        assert verify(store).ok

@@ -254,10 +254,14 @@ class AsanaConnector:
         deleted: set[str] = set()
         for event in events:
             resource = event.get("resource") or {}
+            action = event.get("action")
+            if resource.get("resource_type") == "story" and (event.get("parent") or {}).get("resource_type") == "task":
+                # A comment (or another story) on a task changes the task: its comments are read again.
+                resource, action = event["parent"], "changed"
             if resource.get("resource_type") != "task":
                 continue
             gid = str(resource["gid"])
-            if event.get("action") == "deleted":
+            if action == "deleted":
                 deleted.add(gid)
                 changed.pop(gid, None)
                 continue

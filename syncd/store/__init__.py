@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from syncd.errors import SyncdError
-from syncd.store.schema import base, conflicts, cursors, items, journal, links, quarantine
+from syncd.store.schema import base, comments, conflicts, cursors, items, journal, links, quarantine
 
 
 class DuplicateLink(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
@@ -85,6 +85,24 @@ class HeldConflict:
     resolved_by: str | None
     opened_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CommentRow:
+    """A comment at an endpoint: an original (origin is itself; body kept) or a copy of the origin's comment."""
+
+    endpoint: str
+    comment_id: str
+    sync_id: str
+    origin_endpoint: str
+    origin_id: str
+    author: str | None = None
+    body: str | None = None
+
+    @property
+    def original(self) -> bool:
+        """Whether a person wrote it here (rather than syncd copying it here)."""
+        return (self.origin_endpoint, self.origin_id) == (self.endpoint, self.comment_id)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:  # noqa: ANN401 - DB-API object
@@ -360,6 +378,33 @@ class Tx:
             update(conflicts).where(conflicts.c.id == conflict_id).values(state="closed", updated_at=datetime.now(UTC))
         )
 
+    # ----- comments -----------------------------------------------------------------------------------------
+
+    def comment_rows(self, sync_id: str) -> list[CommentRow]:
+        """Every comment syncd knows on an item, at every endpoint (keys are endpoint keys, ``group/member``)."""
+        rows = self.connection.execute(
+            select(comments).where(comments.c.sync_id == sync_id).order_by(comments.c.created_at, comments.c.comment_id)
+        )
+        return [
+            CommentRow(r.endpoint, r.comment_id, r.sync_id, r.origin_endpoint, r.origin_id, r.author, r.body)
+            for r in rows
+        ]
+
+    def add_comment_row(self, row: CommentRow) -> None:
+        """Remember an original comment, or the copy of one at an endpoint."""
+        self.connection.execute(
+            insert(comments).values(
+                endpoint=row.endpoint,
+                comment_id=row.comment_id,
+                sync_id=row.sync_id,
+                origin_endpoint=row.origin_endpoint,
+                origin_id=row.origin_id,
+                author=row.author,
+                body=row.body,
+                created_at=datetime.now(UTC),
+            )
+        )
+
 
 def _quarantined(row: Any) -> Quarantined:  # noqa: ANN401 - a SQLAlchemy row
     return Quarantined(
@@ -388,4 +433,4 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-__all__ = ["DuplicateLink", "HeldConflict", "JournalEntry", "Link", "Quarantined", "Store", "Tx"]
+__all__ = ["CommentRow", "DuplicateLink", "HeldConflict", "JournalEntry", "Link", "Quarantined", "Store", "Tx"]

@@ -8,6 +8,8 @@
 - ``journal``: plans written before they are applied, so a crash is finished or undone on the next start.
 - ``quarantine``: items that failed, how often (strikes) and the last error; ``held`` once they stop being tried.
 - ``conflicts``: fields held by the ``manual`` rule, each endpoint's value, and a person's decision once made.
+- ``comments``: per endpoint, each comment syncd knows: an original (origin = itself, with its Markdown body) or
+  a copy of one (origin = the original's endpoint and id), so nothing is copied twice and nothing echoes.
 - ``audit``: append-only, hash-chained events; ``audit_head`` holds the chain's last hash, locked by each append.
 """
 
@@ -94,6 +96,19 @@ conflicts = Table(
     Column("resolved_by", String(200), nullable=True),
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("comment_id", String(100), primary_key=True),
+    Column("sync_id", String(32), nullable=False, index=True),
+    Column("origin_endpoint", String(200), nullable=False),
+    Column("origin_id", String(100), nullable=False),
+    Column("author", String(400), nullable=True),
+    Column("body", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 audit = Table(
