@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from syncd import __version__
 from syncd.cli_audit import audit_app
+from syncd.cli_ops import conflicts_app, quarantine_app, status
 from syncd.errors import SyncdError
 from syncd.yamlfile import FileError
 
@@ -34,6 +35,9 @@ app = typer.Typer(
 sandbox_app = typer.Typer(help="Local emulators of Jira, Trello and Asana (no accounts needed).", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(audit_app, name="audit")
+app.add_typer(conflicts_app, name="conflicts")
+app.add_typer(quarantine_app, name="quarantine")
+app.command("status")(status)
 
 _stderr = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths and URLs stay copyable
 

@@ -54,7 +54,7 @@ def _instant(value: str) -> datetime:
 
 
 @contextmanager
-def _store(config_dir: Path) -> Iterator[Store]:
+def open_store(config_dir: Path) -> Iterator[Store]:
     """The configured store, migrated (as every command opens it); a bad config or unreachable store exits 2."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
 
@@ -179,7 +179,7 @@ def audit_list(
         return
     from syncd.audit import query  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    with _store(config_dir) as store:
+    with open_store(config_dir) as store:
         recorded = query(
             store,
             sync_id=item,
@@ -217,7 +217,7 @@ def audit_verify(
 
     if config_dir is None:  # `syncd audit --config DIR verify` says it before the subcommand
         config_dir = ctx.parent.params["config_dir"] if ctx.parent is not None else Path("config")
-    with _store(config_dir) as store:
+    with open_store(config_dir) as store:
         result = verify(store)
     if not result.ok:
         _stderr.print(

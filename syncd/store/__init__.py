@@ -350,7 +350,9 @@ class Tx:
 
     def conflict(self, conflict_id: str) -> HeldConflict | None:
         """One queued conflict by id (a unique prefix of it is enough, as people type them)."""
-        rows = self.connection.execute(select(conflicts).where(conflicts.c.id.startswith(conflict_id))).all()
+        rows = self.connection.execute(
+            select(conflicts).where(conflicts.c.id.startswith(conflict_id, autoescape=True))
+        ).all()
         return _held(rows[0]) if len(rows) == 1 else None
 
     def conflicts(
