@@ -57,6 +57,9 @@ def environment(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def syncd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [str(SYNCD), *args, "--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
+def syncd(env: dict[str, str], *args: str, mappings: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `syncd ARGS --config DIR [--mappings DIR]` (commands that read only the store take no mappings)."""
+    command = [str(SYNCD), *args, "--config", env["CONFIG_DIR"]]
+    if mappings:
+        command += ["--mappings", str(ROOT / "mappings")]
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
