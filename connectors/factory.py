@@ -7,15 +7,22 @@ environment or files at that moment, never from the configuration itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from connectors.asana import AsanaConnector
 from connectors.jira import JiraConnector
+from connectors.pacing import RequestObserver, add_observer, remove_observer
 from connectors.trello import TrelloConnector
 from syncd.config import AsanaConnection, Department, JiraConnection, TrelloConnection
 from syncd.connector import Connector
 
 
-def connector_for(department: Department) -> Connector:
-    """The connector of one department, credentials resolved now."""
+def connector_for(department: Department, *, callback_url: str | None = None) -> Connector:
+    """The connector of one department, credentials resolved now.
+
+    ``callback_url`` is where this department's webhooks are delivered; Trello signs deliveries over it, so its
+    connector needs it to verify them and to register the webhook (the other tools take it at registration).
+    """
     connection = department.connection
     if isinstance(connection, JiraConnection):
         return JiraConnector(
@@ -35,8 +42,18 @@ def connector_for(department: Department) -> Connector:
             board_id=connection.board,
             people=department.people,
             secret=connection.secret.resolve() if connection.secret else None,
+            callback_url=callback_url,
         )
     assert isinstance(connection, AsanaConnection)  # the discriminated union has three members
     return AsanaConnector(
         base_url=connection.base_url, token=connection.token.resolve(), project_gid=connection.project
     )
+
+
+def observe_requests(observer: RequestObserver) -> Callable[[], None]:
+    """Tell ``observer`` ``(tool, status)`` for every API request attempt; returns the function that stops it.
+
+    Exposed here so the composition root can wire metrics without reaching into ``connectors.pacing``.
+    """
+    add_observer(observer)
+    return lambda: remove_observer(observer)

@@ -31,6 +31,32 @@ from syncd.errors import ConnectionFailed, ConnectorError, RateLimited, Retriabl
 
 T = TypeVar("T")
 
+RequestObserver = Callable[[str, str], None]
+"""Told ``(tool, status)`` once per request attempt; status is "ok" or the error's class name ("RateLimited")."""
+
+_OBSERVERS: list[RequestObserver] = []
+_OBSERVERS_LOCK = threading.Lock()
+
+
+def add_observer(observer: RequestObserver) -> None:
+    """Tell ``observer`` about every request attempt from now on (the daemon counts them for /metrics)."""
+    with _OBSERVERS_LOCK:
+        _OBSERVERS.append(observer)
+
+
+def remove_observer(observer: RequestObserver) -> None:
+    """Stop telling ``observer``; unknown observers are ignored, so removing twice is harmless."""
+    with _OBSERVERS_LOCK:
+        if observer in _OBSERVERS:
+            _OBSERVERS.remove(observer)
+
+
+def _notify(tool: str, status: str) -> None:
+    with _OBSERVERS_LOCK:
+        observers = tuple(_OBSERVERS)
+    for observer in observers:
+        observer(tool, status)
+
 
 class TokenBucket:
     """At most ``rate`` requests per second on average, bursts up to ``capacity``; thread-safe, blocking."""
@@ -136,11 +162,13 @@ def call(
     policy: RetryPolicy = RetryPolicy(),
     idempotent: bool = True,
     translate: Callable[[Exception], ConnectorError] | None = None,
+    tool: str = "",
 ) -> T:
     """Run one request under the credential's budget, retrying what is safe to retry.
 
     ``translate`` is the connector's error table: any exception the SDK raises goes through it once, so retries
-    and callers only ever see :mod:`syncd.errors`.
+    and callers only ever see :mod:`syncd.errors`. Every attempt is reported to the observers (see
+    :func:`add_observer`) under ``tool``, with "ok" or the class name of the error it ended in.
     """
 
     def retriable(error: BaseException) -> bool:
@@ -151,9 +179,7 @@ def call(
 
     buckets = [] if bucket is None else [bucket] if isinstance(bucket, TokenBucket) else list(bucket)
 
-    def attempt() -> T:
-        for each in buckets:
-            each.acquire()
+    def translated() -> T:
         if translate is None:
             return request()
         try:
@@ -162,6 +188,17 @@ def call(
             raise
         except Exception as error:  # the connector's table decides; it re-raises what it does not know
             raise translate(error) from error
+
+    def attempt() -> T:
+        for each in buckets:
+            each.acquire()
+        try:
+            result = translated()
+        except Exception as error:
+            _notify(tool, type(error).__name__)
+            raise
+        _notify(tool, "ok")
+        return result
 
     retrying = Retrying(
         retry=retry_if_exception(retriable),

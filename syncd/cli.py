@@ -225,6 +225,41 @@ def plan_command(
                 )
 
 
+@app.command("run")
+def run_command(
+    config_dir: Annotated[Path, typer.Option("--config", help="The configuration directory.")] = Path("config"),
+    mappings_dir: Annotated[Path, typer.Option("--mappings", help="The sync-group mappings directory.")] = Path(
+        "mappings"
+    ),
+) -> None:
+    """Run the daemon: poll, take webhooks, serve /healthz /readyz /metrics; SIGTERM drains, SIGHUP reloads."""
+    import os  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    from connectors.factory import connector_for, observe_requests  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd import daemon  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    def listening(url: str) -> None:
+        sys.stdout.write(json.dumps({"listen": url}) + "\n")
+        sys.stdout.flush()
+
+    try:
+        code = daemon.run(
+            config_dir,
+            mappings_dir,
+            connector_for=connector_for,
+            observe_requests=observe_requests,
+            on_listening=listening,
+        )
+    except (SyncdError, OSError) as error:
+        # A broken configuration (every file:line problem), a missing credential, a port in use: no traceback.
+        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
+    if code != 0:
+        # Passes still running past the shutdown timeout would hold the interpreter at exit: leave now.
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

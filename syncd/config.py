@@ -128,6 +128,14 @@ class Instance(BaseSettings):
     poll_interval_s: float = Field(30.0, gt=0, description="seconds between polls of each endpoint")
     listen: str = Field("127.0.0.1:8787", description="host:port of the health, metrics and webhook server")
     public_url: str | None = Field(None, description="the URL the tools deliver webhooks to (None: polling only)")
+    workers: int = Field(4, ge=1, description="threads running passes (each keeps its own connectors)")
+    shutdown_timeout_s: float = Field(
+        30.0, ge=0, description="seconds in-flight passes may take to finish after SIGTERM before syncd gives up"
+    )
+    webhook_debounce_s: float = Field(
+        0.5, ge=0, description="seconds webhook hints are collected before their targeted pass runs"
+    )
+    max_webhook_bytes: int = Field(1_048_576, gt=0, description="largest webhook body accepted (larger: 413)")
 
     @classmethod
     def settings_customise_sources(

@@ -116,6 +116,7 @@ class AsanaConnector:
             policy=self.policy,
             idempotent=idempotent,
             translate=lambda error: translate(error, ref),
+            tool=TOOL,
         )
 
     def _opts(self, **extra: object) -> dict[str, object]:
@@ -253,15 +254,10 @@ class AsanaConnector:
         changed: dict[str, datetime] = {}
         deleted: set[str] = set()
         for event in events:
-            resource = event.get("resource") or {}
-            action = event.get("action")
-            if resource.get("resource_type") == "story" and (event.get("parent") or {}).get("resource_type") == "task":
-                # A comment (or another story) on a task changes the task: its comments are read again.
-                resource, action = event["parent"], "changed"
-            if resource.get("resource_type") != "task":
+            gid = _task_of(event)
+            if gid is None:
                 continue
-            gid = str(resource["gid"])
-            if action == "deleted":
+            if event.get("action") == "deleted" and (event.get("resource") or {}).get("resource_type") == "task":
                 deleted.add(gid)
                 changed.pop(gid, None)
                 continue
@@ -464,7 +460,7 @@ class AsanaConnector:
             events = json.loads(body)["events"]
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidItem(TOOL, "webhook body is not an Asana event delivery") from error
-        refs = [str(e["resource"]["gid"]) for e in events if (e.get("resource") or {}).get("resource_type") == "task"]
+        refs = [gid for gid in map(_task_of, events) if gid is not None]
         return list(dict.fromkeys(refs))
 
     def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
@@ -517,3 +513,14 @@ class AsanaConnector:
             people=tuple(sorted(Person(u.get("email"), account=u["gid"], name=u.get("name")) for u in users)),
             labels=tuple(sorted(tag["name"] for tag in tags)),
         )
+
+
+def _task_of(event: Mapping[str, Any]) -> str | None:
+    """The task an event is about: the task itself, or the task a story (a comment, a change note) belongs to."""
+    resource = event.get("resource") or {}
+    if resource.get("resource_type") == "task":
+        return str(resource["gid"])
+    parent = event.get("parent") or {}
+    if resource.get("resource_type") == "story" and parent.get("resource_type") == "task":
+        return str(parent["gid"])
+    return None

@@ -119,6 +119,7 @@ class JiraConnector:
             policy=self.policy,
             idempotent=idempotent,
             translate=lambda error: translate(error, ref),
+            tool=TOOL,
         )
 
     @property

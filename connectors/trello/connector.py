@@ -143,6 +143,7 @@ class TrelloConnector:
             policy=self.policy,
             idempotent=idempotent,
             translate=lambda error: translate(error, ref, session.last),
+            tool=TOOL,
         )
 
     # ----- directory ----------------------------------------------------------------------------------------
