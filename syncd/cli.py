@@ -116,10 +116,17 @@ def check(
     mappings_dir: Annotated[Path, typer.Option("--mappings", help="The sync-group mappings directory.")] = Path(
         "mappings"
     ),
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Then ask each department's tool: credentials, workspace, statuses, workflow paths and people.",
+        ),
+    ] = False,
 ) -> None:
     """Validate the configuration and every mapping (offline); list every problem with file and line."""
     from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
-    from syncd.mapping import compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.mapping import Group, compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
 
     problems: list[str] = []
     try:
@@ -127,21 +134,28 @@ def check(
     except ConfigError as error:
         problems += [str(each) for each in error.errors]
         config = None
-    groups = 0
+    groups: list[Group] = []
     if config is not None:
         tools = {name: department.connection.tool for name, department in config.departments.items()}
         for path in sorted(mappings_dir.glob("*.yaml")):
             try:
-                compile_group(path, tools)
-                groups += 1
+                groups.append(compile_group(path, tools))
             except FileError as error:
                 problems.append(str(error))
+    if not problems and online:
+        # The composition root builds the connectors; syncd.checks only calls describe() on them.
+        from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast
+        from syncd.checks import online_problems  # noqa: PLC0415 - keeps `syncd --help` fast
+
+        assert config is not None
+        problems = online_problems(config, groups, connector_for)
     if problems:
         for problem in problems:
             _stderr.print(f"[red]error:[/] {escape(problem)}", highlight=False)
         raise typer.Exit(2)
     assert config is not None
-    _stderr.print(f"[green]ok:[/] {len(config.departments)} departments, {groups} sync groups")
+    checked = "; every tool answered and matches the mappings" if online else ""
+    _stderr.print(f"[green]ok:[/] {len(config.departments)} departments, {len(groups)} sync groups{checked}")
 
 
 def _load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:

@@ -205,6 +205,10 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
     if not views:
         # Gone (or out of scope) everywhere: nothing left to mirror; the links are dropped by the executor.
         return Plan(item.sync_id, policy.group, (), (), base)
+    if base.get(ARCHIVED, False) and all(view.archived for view in views):
+        # Archived everywhere: out of active work, frozen. Archiving has side effects in some tools (Jira moves the
+        # issue to a done status), and edits to archived mirrors are not news for anyone: nothing propagates.
+        return Plan(item.sync_id, policy.group, (), (), base)
     new_base, origins, conflicts = _merge_fields(policy, base, views, item.decisions)
     archived_now = [view.endpoint for view in views if view.archived and not base.get(ARCHIVED, False)]
     new_base[ARCHIVED] = bool(base.get(ARCHIVED, False)) or bool(archived_now)

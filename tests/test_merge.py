@@ -255,6 +255,19 @@ class TestLifecycle:
         assert result.steps == ()
 
 
+class TestArchivedItems:
+    def test_an_item_archived_everywhere_is_frozen(self) -> None:
+        """Archiving moved the Jira issue to Done, and someone renamed the closed card: nothing propagates."""
+        base = {**BASE, ARCHIVED: True}
+        views = {
+            "engineering": view("engineering", 1, archived=True, title="Launch page", status="done", labels=["launch"]),
+            "sales": view("sales", 2, archived=True, title="Renamed", status="doing", labels=["launch"]),
+        }
+        result = plan(policy(), Item("s1", base, views, deleted={"marketing": "marketing-1"}))
+        assert result.quiet
+        assert result.base == base
+
+
 class TestMassDeleteGuard:
     def test_an_endpoint_listing_far_fewer_items_is_an_outage(self) -> None:
         """40 linked, 3 listed: SideEmptied, no deletion is planned from it."""

@@ -406,6 +406,12 @@ class TrelloConnector:
             tool=TOOL,
             statuses=lists,
             transitions=dict.fromkeys(lists, lists),
-            people=tuple(sorted(self._person(m["id"]) for m in self._board_members())),
+            # Members outside the people directory have no e-mail: sort them after those who have one.
+            people=tuple(
+                sorted(
+                    (self._person(m["id"]) for m in self._board_members()),
+                    key=lambda person: (person.email is None, person.email or "", person.account or ""),
+                )
+            ),
             labels=tuple(sorted(self._label_ids())),
         )

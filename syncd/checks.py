@@ -1,0 +1,256 @@
+"""``syncd check --online``: whether every department's tool matches what the configuration and mappings say.
+
+The offline check proves the files are well formed; only the tools can say whether the credentials work, the
+workspace exists, every mapped status / list / section is there, the Jira workflow can move an item between every
+pair of mapped statuses with the fields its screens require, and every person named is known. Finding that out
+here, before a pass, turns a pass that would strike or quarantine item after item into one list of fixes.
+
+Pure apart from the connectors it is handed: the caller (the CLI, the composition root) passes the factory in, so
+this module never imports ``connectors/``. Messages never carry a credential: they name where a credential comes
+from (the environment variable or file), and every message is scrubbed of the department's credential values in
+case a tool echoed one back.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from syncd.config import Config, Department, JiraConnection, Secret, TrelloConnection
+from syncd.errors import (
+    AuthFailed,
+    PermissionDenied,
+    RetriableError,
+    SkippableError,
+    SyncdError,
+    ToolConfigError,
+)
+from syncd.mapping import Group
+from syncd.model import Schema
+
+
+class Describer(Protocol):
+    """All the checks need of a connector (:class:`syncd.connector.Connector` has it): what its tool offers."""
+
+    def describe(self) -> Schema:
+        """Statuses, transitions, people, labels and transition requirements of the department's workspace."""
+        ...
+
+
+ConnectorFactory = Callable[[Department], Describer]
+"""Builds a department's connector, credentials resolved (``connectors.factory.connector_for``)."""
+
+_TOOL = {"jira": "Jira", "trello": "Trello", "asana": "Asana"}
+_STATUS_NOUN = {"jira": "status", "trello": "list", "asana": "section"}
+
+
+def online_problems(config: Config, groups: Sequence[Group], connector_for: ConnectorFactory) -> list[str]:
+    """Every problem the departments' tools reveal, one line each, department first; [] when all is well.
+
+    A department whose tool cannot be described (missing credential, refused credential, no such workspace, no
+    answer) gets one line saying so, and its mapping checks are skipped: they would only repeat that line.
+    """
+    problems: list[str] = []
+    for name, department in config.departments.items():
+        found: list[str] = []
+        try:
+            schema = connector_for(department).describe()
+        except SyncdError as error:
+            found.append(_not_described(department, error))
+        else:
+            found += _people_problems(department, schema, department.people, source=None)
+            for group in groups:
+                if name in group.codecs:
+                    found += _group_problems(name, department, schema, group)
+        secrets = _secret_values(department)
+        problems += [_scrub(f"{name}: {problem}", secrets) for problem in dict.fromkeys(found)]
+    return problems
+
+
+# ----- the workspace and its credentials -------------------------------------------------------------------------
+
+
+def _workspace(department: Department) -> str:
+    """How messages name the department's workspace: its tool and the id the department file gives."""
+    connection = department.connection
+    if isinstance(connection, TrelloConnection):
+        return f"Trello board {connection.board}"
+    return f"{_TOOL[connection.tool]} project {connection.project}"
+
+
+def _credential_sources(department: Department) -> str:
+    """Where the department's credentials come from (variable names or file paths, never values)."""
+    connection = department.connection
+    names = [
+        secret.env or str(secret.file)
+        for field in ("key", "token")
+        if isinstance(secret := getattr(connection, field, None), Secret)
+    ]
+    return " and ".join(names)
+
+
+def _not_described(department: Department, error: SyncdError) -> str:
+    """One line for a tool that could not be described, saying what to fix."""
+    connection = department.connection
+    tool, workspace = _TOOL[connection.tool], _workspace(department)
+    if isinstance(error, AuthFailed):
+        account = f"the user {connection.user} and " if isinstance(connection, JiraConnection) else ""
+        return f"credentials refused by {tool} (HTTP 401): check {account}{_credential_sources(department)}"
+    if isinstance(error, PermissionDenied):
+        return f"the account may not read the {workspace}: {error.message}"
+    if isinstance(error, ToolConfigError | SkippableError):
+        if error.status == 404:
+            return f"the {workspace} does not exist or the account cannot see it ({error.message})"
+        return f"cannot use the {workspace}: {error.message}"
+    if isinstance(error, RetriableError):
+        return f"{tool} at {_shown_url(connection.base_url)} did not answer ({error.message}): check base_url"
+    return str(error)  # a credential that cannot be read: the message names the variable or file
+
+
+def _shown_url(url: str) -> str:
+    """The base URL without user info, query or fragment, which could hold a credential."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def _secret_values(department: Department) -> list[str]:
+    """The department's credential values, to scrub from messages (those that cannot be read are not in them)."""
+    connection = department.connection
+    values: list[str] = []
+    for field in type(connection).model_fields:
+        secret = getattr(connection, field)
+        if isinstance(secret, Secret):
+            try:
+                values.append(secret.resolve())
+            except SyncdError:
+                continue
+    return [value for value in values if value]
+
+
+def _scrub(message: str, secrets: Iterable[str]) -> str:
+    """The message with every credential value masked: a tool's error text might quote one back."""
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return message
+
+
+# ----- people ----------------------------------------------------------------------------------------------------
+
+
+def _people_problems(
+    department: Department, schema: Schema, people: Mapping[str, str], *, source: str | None
+) -> list[str]:
+    """E-mails the tool does not know, by its people or by the account the directory gives them."""
+    emails = {person.email.lower() for person in schema.people if person.email}
+    accounts = {person.account for person in schema.people if person.account}
+    tool = department.connection.tool
+    place = {
+        "jira": f"assignable in {_workspace(department)}",
+        "trello": "a member of the Trello board",
+        "asana": "a member of the Asana workspace",
+    }[tool]
+    where = f"{source}: " if source else ""
+    return [
+        f"{where}{email} is not {place} (add them, or fix the people directory)"
+        for email, account in people.items()
+        if email.lower() not in emails and account not in accounts
+    ]
+
+
+# ----- what a mapping names --------------------------------------------------------------------------------------
+
+
+def _group_problems(member: str, department: Department, schema: Schema, group: Group) -> list[str]:
+    """Statuses, transitions, transition screens and people one group's mapping names at this department."""
+    codec = group.codecs[member]
+    source = str(group.source) if group.source else group.name
+    problems: list[str] = []
+    status = codec.specs.get("status")
+    named: dict[str, str] = {}  # tool status -> where the mapping names it (first place)
+    if status is not None:
+        for raw in status.map.get(member, {}):
+            named.setdefault(raw, f"fields.status.map.{member}")
+        for raw in status.write.get(member, {}).values():
+            named.setdefault(raw, f"fields.status.write.{member}")
+    for raw in codec.scope.statuses:
+        named.setdefault(raw, f"members.{member}.scope.statuses")
+    tool = department.connection.tool
+    noun = _STATUS_NOUN[tool]
+    offered = ", ".join(repr(each) for each in schema.statuses)
+    for raw, where in named.items():
+        if raw not in schema.statuses:
+            problems.append(
+                f"{source}: {where} names {raw!r}, which is not a {noun} of the {_workspace(department)} "
+                f"(it has {offered}): fix the name, or add the {noun} in {_TOOL[tool]}"
+            )
+    if status is not None:
+        mapped = list(dict.fromkeys([*status.map.get(member, {}), *status.write.get(member, {}).values()]))
+        mapped = [raw for raw in mapped if raw in schema.statuses]  # an unknown one is reported above
+        problems += _workflow_problems(department, schema, mapped, source)
+    assignees = codec.specs.get("assignees")
+    if assignees is not None:
+        emails = [value for pair in assignees.map.get(member, {}).items() for value in pair if "@" in value]
+        problems += _people_problems(department, schema, dict.fromkeys(emails, ""), source=source)
+    return problems
+
+
+def _workflow_problems(department: Department, schema: Schema, mapped: Sequence[str], source: str) -> list[str]:
+    """Mapped statuses no chain of transitions connects, and transition screens the config does not fill.
+
+    A status listed without transitions (Jira shows them only for an issue in that status, and none is) is taken
+    to lead anywhere: only a certain dead end is reported, never a guess.
+    """
+    problems: list[str] = []
+    workspace = _workspace(department)
+    for start in mapped:
+        cut_off = [goal for goal in mapped if goal != start and _path(schema, start, goal, optimistic=True) is None]
+        if cut_off:
+            targets = ", ".join(repr(goal) for goal in cut_off[:-1])
+            targets = f"{targets} or {cut_off[-1]!r}" if targets else repr(cut_off[-1])
+            problems.append(
+                f"{source}: no chain of transitions in {workspace} leads from {start!r} to {targets}: "
+                "add a transition to the workflow, or map these statuses differently"
+            )
+    entered = {status for start in mapped for goal in mapped for status in _path(schema, start, goal) or ()}
+    connection = department.connection
+    supplied = connection.transition_fields if isinstance(connection, JiraConnection) else {}
+    for status in sorted(entered):
+        missing = [name for name in schema.requirements.get(status, ()) if name not in supplied.get(status, {})]
+        if missing:
+            them = "them" if len(missing) > 1 else "it"
+            problems.append(
+                f"moving an item to {status!r} in {workspace} requires {', '.join(missing)}: "
+                f"add {them} to transition_fields for {status!r} in the department's file"
+            )
+    return problems
+
+
+def _path(schema: Schema, start: str, goal: str, *, optimistic: bool = False) -> list[str] | None:
+    """The statuses entered on the fewest transitions from start to goal (as the Jira connector walks them).
+
+    ``optimistic``: a status without known transitions leads to every status (unknown is not a dead end).
+    """
+    if start == goal:
+        return []
+    previous: dict[str, str] = {}
+    queue, seen = deque([start]), {start}
+    while queue:
+        status = queue.popleft()
+        if status in schema.transitions:
+            targets = sorted(schema.transitions[status])
+        else:
+            targets = sorted(schema.statuses) if optimistic else []
+        for target in targets:
+            if target in seen:
+                continue
+            seen.add(target)
+            previous[target] = status
+            if target == goal:
+                steps = [goal]
+                while previous[steps[-1]] != start:
+                    steps.append(previous[steps[-1]])
+                return steps[::-1]
+            queue.append(target)
+    return None
