@@ -221,7 +221,10 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         write = _write_for(view, policy, new_base, origins, held)
         if write is not None:
             steps.append(write)
-    steps += _deletion_steps(policy, item, views, base, new_base)
+    deletion = _deletion_steps(policy, item, views, base, new_base)
+    if any(isinstance(step, Archive) for step in deletion):
+        new_base[ARCHIVED] = True  # archived because deleted elsewhere: from now on the item is archived
+    steps += deletion
     for endpoint, ref in sorted(item.out_of_scope.items()):
         # Left this endpoint's scope: stop mirroring there, change nothing.
         steps.append(Unlink(endpoint, ref, f"left the scope of {endpoint}"))

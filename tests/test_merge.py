@@ -213,6 +213,7 @@ class TestLifecycle:
             Archive("engineering", "engineering-1", "deleted at sales"),
             Archive("marketing", "marketing-1", "deleted at sales"),
         )
+        assert result.base[ARCHIVED] is True  # from now on the item is archived (and frozen)
 
     def test_modify_beats_delete(self) -> None:
         """Deleted in sales while engineering edited it: the edit wins and sales gets the item back."""

@@ -36,7 +36,15 @@ from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, InvalidItem, NoTransition, ToolConfigError
+from syncd.errors import (
+    AuthFailed,
+    ConnectionFailed,
+    ConnectorError,
+    InvalidItem,
+    ItemNotFound,
+    NoTransition,
+    ToolConfigError,
+)
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema
 
 T = TypeVar("T")
@@ -424,7 +432,10 @@ class JiraConnector:
         """Move the issue to the archive status and flag it archived in its property (both reversible)."""
         target = self.archive_status or self._first_done_status()
         self._move(ref, target)
-        marker = self._rest("GET", f"issue/{ref}/properties/{PROPERTY}", ref=ref)
+        try:
+            marker = self._rest("GET", f"issue/{ref}/properties/{PROPERTY}", ref=ref)
+        except ItemNotFound:
+            marker = None  # a person's issue (syncd did not create it) has no property yet: start one
         value = dict((marker or {}).get("value") or {})
         value["archived"] = True
         self._rest("PUT", f"issue/{ref}/properties/{PROPERTY}", ref=ref, data=json.dumps(value))
