@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up and run syncd with nothing but Python 3.11+ and pip.
 
-    python3 dev.py run     # set up .venv and run syncd on the embedded default (the sandbox)
+    python3 dev.py run     # set up .venv and run `syncd demo`: the daemon on the sandbox, people editing, live view
     python3 dev.py test    # set up .venv with the dev tools and run Ruff, mypy --strict and the whole test suite
     python3 dev.py bench   # run the benchmarks
 
@@ -47,9 +47,10 @@ def ensure_venv(*, dev: bool) -> None:
 
 
 def cmd_run(args: list[str]) -> int:
-    """Run syncd on the embedded default."""
+    """Run syncd on the embedded default: `syncd demo ARGS` with the repository's config/ and mappings/."""
     ensure_venv(dev=False)
-    return _run(BIN / "syncd", "sandbox", "serve", *args)
+    where = ("--config", ROOT / "config", "--mappings", ROOT / "mappings")
+    return _run(BIN / "syncd", "demo", *where, *args)
 
 
 def cmd_test(args: list[str]) -> int:

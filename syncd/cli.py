@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from syncd import __version__
 from syncd.cli_audit import audit_app
-from syncd.cli_ops import conflicts_app, quarantine_app, status
+from syncd.cli_ops import conflicts_app, init_app, quarantine_app, status
 from syncd.errors import SyncdError
 from syncd.yamlfile import FileError
 
@@ -38,6 +38,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(quarantine_app, name="quarantine")
 app.command("status")(status)
+app.add_typer(init_app, name="init")
 
 _stderr = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths and URLs stay copyable
 
@@ -272,6 +273,50 @@ def run_command(
         # Passes still running past the shutdown timeout would hold the interpreter at exit: leave now.
         sys.stderr.flush()
         os._exit(code)
+
+
+@app.command("demo")
+def demo_command(
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            min=1,
+            metavar="SECONDS",
+            help="Stop after this many seconds (earlier once everything converged), print a summary and exit 0 "
+            "only if everything converged: for scripts and CI (default: run until Ctrl-C).",
+        ),
+    ] = None,
+    latency_ms: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="MS",
+            help="Milliseconds the sandbox adds to every API request (the real services answer in 20 to 200 ms).",
+        ),
+    ] = 20,
+    config_dir: Annotated[
+        Path | None, typer.Option("--config", help="The configuration to run (default: the repository's config/).")
+    ] = None,
+    mappings_dir: Annotated[
+        Path | None, typer.Option("--mappings", help="The sync-group mappings (default: the repository's mappings/).")
+    ] = None,
+) -> None:
+    """Watch syncd work with no account anywhere: the sandbox organisation, the daemon, people's edits, conflicts.
+
+    Starts the Jira, Trello and Asana emulators, runs `syncd run` against them, plays scripted edits that make each
+    conflict rule decide once (a lead resolves the held one) and shows each tool's copy of the item side by side
+    with the audit log. Ctrl-C or SIGTERM stops everything.
+    """
+    from syncd import demo  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    try:
+        code = demo.run(duration_s=duration, latency_ms=latency_ms, config_dir=config_dir, mappings_dir=mappings_dir)
+    except (SyncdError, OSError) as error:
+        # A broken configuration (every file:line problem), a daemon that would not start: no traceback.
+        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
+    raise typer.Exit(code)
 
 
 def main() -> None:

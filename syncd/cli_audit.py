@@ -59,6 +59,7 @@ def open_store(config_dir: Path) -> Iterator[Store]:
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
 
     from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.errors import SyncdError  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
     try:
@@ -73,6 +74,9 @@ def open_store(config_dir: Path) -> Iterator[Store]:
             yield store
         finally:
             store.close()
+    except SyncdError as error:
+        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
     except SQLAlchemyError as error:
         # The driver's own message (what failed and where), not SQLAlchemy's statement dump.
         reason = getattr(error, "orig", None) or error

@@ -411,8 +411,10 @@ class TestErrors:
         self, config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A store that cannot be opened is one line of error, not a traceback."""
-        monkeypatch.setenv("SYNCD_STORE", f"sqlite:///{tmp_path}/missing/dir/s.db")
+        (tmp_path / "blocker").write_text("a file where the store's directory should be")
+        monkeypatch.setenv("SYNCD_STORE", f"sqlite:///{tmp_path}/blocker/dir/s.db")
         result = syncd_audit(config_dir, "verify")
         assert result.exit_code == 2
-        assert "error: cannot read the store: unable to open database file" in result.stderr
+        assert "error: cannot create the store's directory " in result.stderr
+        assert "blocker/dir: Not a directory" in result.stderr
         assert "Traceback" not in result.output

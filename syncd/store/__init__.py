@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -33,6 +34,10 @@ class DuplicateLink(SyncdError):  # noqa: N818 - says what happened, like the re
         self.sync_id = sync_id
         self.endpoint = endpoint
         self.ref = ref
+
+
+class StoreUnavailable(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
+    """The store cannot be opened (its directory cannot be created, the database does not answer)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,14 @@ class Store:
     def __init__(self, url: str, **engine_options: Any) -> None:  # noqa: ANN401 - passed to create_engine
         self.url = url
         self.engine: Engine = create_engine(url, **engine_options)
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)  # `sqlite:///var/syncd.db` on a fresh clone
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"cannot create the store's directory {Path(database).parent}: {exc.strerror}"
+                ) from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
@@ -435,4 +448,14 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-__all__ = ["CommentRow", "DuplicateLink", "HeldConflict", "JournalEntry", "Link", "Quarantined", "Store", "Tx"]
+__all__ = [
+    "CommentRow",
+    "DuplicateLink",
+    "HeldConflict",
+    "JournalEntry",
+    "Link",
+    "Quarantined",
+    "Store",
+    "StoreUnavailable",
+    "Tx",
+]
