@@ -7,14 +7,25 @@ environment or files at that moment, never from the configuration itself.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from connectors.asana import AsanaConnector
 from connectors.jira import JiraConnector
+from connectors.jira.workflow import Workflow
 from connectors.pacing import RequestObserver, add_observer, remove_observer
 from connectors.trello import TrelloConnector
 from syncd.config import AsanaConnection, Department, JiraConnection, TrelloConnection
 from syncd.connector import Connector
+
+_WORKFLOWS: dict[tuple[str, str], Workflow] = {}
+_WORKFLOWS_LOCK = threading.Lock()
+
+
+def _shared_workflow(base_url: str, project: str) -> Workflow:
+    """One learned workflow graph per Jira site and project, shared by the connectors of every thread."""
+    with _WORKFLOWS_LOCK:
+        return _WORKFLOWS.setdefault((base_url.rstrip("/"), project), Workflow())
 
 
 def connector_for(department: Department, *, callback_url: str | None = None) -> Connector:
@@ -33,6 +44,7 @@ def connector_for(department: Department, *, callback_url: str | None = None) ->
             people=department.people,
             transition_fields=connection.transition_fields,
             webhook_secret=connection.webhook_secret.resolve() if connection.webhook_secret else None,
+            workflow=_shared_workflow(connection.base_url, connection.project),
         )
     if isinstance(connection, TrelloConnection):
         return TrelloConnector(

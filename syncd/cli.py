@@ -6,10 +6,12 @@ read the URLs and credentials); everything meant for a person goes to standard e
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -177,22 +179,32 @@ def _load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
 def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool) -> list[Any]:
     # The composition root: the one module of syncd that wires connectors to the engine.
     from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.config import config_version  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.engine import Pass  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config, groups = _load(config_dir, mappings_dir)
     store = Store(config.instance.store)
     reports = []
+    workers = config.instance.apply_workers
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="syncd-apply") if workers > 1 else None
     try:
         store.migrate()
         for group in groups:
-            connectors = {member: connector_for(config.departments[member]) for member in group.codecs}
-            reports.append(Pass(group, connectors, store).run(dry_run=dry_run))
+
+            def build(members: Iterable[str] = tuple(group.codecs)) -> dict[str, Any]:
+                return {member: connector_for(config.departments[member]) for member in members}
+
+            version = config_version(config_dir, mappings_dir)
+            run = Pass(group, build(), store, config_version=version, pool=pool, connectors_for_thread=build)
+            reports.append(run.run(dry_run=dry_run))
     except SyncdError as error:
         # Credentials, an unreachable or refusing tool, an endpoint that lost its items: say it, no traceback.
         _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from error
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         store.close()
     return reports
 

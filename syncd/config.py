@@ -13,6 +13,7 @@ Every file is validated on load; unknown keys are rejected; every problem of eve
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -129,6 +130,7 @@ class Instance(BaseSettings):
     listen: str = Field("127.0.0.1:8787", description="host:port of the health, metrics and webhook server")
     public_url: str | None = Field(None, description="the URL the tools deliver webhooks to (None: polling only)")
     workers: int = Field(4, ge=1, description="threads running passes (each keeps its own connectors)")
+    apply_workers: int = Field(4, ge=1, description="threads applying one pass's items in parallel (1: in order)")
     shutdown_timeout_s: float = Field(
         30.0, ge=0, description="seconds in-flight passes may take to finish after SIGTERM before syncd gives up"
     )
@@ -196,3 +198,13 @@ def schemas() -> dict[str, dict[str, Any]]:
         "syncd.yaml": Instance.model_json_schema(),
         "department.yaml": Department.model_json_schema(),
     }
+
+
+def config_version(config_dir: Path, mappings_dir: Path) -> str:
+    """A short hash of every configuration and mapping file: audit events say which configuration decided."""
+    digest = hashlib.sha256()
+    files = [config_dir / "syncd.yaml", *sorted((config_dir / "departments").glob("*.yaml"))]
+    for path in [*files, *sorted(mappings_dir.glob("*.yaml"))]:
+        if path.exists():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]

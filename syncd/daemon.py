@@ -24,7 +24,6 @@ in the connector factory and the hook that counts API requests.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from syncd.config import Config, ConfigError, Department, load_config
+from syncd.config import Config, ConfigError, Department, config_version, load_config
 from syncd.connector import Connector
 from syncd.engine import Pass, PassReport, endpoint_key
 from syncd.errors import AuthFailed, ConnectorError, SideEmptied, SyncdError, ToolConfigError
@@ -193,15 +192,6 @@ def _callback_url(config: Config, department: str) -> str | None:
     return f"{public.rstrip('/')}/webhooks/{department}" if public else None
 
 
-def _version(config_dir: Path, mappings_dir: Path) -> str:
-    digest = hashlib.sha256()
-    files = [config_dir / "syncd.yaml", *sorted((config_dir / "departments").glob("*.yaml"))]
-    for path in [*files, *sorted(mappings_dir.glob("*.yaml"))]:
-        if path.exists():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
-
-
 def load_runtime(
     config_dir: Path, mappings_dir: Path, factory: ConnectorFactory, *, generation: int, previous: Runtime | None
 ) -> Runtime:
@@ -230,7 +220,7 @@ def load_runtime(
             # Asana's secret came from the registration handshake; an unchanged registration keeps it.
             cast(_Handshake, verifier).webhook_secret = cast(_Handshake, old).webhook_secret
         verifiers[name] = verifier
-    return Runtime(generation, config, groups, _version(config_dir, mappings_dir), verifiers)
+    return Runtime(generation, config, groups, config_version(config_dir, mappings_dir), verifiers)
 
 
 # ----- scheduling ------------------------------------------------------------------------------------------
@@ -518,6 +508,11 @@ class Daemon:
         self.scheduler = Scheduler(debounce_s=instance.webhook_debounce_s, clock=clock)
         self.scheduler.set_groups({name: self.runtime.interval(name) for name in self.runtime.groups})
         self.executor = concurrent.futures.ThreadPoolExecutor(instance.workers, thread_name_prefix="syncd-pass")
+        # Items of one pass are applied in parallel by these threads (each keeps its own connectors, like the
+        # pass threads): a backfill is bound by the tools' latency and rate limits, not by syncd.
+        self.apply_pool = concurrent.futures.ThreadPoolExecutor(
+            instance.apply_workers, thread_name_prefix="syncd-apply"
+        )
         self._local = threading.local()
         self._group_locks: dict[str, threading.Lock] = {}
         self._polls: dict[str, _Poll] = {}
@@ -639,6 +634,7 @@ class Daemon:
             running = set(self._in_flight)
         log.info("shutdown.draining", passes=len(running), timeout_s=timeout)
         _, pending = concurrent.futures.wait(running, timeout=timeout)
+        self.apply_pool.shutdown(wait=False, cancel_futures=True)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -701,7 +697,15 @@ class Daemon:
         try:
             connectors = self._connectors(runtime)
             members = {member: connectors[member] for member in group.codecs}
-            report = Pass(group, members, self.store, config_version=runtime.version).run(hints=job.hints)
+            parallel = runtime.config.instance.apply_workers > 1
+            report = Pass(
+                group,
+                members,
+                self.store,
+                config_version=runtime.version,
+                pool=self.apply_pool if parallel else None,
+                connectors_for_thread=(lambda: self._connectors(runtime)) if parallel else None,
+            ).run(hints=job.hints)
         except SyncdError as error:
             self.metrics.failed(group.name)
             if job.hints is None:

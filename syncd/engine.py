@@ -11,8 +11,10 @@ equals its link's is syncd's own write coming back: it is skipped, so nothing ec
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ulid import ULID
 
@@ -21,6 +23,7 @@ from syncd.executor import Executor, PassReport, Touched, endpoint_key
 from syncd.mapping import Group
 from syncd.merge import Item, check_side, plan
 from syncd.model import ChangeBatch
+from syncd.plan import Plan
 from syncd.store import Store, Tx
 
 __all__ = ["Pass", "PassReport", "endpoint_key"]
@@ -37,11 +40,23 @@ class Pass:
         *,
         config_version: str = "",
         quarantine_after: int = 3,
+        pool: concurrent.futures.Executor | None = None,
+        connectors_for_thread: Callable[[], Mapping[str, Connector]] | None = None,
     ) -> None:
+        """Set up a pass; with ``pool``, items are applied in parallel.
+
+        A backfill is bound by API latency, not by syncd: each pool thread uses its own connectors from
+        ``connectors_for_thread``, since SDK clients are not thread-safe.
+        """
+        if pool is not None and connectors_for_thread is None:
+            raise ValueError("a pool needs connectors_for_thread: SDK clients must not be shared between threads")
         self.group = group
         self.connectors = connectors
         self.store = store
         self.config_version = config_version
+        self.quarantine_after = quarantine_after
+        self.pool = pool
+        self.connectors_for_thread = connectors_for_thread
         self.report = PassReport(group.name)
         self.executor = Executor(
             group, connectors, store, self.report, config_version=config_version, quarantine_after=quarantine_after
@@ -71,6 +86,7 @@ class Pass:
                 touched.pop(sync_id, None)  # quarantined, or a crash's create not yet resolved: not this pass
             self._complete(touched, tx)
             bases = {sync_id: tx.base(sync_id) for sync_id in touched}
+        work: list[tuple[Plan, Touched]] = []
         for sync_id, item in sorted(touched.items()):
             base = bases[sync_id]
             item.views = {m: self.group.codecs[m].align(view, base) for m, view in item.views.items()}
@@ -79,16 +95,76 @@ class Pass:
                 Item(sync_id, base, item.views, item.deleted, item.out_of_scope, decisions.get(sync_id, {})),
             )
             self.report.plans.append(decided)
-            if not dry_run:
-                self.executor.execute(decided, item)
-                if self.group.comments and sync_id not in self.report.failures:
-                    self.executor.mirror_comments(sync_id, item)
+            work.append((decided, item))
+        if not dry_run:
+            if self.pool is not None and len(work) > 1:
+                self._apply_in_pool(self.pool, work)
+            else:
+                for decided, item in work:
+                    self._apply(self.executor, decided, item)
         if not dry_run and hints is None:
             # Every item read is committed, or recorded as failed and retried by id: the cursors may move on.
             with self.store.transaction() as tx:
                 for member, batch in batches.items():
                     tx.set_cursor(endpoint_key(self.group.name, member), batch.cursor)
         return self.report
+
+    def _apply(self, executor: Executor, decided: Plan, item: Touched) -> None:
+        executor.execute(decided, item)
+        if self.group.comments and decided.sync_id not in executor.report.failures:
+            executor.mirror_comments(decided.sync_id, item)
+
+    def _apply_in_pool(self, pool: concurrent.futures.Executor, work: Sequence[tuple[Plan, Touched]]) -> None:
+        """Apply items in parallel, one executor (own connectors, own partial report) per pool thread.
+
+        Items are independent (each has its own refs and its own transaction), so their order does not matter;
+        the shared per-credential rate limiters keep the threads together under each tool's budget. A fatal error
+        in one thread stops handing out items and is raised once the running ones are done.
+        """
+        local = threading.local()
+        partial: list[PassReport] = []
+        lock = threading.Lock()
+        assert self.connectors_for_thread is not None
+        connectors_for_thread = self.connectors_for_thread
+
+        def executor() -> Executor:
+            found: Executor | None = getattr(local, "executor", None)
+            if found is None:
+                report = PassReport(self.group.name)
+                found = Executor(
+                    self.group,
+                    connectors_for_thread(),
+                    self.store,
+                    report,
+                    config_version=self.config_version,
+                    quarantine_after=self.quarantine_after,
+                )
+                local.executor = found
+                with lock:
+                    partial.append(report)
+            return found
+
+        stop = threading.Event()
+
+        def one(decided: Plan, item: Touched) -> None:
+            if not stop.is_set():
+                self._apply(executor(), decided, item)
+
+        futures = [pool.submit(one, decided, item) for decided, item in work]
+        error: BaseException | None = None
+        for future in concurrent.futures.as_completed(futures):
+            failure = future.exception()
+            if failure is not None and error is None:
+                error = failure
+                stop.set()
+        for report in partial:
+            self.report.writes += report.writes
+            self.report.problems += report.problems
+            self.report.failures.update(report.failures)
+            self.report.quarantined += report.quarantined
+            self.report.lags += report.lags
+        if error is not None:
+            raise error
 
     def _carried_over(self, *, dry_run: bool) -> tuple[set[str], set[str], dict[str, dict[str, str]]]:
         """Items to plan whatever changed, items to leave out, and people's decisions on held conflicts."""

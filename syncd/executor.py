@@ -460,6 +460,7 @@ class Executor:
             sync_id=decided.sync_id,
             endpoint=step.endpoint,
             refs={step.endpoint: record.ref} if record is not None else {step.endpoint: getattr(step, "ref", "")},
+            old=_old_values(item, step),
             new=values,
             origin=origin,
             person=person,
@@ -484,3 +485,11 @@ class Executor:
 
 def _step_json(step: Step) -> dict[str, Any]:
     return {"kind": type(step).__name__, **asdict(step)}
+
+
+def _old_values(item: Touched, step: Step) -> dict[str, Any] | None:
+    """What a write replaced at its endpoint (canonical), so the audit log shows before and after."""
+    view = item.views.get(step.endpoint)
+    if not isinstance(step, Write) or view is None:
+        return None
+    return {name: view.values.get(name) for name in step.values}

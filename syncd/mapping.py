@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from syncd import richtext
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
-from syncd.model import FIELDS, Person, Record
+from syncd.model import FIELDS, Person, Record, Unreadable
 from syncd.plan import Value, View
 from syncd.yamlfile import FileError, load_yaml_model
 
@@ -166,6 +166,10 @@ class Codec:
                 continue
             raw = record.fields[name]
             lossy: list[str] = []
+            if isinstance(raw, Unreadable):
+                # The tool sent something unreadable (a date that is not one): reported, left out, never guessed.
+                problems.append(MappingProblem(self.endpoint, name, str(raw)[:80], "the tool's value cannot be read"))
+                continue
             try:
                 values[name] = self._decode(name, spec, raw, lossy)
             except _UnmappableError as unmappable:

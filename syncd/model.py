@@ -21,10 +21,12 @@ Field names and their value types (absent key: the tool has no such field, ``Non
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
+
+T = TypeVar("T")
 
 FIELDS = ("title", "description", "status", "done", "assignees", "due", "labels")
 """Every field name a Record may carry, in display order."""
@@ -54,6 +56,24 @@ def utc(moment: datetime) -> datetime:
 
 
 Due: TypeAlias = date | datetime | None
+
+
+class Unreadable(str):
+    """A field value the tool sent that cannot be read (a date that is not a date): kept as sent for the report.
+
+    Connectors put it in a record instead of failing the whole listing; the mapping reports it and leaves the field
+    out, so one bad value never stops the other items, and is never guessed.
+    """
+
+    __slots__ = ()
+
+
+def read_or_keep(text: str, parse: Callable[[str], T]) -> T | Unreadable:
+    """``parse(text)``, or the text marked :class:`Unreadable` when the tool sent something unparseable."""
+    try:
+        return parse(text)
+    except (ValueError, TypeError):
+        return Unreadable(text)
 
 
 @dataclass(frozen=True)

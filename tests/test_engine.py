@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,10 @@ def group() -> Group:
 
 @pytest.fixture
 def connectors(sandbox: Sandbox) -> dict[str, Connector]:
+    return _connectors(sandbox)
+
+
+def _connectors(sandbox: Sandbox) -> dict[str, Connector]:
     trello = sandbox.trello.credentials()
     people = {p.email: p.username for p in sandbox.seed.people}
     return {
@@ -133,6 +139,29 @@ class TestPasses:
         with store.transaction() as tx:
             assert {m: tx.cursor(f"{group.name}/{m}") for m in group.codecs} == cursors
         assert run(group, connectors, store) == 0
+
+    def test_a_pool_applies_items_in_parallel_with_a_connector_set_per_thread(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """The first pass through a pool of three threads mirrors the same organisation, quietly afterwards."""
+        built: list[int] = []
+        lock = threading.Lock()
+
+        def for_thread() -> dict[str, Connector]:
+            with lock:
+                built.append(threading.get_ident())
+            return _connectors(sandbox)
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            report = Pass(group, connectors, store, pool=pool, connectors_for_thread=for_thread).run()
+            assert report.ok, report.failures
+            assert report.writes > 20
+            assert len(built) == len(set(built)) > 1  # one connector set per thread, several threads
+            assert Pass(group, connectors, store, pool=pool, connectors_for_thread=for_thread).run().writes == 0
+        titles = [issue.summary for issue in sandbox.jira.state.issues.values()]
+        assert len(titles) == len(set(titles))  # nothing created twice
+        assert sum(1 for e in events(store) if e.event.kind == "create") == report.writes
+        assert verify(store).ok
 
 
 class TestFailures:

@@ -34,7 +34,7 @@ from connectors.asana.errors import TOOL, translate
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ConnectionFailed, InvalidItem, ItemNotFound, ToolConfigError
-from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
+from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, Unreadable, read_or_keep, utc
 
 T = TypeVar("T")
 Sdk: TypeAlias = Any
@@ -137,11 +137,11 @@ class AsanaConnector:
             None,
         )
         assignee = task.get("assignee")
-        due: date | datetime | None = None
+        due: date | datetime | Unreadable | None = None
         if task.get("due_at"):
-            due = _parse_time(task["due_at"])
+            due = read_or_keep(str(task["due_at"]), _parse_time)
         elif task.get("due_on"):
-            due = date.fromisoformat(task["due_on"])
+            due = read_or_keep(str(task["due_on"]), date.fromisoformat)
         fields: dict[str, Any] = {
             "title": task.get("name") or "",
             "description": task.get("html_notes") or "<body></body>",

@@ -45,7 +45,7 @@ from syncd.errors import (
     NoTransition,
     ToolConfigError,
 )
-from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema
+from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, read_or_keep
 
 T = TypeVar("T")
 Json: TypeAlias = Any
@@ -87,6 +87,7 @@ class JiraConnector:
         transition_fields: Mapping[str, Mapping[str, Json]] | None = None,
         archive_status: str | None = None,
         webhook_secret: str | None = None,
+        workflow: Workflow | None = None,
     ) -> None:
         self.project_key = project_key
         self.people = {email.lower(): account for email, account in (people or {}).items()}
@@ -98,7 +99,8 @@ class JiraConnector:
         self.transition_fields = {k: dict(v) for k, v in (transition_fields or {}).items()}
         self.archive_status = archive_status
         self.webhook_secret = webhook_secret
-        self.workflow = Workflow()
+        # Shared by the connectors of several threads when the caller passes one (connectors/factory.py does).
+        self.workflow = workflow if workflow is not None else Workflow()
         self._barren: set[str] = set()  # statuses no issue is in: their transitions cannot be read
         self._base_url = base_url.rstrip("/")
         self._auth = (user, token)
@@ -193,7 +195,7 @@ class JiraConnector:
             "status": status["name"],
             "done": (status.get("statusCategory") or {}).get("key") == "done",
             "assignees": (self._person(fields["assignee"]),) if fields.get("assignee") else (),
-            "due": date.fromisoformat(fields["duedate"]) if fields.get("duedate") else None,
+            "due": read_or_keep(str(fields["duedate"]), date.fromisoformat) if fields.get("duedate") else None,
             "labels": tuple(sorted(fields.get("labels") or [])),
         }
         return Record(
@@ -395,6 +397,11 @@ class JiraConnector:
             path = self.workflow.path(status, target)
             while path is None and self._explore():
                 path = self.workflow.path(status, target)
+            if path is None and self._barren:
+                # A status may have been empty only for a moment (other threads move issues too): look again.
+                self._barren.clear()
+                while path is None and self._explore():
+                    path = self.workflow.path(status, target)
             if path is None:
                 raise NoTransition(TOOL, ref, status, target)
             if not path:

@@ -28,8 +28,12 @@ class Workflow:
     edges: dict[str, dict[str, Transition]] = field(default_factory=dict)
 
     def learn(self, status: str, transitions: list[Transition]) -> None:
-        """Record what Jira offers from ``status`` (replacing what was known, as workflows can change)."""
-        self.edges[status] = {t.to: t for t in transitions if t.to != status}
+        """Record what Jira offers from ``status`` (replacing what was known, as workflows can change).
+
+        Copy-on-write: the graph is shared by the connectors of every thread, and readers iterate a snapshot that
+        is never changed under them.
+        """
+        self.edges = {**self.edges, status: {t.to: t for t in transitions if t.to != status}}
 
     def path(self, start: str, goal: str) -> list[Transition] | None:
         """The fewest transitions from start to goal over known edges; [] if already there, None if unreachable."""

@@ -37,7 +37,7 @@ from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ConnectionFailed, InvalidItem, ToolConfigError
-from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, utc
+from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, Unreadable, read_or_keep, utc
 
 T = TypeVar("T")
 Json: TypeAlias = Any
@@ -111,6 +111,7 @@ class TrelloConnector:
         self._local = threading.local()
         self._lists: dict[str, str] | None = None
         self._labels: dict[str, str] | None = None
+        self._looked_up: set[str | None] = set()
         self._members: list[Json] | None = None
         self._deliveries = DeliveryLog()
 
@@ -189,6 +190,15 @@ class TrelloConnector:
     def _record(self, card: Json) -> Record:
         list_names = {list_id: name for name, list_id in self._list_ids().items()}
         label_names = {label_id: name for name, label_id in self._label_ids().items()}
+        unseen = ({card.get("idList")} | set(card.get("idLabels") or ())) - list_names.keys() - label_names.keys()
+        if unseen - self._looked_up:
+            # A list or label created since the board was first read (a daemon runs for months): read them again,
+            # once per unknown id (a card in a closed list must not cost two requests every time it is read).
+            self._looked_up |= unseen
+            self._lists = self._labels = None
+            list_names = {list_id: name for name, list_id in self._list_ids().items()}
+            label_names = {label_id: name for name, label_id in self._label_ids().items()}
+        unknown_labels = [i for i in card.get("idLabels") or [] if i not in label_names]
         markers = [
             a["url"][len(MARKER_URL) :]
             for a in card.get("attachments") or []
@@ -198,12 +208,22 @@ class TrelloConnector:
             "title": card["name"],
             "description": card.get("desc") or "",
             "done": bool(card.get("dueComplete")),
-            "assignees": tuple(sorted(self._person(m) for m in card.get("idMembers") or [])),
-            "due": _parse_time(card["due"]) if card.get("due") else None,
-            "labels": tuple(sorted(label_names.get(i, i) for i in card.get("idLabels") or [])),
+            "assignees": tuple(
+                sorted(
+                    (self._person(m) for m in card.get("idMembers") or []),
+                    key=lambda person: (person.email is None, person.email or "", person.account or ""),
+                )
+            ),
+            "due": read_or_keep(str(card["due"]), _parse_time) if card.get("due") else None,
+            # A label the board does not list (not even after a fresh read) is reported, never named by its id.
+            "labels": Unreadable(f"unknown label ids {', '.join(unknown_labels)}")
+            if unknown_labels
+            else tuple(sorted(label_names[i] for i in card.get("idLabels") or [])),
         }
         if card.get("idList") in list_names:
             fields["status"] = list_names[card["idList"]]
+        elif card.get("idList"):
+            fields["status"] = Unreadable(f"list {card['idList']} (closed, or not on the board)")
         return Record(
             tool=TOOL,
             ref=card["id"],

@@ -1,0 +1,449 @@
+"""Bad input: wrong configuration and mapping files, hostile webhook deliveries, odd data from the tools' APIs.
+
+Each case states what a person or a tool might really send and what syncd must do with it: refuse a file with
+its path, line and fix (and touch nothing), answer a delivery with the right status and queue nothing, report a
+value it cannot map and leave it out rather than guess. docs/reliability.md has the catalogue as a table; a case
+marked ``xfail(strict=True)`` asserts the behaviour syncd should have and does not yet (a finding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from connectors.asana import AsanaConnector
+from connectors.base import Connector
+from connectors.jira import JiraConnector
+from connectors.pacing import RetryPolicy, TokenBucket
+from connectors.trello import TrelloConnector
+from syncd.audit import verify
+from syncd.cli import app
+from syncd.engine import Pass, PassReport
+from syncd.mapping import Group, compile_group
+from syncd.sandbox.jira.model import Status
+from syncd.sandbox.org import Sandbox
+from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
+from syncd.store import Store
+from tests.reliability import sandbox_environment
+from tests.syncd_env import ROOT
+from tests.test_daemon import DaemonProcess, wait_for
+
+# ----- configuration and mapping files ---------------------------------------------------------------------
+
+SYNCD_YAML = "config/syncd.yaml"
+JIRA_YAML = "config/departments/engineering.yaml"
+TRELLO_YAML = "config/departments/sales.yaml"
+MAPPING = "mappings/launch-requests.yaml"
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """One broken file: which shipped file, the edit, and where and how syncd must point at the mistake."""
+
+    file: str
+    old: str
+    new: str
+    line: int
+    fix: tuple[str, ...]
+    """Words of the message that tell the person what to change."""
+
+
+def case(id_: str, bad: BadFile, finding: str | None = None) -> object:
+    """A parametrised case; ``finding`` marks one syncd gets wrong today (the test asserts the right behaviour)."""
+    marks = [pytest.mark.xfail(strict=True, reason=finding)] if finding else []
+    return pytest.param(bad, id=id_, marks=marks)
+
+
+APPEND = "\x00append"
+"""``old`` meaning: add ``new`` at the end of the file."""
+EMPTY = "\x00empty"
+"""``old`` meaning: replace the whole file by ``new``."""
+
+BAD_FILES = [
+    case("unknown-key", BadFile(SYNCD_YAML, "poll_interval_s: 30", "poll_intervall_s: 30", 3, ("'poll_intervall_s' is not a known setting", "remove it or check its spelling"))),  # noqa: E501
+    case("wrong-type", BadFile(SYNCD_YAML, APPEND, "workers: many\n", 5, ("'workers'", "should be a valid integer"))),
+    case("negative-poll-interval", BadFile(SYNCD_YAML, "poll_interval_s: 30", "poll_interval_s: -5", 3, ("'poll_interval_s'", "should be greater than 0"))),  # noqa: E501
+    case("negative-webhook-limit", BadFile(SYNCD_YAML, APPEND, "max_webhook_bytes: -1\n", 5, ("'max_webhook_bytes'", "should be greater than 0"))),  # noqa: E501
+    case("yaml-syntax", BadFile(SYNCD_YAML, "poll_interval_s: 30", "poll_interval_s: [30", 4, ("not valid YAML", "expected ',' or ']'"))),  # noqa: E501
+    case("yaml-syntax-at-end", BadFile(SYNCD_YAML, APPEND, "listen: [127.0.0.1\n", 5, ("not valid YAML", "expected ',' or ']'")), "an unclosed bracket on the last line is reported at line 6 of a 5-line file (the end of the stream), not where the bracket opens"),  # noqa: E501
+    case("bad-store-url", BadFile(SYNCD_YAML, "store: sqlite:///var/syncd.db", "store: mysql//db.internal/syncd", 2, ("'store'", "sqlite:///", "postgresql+psycopg://")), "any string is accepted as the store URL: `syncd check` says ok and only `syncd run`/`once` fail later"),  # noqa: E501
+    case("unknown-tool", BadFile(JIRA_YAML, "tool: jira", "tool: monday", 4, ("'jira', 'trello', 'asana'",))),
+    case("missing-required-key", BadFile(JIRA_YAML, "  project: ENG\n", "", 4, ("'connection.project' is required but missing", "add it"))),  # noqa: E501
+    case("inline-credential", BadFile(JIRA_YAML, "{env: SYNCD_JIRA_TOKEN}", "tok-typed-into-the-file", 7, ("{env: VARIABLE} or {file: PATH}",))),  # noqa: E501
+    case("credential-env-and-file", BadFile(JIRA_YAML, "{env: SYNCD_JIRA_TOKEN}", "{env: SYNCD_JIRA_TOKEN, file: /run/secrets/jira}", 7, ("name exactly one of 'env'",))),  # noqa: E501
+    case("people-not-by-email", BadFile(TRELLO_YAML, "  eli@corp.example: eli", "  eli: eli", 10, ("keyed by e-mail address", "not an e-mail: eli"))),  # noqa: E501
+    case("zero-department-poll", BadFile(JIRA_YAML, APPEND, "poll_interval_s: 0\n", 11, ("'poll_interval_s'", "should be greater than 0"))),  # noqa: E501
+    case("tab-indentation", BadFile(JIRA_YAML, "  project: ENG", "\tproject: ENG", 8, ("tab", "spaces")), "says \"found character '\\t' that cannot start any token\" at the right line but never that YAML indents with spaces"),  # noqa: E501
+    case("duplicate-key", BadFile(JIRA_YAML, APPEND, "connection:\n  tool: jira\n", 11, ("'connection'", "more than once")), "PyYAML keeps the last duplicate: the error is four 'is required but missing: add it' lines (5-8) about the first block, never the duplicate at line 11"),  # noqa: E501
+    case("empty-department-file", BadFile(JIRA_YAML, EMPTY, "", 1, ("'connection' is required but missing", "add it")), "the message has no line ('engineering.yaml: ...'), where line 1 is the one place to add it"),  # noqa: E501
+    case("unknown-department", BadFile(MAPPING, "  marketing: {}\n", "  marketing: {}\n  finance: {}\n", 7, ("['finance'] have no file in config/departments/", "add one or fix the name")), "the message names no line ('launch-requests.yaml: members [...]'); 'finance' is on line 7"),  # noqa: E501
+    case("unknown-canonical-field", BadFile(MAPPING, "comments: true", "  colour: {rule: latest}\ncomments: true", 24, ("unknown fields ['colour']", "syncd mirrors")), "reported at line 3 (the file's first key), not line 24 where 'colour' is"),  # noqa: E501
+    case("rule-names-non-member", BadFile(MAPPING, "owner: engineering", "owner: finance", 13, ("['finance'] are not members", "add them under 'members' or fix the name")), "reported at line 3 (the file's first key), not line 13 where the rule is"),  # noqa: E501
+    case("unknown-rule", BadFile(MAPPING, "title: {rule: latest}", "title: {rule: lastest}", 10, ("'latest', 'union', 'merge-text' or 'manual'",))),  # noqa: E501
+    case("bad-time-zone", BadFile(MAPPING, "Europe/Berlin", "Europe/Berlyn", 22, ("unknown time zone 'Europe/Berlyn'", "use an IANA name"))),  # noqa: E501
+    case("value-map-non-string-key", BadFile(MAPPING, "{Requests: todo,", "{1: todo, Requests: todo,", 16, ("'fields.status.map.sales.1.[key]'", "should be a valid string"))),  # noqa: E501
+    case("members-as-a-list", BadFile(MAPPING, "members:\n  engineering: {scope: {labels: [launch]}}\n  sales: {}\n  marketing: {}", "members: [engineering, sales, marketing]", 3, ("'members'", "should be a valid dictionary"))),  # noqa: E501
+    case("unknown-on-delete", BadFile(MAPPING, "on_delete: archive", "on_delete: destroy", 8, ("'on_delete'", "'archive' or 'unlink'"))),  # noqa: E501
+    case("owner-and-prefer", BadFile(MAPPING, "{owner: engineering}", "{owner: engineering, prefer: [sales]}", 13, ("a rule is a name", "{owner: dept} or {prefer: [...]}"))),  # noqa: E501
+    case("mapping-tab-indentation", BadFile(MAPPING, "  labels: {rule: union}", "\tlabels: {rule: union}", 23, ("tab", "spaces")), "as for department files: the line is right, the fix (indent with spaces) is not given"),  # noqa: E501
+    case("mapping-duplicate-field", BadFile(MAPPING, "comments: true", "  title: {rule: manual}\ncomments: true", 24, ("'title'", "more than once")), "accepted: `syncd check` says ok and the second 'title' silently replaces the first (rule manual instead of latest)"),  # noqa: E501
+]  # fmt: skip
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes: what must not change when a file is merely loaded."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("bad", BAD_FILES)
+def test_a_bad_file_fails_check_with_its_line_and_fix(
+    bad: BadFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`syncd check` exits 2 naming the file, the line and the fix, and nothing on disk changes (no store made)."""
+    for name in [name for name in os.environ if name.startswith("SYNCD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # the shipped store URL is relative: a stray write would land here
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    path = tmp_path / bad.file
+    text = path.read_text()
+    if bad.old == APPEND:
+        edited = text + bad.new
+    elif bad.old == EMPTY:
+        edited = bad.new
+    else:
+        assert text.count(bad.old) == 1, f"the edit must be unambiguous in {bad.file}"
+        edited = text.replace(bad.old, bad.new)
+    path.write_text(edited)
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(app, ["check", "--config", "config", "--mappings", "mappings"])
+    assert snapshot(tmp_path) == before
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    problems = [line for line in result.stderr.splitlines() if bad.file in line]
+    assert problems, result.stderr
+    located = [line for line in problems if f"{bad.file}:{bad.line}: " in line]
+    assert located, f"no problem at {bad.file}:{bad.line}:\n{result.stderr}"
+    for words in bad.fix:
+        assert any(words in line for line in located), f"{words!r} not in {located}"
+    if "tok-typed-into-the-file" in edited:
+        assert "tok-typed-into-the-file" not in result.output  # a credential typed in is never echoed back
+
+
+# ----- webhook deliveries to a running daemon ----------------------------------------------------------------
+
+WEBHOOK_SECRET = "reliability-jira-webhook-secret"
+MAX_BYTES = 4096
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """`syncd run` on the sandbox, Jira deliveries signed, a small body limit; its mapping creates nothing.
+
+    Polls are ten minutes apart and nothing registers webhooks (no public_url), so every hinted pass in its log
+    comes from a delivery a test posted.
+    """
+    directory = tmp_path_factory.mktemp("daemon")
+    with Sandbox() as sandbox:
+        for emulator in sandbox.emulators:
+            emulator.rate_limits_enabled = False
+        env = sandbox_environment(sandbox, directory)
+        jira = Path(env["CONFIG_DIR"]) / "departments" / "engineering.yaml"
+        jira.write_text(jira.read_text() + "  webhook_secret: {env: SYNCD_JIRA_WEBHOOK_SECRET}\n")
+        mappings = directory / "mappings"
+        shutil.copytree(ROOT / "mappings", mappings)
+        mapping = mappings / "launch-requests.yaml"
+        mapping.write_text(mapping.read_text().replace("create_in: [engineering, sales, marketing]", "create_in: []"))
+        env |= {
+            "SYNCD_LISTEN": "127.0.0.1:0",
+            "SYNCD_POLL_INTERVAL_S": "600",
+            "SYNCD_WEBHOOK_DEBOUNCE_S": "0.2",
+            "SYNCD_MAX_WEBHOOK_BYTES": str(MAX_BYTES),
+            "SYNCD_JIRA_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+        with DaemonProcess(env, mappings) as running:
+            running.wait_logged("pass", kind="full", outcome="ok", timeout_s=30)
+            yield running
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    """Jira's X-Hub-Signature header for ``body``."""
+    return {"X-Hub-Signature": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def delivered(daemon: DaemonProcess, department: str, outcome: str) -> float:
+    """syncd_webhooks_total for one department and outcome (0 before the first such delivery)."""
+    wanted = f'syncd_webhooks_total{{department="{department}",outcome="{outcome}"}} '
+    lines = [line for line in daemon.get("/metrics").text.splitlines() if line.startswith(wanted)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def hinted_passes(daemon: DaemonProcess) -> int:
+    return len(daemon.logged("pass", kind="hinted"))
+
+
+ISSUE = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"key": "ENG-1"}}).encode()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST to the daemon: where, what, with which headers, and the answer it must get."""
+
+    department: str
+    body: bytes | Callable[[], Iterator[bytes]]
+    headers: dict[str, str]
+    status: int
+    outcome: str
+
+
+DELIVERIES = {
+    "bad-signature": Delivery("engineering", ISSUE, sign(ISSUE, "not-the-secret"), 401, "unauthorized"),
+    "missing-signature": Delivery("engineering", ISSUE, {}, 401, "unauthorized"),
+    "malformed-json-good-signature": Delivery(
+        "engineering", b'{"issue": {"key": ', sign(b'{"issue": {"key": '), 400, "malformed"
+    ),
+    "oversized": Delivery("engineering", b" " * (MAX_BYTES + 1), sign(b" " * (MAX_BYTES + 1)), 413, "too_large"),
+    "oversized-chunked": Delivery(
+        "engineering", lambda: iter([b" " * MAX_BYTES, b" " * 10]), sign(b" " * (MAX_BYTES + 10)), 413, "too_large"
+    ),
+    "unknown-department": Delivery("finance", ISSUE, sign(ISSUE), 404, "unknown_department"),
+}
+
+
+@pytest.mark.parametrize("name", list(DELIVERIES))
+def test_a_bad_delivery_is_refused_and_queues_nothing(daemon: DaemonProcess, name: str) -> None:
+    """The right status and outcome counter; no hinted pass follows; the daemon stays healthy."""
+    delivery = DELIVERIES[name]
+    counted, passes = delivered(daemon, delivery.department, delivery.outcome), hinted_passes(daemon)
+    body = delivery.body() if callable(delivery.body) else delivery.body
+    answer = requests.post(
+        f"{daemon.url}/webhooks/{delivery.department}", data=body, headers=delivery.headers, timeout=10
+    )
+    assert answer.status_code == delivery.status, answer.text
+    assert delivered(daemon, delivery.department, delivery.outcome) == counted + 1
+    time.sleep(0.6)  # three debounce intervals: a queued hint would have run by now
+    assert hinted_passes(daemon) == passes
+    assert daemon.get("/healthz").status_code == 200
+    assert daemon.process.poll() is None
+
+
+def test_a_replayed_delivery_queues_nothing_the_second_time(daemon: DaemonProcess) -> None:
+    """Jira redelivers with the same identifier: the first queues one targeted pass, the replay none."""
+    headers = {**sign(ISSUE), "X-Atlassian-Webhook-Identifier": "reliability-delivery-1"}
+    passes = hinted_passes(daemon)
+    first = requests.post(f"{daemon.url}/webhooks/engineering", data=ISSUE, headers=headers, timeout=10)
+    assert (first.status_code, first.json()) == (200, {"outcome": "queued"})
+    wait_for(lambda: hinted_passes(daemon) == passes + 1, 10, "the delivery's targeted pass")
+    assert daemon.logged("pass", kind="hinted")[-1]["hinted_refs"] == 1
+    again = requests.post(f"{daemon.url}/webhooks/engineering", data=ISSUE, headers=headers, timeout=10)
+    assert (again.status_code, again.json()) == (200, {"outcome": "no_refs"})
+    time.sleep(0.6)
+    assert hinted_passes(daemon) == passes + 1
+    assert delivered(daemon, "engineering", "no_refs") == 1
+    assert daemon.get("/healthz").status_code == 200
+
+
+# ----- odd data from the tools' APIs -------------------------------------------------------------------------
+
+FAST = RetryPolicy(attempts=3, max_total_s=10, initial_s=0.05, max_wait_s=1)
+RENAMED = "Bulk seat pricing for resellers"
+
+
+@pytest.fixture
+def connectors(sandbox: Sandbox) -> dict[str, Connector]:
+    """The real connectors on the sandbox, as tests/test_engine.py builds them (generous buckets)."""
+    trello = sandbox.trello.credentials()
+    return {
+        "engineering": JiraConnector(
+            base_url=sandbox.jira.url,
+            user=SERVICE_ACCOUNT,
+            token=token_for("jira", SERVICE_ACCOUNT),
+            project_key="ENG",
+            transition_fields={"Done": {"resolution": {"name": "Done"}}},
+            policy=FAST,
+            bucket=TokenBucket(rate=1000, capacity=1000),
+        ),
+        "sales": TrelloConnector(
+            base_url=sandbox.trello.url,
+            key=trello["key"],
+            token=trello["token"],
+            board_id=next(iter(sandbox.trello.state.boards)),
+            people={p.email: p.username for p in sandbox.seed.people},
+            policy=FAST,
+            buckets=[TokenBucket(rate=1000, capacity=1000)],
+        ),
+        "marketing": AsanaConnector(
+            base_url=sandbox.asana.url,
+            token=sandbox.asana.credentials()["token"],
+            project_gid=next(iter(sandbox.asana.state.projects)),
+            policy=FAST,
+            bucket=TokenBucket(rate=1000, capacity=1000),
+        ),
+    }
+
+
+@pytest.fixture
+def group() -> Group:
+    return compile_group(ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"})  # fmt: skip  # noqa: E501
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(f"sqlite:///{tmp_path / 'syncd.db'}")
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+@dataclass
+class World:
+    """The sandbox, one group over the real connectors and a store: enough to run passes and look at the tools."""
+
+    sandbox: Sandbox
+    group: Group
+    connectors: dict[str, Connector]
+    store: Store
+
+    def run(self) -> PassReport:
+        return Pass(self.group, self.connectors, self.store).run()
+
+    def card(self, name: str) -> str:
+        with self.sandbox.trello.lock:
+            return next(c.id for c in self.sandbox.trello.state.cards.values() if c.name == name)
+
+    def statuses(self, title: str) -> tuple[str, str, str]:
+        """The item's Jira status, Trello list and Asana section, by its title."""
+        with self.sandbox.jira.lock:
+            issue = next(i.status for i in self.sandbox.jira.state.issues.values() if i.summary == title)
+        with self.sandbox.trello.lock:
+            state = self.sandbox.trello.state
+            card = next(state.lists[c.id_list].name for c in state.cards.values() if c.name == title)
+        with self.sandbox.asana.lock:
+            task = next(t for t in self.sandbox.asana.state.tasks.values() if t.name == title)
+            section = task.memberships[0].section.name
+        return issue, card, section
+
+    def rename_elsewhere(self) -> None:
+        """A harmless edit beside the bad one: it must still sync in the same pass."""
+        self.sandbox.trello.act_as("eli@corp.example").update_card(self.card(RENAMED), name=RENAMED + ", v2")
+
+    def renamed_everywhere(self) -> bool:
+        with self.sandbox.jira.lock:
+            jira = any(i.summary == RENAMED + ", v2" for i in self.sandbox.jira.state.issues.values())
+        with self.sandbox.asana.lock:
+            asana = any(t.name == RENAMED + ", v2" for t in self.sandbox.asana.state.tasks.values())
+        return jira and asana
+
+
+@pytest.fixture
+def world(sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store) -> World:
+    return World(sandbox, group, connectors, store)
+
+
+def settle(world: World) -> None:
+    """The first pass mirrors the organisation; the second must be quiet (the starting point of every case)."""
+    assert world.run().ok
+    assert world.run().writes == 0
+
+
+def trello_list(sandbox: Sandbox, name: str) -> None:
+    """Add a list to the Sales board, as a person would in Trello."""
+    with sandbox.trello.lock:
+        state = sandbox.trello.state
+        board = next(iter(state.boards.values()))
+        state.create_list(board, name, "bottom", next(iter(state.members.values())))
+
+
+def assert_reported_and_rest_quiet(world: World, report: PassReport, endpoint: str, field: str, value: str) -> None:
+    """The bad value is a problem naming the fix; the harmless edit synced; the chain holds; the next pass is quiet."""
+    assert report.ok, report.failures
+    assert [(p.endpoint, p.field, p.value) for p in report.problems] == [(endpoint, field, value)]
+    assert f"fields.{field}.map.{endpoint}" in report.problems[0].message
+    assert world.renamed_everywhere()
+    assert verify(world.store).ok
+    assert world.run().writes == 0
+
+
+def test_a_jira_status_the_mapping_lacks_is_reported_not_guessed(world: World) -> None:
+    """An admin adds "Parking" to the workflow and parks an issue: reported; the mirrors keep their status."""
+    title = "SSO for enterprise trials"
+    settle(world)
+    before = world.statuses(title)
+    sandbox = world.sandbox
+    with sandbox.jira.lock:
+        sandbox.jira.state.statuses["Parking"] = Status(id="99001", name="Parking", category="indeterminate")
+        issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == title)
+        issue.status, issue.updated = "Parking", sandbox.clock.now()
+    world.rename_elsewhere()
+    sandbox.clock.advance(120)
+    report = world.run()
+    assert_reported_and_rest_quiet(world, report, "engineering", "status", "Parking")
+    assert world.statuses(title) == ("Parking", *before[1:])
+
+
+def test_a_trello_list_the_mapping_lacks_is_reported_not_guessed(world: World) -> None:
+    """Eli moves a card to a "Parking lot" list: reported; Jira and Asana keep the item's status."""
+    title = "Partner portal demo account"
+    trello_list(world.sandbox, "Parking lot")
+    settle(world)
+    before = world.statuses(title)
+    world.sandbox.trello.act_as("eli@corp.example").move_card(world.card(title), "Parking lot")
+    world.rename_elsewhere()
+    report = world.run()
+    assert_reported_and_rest_quiet(world, report, "sales", "status", "Parking lot")
+    assert world.statuses(title) == (before[0], "Parking lot", before[2])
+
+
+def test_a_trello_list_created_while_running_is_reported(world: World) -> None:
+    """The same move, but the list appears after the connector first read the board (a daemon's life)."""
+    title = "Partner portal demo account"
+    settle(world)
+    trello_list(world.sandbox, "Parking lot")
+    world.sandbox.trello.act_as("eli@corp.example").move_card(world.card(title), "Parking lot")
+    world.rename_elsewhere()
+    report = world.run()
+    assert_reported_and_rest_quiet(world, report, "sales", "status", "Parking lot")
+
+
+def test_a_trello_label_created_while_running_is_not_mirrored_as_its_id(world: World) -> None:
+    """Eli creates a label "vip" and puts it on a card: its name or a problem, never the label's id."""
+    title = "Renewal deck Q4"
+    settle(world)
+    sandbox = world.sandbox
+    with sandbox.trello.lock:
+        board = next(iter(sandbox.trello.state.boards.values()))
+        label = sandbox.trello.state.create_label(board, "vip", "red")
+    sandbox.trello.act_as("eli@corp.example").add_label(world.card(title), "vip")
+    report = world.run()
+    with sandbox.asana.lock:
+        tags = {tag.name for task in sandbox.asana.state.tasks.values() for tag in task.tags}
+    assert label.id not in tags
+    assert "vip" in tags or any(problem.endpoint == "sales" for problem in report.problems)
+    assert verify(world.store).ok
+
+
+def test_an_unparseable_asana_date_is_reported_and_the_rest_syncs(world: World) -> None:
+    """A task whose due_on reads "next tuesday": that item reported, the value never guessed, the rest syncing."""
+    settle(world)
+    sandbox = world.sandbox
+    with sandbox.asana.lock:
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == "Brand refresh of the pricing page")
+    sandbox.asana.act_as("gus@corp.example").update_task(task.gid, notes="Check the hero image.")
+    with sandbox.asana.lock:
+        task.due_on = "next tuesday"  # type: ignore[assignment]  # what a broken API answer would hold
+    world.rename_elsewhere()
+    report = world.run()
+    assert report.problems or report.failures
+    assert world.renamed_everywhere()
+    assert verify(world.store).ok
