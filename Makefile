@@ -1,5 +1,5 @@
 # Shortcuts for people who have make; dev.py is the real entry point (it needs only Python and pip).
-.PHONY: run test bench lint
+.PHONY: run test bench lint reliability-long
 run:
 	python3 dev.py run
 test:
@@ -8,3 +8,7 @@ bench:
 	python3 dev.py bench
 lint:
 	.venv/bin/ruff check . && .venv/bin/mypy
+# The reliability suite's fault and crash-loop tests at length (about 500 edits under faults, 50 SIGKILLs); CI runs
+# the same tests short. SYNCD_RELIABILITY_SEED=N replays a run (each test prints its seed).
+reliability-long:
+	SYNCD_RELIABILITY_LONG=1 .venv/bin/pytest -s -rxX tests/reliability/test_faults.py tests/reliability/test_crash_loop.py

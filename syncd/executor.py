@@ -67,6 +67,8 @@ class Touched:
     out_of_scope: dict[str, str] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     """Members whose record changed since syncd last saw it there (where new comments may be)."""
+    deferred: dict[str, str] = field(default_factory=dict)
+    """Member -> the version to store once its new comments are copied (see Executor._commit)."""
 
 
 def endpoint_key(group: str, member: str) -> str:
@@ -217,6 +219,14 @@ class Executor:
         except Exception as failure:  # one item's comments must not stop the others: struck, retried by id
             with self.store.transaction() as tx:
                 self._strike(tx, sync_id, failure)
+            return
+        if item.deferred:
+            with self.store.transaction() as tx:
+                links = tx.links(sync_id)
+                for member, version in item.deferred.items():
+                    key = endpoint_key(self.group.name, member)
+                    if key in links and links[key].version == "":
+                        tx.set_version(sync_id, key, version)
 
     def _mirror_comments(self, sync_id: str, item: Touched) -> None:
         group = self.group.name
@@ -323,7 +333,7 @@ class Executor:
             crash_point("after-update")
             return written
         if isinstance(step, Create):
-            fields, problems = codec.encode(step.values)
+            fields, problems = codec.encode(step.values, create=True)
             self.report.problems += problems
             created = connector.create(fields, sync_id)
             self.report.writes += 1
@@ -373,18 +383,29 @@ class Executor:
             # After a failure the item keeps its identity (links) but not the versions it was read at, so the
             # next pass reads it as changed and plans it again instead of skipping it as already synced.
             key = endpoint_key(group, member)
-            if key in links:
+            if key not in links:
+                continue
+            if self._defers(member, item, failed=failed):
+                item.deferred[member] = record.version
+                tx.set_version(sync_id, key, "")
+            else:
                 tx.set_version(sync_id, key, "" if failed else record.version)
         for member in (*item.deleted, *item.out_of_scope):
             tx.unlink(sync_id, endpoint_key(group, member))
         for step, written in results:
             key = endpoint_key(group, step.endpoint)
+            # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote:
+            # a person's edit that landed between the write and the read-back must not be taken for syncd's.
+            ours = written is not None and not failed and self._only_ours(decided, step.endpoint, written)
+            version = written.version if written is not None and ours else ""
             if isinstance(step, Unlink):
                 tx.unlink(sync_id, key)
             elif isinstance(step, Create) and written is not None:
-                tx.link(sync_id, key, written.ref, "" if failed else written.version)
+                tx.link(sync_id, key, written.ref, version)
             elif written is not None:
-                tx.set_version(sync_id, key, "" if failed else written.version)
+                if version and self._defers(step.endpoint, item, failed=failed):
+                    item.deferred[step.endpoint], version = version, ""
+                tx.set_version(sync_id, key, version)
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
             append(tx, self._event(decided, item, step, written))
@@ -392,6 +413,25 @@ class Executor:
             return
         tx.set_base(sync_id, decided.base)
         self._conflicts(tx, decided)
+
+    def _defers(self, member: str, item: Touched, *, failed: bool) -> bool:
+        """Whether a member's version waits for its new comments to be copied (see :meth:`mirror_comments`).
+
+        Where the item changed, new comments may be there; its version is stored only once they are copied, so a
+        crash or a failed read in between makes the next pass read the record, and its comments, again.
+        """
+        return not failed and self.group.comments and member in item.changed
+
+    def _only_ours(self, decided: Plan, member: str, written: Record) -> bool:
+        """Whether a record read back after a write decodes to the new base (held conflicts aside)."""
+        codec = self.group.codecs[member]
+        view = codec.align(codec.decode(written)[0], decided.base)
+        held = {conflict.field for conflict in decided.conflicts if conflict.held}
+        return all(
+            same(value, decided.base[name])
+            for name, value in view.values.items()
+            if name in decided.base and name not in held
+        )
 
     def _conflicts(self, tx: Tx, decided: Plan) -> None:
         """Audit each conflict decision; queue held ones for a person; close queued ones that are settled."""

@@ -221,10 +221,19 @@ class Codec:
             return replace(view, values={**view.values, "assignees": agreed})
         return view
 
-    def encode(self, values: Mapping[str, Value]) -> tuple[dict[str, Any], list[MappingProblem]]:
-        """Canonical values as this member's connector fields, and what could not be mapped."""
+    def encode(
+        self, values: Mapping[str, Value], *, create: bool = False
+    ) -> tuple[dict[str, Any], list[MappingProblem]]:
+        """Canonical values as this member's connector fields, and what could not be mapped.
+
+        A member scoped by labels gets its scope label on every mirror syncd creates there, and keeps one when
+        labels are written: otherwise the mirror would leave the scope at once, be unlinked, and be created again.
+        """
+        values = self._keep_in_scope(values, create=create)
         fields: dict[str, Any] = {}
         problems: list[MappingProblem] = []
+        if create and "labels" in values and "labels" not in self.specs:
+            fields["labels"] = tuple(values["labels"])  # the scope label, even where labels are not mirrored
         for name, value in values.items():
             spec = self.specs.get(name)
             if spec is None:
@@ -236,6 +245,15 @@ class Codec:
                 problems.append(MappingProblem(self.endpoint, name, str(value), str(unmappable)))
             problems += [MappingProblem(self.endpoint, name, str(value)[:80], f"kept as text: {w}") for w in lossy]
         return fields, problems
+
+    def _keep_in_scope(self, values: Mapping[str, Value], *, create: bool) -> Mapping[str, Value]:
+        scope = list(self.scope.labels)
+        if not scope or not (create or "labels" in values):
+            return values
+        labels = list(values.get("labels") or [])
+        if set(labels) & set(scope):
+            return values
+        return {**values, "labels": sorted([*labels, scope[0]])}
 
     def _encode(self, name: str, spec: FieldSpec, value: Value, lossy: list[str]) -> Any:  # noqa: ANN401 - a connector field value
         if name == "status" and self.endpoint in spec.map:
@@ -322,6 +340,7 @@ def compile_group(path: Path | str, tools: Mapping[str, Tool]) -> Group:
         },
         create_in=frozenset(spec.create_in),
         on_delete=spec.on_delete,
+        scope_labels={member: s.scope.labels[0] for member, s in spec.members.items() if s.scope.labels},
     )
     codecs = {
         member: Codec(member, tools[member], spec.fields, settings.scope) for member, settings in spec.members.items()

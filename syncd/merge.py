@@ -64,6 +64,8 @@ class GroupPolicy:
     fields: Mapping[str, FieldPolicy]
     create_in: frozenset[str] = frozenset()
     on_delete: Literal["archive", "unlink"] = "archive"
+    scope_labels: Mapping[str, str] = field(default_factory=dict)
+    """Member -> the label its scope requires: a mirror created there carries it, and so does the item."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,13 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         # issue to a done status), and edits to archived mirrors are not news for anyone: nothing propagates.
         return Plan(item.sync_id, policy.group, (), (), base)
     new_base, origins, conflicts = _merge_fields(policy, base, views, item.decisions)
+    linked = set(item.views) | set(item.deleted) | set(item.out_of_scope)
+    creating = [m for m in policy.members if m in policy.create_in and m not in linked]
+    required = sorted({policy.scope_labels[m] for m in creating if m in policy.scope_labels})
+    if required and "labels" in policy.fields:
+        # Mirroring into a member scoped by a label: the item takes that label everywhere, in this very pass, so
+        # the new mirror stays in scope and the tools agree at once (instead of the label propagating a pass later).
+        new_base["labels"] = sorted({*(new_base.get("labels") or []), *required}, key=_key)
     archived_now = [view.endpoint for view in views if view.archived and not base.get(ARCHIVED, False)]
     new_base[ARCHIVED] = bool(base.get(ARCHIVED, False)) or bool(archived_now)
     held = {conflict.field for conflict in conflicts if conflict.held}
@@ -228,11 +237,9 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
     for endpoint, ref in sorted(item.out_of_scope.items()):
         # Left this endpoint's scope: stop mirroring there, change nothing.
         steps.append(Unlink(endpoint, ref, f"left the scope of {endpoint}"))
-    linked = set(item.views) | set(item.deleted) | set(item.out_of_scope)
-    for endpoint in policy.members:
-        if endpoint in policy.create_in and endpoint not in linked:
-            # A member that should hold the item has none yet: mirror it there.
-            steps.append(Create(endpoint, _mirror_values(new_base), f"new in {', '.join(item.views)}"))
+    for endpoint in creating:
+        # A member that should hold the item has none yet: mirror it there.
+        steps.append(Create(endpoint, _mirror_values(new_base), f"new in {', '.join(item.views)}"))
     return Plan(item.sync_id, policy.group, tuple(_dedupe(steps)), tuple(conflicts), new_base, origins)
 
 

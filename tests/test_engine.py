@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,7 +161,7 @@ class TestPasses:
             assert Pass(group, connectors, store, pool=pool, connectors_for_thread=for_thread).run().writes == 0
         titles = [issue.summary for issue in sandbox.jira.state.issues.values()]
         assert len(titles) == len(set(titles))  # nothing created twice
-        assert sum(1 for e in events(store) if e.event.kind == "create") == report.writes
+        assert sum(1 for e in events(store) if e.event.kind in {"create", "write", "comment"}) == report.writes
         assert verify(store).ok
 
 
@@ -178,6 +179,32 @@ class TestFailures:
         sandbox.jira.faults.clear()
         assert run(group, connectors, store) >= 1
         assert "Renamed while Jira is down" in {i.summary for i in sandbox.jira.state.issues.values()}
+        assert run(group, connectors, store) == 0
+
+    def test_an_edit_between_a_write_and_its_read_back_is_not_taken_for_syncds_own(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Ana renames the issue right after syncd's write, before its read-back: her edit still propagates."""
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == card.name)
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Renamed in Trello")
+        sandbox.jira.faults.add(FaultRule(kind="delay", delay_ms=1500, method="GET", path=f"/issue/{key}$", times=1))
+
+        def ana_edits_after_syncds_write() -> None:
+            deadline = time.monotonic() + 20
+            while sandbox.jira.state.issues[key].summary != "Renamed in Trello" and time.monotonic() < deadline:
+                time.sleep(0.005)
+            sandbox.jira.act_as("ana@corp.example").update(key, summary="Renamed by Ana meanwhile")
+
+        ana = threading.Thread(target=ana_edits_after_syncds_write)
+        ana.start()
+        run(group, connectors, store)
+        ana.join()
+        assert sandbox.jira.state.issues[key].summary == "Renamed by Ana meanwhile"
+        run(group, connectors, store)
+        assert card.name == "Renamed by Ana meanwhile"
+        assert "Renamed by Ana meanwhile" in {t.name for t in sandbox.asana.state.tasks.values()}
         assert run(group, connectors, store) == 0
 
 

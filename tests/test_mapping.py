@@ -132,3 +132,22 @@ class TestScope:
         assert codec.in_scope(record("jira", labels=("launch", "api")))
         assert not codec.in_scope(record("jira", labels=("ops",)))
         assert group.codecs["sales"].in_scope(record("trello", labels=()))
+
+    def test_a_mirror_created_in_a_scoped_member_carries_the_scope_label(self, group: Group) -> None:
+        """A card born in Trello becomes a Jira issue labelled launch, or it would leave the scope at once."""
+        fields, problems = group.codecs["engineering"].encode(
+            {"title": "From Sales", "labels": ["urgent"]}, create=True
+        )
+        assert problems == []
+        assert fields["labels"] == ("launch", "urgent")
+        fields, _ = group.codecs["engineering"].encode({"title": "From Sales"}, create=True)
+        assert fields["labels"] == ("launch",)
+
+    def test_a_label_write_keeps_the_scope_label(self, group: Group) -> None:
+        """Writing labels that lack the scope label keeps it; other writes leave labels alone."""
+        fields, _ = group.codecs["engineering"].encode({"labels": ["api"]})
+        assert fields["labels"] == ("api", "launch")
+        fields, _ = group.codecs["engineering"].encode({"title": "Renamed"})
+        assert "labels" not in fields
+        fields, _ = group.codecs["sales"].encode({"labels": ["api"]}, create=True)
+        assert fields["labels"] == ("api",)  # an unscoped member gets nothing added
