@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from syncd.errors import SyncdError
 from syncd.yamlfile import FileError, load_yaml_model
@@ -126,6 +128,21 @@ class Instance(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNCD_", extra="forbid", frozen=True)
 
     store: str = Field("sqlite:///var/syncd.db", description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://")
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, url: str) -> str:
+        """Refuse a URL syncd cannot open now, not at the first pass (the credentials in it are never echoed)."""
+        try:
+            dialect = make_url(url).get_backend_name()
+        except ArgumentError:
+            dialect = None
+        if dialect not in {"sqlite", "postgresql"}:
+            raise ValueError(
+                "not a store URL syncd can use: write sqlite:///path/to/syncd.db or postgresql+psycopg://user@host/db"
+            )
+        return url
+
     poll_interval_s: float = Field(30.0, gt=0, description="seconds between polls of each endpoint")
     listen: str = Field("127.0.0.1:8787", description="host:port of the health, metrics and webhook server")
     public_url: str | None = Field(None, description="the URL the tools deliver webhooks to (None: polling only)")

@@ -29,7 +29,7 @@ from syncd import richtext
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
 from syncd.model import FIELDS, Person, Record, Unreadable
 from syncd.plan import Value, View
-from syncd.yamlfile import FileError, load_yaml_model
+from syncd.yamlfile import FileError, Located, line_of, load_yaml_model
 
 Tool = Literal["jira", "trello", "asana"]
 SINGLE_ASSIGNEE = frozenset({"jira", "asana"})
@@ -110,16 +110,25 @@ class GroupFile(_Strict):
     def _consistent(self) -> GroupFile:
         unknown_fields = sorted(set(self.fields) - set(FIELDS))
         if unknown_fields:
-            raise ValueError(f"unknown fields {unknown_fields}: syncd mirrors {list(FIELDS)}")
+            raise Located(
+                ("fields", unknown_fields[0]), f"unknown fields {unknown_fields}: syncd mirrors {list(FIELDS)}"
+            )
         members = set(self.members)
-        named = set(self.create_in)
-        for spec in self.fields.values():
-            named |= set(spec.sources or []) | set(spec.map) | set(spec.write)
+        # Each place a department is named, so the error points at the line that names a stranger.
+        places: list[tuple[tuple[str, ...], set[str]]] = [(("create_in",), set(self.create_in))]
+        for name, spec in self.fields.items():
+            places += [
+                ((("fields", name, "from")), set(spec.sources or [])),
+                ((("fields", name, "map")), set(spec.map)),
+                ((("fields", name, "write")), set(spec.write)),
+            ]
             if isinstance(spec.rule, RuleSpec):
-                named |= {spec.rule.owner} if spec.rule.owner else set(spec.rule.prefer or [])
-        strangers = sorted(named - members)
+                ruled = {spec.rule.owner} if spec.rule.owner else set(spec.rule.prefer or [])
+                places.append((("fields", name, "rule"), ruled))
+        strangers = sorted(set().union(*(named for _, named in places)) - members)
         if strangers:
-            raise ValueError(f"{strangers} are not members of the group: add them under 'members' or fix the name")
+            where = next(loc for loc, named in places if named - members)
+            raise Located(where, f"{strangers} are not members of the group: add them under 'members' or fix the name")
         return self
 
 
@@ -330,7 +339,11 @@ def compile_group(path: Path | str, tools: Mapping[str, Tool]) -> Group:
     spec = load_yaml_model(path, GroupFile)
     missing = sorted(set(spec.members) - set(tools))
     if missing:
-        raise FileError(path, None, f"members {missing} have no file in config/departments/: add one or fix the name")
+        raise FileError(
+            path,
+            line_of(path, ("members", missing[0])),
+            f"members {missing} have no file in config/departments/: add one or fix the name",
+        )
     policy = GroupPolicy(
         group=spec.group or path.stem,
         members=tuple(spec.members),

@@ -110,17 +110,15 @@ class FieldDecision:
 def merge_field(name: str, policy: FieldPolicy, base: Mapping[str, Value], views: Sequence[View]) -> FieldDecision:
     """Decide one field's value from its base and every endpoint's view (the field-level decision table)."""
     present = [view for view in views if name in view.values]
-    base_value = base.get(name, _MISSING)
+    # A field the base does not hold was empty when the tools last agreed (empty values are not stored).
+    base_value = base.get(name)
     changed = {
         view.endpoint: view.values[name]
         for view in present
-        if (policy.sources is None or view.endpoint in policy.sources)
-        and (base_value is _MISSING or not same(view.values[name], base_value))
+        if (policy.sources is None or view.endpoint in policy.sources) and not same(view.values[name], base_value)
     }
     if not changed:
         # Unchanged everywhere that counts: keep the base (and revert non-source edits to it).
-        if base_value is _MISSING:
-            return FieldDecision(None, None)
         return FieldDecision(base_value, None)
     distinct = {_key(value) for value in changed.values()}
     if len(distinct) == 1:
@@ -128,7 +126,7 @@ def merge_field(name: str, policy: FieldPolicy, base: Mapping[str, Value], views
         origin = next(iter(changed))
         return FieldDecision(changed[origin], origin)
     # Changed at several endpoints to different values: a conflict, decided by the field's rule.
-    return _decide(name, policy.rule, None if base_value is _MISSING else base_value, changed, present)
+    return _decide(name, policy.rule, base_value, changed, present)
 
 
 def _latest(name: str, changed: Mapping[str, Value], views: Sequence[View]) -> str:

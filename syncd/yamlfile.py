@@ -87,7 +87,60 @@ def _describe(error: ErrorDetails, shown: tuple[int | str, ...]) -> str:
         return message
     if any(word in loc.lower() for word in SECRET_WORDS):
         return f"'{loc}': {message}"  # never echo what may be a credential
-    return f"'{loc}': {message} (got {error.get('input')!r})"
+    quoted = repr(_masked(error.get("input")))
+    return f"'{loc}': {message} (got {quoted if len(quoted) <= 120 else quoted[:117] + '...'})"
+
+
+def _masked(value: object) -> object:
+    """The input as quoted back, with every value under a credential-like key replaced (a token typed inline)."""
+    if isinstance(value, dict):
+        return {
+            key: "***" if isinstance(key, str) and any(w in key.lower() for w in SECRET_WORDS) else _masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+class Located(ValueError):  # noqa: N818 - raised by validators, read here
+    """A validator's error about one setting deeper than the model it validates, with that setting's path."""
+
+    def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _duplicates(node: yaml.Node | None) -> list[tuple[int | None, str]]:
+    """Keys written twice in one mapping: YAML keeps the last one silently, so a person's edit could vanish."""
+    found: list[tuple[int | None, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            name = getattr(key, "value", None)
+            if isinstance(name, str) and name in first:
+                found.append(
+                    (
+                        key.start_mark.line + 1,
+                        f"'{name}' is written more than once (first on line {first[name]}): keep one",
+                    )
+                )
+            elif isinstance(name, str):
+                first[name] = key.start_mark.line + 1
+            found += _duplicates(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _duplicates(item)
+    return found
+
+
+def line_of(path: Path, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of a setting in a YAML file (or of its nearest existing parent), for errors found later."""
+    try:
+        node, _ = _locate(yaml.compose(path.read_text(encoding="utf-8")), loc)
+    except (OSError, yaml.YAMLError):
+        return None
+    return node.start_mark.line + 1 if node is not None else None
 
 
 def load_yaml_model(
@@ -100,19 +153,30 @@ def load_yaml_model(
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise FileError(path, None, f"cannot read the file: {exc.strerror or exc}") from exc
+    lines = max(1, len(text.splitlines()))
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
-        raise FileError(path, line, f"not valid YAML: {exc.problem}") from exc
+        line = min(exc.problem_mark.line + 1, lines) if exc.problem_mark is not None else None
+        problem = f"not valid YAML: {exc.problem}"
+        if exc.problem and "'\\t'" in exc.problem:
+            problem += ": indent with spaces, YAML does not allow tabs"
+        raise FileError(path, line, problem) from exc
+    twice = _duplicates(root)
+    if twice:
+        (line, message), *more = twice
+        raise FileError(path, line, message, more)
     try:
         return model.model_validate(data if data is not None else {}, context=context)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            node, shown = _locate(root, tuple(error["loc"]))
-            problems.append((node.start_mark.line + 1 if node is not None else None, _describe(error, shown)))
+            located = (error.get("ctx") or {}).get("error")
+            loc = tuple(error["loc"]) + (located.loc if isinstance(located, Located) else ())
+            node, shown = _locate(root, loc)
+            at = node.start_mark.line + 1 if node is not None else 1
+            problems.append((at, _describe(error, shown)))
         problems.sort(key=lambda problem: problem[0] or 0)
         (line, message), *more = problems
         raise FileError(path, line, message, more) from exc

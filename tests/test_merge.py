@@ -69,6 +69,17 @@ class TestPropagation:
         assert result.conflicts == ()
 
 
+class TestEmptyBase:
+    def test_a_first_value_for_a_field_never_set_propagates(self) -> None:
+        """No tool had a due date (the base holds none): Sales sets one, it propagates, no conflict (found by a
+        benchmark: every tool used to count as changed, and `manual` held it)."""
+        views = agreed(sales={"due": "2027-02-01"}, engineering={"due": None}, marketing={"due": None})
+        result = plan(policy(due=Rule("manual")), Item("s1", BASE, views))
+        assert result.conflicts == ()
+        assert result.base["due"] == "2027-02-01"
+        assert {s.endpoint for s in result.steps if isinstance(s, Write)} == {"engineering", "marketing"}
+
+
 class TestConflictRules:
     def test_latest_change_wins(self) -> None:
         """Both renamed: marketing's later edit wins, the loser's value is kept in the conflict."""

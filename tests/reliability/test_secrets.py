@@ -129,11 +129,6 @@ def test_real_credentials_are_never_printed(sandbox: Sandbox, tmp_path: Path) ->
     assert not leaks(texts, [*real.values(), credentials["jira"]["token"], MARK])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a validation error on a whole mapping quotes its input: with an unknown tool, 'connection' is echoed "
-    "with every setting in it, including a credential typed inline ('got {..., 'token': '...'}')",
-)
 def test_a_credential_typed_inline_is_not_echoed_beside_another_mistake(tmp_path: Path) -> None:
     """`tool: monday` and an inline token: both refused, the token's value never printed."""
     departments = tmp_path / "config" / "departments"
