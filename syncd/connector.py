@@ -33,8 +33,13 @@ class Connector(Protocol):
         """Create an item carrying ``marker`` (the sync_id) where find_by_marker can find it after any edit."""
         ...
 
-    def update(self, ref: str, fields: Mapping[str, Any]) -> Record:
-        """Write the given fields (status through the tool's own mechanism) and return the new record."""
+    def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
+        """Write the given fields (status through the tool's own mechanism) and return the new record.
+
+        ``expected_version`` is the version the plan was made from: where checking it costs no extra request
+        (Jira's status moves read the issue first anyway), a newer version raises ChangedMeanwhile, so a person's
+        edit made since the read is planned again instead of overwritten.
+        """
         ...
 
     def archive(self, ref: str) -> Record:

@@ -786,6 +786,10 @@ class Daemon:
                 if connector.kind == "trello":
                     hook = cast(_CallbackWebhook, connector).ensure_webhook()
                 else:
+                    known = self.runtime.verifiers.get(name)
+                    if connector.kind == "asana" and known is not None:
+                        # A secret agreed earlier in this process keeps the webhook; none (a restart) replaces it.
+                        cast(_Handshake, connector).webhook_secret = cast(_Handshake, known).webhook_secret
                     with self._state_lock:
                         self._handshakes.add(name)
                     try:
@@ -799,8 +803,8 @@ class Daemon:
             log.info("webhook.registered", department=name, url=url, id=hook)
             verifier = self.runtime.verifiers.get(name)
             if connector.kind == "asana" and verifier is not None and cast(_Handshake, verifier).webhook_secret is None:
-                # The webhook existed before this process: its handshake secret was not kept, so deliveries
-                # cannot be verified (and are refused) until the webhook is deleted in Asana and syncd restarts.
+                # No handshake reached this process (Asana could not call it back): deliveries cannot be verified
+                # and are refused; Marketing is polled meanwhile.
                 log.warning("webhook.secret_unknown", department=name, url=url, id=hook)
 
     def _webhook(self, request: Request, department: str) -> Response:

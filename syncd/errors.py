@@ -58,6 +58,10 @@ class ServiceUnavailable(RetriableError):
     """The tool failed on its side (5xx)."""
 
 
+class ChangedMeanwhile(RetriableError):
+    """The item changed at the tool after syncd read it: nothing was written; the next pass plans it with the change."""
+
+
 class ConnectionFailed(RetriableError):
     """No answer arrived: a write may or may not have happened (recover creates through their marker)."""
 

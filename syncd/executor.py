@@ -124,6 +124,7 @@ class Executor:
         """Adopt created mirrors by marker, audit the writes that landed, forget the rest (replanning redoes it)."""
         adopted: list[tuple[str, Record]] = []
         landed: list[tuple[dict[str, Any], Record]] = []
+        touched_fields: dict[str, tuple[dict[str, Any], Record]] = {}
         for step in entry.steps:
             member = step["endpoint"]
             connector = self.connectors.get(member)
@@ -137,6 +138,8 @@ class Executor:
                 found = connector.fetch([step["ref"]])
                 if found and self._landed(step, found[0]):
                     landed.append((step, found[0]))
+                if step["kind"] == "Write" and found and found[0].version != step.get("seen_version"):
+                    touched_fields[member] = (step["values"], found[0])
         with self.store.transaction() as tx:
             links = tx.links(entry.sync_id)
             for member, record in adopted:
@@ -148,7 +151,35 @@ class Executor:
                 append(tx, self._recovered_event(entry, step["kind"].lower(), step["endpoint"], record, step))
             for key in links:
                 tx.set_version(entry.sync_id, key, "")  # read everything afresh: the plan is made again
+            base = tx.base(entry.sync_id)
+            if touched_fields and base is not None:
+                tx.set_base(entry.sync_id, {**base, **self._reverted(base, touched_fields)})
             tx.journal_done(entry.plan_id)
+
+    def _reverted(
+        self, base: Mapping[str, Any], written: Mapping[str, tuple[dict[str, Any], Record]]
+    ) -> dict[str, Any]:
+        """Fields a person set back to the old base value after syncd's interrupted write: the base to plan from.
+
+        The record changed since the plan and a field holds the old base value, not what syncd wrote: syncd's write
+        landed and a person then changed the field back (say, moved the issue back). Compared with the old base, that
+        edit would look like no change at all and be overwritten; from a base holding what syncd wrote, it is the
+        change it is. Fields holding what syncd wrote need nothing (the write landed; replanning keeps it).
+        """
+        base_values: dict[str, Any] = {}
+        for member, (values, record) in written.items():
+            codec = self.group.codecs.get(member)
+            if codec is None:
+                continue
+            view = codec.align(codec.decode(record)[0], base)
+            for name, planned in values.items():
+                if (
+                    name in view.values
+                    and same(view.values[name], base.get(name))
+                    and not same(planned, base.get(name))
+                ):
+                    base_values[name] = planned
+        return base_values
 
     def _landed(self, step: Mapping[str, Any], record: Record) -> bool:
         view, _ = self.group.codecs[step["endpoint"]].decode(record)
@@ -180,7 +211,9 @@ class Executor:
             with self.store.transaction() as tx:
                 self._claim(tx, decided.sync_id, item)
                 if decided.steps:
-                    tx.journal_add(plan_id, decided.sync_id, self.group.name, [_step_json(s) for s in decided.steps])
+                    read_at = {member: record.version for member, record in item.seen.items()}
+                    steps = [{**_step_json(s), "seen_version": read_at.get(s.endpoint)} for s in decided.steps]
+                    tx.journal_add(plan_id, decided.sync_id, self.group.name, steps)
         except DuplicateLink as refused:
             # A ref already belongs to another item (a marker copied by hand, two mirrors): a person must look.
             with self.store.transaction() as tx:
@@ -191,7 +224,12 @@ class Executor:
         error: Exception | None = None
         try:
             for step in decided.steps:
-                results.append((step, self._apply(decided.sync_id, step)))
+                # The version the plan was made from, while this plan has not itself changed that record yet.
+                seen = item.seen.get(step.endpoint)
+                expected = (
+                    seen.version if seen is not None and all(s.endpoint != step.endpoint for s, _ in results) else None
+                )
+                results.append((step, self._apply(decided.sync_id, step, expected)))
         except FatalError:
             raise  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
         except Exception as failure:  # one bad item must not stop the others: it is struck below
@@ -320,7 +358,7 @@ class Executor:
             else:
                 tx.link(sync_id, key, record.ref, "")
 
-    def _apply(self, sync_id: str, step: Step) -> Record | None:
+    def _apply(self, sync_id: str, step: Step, expected_version: str | None) -> Record | None:
         connector = self.connectors[step.endpoint]
         codec = self.group.codecs[step.endpoint]
         if isinstance(step, Write):
@@ -328,7 +366,7 @@ class Executor:
             self.report.problems += problems
             if not fields:
                 return None
-            written = connector.update(step.ref, fields)
+            written = connector.update(step.ref, fields, expected_version)
             self.report.writes += 1
             crash_point("after-update")
             return written

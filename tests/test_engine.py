@@ -13,6 +13,7 @@ import pytest
 from connectors.asana import AsanaConnector
 from connectors.base import Connector
 from connectors.jira import JiraConnector
+from connectors.jira.workflow import Workflow
 from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
 from syncd.audit import events, verify
@@ -47,7 +48,7 @@ def connectors(sandbox: Sandbox) -> dict[str, Connector]:
     return _connectors(sandbox)
 
 
-def _connectors(sandbox: Sandbox) -> dict[str, Connector]:
+def _connectors(sandbox: Sandbox, workflow: Workflow | None = None) -> dict[str, Connector]:
     trello = sandbox.trello.credentials()
     people = {p.email: p.username for p in sandbox.seed.people}
     return {
@@ -59,6 +60,7 @@ def _connectors(sandbox: Sandbox) -> dict[str, Connector]:
             transition_fields={"Done": {"resolution": {"name": "Done"}}},
             policy=FAST,
             bucket=TokenBucket(rate=1000, capacity=1000),
+            workflow=workflow,
         ),
         "sales": TrelloConnector(
             base_url=sandbox.trello.url,
@@ -147,11 +149,12 @@ class TestPasses:
         """The first pass through a pool of three threads mirrors the same organisation, quietly afterwards."""
         built: list[int] = []
         lock = threading.Lock()
+        workflow = Workflow()  # shared by the threads' Jira connectors, as connectors/factory.py shares it
 
         def for_thread() -> dict[str, Connector]:
             with lock:
                 built.append(threading.get_ident())
-            return _connectors(sandbox)
+            return _connectors(sandbox, workflow)
 
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             report = Pass(group, connectors, store, pool=pool, connectors_for_thread=for_thread).run()

@@ -83,6 +83,7 @@ class AsanaConnector:
     ) -> None:
         self.project_gid = project_gid
         self.webhook_secret = webhook_secret
+        self._tags: dict[str, str] | None = None
         # 1500 requests per minute per token on paid plans (150 on the free plan: pass a smaller bucket).
         self.bucket = bucket if bucket is not None else shared_bucket(TOOL, token, 1500, 60)
         self.policy = policy or RetryPolicy()
@@ -306,23 +307,25 @@ class AsanaConnector:
         return self._workspace
 
     def _tag_gid(self, name: str) -> str:
-        tags = self._call(
-            lambda: list(
-                asana.TagsApi(self._client()).get_tags_for_workspace(
-                    self._workspace_gid(), {"opt_fields": "name"}, **self._timeout
+        """The tag's gid: from the cached listing, listed again on a miss (a tag made since), else created."""
+        if self._tags is None or name not in self._tags:
+            tags = self._call(
+                lambda: list(
+                    asana.TagsApi(self._client()).get_tags_for_workspace(
+                        self._workspace_gid(), {"opt_fields": "name"}, **self._timeout
+                    )
                 )
             )
-        )
-        for tag in tags:
-            if tag["name"] == name:
-                return str(tag["gid"])
-        created = self._call(
-            lambda: asana.TagsApi(self._client()).create_tag_for_workspace(
-                {"data": {"name": name}}, self._workspace_gid(), {}, **self._timeout
-            ),
-            idempotent=False,
-        )
-        return str(created["gid"])
+            self._tags = {str(tag["name"]): str(tag["gid"]) for tag in tags}
+        if name not in self._tags:
+            created = self._call(
+                lambda: asana.TagsApi(self._client()).create_tag_for_workspace(
+                    {"data": {"name": name}}, self._workspace_gid(), {}, **self._timeout
+                ),
+                idempotent=False,
+            )
+            self._tags[name] = str(created["gid"])
+        return self._tags[name]
 
     @staticmethod
     def _task_body(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,7 +370,7 @@ class AsanaConnector:
             return existing
         return self._record(task)
 
-    def update(self, ref: str, fields: Mapping[str, Any]) -> Record:
+    def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move, retag and edit the task; return it as it is afterwards."""
         if "status" in fields and fields["status"] is not None:
             section = self._section_for(fields["status"], ref)
@@ -472,18 +475,21 @@ class AsanaConnector:
         return {"X-Hook-Secret": secret}
 
     def ensure_webhook(self, target: str) -> str:
-        """Register the project's webhook to ``target`` unless an active one exists; its gid.
+        """Register the project's webhook to ``target`` unless an active one with a known secret exists; its gid.
 
-        Asana deactivates a webhook whose deliveries keep failing; an inactive one is replaced. During the
-        create call Asana performs the handshake: the receiver must pass it to :meth:`accept_handshake`.
+        Asana deactivates a webhook whose deliveries keep failing; an inactive one is replaced, and so is one whose
+        secret this process does not know (after a restart). During the create call Asana performs the handshake:
+        the receiver must pass it to :meth:`accept_handshake`.
         """
         api = asana.WebhooksApi(self._client())
         opts = {"resource": self.project_gid, "opt_fields": "target,active"}
         for hook in self._call(lambda: list(api.get_webhooks(self._workspace_gid(), opts, **self._timeout))):
             if hook.get("target") != target:
                 continue
-            if hook.get("active"):
+            if hook.get("active") and self.webhook_secret is not None:
                 return str(hook["gid"])
+            # Inactive, or active but its handshake secret is unknown to this process (a restart: the secret is
+            # agreed once, at creation): replace it, so a new handshake gives a secret deliveries can be checked with.
             self._call(functools.partial(api.delete_webhook, hook["gid"], **self._timeout))
         body = {"data": {"resource": self.project_gid, "target": target}}
         created = self._call(lambda: api.create_webhook(body, {}, **self._timeout), idempotent=False)

@@ -38,6 +38,7 @@ from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
 from syncd.errors import (
     AuthFailed,
+    ChangedMeanwhile,
     ConnectionFailed,
     ConnectorError,
     InvalidItem,
@@ -365,13 +366,22 @@ class JiraConnector:
             self._move(key, str(fields["status"]))
         return self._one(key)
 
-    def update(self, ref: str, fields: Mapping[str, Any]) -> Record:
-        """Edit fields with one PUT, move status through transitions, return the issue as it is afterwards."""
+    def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
+        """Move status through transitions, edit the other fields with one PUT, return the issue afterwards.
+
+        A status move reads the issue first anyway: with ``expected_version`` that read also checks nobody changed
+        the issue since the plan was made (Jira has no conditional write), so an edit made meanwhile, say a person
+        moving it, is planned again rather than overwritten.
+        """
         body = self._write_fields(fields)
+        if fields.get("status"):
+            if expected_version is not None:
+                issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "updated"})
+                if issue["fields"]["updated"] != expected_version:
+                    raise ChangedMeanwhile(TOOL, f"{ref} changed since it was read; it is planned again")
+            self._move(ref, str(fields["status"]))
         if body:
             self._rest("PUT", f"issue/{ref}", ref=ref, data=json.dumps({"fields": body}))
-        if fields.get("status"):
-            self._move(ref, str(fields["status"]))
         return self._one(ref)
 
     def _transitions(self, ref: str) -> tuple[str, list[Transition]]:

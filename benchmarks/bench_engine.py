@@ -1,0 +1,232 @@
+"""syncd's own cost, with the tools out of the way (issue 6, benchmark 5).
+
+1. A dry-run pass over N items already linked in all three tools (emulators with zero latency, budgets off): every
+   link's version is cleared and every cursor reset, so the pass reads the three tools in full and decodes, merges
+   and looks up all N items in the store, writing nothing. Reported: items planned per second for the whole pass,
+   and again without the time the three full reads take on their own (the emulators serve from the same process).
+2. The pure planner: :func:`syncd.merge.plan` over synthetic items (a quarter each unchanged, edited at one member,
+   edited at two members (a conflict) and new), built from a real base the dry run left in the store.
+3. Memory: a store with 100,000 items, each linked at the three members with its base values (written through the
+   store's Tx methods, in transactions of 5,000 items); then fresh subprocesses that report their peak RSS
+   (``resource.getrusage(RUSAGE_SELF).ru_maxrss``): the bare interpreter with syncd imported and the store opened,
+   ``syncd status`` on that store, and a process holding the store's share of a pass over every item (every link
+   of every member, as the mass-delete guard of a full scan loads them, and every item's base); the records read
+   from the tools are not part of it (a sandbox of 100,000 items per tool is out of reach).
+
+    .venv/bin/python benchmarks/bench_engine.py [--items 2000] [--plans 100000] [--linked 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench_backfill import ROOT, TOOLS, backfill_seed, connectors
+from ulid import ULID
+
+from syncd.connector import Connector
+from syncd.engine import Pass, endpoint_key
+from syncd.mapping import compile_group
+from syncd.merge import Item, plan
+from syncd.plan import View
+from syncd.sandbox.org import Sandbox
+from syncd.store import Store
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCH = 5000
+
+
+def dry_run(items: int, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Backfill ``items`` issues with the budgets off, then time a dry-run pass planning all of them again."""
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    with tempfile.TemporaryDirectory() as folder, Sandbox(backfill_seed(items)) as sandbox:
+        for emulator in sandbox.emulators:
+            emulator.rate_limits_enabled = False
+        store = Store(f"sqlite:///{Path(folder) / 'syncd.db'}")
+        store.migrate()
+        main_set = connectors(sandbox, paced=False)
+        per_thread: Callable[[], dict[str, Connector]] = lambda: connectors(sandbox, paced=False)  # noqa: E731
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            started = time.perf_counter()
+            report = Pass(group, main_set, store, pool=pool, connectors_for_thread=per_thread).run()
+            backfill_s = time.perf_counter() - started
+        if not report.ok:
+            raise SystemExit(f"the backfill before the dry run failed: {list(report.failures.items())[:3]}")
+        with store.transaction() as tx:
+            for member in group.codecs:
+                key = endpoint_key(group.name, member)
+                for link in tx.endpoint_links(key):
+                    tx.set_version(link.sync_id, key, "")
+                tx.set_cursor(key, {})
+            template = tx.base(tx.endpoint_links(endpoint_key(group.name, "engineering"))[0].sync_id)
+        assert template is not None
+        read_s = float("inf")
+        for _ in range(2):  # the better of two: the first also fills the connectors' caches (lists, sections)
+            started = time.perf_counter()
+            for connector in main_set.values():
+                connector.changes(None)
+            read_s = min(read_s, time.perf_counter() - started)
+        started = time.perf_counter()
+        report = Pass(group, main_set, store).run(dry_run=True)
+        pass_s = time.perf_counter() - started
+        store.close()
+    planned = len(report.plans)
+    row = {
+        "items": items,
+        "backfill_s": round(backfill_s, 2),
+        "planned": planned,
+        "pass_s": round(pass_s, 2),
+        "read_s": round(read_s, 2),
+        "per_s": round(planned / pass_s, 1),
+        "per_s_without_reads": round(planned / max(pass_s - read_s, 1e-9), 1),
+    }
+    return row, template
+
+
+def pure_plans(count: int, template: dict[str, Any]) -> dict[str, Any]:
+    """Time :func:`syncd.merge.plan` over ``count`` synthetic items of four kinds (see the module docstring)."""
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    values = {name: value for name, value in template.items() if not name.startswith("@")}
+    members = tuple(group.codecs)
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+    synthetic: list[Item] = []
+    for i in range(count):
+        kind = i % 4
+        views: dict[str, View] = {}
+        for index, member in enumerate(members):
+            seen = dict(values)
+            if kind == 1 and index == 1:
+                seen["title"] = f"Renamed {i}"
+            if kind == 2 and index > 0:
+                seen["title"] = f"Renamed {i} at {member}"
+                seen["status"] = "doing" if index == 1 else "done"
+            if kind == 3 and index > 0:
+                continue  # a new item, seen only where it was born
+            views[member] = View(member, f"{member}-{i}", seen, moment + timedelta(seconds=index))
+        synthetic.append(Item(str(ULID()), None if kind == 3 else template, views))
+    started = time.perf_counter()
+    steps = sum(len(plan(group.policy, item).steps) for item in synthetic)
+    seconds = time.perf_counter() - started
+    return {"items": count, "seconds": round(seconds, 3), "per_s": round(count / seconds, 1), "steps": steps}
+
+
+def build_store(url: str, count: int, template: dict[str, Any]) -> float:
+    """Write ``count`` items, three links each and their base values through the Tx methods; seconds taken."""
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    store = Store(url)
+    store.migrate()
+    started = time.perf_counter()
+    for first in range(0, count, BATCH):
+        with store.transaction() as tx:
+            for i in range(first, min(count, first + BATCH)):
+                sync_id = str(ULID())
+                tx.new_item(sync_id, group.name)
+                for member in group.codecs:
+                    tx.link(sync_id, endpoint_key(group.name, member), f"{member}-{i}", "2026-12-01T00:00:00.000Z")
+                tx.set_base(sync_id, {**template, "title": f"Linked item {i}"})
+    store.close()
+    return time.perf_counter() - started
+
+
+CHILD = """
+import contextlib, json, os, re, resource, sys
+mode, url, root = sys.argv[1:4]
+held = 0
+if mode == "status":
+    from syncd.cli import app
+    os.environ["SYNCD_STORE"] = url
+    with contextlib.suppress(SystemExit):  # status exits 1 when something waits for a person
+        app(["status", "--format", "json", "--config", root + "/config"], standalone_mode=False)
+elif mode == "hold":
+    from syncd.store import Store
+    store = Store(url)
+    with store.transaction() as tx:
+        links = {m: tx.endpoint_links("launch-requests/" + m) for m in ("engineering", "sales", "marketing")}
+        bases = {link.sync_id: tx.base(link.sync_id) for link in links["engineering"]}
+    held = len(bases) + sum(len(found) for found in links.values())
+else:
+    from syncd.store import Store
+    Store(url).close()
+rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/status") as status:  # VmHWM: the same peak as the kernel keeps it, to cross-check
+    hwm_kb = int(re.search(r"VmHWM:\\s+(\\d+)", status.read()).group(1))
+print(json.dumps({"mode": mode, "rss_mb": round(rss_kb / 1024, 1), "hwm_mb": round(hwm_kb / 1024, 1), "objects": held}))
+"""
+"""The measured subprocess: only what its mode needs is imported, so its peak RSS is that mode's own.
+
+It is started through ``/bin/sh``, never straight from this process: on Linux a child exec'd directly from a big
+parent reports the parent's peak in ``ru_maxrss`` (the high-water mark survives vfork + exec); the shell's own
+fork gives the child a fresh one.
+"""
+
+
+def measure_rss(url: str) -> list[dict[str, Any]]:
+    """Run each measured mode in a fresh interpreter and collect what it printed (its last line)."""
+    rows: list[dict[str, Any]] = []
+    for mode in ("baseline", "status", "hold"):
+        started = time.perf_counter()
+        done = subprocess.run(
+            ["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", CHILD, mode, url, str(ROOT)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        rows.append(row)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=2000, help="linked items the dry-run pass plans")
+    parser.add_argument("--workers", type=int, default=4, help="threads of the backfill that links them")
+    parser.add_argument("--plans", type=int, default=100_000, help="synthetic items for the pure planner")
+    parser.add_argument("--linked", type=int, default=100_000, help="items in the store of the memory test")
+    args = parser.parse_args()
+    result: dict[str, Any] = {}
+    print(f"dry run: backfilling {args.items} items (budgets off, no latency), then planning them again", flush=True)
+    result["dry_run"], template = dry_run(args.items, args.workers)
+    print(f"pure planner: {args.plans} synthetic items", flush=True)
+    result["pure"] = pure_plans(args.plans, template)
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'linked.db'}"
+        print(f"memory: writing {args.linked} linked items to a store", flush=True)
+        build_s = build_store(url, args.linked, template)
+        size_mb = (Path(folder) / "linked.db").stat().st_size / 2**20
+        result["store"] = {"items": args.linked, "build_s": round(build_s, 1), "size_mb": round(size_mb, 1)}
+        result["rss"] = measure_rss(url)
+
+    dry, pure, store = result["dry_run"], result["pure"], result["store"]
+    print(f"\n{'what':<44}{'items':>9}{'seconds':>9}{'items/s':>11}")
+    print(f"{'dry-run pass (reads, decode, merge, store)':<44}{dry['planned']:>9}{dry['pass_s']:>9}{dry['per_s']:>11}")
+    print(
+        f"{'  the same without the three full reads':<44}{dry['planned']:>9}"
+        f"{dry['pass_s'] - dry['read_s']:>9.2f}{dry['per_s_without_reads']:>11}"
+    )
+    print(f"{'merge.plan alone (synthetic items)':<44}{pure['items']:>9}{pure['seconds']:>9}{pure['per_s']:>11}")
+    print(f"\nstore of {store['items']} linked items: {store['size_mb']} MB, written in {store['build_s']} s")
+    print(f"{'fresh process':<44}{'ru_maxrss MB':>13}{'VmHWM MB':>10}{'seconds':>9}")
+    labels = {
+        "baseline": "syncd imported, store opened",
+        "status": "syncd status",
+        "hold": "holding every link and every base",
+    }
+    for row in result["rss"]:
+        print(f"{labels[row['mode']]:<44}{row['rss_mb']:>13}{row['hwm_mb']:>10}{row['seconds']:>9}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "engine.json").write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
