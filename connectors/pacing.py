@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,14 +74,14 @@ class TokenBucket:
 
     @classmethod
     def per_window(cls, requests: int, window_s: float) -> TokenBucket:
-        """A bucket for a budget stated as "N requests per window" (Trello: 100 per 10 s per token).
+        """A limiter for a budget stated as "N requests per window" (Trello: 100 per 10 s per token).
 
-        A bucket lets through ``capacity + rate * window`` requests in any window: refilling at 95% of the budget
-        with a burst of 5% keeps that under the budget, so syncd stays at about 95% of a service's limit and is
-        not refused (a full-budget rate plus a large burst let through up to twice the limit, and 10% of Trello
-        requests came back 429 in the 10,000-item backfill benchmark).
+        The services count in a sliding window, so syncd does too (:class:`SlidingWindow`), at 95% of the budget:
+        a burst of up to 95 goes at once, and no window ever holds more. (A token bucket at the full rate with a
+        large burst let through up to twice the budget: 10% of Trello requests came back 429 in the 10,000-item
+        backfill benchmark.)
         """
-        return cls(rate=0.95 * requests / window_s, capacity=max(1.0, 0.05 * requests))
+        return SlidingWindow(max(1, int(requests * 0.95)), window_s)
 
     def reserve(self) -> float:
         """Take one token now; return how long the caller must wait before using it (0 when one was free)."""
@@ -97,6 +98,34 @@ class TokenBucket:
         if wait > 0:
             time.sleep(wait)
         return wait
+
+
+class SlidingWindow(TokenBucket):
+    """At most ``limit`` requests in any ``window_s`` seconds, the way the services count; thread-safe, blocking.
+
+    Each request is given a time slot: now if the window has room, else the moment the request ``limit`` places
+    back leaves the window. Slots are handed out in order, so waiting callers are served first come, first served.
+    """
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(rate=limit / window_s, capacity=limit, clock=clock)
+        self.limit = limit
+        self.window_s = window_s
+        self._slots: deque[float] = deque()
+
+    def reserve(self) -> float:
+        """Take the next free slot; return how long the caller must wait for it (0 when the window has room)."""
+        with self._lock:
+            now = self._clock()
+            while self._slots and self._slots[0] <= now - self.window_s:
+                self._slots.popleft()
+            last = self._slots[-1] if self._slots else now
+            if len(self._slots) < self.limit:
+                slot = max(now, last)
+            else:
+                slot = max(self._slots[-self.limit] + self.window_s, last)
+            self._slots.append(slot)
+            return max(0.0, slot - now)
 
 
 _SHARED: dict[str, TokenBucket] = {}

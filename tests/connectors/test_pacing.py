@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.pacing import RetryPolicy, TokenBucket, call, parse_retry_after, shared_bucket
+from connectors.pacing import RetryPolicy, SlidingWindow, TokenBucket, call, parse_retry_after, shared_bucket
 from syncd.errors import AuthFailed, ConnectionFailed, RateLimited, ServiceUnavailable
 
 FAST = RetryPolicy(attempts=4, max_total_s=10, initial_s=0.01, max_wait_s=1)
@@ -60,10 +60,19 @@ class TestTokenBucket:
                 assert count <= 5 + 10 * (end - start) + 1e-6
 
     def test_per_window_stays_under_the_budget_in_every_window(self) -> None:
-        """A "100 per 10 s" budget: at most 100 requests in any 10 s (burst + refill), at 95% of it sustained."""
-        bucket = TokenBucket.per_window(100, 10)
-        assert bucket.capacity + bucket.rate * 10 <= 100
-        assert bucket.rate == 9.5
+        """A "100 per 10 s" budget: 95 go at once, never more than 95 in any 10 s, and 95 per 10 s sustained."""
+        budget = TokenBucket.per_window(100, 10)
+        assert isinstance(budget, SlidingWindow)
+        assert (budget.limit, budget.window_s) == (95, 10)
+        now = [0.0]
+        limiter = SlidingWindow(budget.limit, budget.window_s, clock=lambda: now[0])  # a fake clock: nothing sleeps
+        starts: list[float] = []
+        for _ in range(400):
+            starts.append(now[0] + limiter.reserve())
+        assert starts[:95] == [0.0] * 95
+        assert starts[95] == 10.0
+        assert max(sum(1 for s in starts if t <= s < t + 10) for t in starts) == 95
+        assert starts[-1] < 45  # 400 requests in 4 windows and a bit: 95% of the budget, not less
 
 
 class TestSharedBucket:
