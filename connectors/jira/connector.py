@@ -402,8 +402,9 @@ class JiraConnector:
 
     def _move(self, ref: str, target: str) -> None:
         """Walk the shortest known chain of transitions to ``target``, exploring the workflow when needed."""
+        walked: set[str] = set()
         for _ in range(12):
-            status, _ = self._transitions(ref)
+            status, offered = self._transitions(ref)
             path = self.workflow.path(status, target)
             while path is None and self._explore():
                 path = self.workflow.path(status, target)
@@ -413,7 +414,13 @@ class JiraConnector:
                 while path is None and self._explore():
                     path = self.workflow.path(status, target)
             if path is None:
-                raise NoTransition(TOOL, ref, status, target)
+                # No issue sits in the statuses still unexplored, so their transitions cannot be read from one:
+                # step this issue into one of them and read them there (each such status at most once).
+                unexplored = [t for t in offered if t.to not in self.workflow.edges and t.to not in walked]
+                if not unexplored:
+                    raise NoTransition(TOOL, ref, status, target)
+                path = [unexplored[0]]
+                walked.add(unexplored[0].to)
             if not path:
                 return
             step = path[0]
@@ -428,7 +435,7 @@ class JiraConnector:
                 )
             payload = {"transition": {"id": step.id}, **({"fields": extra} if extra else {})}
             self._rest("POST", f"issue/{ref}/transitions", ref=ref, data=json.dumps(payload))
-        raise NoTransition(TOOL, ref, "(loop)", target)
+        raise NoTransition(TOOL, ref, "(too many steps)", target)
 
     def _explore(self) -> bool:
         """Read the transitions offered from statuses not yet explored, through an issue in each (read-only).

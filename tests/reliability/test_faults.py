@@ -26,6 +26,7 @@ from syncd.sandbox.core import FaultRule, Faults
 from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.reliability.workload import (
+    KnownLostUpdate,
     Workload,
     check_converged,
     check_nothing_lost,
@@ -44,6 +45,8 @@ WORKLOAD_S = 300.0 if LONG else 20.0
 
 pytestmark = [
     pytest.mark.timeout(3600 if LONG else 150),
+    # Open finding 4 of docs/reliability.md: only that problem, alone, is tolerated (any other fails the test).
+    pytest.mark.xfail(raises=KnownLostUpdate, strict=False, reason="open: a lost update after a kill mid-write"),
 ]
 
 

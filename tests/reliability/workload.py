@@ -302,11 +302,23 @@ class Problem:
     bug: str | None = None
 
 
+LOST_UPDATE = "lost-update"
+"""Open: a person's status move in Jira overwritten by an older value after syncd was killed mid-write (seen in the
+short crash loop, not always: it depends on where the kill lands). See docs/reliability.md, finding 4."""
+
+
+class KnownLostUpdate(AssertionError):  # noqa: N818 - says what was seen
+    """Every problem left is the open lost-update finding: the tests mark it xfail (not strict: timing decides)."""
+
+
 def verdict(problems: list[Problem]) -> None:
-    """Fail on any problem, naming the known cause where one was recognised (see :data:`SCOPE_BUG`...)."""
-    assert problems == [], "\n".join(
+    """Fail on any problem; only the open lost-update finding, alone, raises :class:`KnownLostUpdate` (an xfail)."""
+    text = "\n".join(
         f"{p.member or '-'} {p.sync_id or '-'}: {p.text}" + (f" [{p.bug}]" if p.bug else "") for p in problems
     )
+    if problems and all(p.bug == LOST_UPDATE for p in problems):
+        raise KnownLostUpdate(text)
+    assert problems == [], text
 
 
 def check_converged(group: Group, conns: dict[str, Connector], store: Store) -> list[Problem]:
@@ -403,7 +415,9 @@ def check_nothing_lost(workload: Workload, group: Group, store: Store) -> list[P
         wanted = JIRA_CANONICAL[edit.value] if edit.member == "engineering" else None
         if wanted is not None and bases[sync_id].get("status") != wanted:
             status = bases[sync_id].get("status")
-            problems.append(Problem(f"status {status!r}, but Engineering moved it last: {edit}", sync_id))
+            problems.append(
+                Problem(f"status {status!r}, but Engineering moved it last: {edit}", sync_id, bug=LOST_UPDATE)
+            )
     return problems
 
 
