@@ -10,22 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from connectors.asana import AsanaConnector
 from connectors.base import Connector
-from connectors.jira import JiraConnector
 from connectors.jira.workflow import Workflow
-from connectors.pacing import RetryPolicy, TokenBucket
-from connectors.trello import TrelloConnector
 from syncd.audit import events, verify
 from syncd.engine import Pass
 from syncd.mapping import Group, compile_group
 from syncd.sandbox.core import FaultRule
 from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
+from tests.syncd_env import FAST, sandbox_connectors
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = RetryPolicy(attempts=4, max_total_s=30, initial_s=0.05, max_wait_s=2)
 
 
 @pytest.fixture
@@ -49,36 +44,7 @@ def connectors(sandbox: Sandbox) -> dict[str, Connector]:
 
 
 def _connectors(sandbox: Sandbox, workflow: Workflow | None = None) -> dict[str, Connector]:
-    trello = sandbox.trello.credentials()
-    people = {p.email: p.username for p in sandbox.seed.people}
-    return {
-        "engineering": JiraConnector(
-            base_url=sandbox.jira.url,
-            user=SERVICE_ACCOUNT,
-            token=token_for("jira", SERVICE_ACCOUNT),
-            project_key="ENG",
-            transition_fields={"Done": {"resolution": {"name": "Done"}}},
-            policy=FAST,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-            workflow=workflow,
-        ),
-        "sales": TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=trello["key"],
-            token=trello["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-            people=people,
-            policy=FAST,
-            buckets=[TokenBucket(rate=1000, capacity=1000)],
-        ),
-        "marketing": AsanaConnector(
-            base_url=sandbox.asana.url,
-            token=sandbox.asana.credentials()["token"],
-            project_gid=next(iter(sandbox.asana.state.projects)),
-            policy=FAST,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-    }
+    return sandbox_connectors(sandbox, policy=FAST, workflow=workflow)
 
 
 @pytest.fixture

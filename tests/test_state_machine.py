@@ -23,23 +23,18 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from connectors.asana import AsanaConnector
 from connectors.base import Connector
-from connectors.jira import JiraConnector
-from connectors.pacing import RetryPolicy, TokenBucket
-from connectors.trello import TrelloConnector
 from syncd.audit import events, verify
 from syncd.engine import Pass, endpoint_key
 from syncd.mapping import Group, compile_group
 from syncd.merge import ARCHIVED, same
 from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
+from tests.syncd_env import FAST, sandbox_connectors
 
 pytestmark = pytest.mark.timeout(900)  # several whole organisations are mirrored, one per example
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = RetryPolicy(attempts=4, max_total_s=30, initial_s=0.05, max_wait_s=2)
 WRITE_KINDS = {"write", "create", "archive", "comment"}
 PEOPLE = {"engineering": "ana@corp.example", "sales": "eli@corp.example", "marketing": "gus@corp.example"}
 STATUSES = {
@@ -55,35 +50,8 @@ members = st.sampled_from(MEMBERS)
 
 
 def _connectors(sandbox: Sandbox) -> dict[str, Connector]:
-    trello = sandbox.trello.credentials()
-    return {
-        "engineering": JiraConnector(
-            base_url=sandbox.jira.url,
-            user=SERVICE_ACCOUNT,
-            token=token_for("jira", SERVICE_ACCOUNT),
-            project_key="ENG",
-            transition_fields={"Done": {"resolution": {"name": "Done"}}},
-            policy=FAST,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-            reconcile_every=timedelta(0),  # every pass lists the project, so deletions in Jira are seen at once
-        ),
-        "sales": TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=trello["key"],
-            token=trello["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-            people={p.email: p.username for p in sandbox.seed.people},
-            policy=FAST,
-            buckets=[TokenBucket(rate=1000, capacity=1000)],
-        ),
-        "marketing": AsanaConnector(
-            base_url=sandbox.asana.url,
-            token=sandbox.asana.credentials()["token"],
-            project_gid=next(iter(sandbox.asana.state.projects)),
-            policy=FAST,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-    }
+    # Every pass lists the Jira project, so deletions in Jira are seen at once.
+    return sandbox_connectors(sandbox, policy=FAST, reconcile_every=timedelta(0))
 
 
 class People(RuleBasedStateMachine):

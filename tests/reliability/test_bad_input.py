@@ -22,21 +22,17 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from connectors.asana import AsanaConnector
 from connectors.base import Connector
-from connectors.jira import JiraConnector
-from connectors.pacing import RetryPolicy, TokenBucket
-from connectors.trello import TrelloConnector
+from connectors.pacing import RetryPolicy
 from syncd.audit import verify
 from syncd.cli import app
 from syncd.engine import Pass, PassReport
 from syncd.mapping import Group, compile_group
 from syncd.sandbox.jira.model import Status
 from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
 from tests.reliability import sandbox_environment
-from tests.syncd_env import ROOT
+from tests.syncd_env import ROOT, sandbox_connectors
 from tests.test_daemon import DaemonProcess, wait_for
 
 # ----- configuration and mapping files ---------------------------------------------------------------------
@@ -263,34 +259,7 @@ RENAMED = "Bulk seat pricing for resellers"
 @pytest.fixture
 def connectors(sandbox: Sandbox) -> dict[str, Connector]:
     """The real connectors on the sandbox, as tests/test_engine.py builds them (generous buckets)."""
-    trello = sandbox.trello.credentials()
-    return {
-        "engineering": JiraConnector(
-            base_url=sandbox.jira.url,
-            user=SERVICE_ACCOUNT,
-            token=token_for("jira", SERVICE_ACCOUNT),
-            project_key="ENG",
-            transition_fields={"Done": {"resolution": {"name": "Done"}}},
-            policy=FAST,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-        "sales": TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=trello["key"],
-            token=trello["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-            people={p.email: p.username for p in sandbox.seed.people},
-            policy=FAST,
-            buckets=[TokenBucket(rate=1000, capacity=1000)],
-        ),
-        "marketing": AsanaConnector(
-            base_url=sandbox.asana.url,
-            token=sandbox.asana.credentials()["token"],
-            project_gid=next(iter(sandbox.asana.state.projects)),
-            policy=FAST,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-    }
+    return sandbox_connectors(sandbox, policy=FAST)
 
 
 @pytest.fixture

@@ -31,18 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.asana import AsanaConnector
-from connectors.jira import JiraConnector
-from connectors.pacing import RetryPolicy, TokenBucket
-from connectors.trello import TrelloConnector
+from connectors.pacing import RetryPolicy
 from syncd.audit import events, verify
 from syncd.connector import Connector
 from syncd.engine import Pass, PassReport, endpoint_key
 from syncd.mapping import Group, Tool, compile_group
 from syncd.merge import ARCHIVED, same
 from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
+from tests.syncd_env import FAST, sandbox_connectors
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GROUP = "launch-requests"
@@ -63,7 +60,6 @@ JIRA_CANONICAL = {"To Do": "todo", "In Progress": "doing", "Done": "done"}
 WORDS = ("alpha", "beta", "gamma", "launch", "page", "pricing", "review", "v2")
 KINDS = ("rename", "move", "comment", "create")
 WEIGHTS = (35, 25, 20, 20)
-FAST = RetryPolicy(attempts=4, max_total_s=30, initial_s=0.05, max_wait_s=2)
 """Retries as the daemon makes them, with waits short enough for a test (a Retry-After still waits >= 1 s)."""
 
 
@@ -91,34 +87,7 @@ def shipped_group() -> Group:
 
 def connectors(sandbox: Sandbox, policy: RetryPolicy = FAST) -> dict[str, Connector]:
     """The real connectors on the sandbox, with ``policy`` and budgets that never throttle (faults do that)."""
-    trello = sandbox.trello.credentials()
-    return {
-        "engineering": JiraConnector(
-            base_url=sandbox.jira.url,
-            user=SERVICE_ACCOUNT,
-            token=token_for("jira", SERVICE_ACCOUNT),
-            project_key="ENG",
-            transition_fields={"Done": {"resolution": {"name": "Done"}}},
-            policy=policy,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-        "sales": TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=trello["key"],
-            token=trello["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-            people={p.email: p.username for p in sandbox.seed.people},
-            policy=policy,
-            buckets=[TokenBucket(rate=1000, capacity=1000)],
-        ),
-        "marketing": AsanaConnector(
-            base_url=sandbox.asana.url,
-            token=sandbox.asana.credentials()["token"],
-            project_gid=next(iter(sandbox.asana.state.projects)),
-            policy=policy,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-    }
+    return sandbox_connectors(sandbox, policy=policy)
 
 
 @dataclass(frozen=True)
