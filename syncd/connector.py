@@ -9,6 +9,7 @@ when the change feed brings it back (same ref, same version) and never echo it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from syncd.model import ChangeBatch, Comment, Cursor, Record, Schema
@@ -36,9 +37,10 @@ class Connector(Protocol):
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Write the given fields (status through the tool's own mechanism) and return the new record.
 
-        ``expected_version`` is the version the plan was made from: where checking it costs no extra request
-        (Jira's status moves read the issue first anyway), a newer version raises ChangedMeanwhile, so a person's
-        edit made since the read is planned again instead of overwritten.
+        ``expected_version`` is the version the plan was made from: none of the tools has a conditional write, so
+        the connector reads the version first (one request) and a newer one raises ChangedMeanwhile: a person's
+        edit made since the plan's read is planned again instead of overwritten. What remains is the window of
+        that one request, instead of the whole pass.
         """
         ...
 
@@ -48,6 +50,15 @@ class Connector(Protocol):
 
     def find_by_marker(self, marker: str) -> Record | None:
         """The item created for this sync_id, if one exists (recovers a create whose answer was lost)."""
+        ...
+
+    def field_times(self, ref: str) -> Mapping[str, datetime]:
+        """When each field last changed, from the tool's own history (Jira changelog, Trello actions, Asana stories).
+
+        Read only when a conflict is decided by time (``latest``): the item's modification time moves with any edit
+        (a comment, another field), so it can name the wrong field's change as the later one. Fields the history
+        does not cover are left out (the item's modification time stands in for them).
+        """
         ...
 
     def comments(self, ref: str) -> list[Comment]:

@@ -1,8 +1,8 @@
 """Injectable crash points, so tests can kill a pass exactly where a real crash would hurt most.
 
 ``SYNCD_CRASH_AT=after-create`` kills the process (SIGKILL: no cleanup, no flush, like a power cut) the first
-time the executor reaches that point; ``after-create:3`` the third time. The points are :data:`POINTS`. Unset,
-a crash point costs one dictionary lookup.
+time the executor reaches that point; ``after-create:3`` the third time. The points are :data:`POINTS` and
+:data:`WITHIN_WRITES`. Unset, a crash point costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from collections import Counter
 POINTS = ("after-journal", "after-create", "after-update", "before-commit", "after-comment")
 """Where the executor can be killed: plan journaled; mirror created; mirror updated; all applied, none committed;
 a comment copied, not recorded."""
+
+WITHIN_WRITES = ("mid-transition",)
+"""Points inside a connector's write, reached only by some writes: a Jira status move one transition along its
+path (the issue sits in a status between where it was and where syncd is taking it)."""
 
 _reached: Counter[str] = Counter()
 _lock = threading.Lock()

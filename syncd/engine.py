@@ -15,18 +15,23 @@ import concurrent.futures
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from ulid import ULID
 
 from syncd.connector import Connector
+from syncd.errors import ConnectorError, FatalError
 from syncd.executor import Executor, PassReport, Touched, endpoint_key
 from syncd.mapping import Group
 from syncd.merge import Item, check_side, plan
 from syncd.model import ChangeBatch
-from syncd.plan import Plan
+from syncd.plan import Plan, View
 from syncd.store import Store, Tx
 
 __all__ = ["Pass", "PassReport", "endpoint_key"]
+
+TIMED_RULES = frozenset({"latest", "merge-text", "prefer"})
+"""Rules whose decision can come down to which change was later (merge-text and prefer fall back to latest)."""
 
 
 class Pass:
@@ -86,14 +91,14 @@ class Pass:
                 touched.pop(sync_id, None)  # quarantined, or a crash's create not yet resolved: not this pass
             self._complete(touched, tx)
             bases = {sync_id: tx.base(sync_id) for sync_id in touched}
+            echoes = {sync_id: tx.echoes(sync_id) for sync_id in touched}
         work: list[tuple[Plan, Touched]] = []
         for sync_id, item in sorted(touched.items()):
             base = bases[sync_id]
             item.views = {m: self.group.codecs[m].align(view, base) for m, view in item.views.items()}
-            decided = plan(
-                self.group.policy,
-                Item(sync_id, base, item.views, item.deleted, item.out_of_scope, decisions.get(sync_id, {})),
-            )
+            echoed = {key.split("/", 1)[1]: values for key, values in echoes[sync_id].items()}
+            whole = Item(sync_id, base, item.views, item.deleted, item.out_of_scope, decisions.get(sync_id, {}), echoed)
+            decided = self._plan(whole, item)
             self.report.plans.append(decided)
             work.append((decided, item))
         if not dry_run:
@@ -108,6 +113,39 @@ class Pass:
                 for member, batch in batches.items():
                     tx.set_cursor(endpoint_key(self.group.name, member), batch.cursor)
         return self.report
+
+    def _plan(self, whole: Item, item: Touched) -> Plan:
+        """Plan one item; a conflict decided by time is planned again with each field's own change time."""
+        decided = plan(self.group.policy, whole)
+        timed = self._timed(decided, item)
+        if not timed:
+            return decided
+        item.views = {**item.views, **timed}
+        return plan(self.group.policy, replace(whole, views=item.views))
+
+    def _timed(self, decided: Plan, item: Touched) -> dict[str, View]:
+        """The views of a conflict decided by time, with each field's change time from the tool's history.
+
+        Only conflicts cost these reads (one per endpoint involved); a tool that cannot answer leaves its view as
+        it was (the item's modification time stands in), and the pass goes on.
+        """
+        involved = {
+            endpoint
+            for conflict in decided.conflicts
+            if not conflict.held and conflict.rule.split(":", 1)[0] in TIMED_RULES
+            for endpoint in conflict.values
+        }
+        timed: dict[str, View] = {}
+        for member in sorted(involved & item.views.keys()):
+            view = item.views[member]
+            try:
+                times = self.connectors[member].field_times(view.ref)
+            except ConnectorError as error:
+                if isinstance(error, FatalError):
+                    raise
+                continue
+            timed[member] = replace(view, field_times={**view.field_times, **times})
+        return timed
 
     def _apply(self, executor: Executor, decided: Plan, item: Touched) -> None:
         executor.execute(decided, item)

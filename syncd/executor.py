@@ -27,7 +27,7 @@ from syncd.audit import AuditEvent, append
 from syncd.comments import Original, attributed, copies, mirrored_from
 from syncd.connector import Connector
 from syncd.crash import crash_point
-from syncd.errors import ConnectorError, FatalError, RetriableError, SyncdError
+from syncd.errors import ChangedMeanwhile, ConnectorError, FatalError, RetriableError, SyncdError
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import Record
@@ -69,6 +69,25 @@ class Touched:
     """Members whose record changed since syncd last saw it there (where new comments may be)."""
     deferred: dict[str, str] = field(default_factory=dict)
     """Member -> the version to store once its new comments are copied (see Executor._commit)."""
+
+
+@dataclass
+class _Recovered:
+    """One journaled step as recovery found it: the record now, whether its values all landed, what to audit."""
+
+    member: str
+    raw: dict[str, Any]
+    record: Record | None
+    adopted: Record | None = None
+    landed: bool = False
+    audit: tuple[str, str] | None = None
+    """(event kind, outcome) of the write that happened, if one did."""
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The canonical values the step writes (none for an archive)."""
+        values: dict[str, Any] = self.raw.get("values") or {}
+        return values
 
 
 def endpoint_key(group: str, member: str) -> str:
@@ -121,74 +140,121 @@ class Executor:
         return replan - unresolved, unresolved
 
     def _recover(self, entry: JournalEntry) -> None:
-        """Adopt created mirrors by marker, audit the writes that landed, forget the rest (replanning redoes it)."""
-        adopted: list[tuple[str, Record]] = []
-        landed: list[tuple[dict[str, Any], Record]] = []
-        touched_fields: dict[str, tuple[dict[str, Any], Record]] = {}
-        for step in entry.steps:
-            member = step["endpoint"]
-            connector = self.connectors.get(member)
-            if connector is None:
-                continue  # the member left the group since: nothing of it to recover
-            if step["kind"] == "Create":
-                record = connector.find_by_marker(entry.sync_id)
-                if record is not None:
-                    adopted.append((member, record))
-            elif step["kind"] in {"Write", "Archive"}:
-                found = connector.fetch([step["ref"]])
-                if found and self._landed(step, found[0]):
-                    landed.append((step, found[0]))
-                if step["kind"] == "Write" and found and found[0].version != step.get("seen_version"):
-                    touched_fields[member] = (step["values"], found[0])
+        """Adopt creates by marker, finish writes a crash cut short, audit what landed; the item is then replanned.
+
+        Each step's progress is journaled (``started``, ``done_version``). A write that was started and not done
+        may have left a field half-way: a Jira status one transition short of its target is a value no person
+        chose, and replanned as it stands it would count as Engineering's own change and override the others. Such
+        writes are finished now, conditionally where the tool allows (a person's edit since the read makes Jira
+        refuse it, and it is then planned as the change it is). A field whose every write completed takes the
+        planned value as its base, so whatever a person did to it after syncd's write is planned as a change.
+        """
+        found = [self._recover_step(entry, step) for step in entry.steps]
+        steps = [step for step in found if step is not None]
+        complete: dict[str, bool] = {}
+        planned: dict[str, Any] = {}
+        for step in steps:
+            for name, value in step.values.items():
+                planned[name] = value
+                complete[name] = complete.get(name, True) and step.landed
         with self.store.transaction() as tx:
             links = tx.links(entry.sync_id)
-            for member, record in adopted:
-                key = endpoint_key(self.group.name, member)
-                if key not in links:
-                    tx.link(entry.sync_id, key, record.ref, "")
-                    append(tx, self._recovered_event(entry, "create", member, record, None))
-            for step, record in landed:
-                append(tx, self._recovered_event(entry, step["kind"].lower(), step["endpoint"], record, step))
+            for step in steps:
+                key = endpoint_key(self.group.name, step.member)
+                if step.adopted is not None and key not in links:
+                    tx.link(entry.sync_id, key, step.adopted.ref, "")
+                    append(tx, self._recovered_event(entry, "create", step.member, step.adopted, None))
+                if step.record is not None and step.audit is not None:
+                    kind, outcome = step.audit
+                    append(tx, self._recovered_event(entry, kind, step.member, step.record, step.raw, outcome=outcome))
+                if step.landed and step.values:
+                    tx.add_echoes(entry.sync_id, key, step.values)  # syncd's own write, not a change there
             for key in links:
                 tx.set_version(entry.sync_id, key, "")  # read everything afresh: the plan is made again
             base = tx.base(entry.sync_id)
-            if touched_fields and base is not None:
-                tx.set_base(entry.sync_id, {**base, **self._reverted(base, touched_fields)})
+            settled = {name: value for name, value in planned.items() if complete[name]}
+            if base is not None and settled:
+                tx.set_base(entry.sync_id, {**base, **settled})
             tx.journal_done(entry.plan_id)
 
-    def _reverted(
-        self, base: Mapping[str, Any], written: Mapping[str, tuple[dict[str, Any], Record]]
-    ) -> dict[str, Any]:
-        """Fields a person set back to the old base value after syncd's interrupted write: the base to plan from.
-
-        The record changed since the plan and a field holds the old base value, not what syncd wrote: syncd's write
-        landed and a person then changed the field back (say, moved the issue back). Compared with the old base, that
-        edit would look like no change at all and be overwritten; from a base holding what syncd wrote, it is the
-        change it is. Fields holding what syncd wrote need nothing (the write landed; replanning keeps it).
-        """
-        base_values: dict[str, Any] = {}
-        for member, (values, record) in written.items():
-            codec = self.group.codecs.get(member)
-            if codec is None:
-                continue
-            view = codec.align(codec.decode(record)[0], base)
-            for name, planned in values.items():
-                if (
-                    name in view.values
-                    and same(view.values[name], base.get(name))
-                    and not same(planned, base.get(name))
-                ):
-                    base_values[name] = planned
-        return base_values
-
-    def _landed(self, step: Mapping[str, Any], record: Record) -> bool:
-        view, _ = self.group.codecs[step["endpoint"]].decode(record)
+    def _recover_step(self, entry: JournalEntry, step: dict[str, Any]) -> _Recovered | None:
+        """Where one journaled step got to, finishing it if the crash cut it short (see :meth:`_recover`)."""
+        member = step["endpoint"]
+        connector = self.connectors.get(member)
+        if connector is None or step["kind"] not in {"Create", "Write", "Archive"}:
+            return None  # a member that left the group since, or an unlink: nothing of it to recover
+        if step["kind"] == "Create":
+            record = connector.find_by_marker(entry.sync_id)
+            done = _Recovered(member, step, record, adopted=record)
+        else:
+            fetched = connector.fetch([step["ref"]])
+            done = _Recovered(member, step, fetched[0] if fetched else None)
+        if done.record is None:
+            return done
         if step["kind"] == "Archive":
-            return view.archived
-        return all(name in view.values and same(view.values[name], value) for name, value in step["values"].items())
+            if self.group.codecs[member].decode(done.record)[0].archived:
+                done.audit = ("archive", "applied before a crash; recovered")
+            return done
+        done.landed = "done_version" in step
+        if step.get("started") and not done.landed:
+            before = done.record
+            done.record, done.landed = self._finish(step, done.record)
+            if done.record is not before:
+                done.audit = ("write", "begun before a crash; finished on recovery")
+                return done
+            if not done.landed and step["kind"] == "Write":
+                done.audit = ("write", "begun before a crash, not finished; planned again")
+                return done
+        else:
+            done.landed = done.landed or not self._unlanded(step, done.record)
+        if step["kind"] == "Write" and done.landed and (step.get("started") or "done_version" in step):
+            done.audit = ("write", "applied before a crash; recovered")
+        return done
+
+    def _unlanded(self, step: Mapping[str, Any], record: Record) -> dict[str, Any]:
+        """The step's values its record does not hold (read as the step's own values, for lossy fields)."""
+        codec = self.group.codecs[step["endpoint"]]
+        values: dict[str, Any] = step["values"]
+        view = codec.align(codec.decode(record)[0], values)
+        return {
+            name: value
+            for name, value in values.items()
+            if name not in view.values or not same(view.values[name], value)
+        }
+
+    def _finish(self, step: Mapping[str, Any], record: Record) -> tuple[Record, bool]:
+        """Write what an interrupted step did not get to; (the record now, whether the step is complete).
+
+        Only values the record does not hold are written, with the version just read as the condition. If the
+        tool refuses (a person changed the record meanwhile, or the value cannot be written), the step stays
+        incomplete and the replan takes the record as it is; an outage leaves the entry for the next pass.
+        """
+        missing = self._unlanded(step, record)
+        if not missing:
+            return record, True
+        fields, _ = self.group.codecs[step["endpoint"]].encode(missing)
+        if not fields:
+            return record, False
+        try:
+            written = self.connectors[step["endpoint"]].update(record.ref, fields, record.version)
+        except ChangedMeanwhile:
+            return record, False
+        except ConnectorError as error:
+            if isinstance(error, RetriableError | FatalError):
+                raise  # retried on the next pass (or stops it): the entry stays until it is resolved
+            return record, False
+        self.report.writes += 1
+        return written, not self._unlanded(step, written)
 
     def _recovered_event(
-        self, entry: JournalEntry, kind: str, member: str, record: Record, step: Mapping[str, Any] | None
+        self,
+        entry: JournalEntry,
+        kind: str,
+        member: str,
+        record: Record,
+        step: Mapping[str, Any] | None,
+        *,
+        outcome: str = "applied before a crash; recovered",
     ) -> AuditEvent:
         return AuditEvent(
             kind,
@@ -197,7 +263,7 @@ class Executor:
             endpoint=member,
             refs={member: record.ref},
             new=step.get("values") if step else None,
-            outcome="applied before a crash; recovered",
+            outcome=outcome,
             config_version=self.config_version,
             message=step.get("reason") if step else "created before a crash; adopted by its marker",
         )
@@ -223,13 +289,7 @@ class Executor:
         results: list[tuple[Step, Record | None]] = []
         error: Exception | None = None
         try:
-            for step in decided.steps:
-                # The version the plan was made from, while this plan has not itself changed that record yet.
-                seen = item.seen.get(step.endpoint)
-                expected = (
-                    seen.version if seen is not None and all(s.endpoint != step.endpoint for s, _ in results) else None
-                )
-                results.append((step, self._apply(decided.sync_id, step, expected)))
+            self._apply_all(plan_id, decided, item, results)
         except FatalError:
             raise  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
         except Exception as failure:  # one bad item must not stop the others: it is struck below
@@ -358,6 +418,33 @@ class Executor:
             else:
                 tx.link(sync_id, key, record.ref, "")
 
+    def _apply_all(self, plan_id: str, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]]) -> None:
+        """Apply the plan's steps in order, appending each result; the journal notes how far each write got.
+
+        A write begun and not finished may have left a field half-way (a Jira status part-way along its workflow),
+        a value only syncd can have put there: recovery finishes such a write rather than plan from it.
+        """
+        for index, step in enumerate(decided.steps):
+            # The version the plan was made from, while this plan has not itself changed that record yet.
+            seen = item.seen.get(step.endpoint)
+            untouched = all(s.endpoint != step.endpoint for s, _ in results)
+            expected = seen.version if seen is not None and untouched else None
+            writes = isinstance(step, Write | Create | Archive)
+            if writes:
+                self._progress(plan_id, index, started=True)
+            written = self._apply(decided.sync_id, step, expected)
+            results.append((step, written))
+            if writes:
+                self._progress(plan_id, index, done_version=written.version if written is not None else None)
+            if isinstance(step, Write) and written is not None:
+                crash_point("after-update")
+            elif isinstance(step, Create):
+                crash_point("after-create")
+
+    def _progress(self, plan_id: str, index: int, **progress: Any) -> None:  # noqa: ANN401 - JSON values
+        with self.store.transaction() as tx:
+            tx.journal_step(plan_id, index, **progress)
+
     def _apply(self, sync_id: str, step: Step, expected_version: str | None) -> Record | None:
         connector = self.connectors[step.endpoint]
         codec = self.group.codecs[step.endpoint]
@@ -368,14 +455,12 @@ class Executor:
                 return None
             written = connector.update(step.ref, fields, expected_version)
             self.report.writes += 1
-            crash_point("after-update")
             return written
         if isinstance(step, Create):
             fields, problems = codec.encode(step.values, create=True)
             self.report.problems += problems
             created = connector.create(fields, sync_id)
             self.report.writes += 1
-            crash_point("after-create")
             return created
         if isinstance(step, Archive):
             archived = connector.archive(step.ref)
@@ -416,18 +501,7 @@ class Executor:
         """Links, versions, base values, held conflicts and audit events of one item, in the caller's transaction."""
         group = self.group.name
         sync_id = decided.sync_id
-        links = tx.links(sync_id)
-        for member, record in item.seen.items():
-            # After a failure the item keeps its identity (links) but not the versions it was read at, so the
-            # next pass reads it as changed and plans it again instead of skipping it as already synced.
-            key = endpoint_key(group, member)
-            if key not in links:
-                continue
-            if self._defers(member, item, failed=failed):
-                item.deferred[member] = record.version
-                tx.set_version(sync_id, key, "")
-            else:
-                tx.set_version(sync_id, key, "" if failed else record.version)
+        self._keep_versions(tx, sync_id, item, failed=failed)
         for member in (*item.deleted, *item.out_of_scope):
             tx.unlink(sync_id, endpoint_key(group, member))
         for step, written in results:
@@ -447,10 +521,31 @@ class Executor:
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
             append(tx, self._event(decided, item, step, written))
+            if failed and isinstance(step, Write | Create) and written is not None:
+                # The base stays as it was, so these values must not look like a change made at that endpoint.
+                tx.add_echoes(sync_id, key, step.values)
         if failed:
             return
         tx.set_base(sync_id, decided.base)
+        tx.clear_echoes(sync_id)
         self._conflicts(tx, decided)
+
+    def _keep_versions(self, tx: Tx, sync_id: str, item: Touched, *, failed: bool) -> None:
+        """Store the versions the item was read at, so syncd's next pass skips what it has already synced.
+
+        After a failure the item keeps its identity (links) but not the versions it was read at, so the next pass
+        reads it as changed and plans it again instead of skipping it as already synced.
+        """
+        links = tx.links(sync_id)
+        for member, record in item.seen.items():
+            key = endpoint_key(self.group.name, member)
+            if key not in links:
+                continue
+            if self._defers(member, item, failed=failed):
+                item.deferred[member] = record.version
+                tx.set_version(sync_id, key, "")
+            else:
+                tx.set_version(sync_id, key, "" if failed else record.version)
 
     def _defers(self, member: str, item: Touched, *, failed: bool) -> bool:
         """Whether a member's version waits for its new comments to be copied (see :meth:`mirror_comments`).

@@ -83,6 +83,8 @@ class Item:
     """Linked endpoints (-> ref) where the item exists but left the endpoint's scope."""
     decisions: Mapping[str, str] = field(default_factory=dict)
     """Field -> the endpoint a person chose for a conflict the ``manual`` rule held (``syncd conflicts resolve``)."""
+    echoes: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
+    """Endpoint -> field -> a value syncd wrote there that the base does not hold yet: not a change made there."""
 
 
 def _key(value: Value) -> str:
@@ -107,15 +109,33 @@ class FieldDecision:
     conflict: Conflict | None = None
 
 
-def merge_field(name: str, policy: FieldPolicy, base: Mapping[str, Value], views: Sequence[View]) -> FieldDecision:
-    """Decide one field's value from its base and every endpoint's view (the field-level decision table)."""
+def merge_field(
+    name: str,
+    policy: FieldPolicy,
+    base: Mapping[str, Value],
+    views: Sequence[View],
+    echoes: Mapping[str, Mapping[str, Value]] | None = None,
+) -> FieldDecision:
+    """Decide one field's value from its base and every endpoint's view (the field-level decision table).
+
+    ``echoes`` are values syncd itself wrote at an endpoint in a plan that did not complete: an endpoint holding
+    its echo did not change the field (it holds a copy of another endpoint's change).
+    """
     present = [view for view in views if name in view.values]
     # A field the base does not hold was empty when the tools last agreed (empty values are not stored).
     base_value = base.get(name)
+    echoes = echoes or {}
+
+    def echo(view: View) -> bool:
+        written = echoes.get(view.endpoint, {})
+        return name in written and same(view.values[name], written[name])
+
     changed = {
         view.endpoint: view.values[name]
         for view in present
-        if (policy.sources is None or view.endpoint in policy.sources) and not same(view.values[name], base_value)
+        if (policy.sources is None or view.endpoint in policy.sources)
+        and not same(view.values[name], base_value)
+        and not echo(view)
     }
     if not changed:
         # Unchanged everywhere that counts: keep the base (and revert non-source edits to it).
@@ -209,7 +229,7 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         # Archived everywhere: out of active work, frozen. Archiving has side effects in some tools (Jira moves the
         # issue to a done status), and edits to archived mirrors are not news for anyone: nothing propagates.
         return Plan(item.sync_id, policy.group, (), (), base)
-    new_base, origins, conflicts = _merge_fields(policy, base, views, item.decisions)
+    new_base, origins, conflicts = _merge_fields(policy, base, views, item.decisions, item.echoes)
     linked = set(item.views) | set(item.deleted) | set(item.out_of_scope)
     creating = [m for m in policy.members if m in policy.create_in and m not in linked]
     required = sorted({policy.scope_labels[m] for m in creating if m in policy.scope_labels})
@@ -242,7 +262,11 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
 
 
 def _merge_fields(
-    policy: GroupPolicy, base: Mapping[str, Value], views: Sequence[View], decisions: Mapping[str, str]
+    policy: GroupPolicy,
+    base: Mapping[str, Value],
+    views: Sequence[View],
+    decisions: Mapping[str, str],
+    echoes: Mapping[str, Mapping[str, Value]],
 ) -> tuple[dict[str, Value], dict[str, str], list[Conflict]]:
     """Merge every field of the group: the new base, where each value came from, and the conflicts."""
     new_base: dict[str, Value] = {}
@@ -252,7 +276,7 @@ def _merge_fields(
         take = decisions.get(name)
         # A person decided a held conflict: the chosen endpoint's value wins, like an owner's would.
         field_policy = declared if take is None else FieldPolicy(Rule("owner", owner=take), declared.sources)
-        decision = merge_field(name, field_policy, base, views)
+        decision = merge_field(name, field_policy, base, views, echoes)
         if decision.conflict is not None:
             conflict = decision.conflict
             conflicts.append(replace(conflict, rule=f"manual:{take}") if take is not None else conflict)

@@ -79,3 +79,63 @@ def test_a_killed_pass_is_finished_by_the_next(sandbox: Sandbox, environment: di
         assert creates == {"sales": 1, "marketing": 1}
     finally:
         store.close()
+
+
+def _statuses(sandbox: Sandbox, title: str) -> tuple[str, str, str]:
+    """Where the item called ``title`` sits in each tool: Jira status, Trello list, Asana section."""
+    issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == title)
+    card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+    task = next(t for t in sandbox.asana.state.tasks.values() if t.name == title)
+    return issue.status, sandbox.trello.state.lists[card.id_list].name, task.memberships[0].section.name
+
+
+@pytest.mark.parametrize("how", ["moved", "created"])
+def test_a_status_move_cut_short_is_finished_not_taken_for_engineerings(
+    sandbox: Sandbox, environment: dict[str, str], how: str
+) -> None:
+    """Killed one transition into a Jira move (To Do -> In Progress -> In Review -> Done), syncd finishes the move.
+
+    Sales puts an item in Done (moving a card there, or creating one there). Jira gets there in three transitions;
+    killed after the first, the issue sits In Progress, a status nobody chose. Engineering owns status, so taking
+    that for Engineering's change would move Sales' card back to Doing: recovery must finish the move instead, and
+    every tool must end in Done with Sales' card never moved.
+    """
+    assert syncd(environment, "once").returncode == 0
+    farah = sandbox.trello.act_as("farah@corp.example")
+    if how == "moved":
+        title = "Bulk seat pricing for resellers"
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+        farah.move_card(card.id, "Done")
+    else:
+        title = "Launch webinar, already delivered"
+        farah.create_card("Done", title, idLabels=[_label(sandbox, "launch")])
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+
+    killed = syncd({**environment, "SYNCD_CRASH_AT": "mid-transition"}, "once")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == title)
+    assert issue.status == "In Progress"  # the kill landed part-way along the workflow
+
+    after = syncd(environment, "once")
+    assert after.returncode == 0, after.stderr
+    assert _statuses(sandbox, title) == ("Done", "Done", "Shipped")
+    quiet = syncd(environment, "once")
+    assert " 0 writes" in quiet.stderr, quiet.stderr
+    moves = [a for a in sandbox.trello.state.actions if a.id_card == card.id and a.data.get("listAfter")]
+    assert [a.data["listAfter"]["name"] for a in moves] == (["Done"] if how == "moved" else [])
+
+    store = _store(environment)
+    try:
+        assert verify(store).ok
+        with store.transaction() as tx:
+            assert tx.journal_pending() == []
+            sync_id = next(link.sync_id for link in tx.endpoint_links("launch-requests/sales") if link.ref == card.id)
+        outcomes = [(e.event.kind, e.event.endpoint, e.event.outcome) for e in events(store, sync_id=sync_id)]
+    finally:
+        store.close()
+    assert ("write", "engineering", "begun before a crash; finished on recovery") in outcomes
+    assert not any(kind == "write" and endpoint == "sales" for kind, endpoint, _ in outcomes), outcomes
+
+
+def _label(sandbox: Sandbox, name: str) -> str:
+    return next(label.id for label in sandbox.trello.state.labels.values() if label.name == name)

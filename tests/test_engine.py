@@ -176,6 +176,67 @@ class TestFailures:
         assert "Renamed by Ana meanwhile" in {t.name for t in sandbox.asana.state.tasks.values()}
         assert run(group, connectors, store) == 0
 
+    def test_syncds_copy_never_outweighs_a_newer_edit_when_a_plan_fails_part_way(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Gus renames the task while syncd is writing Eli's older rename elsewhere: Gus's rename wins everywhere.
+
+        syncd reads Eli's rename in Trello and writes it to Jira; meanwhile Gus renames the Asana task, so the Asana
+        write is refused (the task changed since it was read) and the item fails part-way. Jira now holds syncd's
+        copy of Eli's title, written after Gus's edit: taken for a change made in Jira, it would be the latest
+        and win the title's ``latest`` rule. It is syncd's echo, so Eli's and Gus's renames are weighed alone.
+        """
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == card.name)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
+        sandbox.clock.advance(1)
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Renamed by Eli")
+        # Jira's version check, the first request of the write there, is held up: Gus renames in the meantime.
+        hold = FaultRule(kind="delay", delay_ms=800, method="GET", path=f"/issue/{key}$", times=1)
+        sandbox.jira.faults.add(hold)
+
+        def gus_renames_while_syncd_writes_to_jira() -> None:
+            deadline = time.monotonic() + 20
+            while hold.times != 0 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            sandbox.clock.advance(1)
+            sandbox.asana.act_as("gus@corp.example").update_task(task.gid, name="Renamed by Gus")
+
+        gus = threading.Thread(target=gus_renames_while_syncd_writes_to_jira)
+        gus.start()
+        report = Pass(group, connectors, store).run()
+        gus.join()
+        assert any("changed since it was read" in error for error in report.failures.values()), report.failures
+        assert sandbox.jira.state.issues[key].summary == "Renamed by Eli"  # written before Asana's refusal
+        run(group, connectors, store)
+        assert (sandbox.jira.state.issues[key].summary, card.name, task.name) == ("Renamed by Gus",) * 3
+        assert run(group, connectors, store) == 0
+
+    def test_latest_weighs_each_fields_own_change_not_the_items_last_edit(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Eli renames the card, Gus renames the task later, then Eli moves the card: Gus's rename is the latest.
+
+        The card's last edit (the move) is later than Gus's rename, so the item's modification time would name
+        Eli's title the latest; the card's actions say its title changed before Gus's did.
+        """
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == card.name)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
+        eli = sandbox.trello.act_as("eli@corp.example")
+        eli.update_card(card.id, name="Renamed by Eli")
+        sandbox.clock.advance(60)
+        sandbox.asana.act_as("gus@corp.example").update_task(task.gid, name="Renamed by Gus")
+        sandbox.clock.advance(60)
+        eli.move_card(card.id, "Doing")
+        report = Pass(group, connectors, store).run()
+        (conflict,) = [c for p in report.plans for c in p.conflicts if c.field == "title"]
+        assert (conflict.rule, conflict.winner) == ("latest", "marketing")
+        assert (sandbox.jira.state.issues[key].summary, card.name, task.name) == ("Renamed by Gus",) * 3
+        assert run(group, connectors, store) == 0
+
 
 class TestQuarantine:
     def test_an_item_that_keeps_failing_is_held_and_the_rest_keep_syncing(

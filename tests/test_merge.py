@@ -97,6 +97,26 @@ class TestConflictRules:
         decision = merge_field("title", FieldPolicy(), {"title": "x"}, [sales, marketing])
         assert decision.value == "By marketing"
 
+    def test_syncds_own_earlier_write_is_no_change_there(self) -> None:
+        """Engineering holds a copy of sales' title that syncd wrote (an echo), later than marketing's rename.
+
+        Without the echo, engineering would count as the latest change and sales' older title would win.
+        """
+        views = agreed(sales={"title": "By sales"}, marketing={"title": "By marketing"})
+        views["engineering"] = view("engineering", 9, title="By sales", status="doing", labels=["launch"])
+        echoes = {"engineering": {"title": "By sales"}}
+        result = plan(policy(), Item("s1", BASE, views, echoes=echoes))
+        (conflict,) = result.conflicts
+        assert (conflict.winner, conflict.result) == ("marketing", "By marketing")
+        assert conflict.values == {"sales": "By sales", "marketing": "By marketing"}
+        assert {s.endpoint for s in result.steps} == {"engineering", "sales"}
+
+    def test_an_edit_over_syncds_echo_is_a_change(self) -> None:
+        """A person renaming after syncd's write changes the field there, echo or not."""
+        views = agreed(engineering={"title": "By engineering"})
+        result = plan(policy(), Item("s1", BASE, views, echoes={"engineering": {"title": "By sales"}}))
+        assert result.base["title"] == "By engineering"
+
     def test_latest_ties_go_to_the_earlier_member(self) -> None:
         """Same instant: member order (engineering before sales) breaks the tie."""
         first = view("engineering", 0, title="E")

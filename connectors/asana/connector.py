@@ -33,7 +33,7 @@ from asana.rest import ApiException
 from connectors.asana.errors import TOOL, translate
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ConnectionFailed, InvalidItem, ItemNotFound, ToolConfigError
+from syncd.errors import AuthFailed, ChangedMeanwhile, ConnectionFailed, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, Unreadable, read_or_keep, utc
 
 T = TypeVar("T")
@@ -58,6 +58,19 @@ TASK_FIELDS = ",".join(
     ]
 )
 PAGE_SIZE = 100
+HISTORY_STORIES: dict[str, tuple[str, ...]] = {
+    "name_changed": ("title",),
+    "notes_changed": ("description",),
+    "section_changed": ("status",),
+    "marked_complete": ("done",),
+    "marked_incomplete": ("done",),
+    "assigned": ("assignees",),
+    "unassigned": ("assignees",),
+    "due_date_changed": ("due",),
+    "added_to_tag": ("labels",),
+    "removed_from_tag": ("labels",),
+}
+"""A system story's subtype -> the record fields the change it tells of changed."""
 
 
 def _parse_time(text: str) -> datetime:
@@ -371,7 +384,15 @@ class AsanaConnector:
         return self._record(task)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
-        """Move, retag and edit the task; return it as it is afterwards."""
+        """Move, retag and edit the task; return it as it is afterwards.
+
+        With ``expected_version``, the task is read first to check nobody changed it since the plan was made
+        (Asana has no conditional write): an edit made meanwhile is planned again, not overwritten. That read also
+        gives the tags to add and remove.
+        """
+        current = self._get_task(ref) if expected_version is not None or "labels" in fields else None
+        if current is not None and expected_version is not None and current.version != expected_version:
+            raise ChangedMeanwhile(TOOL, f"task {ref} changed since it was read; it is planned again")
         if "status" in fields and fields["status"] is not None:
             section = self._section_for(fields["status"], ref)
             self._call(
@@ -381,10 +402,10 @@ class AsanaConnector:
                 ref=ref,
             )
         if "labels" in fields:
-            current = set(self._get_task(ref).fields["labels"])
+            held = set(current.fields["labels"]) if current is not None else set()
             wanted = set(fields["labels"])
             api = self._tasks_api()
-            for name in sorted(wanted ^ current):
+            for name in sorted(wanted ^ held):
                 tag_body = {"data": {"tag": self._tag_gid(name)}}
                 method = api.add_tag_for_task if name in wanted else api.remove_tag_for_task
                 self._call(functools.partial(method, tag_body, ref, **self._timeout), ref=ref)
@@ -407,6 +428,23 @@ class AsanaConnector:
         return self._get_task(ref)
 
     # ----- comments, schema ------------------------------------------------------------------------------------
+
+    def field_times(self, ref: str) -> dict[str, datetime]:
+        """When each field last changed, from the task's system stories (one read)."""
+        stories = self._call(
+            lambda: list(
+                asana.StoriesApi(self._client()).get_stories_for_task(
+                    ref, {"opt_fields": "resource_subtype,created_at", "limit": PAGE_SIZE}, **self._timeout
+                )
+            ),
+            ref=ref,
+        )
+        times: dict[str, datetime] = {}
+        for story in stories:
+            for name in HISTORY_STORIES.get(str(story.get("resource_subtype")), ()):
+                moment = _parse_time(story["created_at"])
+                times[name] = max(times.get(name, moment), moment)
+        return times
 
     def comments(self, ref: str) -> list[Comment]:
         """Comment stories of the task, oldest first (system stories are not comments)."""

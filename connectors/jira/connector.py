@@ -36,6 +36,7 @@ from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
+from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
     ChangedMeanwhile,
@@ -56,6 +57,17 @@ PROPERTY = "syncd"
 FIELDS = "summary,description,status,assignee,duedate,labels,updated"
 PAGE_SIZE = 100
 RECENT_WRITES = 50  # Jira accepts at most 50 ids in reconcileIssues
+
+
+HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
+    "summary": ("title",),
+    "description": ("description",),
+    "status": ("status", "done"),
+    "assignee": ("assignees",),
+    "labels": ("labels",),
+    "duedate": ("due",),
+}
+"""Changelog field name -> the record fields a change of it changes."""
 
 
 def _parse_time(text: str) -> datetime:
@@ -209,6 +221,18 @@ class JiraConnector:
             archived=bool(marker.get("archived")),
             url=f"{self._base_url}/browse/{issue['key']}",
         )
+
+    def field_times(self, ref: str) -> dict[str, datetime]:
+        """When each field last changed, from the issue's changelog (one read: ``expand=changelog``)."""
+        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "created", "expand": "changelog"})
+        created = _parse_time(issue["fields"]["created"])
+        times = {name: created for names in HISTORY_FIELDS.values() for name in names}
+        for history in (issue.get("changelog") or {}).get("histories") or []:
+            moment = _parse_time(history["created"])
+            for item in history.get("items") or []:
+                for name in HISTORY_FIELDS.get(str(item.get("field")), ()):
+                    times[name] = max(times[name], moment)
+        return times
 
     def _search(self, jql: str, *, reconcile: Sequence[str] = (), limit: int | None = None) -> list[Json]:
         """Issues matching ``jql`` (raw JSON; all, or the first ``limit``), paging the way this deployment pages."""
@@ -369,42 +393,66 @@ class JiraConnector:
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move status through transitions, edit the other fields with one PUT, return the issue afterwards.
 
-        A status move reads the issue first anyway: with ``expected_version`` that read also checks nobody changed
-        the issue since the plan was made (Jira has no conditional write), so an edit made meanwhile, say a person
-        moving it, is planned again rather than overwritten.
+        With ``expected_version``, one read first checks nobody changed the issue since the plan was made (Jira
+        has no conditional write), so an edit made meanwhile, say a person moving it, is planned again rather than
+        overwritten; what remains is the window of that one request.
         """
         body = self._write_fields(fields)
         if fields.get("status"):
-            if expected_version is not None:
-                issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "updated"})
-                if issue["fields"]["updated"] != expected_version:
-                    raise ChangedMeanwhile(TOOL, f"{ref} changed since it was read; it is planned again")
-            self._move(ref, str(fields["status"]))
+            self._move(ref, str(fields["status"]), expected_version)
+        elif expected_version is not None:
+            issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "updated"})
+            self._check_version(ref, issue, expected_version)
         if body:
             self._rest("PUT", f"issue/{ref}", ref=ref, data=json.dumps({"fields": body}))
         return self._one(ref)
 
-    def _transitions(self, ref: str) -> tuple[str, list[Transition]]:
-        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status"})
-        offered = self._rest("GET", f"issue/{ref}/transitions", ref=ref, params={"expand": "transitions.fields"})
+    @staticmethod
+    def _check_version(ref: str, issue: Json, expected_version: str | None) -> None:
+        if expected_version is not None and issue["fields"]["updated"] != expected_version:
+            raise ChangedMeanwhile(TOOL, f"{ref} changed since it was read; it is planned again")
+
+    def _transitions(self, ref: str, expected_version: str | None = None) -> tuple[str, list[Transition]]:
+        """The issue's status and the transitions Jira offers from it there, learned into the workflow.
+
+        Both come from one read (``GET issue`` with ``expand=transitions``): read apart, a person moving the issue
+        between the two reads would make syncd learn one status's transitions as another's, a wrong graph that
+        every thread shares and that would refuse moves for good (found by the long fault run). Which fields a
+        transition's screen requires is read once per transition (``GET .../transitions``, by id).
+        """
+        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status,updated", "expand": "transitions"})
+        self._check_version(ref, issue, expected_version)
+        status = issue["fields"]["status"]["name"]
+        offered = issue.get("transitions") or []
+        if any(str(t["id"]) not in self.workflow.screens for t in offered):
+            screens = self._rest("GET", f"issue/{ref}/transitions", ref=ref, params={"expand": "transitions.fields"})
+            self.workflow.learn_screens(
+                {
+                    str(t["id"]): tuple(sorted(n for n, f in (t.get("fields") or {}).items() if f.get("required")))
+                    for t in screens["transitions"]
+                }
+            )
         transitions = [
             Transition(
                 id=str(t["id"]),
                 name=t["name"],
                 to=t["to"]["name"],
-                required=tuple(sorted(n for n, f in (t.get("fields") or {}).items() if f.get("required"))),
+                required=self.workflow.screens.get(str(t["id"]), ()),
             )
-            for t in offered["transitions"]
+            for t in offered
         ]
-        status = issue["fields"]["status"]["name"]
         self.workflow.learn(status, transitions)
         return status, transitions
 
-    def _move(self, ref: str, target: str) -> None:
-        """Walk the shortest known chain of transitions to ``target``, exploring the workflow when needed."""
+    def _move(self, ref: str, target: str, expected_version: str | None = None) -> None:
+        """Walk the shortest known chain of transitions to ``target``, exploring the workflow when needed.
+
+        ``expected_version`` is checked by the first read (see :meth:`update`).
+        """
         walked: set[str] = set()
         for _ in range(12):
-            status, offered = self._transitions(ref)
+            status, offered = self._transitions(ref, expected_version)
+            expected_version = None
             path = self.workflow.path(status, target)
             while path is None and self._explore():
                 path = self.workflow.path(status, target)
@@ -434,7 +482,18 @@ class JiraConnector:
                     ref=ref,
                 )
             payload = {"transition": {"id": step.id}, **({"fields": extra} if extra else {})}
-            self._rest("POST", f"issue/{ref}/transitions", ref=ref, data=json.dumps(payload))
+            try:
+                self._rest("POST", f"issue/{ref}/transitions", ref=ref, data=json.dumps(payload))
+            except InvalidItem:
+                # Jira refuses a transition its issue no longer offers: if a person moved the issue since the
+                # read, that is their edit, to be planned again, not a fault of the item.
+                now = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status"})
+                if now["fields"]["status"]["name"] != status:
+                    raise ChangedMeanwhile(TOOL, f"{ref} was moved while syncd moved it; it is planned again") from None
+                raise
+            crash_point("mid-transition")
+            if step.to == target:
+                return  # Jira answered 204: the issue is there (the caller reads it back anyway)
         raise NoTransition(TOOL, ref, "(too many steps)", target)
 
     def _explore(self) -> bool:

@@ -26,6 +26,8 @@ class Workflow:
     """Known transitions per source status; statuses never explored have no entry (unknown, not empty)."""
 
     edges: dict[str, dict[str, Transition]] = field(default_factory=dict)
+    screens: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Transition id -> the fields its screen requires (read once: GET issue cannot say, GET transitions can)."""
 
     def learn(self, status: str, transitions: list[Transition]) -> None:
         """Record what Jira offers from ``status`` (replacing what was known, as workflows can change).
@@ -34,6 +36,10 @@ class Workflow:
         is never changed under them.
         """
         self.edges = {**self.edges, status: {t.to: t for t in transitions if t.to != status}}
+
+    def learn_screens(self, required: dict[str, tuple[str, ...]]) -> None:
+        """Record which fields each transition's screen requires (copy-on-write, like :meth:`learn`)."""
+        self.screens = {**self.screens, **required}
 
     def path(self, start: str, goal: str) -> list[Transition] | None:
         """The fewest transitions from start to goal over known edges; [] if already there, None if unreachable."""

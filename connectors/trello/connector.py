@@ -36,7 +36,7 @@ from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ConnectionFailed, InvalidItem, ToolConfigError
+from syncd.errors import AuthFailed, ChangedMeanwhile, ConnectionFailed, InvalidItem, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, Unreadable, read_or_keep, utc
 
 T = TypeVar("T")
@@ -46,6 +46,23 @@ Json: TypeAlias = Any
 MARKER_URL = "https://syncd.invalid/sync/"
 """Marker attachments point here: the reserved .invalid domain resolves nowhere, so nobody is sent anywhere."""
 ACTIONS_PER_CALL = 1000
+HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
+    "name": ("title",),
+    "desc": ("description",),
+    "idList": ("status",),
+    "due": ("due",),
+    "dueComplete": ("done",),
+}
+"""A card field an ``updateCard`` action names in ``data.old`` -> the record fields it changes."""
+HISTORY_ACTIONS: dict[str, tuple[str, ...]] = {
+    "createCard": (),
+    "updateCard": (),
+    "addLabelToCard": ("labels",),
+    "removeLabelFromCard": ("labels",),
+    "addMemberToCard": ("assignees",),
+    "removeMemberFromCard": ("assignees",),
+}
+"""The card actions that change a field (createCard and updateCard: see :meth:`TrelloConnector.field_times`)."""
 CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl"
 
 
@@ -350,7 +367,15 @@ class TrelloConnector:
         return self._record({**card, "attachments": [{"url": MARKER_URL + marker}]})
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
-        """Write the fields in one PUT (a list move included) and return the card as it is afterwards."""
+        """Write the fields in one PUT (a list move included) and return the card as it is afterwards.
+
+        With ``expected_version``, one read of the card's last activity first checks nobody changed it since the
+        plan was made (Trello has no conditional write): an edit made meanwhile is planned again, not overwritten.
+        """
+        if expected_version is not None:
+            current = self._fetch(f"/cards/{ref}", params={"fields": "dateLastActivity"}, ref=ref)
+            if current["dateLastActivity"] != expected_version:
+                raise ChangedMeanwhile(TOOL, f"card {ref} changed since it was read; it is planned again")
         body = self._card_body(fields, ref)
         if body:
             card = self._fetch(f"/cards/{ref}", "PUT", body=body, ref=ref)
@@ -372,6 +397,28 @@ class TrelloConnector:
         return self._one(ref)
 
     # ----- comments, schema ------------------------------------------------------------------------------------
+
+    def field_times(self, ref: str) -> dict[str, datetime]:
+        """When each field last changed, from the card's actions (one read; a PUT logs one action per field)."""
+        actions = self._fetch(
+            f"/cards/{ref}/actions",
+            params={"filter": ",".join(HISTORY_ACTIONS), "limit": str(ACTIONS_PER_CALL), "fields": "type,date,data"},
+            ref=ref,
+        )
+        times: dict[str, datetime] = {}
+        for action in actions:
+            moment = _parse_time(str(action["date"]))
+            kind = action.get("type")
+            if kind == "createCard":
+                names: tuple[str, ...] = tuple(name for fields in HISTORY_FIELDS.values() for name in fields)
+            elif kind == "updateCard":
+                old = (action.get("data") or {}).get("old") or {}
+                names = tuple(name for key in old for name in HISTORY_FIELDS.get(key, ()))
+            else:
+                names = HISTORY_ACTIONS[str(kind)]
+            for name in names:
+                times[name] = max(times.get(name, moment), moment)
+        return times
 
     def comments(self, ref: str) -> list[Comment]:
         """Comments (the card's commentCard actions), oldest first."""

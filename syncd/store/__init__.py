@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from syncd.errors import SyncdError
-from syncd.store.schema import base, comments, conflicts, cursors, items, journal, links, quarantine
+from syncd.store.schema import base, comments, conflicts, cursors, echoes, items, journal, links, quarantine
 
 
 class DuplicateLink(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
@@ -201,6 +201,7 @@ class Tx:
     def unlink(self, sync_id: str, endpoint: str) -> None:
         """Forget the item's link at an endpoint (it was deleted there, or left the scope)."""
         self.connection.execute(delete(links).where(links.c.sync_id == sync_id, links.c.endpoint == endpoint))
+        self.connection.execute(delete(echoes).where(echoes.c.sync_id == sync_id, echoes.c.endpoint == endpoint))
 
     def find_link(self, endpoint: str, ref: str) -> Link | None:
         """The link of a ref at an endpoint."""
@@ -232,6 +233,30 @@ class Tx:
                 insert(base), [{"sync_id": sync_id, "field": name, "value": value} for name, value in values.items()]
             )
 
+    def echoes(self, sync_id: str) -> dict[str, dict[str, Any]]:
+        """Endpoint -> field -> value syncd wrote there that the base does not hold yet (see :meth:`add_echoes`)."""
+        rows = self.connection.execute(select(echoes).where(echoes.c.sync_id == sync_id)).all()
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            found.setdefault(row.endpoint, {})[row.field] = row.value
+        return found
+
+    def add_echoes(self, sync_id: str, endpoint: str, values: Mapping[str, Any]) -> None:
+        """Remember values syncd wrote at an endpoint while the item's base stays as it was (a plan that failed).
+
+        Seen there again, they are syncd's own write, not a change made at that endpoint: otherwise the next pass
+        would weigh syncd's copy of one person's edit against another person's newer edit, and by ``latest`` the
+        copy (written later) would win.
+        """
+        for name, value in values.items():
+            where = (echoes.c.sync_id == sync_id, echoes.c.endpoint == endpoint, echoes.c.field == name)
+            self.connection.execute(delete(echoes).where(*where))
+            self.connection.execute(insert(echoes).values(sync_id=sync_id, endpoint=endpoint, field=name, value=value))
+
+    def clear_echoes(self, sync_id: str) -> None:
+        """Forget an item's echoes: its base now holds what every endpoint was given."""
+        self.connection.execute(delete(echoes).where(echoes.c.sync_id == sync_id))
+
     # ----- cursors ----------------------------------------------------------------------------------------
 
     def cursor(self, endpoint: str) -> dict[str, Any] | None:
@@ -262,6 +287,15 @@ class Tx:
         """Plans recorded but not finished (a crash interrupted them), oldest first."""
         rows = self.connection.execute(select(journal).order_by(journal.c.created_at, journal.c.plan_id))
         return [JournalEntry(r.plan_id, r.sync_id, r.group_name, r.steps, r.created_at) for r in rows]
+
+    def journal_step(self, plan_id: str, index: int, **progress: Any) -> None:  # noqa: ANN401 - JSON values
+        """Note how far one step of a recorded plan got (``started``, ``done_version``), for recovery to read."""
+        row = self.connection.execute(select(journal.c.steps).where(journal.c.plan_id == plan_id)).first()
+        if row is None:
+            return
+        steps = [dict(step) for step in row.steps]
+        steps[index] = {**steps[index], **progress}
+        self.connection.execute(update(journal).where(journal.c.plan_id == plan_id).values(steps=steps))
 
     def journal_done(self, plan_id: str) -> None:
         """Forget a plan once its effects are committed."""

@@ -4,6 +4,8 @@
 - ``links``: where each item lives: (item, endpoint) -> ref and the version syncd last saw or wrote there.
   Unique on (endpoint, ref) and on (sync_id, endpoint): the database itself refuses a duplicate mirror.
 - ``base``: per item and field, the canonical value every endpoint last agreed on (the 3-way merge's ancestor).
+- ``echoes``: per item, endpoint and field, a value syncd wrote there that the base does not hold yet (its plan
+  failed part-way, or a crash cut it short): syncd's own write, never to be taken for a person's change there.
 - ``cursors``: per endpoint, where its change feed was read up to (advanced only after the changes commit).
 - ``journal``: plans written before they are applied, so a crash is finished or undone on the next start.
 - ``quarantine``: items that failed, how often (strikes) and the last error; ``held`` once they stop being tried.
@@ -47,6 +49,15 @@ base = Table(
     "base",
     metadata,
     Column("sync_id", String(32), primary_key=True),
+    Column("field", String(100), primary_key=True),
+    Column("value", JSON, nullable=True),
+)
+
+echoes = Table(
+    "echoes",
+    metadata,
+    Column("sync_id", String(32), primary_key=True),
+    Column("endpoint", String(200), primary_key=True),
     Column("field", String(100), primary_key=True),
     Column("value", JSON, nullable=True),
 )

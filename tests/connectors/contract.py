@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 import pytest
 
 from connectors.base import Connector
-from syncd.errors import ConnectionFailed
+from syncd.errors import ChangedMeanwhile, ConnectionFailed
 from syncd.model import ChangeBatch, Person
 from syncd.sandbox.core import Emulator, FaultRule
 
@@ -162,6 +162,37 @@ class ConnectorContract:
         batch = connector.changes(cursor)
         seen = {record.ref: record for record in batch.records}
         assert seen[created.ref].version == written.version
+
+    def test_a_write_planned_before_a_persons_edit_is_refused(self, connector: Connector, human: Human) -> None:
+        """With the version the plan was read at, a person's edit made since is never overwritten (re-planned)."""
+        created = connector.create({"title": "Contract: read"}, marker="sync-meanwhile-1")
+        human.rename(created.ref, "Renamed by a person meanwhile")
+        with pytest.raises(ChangedMeanwhile):
+            connector.update(created.ref, {"title": "syncd's older plan"}, expected_version=created.version)
+        assert connector.fetch([created.ref])[0].fields["title"] == "Renamed by a person meanwhile"
+
+    def test_a_write_from_the_current_version_goes_through(self, connector: Connector, human: Human) -> None:
+        """The check refuses only a changed item: planned from the version it still has, the write is made."""
+        created = connector.create({"title": "Contract: current"}, marker="sync-current-1")
+        human.rename(created.ref, "Renamed by a person first")
+        current = connector.fetch([created.ref])[0]
+        written = connector.update(created.ref, {"title": "syncd's plan"}, expected_version=current.version)
+        assert written.fields["title"] == "syncd's plan"
+
+    def test_field_times_tell_which_field_changed_when(
+        self, connector: Connector, human: Human, emulator: Emulator, statuses: tuple[str, str]
+    ) -> None:
+        """From the tool's history: a rename, then a move an hour later, each at its own time (for ``latest``)."""
+        created = connector.create({"title": "Contract: history", "status": statuses[0]}, marker="sync-history-1")
+        emulator.clock.advance(60)
+        human.rename(created.ref, "Renamed an hour in")
+        emulator.clock.advance(3600)
+        human.move(created.ref, statuses[1])
+        moved = connector.fetch([created.ref])[0]
+        times = connector.field_times(created.ref)
+        assert times["status"] - times["title"] >= timedelta(minutes=59)
+        assert abs(times["status"] - moved.modified) < timedelta(seconds=5)
+        assert times["title"] > created.modified
 
     def test_cursor_survives_a_restart(self, connector: Connector, human: Human, fresh_connector: Connector) -> None:
         """A cursor stored as JSON and handed to a new connector instance resumes where the old one stopped."""

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import math
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import ClassVar
@@ -15,8 +16,9 @@ import pytest
 from connectors.base import Connector
 from connectors.jira import JiraConnector
 from connectors.pacing import RetryPolicy, TokenBucket
-from syncd.errors import AuthFailed, InvalidItem, NoTransition
+from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, NoTransition
 from syncd.model import Person
+from syncd.sandbox.core import FaultRule
 from syncd.sandbox.jira import JiraEmulator
 from syncd.sandbox.seed import SERVICE_ACCOUNT, Seed, load_seed, token_for
 from tests.connectors.contract import ConnectorContract, Human, drain
@@ -141,6 +143,29 @@ class TestJiraWorkflow:
         with pytest.raises(NoTransition) as raised:
             connector.update(created.ref, {"status": "Shipped to the moon"})
         assert raised.value.from_status == "To Do"
+
+    def test_a_person_moving_the_issue_while_syncd_reads_it_teaches_no_wrong_transition(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """An issue's status and the transitions it offers are read together, so a move in between misleads nothing.
+
+        Jira's transition list does not say which status it is for. Read apart from the status, with Ana reopening
+        the issue (Done -> To Do) in between, Done would be learned with To Do's transitions, and no issue could
+        ever be reopened again (the graph is shared by every thread). Her move is her edit: ChangedMeanwhile.
+        """
+        first = connector.create({"title": "Reopened meanwhile", "status": "Done"}, marker="sync-race-1")
+        second = connector.create({"title": "Reopened later", "status": "Done"}, marker="sync-race-2")
+        fresh = _connector(emulator, transition_fields=DONE)  # a workflow it has not learned yet
+        emulator.faults.add(FaultRule(kind="delay", delay_ms=800, method="GET", path=r"/transitions$", times=1))
+        ana = threading.Timer(0.3, emulator.act_as("ana@corp.example").transition, (first.ref, "To Do"))
+        ana.start()
+        try:
+            with pytest.raises(ChangedMeanwhile):
+                fresh.update(first.ref, {"status": "To Do"})
+        finally:
+            ana.join()
+        assert fresh.fetch([first.ref])[0].fields["status"] == "To Do"
+        assert fresh.update(second.ref, {"status": "To Do"}).fields["status"] == "To Do"
 
     def test_describe_explores_the_transition_graph(self, connector: JiraConnector) -> None:
         """The schema holds every status and the one-step moves the workflow allows (read-only exploration)."""

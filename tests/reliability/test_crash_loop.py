@@ -26,7 +26,6 @@ import pytest
 from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.reliability.workload import (
-    KnownLostUpdate,
     Workload,
     check_converged,
     check_nothing_lost,
@@ -45,11 +44,7 @@ EDITS = 300 if LONG else 30
 LIFETIME_S = (0.3, 4.0)
 """How long an incarnation runs before its SIGKILL: from still starting up to a few passes in."""
 
-pytestmark = [
-    pytest.mark.timeout(3600 if LONG else 150),
-    # Open finding 4 of docs/reliability.md: only that problem, alone, is tolerated (any other fails the test).
-    pytest.mark.xfail(raises=KnownLostUpdate, strict=False, reason="open: a lost update after a kill mid-write"),
-]
+pytestmark = pytest.mark.timeout(3600 if LONG else 150)
 
 
 def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

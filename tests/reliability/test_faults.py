@@ -26,7 +26,6 @@ from syncd.sandbox.core import FaultRule, Faults
 from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.reliability.workload import (
-    KnownLostUpdate,
     Workload,
     check_converged,
     check_nothing_lost,
@@ -43,11 +42,7 @@ EDITS = 500 if LONG else 30
 WORKLOAD_S = 300.0 if LONG else 20.0
 """How long the edits take: passes keep running under faults for that long."""
 
-pytestmark = [
-    pytest.mark.timeout(3600 if LONG else 150),
-    # Open finding 4 of docs/reliability.md: only that problem, alone, is tolerated (any other fails the test).
-    pytest.mark.xfail(raises=KnownLostUpdate, strict=False, reason="open: a lost update after a kill mid-write"),
-]
+pytestmark = pytest.mark.timeout(3600 if LONG else 150)
 
 
 def fault_plan() -> list[FaultRule]:
