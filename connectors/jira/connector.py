@@ -449,9 +449,8 @@ class JiraConnector:
 
         ``expected_version`` is checked by the first read (see :meth:`update`).
         """
-        walked: set[str] = set()
         for _ in range(12):
-            status, offered = self._transitions(ref, expected_version)
+            status, _ = self._transitions(ref, expected_version)
             expected_version = None
             path = self.workflow.path(status, target)
             while path is None and self._explore():
@@ -463,12 +462,12 @@ class JiraConnector:
                     path = self.workflow.path(status, target)
             if path is None:
                 # No issue sits in the statuses still unexplored, so their transitions cannot be read from one:
-                # step this issue into one of them and read them there (each such status at most once).
-                unexplored = [t for t in offered if t.to not in self.workflow.edges and t.to not in walked]
-                if not unexplored:
+                # walk this issue toward the nearest of them (over the transitions known so far) and read them
+                # there; each step learns the transitions of the status it reaches.
+                detours = [p for goal in sorted(self.workflow.unexplored()) if (p := self.workflow.path(status, goal))]
+                if not detours:
                     raise NoTransition(TOOL, ref, status, target)
-                path = [unexplored[0]]
-                walked.add(unexplored[0].to)
+                path = min(detours, key=len)
             if not path:
                 return
             step = path[0]

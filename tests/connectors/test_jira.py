@@ -167,6 +167,23 @@ class TestJiraWorkflow:
         assert fresh.fetch([first.ref])[0].fields["status"] == "To Do"
         assert fresh.update(second.ref, {"status": "To Do"}).fields["status"] == "To Do"
 
+    def test_a_move_through_a_status_no_issue_is_in_reads_it_on_the_way(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """No issue sits In Review: a connector that never saw it still takes an issue from To Do to Done.
+
+        Jira lists the transitions of an issue's own status only. With In Review empty, exploring through other
+        issues learns To Do, In Progress and Blocked but never In Review, the one status that leads to Done; the
+        move walks the issue there and reads them on the way (found by the long crash loop: a fresh daemon
+        quarantined items it could not move to Done).
+        """
+        ana = emulator.act_as("ana@corp.example")
+        for key in [k for k, issue in emulator.state.issues.items() if issue.status == "In Review"]:
+            ana.transition(key, "In Progress")
+        created = connector.create({"title": "Straight to done"}, marker="sync-detour-1")
+        fresh = _connector(emulator, transition_fields=DONE)
+        assert fresh.update(created.ref, {"status": "Done"}).fields["status"] == "Done"
+
     def test_describe_explores_the_transition_graph(self, connector: JiraConnector) -> None:
         """The schema holds every status and the one-step moves the workflow allows (read-only exploration)."""
         schema = connector.describe()
