@@ -9,10 +9,9 @@ when the change feed brings it back (same ref, same version) and never echo it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from syncd.model import ChangeBatch, Comment, Cursor, Record, Schema
+from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Record, Schema
 
 
 @runtime_checkable
@@ -52,12 +51,12 @@ class Connector(Protocol):
         """The item created for this sync_id, if one exists (recovers a create whose answer was lost)."""
         ...
 
-    def field_times(self, ref: str) -> Mapping[str, datetime]:
-        """When each field last changed, from the tool's own history (Jira changelog, Trello actions, Asana stories).
+    def history(self, ref: str) -> list[FieldChange]:
+        """Each field's changes, from the tool's own history (Jira changelog, Trello actions, Asana stories).
 
-        Read only when a conflict is decided by time (``latest``): the item's modification time moves with any edit
-        (a comment, another field), so it can name the wrong field's change as the later one. Fields the history
-        does not cover are left out (the item's modification time stands in for them).
+        Read only when it matters: a conflict decided by time (``latest``) weighs when each field itself changed,
+        since the item's modification time moves with any edit; and recovery after a crash finishes syncd's
+        interrupted write only on fields no one else changed since. Creation counts as a change of every field.
         """
         ...
 

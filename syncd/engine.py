@@ -24,7 +24,7 @@ from syncd.errors import ConnectorError, FatalError
 from syncd.executor import Executor, PassReport, Touched, endpoint_key
 from syncd.mapping import Group
 from syncd.merge import Item, check_side, plan
-from syncd.model import ChangeBatch
+from syncd.model import ChangeBatch, last_changes
 from syncd.plan import Plan, View
 from syncd.store import Store, Tx
 
@@ -139,7 +139,7 @@ class Pass:
         for member in sorted(involved & item.views.keys()):
             view = item.views[member]
             try:
-                times = self.connectors[member].field_times(view.ref)
+                times = last_changes(self.connectors[member].history(view.ref))
             except ConnectorError as error:
                 if isinstance(error, FatalError):
                     raise

@@ -232,6 +232,10 @@ class Executor:
         missing = self._unlanded(step, record)
         if not missing:
             return record, True
+        theirs = self._changed_by_others(step, record)
+        missing = {name: value for name, value in missing.items() if name not in theirs}
+        if not missing:
+            return record, False  # a person changed them since the plan's read: their edit, planned as such
         fields, _ = self.group.codecs[step["endpoint"]].encode(missing)
         if not fields:
             return record, False
@@ -245,6 +249,22 @@ class Executor:
             return record, False
         self.report.writes += 1
         return written, not self._unlanded(step, written)
+
+    def _changed_by_others(self, step: Mapping[str, Any], record: Record) -> set[str]:
+        """Fields someone other than syncd changed since the plan read the record (for a create: ever).
+
+        From the tool's own history, so an interrupted write is finished only where the value left is syncd's
+        (a Jira status part-way along its workflow), never over a person's edit made while syncd was down. If the
+        history cannot be read, every field counts as changed by someone: nothing is overwritten on a guess.
+        """
+        since = datetime.fromisoformat(step["seen_at"]) if step.get("seen_at") else None
+        try:
+            history = self.connectors[step["endpoint"]].history(record.ref)
+        except ConnectorError as error:
+            if isinstance(error, RetriableError | FatalError):
+                raise  # retried on the next pass (or stops it): the entry stays until it is resolved
+            return set(step["values"])
+        return {change.field for change in history if not change.by_self and (since is None or change.at > since)}
 
     def _recovered_event(
         self,
@@ -277,8 +297,7 @@ class Executor:
             with self.store.transaction() as tx:
                 self._claim(tx, decided.sync_id, item)
                 if decided.steps:
-                    read_at = {member: record.version for member, record in item.seen.items()}
-                    steps = [{**_step_json(s), "seen_version": read_at.get(s.endpoint)} for s in decided.steps]
+                    steps = [_journaled(step, item.seen.get(step.endpoint)) for step in decided.steps]
                     tx.journal_add(plan_id, decided.sync_id, self.group.name, steps)
         except DuplicateLink as refused:
             # A ref already belongs to another item (a marker copied by hand, two mirrors): a person must look.
@@ -658,6 +677,15 @@ class Executor:
 
 def _step_json(step: Step) -> dict[str, Any]:
     return {"kind": type(step).__name__, **asdict(step)}
+
+
+def _journaled(step: Step, seen: Record | None) -> dict[str, Any]:
+    """A step as the journal keeps it, with the version and time of the record the plan read (for recovery)."""
+    return {
+        **_step_json(step),
+        "seen_version": seen.version if seen is not None else None,
+        "seen_at": seen.modified.isoformat() if seen is not None else None,
+    }
 
 
 def _old_values(item: Touched, step: Step) -> dict[str, Any] | None:

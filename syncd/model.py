@@ -21,7 +21,7 @@ Field names and their value types (absent key: the tool has no such field, ``Non
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -90,6 +90,23 @@ class Record:
     url: str | None = None
     field_times: Mapping[str, datetime] = field(default_factory=dict)
     """When each field last changed, where the tool reports it (Jira changelog, Trello actions, Asana stories)."""
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One change of one field, from the tool's own history: when, and whether syncd's own account made it."""
+
+    field: str
+    at: datetime
+    by_self: bool
+
+
+def last_changes(history: Sequence[FieldChange]) -> dict[str, datetime]:
+    """When each field last changed, by anyone."""
+    times: dict[str, datetime] = {}
+    for change in history:
+        times[change.field] = max(times.get(change.field, change.at), change.at)
+    return times
 
 
 @dataclass(frozen=True)

@@ -137,5 +137,30 @@ def test_a_status_move_cut_short_is_finished_not_taken_for_engineerings(
     assert not any(kind == "write" and endpoint == "sales" for kind, endpoint, _ in outcomes), outcomes
 
 
+def test_a_persons_move_made_while_syncd_was_down_is_not_overwritten_by_recovery(
+    sandbox: Sandbox, environment: dict[str, str]
+) -> None:
+    """Killed one transition into a create, syncd does not finish the move if a person moved the issue meanwhile.
+
+    Farah creates a card in Done; syncd creates its Jira issue and is killed on the way to Done. Before it starts
+    again, Ben moves the new issue back to To Do. Recovery reads the issue's changelog: the status was last changed
+    by Ben, not by syncd, so his move is his edit (Engineering owns status): every tool ends in To Do.
+    """
+    assert syncd(environment, "once").returncode == 0
+    title = "Launch webinar, moved back by Ben"
+    farah = sandbox.trello.act_as("farah@corp.example")
+    farah.create_card("Done", title, idLabels=[_label(sandbox, "launch")])
+    killed = syncd({**environment, "SYNCD_CRASH_AT": "mid-transition"}, "once")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == title)
+    sandbox.clock.advance(1)
+    sandbox.jira.act_as("ben@corp.example").transition(key, "To Do", resolution="Done")
+
+    after = syncd(environment, "once")
+    assert after.returncode == 0, after.stderr
+    assert _statuses(sandbox, title) == ("To Do", "Requests", "Backlog")
+    assert " 0 writes" in syncd(environment, "once").stderr
+
+
 def _label(sandbox: Sandbox, name: str) -> str:
     return next(label.id for label in sandbox.trello.state.labels.values() if label.name == name)

@@ -34,7 +34,7 @@ from connectors.asana.errors import TOOL, translate
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ChangedMeanwhile, ConnectionFailed, InvalidItem, ItemNotFound, ToolConfigError
-from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, Unreadable, read_or_keep, utc
+from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
 
 T = TypeVar("T")
 Sdk: TypeAlias = Any
@@ -105,6 +105,7 @@ class AsanaConnector:
         self._token = token
         self._timeout_s = timeout_s
         self._local = threading.local()
+        self._me: str | None = None  # syncd's own id in the tool, read once (see _my_id)
         self._sections: dict[str, str] | None = None
         self._workspace: str | None = None
         self._deliveries = DeliveryLog()
@@ -429,22 +430,37 @@ class AsanaConnector:
 
     # ----- comments, schema ------------------------------------------------------------------------------------
 
-    def field_times(self, ref: str) -> dict[str, datetime]:
-        """When each field last changed, from the task's system stories (one read)."""
+    def history(self, ref: str) -> list[FieldChange]:
+        """The task's field changes from its system stories (one read; creation is not among them)."""
         stories = self._call(
             lambda: list(
                 asana.StoriesApi(self._client()).get_stories_for_task(
-                    ref, {"opt_fields": "resource_subtype,created_at", "limit": PAGE_SIZE}, **self._timeout
+                    ref,
+                    {"opt_fields": "resource_subtype,created_at,created_by.gid", "limit": PAGE_SIZE},
+                    **self._timeout,
                 )
             ),
             ref=ref,
         )
-        times: dict[str, datetime] = {}
+        me = self._my_id()
+        changes: list[FieldChange] = []
         for story in stories:
-            for name in HISTORY_STORIES.get(str(story.get("resource_subtype")), ()):
-                moment = _parse_time(story["created_at"])
-                times[name] = max(times.get(name, moment), moment)
-        return times
+            moment = _parse_time(story["created_at"])
+            by_self = str((story.get("created_by") or {}).get("gid")) == me
+            changes += [
+                FieldChange(name, moment, by_self)
+                for name in HISTORY_STORIES.get(str(story.get("resource_subtype")), ())
+            ]
+        return changes
+
+    def _my_id(self) -> str:
+        """The user syncd's token acts as (``/users/me``, read once), to tell its own stories from people's."""
+        if self._me is None:
+            me = self._call(
+                lambda: asana.UsersApi(self._client()).get_user("me", {"opt_fields": "gid"}, **self._timeout)
+            )
+            self._me = str(me["gid"])
+        return self._me
 
     def comments(self, ref: str) -> list[Comment]:
         """Comment stories of the task, oldest first (system stories are not comments)."""

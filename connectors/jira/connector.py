@@ -47,7 +47,7 @@ from syncd.errors import (
     NoTransition,
     ToolConfigError,
 )
-from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, read_or_keep
+from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, read_or_keep
 
 T = TypeVar("T")
 Json: TypeAlias = Any
@@ -68,6 +68,14 @@ HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
     "duedate": ("due",),
 }
 """Changelog field name -> the record fields a change of it changes."""
+
+
+def _user_id(user: Json | None) -> str | None:
+    """A user's stable id: accountId on Cloud, the user name on Server."""
+    if not isinstance(user, dict):
+        return None
+    found = user.get("accountId") or user.get("name")
+    return str(found) if found else None
 
 
 def _parse_time(text: str) -> datetime:
@@ -115,6 +123,7 @@ class JiraConnector:
         # Shared by the connectors of several threads when the caller passes one (connectors/factory.py does).
         self.workflow = workflow if workflow is not None else Workflow()
         self._barren: set[str] = set()  # statuses no issue is in: their transitions cannot be read
+        self._me: str | None = None  # syncd's own account id here, read once (see _my_id)
         self._base_url = base_url.rstrip("/")
         self._auth = (user, token)
         self._timeout_s = timeout_s
@@ -222,17 +231,26 @@ class JiraConnector:
             url=f"{self._base_url}/browse/{issue['key']}",
         )
 
-    def field_times(self, ref: str) -> dict[str, datetime]:
-        """When each field last changed, from the issue's changelog (one read: ``expand=changelog``)."""
-        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "created", "expand": "changelog"})
+    def history(self, ref: str) -> list[FieldChange]:
+        """The issue's field changes from its changelog (one read: ``expand=changelog``), creation included."""
+        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "created,creator", "expand": "changelog"})
+        me = self._my_id()
         created = _parse_time(issue["fields"]["created"])
-        times = {name: created for names in HISTORY_FIELDS.values() for name in names}
-        for history in (issue.get("changelog") or {}).get("histories") or []:
-            moment = _parse_time(history["created"])
-            for item in history.get("items") or []:
-                for name in HISTORY_FIELDS.get(str(item.get("field")), ()):
-                    times[name] = max(times[name], moment)
-        return times
+        by_self = _user_id(issue["fields"].get("creator")) == me
+        changes = [FieldChange(name, created, by_self) for names in HISTORY_FIELDS.values() for name in names]
+        for entry in (issue.get("changelog") or {}).get("histories") or []:
+            moment, author = _parse_time(entry["created"]), _user_id(entry.get("author"))
+            for item in entry.get("items") or []:
+                changes += [
+                    FieldChange(n, moment, author == me) for n in HISTORY_FIELDS.get(str(item.get("field")), ())
+                ]
+        return changes
+
+    def _my_id(self) -> str | None:
+        """The account syncd uses here (``/myself``, read once), to tell its own changes from people's."""
+        if self._me is None:
+            self._me = _user_id(self._rest("GET", "myself")) or ""
+        return self._me or None
 
     def _search(self, jql: str, *, reconcile: Sequence[str] = (), limit: int | None = None) -> list[Json]:
         """Issues matching ``jql`` (raw JSON; all, or the first ``limit``), paging the way this deployment pages."""

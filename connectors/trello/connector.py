@@ -37,7 +37,7 @@ from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ChangedMeanwhile, ConnectionFailed, InvalidItem, ToolConfigError
-from syncd.model import ChangeBatch, Comment, Cursor, Person, Record, Schema, Unreadable, read_or_keep, utc
+from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
 
 T = TypeVar("T")
 Json: TypeAlias = Any
@@ -126,6 +126,7 @@ class TrelloConnector:
         self._token = token
         self._timeout_s = timeout_s
         self._local = threading.local()
+        self._me: str | None = None  # syncd's own id in the tool, read once (see _my_id)
         self._lists: dict[str, str] | None = None
         self._labels: dict[str, str] | None = None
         self._looked_up: set[str | None] = set()
@@ -398,16 +399,17 @@ class TrelloConnector:
 
     # ----- comments, schema ------------------------------------------------------------------------------------
 
-    def field_times(self, ref: str) -> dict[str, datetime]:
-        """When each field last changed, from the card's actions (one read; a PUT logs one action per field)."""
+    def history(self, ref: str) -> list[FieldChange]:
+        """The card's field changes from its actions (one read; a PUT logs one action per field), creation included."""
         actions = self._fetch(
             f"/cards/{ref}/actions",
-            params={"filter": ",".join(HISTORY_ACTIONS), "limit": str(ACTIONS_PER_CALL), "fields": "type,date,data"},
+            params={"filter": ",".join(HISTORY_ACTIONS), "limit": str(ACTIONS_PER_CALL)},
             ref=ref,
         )
-        times: dict[str, datetime] = {}
+        me = self._my_id()
+        changes: list[FieldChange] = []
         for action in actions:
-            moment = _parse_time(str(action["date"]))
+            moment, by_self = _parse_time(str(action["date"])), action.get("idMemberCreator") == me
             kind = action.get("type")
             if kind == "createCard":
                 names: tuple[str, ...] = tuple(name for fields in HISTORY_FIELDS.values() for name in fields)
@@ -416,9 +418,14 @@ class TrelloConnector:
                 names = tuple(name for key in old for name in HISTORY_FIELDS.get(key, ()))
             else:
                 names = HISTORY_ACTIONS[str(kind)]
-            for name in names:
-                times[name] = max(times.get(name, moment), moment)
-        return times
+            changes += [FieldChange(name, moment, by_self) for name in names]
+        return changes
+
+    def _my_id(self) -> str:
+        """The member syncd's token acts as (``/members/me``, read once), to tell its own actions from people's."""
+        if self._me is None:
+            self._me = str(self._fetch("/members/me", params={"fields": "id"})["id"])
+        return self._me
 
     def comments(self, ref: str) -> list[Comment]:
         """Comments (the card's commentCard actions), oldest first."""

@@ -16,7 +16,7 @@ import pytest
 
 from connectors.base import Connector
 from syncd.errors import ChangedMeanwhile, ConnectionFailed
-from syncd.model import ChangeBatch, Person
+from syncd.model import ChangeBatch, Person, last_changes
 from syncd.sandbox.core import Emulator, FaultRule
 
 
@@ -179,7 +179,7 @@ class ConnectorContract:
         written = connector.update(created.ref, {"title": "syncd's plan"}, expected_version=current.version)
         assert written.fields["title"] == "syncd's plan"
 
-    def test_field_times_tell_which_field_changed_when(
+    def test_history_tells_which_field_changed_when_and_by_whom(
         self, connector: Connector, human: Human, emulator: Emulator, statuses: tuple[str, str]
     ) -> None:
         """From the tool's history: a rename, then a move an hour later, each at its own time (for ``latest``)."""
@@ -189,10 +189,15 @@ class ConnectorContract:
         emulator.clock.advance(3600)
         human.move(created.ref, statuses[1])
         moved = connector.fetch([created.ref])[0]
-        times = connector.field_times(created.ref)
+        history = connector.history(created.ref)
+        times = last_changes(history)
         assert times["status"] - times["title"] >= timedelta(minutes=59)
         assert abs(times["status"] - moved.modified) < timedelta(seconds=5)
         assert times["title"] > created.modified
+        # The person's changes are theirs; syncd's own (creating the item) are its own.
+        people = {change.field for change in history if not change.by_self}
+        assert {"title", "status"} <= people
+        assert all(change.by_self for change in history if change.at <= created.modified)
 
     def test_cursor_survives_a_restart(self, connector: Connector, human: Human, fresh_connector: Connector) -> None:
         """A cursor stored as JSON and handed to a new connector instance resumes where the old one stopped."""

@@ -158,7 +158,9 @@ class Workload:
             value = self._words(n)
             self._rename(member, person, ref, value)
         elif kind == "move":
-            value = self.random.choice(STATUSES[member])
+            # A person moves an item somewhere else: moving it where it already is changes nothing (and Jira offers
+            # no such transition), so it must not count as the latest move.
+            value = self.random.choice([s for s in STATUSES[member] if s != self._status(member, ref)])
             self._move(member, person, ref, value)
         else:
             value = f"wl{n:04d}x{self.seed % 1000:03d}"
@@ -166,6 +168,19 @@ class Workload:
         edit = Edit(n, kind, member, ref, value, person)
         self.edits.append(edit)
         return edit
+
+    def _status(self, member: str, ref: str) -> str:
+        """Where the record is now: its Jira status, Trello list or Asana section (read under the emulator's lock)."""
+        if member == "engineering":
+            with self.sandbox.jira.lock:
+                return self.sandbox.jira.state.issues[ref].status
+        if member == "sales":
+            with self.sandbox.trello.lock:
+                state = self.sandbox.trello.state
+                return state.lists[state.cards[ref].id_list].name
+        with self.sandbox.asana.lock:
+            task = self.sandbox.asana.state.tasks[ref]
+            return task.memberships[0].section.name if task.memberships else ""
 
     def _create(self, member: str, person: str, title: str) -> str:
         if member == "engineering":
