@@ -139,11 +139,13 @@ class Pass:
         for member in sorted(involved & item.views.keys()):
             view = item.views[member]
             try:
-                times = last_changes(self.connectors[member].history(view.ref))
+                history = self.connectors[member].history(view.ref)
             except ConnectorError as error:
                 if isinstance(error, FatalError):
                     raise
                 continue
+            # A person's change of a field is what the rule weighs; syncd's own copies count only where none is known.
+            times = {**last_changes(history), **last_changes([c for c in history if not c.by_self])}
             timed[member] = replace(view, field_times={**view.field_times, **times})
         return timed
 
