@@ -451,7 +451,13 @@ class Executor:
             writes = isinstance(step, Write | Create | Archive)
             if writes:
                 self._progress(plan_id, index, started=True)
-            written = self._apply(decided.sync_id, step, expected)
+            try:
+                written = self._apply(decided.sync_id, step, expected)
+            except Exception:
+                adopted = self._created_anyway(decided.sync_id, step)
+                if adopted is not None:
+                    results.append((step, adopted))  # linked and audited by the commit, though the item failed
+                raise
             results.append((step, written))
             if writes:
                 self._progress(plan_id, index, done_version=written.version if written is not None else None)
@@ -459,6 +465,22 @@ class Executor:
                 crash_point("after-update")
             elif isinstance(step, Create):
                 crash_point("after-create")
+
+    def _created_anyway(self, sync_id: str, step: Step) -> Record | None:
+        """The mirror a failed create made after all (the create landed, a later request of it failed), if any.
+
+        A Jira create is a POST and then transitions: when a transition fails, the issue exists. Linked and
+        audited now, it is the item's mirror from the start; left alone, the next pass would adopt it by its
+        marker with no audit event for a write that happened.
+        """
+        if not isinstance(step, Create):
+            return None
+        try:
+            return self.connectors[step.endpoint].find_by_marker(sync_id)
+        except ConnectorError as error:
+            if isinstance(error, FatalError):
+                raise
+            return None  # unknown for now: the next pass finds it by its marker
 
     def _progress(self, plan_id: str, index: int, **progress: Any) -> None:  # noqa: ANN401 - JSON values
         with self.store.transaction() as tx:
@@ -541,8 +563,10 @@ class Executor:
                 continue  # nothing was mappable: nothing was written, nothing to audit
             append(tx, self._event(decided, item, step, written))
             if failed and isinstance(step, Write | Create) and written is not None:
-                # The base stays as it was, so these values must not look like a change made at that endpoint.
-                tx.add_echoes(sync_id, key, step.values)
+                # The base stays as it was, so these values must not look like a change made at that endpoint. A
+                # create's are all the new mirror holds (a create cut short leaves the tool's defaults, say To Do).
+                made = self.group.codecs[step.endpoint].decode(written)[0].values if isinstance(step, Create) else {}
+                tx.add_echoes(sync_id, key, {**step.values, **made})
         if failed:
             return
         tx.set_base(sync_id, decided.base)

@@ -237,6 +237,40 @@ class TestFailures:
         assert (sandbox.jira.state.issues[key].summary, card.name, task.name) == ("Renamed by Gus",) * 3
         assert run(group, connectors, store) == 0
 
+    def test_a_create_whose_status_move_fails_is_linked_and_audited_at_once(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """The Jira issue is created, then every transition fails: the item fails, but its issue is not a stranger.
+
+        It is linked with one `create` event in the same pass (a write that happened is audited), and once Jira
+        answers again the next pass moves it on: one issue, one create event, no duplicate.
+        """
+        run(group, connectors, store)
+        sandbox.trello.act_as("eli@corp.example").create_card(
+            "Doing", "Created while Jira refuses moves", idLabels=[_label(sandbox, "launch")]
+        )
+        sandbox.jira.faults.add(FaultRule(kind="status", status=500, method="POST", path=r"/transitions$"))
+        report = Pass(group, connectors, store).run()
+        assert report.failures, "the move to In Progress failed"
+        (key,) = [k for k, i in sandbox.jira.state.issues.items() if i.summary == "Created while Jira refuses moves"]
+        with store.transaction() as tx:
+            link = tx.find_link("launch-requests/engineering", key)
+        assert link is not None
+        creates = [e for e in events(store, sync_id=link.sync_id) if e.event.kind == "create"]
+        assert [e.event.endpoint for e in creates].count("engineering") == 1
+        sandbox.jira.faults.clear()
+        run(group, connectors, store)
+        assert sandbox.jira.state.issues[key].status == "In Progress"
+        titles = [i.summary for i in sandbox.jira.state.issues.values()]
+        assert titles.count("Created while Jira refuses moves") == 1
+        creates = [e for e in events(store, sync_id=link.sync_id) if e.event.kind == "create"]
+        assert [e.event.endpoint for e in creates].count("engineering") == 1
+        assert run(group, connectors, store) == 0
+
+
+def _label(sandbox: Sandbox, name: str) -> str:
+    return next(label.id for label in sandbox.trello.state.labels.values() if label.name == name)
+
 
 class TestQuarantine:
     def test_an_item_that_keeps_failing_is_held_and_the_rest_keep_syncing(
