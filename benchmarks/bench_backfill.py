@@ -34,16 +34,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
-from connectors.asana import AsanaConnector
-from connectors.jira import JiraConnector
-from connectors.pacing import TokenBucket
-from connectors.trello import TrelloConnector
+from connectors.sandbox import sandbox_connectors
 from connectors.trello.connector import MARKER_URL
 from syncd.connector import Connector
 from syncd.engine import Pass, PassReport
 from syncd.mapping import Group, compile_group
 from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, JiraIssue, Seed, load_seed, token_for
+from syncd.sandbox.seed import JiraIssue, Seed, load_seed
 from syncd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,32 +89,7 @@ def connectors(sandbox: Sandbox, *, paced: bool = True) -> dict[str, Connector]:
 
     Unpaced, each connector gets a bucket too large to ever wait, so that only latency and syncd itself count.
     """
-    trello = sandbox.trello.credentials()
-    free = None if paced else TokenBucket(rate=1e6, capacity=1e6)
-    return {
-        "engineering": JiraConnector(
-            base_url=sandbox.jira.url,
-            user=SERVICE_ACCOUNT,
-            token=token_for("jira", SERVICE_ACCOUNT),
-            project_key="ENG",
-            transition_fields={"Done": {"resolution": {"name": "Done"}}},
-            bucket=free,
-        ),
-        "sales": TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=trello["key"],
-            token=trello["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-            people={p.email: p.username for p in sandbox.seed.people},
-            buckets=None if free is None else [free],
-        ),
-        "marketing": AsanaConnector(
-            base_url=sandbox.asana.url,
-            token=sandbox.asana.credentials()["token"],
-            project_gid=next(iter(sandbox.asana.state.projects)),
-            bucket=free,
-        ),
-    }
+    return sandbox_connectors(sandbox, paced=paced)
 
 
 @contextmanager

@@ -26,17 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.asana import AsanaConnector
-from connectors.jira import JiraConnector
-from connectors.pacing import TokenBucket
-from connectors.trello import TrelloConnector
+from connectors.sandbox import sandbox_connectors
 from syncd.connector import Connector
 from syncd.engine import Pass
 from syncd.mapping import Group, compile_group
 from syncd.sandbox.asana import edits
 from syncd.sandbox.core import Emulator
 from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,32 +87,7 @@ def minimum(tool: str, kind: str, steps: int) -> tuple[int, str]:
 
 def connectors_for(sandbox: Sandbox) -> dict[str, Connector]:
     """The three departments' connectors, built as the daemon builds them (rate budgets off: not the subject)."""
-    trello = sandbox.trello.credentials()
-    people = {p.email: p.username for p in sandbox.seed.people}
-    return {
-        "engineering": JiraConnector(
-            base_url=sandbox.jira.url,
-            user=SERVICE_ACCOUNT,
-            token=token_for("jira", SERVICE_ACCOUNT),
-            project_key="ENG",
-            transition_fields={"Done": {"resolution": {"name": "Done"}}},
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-        "sales": TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=trello["key"],
-            token=trello["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-            people=people,
-            buckets=[TokenBucket(rate=1000, capacity=1000)],
-        ),
-        "marketing": AsanaConnector(
-            base_url=sandbox.asana.url,
-            token=sandbox.asana.credentials()["token"],
-            project_gid=next(iter(sandbox.asana.state.projects)),
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-    }
+    return sandbox_connectors(sandbox)
 
 
 def mirrored(sandbox: Sandbox) -> list[Refs]:

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.asana import AsanaConnector
 from connectors.base import Connector
-from connectors.jira import JiraConnector
 from connectors.jira.workflow import Workflow
-from connectors.pacing import RetryPolicy, TokenBucket
-from connectors.trello import TrelloConnector
+from connectors.pacing import RetryPolicy
+from connectors.sandbox import sandbox_connectors as build_connectors
 from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
+from syncd.sandbox.seed import SERVICE_ACCOUNT
 
 FAST = RetryPolicy(attempts=4, max_total_s=30, initial_s=0.05, max_wait_s=2)
 """Retries for in-process tests: quick, so a test about faults does not wait for the production back-off."""
@@ -83,33 +81,4 @@ def sandbox_connectors(
     reconcile_every: timedelta = timedelta(hours=1),
 ) -> dict[str, Connector]:
     """The real connectors on a running sandbox, with budgets that never throttle (pacing has its own tests)."""
-    trello = sandbox.trello.credentials()
-    return {
-        "engineering": JiraConnector(
-            base_url=sandbox.jira.url,
-            user=SERVICE_ACCOUNT,
-            token=token_for("jira", SERVICE_ACCOUNT),
-            project_key="ENG",
-            transition_fields={"Done": {"resolution": {"name": "Done"}}},
-            policy=policy,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-            workflow=workflow,
-            reconcile_every=reconcile_every,
-        ),
-        "sales": TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=trello["key"],
-            token=trello["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-            people={p.email: p.username for p in sandbox.seed.people},
-            policy=policy,
-            buckets=[TokenBucket(rate=1000, capacity=1000)],
-        ),
-        "marketing": AsanaConnector(
-            base_url=sandbox.asana.url,
-            token=sandbox.asana.credentials()["token"],
-            project_gid=next(iter(sandbox.asana.state.projects)),
-            policy=policy,
-            bucket=TokenBucket(rate=1000, capacity=1000),
-        ),
-    }
+    return build_connectors(sandbox, policy=policy, workflow=workflow, reconcile_every=reconcile_every)
