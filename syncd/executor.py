@@ -15,7 +15,7 @@ striking; a fatal one (credentials, configuration) stops the pass, since every o
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +67,8 @@ class Touched:
     out_of_scope: dict[str, str] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     """Members whose record changed since syncd last saw it there (where new comments may be)."""
+    rescan: set[str] = field(default_factory=set)
+    """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
     deferred: dict[str, str] = field(default_factory=dict)
     """Member -> the version to store once its new comments are copied (see Executor._commit)."""
 
@@ -403,9 +405,12 @@ class Executor:
     def _new_comments(
         self, sync_id: str, item: Touched, links: Mapping[str, Link], known: set[tuple[str, str]]
     ) -> list[CommentRow]:
-        """Comments not seen before at the members that changed: originals, or copies found after a crash."""
+        """Comments not seen before, where the item changed or a write of syncd's may hide some.
+
+        Originals, or copies syncd posted whose record a crash lost.
+        """
         found: list[CommentRow] = []
-        for member in sorted(item.changed & links.keys()):
+        for member in sorted((item.changed | item.rescan) & links.keys()):
             key = endpoint_key(self.group.name, member)
             for comment in self.connectors[member].comments(links[member].ref):
                 if (key, comment.id) in known:
@@ -545,6 +550,7 @@ class Executor:
         self._keep_versions(tx, sync_id, item, failed=failed)
         for member in (*item.deleted, *item.out_of_scope):
             tx.unlink(sync_id, endpoint_key(group, member))
+        known = Counter(row.endpoint for row in tx.comment_rows(sync_id)) if self.group.comments else None
         for step, written in results:
             key = endpoint_key(group, step.endpoint)
             # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote:
@@ -553,12 +559,18 @@ class Executor:
             version = written.version if written is not None and ours else ""
             if isinstance(step, Unlink):
                 tx.unlink(sync_id, key)
-            elif isinstance(step, Create) and written is not None:
-                tx.link(sync_id, key, written.ref, version)
             elif written is not None:
+                unread = known is not None and written.comments != known[key]
+                if version and unread and isinstance(step, Write | Create):
+                    # The read-back may hold a comment posted during the write, unread (the count differs from
+                    # what syncd knows there, or the tool does not say): read them before storing the version.
+                    item.rescan.add(step.endpoint)
                 if version and self._defers(step.endpoint, item, failed=failed):
                     item.deferred[step.endpoint], version = version, ""
-                tx.set_version(sync_id, key, version)
+                if isinstance(step, Create):
+                    tx.link(sync_id, key, written.ref, version)
+                else:
+                    tx.set_version(sync_id, key, version)
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
             append(tx, self._event(decided, item, step, written))
@@ -596,7 +608,7 @@ class Executor:
         Where the item changed, new comments may be there; its version is stored only once they are copied, so a
         crash or a failed read in between makes the next pass read the record, and its comments, again.
         """
-        return not failed and self.group.comments and member in item.changed
+        return not failed and self.group.comments and (member in item.changed or member in item.rescan)
 
     def _only_ours(self, decided: Plan, member: str, written: Record) -> bool:
         """Whether a record read back after a write decodes to the new base (held conflicts aside)."""

@@ -90,6 +90,12 @@ class Record:
     url: str | None = None
     field_times: Mapping[str, datetime] = field(default_factory=dict)
     """When each field last changed, where the tool reports it (Jira changelog, Trello actions, Asana stories)."""
+    comments: int | None = None
+    """How many comments the record has, where the read that made it says (Jira's comment total, Trello's badge).
+
+    A write's read-back is stored as syncd's version; a comment posted between the version check and that
+    read-back is inside it, and would never be read. The count tells the engine whether to look (None: it must).
+    """
 
 
 @dataclass(frozen=True)

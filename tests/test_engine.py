@@ -15,7 +15,7 @@ from connectors.jira.workflow import Workflow
 from syncd.audit import events, verify
 from syncd.engine import Pass
 from syncd.mapping import Group, compile_group
-from syncd.sandbox.core import FaultRule
+from syncd.sandbox.core import FaultRule, Faults
 from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.syncd_env import FAST, sandbox_connectors
@@ -416,4 +416,51 @@ class TestComments:
             ("sales", "engineering"),
             ("sales", "marketing"),
         ]
+        assert verify(store).ok
+
+    @pytest.mark.parametrize("member", ["engineering", "sales", "marketing"])
+    def test_a_comment_posted_during_syncds_write_is_still_copied(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store, member: str
+    ) -> None:
+        """A person comments in the tool syncd is writing to, after its version check and before the write.
+
+        The write's read-back then holds the comment's change and is stored as syncd's own version: the record
+        never reads as changed again, so unless syncd looks, the comment is never copied (found by the long fault
+        run: two of Gus's Asana comments posted during a 2 s latency spike of syncd's PUT).
+        """
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == card.name)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
+        refs = {"engineering": key, "sales": card.id, "marketing": task.gid}
+        writes = {"engineering": f"/issue/{key}", "sales": f"/cards/{card.id}", "marketing": f"/tasks/{task.gid}"}
+        people = {"engineering": "ana@corp.example", "sales": "eli@corp.example", "marketing": "gus@corp.example"}
+        emulator = {"engineering": sandbox.jira, "sales": sandbox.trello, "marketing": sandbox.asana}[member]
+        text = f"Posted in {member} while syncd wrote there"
+
+        class CommentAtTheWrite(Faults):
+            """No faults: a person's comment lands just before syncd's PUT is processed (after its version check)."""
+
+            posted = False
+
+            def pick(self, method: str, path: str) -> list[FaultRule]:
+                if method == "PUT" and path.endswith(writes[member]) and not self.posted:
+                    self.posted = True
+                    emulator.act_as(people[member]).comment(refs[member], text)  # type: ignore[attr-defined]
+                return super().pick(method, path)
+
+        watcher = CommentAtTheWrite()
+        emulator.faults = watcher
+        renamed = "Renamed so that syncd writes"
+        if member != "sales":  # the rename comes from elsewhere, so that syncd writes to ``member``
+            sandbox.trello.act_as("eli@corp.example").update_card(card.id, name=renamed)
+        else:
+            sandbox.jira.act_as("ana@corp.example").update(key, summary=renamed)
+        run(group, connectors, store)
+        assert watcher.posted
+        run(group, connectors, store)
+        for other in {"engineering", "sales", "marketing"} - {member}:
+            bodies = [c.body for c in connectors[other].comments(refs[other])]
+            assert sum(text in body for body in bodies) == 1, (other, bodies)
+        assert run(group, connectors, store) == 0
         assert verify(store).ok

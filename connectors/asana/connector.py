@@ -18,6 +18,7 @@ How the Connector protocol maps onto Asana:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -382,7 +383,8 @@ class AsanaConnector:
             if existing is None:
                 raise
             return existing
-        return self._record(task)
+        # The task came to be in this one request: nobody can have commented on it yet (Asana has no count).
+        return dataclasses.replace(self._record(task), comments=0)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move, retag and edit the task; return it as it is afterwards.

@@ -78,6 +78,13 @@ def _user_id(user: Json | None) -> str | None:
     return str(found) if found else None
 
 
+def _comment_total(comment: object) -> int | None:
+    """The issue's comment count from its ``comment`` field (a page with ``total``), if the read asked for it."""
+    if isinstance(comment, dict) and isinstance(comment.get("total"), int):
+        return int(comment["total"])
+    return None
+
+
 def _parse_time(text: str) -> datetime:
     """Jira's ``2026-11-24T10:05:30.123+0100`` (any zone) as an aware UTC datetime."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
@@ -229,6 +236,7 @@ class JiraConnector:
             marker=marker.get("sync_id"),
             archived=bool(marker.get("archived")),
             url=f"{self._base_url}/browse/{issue['key']}",
+            comments=_comment_total(fields.get("comment")),
         )
 
     def history(self, ref: str) -> list[FieldChange]:
@@ -318,8 +326,13 @@ class JiraConnector:
             raise
 
     def _one(self, key: str) -> Record:
-        """Read one issue; remember its id so the next searches reconcile it (read-after-write on Cloud)."""
-        issue = self._rest("GET", f"issue/{key}", ref=key, params={"fields": FIELDS, "properties": PROPERTY})
+        """Read one issue; remember its id so the next searches reconcile it (read-after-write on Cloud).
+
+        This is a write's read-back: it carries the comment total, so a comment posted during the write is noticed.
+        """
+        issue = self._rest(
+            "GET", f"issue/{key}", ref=key, params={"fields": f"{FIELDS},comment", "properties": PROPERTY}
+        )
         if str(issue["id"]) not in self._recent:
             self._recent.append(str(issue["id"]))
         return self._record(issue)

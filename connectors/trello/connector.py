@@ -63,7 +63,7 @@ HISTORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "removeMemberFromCard": ("assignees",),
 }
 """The card actions that change a field (createCard and updateCard: see :meth:`TrelloConnector.field_times`)."""
-CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl"
+CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl,badges"
 
 
 class _RecordingSession(BaseUrlSession):
@@ -77,6 +77,13 @@ class _RecordingSession(BaseUrlSession):
         """Send, and remember the answer."""
         self.last = super().request(method, url, *args, **kwargs)
         return self.last
+
+
+def _comment_badge(badges: object) -> int | None:
+    """The card's comment count from its badges (in a PUT's answer and in reads that ask for ``badges``)."""
+    if isinstance(badges, dict) and isinstance(badges.get("comments"), int):
+        return int(badges["comments"])
+    return None
 
 
 def _parse_time(text: str) -> datetime:
@@ -251,6 +258,7 @@ class TrelloConnector:
             marker=markers[0] if markers else None,
             archived=bool(card.get("closed")),
             url=card.get("shortUrl"),
+            comments=_comment_badge(card.get("badges")),
         )
 
     def _all_cards(self) -> list[Json]:

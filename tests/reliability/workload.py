@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -394,10 +395,36 @@ def check_nothing_lost(workload: Workload, group: Group, store: Store) -> list[P
         wanted = JIRA_CANONICAL[edit.value] if edit.member == "engineering" else None
         if wanted is not None and bases[sync_id].get("status") != wanted:
             status = bases[sync_id].get("status")
-            problems.append(
-                Problem(f"status {status!r}, but Engineering moved it last: {edit}", sync_id, bug=LOST_UPDATE)
-            )
+            trail = "; ".join(status_trail(workload.sandbox, links[sync_id]))
+            text = f"status {status!r}, but Engineering moved it last: {edit}; moves in the tools: {trail}"
+            problems.append(Problem(text, sync_id, bug=LOST_UPDATE))
     return problems
+
+
+def status_trail(sandbox: Sandbox, refs: dict[str, str]) -> list[str]:
+    """Every status move of one item in the three tools, in time order, with who made it (to tell syncd's apart)."""
+    moves: list[tuple[datetime, str]] = []
+    if "engineering" in refs:
+        with sandbox.jira.lock:
+            issue = sandbox.jira.state.issues.get(refs["engineering"])
+            for history in issue.histories if issue is not None else []:
+                for item in history.items:
+                    if item.field == "status":
+                        text = f"jira {history.author}: {item.from_string} -> {item.to_string}"
+                        moves.append((history.created, text))
+    if "sales" in refs:
+        with sandbox.trello.lock:
+            state = sandbox.trello.state
+            for action in state.actions:
+                if action.id_card == refs["sales"] and "listAfter" in action.data:
+                    before, after = action.data["listBefore"]["name"], action.data["listAfter"]["name"]
+                    moves.append((action.date, f"trello {action.id_member_creator}: {before} -> {after}"))
+    if "marketing" in refs:
+        with sandbox.asana.lock:
+            for story in sandbox.asana.state.stories.values():
+                if story.task.gid == refs["marketing"] and story.resource_subtype == "section_changed":
+                    moves.append((story.created_at, f"asana {story.created_by.email}: {story.text}"))
+    return [f"{at:%H:%M:%S.%f} {text}" for at, text in sorted(moves, key=lambda move: move[0])]
 
 
 def _created_once(store: Store, sync_id: str, edit: Edit, refs: dict[str, str]) -> list[Problem]:
