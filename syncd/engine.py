@@ -23,8 +23,8 @@ from syncd.connector import Connector
 from syncd.errors import ConnectorError, FatalError
 from syncd.executor import Executor, PassReport, Touched, endpoint_key
 from syncd.mapping import Group
-from syncd.merge import Item, check_side, plan
-from syncd.model import ChangeBatch, last_changes
+from syncd.merge import Item, changes, check_side, plan, same
+from syncd.model import ChangeBatch, FieldChange, last_changes
 from syncd.plan import Plan, View
 from syncd.store import Store, Tx
 
@@ -115,15 +115,82 @@ class Pass:
         return self.report
 
     def _plan(self, whole: Item, item: Touched) -> Plan:
-        """Plan one item; a conflict decided by time is planned again with each field's own change time."""
+        """Plan one item; planned again where the tools' history adds what their state cannot show.
+
+        That is a field moved away and back at one endpoint while it changed at another (:meth:`_returned`), and
+        the change time of each field in a conflict decided by time (:meth:`_timed`). Each endpoint's history is
+        read at most once, and only for such items.
+        """
+        histories: dict[str, list[FieldChange] | None] = {}
         decided = plan(self.group.policy, whole)
-        timed = self._timed(decided, item)
+        returned = self._returned(whole, item, histories)
+        if returned:
+            item.views = {**item.views, **returned}
+            whole = replace(whole, views=item.views)
+            decided = plan(self.group.policy, whole)
+        timed = self._timed(decided, item, histories)
         if not timed:
             return decided
         item.views = {**item.views, **timed}
         return plan(self.group.policy, replace(whole, views=item.views))
 
-    def _timed(self, decided: Plan, item: Touched) -> dict[str, View]:
+    def _history(
+        self, member: str, ref: str, histories: dict[str, list[FieldChange] | None]
+    ) -> list[FieldChange] | None:
+        """One endpoint's history of the item, read once per plan; None if the tool cannot answer now."""
+        if member not in histories:
+            try:
+                histories[member] = self.connectors[member].history(ref)
+            except ConnectorError as error:
+                if isinstance(error, FatalError):
+                    raise
+                histories[member] = None
+        return histories[member]
+
+    def _returned(self, whole: Item, item: Touched, histories: dict[str, list[FieldChange] | None]) -> dict[str, View]:
+        """Views where a person changed a field since the base was agreed and left it at the base's value.
+
+        By state alone such an endpoint looks untouched, and a change of the same field elsewhere simply wins: Ana
+        moves the issue to Done and back to To Do while Gus moves the task to In Progress, and Gus's move would
+        override hers although hers came later and Engineering owns the field (found by the long fault run). Only
+        such a field at such an endpoint costs a read: one that changed elsewhere, at an endpoint whose record
+        changed since it was last synced. A tool that cannot answer leaves the view as it was.
+        """
+        if whole.base is None:
+            return {}
+        views = list(item.views.values())
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for name, policy in self.group.policy.fields.items():
+            changed = changes(name, policy, whole.base, views, whole.echoes)
+            if not changed:
+                continue
+            for view in views:
+                if (
+                    view.endpoint not in changed
+                    and view.endpoint in item.changed
+                    and view.endpoint in item.synced
+                    and name in view.values
+                    and same(view.values[name], whole.base.get(name))
+                    and (policy.sources is None or view.endpoint in policy.sources)
+                ):
+                    wanted[view.endpoint].add(name)
+        found: dict[str, View] = {}
+        for member, names in sorted(wanted.items()):
+            view = item.views[member]
+            history = self._history(member, view.ref, histories)
+            if history is None:
+                continue
+            since = item.synced[member]
+            news = [c for c in history if not c.by_self and c.at > since and c.field in names]
+            if news:
+                found[member] = replace(
+                    view,
+                    returned=view.returned | {change.field for change in news},
+                    field_times={**view.field_times, **last_changes(news)},
+                )
+        return found
+
+    def _timed(self, decided: Plan, item: Touched, histories: dict[str, list[FieldChange] | None]) -> dict[str, View]:
         """The views of a conflict decided by time, with each field's change time from the tool's history.
 
         Only conflicts cost these reads (one per endpoint involved); a tool that cannot answer leaves its view as
@@ -138,11 +205,8 @@ class Pass:
         timed: dict[str, View] = {}
         for member in sorted(involved & item.views.keys()):
             view = item.views[member]
-            try:
-                history = self.connectors[member].history(view.ref)
-            except ConnectorError as error:
-                if isinstance(error, FatalError):
-                    raise
+            history = self._history(member, view.ref, histories)
+            if history is None:
                 continue
             # A person's change of a field is what the rule weighs; syncd's own copies count only where none is known.
             times = {**last_changes(history), **last_changes([c for c in history if not c.by_self])}
@@ -275,6 +339,8 @@ class Pass:
         for sync_id, item in touched.items():
             for key, link in tx.links(sync_id).items():
                 member = key.split("/", 1)[1]
+                if link.synced_at is not None:
+                    item.synced[member] = link.synced_at
                 if member in item.views or member in item.deleted or member in item.out_of_scope:
                     continue
                 wanted[member][link.ref] = sync_id

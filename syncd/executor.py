@@ -67,6 +67,8 @@ class Touched:
     out_of_scope: dict[str, str] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     """Members whose record changed since syncd last saw it there (where new comments may be)."""
+    synced: dict[str, datetime] = field(default_factory=dict)
+    """Member -> the tool's time of the record the base was last agreed from (Link.synced_at), where known."""
     rescan: set[str] = field(default_factory=set)
     """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
     deferred: dict[str, str] = field(default_factory=dict)
@@ -584,6 +586,24 @@ class Executor:
         tx.set_base(sync_id, decided.base)
         tx.clear_echoes(sync_id)
         self._conflicts(tx, decided)
+        self._mark_synced(tx, decided, item, results)
+
+    def _mark_synced(self, tx: Tx, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]]) -> None:
+        """Note, per endpoint, the tool's time of the record the new base was agreed from (Link.synced_at).
+
+        That is the record read this pass, or syncd's write there when its read-back holds only what syncd wrote.
+        A person's change after it is news to the next pass even if it ends where the base is (see engine).
+        """
+        group = self.group.name
+        synced = {endpoint_key(group, member): record.modified for member, record in item.seen.items()}
+        for step, written in results:
+            ours = isinstance(step, Write | Create) and written is not None
+            if ours and written is not None and self._only_ours(decided, step.endpoint, written):
+                synced[endpoint_key(group, step.endpoint)] = written.modified
+        linked = tx.links(decided.sync_id)
+        for key, at in synced.items():
+            if key in linked:
+                tx.set_synced(decided.sync_id, key, at)
 
     def _keep_versions(self, tx: Tx, sync_id: str, item: Touched, *, failed: bool) -> None:
         """Store the versions the item was read at, so syncd's next pass skips what it has already synced.

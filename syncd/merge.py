@@ -109,6 +109,34 @@ class FieldDecision:
     conflict: Conflict | None = None
 
 
+def changes(
+    name: str,
+    policy: FieldPolicy,
+    base: Mapping[str, Value],
+    views: Sequence[View],
+    echoes: Mapping[str, Mapping[str, Value]] | None = None,
+) -> dict[str, Value]:
+    """Endpoint -> its value, where the field changed since the base (see :func:`merge_field`).
+
+    A change counts at a source endpoint holding a value other than the base's that is not syncd's own echo, or
+    one where a person moved the field away and back since (:attr:`View.returned`).
+    """
+    base_value = base.get(name)
+    echoes = echoes or {}
+
+    def echo(view: View) -> bool:
+        written = echoes.get(view.endpoint, {})
+        return name in written and same(view.values[name], written[name])
+
+    return {
+        view.endpoint: view.values[name]
+        for view in views
+        if name in view.values
+        and (policy.sources is None or view.endpoint in policy.sources)
+        and (name in view.returned or (not same(view.values[name], base_value) and not echo(view)))
+    }
+
+
 def merge_field(
     name: str,
     policy: FieldPolicy,
@@ -124,19 +152,7 @@ def merge_field(
     present = [view for view in views if name in view.values]
     # A field the base does not hold was empty when the tools last agreed (empty values are not stored).
     base_value = base.get(name)
-    echoes = echoes or {}
-
-    def echo(view: View) -> bool:
-        written = echoes.get(view.endpoint, {})
-        return name in written and same(view.values[name], written[name])
-
-    changed = {
-        view.endpoint: view.values[name]
-        for view in present
-        if (policy.sources is None or view.endpoint in policy.sources)
-        and not same(view.values[name], base_value)
-        and not echo(view)
-    }
+    changed = changes(name, policy, base, views, echoes)
     if not changed:
         # Unchanged everywhere that counts: keep the base (and revert non-source edits to it).
         return FieldDecision(base_value, None)

@@ -33,6 +33,9 @@ class View:
     person: str | None = None
     """Who made the latest change there (e-mail), for the audit log."""
     archived: bool = False
+    returned: frozenset[str] = frozenset()
+    """Fields a person changed there since the base was agreed and that ended back at the base's value (moved
+    away and back): a change made there all the same, weighed against changes elsewhere by the field's rule."""
 
 
 @dataclass(frozen=True)

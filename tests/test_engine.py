@@ -237,6 +237,68 @@ class TestFailures:
         assert (sandbox.jira.state.issues[key].summary, card.name, task.name) == ("Renamed by Gus",) * 3
         assert run(group, connectors, store) == 0
 
+    def test_an_owners_move_away_and_back_still_outweighs_another_departments_move(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Ana moves the issue to Done and back to To Do; Gus, in between, moves the task to In progress.
+
+        The issue ends where the base is, so by state alone Engineering changed nothing and Gus's move would win,
+        although Ana moved last and Engineering owns the status (found by the long fault run: items failing for a
+        few passes under faults left syncd blind to both of Ana's moves). Jira's changelog shows her moves.
+        """
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == card.name)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
+        start = sandbox.jira.state.issues[key].status
+        away = "Done" if start != "Done" else "In Progress"
+        ana = sandbox.jira.act_as("ana@corp.example")
+        sandbox.clock.advance(5)
+        ana.transition(key, away, resolution="Done")
+        sandbox.clock.advance(5)
+        gus_section = next(s for s in ("Backlog", "In progress", "Shipped") if s != task.memberships[0].section.name)
+        sandbox.asana.act_as("gus@corp.example").move(task.gid, gus_section)
+        sandbox.clock.advance(5)
+        ana.transition(key, start, resolution="Done")
+        report = Pass(group, connectors, store).run()
+        assert report.ok, report.failures
+        (conflict,) = [c for p in report.plans for c in p.conflicts if c.field == "status"]
+        assert (conflict.rule, conflict.winner) == ("owner:engineering", "engineering")
+        assert sandbox.jira.state.issues[key].status == start
+        sections = {"todo": "Backlog", "doing": "In progress", "done": "Shipped"}
+        lists = {"todo": "Requests", "doing": "Doing", "done": "Done"}
+        wanted = group.codecs["engineering"].decode(connectors["engineering"].fetch([key])[0])[0].values["status"]
+        assert task.memberships[0].section.name == sections[str(wanted)]
+        assert sandbox.trello.state.lists[card.id_list].name == lists[str(wanted)]
+        assert run(group, connectors, store) == 0
+
+    @pytest.mark.parametrize("gus_renames_last", [True, False])
+    def test_a_rename_away_and_back_is_weighed_by_its_time(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store, gus_renames_last: bool
+    ) -> None:
+        """Eli renames the card and renames it back; Gus renames the task: the later of the two wins (``latest``)."""
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
+        original = card.name
+        eli = sandbox.trello.act_as("eli@corp.example")
+        gus = sandbox.asana.act_as("gus@corp.example")
+        sandbox.clock.advance(5)
+        eli.update_card(card.id, name="A name Eli thought better of")
+        sandbox.clock.advance(5)
+        if not gus_renames_last:
+            gus.update_task(task.gid, name="Renamed by Gus")
+            sandbox.clock.advance(5)
+        eli.update_card(card.id, name=original)
+        sandbox.clock.advance(5)
+        if gus_renames_last:
+            gus.update_task(task.gid, name="Renamed by Gus")
+        run(group, connectors, store)
+        expected = "Renamed by Gus" if gus_renames_last else original
+        assert (card.name, task.name) == (expected, expected)
+        assert expected in {i.summary for i in sandbox.jira.state.issues.values()}
+        assert run(group, connectors, store) == 0
+
     def test_a_create_whose_status_move_fails_is_linked_and_audited_at_once(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
     ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,6 +117,24 @@ class TestConflictRules:
         views = agreed(engineering={"title": "By engineering"})
         result = plan(policy(), Item("s1", BASE, views, echoes={"engineering": {"title": "By sales"}}))
         assert result.base["title"] == "By engineering"
+
+    def test_a_field_moved_away_and_back_is_a_change_there(self) -> None:
+        """Engineering moved the status away and back (its view says so): the owner's base value wins over sales'."""
+        views = agreed(sales={"status": "done"})
+        views["engineering"] = replace(views["engineering"], returned=frozenset({"status"}))
+        result = plan(policy(status=Rule("owner", owner="engineering")), Item("s1", BASE, views))
+        (conflict,) = result.conflicts
+        assert conflict.values == {"engineering": "doing", "sales": "done"}
+        assert (conflict.winner, conflict.result) == ("engineering", "doing")
+        assert [(s.endpoint, dict(s.values)) for s in result.steps if isinstance(s, Write)] == [
+            ("sales", {"status": "doing"})
+        ]
+
+    def test_a_field_moved_away_and_back_alone_changes_nothing(self) -> None:
+        """Nobody else changed it: the plan is quiet, as if nothing had happened."""
+        views = agreed()
+        views["engineering"] = replace(views["engineering"], returned=frozenset({"title"}))
+        assert plan(policy(), Item("s1", BASE, views)).quiet
 
     def test_latest_ties_go_to_the_earlier_member(self) -> None:
         """Same instant: member order (engineering before sales) breaks the tie."""

@@ -418,6 +418,10 @@ class Emulator:
         if delay_ms:
             time.sleep(delay_ms / 1000)
         terminal = next((rule for rule in fired if rule.kind != "delay"), None)
+        if terminal is not None and terminal.kind == "status":
+            # Read the body a real server would have received: left unread on a kept-alive connection, werkzeug
+            # would parse it as the next request there (and log a 400 for it).
+            request.get_data()
         if terminal is not None and terminal.kind == "drop":
             self._count(request, 0, None)
             self._drop(environ)

@@ -48,6 +48,15 @@ class Link:
     endpoint: str
     ref: str
     version: str
+    synced_at: datetime | None = None
+    """The tool's modification time of the record the item's base was last agreed from (None: not known).
+
+    A person's change there after this time is news even when it put back the base's value (moved away and back).
+    """
+
+
+def _link(row: Any) -> Link:  # noqa: ANN401 - a SQLAlchemy row
+    return Link(row.sync_id, row.endpoint, row.ref, row.version, _aware(row.synced_at) if row.synced_at else None)
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,14 @@ class Tx:
             update(links).where(links.c.sync_id == sync_id, links.c.endpoint == endpoint).values(version=version)
         )
 
+    def set_synced(self, sync_id: str, endpoint: str, at: datetime) -> None:
+        """Remember the tool's time of the record a committed base was agreed from (see :attr:`Link.synced_at`)."""
+        self.connection.execute(
+            update(links)
+            .where(links.c.sync_id == sync_id, links.c.endpoint == endpoint)
+            .values(synced_at=at.astimezone(UTC))  # SQLite keeps no offset: UTC, made aware again on reading
+        )
+
     def unlink(self, sync_id: str, endpoint: str) -> None:
         """Forget the item's link at an endpoint (it was deleted there, or left the scope)."""
         self.connection.execute(delete(links).where(links.c.sync_id == sync_id, links.c.endpoint == endpoint))
@@ -206,17 +223,17 @@ class Tx:
     def find_link(self, endpoint: str, ref: str) -> Link | None:
         """The link of a ref at an endpoint."""
         row = self.connection.execute(select(links).where(links.c.endpoint == endpoint, links.c.ref == ref)).first()
-        return Link(row.sync_id, row.endpoint, row.ref, row.version) if row else None
+        return _link(row) if row else None
 
     def links(self, sync_id: str) -> dict[str, Link]:
         """Every link of an item, by endpoint."""
         rows = self.connection.execute(select(links).where(links.c.sync_id == sync_id))
-        return {row.endpoint: Link(row.sync_id, row.endpoint, row.ref, row.version) for row in rows}
+        return {row.endpoint: _link(row) for row in rows}
 
     def endpoint_links(self, endpoint: str) -> list[Link]:
         """Every link at an endpoint (for the mass-delete guard and full scans)."""
         rows = self.connection.execute(select(links).where(links.c.endpoint == endpoint).order_by(links.c.ref))
-        return [Link(row.sync_id, row.endpoint, row.ref, row.version) for row in rows]
+        return [_link(row) for row in rows]
 
     # ----- base values ------------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ links = Table(
     Column("endpoint", String(200), primary_key=True),
     Column("ref", String(200), nullable=False),
     Column("version", String(200), nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("endpoint", "ref"),
 )
 
