@@ -58,6 +58,8 @@ class ConnectorContract:
     """Subclass me with ``emulator``, ``connector``, ``fresh_connector``, ``human``, ``statuses``, ``someone``."""
 
     due_instants: ClassVar[bool] = True
+    counts_unknown: ClassVar[bool] = False
+    """Whether an update's answer lacks the comment count (Asana has none; Jira and Trello give it)."""
     """Whether the tool's due field holds an instant (Trello, Asana) and not only a date (Jira)."""
     create_path: ClassVar[str]
     """A regular expression matching the path of the tool's create request (for fault injection)."""
@@ -198,6 +200,20 @@ class ConnectorContract:
         people = {change.field for change in history if not change.by_self}
         assert {"title", "status"} <= people
         assert all(change.by_self for change in history if change.at <= created.modified)
+
+    def test_a_writes_answer_counts_the_comments_or_says_it_cannot(self, connector: Connector) -> None:
+        """What a write returns tells how many comments the record has, or None: then the engine must read them.
+
+        A comment posted during syncd's write is inside the version syncd keeps as its own; the count is how the
+        engine notices it without reading every record's comments after every write.
+        """
+        created = connector.create({"title": "Contract: count"}, marker="sync-count-1")
+        assert created.comments in (0, None)
+        connector.add_comment(created.ref, self.rich_text("One"))
+        connector.add_comment(created.ref, self.rich_text("Two"))
+        written = connector.update(created.ref, {"title": "Contract: counted"})
+        assert written.comments in (2, None)
+        assert (written.comments is None) == self.counts_unknown
 
     def test_cursor_survives_a_restart(self, connector: Connector, human: Human, fresh_connector: Connector) -> None:
         """A cursor stored as JSON and handed to a new connector instance resumes where the old one stopped."""
