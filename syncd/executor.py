@@ -597,8 +597,8 @@ class Executor:
         group = self.group.name
         synced = {endpoint_key(group, member): record.modified for member, record in item.seen.items()}
         for step, written in results:
-            ours = isinstance(step, Write | Create) and written is not None
-            if ours and written is not None and self._only_ours(decided, step.endpoint, written):
+            wrote = isinstance(step, Write | Create)
+            if wrote and written is not None and self._only_ours(decided, step.endpoint, written):
                 synced[endpoint_key(group, step.endpoint)] = written.modified
         linked = tx.links(decided.sync_id)
         for key, at in synced.items():
