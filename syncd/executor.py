@@ -553,11 +553,14 @@ class Executor:
         for member in (*item.deleted, *item.out_of_scope):
             tx.unlink(sync_id, endpoint_key(group, member))
         known = Counter(row.endpoint for row in tx.comment_rows(sync_id)) if self.group.comments else None
-        for step, written in results:
+        # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote: a
+        # person's edit that landed between the write and the read-back must not be taken for syncd's.
+        mine = [
+            written is not None and not failed and self._only_ours(decided, s.endpoint, written)
+            for s, written in results
+        ]
+        for (step, written), ours in zip(results, mine, strict=True):
             key = endpoint_key(group, step.endpoint)
-            # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote:
-            # a person's edit that landed between the write and the read-back must not be taken for syncd's.
-            ours = written is not None and not failed and self._only_ours(decided, step.endpoint, written)
             version = written.version if written is not None and ours else ""
             if isinstance(step, Unlink):
                 tx.unlink(sync_id, key)
@@ -586,24 +589,16 @@ class Executor:
         tx.set_base(sync_id, decided.base)
         tx.clear_echoes(sync_id)
         self._conflicts(tx, decided)
-        self._mark_synced(tx, decided, item, results)
-
-    def _mark_synced(self, tx: Tx, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]]) -> None:
-        """Note, per endpoint, the tool's time of the record the new base was agreed from (Link.synced_at).
-
-        That is the record read this pass, or syncd's write there when its read-back holds only what syncd wrote.
-        A person's change after it is news to the next pass even if it ends where the base is (see engine).
-        """
-        group = self.group.name
+        # Link.synced_at: the tool's time of the record read this pass, or of syncd's write there when its read-back
+        # holds only what syncd wrote. A person's change after it is news to the next pass, even back at the base.
         synced = {endpoint_key(group, member): record.modified for member, record in item.seen.items()}
-        for step, written in results:
-            wrote = isinstance(step, Write | Create)
-            if wrote and written is not None and self._only_ours(decided, step.endpoint, written):
-                synced[endpoint_key(group, step.endpoint)] = written.modified
-        linked = tx.links(decided.sync_id)
+        synced |= {
+            endpoint_key(group, step.endpoint): written.modified
+            for (step, written), ours in zip(results, mine, strict=True)
+            if ours and written is not None and isinstance(step, Write | Create)
+        }
         for key, at in synced.items():
-            if key in linked:
-                tx.set_synced(decided.sync_id, key, at)
+            tx.set_synced(sync_id, key, at)  # an endpoint unlinked above has no row to update
 
     def _keep_versions(self, tx: Tx, sync_id: str, item: Touched, *, failed: bool) -> None:
         """Store the versions the item was read at, so syncd's next pass skips what it has already synced.

@@ -190,7 +190,6 @@ class Codec:
             ref=record.ref,
             values=values,
             modified=record.modified,
-            field_times=dict(record.field_times),
             person=person.email if isinstance(person, Person) else None,
             archived=record.archived,
         )

@@ -88,8 +88,6 @@ class Record:
     marker: str | None = None
     archived: bool = False
     url: str | None = None
-    field_times: Mapping[str, datetime] = field(default_factory=dict)
-    """When each field last changed, where the tool reports it (Jira changelog, Trello actions, Asana stories)."""
     comments: int | None = None
     """How many comments the record has, where the read that made it says (Jira's comment total, Trello's badge).
 

@@ -62,7 +62,7 @@ HISTORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "addMemberToCard": ("assignees",),
     "removeMemberFromCard": ("assignees",),
 }
-"""The card actions that change a field (createCard and updateCard: see :meth:`TrelloConnector.field_times`)."""
+"""The card actions that change a field (createCard and updateCard: see :meth:`TrelloConnector.history`)."""
 CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl,badges"
 
 
