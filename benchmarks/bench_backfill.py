@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Literal
 
 from connectors.sandbox import sandbox_connectors
-from connectors.trello.connector import MARKER_URL
 from syncd.connector import Connector
 from syncd.engine import Pass, PassReport
 from syncd.mapping import Group, compile_group
 from syncd.sandbox.org import Sandbox
 from syncd.sandbox.seed import JiraIssue, Seed, load_seed
 from syncd.store import Store
+from syncd.uncertain import MARKER_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -147,7 +147,10 @@ def minimum_seconds(requests: int, budget: tuple[int, float]) -> float:
 
 
 def lost_items(sandbox: Sandbox, store: Store, group: Group) -> tuple[int, list[str]]:
-    """Issues without exactly one card and one task carrying their item's marker (0 when the backfill is whole)."""
+    """Issues without exactly one card and one task carrying their item's marker (0 when the backfill is whole).
+
+    Both tools' markers are link attachments to the same ``https://syncd.invalid/sync/<sync_id>`` address.
+    """
     problems: list[str] = []
     markers: dict[str, list[str]] = {}
     for card in sandbox.trello.state.cards.values():
@@ -155,9 +158,9 @@ def lost_items(sandbox: Sandbox, store: Store, group: Group) -> tuple[int, list[
             if attachment.url.startswith(MARKER_URL):
                 markers.setdefault(attachment.url[len(MARKER_URL) :], []).append(f"card {card.id}")
     external: dict[str, list[str]] = {}
-    for task in sandbox.asana.state.tasks.values():
-        if task.external and task.external.get("gid"):
-            external.setdefault(task.external["gid"], []).append(f"task {task.gid}")
+    for link in sandbox.asana.state.attachments.values():
+        if link.url.startswith(MARKER_URL):
+            external.setdefault(link.url[len(MARKER_URL) :], []).append(f"task {link.parent.gid}")
     lost = 0
     with store.transaction() as tx:
         jira_links = {link.ref: link.sync_id for link in tx.endpoint_links(f"{group.name}/engineering")}

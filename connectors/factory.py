@@ -45,6 +45,7 @@ def connector_for(department: Department, *, callback_url: str | None = None) ->
             transition_fields=connection.transition_fields,
             webhook_secret=connection.webhook_secret.resolve() if connection.webhook_secret else None,
             workflow=_shared_workflow(connection.base_url, connection.project),
+            search_settle_s=connection.search_settle_s,
         )
     if isinstance(connection, TrelloConnection):
         return TrelloConnector(

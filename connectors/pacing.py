@@ -9,8 +9,10 @@ the whole daemon has exactly one policy:
   documented budget, so syncd stays under the limit instead of bouncing off it;
 - a :class:`~syncd.errors.RetriableError` is retried with exponential backoff and jitter, waiting at least what
   the service's Retry-After asked for (seconds or an HTTP date);
-- a request that is not idempotent (a create) is never retried blindly: on ConnectionFailed the caller gets the
-  error and resolves the uncertainty through the item's marker.
+- a request that is not idempotent (a create, a comment, a transition: any POST that makes something) is never
+  retried: an answer that says nothing about whether it was applied (any 5xx, a timeout, a dropped connection,
+  a body that cannot be read) becomes :class:`~syncd.errors.OutcomeUnknown`, and the caller looks before it
+  sends again (:func:`syncd.uncertain.send_once`). Only a 429, which refuses before applying, is waited out.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from syncd.errors import ConnectionFailed, ConnectorError, RateLimited, RetriableError
+from syncd.errors import (
+    ConnectionFailed,
+    ConnectorError,
+    OutcomeUnknown,
+    RateLimited,
+    RetriableError,
+    ServiceUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -207,10 +216,8 @@ def call(
     """
 
     def retriable(error: BaseException) -> bool:
-        if not isinstance(error, RetriableError):
-            return False
-        # A create whose answer was lost may have happened: never repeat it blindly.
-        return idempotent or not isinstance(error, ConnectionFailed)
+        # A write whose answer was lost may have happened (OutcomeUnknown): never repeated here.
+        return isinstance(error, RetriableError) and not isinstance(error, OutcomeUnknown)
 
     buckets = [] if bucket is None else [bucket] if isinstance(bucket, TokenBucket) else list(bucket)
 
@@ -222,13 +229,32 @@ def call(
         except ConnectorError:
             raise
         except Exception as error:  # the connector's table decides; it re-raises what it does not know
+            if not idempotent and isinstance(error, ValueError):
+                raise uncertain(error) from error  # an answer that cannot be read says nothing either
             raise translate(error) from error
+
+    def uncertain(error: Exception) -> OutcomeUnknown:
+        said = error.message if isinstance(error, ConnectorError) else f"an unreadable answer: {type(error).__name__}"
+        return OutcomeUnknown(
+            getattr(error, "tool", tool),
+            f"a write's answer was lost ({said}); it may have been applied, so it is looked up before anything is "
+            "sent again",
+            status=getattr(error, "status", None),
+        )
+
+    def attempt_once() -> T:
+        try:
+            return translated()
+        except (ServiceUnavailable, ConnectionFailed) as error:
+            if idempotent:
+                raise
+            raise uncertain(error) from error
 
     def attempt() -> T:
         for each in buckets:
             each.acquire()
         try:
-            result = translated()
+            result = attempt_once()
         except Exception as error:
             _notify(tool, type(error).__name__)
             raise

@@ -26,8 +26,13 @@ def sandbox_connectors(
     paced: bool = False,
     workflow: Workflow | None = None,
     reconcile_every: timedelta = timedelta(hours=1),
+    search_settle_s: float = 1.0,
 ) -> dict[str, Connector]:
-    """Member -> connector. ``paced``: the default shared budgets (as the daemon has); else buckets that never wait."""
+    """Member -> connector. ``paced``: the default shared budgets (as the daemon has); else buckets that never wait.
+
+    ``search_settle_s`` must exceed the Jira emulator's search lag (``search_lag_s``) as the default exceeds
+    Jira Cloud's: a lost create is looked up no sooner.
+    """
 
     def free() -> TokenBucket | None:
         return None if paced else TokenBucket(rate=1e6, capacity=1e6)
@@ -45,6 +50,7 @@ def sandbox_connectors(
             bucket=free(),
             workflow=workflow,
             reconcile_every=reconcile_every,
+            search_settle_s=search_settle_s,
         ),
         "sales": TrelloConnector(
             base_url=sandbox.trello.url,

@@ -78,6 +78,13 @@ class JiraConnection(_Strict):
         default_factory=dict, description="per target status, the fields its transition screen requires"
     )
     webhook_secret: Secret | None = None
+    search_settle_s: float = Field(
+        10.0,
+        ge=0,
+        le=600,
+        description="how long Jira Cloud search may take to list a just-created issue; a create whose answer "
+        "was lost is looked up no sooner",
+    )
 
 
 class TrelloConnection(_Strict):

@@ -9,6 +9,7 @@ when the change feed brings it back (same ref, same version) and never echo it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Record, Schema
@@ -30,7 +31,11 @@ class Connector(Protocol):
         ...
 
     def create(self, fields: Mapping[str, Any], marker: str) -> Record:
-        """Create an item carrying ``marker`` (the sync_id) where find_by_marker can find it after any edit."""
+        """Create an item carrying ``marker`` (the sync_id) where find_by_marker can find it after any edit.
+
+        Exactly once: a create whose answer was lost is looked up by its marker before anything is sent again
+        (:func:`syncd.uncertain.send_once`); what cannot be told yet raises OutcomeUnknown.
+        """
         ...
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
@@ -47,8 +52,16 @@ class Connector(Protocol):
         """Take the item out of active work the tool's reversible way (never a hard delete)."""
         ...
 
-    def find_by_marker(self, marker: str) -> Record | None:
-        """The item created for this sync_id, if one exists (recovers a create whose answer was lost)."""
+    def find_by_marker(self, marker: str, since: datetime, fields: Mapping[str, Any] | None = None) -> Record | None:
+        """The item syncd created for this sync_id since ``since`` (when the create was sent), if it exists.
+
+        Recovers a create whose answer was lost, with the permissions of an ordinary API-token account, in a
+        number of requests bounded by syncd's own creates since ``since``, never by the project's size.
+        ``fields`` (the create's, as passed to :meth:`create`; their ``title`` is the name it was made with) narrow
+        the candidates and recognise a mirror whose marker could not be attached yet, where a tool attaches it in
+        a second request. Raises OutcomeUnknown when the tool cannot tell yet (a search
+        index that has not caught up with a just-made item).
+        """
         ...
 
     def history(self, ref: str) -> list[FieldChange]:

@@ -16,9 +16,10 @@ POINTS = ("after-journal", "after-create", "after-update", "before-commit", "aft
 """Where the executor can be killed: plan journaled; mirror created; mirror updated; all applied, none committed;
 a comment copied, not recorded."""
 
-WITHIN_WRITES = ("mid-transition",)
+WITHIN_WRITES = ("mid-transition", "mid-create")
 """Points inside a connector's write, reached only by some writes: a Jira status move one transition along its
-path (the issue sits in a status between where it was and where syncd is taking it)."""
+path (the issue sits in a status between where it was and where syncd is taking it); an Asana create whose task
+exists and whose marker is not attached yet."""
 
 _reached: Counter[str] = Counter()
 _lock = threading.Lock()

@@ -9,7 +9,9 @@
         ├── RetriableError                try again later; nothing was decided
         │   ├── RateLimited               429; .retry_after_s from the service when it said
         │   ├── ServiceUnavailable        5xx
-        │   └── ConnectionFailed          no answer (refused, reset, timeout): a write may or may not have happened
+        │   ├── ChangedMeanwhile          the item changed after syncd read it: nothing was written; plan again
+        │   ├── ConnectionFailed          no answer (refused, reset, timeout) to a request that is safe to repeat
+        │   └── OutcomeUnknown            a write was sent and no clear answer came back: it may have happened
         ├── FatalError                    stop this endpoint until a person acts
         │   ├── AuthFailed                401: the credential is wrong or revoked
         │   ├── PermissionDenied          403: the account may not do this
@@ -63,7 +65,16 @@ class ChangedMeanwhile(RetriableError):
 
 
 class ConnectionFailed(RetriableError):
-    """No answer arrived: a write may or may not have happened (recover creates through their marker)."""
+    """No answer arrived (refused, reset, timed out); for a write that is not idempotent see OutcomeUnknown."""
+
+
+class OutcomeUnknown(RetriableError):
+    """A write that is not idempotent was sent and no clear answer came back: it may or may not have happened.
+
+    A gateway's 502/503/504 or any 5xx, a timeout, a connection dropped after sending, an answer that cannot be
+    read: none says whether the service applied the write. It is never sent again blind; the writer looks first
+    (:func:`syncd.uncertain.send_once`), and what cannot be told yet stays in the journal for the next pass.
+    """
 
 
 class FatalError(ConnectorError):

@@ -33,6 +33,7 @@ from syncd.merge import same
 from syncd.model import Record
 from syncd.plan import Archive, Create, Plan, Step, Unlink, View, Write
 from syncd.store import CommentRow, DuplicateLink, JournalEntry, Link, Store, Tx
+from syncd.uncertain import Uncertain, recording
 
 
 @dataclass
@@ -94,6 +95,9 @@ class _Recovered:
         return values
 
 
+RECOVERED = "applied before a crash; recovered"
+
+
 def endpoint_key(group: str, member: str) -> str:
     """The store's name of one member's place in one group."""
     return f"{group}/{member}"
@@ -138,6 +142,8 @@ class Executor:
                 if isinstance(error, FatalError):
                     raise
                 unresolved.add(entry.sync_id)
+                with self.store.transaction() as tx:
+                    self._strike(tx, entry.sync_id, error)  # the item waits: reported, struck only if not an outage
                 continue
             replan.add(entry.sync_id)
             self.report.recovered += 1
@@ -153,7 +159,8 @@ class Executor:
         refuse it, and it is then planned as the change it is). A field whose every write completed takes the
         planned value as its base, so whatever a person did to it after syncd's write is planned as a change.
         """
-        found = [self._recover_step(entry, step) for step in entry.steps]
+        with recording() as uncertain:
+            found = [self._recover_step(entry, step) for step in entry.steps]
         steps = [step for step in found if step is not None]
         complete: dict[str, bool] = {}
         planned: dict[str, Any] = {}
@@ -162,12 +169,20 @@ class Executor:
                 planned[name] = value
                 complete[name] = complete.get(name, True) and step.landed
         with self.store.transaction() as tx:
+            for event in uncertain:
+                append(tx, self._uncertain_event(None, event, sync_id=entry.sync_id))
             links = tx.links(entry.sync_id)
             for step in steps:
                 key = endpoint_key(self.group.name, step.member)
                 if step.adopted is not None and key not in links:
                     tx.link(entry.sync_id, key, step.adopted.ref, "")
-                    append(tx, self._recovered_event(entry, "create", step.member, step.adopted, None))
+                    outcome = "its answer was lost; found by its marker" if step.raw.get("uncertain") else None
+                    append(
+                        tx,
+                        self._recovered_event(
+                            entry, "create", step.member, step.adopted, None, outcome=outcome or RECOVERED
+                        ),
+                    )
                 if step.record is not None and step.audit is not None:
                     kind, outcome = step.audit
                     append(tx, self._recovered_event(entry, kind, step.member, step.record, step.raw, outcome=outcome))
@@ -185,11 +200,12 @@ class Executor:
         """Where one journaled step got to, finishing it if the crash cut it short (see :meth:`_recover`)."""
         member = step["endpoint"]
         connector = self.connectors.get(member)
-        if connector is None or step["kind"] not in {"Create", "Write", "Archive"}:
-            return None  # a member that left the group since, or an unlink: nothing of it to recover
+        if connector is None or step["kind"] not in {"Create", "Write", "Archive"} or step.get("committed"):
+            # A member that left the group since, an unlink, or a step applied, linked and audited by the pass
+            # whose commit kept this entry for a later step: nothing of it to recover.
+            return None
         if step["kind"] == "Create":
-            record = connector.find_by_marker(entry.sync_id)
-            done = _Recovered(member, step, record, adopted=record)
+            done = self._recover_create(entry, step)
         else:
             fetched = connector.fetch([step["ref"]])
             done = _Recovered(member, step, fetched[0] if fetched else None)
@@ -204,16 +220,25 @@ class Executor:
             before = done.record
             done.record, done.landed = self._finish(step, done.record)
             if done.record is not before:
-                done.audit = ("write", "begun before a crash; finished on recovery")
+                done.audit = ("write", f"begun {_cut_short(step)}; finished on recovery")
                 return done
             if not done.landed and step["kind"] == "Write":
-                done.audit = ("write", "begun before a crash, not finished; planned again")
+                done.audit = ("write", f"begun {_cut_short(step)}, not finished; planned again")
                 return done
         else:
             done.landed = done.landed or not self._unlanded(step, done.record)
         if step["kind"] == "Write" and done.landed and (step.get("started") or "done_version" in step):
             done.audit = ("write", "applied before a crash; recovered")
         return done
+
+    def _recover_create(self, entry: JournalEntry, step: dict[str, Any]) -> _Recovered:
+        """A journaled create: the mirror found by its marker if the create was sent, else nothing to find."""
+        member = step["endpoint"]
+        if not step.get("started"):
+            return _Recovered(member, step, None)  # never sent: nothing to find, the replan creates it
+        fields, _ = self.group.codecs[member].encode(step["values"], create=True)
+        record = self.connectors[member].find_by_marker(entry.sync_id, _sent_at(entry, step), fields)
+        return _Recovered(member, step, record, adopted=record)
 
     def _unlanded(self, step: Mapping[str, Any], record: Record) -> dict[str, Any]:
         """The step's values its record does not hold (read as the step's own values, for lossy fields)."""
@@ -270,6 +295,26 @@ class Executor:
             return set(step["values"])
         return {change.field for change in history if not change.by_self and (since is None or change.at > since)}
 
+    def _uncertain_event(
+        self, decided: Plan | None, event: Uncertain, *, sync_id: str = "", endpoint: str | None = None
+    ) -> AuditEvent:
+        """The audit event of a write whose answer was lost: what was sent, the lost answer, what looking found."""
+        member = endpoint or self._member_of(event.tool)
+        return AuditEvent(
+            "uncertain",
+            group=self.group.name,
+            sync_id=decided.sync_id if decided is not None else sync_id,
+            endpoint=member,
+            refs={member: event.ref} if member and event.ref else {},
+            outcome=event.outcome,
+            config_version=self.config_version,
+            message=f"{event.what}: {event.error}",
+        )
+
+    def _member_of(self, tool: str) -> str | None:
+        """The group member on this tool (an uncertain write names its tool; a group has one member per tool)."""
+        return next((m for m, codec in self.group.codecs.items() if codec.tool == tool), None)
+
     def _recovered_event(
         self,
         entry: JournalEntry,
@@ -278,7 +323,7 @@ class Executor:
         record: Record,
         step: Mapping[str, Any] | None,
         *,
-        outcome: str = "applied before a crash; recovered",
+        outcome: str = RECOVERED,
     ) -> AuditEvent:
         return AuditEvent(
             kind,
@@ -311,20 +356,31 @@ class Executor:
         crash_point("after-journal")
         results: list[tuple[Step, Record | None]] = []
         error: Exception | None = None
-        try:
-            self._apply_all(plan_id, decided, item, results)
-        except FatalError:
-            raise  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
-        except Exception as failure:  # one bad item must not stop the others: it is struck below
-            error = failure
+        with recording() as uncertain:
+            try:
+                self._apply_all(plan_id, decided, item, results)
+            except FatalError:
+                raise  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
+            except Exception as failure:  # one bad item must not stop the others: it is struck below
+                error = failure
         crash_point("before-commit")
+        # A write left half-done by an outage, or whose answer was lost, stays journaled: the next pass finishes
+        # it as after a crash (a create found by its marker, a Jira move from where it stopped) instead of taking
+        # what syncd left there for a person's edit, or sending it again blind.
+        pending = len(results) if _unfinished(error) and len(results) < len(decided.steps) else None
         with self.store.transaction() as tx:
             self._commit(tx, decided, item, results, failed=error is not None)
+            for event in uncertain:
+                append(tx, self._uncertain_event(decided, event))
             if error is None:
                 tx.clear_failure(decided.sync_id)
             else:
                 self._strike(tx, decided.sync_id, error)
-            if decided.steps:
+            if pending is not None:
+                for index in range(pending):
+                    tx.journal_step(plan_id, index, committed=True)
+                tx.journal_step(plan_id, pending, uncertain=str(error))
+            elif decided.steps:
                 tx.journal_done(plan_id)
         if error is None:
             self._measure(decided, item, results)
@@ -377,10 +433,13 @@ class Executor:
             text = self.group.codecs[copy.endpoint].text_out(
                 attributed(source, self.group.codecs[source.endpoint].tool)
             )
-            posted = self.connectors[copy.endpoint].add_comment(links[copy.endpoint].ref, text)
+            with recording() as uncertain:
+                posted = self.connectors[copy.endpoint].add_comment(links[copy.endpoint].ref, text)
             self.report.writes += 1
             crash_point("after-comment")
             with self.store.transaction() as tx:
+                for event in uncertain:
+                    append(tx, self._uncertain_event(None, event, sync_id=sync_id, endpoint=copy.endpoint))
                 origin_key = endpoint_key(group, source.endpoint)
                 tx.add_comment_row(
                     CommentRow(endpoint_key(group, copy.endpoint), posted.id, sync_id, origin_key, source.comment_id)
@@ -456,12 +515,13 @@ class Executor:
             untouched = all(s.endpoint != step.endpoint for s, _ in results)
             expected = seen.version if seen is not None and untouched else None
             writes = isinstance(step, Write | Create | Archive)
+            sent = datetime.now(UTC)
             if writes:
-                self._progress(plan_id, index, started=True)
+                self._progress(plan_id, index, started=True, started_at=sent.isoformat())
             try:
                 written = self._apply(decided.sync_id, step, expected)
             except Exception:
-                adopted = self._created_anyway(decided.sync_id, step)
+                adopted = self._created_anyway(decided.sync_id, step, sent)
                 if adopted is not None:
                     results.append((step, adopted))  # linked and audited by the commit, though the item failed
                 raise
@@ -473,7 +533,7 @@ class Executor:
             elif isinstance(step, Create):
                 crash_point("after-create")
 
-    def _created_anyway(self, sync_id: str, step: Step) -> Record | None:
+    def _created_anyway(self, sync_id: str, step: Step, sent: datetime) -> Record | None:
         """The mirror a failed create made after all (the create landed, a later request of it failed), if any.
 
         A Jira create is a POST and then transitions: when a transition fails, the issue exists. Linked and
@@ -483,7 +543,8 @@ class Executor:
         if not isinstance(step, Create):
             return None
         try:
-            return self.connectors[step.endpoint].find_by_marker(sync_id)
+            fields, _ = self.group.codecs[step.endpoint].encode(step.values, create=True)
+            return self.connectors[step.endpoint].find_by_marker(sync_id, sent, fields)
         except ConnectorError as error:
             if isinstance(error, FatalError):
                 raise
@@ -724,6 +785,26 @@ class Executor:
             ]
             if times:
                 self.report.lags.append(max(0.0, (now - max(times)).total_seconds()))
+
+
+def _unfinished(error: Exception | None) -> bool:
+    """Whether a write failed in a way that may have left it half-done: an outage, or an answer that was lost.
+
+    A person's edit meanwhile (ChangedMeanwhile) and a refusal are not: the record is as it is, planned again.
+    """
+    return isinstance(error, RetriableError) and not isinstance(error, ChangedMeanwhile)
+
+
+def _cut_short(step: Mapping[str, Any]) -> str:
+    """What stopped a journaled write: a crash, or (noted by the pass that kept the entry) an outage or lost answer."""
+    return f"and left unfinished ({step['uncertain']})" if step.get("uncertain") else "before a crash"
+
+
+def _sent_at(entry: JournalEntry, step: Mapping[str, Any]) -> datetime:
+    """When a journaled write was sent (entries from before ``started_at`` was kept: when the plan was made)."""
+    started = step.get("started_at")
+    moment = datetime.fromisoformat(started) if started else entry.created_at
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _step_json(step: Step) -> dict[str, Any]:

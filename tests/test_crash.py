@@ -81,6 +81,41 @@ def test_a_killed_pass_is_finished_by_the_next(sandbox: Sandbox, environment: di
         store.close()
 
 
+def test_an_asana_task_killed_before_its_marker_is_adopted_not_made_twice(
+    sandbox: Sandbox, environment: dict[str, str]
+) -> None:
+    """Killed after Asana made the task and before its marker attachment: the next run adopts it by its name.
+
+    The task exists without the marker that would name its item; recovery finds it among the tasks syncd's account
+    created since the create was sent, attaches the marker, and links it: one task, one create event, no mirror
+    of it made elsewhere as if it were a person's new task.
+    """
+    assert syncd(environment, "once").returncode == 0
+    sandbox.jira.act_as("ana@corp.example").create("ENG", NEW, labels=["launch"])
+    killed = syncd({**environment, "SYNCD_CRASH_AT": "mid-create"}, "once")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (task,) = [t for t in sandbox.asana.state.tasks.values() if t.name == NEW]
+    assert not [a for a in sandbox.asana.state.attachments.values() if a.parent is task]
+
+    after = syncd(environment, "once")
+    assert after.returncode == 0, after.stderr
+    quiet = syncd(environment, "once")
+    assert " 0 writes" in quiet.stderr, quiet.stderr
+    for member, counted in _titles(sandbox).items():
+        assert counted[NEW] == 1, (member, counted[NEW])
+    (marker,) = [a for a in sandbox.asana.state.attachments.values() if a.parent is task]
+    store = _store(environment)
+    try:
+        with store.transaction() as tx:
+            (link,) = [link for link in tx.endpoint_links("launch-requests/marketing") if link.ref == task.gid]
+        assert marker.url.endswith(link.sync_id)
+        creates = Counter(e.event.endpoint for e in events(store, sync_id=link.sync_id) if e.event.kind == "create")
+        assert creates == {"sales": 1, "marketing": 1}
+        assert verify(store).ok
+    finally:
+        store.close()
+
+
 def _statuses(sandbox: Sandbox, title: str) -> tuple[str, str, str]:
     """Where the item called ``title`` sits in each tool: Jira status, Trello list, Asana section."""
     issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == title)

@@ -18,6 +18,7 @@ from syncd.mapping import Group, compile_group
 from syncd.sandbox.core import FaultRule, Faults
 from syncd.sandbox.org import Sandbox
 from syncd.store import Store
+from syncd.uncertain import GIVEN_UP, RESENT
 from tests.syncd_env import FAST, sandbox_connectors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,6 +299,42 @@ class TestFailures:
         assert (card.name, task.name) == (expected, expected)
         assert expected in {i.summary for i in sandbox.jira.state.issues.values()}
         assert run(group, connectors, store) == 0
+
+    def test_a_move_left_half_way_by_lost_answers_is_finished_not_taken_for_engineerings(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Jira loses every answer after the move's first transition: the next pass finishes the move.
+
+        Farah moves a card to Done; Jira gets there in three transitions (To Do -> In Progress -> In Review ->
+        Done). The first lands; every later one is refused by a gateway (502), looked up and tried again until the
+        attempts run out. The issue sits In Progress, a status nobody chose; Engineering owns status, so taken for
+        Engineering's change it would move Sales' card back. The journal keeps the write and the next pass finishes
+        it: every tool in Done, the card never moved by syncd, the lost answers audited.
+        """
+        run(group, connectors, store)
+        title = "Bulk seat pricing for resellers"
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+        sandbox.trello.act_as("farah@corp.example").move_card(card.id, "Done")
+        sandbox.jira.faults.add(FaultRule(kind="status", status=502, method="POST", path=r"/transitions$", after=1))
+        report = Pass(group, connectors, store).run()
+        assert report.failures, "the move stopped part-way"
+        issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == title)
+        assert issue.status == "In Progress"
+        with store.transaction() as tx:
+            assert len(tx.journal_for(group.name)) == 1  # kept for the next pass, as after a crash
+        sandbox.jira.faults.clear()
+        run(group, connectors, store)
+        assert issue.status == "Done"
+        assert sandbox.trello.state.lists[card.id_list].name == "Done"
+        moves = [a for a in sandbox.trello.state.actions if a.id_card == card.id and a.data.get("listAfter")]
+        assert [a.data["listAfter"]["name"] for a in moves] == ["Done"]  # Farah's move only
+        assert run(group, connectors, store) == 0
+        uncertain = [e.event for e in events(store) if e.event.kind == "uncertain"]
+        assert uncertain
+        assert {e.outcome for e in uncertain} == {RESENT, GIVEN_UP}
+        finished = [e.event for e in events(store) if e.event.outcome and "finished on recovery" in e.event.outcome]
+        assert [e.endpoint for e in finished] == ["engineering"]
+        assert verify(store).ok
 
     def test_a_create_whose_status_move_fails_is_linked_and_audited_at_once(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store

@@ -5,8 +5,10 @@ How the Connector protocol maps onto Asana:
 - ``status`` is the task's section in the synced project (moved with ``POST /sections/{gid}/addTask``), ``done`` is
   ``completed``, ``description`` is ``html_notes`` (Asana's restricted HTML), ``labels`` are tag names (a missing tag
   is created, as a person typing it would), ``due`` is ``due_on`` (a date) or ``due_at`` (an instant), never both.
-- The marker is the task's ``external.gid``, which Asana lets us look up directly (``GET /tasks/external:<id>``)
-  and which survives any edit a person makes in the UI.
+- The marker is an external attachment on the task whose URL names the sync_id. (Asana's ``external`` data needs
+  OAuth: a personal access token can neither set nor look it up.) It is attached right after the create, so a
+  create whose answer was lost is found among the tasks syncd's account created since it was sent, by the marker
+  or, before the marker is on, by the name it was created with; the marker is then attached.
 - The change feed is the project's event stream. Asana answers 412 on the first call and when a token expired (24
   h): the connector then lists the whole project (a full scan) with the fresh token taken *before* listing, so a
   change made during the listing is seen again, never lost. Events are delivered at most once, so a full scan also
@@ -34,8 +36,10 @@ from asana.rest import ApiException
 from connectors.asana.errors import TOOL, translate
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ChangedMeanwhile, ConnectionFailed, InvalidItem, ItemNotFound, ToolConfigError
+from syncd.crash import crash_point
+from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound, OutcomeUnknown, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
+from syncd.uncertain import CLOCK_SLACK, MARKER_URL, find_comment, send_once
 
 T = TypeVar("T")
 Sdk: TypeAlias = Any
@@ -53,12 +57,31 @@ TASK_FIELDS = ",".join(
         "memberships.project.gid",
         "memberships.section.name",
         "tags.name",
-        "external",
         "modified_at",
         "permalink_url",
     ]
 )
 PAGE_SIZE = 100
+MARKER_NAME = "syncd marker (keep: it links this task to its mirrors)"
+
+_MARKING: dict[str, set[str]] = {}
+_MARKING_LOCK = threading.Lock()
+
+
+def _marking(project: str, gid: str, *, start: bool | None = None) -> bool:
+    """Tasks whose marker a thread of this process is attaching right now (none of another create's business).
+
+    With ``start`` True or False, register or release ``gid``; without, say whether it is registered.
+    """
+    with _MARKING_LOCK:
+        held = _MARKING.setdefault(project, set())
+        if start is True:
+            held.add(gid)
+        elif start is False:
+            held.discard(gid)
+        return gid in held
+
+
 HISTORY_STORIES: dict[str, tuple[str, ...]] = {
     "name_changed": ("title",),
     "notes_changed": ("description",),
@@ -172,14 +195,13 @@ class AsanaConnector:
         }
         if membership is not None and membership.get("section"):
             fields["status"] = membership["section"].get("name")
-        external = task.get("external") or {}
         return Record(
             tool=TOOL,
             ref=str(task["gid"]),
             version=str(task.get("modified_at")),
             modified=_parse_time(task["modified_at"]),
             fields=fields,
-            marker=external.get("gid"),
+            marker=None,  # an attachment, read only when a create is looked up (see find_by_marker)
             archived=membership is None,
             url=task.get("permalink_url"),
         )
@@ -212,12 +234,69 @@ class AsanaConnector:
                 continue
         return records
 
-    def find_by_marker(self, marker: str) -> Record | None:
-        """The task whose external id is this marker (Asana indexes it: one request)."""
-        try:
-            return self._get_task(f"external:{marker}")
-        except ItemNotFound:
-            return None
+    def find_by_marker(self, marker: str, since: datetime, fields: Mapping[str, Any] | None = None) -> Record | None:
+        """The task syncd created since ``since`` for this sync_id, its marker attached if it still lacked it.
+
+        One paged listing of the project's tasks modified since then (creation modifies) gives the ones syncd's
+        account created; those carrying a name the create sent (all, when it is not known) have their attachments
+        read, one request each. A task of syncd's with no marker at all is a create whose answer was lost before
+        the marker went on: it is this item's if its name is the one sent and no other such task has it.
+        """
+        earliest = since - CLOCK_SLACK
+        opts = self._opts(limit=PAGE_SIZE, project=self.project_gid)
+        opts["opt_fields"] = f"{TASK_FIELDS},created_by,created_at"
+        opts["modified_since"] = earliest.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        tasks = self._call(lambda: list(self._tasks_api().get_tasks(opts, **self._timeout)))
+        me, name = self._my_id(), (fields or {}).get("title")
+        mine = [
+            task
+            for task in sorted(tasks, key=lambda t: str(t.get("created_at") or ""))
+            if (task.get("created_by") or {}).get("gid") == me
+            and _parse_time(str(task.get("created_at") or "1970-01-01T00:00:00Z")) >= earliest
+            and (name is None or task.get("name") == name)
+        ]
+        unmarked: list[Mapping[str, Any]] = []
+        for task in mine:
+            found = self._markers(str(task["gid"]))
+            if marker in found:
+                return dataclasses.replace(self._record(task), marker=marker)
+            if not found and name is not None and not _marking(self.project_gid, str(task["gid"])):
+                unmarked.append(task)
+        if len(unmarked) > 1:
+            raise OutcomeUnknown(
+                TOOL, f"{len(unmarked)} tasks named {name!r} were created without a marker: cannot tell which is ours"
+            )
+        if unmarked:
+            self._attach_marker(str(unmarked[0]["gid"]), marker)
+            return dataclasses.replace(self._record(unmarked[0]), marker=marker)
+        return None
+
+    def _markers(self, gid: str) -> set[str]:
+        """The sync_ids of the marker attachments on a task."""
+        attachments = self._call(
+            lambda: list(
+                asana.AttachmentsApi(self._client()).get_attachments_for_object(
+                    gid, {"opt_fields": "name,view_url"}, **self._timeout
+                )
+            ),
+            ref=gid,
+        )
+        urls = [str(a.get("view_url") or "") for a in attachments]
+        return {url[len(MARKER_URL) :] for url in urls if url.startswith(MARKER_URL)}
+
+    def _attach_marker(self, gid: str, marker: str) -> None:
+        """Attach the marker to a task syncd created, exactly once (a lost answer reads the attachments first)."""
+        form = {"resource_subtype": "external", "url": MARKER_URL + marker, "name": MARKER_NAME, "parent": gid}
+
+        def post() -> bool:
+            self._call(
+                lambda: asana.AttachmentsApi(self._client()).create_attachment_for_object(form, **self._timeout),
+                ref=gid,
+                idempotent=False,
+            )
+            return True
+
+        send_once(post, lambda: True if marker in self._markers(gid) else None, tool=TOOL, what="attach", ref=gid)
 
     # ----- change feed -------------------------------------------------------------------------------------------
 
@@ -333,13 +412,25 @@ class AsanaConnector:
             )
             self._tags = {str(tag["name"]): str(tag["gid"]) for tag in tags}
         if name not in self._tags:
-            created = self._call(
-                lambda: asana.TagsApi(self._client()).create_tag_for_workspace(
-                    {"data": {"name": name}}, self._workspace_gid(), {}, **self._timeout
-                ),
-                idempotent=False,
-            )
-            self._tags[name] = str(created["gid"])
+            api = asana.TagsApi(self._client())
+
+            def post() -> str:
+                body = {"data": {"name": name}}
+                made = self._call(
+                    lambda: api.create_tag_for_workspace(body, self._workspace_gid(), {}, **self._timeout),
+                    idempotent=False,
+                )
+                return str(made["gid"])
+
+            def look() -> str | None:
+                tags = self._call(
+                    lambda: list(
+                        api.get_tags_for_workspace(self._workspace_gid(), {"opt_fields": "name"}, **self._timeout)
+                    )
+                )
+                return next((str(tag["gid"]) for tag in tags if tag["name"] == name), None)
+
+            self._tags[name] = send_once(post, look, tool=TOOL, what="tag", attempts=self.policy.attempts)
         return self._tags[name]
 
     @staticmethod
@@ -366,25 +457,36 @@ class AsanaConnector:
         return body
 
     def create(self, fields: Mapping[str, Any], marker: str) -> Record:
-        """Create a task in the project carrying the marker; a create whose answer was lost is found by marker."""
+        """Create a task in the project and attach its marker, each exactly once (a lost answer is looked up)."""
         body = self._task_body(fields)
         body["projects"] = [self.project_gid]
-        body["external"] = {"gid": marker}
         if fields.get("status"):
             body["memberships"] = [{"project": self.project_gid, "section": self._section_for(fields["status"], None)}]
         if fields.get("labels"):
             body["tags"] = [self._tag_gid(name) for name in fields["labels"]]
-        try:
+        sent = datetime.now(UTC)
+
+        def post() -> Record:
             task = self._call(
                 lambda: self._tasks_api().create_task({"data": body}, self._opts(), **self._timeout), idempotent=False
             )
-        except ConnectionFailed:
-            existing = self.find_by_marker(marker)
-            if existing is None:
-                raise
-            return existing
-        # The task came to be in this one request: nobody can have commented on it yet (Asana has no count).
-        return dataclasses.replace(self._record(task), comments=0)
+            _marking(self.project_gid, str(task["gid"]), start=True)
+            crash_point("mid-create")
+            try:
+                self._attach_marker(str(task["gid"]), marker)
+            finally:
+                _marking(self.project_gid, str(task["gid"]), start=False)
+            return dataclasses.replace(self._record(task), marker=marker)
+
+        created = send_once(
+            post,
+            lambda: self.find_by_marker(marker, sent, fields),
+            tool=TOOL,
+            what="create",
+            attempts=self.policy.attempts,
+        )
+        # The task came to be in this pass: nobody can have commented on it yet (Asana has no count).
+        return dataclasses.replace(created, comments=0)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move, retag and edit the task; return it as it is afterwards.
@@ -490,18 +592,30 @@ class AsanaConnector:
         )
 
     def add_comment(self, ref: str, body: str) -> Comment:
-        """Post a comment story (Asana restricted HTML)."""
-        story = self._call(
-            lambda: asana.StoriesApi(self._client()).create_story_for_task(
-                {"data": {"html_text": body}},
-                ref,
-                {"opt_fields": "type,html_text,created_at,created_by.email,created_by.name"},
-                **self._timeout,
-            ),
+        """Post a comment story (Asana restricted HTML), exactly once: a post whose answer was lost is looked for."""
+        sent = datetime.now(UTC)
+
+        def post() -> Comment:
+            story = self._call(
+                lambda: asana.StoriesApi(self._client()).create_story_for_task(
+                    {"data": {"html_text": body}},
+                    ref,
+                    {"opt_fields": "type,html_text,created_at,created_by.email,created_by.name"},
+                    **self._timeout,
+                ),
+                ref=ref,
+                idempotent=False,
+            )
+            return self._comment(ref, story)
+
+        return send_once(
+            post,
+            lambda: find_comment(self.comments(ref), body, sent),
+            tool=TOOL,
+            what="comment",
             ref=ref,
-            idempotent=False,
+            attempts=self.policy.attempts,
         )
-        return self._comment(ref, story)
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Task gids a delivery names, after checking X-Hook-Signature (HMAC-SHA256 under the handshake secret)."""

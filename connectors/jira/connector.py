@@ -9,7 +9,9 @@ How the Connector protocol maps onto Jira (Cloud and Server / Data Center, told 
 - Status is written only through transitions: the shortest path over the workflow graph learned from Jira's own
   transition lists (read-only calls), including the fields a transition requires (``transition_fields``, per
   target status, from the department's config); an unreachable status raises :class:`NoTransition`.
-- The marker is an issue property (``syncd``), set in the create request itself and searchable with JQL.
+- The marker is an issue property (``syncd``), set in the create request itself. JQL cannot search it (Cloud
+  indexes only properties an installed app declared), so a lost create is found among the issues syncd's account
+  created since it was sent, which a search returns with their property.
 - The change feed is JQL on ``updated`` in epoch milliseconds (never the minute-precision, time-zone-dependent
   date strings) with an overlap window, de-duplicated by (key, updated). Cloud search is eventually consistent:
   the overlap re-reads the recent past, and the connector's own recent writes go in ``reconcileIssues``.
@@ -25,6 +27,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -40,7 +43,6 @@ from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
     ChangedMeanwhile,
-    ConnectionFailed,
     ConnectorError,
     InvalidItem,
     ItemNotFound,
@@ -48,6 +50,7 @@ from syncd.errors import (
     ToolConfigError,
 )
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, read_or_keep
+from syncd.uncertain import CLOCK_SLACK, find_comment, send_once
 
 T = TypeVar("T")
 Json: TypeAlias = Any
@@ -116,6 +119,7 @@ class JiraConnector:
         archive_status: str | None = None,
         webhook_secret: str | None = None,
         workflow: Workflow | None = None,
+        search_settle_s: float = 10.0,
     ) -> None:
         self.project_key = project_key
         self.people = {email.lower(): account for email, account in (people or {}).items()}
@@ -127,6 +131,9 @@ class JiraConnector:
         self.transition_fields = {k: dict(v) for k, v in (transition_fields or {}).items()}
         self.archive_status = archive_status
         self.webhook_secret = webhook_secret
+        # How long Cloud search may take to list a just-created issue (it is eventually consistent); a marker
+        # lookup waits until then before it trusts a miss.
+        self.search_settle_s = search_settle_s
         # Shared by the connectors of several threads when the caller passes one (connectors/factory.py does).
         self.workflow = workflow if workflow is not None else Workflow()
         self._barren: set[str] = set()  # statuses no issue is in: their transitions cannot be read
@@ -136,6 +143,7 @@ class JiraConnector:
         self._timeout_s = timeout_s
         self._local = threading.local()
         self._recent: deque[str] = deque(maxlen=RECENT_WRITES)
+        self._made: dict[str, str] = {}  # marker -> key of the creates whose answer this connector read, newest last
         self._deliveries = DeliveryLog()
         self._categories: dict[str, str] | None = None
 
@@ -337,12 +345,33 @@ class JiraConnector:
             self._recent.append(str(issue["id"]))
         return self._record(issue)
 
-    def find_by_marker(self, marker: str) -> Record | None:
-        """The issue whose ``syncd`` property holds this sync_id (one JQL query)."""
-        project = json.dumps(self.project_key)
-        jql = f"project = {project} AND issue.property[{PROPERTY}].sync_id = {json.dumps(marker)}"
-        found = self._search(jql, reconcile=list(self._recent))
-        return self._record(found[0]) if found else None
+    def find_by_marker(self, marker: str, since: datetime, fields: Mapping[str, Any] | None = None) -> Record | None:
+        """The issue syncd created since ``since`` whose ``syncd`` property holds this sync_id.
+
+        Jira Cloud's JQL cannot search an issue property that no installed app declared for indexing (an API-token
+        integration cannot declare one), so the marker is read, not searched: the issues syncd's account created
+        since then come with their property in one search (paged by 100; bounded by syncd's own creates, not by
+        the project). Cloud search is eventually consistent, so a miss counts only once the index has had
+        ``search_settle_s`` to catch up: the look waits for that at most once, then trusts what it reads.
+        """
+        made = self._made.get(marker)
+        if made is not None:  # this connector's own create: read it by key, no search (and no wait for one)
+            issues = self._one_or_none(made)
+            if issues and self._record(issues[0]).marker == marker:
+                return self._record(issues[0])
+        wait = self.search_settle_s - (datetime.now(UTC) - since).total_seconds() if self.cloud else 0.0
+        if wait > 0:
+            time.sleep(wait)
+        start = _millis(since - CLOCK_SLACK)
+        jql = (
+            f"project = {json.dumps(self.project_key)} AND creator = currentUser() AND created >= {start} "
+            "ORDER BY created ASC"
+        )
+        for issue in self._search(jql, reconcile=list(self._recent)):
+            record = self._record(issue)
+            if record.marker == marker:
+                return record
+        return None
 
     # ----- change feed -------------------------------------------------------------------------------------------
 
@@ -352,13 +381,16 @@ class JiraConnector:
         cursor = cursor or {}
         scanned_at = datetime.fromisoformat(cursor["scanned_at"]) if cursor.get("scanned_at") else None
         project = f"project = {json.dumps(self.project_key)}"
-        if scanned_at is None or now - scanned_at >= self.reconcile_every:
+        since = int(cursor.get("since_ms") or 0)
+        if scanned_at is None or since <= 0 or now - scanned_at >= self.reconcile_every:
             issues = self._search(f"{project} ORDER BY updated ASC, key ASC", reconcile=list(self._recent))
             records = [self._record(issue) for issue in issues]
+            # An empty scan (a new project, or issues the search index has not caught up with) keeps the scan's
+            # time: the feed then asks from it, minus the overlap, never from a time Jira refuses (before 1970).
+            start = _millis(now) if not records else 0
             return ChangeBatch(
-                records=tuple(records), deleted=(), cursor=self._next_cursor(records, {}, 0, now), full_scan=True
+                records=tuple(records), deleted=(), cursor=self._next_cursor(records, {}, start, now), full_scan=True
             )
-        since = int(cursor["since_ms"])
         seen: dict[str, str] = dict(cursor.get("seen") or {})
         window = since - int(self.overlap.total_seconds() * 1000)
         issues = self._search(
@@ -402,21 +434,29 @@ class JiraConnector:
         return body
 
     def create(self, fields: Mapping[str, Any], marker: str) -> Record:
-        """Create an issue with its marker property in the same request, then transition it to its status."""
+        """Create an issue with its marker property in the same request, then transition it to its status.
+
+        Exactly once: a POST whose answer was lost is looked up by its marker before it is sent again.
+        """
         body = self._write_fields(fields)
         body["project"] = {"key": self.project_key}
         body["issuetype"] = {"name": "Task"}
         payload = {"fields": body, "properties": [{"key": PROPERTY, "value": {"sync_id": marker}}]}
-        try:
+        sent = datetime.now(UTC)
+
+        def post() -> str:
             created = self._rest("POST", "issue", data=json.dumps(payload), idempotent=False)
-            key = str(created["key"])
             self._recent.append(str(created["id"]))
-        except ConnectionFailed:
-            # The issue may exist although the answer was lost: the marker decides, never a second POST.
-            found = self.find_by_marker(marker)
-            if found is None:
-                raise
-            key = found.ref
+            self._made[marker] = str(created["key"])
+            while len(self._made) > RECENT_WRITES:
+                del self._made[next(iter(self._made))]
+            return str(created["key"])
+
+        def look() -> str | None:
+            found = self.find_by_marker(marker, sent)
+            return found.ref if found is not None else None
+
+        key = send_once(post, look, tool=TOOL, what="create", attempts=self.policy.attempts)
         if fields.get("status"):
             self._move(key, str(fields["status"]))
         return self._one(key)
@@ -513,7 +553,7 @@ class JiraConnector:
                 )
             payload = {"transition": {"id": step.id}, **({"fields": extra} if extra else {})}
             try:
-                self._rest("POST", f"issue/{ref}/transitions", ref=ref, data=json.dumps(payload))
+                moved = self._transition(ref, payload, status, step.to)
             except InvalidItem:
                 # Jira refuses a transition its issue no longer offers: if a person moved the issue since the
                 # read, that is their edit, to be planned again, not a fault of the item.
@@ -522,9 +562,29 @@ class JiraConnector:
                     raise ChangedMeanwhile(TOOL, f"{ref} was moved while syncd moved it; it is planned again") from None
                 raise
             crash_point("mid-transition")
-            if step.to == target:
-                return  # Jira answered 204: the issue is there (the caller reads it back anyway)
+            if moved == target:
+                return  # the issue is there (the caller reads it back anyway)
         raise NoTransition(TOOL, ref, "(too many steps)", target)
+
+    def _transition(self, ref: str, payload: Json, status: str, to: str) -> str:
+        """Make one transition exactly once; the status the issue is in afterwards.
+
+        A transition is a POST that moves the issue on: sent twice, it walks one step too far or is refused
+        because the issue already moved. When its answer is lost, the issue's status decides: still where it
+        was, the transition did not happen and is sent again; anywhere else, the move resumes from there (the
+        caller's loop reads the transitions offered there).
+        """
+
+        def post() -> str:
+            self._rest("POST", f"issue/{ref}/transitions", ref=ref, data=json.dumps(payload), idempotent=False)
+            return to
+
+        def look() -> str | None:
+            now = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status"})
+            current = str(now["fields"]["status"]["name"])
+            return None if current == status else current
+
+        return send_once(post, look, tool=TOOL, what="transition", ref=ref, attempts=self.policy.attempts)
 
     def _explore(self) -> bool:
         """Read the transitions offered from statuses not yet explored, through an issue in each (read-only).
@@ -585,9 +645,23 @@ class JiraConnector:
         )
 
     def add_comment(self, ref: str, body: str) -> Comment:
-        """Comment on the issue (wiki markup)."""
-        created = self._rest("POST", f"issue/{ref}/comment", ref=ref, data=json.dumps({"body": body}), idempotent=False)
-        return self._comment(ref, created)
+        """Comment on the issue (wiki markup), exactly once: a post whose answer was lost is looked for first."""
+        sent = datetime.now(UTC)
+
+        def post() -> Comment:
+            created = self._rest(
+                "POST", f"issue/{ref}/comment", ref=ref, data=json.dumps({"body": body}), idempotent=False
+            )
+            return self._comment(ref, created)
+
+        return send_once(
+            post,
+            lambda: find_comment(self.comments(ref), body, sent),
+            tool=TOOL,
+            what="comment",
+            ref=ref,
+            attempts=self.policy.attempts,
+        )
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Issue keys of a signed admin-webhook delivery; a repeated delivery (same identifier) yields nothing."""

@@ -9,7 +9,8 @@ How the Connector protocol maps onto Trello:
   directory (``people``: e-mail -> Trello username or member id); a member missing from it is reported with no
   e-mail, and assigning an e-mail missing from it is an error, never a guess.
 - The marker is an attachment whose URL names the sync_id, attached in the create request itself (``urlSource``)
-  so that no card ever exists without it.
+  so that no card ever exists without it. A create whose answer was lost is found among the cards syncd's member
+  created since (the board's ``createCard`` actions), never by listing the board.
 - The change feed is the board's action log, newest first: ``since=<last action id>`` (paged with ``before``
   past Trello's 1000-per-call limit), then ONE listing of the board's cards for everything the actions touched.
   A deleted card exists only as a ``deleteCard`` action and is reported as deleted. An idle poll is one request.
@@ -36,15 +37,14 @@ from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ChangedMeanwhile, ConnectionFailed, InvalidItem, ToolConfigError
+from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
+from syncd.uncertain import CLOCK_SLACK, MARKER_URL, find_comment, send_once
 
 T = TypeVar("T")
 Json: TypeAlias = Any
 """A decoded Trello JSON answer (py-trello returns plain dicts and lists)."""
 
-MARKER_URL = "https://syncd.invalid/sync/"
-"""Marker attachments point here: the reserved .invalid domain resolves nowhere, so nobody is sent anywhere."""
 ACTIONS_PER_CALL = 1000
 HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
     "name": ("title",),
@@ -272,22 +272,41 @@ class TrelloConnector:
         wanted = set(refs)
         return [self._record(card) for card in self._all_cards() if card["id"] in wanted]
 
-    def find_by_marker(self, marker: str) -> Record | None:
-        """The card carrying this sync_id's attachment (one board listing)."""
-        for card in self._all_cards():
-            record = self._record(card)
+    def find_by_marker(self, marker: str, since: datetime, fields: Mapping[str, Any] | None = None) -> Record | None:
+        """The card syncd created since ``since`` carrying this sync_id's attachment.
+
+        The board's ``createCard`` actions since then (newest first, one request per 1000) name the cards syncd's
+        member created, with the name each was created with; those with the name the create sent (all of them
+        when it is not known) are read with their attachments, one request each: bounded by syncd's own
+        creates since ``since``, not by the board.
+        """
+        me = self._my_id()
+        earliest = (since - CLOCK_SLACK).astimezone(UTC).isoformat().replace("+00:00", "Z")
+        name = (fields or {}).get("title")
+        made = [
+            action["data"]["card"]
+            for action in reversed(self._actions_since(earliest, kind="createCard"))
+            if action.get("idMemberCreator") == me
+        ]
+        for card in made:
+            if name is not None and card.get("name") != name:
+                continue
+            try:
+                record = self._one(str(card["id"]))
+            except ItemNotFound:
+                continue  # deleted since: not a mirror to adopt
             if record.marker == marker:
                 return record
         return None
 
     # ----- change feed -------------------------------------------------------------------------------------------
 
-    def _actions_since(self, since: str) -> list[Json]:
-        """Every board action after ``since``, newest first, paging with ``before`` past 1000 per call."""
+    def _actions_since(self, since: str, kind: str = "all") -> list[Json]:
+        """Every board action (of ``kind``) after ``since``, newest first, paging with ``before`` past 1000 per call."""
         actions: list[Json] = []
         before: str | None = None
         while True:
-            params = {"filter": "all", "limit": str(ACTIONS_PER_CALL), "since": since, "memberCreator": "false"}
+            params = {"filter": kind, "limit": str(ACTIONS_PER_CALL), "since": since, "memberCreator": "false"}
             if before:
                 params["before"] = before
             page: list[Json] = self._fetch(f"/boards/{self.board_id}/actions", params=params)
@@ -333,12 +352,20 @@ class TrelloConnector:
         return lists[status]
 
     def _label_id(self, name: str) -> str:
+        """The label's id, created on the board when missing (exactly once: a lost answer re-reads the labels)."""
         labels = self._label_ids()
         if name not in labels:
-            created = self._fetch(
-                f"/boards/{self.board_id}/labels", "POST", body={"name": name, "color": None}, idempotent=False
-            )
-            labels[name] = created["id"]
+
+            def post() -> str:
+                body = {"name": name, "color": None}
+                return str(self._fetch(f"/boards/{self.board_id}/labels", "POST", body=body, idempotent=False)["id"])
+
+            def look() -> str | None:
+                self._labels = None
+                return self._label_ids().get(name)
+
+            labels[name] = send_once(post, look, tool=TOOL, what="label", attempts=self.policy.attempts)
+            self._labels = labels
         return labels[name]
 
     def _card_body(self, fields: Mapping[str, Any], ref: str | None) -> dict[str, Any]:
@@ -360,20 +387,24 @@ class TrelloConnector:
         return body
 
     def create(self, fields: Mapping[str, Any], marker: str) -> Record:
-        """Create a card with its marker attached in the same request; a lost answer is resolved by marker."""
+        """Create a card with its marker attached in the same request, exactly once (a lost answer is looked up)."""
         body = self._card_body(fields, None)
         if "idList" not in body:
             body["idList"] = next(iter(self._list_ids().values()), "")
         body["urlSource"] = MARKER_URL + marker
-        try:
+        sent = datetime.now(UTC)
+
+        def post() -> Record:
             card = self._fetch("/cards", "POST", body=body, idempotent=False)
-        except ConnectionFailed:
-            # The card may exist although the answer was lost: the marker decides, never a second POST.
-            found = self.find_by_marker(marker)
-            if found is None:
-                raise
-            return found
-        return self._record({**card, "attachments": [{"url": MARKER_URL + marker}]})
+            return self._record({**card, "attachments": [{"url": MARKER_URL + marker}]})
+
+        return send_once(
+            post,
+            lambda: self.find_by_marker(marker, sent, fields),
+            tool=TOOL,
+            what="create",
+            attempts=self.policy.attempts,
+        )
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Write the fields in one PUT (a list move included) and return the card as it is afterwards.
@@ -452,9 +483,21 @@ class TrelloConnector:
         )
 
     def add_comment(self, ref: str, body: str) -> Comment:
-        """Comment on the card (Markdown)."""
-        action = self._fetch(f"/cards/{ref}/actions/comments", "POST", body={"text": body}, ref=ref, idempotent=False)
-        return self._comment(ref, action)
+        """Comment on the card (Markdown), exactly once: a post whose answer was lost is looked for first."""
+        sent = datetime.now(UTC)
+
+        def post() -> Comment:
+            path = f"/cards/{ref}/actions/comments"
+            return self._comment(ref, self._fetch(path, "POST", body={"text": body}, ref=ref, idempotent=False))
+
+        return send_once(
+            post,
+            lambda: find_comment(self.comments(ref), body, sent),
+            tool=TOOL,
+            what="comment",
+            ref=ref,
+            attempts=self.policy.attempts,
+        )
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Card ids a delivery names, after checking X-Trello-Webhook: base64 HMAC-SHA1 of body + callback URL."""

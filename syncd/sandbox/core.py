@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import requests
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
@@ -124,15 +125,24 @@ class RateWindow:
             self._hits.clear()
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""The methods a ``writes=True`` fault rule matches."""
+GATEWAY_CONTENT_TYPE = "text/html"
+
+
 @dataclass
 class FaultRule:
     """One kind of injected fault. Rules are checked in order; the first that fires decides.
 
-    ``kind``: ``status`` (answer ``status`` with the tool's error body), ``drop`` (close the connection before
-    the request is processed), ``drop_after`` (process the request, then close the connection without answering:
-    the write happened but the client cannot know), ``delay`` (add ``delay_ms`` and carry on).
+    ``kind``, before the request is processed: ``status`` (answer ``status`` with the tool's error body),
+    ``drop`` (close the connection), ``delay`` (add ``delay_ms`` and carry on; not terminal). After it was
+    processed (a write is applied, only its answer is lost or late): ``drop_after`` (close without answering),
+    ``status_after`` (answer ``status``, a 5xx, with a gateway's page: see :meth:`Emulator.gateway_error`),
+    ``delay_after`` (sleep ``delay_ms`` before answering, so a client with a shorter timeout gives up).
     ``rate`` is the probability per matching request; ``times`` caps how often the rule fires (None: no cap);
-    ``method`` and ``path`` (a regular expression searched in the path) restrict which requests match.
+    ``method``, ``writes`` (only POST, PUT, PATCH, DELETE) and ``path`` (a regular expression searched in the
+    path) restrict which requests match; ``after`` lets that many matching requests through first (the second
+    transition of a move, not the first).
     """
 
     kind: str = "status"
@@ -143,20 +153,38 @@ class FaultRule:
     path: str | None = None
     delay_ms: int = 0
     retry_after: str | None = None
+    writes: bool = False
+    after: int = 0
 
-    KINDS: ClassVar[frozenset[str]] = frozenset({"status", "drop", "drop_after", "delay"})
+    KINDS: ClassVar[frozenset[str]] = frozenset(
+        {"status", "status_after", "drop", "drop_after", "delay", "delay_after"}
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
             raise ValueError(f"fault kind must be one of {sorted(self.KINDS)}, not {self.kind!r}")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"fault rate must be between 0 and 1, not {self.rate}")
+        if not isinstance(self.writes, bool):
+            raise ValueError(f"fault writes must be true or false, not {self.writes!r}")
+        if self.writes and self.method is not None and self.method.upper() not in WRITE_METHODS:
+            raise ValueError(f"fault method {self.method!r} is not a write, so writes=True would never fire")
+        if self.kind == "status" and not 400 <= self.status <= 599:
+            raise ValueError(f"fault status must be an HTTP error (400..599), not {self.status}")
+        if self.kind == "status_after" and not 500 <= self.status <= 599:
+            raise ValueError(f"a lost answer is a gateway's 5xx (502, 504), not {self.status}")
+        if self.after < 0:
+            raise ValueError(f"fault after must be a count of requests (>= 0), not {self.after}")
+        if self.delay_ms < 0 or (self.kind == "delay_after" and self.delay_ms == 0):
+            raise ValueError(f"fault delay_ms must be positive for {self.kind}, not {self.delay_ms}")
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to a request."""
         if self.times is not None and self.times <= 0:
             return False
         if self.method is not None and self.method.upper() != method:
+            return False
+        if self.writes and method not in WRITE_METHODS:
             return False
         return self.path is None or re.search(self.path, path) is not None
 
@@ -190,7 +218,12 @@ class Faults:
         fired: list[FaultRule] = []
         with self._lock:
             for rule in self.rules:
-                if not rule.matches(method, path) or self._random.random() >= rule.rate:
+                if not rule.matches(method, path):
+                    continue
+                if rule.after > 0:
+                    rule.after -= 1
+                    continue
+                if self._random.random() >= rule.rate:
                     continue
                 if rule.times is not None:
                     rule.times -= 1
@@ -418,21 +451,34 @@ class Emulator:
         if delay_ms:
             time.sleep(delay_ms / 1000)
         terminal = next((rule for rule in fired if rule.kind != "delay"), None)
-        if terminal is not None and terminal.kind == "status":
-            # Read the body a real server would have received: left unread on a kept-alive connection, werkzeug
-            # would parse it as the next request there (and log a 400 for it).
-            request.get_data()
-        if terminal is not None and terminal.kind == "drop":
+        if terminal is not None and terminal.kind in ("status", "drop"):
+            return self._fault_before(request, environ, terminal)
+        response = self._route(request, admin=False)
+        if terminal is not None:
+            response = self._fault_after(environ, terminal, response)
+        return response
+
+    def _fault_before(self, request: Request, environ: dict[str, Any], rule: FaultRule) -> Response:
+        """Fail a request without processing it: drop the connection or answer the tool's error."""
+        if rule.kind == "drop":
             self._count(request, 0, None)
             self._drop(environ)
-        if terminal is not None and terminal.kind == "status":
-            response = self._injected_status(terminal)
-            self._count(request, response.status_code, None)
-            return response
-        response = self._route(request, admin=False)
-        if terminal is not None and terminal.kind == "drop_after":
-            self._drop(environ)
+        # Read the body a real server would have received: left unread on a kept-alive connection, werkzeug
+        # would parse it as the next request there (and log a 400 for it).
+        request.get_data()
+        response = self._injected_status(rule)
+        self._count(request, response.status_code, None)
         return response
+
+    def _fault_after(self, environ: dict[str, Any], rule: FaultRule, response: Response) -> Response:
+        """Lose or delay the answer of a request that was processed (counters keep the upstream's status)."""
+        if rule.kind == "drop_after":
+            self._drop(environ)
+        if rule.kind == "delay_after":
+            # Slept outside the lock: the write is visible to other requests while this answer is late.
+            time.sleep(rule.delay_ms / 1000)
+            return response
+        return self.gateway_error(rule)
 
     def _injected_status(self, rule: FaultRule) -> Response:
         if rule.status == 429:
@@ -443,8 +489,22 @@ class Emulator:
         headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
         return self.error_response(ApiError(rule.status, "Injected fault", headers=headers))
 
+    def gateway_error(self, rule: FaultRule) -> Response:
+        """A proxy's 5xx for an answer it lost (``status_after``): its own short HTML page, not the tool's JSON.
+
+        No vendor documents this body; the unfavourable reading is the one chosen: the load balancer or edge in
+        front of the service answers with its own ``text/html`` page, so only the status code is reliable and a
+        client that parses every error body as the tool's JSON breaks here as it would in production. The SDKs
+        keep the status: python-jira's ``JIRAError.status_code`` (its body parser falls back to the text),
+        py-trello's ``ResourceUnavailable`` and asana's ``ApiException.status``.
+        """
+        phrase = HTTP_STATUS_CODES.get(rule.status, "Server Error")
+        page = f"<html><body><h1>{rule.status} {phrase}</h1></body></html>\n"
+        headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
+        return Response(page, status=rule.status, headers=headers, content_type=GATEWAY_CONTENT_TYPE)
+
     @staticmethod
-    def _drop(environ: dict[str, Any]) -> None:
+    def _drop(environ: dict[str, Any]) -> NoReturn:
         sock: socket.socket = environ["werkzeug.socket"]
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

@@ -57,6 +57,12 @@ def fresh_connector(emulator: AsanaEmulator) -> AsanaConnector:
     return _connector(emulator)
 
 
+@pytest.fixture
+def impatient_connector(emulator: AsanaEmulator) -> AsanaConnector:
+    """A connector that gives up on an answer after half a second (a write may land after that)."""
+    return _connector(emulator, timeout_s=0.5)
+
+
 class AsanaHuman:
     """Gus from Marketing, working in Asana."""
 
@@ -90,6 +96,8 @@ def someone() -> Person:
 
 class TestAsanaContract(ConnectorContract):
     create_path: ClassVar[str] = r"^/api/1\.0/tasks$"
+    comment_path: ClassVar[str] = r"^/api/1\.0/tasks/[^/]+/stories$"
+    marker_in_reads: ClassVar[bool] = False
     counts_unknown: ClassVar[bool] = True
 
     @staticmethod

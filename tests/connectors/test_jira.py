@@ -21,7 +21,7 @@ from syncd.model import Person
 from syncd.sandbox.core import FaultRule
 from syncd.sandbox.jira import JiraEmulator
 from syncd.sandbox.seed import SERVICE_ACCOUNT, Seed, load_seed, token_for
-from tests.connectors.contract import ConnectorContract, Human, drain
+from tests.connectors.contract import LOST_ANSWERS, ConnectorContract, Human, drain, lost_answer
 from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
@@ -49,7 +49,7 @@ def _connector(emulator: JiraEmulator, **options: object) -> JiraConnector:
         project_key="ENG",
         policy=FAST,
         bucket=TokenBucket.per_window(100, 1),  # this test's emulator, this test's budget
-        **options,  # type: ignore[arg-type]
+        **{"search_settle_s": 0.5, **options},  # type: ignore[arg-type]
     )
 
 
@@ -65,6 +65,12 @@ def connector(emulator: JiraEmulator) -> JiraConnector:
 @pytest.fixture
 def fresh_connector(emulator: JiraEmulator) -> JiraConnector:
     return _connector(emulator, transition_fields=DONE)
+
+
+@pytest.fixture
+def impatient_connector(emulator: JiraEmulator) -> JiraConnector:
+    """A connector that gives up on an answer after half a second (a write may land after that)."""
+    return _connector(emulator, transition_fields=DONE, timeout_s=0.5)
 
 
 class JiraHuman:
@@ -101,6 +107,23 @@ def someone() -> Person:
 class TestJiraContract(ConnectorContract):
     due_instants: ClassVar[bool] = False
     create_path: ClassVar[str] = r"^/rest/api/2/issue$"
+    comment_path: ClassVar[str] = r"^/rest/api/2/issue/[^/]+/comment$"
+
+    def test_an_empty_first_scan_keeps_its_time_and_the_feed_goes_on(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """A first scan that lists nothing (the index lags behind every issue) still gives a cursor Jira accepts."""
+        emulator.search_lag_s = 60.0
+        first = connector.changes(None)
+        assert first.full_scan
+        assert first.records == ()
+        cursor = json.loads(json.dumps(first.cursor))
+        assert int(cursor["since_ms"]) > 0
+        emulator.search_lag_s = 0.0
+        key = emulator.act_as("ana@corp.example").create("ENG", "Made after an empty scan")
+        batch = connector.changes(cursor)
+        assert not batch.full_scan
+        assert key in {record.ref for record in batch.records}
 
     def test_a_deletion_is_reported(self, connector: Connector, human: Human) -> None:
         """Search cannot see deletions: the periodic full scan no longer lists the deleted issue."""
@@ -122,6 +145,22 @@ class TestJiraWorkflow:
         assert created.fields["status"] == "To Do"
         moved = connector.update(created.ref, {"status": "Blocked"})
         assert moved.fields["status"] == "Blocked"
+
+    @pytest.mark.parametrize("fault", LOST_ANSWERS)
+    def test_a_move_whose_transition_answer_is_lost_resumes_where_the_issue_is(
+        self, connector: JiraConnector, emulator: JiraEmulator, fault: str
+    ) -> None:
+        """To Do -> Blocked with its first transition's answer lost: Blocked, each step made once, no error."""
+        created = connector.create({"title": f"Lost transition {fault}"}, marker=f"sync-lost-move-{fault}")
+        emulator.faults.add(lost_answer(fault, path=r"^/rest/api/2/issue/[^/]+/transitions$"))
+        route = "POST /rest/api/<any('2', '3', 'latest'):version>/issue/<issue_id>/transitions"
+        before = emulator.request_count(route)
+        moved = connector.update(created.ref, {"status": "Blocked"})
+        assert moved.fields["status"] == "Blocked"
+        posts = emulator.request_count(route) - before
+        assert posts == 2  # two steps, each applied once (a refused request is counted under its raw path)
+        moves = [c for c in connector.history(created.ref) if c.field == "status" and c.by_self]
+        assert len(moves) == 3  # creation, then each of the two transitions once
 
     def test_a_transition_requiring_a_field_says_what_to_configure(self, emulator: JiraEmulator) -> None:
         """Approve (to Done) needs a resolution: without configuration the error names the field and the fix."""

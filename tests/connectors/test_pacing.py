@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.pacing import RetryPolicy, SlidingWindow, TokenBucket, call, parse_retry_after, shared_bucket
-from syncd.errors import AuthFailed, ConnectionFailed, RateLimited, ServiceUnavailable
+from syncd.errors import AuthFailed, ConnectionFailed, ConnectorError, OutcomeUnknown, RateLimited, ServiceUnavailable
 
 FAST = RetryPolicy(attempts=4, max_total_s=10, initial_s=0.01, max_wait_s=1)
 
@@ -141,18 +141,44 @@ class TestCall:
             call(request, bucket=None, policy=FAST)
         assert attempts == 1
 
-    def test_a_lost_create_is_not_repeated(self) -> None:
-        """A non-idempotent request whose answer was lost is handed back, not sent again (no duplicate)."""
+    @pytest.mark.parametrize(
+        "lost",
+        [
+            ConnectionFailed("jira", "connection reset"),
+            ServiceUnavailable("trello", "502 Bad Gateway", status=502),
+            ServiceUnavailable("asana", "504 Gateway Timeout", status=504),
+            ServiceUnavailable("jira", "500", status=500),
+            ValueError("Expecting value: line 1 column 1 (char 0)"),
+        ],
+        ids=["dropped", "502", "504", "500", "unreadable"],
+    )
+    def test_a_write_whose_answer_is_lost_is_not_repeated(self, lost: Exception) -> None:
+        """A non-idempotent write whose answer says nothing (5xx, dropped, unreadable) is sent once: OutcomeUnknown."""
         attempts = 0
 
         def request() -> None:
             nonlocal attempts
             attempts += 1
-            raise ConnectionFailed("jira", "connection reset")
+            raise lost
 
-        with pytest.raises(ConnectionFailed):
-            call(request, bucket=None, policy=FAST, idempotent=False)
+        def translate(error: Exception) -> ConnectorError:
+            raise error
+
+        with pytest.raises(OutcomeUnknown):
+            call(request, bucket=None, policy=FAST, idempotent=False, translate=translate)
         assert attempts == 1
+
+    def test_a_write_refused_with_429_is_sent_again(self) -> None:
+        """A 429 refuses before applying: waited out and sent again, even for a create."""
+        answers: list[Exception | str] = [RateLimited("trello", "slow down", retry_after_s=0), "made"]
+
+        def request() -> str:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        assert call(request, bucket=None, policy=FAST, idempotent=False) == "made"
 
     def test_every_attempt_spends_a_token(self) -> None:
         """Retries count against the credential's budget like first attempts."""

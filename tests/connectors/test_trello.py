@@ -63,6 +63,12 @@ def fresh_connector(emulator: TrelloEmulator) -> TrelloConnector:
     return _connector(emulator)
 
 
+@pytest.fixture
+def impatient_connector(emulator: TrelloEmulator) -> TrelloConnector:
+    """A connector that gives up on an answer after half a second (a write may land after that)."""
+    return _connector(emulator, timeout_s=0.5)
+
+
 class TrelloHuman:
     """Eli from Sales, working in Trello."""
 
@@ -96,6 +102,7 @@ def someone() -> Person:
 
 class TestTrelloContract(ConnectorContract):
     create_path: ClassVar[str] = r"^/1/cards$"
+    comment_path: ClassVar[str] = r"^/1/cards/[^/]+/actions/comments$"
 
     @staticmethod
     def expected_due(value: date | datetime | None) -> date | datetime | None:

@@ -2,7 +2,8 @@
 
 `syncd run` (a subprocess, polling every 0.5 s, the shipped configuration on the sandbox) is killed with SIGKILL
 after a random time drawn from a seeded generator, and started again, again and again, while a seeded workload
-renames, moves, comments and creates items in all three tools. After the final restart, once the workload has
+renames, moves, comments and creates items in all three tools, and 5% of writes lose their answer after they were
+applied (a gateway's 502 or 504, a dropped connection). After the final restart, once the workload has
 ended and the daemon has run two quiet full passes, it is stopped with SIGTERM and: convergence, no duplicate,
 every record in scope linked, no lost edit, empty journal (``tx.journal_pending() == []``) and quarantine, audit
 chain verified (``syncd.audit.verify``), and no traceback in any incarnation's log (tests/reliability/workload.py).
@@ -28,9 +29,12 @@ from syncd.store import Store
 from tests.reliability.workload import (
     Workload,
     check_converged,
+    check_marked,
     check_nothing_lost,
     connectors,
+    existing_refs,
     long_run,
+    lost_answer_plan,
     run_seed,
     shipped_group,
     verdict,
@@ -41,6 +45,8 @@ from tests.syncd_env import ROOT, SYNCD
 LONG = long_run()
 KILLS = 50 if LONG else 5
 EDITS = 300 if LONG else 30
+LOST_SHARE = 0.05
+"""Writes whose answer is lost (applied, then a 502, a 504 or a dropped connection) while the daemon is killed."""
 LIFETIME_S = (0.3, 4.0)
 """How long an incarnation runs before its SIGKILL: from still starting up to a few passes in."""
 
@@ -81,6 +87,9 @@ def test_nothing_is_lost_when_the_daemon_is_killed_again_and_again(
     lifetimes = random.Random(seed)
     env = {**environment, "SYNCD_LISTEN": "127.0.0.1:0", "SYNCD_POLL_INTERVAL_S": "0.5"}
     log = tmp_path / "daemon.log"
+    before = existing_refs(sandbox)
+    for n, emulator in enumerate(sandbox.emulators):
+        emulator.faults.set(lost_answer_plan(LOST_SHARE), seed=seed * 10 + n)
     workload = Workload(sandbox, seed)
     workload.start(EDITS, KILLS * sum(LIFETIME_S) / 2)
     started = time.monotonic()
@@ -91,6 +100,8 @@ def test_nothing_is_lost_when_the_daemon_is_killed_again_and_again(
         daemon.send_signal(signal.SIGKILL)
         assert daemon.wait(timeout=10) == -signal.SIGKILL
     killed_s = time.monotonic() - started
+    for emulator in sandbox.emulators:
+        emulator.faults.clear()
 
     daemon = _start(env, log)
     try:
@@ -120,6 +131,7 @@ def test_nothing_is_lost_when_the_daemon_is_killed_again_and_again(
         group = shipped_group()
         conns = connectors(sandbox)
         problems = check_converged(group, conns, store) + check_nothing_lost(workload, group, store)
+        problems += check_marked(sandbox, before)
     finally:
         store.close()
     verdict(problems)

@@ -38,8 +38,11 @@ from syncd.connector import Connector
 from syncd.engine import Pass, PassReport, endpoint_key
 from syncd.mapping import Group, Tool, compile_group
 from syncd.merge import ARCHIVED, same
+from syncd.sandbox.core import FaultRule
 from syncd.sandbox.org import Sandbox
+from syncd.sandbox.seed import SERVICE_ACCOUNT
 from syncd.store import Store
+from syncd.uncertain import MARKER_URL
 from tests.syncd_env import FAST, sandbox_connectors
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -62,6 +65,15 @@ WORDS = ("alpha", "beta", "gamma", "launch", "page", "pricing", "review", "v2")
 KINDS = ("rename", "move", "comment", "create")
 WEIGHTS = (35, 25, 20, 20)
 """Retries as the daemon makes them, with waits short enough for a test (a Retry-After still waits >= 1 s)."""
+
+
+def lost_answer_plan(share: float) -> list[FaultRule]:
+    """Writes applied whose answer is lost, ``share`` of all writes: a gateway's 502 or 504, or a dropped connection."""
+    return [
+        FaultRule(kind="status_after", status=502, rate=share * 0.35, writes=True),
+        FaultRule(kind="status_after", status=504, rate=share * 0.35, writes=True),
+        FaultRule(kind="drop_after", rate=share * 0.3, writes=True),
+    ]
 
 
 def long_run() -> bool:
@@ -299,6 +311,51 @@ def verdict(problems: list[Problem]) -> None:
         f"{p.member or '-'} {p.sync_id or '-'}: {p.text}" + (f" [{p.bug}]" if p.bug else "") for p in problems
     )
     assert problems == [], text
+
+
+def existing_refs(sandbox: Sandbox) -> set[str]:
+    """Every issue key, card id and task gid in the sandbox now (what :func:`check_marked` leaves alone)."""
+    return {*sandbox.jira.state.issues, *sandbox.trello.state.cards, *sandbox.asana.state.tasks}
+
+
+def check_marked(sandbox: Sandbox, before: set[str]) -> list[Problem]:
+    """Every record syncd's account made since ``before`` carries one marker, and no marker is on two of a tool's.
+
+    Read from the emulators' state, since an Asana record as syncd reads it carries no marker (it is an attachment).
+    A record syncd made without its marker is a create whose answer was lost and never adopted: a duplicate.
+    """
+    bot = sandbox.trello.state.member_by_email(SERVICE_ACCOUNT).id
+    made_cards = {
+        a.id_card for a in sandbox.trello.state.actions if a.type == "createCard" and a.id_member_creator == bot
+    }
+    marked: dict[str, dict[str, list[str]]] = {
+        "engineering": {
+            key: [str((issue.properties.get("syncd") or {}).get("sync_id"))] if "syncd" in issue.properties else []
+            for key, issue in sandbox.jira.state.issues.items()
+            if issue.creator == SERVICE_ACCOUNT
+        },
+        "sales": {
+            card.id: [a.url for a in card.attachments if a.url.startswith(MARKER_URL)]
+            for card in sandbox.trello.state.cards.values()
+            if card.id in made_cards
+        },
+        "marketing": {
+            task.gid: [a.url for a in sandbox.asana.state.attachments.values() if a.parent is task]
+            for task in sandbox.asana.state.tasks.values()
+            if task.created_by.email == SERVICE_ACCOUNT
+        },
+    }
+    problems: list[Problem] = []
+    for member, records in marked.items():
+        made = {ref: markers for ref, markers in records.items() if ref not in before}
+        problems += [
+            Problem(f"{ref} was made by syncd with {len(m)} markers", None, member)
+            for ref, m in made.items()
+            if len(m) != 1
+        ]
+        twice = Counter(m[0] for m in records.values() if len(m) == 1)
+        problems += [Problem(f"{n} records carry marker {m}", None, member) for m, n in twice.items() if n > 1]
+    return problems
 
 
 def check_converged(group: Group, conns: dict[str, Connector], store: Store) -> list[Problem]:

@@ -157,6 +157,79 @@ class TestFaults:
             http.post(f"{emulator.url}/count", timeout=5)
         assert emulator.value == 1
 
+    @pytest.mark.parametrize("status", [502, 504])
+    def test_status_after_applies_the_write_and_answers_a_gateway_page(
+        self, emulator: CounterEmulator, http: requests.Session, status: int
+    ) -> None:
+        """The write is applied, yet the client sees a gateway's 5xx with an HTML page it cannot parse as JSON."""
+        emulator.faults.add(FaultRule(kind="status_after", status=status, times=1, writes=True))
+        response = http.post(f"{emulator.url}/count", timeout=5)
+        assert response.status_code == status
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert f"<h1>{status} " in response.text
+        with pytest.raises(ValueError, match="Expecting value"):
+            response.json()
+        assert emulator.value == 1
+        assert http.get(f"{emulator.url}/count", timeout=5).json() == {"value": 1}
+
+    def test_delay_after_applies_the_write_but_the_client_gives_up(
+        self, emulator: CounterEmulator, http: requests.Session
+    ) -> None:
+        """A client whose timeout is shorter than the late answer times out although the write applied."""
+        emulator.faults.add(FaultRule(kind="delay_after", delay_ms=1500, times=1, method="POST"))
+        started = time.monotonic()
+        with pytest.raises(requests.Timeout):
+            http.post(f"{emulator.url}/count", timeout=0.3)
+        assert time.monotonic() - started < 1.0
+        assert emulator.value == 1
+        # The write is visible to others while its own answer is still late.
+        assert http.get(f"{emulator.url}/count", timeout=5).json() == {"value": 1}
+
+    def test_writes_rule_leaves_reads_alone(self, emulator: CounterEmulator, http: requests.Session) -> None:
+        """``writes=True`` fires on POST, PUT, PATCH and DELETE only: a GET passes untouched."""
+        emulator.faults.add(FaultRule(kind="status", status=503, writes=True))
+        assert http.get(f"{emulator.url}/count", timeout=5).status_code == 200
+        assert http.post(f"{emulator.url}/count", timeout=5).status_code == 503
+        assert emulator.value == 0
+
+    def test_after_lets_the_first_matching_requests_through(
+        self, emulator: CounterEmulator, http: requests.Session
+    ) -> None:
+        """``after=2`` lets two matching requests pass, then fires (``times`` counts only the ones it hit)."""
+        emulator.faults.add(FaultRule(kind="status", status=503, method="POST", after=2, times=1))
+        answers = [http.post(f"{emulator.url}/count", timeout=5).status_code for _ in range(4)]
+        assert answers == [201, 201, 503, 201]
+        assert emulator.value == 3
+
+    @pytest.mark.parametrize(
+        ("rule", "message"),
+        [
+            ({"kind": "status", "after": -1}, "count of requests"),
+            ({"kind": "status_after", "status": 404}, "gateway's 5xx"),
+            ({"kind": "status", "status": 200}, "HTTP error"),
+            ({"kind": "delay_after"}, "delay_ms must be positive"),
+            ({"kind": "drop", "writes": "yes"}, "writes must be true or false"),
+            ({"kind": "drop", "writes": True, "method": "GET"}, "is not a write"),
+        ],
+    )
+    def test_new_fields_are_validated(self, emulator: CounterEmulator, rule: dict[str, object], message: str) -> None:
+        """The admin route builds FaultRule(**rule): a rule that could not mean anything is a 400."""
+        answer = requests.put(f"{emulator.url}/_sandbox/faults", json={"rules": [rule]}, timeout=5)
+        assert answer.status_code == 400
+        assert message in answer.json()["error"]
+
+    def test_admin_route_accepts_the_lost_answer_kinds(self, emulator: CounterEmulator, http: requests.Session) -> None:
+        """``status_after``, ``delay_after`` and ``writes`` can be set over HTTP and are listed back."""
+        rules = [
+            {"kind": "status_after", "status": 504, "writes": True, "times": 1},
+            {"kind": "delay_after", "delay_ms": 50, "writes": True},
+        ]
+        listed = requests.put(f"{emulator.url}/_sandbox/faults", json={"rules": rules}, timeout=5).json()
+        assert [(r["kind"], r["writes"]) for r in listed["rules"]] == [("status_after", True), ("delay_after", True)]
+        assert http.post(f"{emulator.url}/count", timeout=5).status_code == 504
+        assert http.post(f"{emulator.url}/count", timeout=5).status_code == 201
+        assert emulator.value == 2
+
     def test_delay_and_path_filter(self, emulator: CounterEmulator, http: requests.Session) -> None:
         """A delay rule slows only the requests its path matches."""
         emulator.faults.add(FaultRule(kind="delay", delay_ms=300, path="^/count$", method="GET"))

@@ -3,6 +3,10 @@
 Every body is ``{"data": ...}``; errors are ``{"errors": [{"message", "help"}]}`` (500s add a ``phrase``);
 lists page with ``limit`` (1..100) and an opaque ``offset`` and answer ``next_page`` ({offset, path, uri} or
 null); ``opt_pretty`` indents the JSON.
+
+A token is a person's personal access token (every seeded person has one) or an OAuth access token that a person
+granted an app (minted with :meth:`AsanaBase.oauth_token`); the principal's ``key`` is the app's id, or None for a
+personal access token. Only OAuth apps see and set a task's custom external data, each app its own.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from syncd.sandbox.asana.feed import Feed
-from syncd.sandbox.asana.model import User
+from syncd.sandbox.asana.model import Task, User
 from syncd.sandbox.asana.render import FieldTree, Renderer, Resource, parse_opt_fields
 from syncd.sandbox.asana.state import AsanaState
 from syncd.sandbox.core import ApiError, Clock, Emulator, Principal, RateWindow
@@ -55,17 +59,35 @@ class AsanaBase(Emulator):
         self.renderer = Renderer(self.state)
         self.feed = Feed(self.state, self.renderer, self.webhooks)
         self.tokens = {token_for("asana", user.email): user for user in self.state.users.values()}
+        self.oauth_tokens: dict[str, tuple[User, str]] = {}
         self.per_minute = self.rate_window("requests-per-minute", requests_per_minute, 60.0)
 
     # ----- Emulator hooks -----------------------------------------------------------------------------------
 
     def authenticate(self, request: Request) -> Principal:
-        """Accept ``Authorization: Bearer <personal access token>``."""
+        """Accept ``Authorization: Bearer <token>``: a personal access token, or an OAuth token (``key``: its app)."""
         header = request.headers.get("Authorization", "")
-        user = self.tokens.get(header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if token in self.oauth_tokens:
+            granter, app = self.oauth_tokens[token]
+            return Principal(user_id=granter.gid, email=granter.email, token=token, key=app)
+        user = self.tokens.get(token)
         if user is None:
             raise ApiError(401, "Not Authorized")
         return Principal(user_id=user.gid, email=user.email, token=token_for("asana", user.email))
+
+    def oauth_token(self, email: str, app: str = "syncd-test-app") -> str:
+        """Return an OAuth access token that the seeded person ``email`` granted the app ``app`` (stable per pair).
+
+        The act-as header swaps the principal for the person's personal access token one, so a request made with
+        it acts without an app.
+        """
+        user = self.state.users_by_email.get(email.lower())
+        if user is None:
+            raise ApiError(400, f"unknown person {email}")
+        token = token_for("asana", f"{app}/{user.email}", kind="oauth")
+        self.oauth_tokens[token] = (user, app)
+        return token
 
     def principal_for_email(self, email: str) -> Principal:
         """Return the principal of a seeded person (act-as header and Python actors)."""
@@ -113,6 +135,10 @@ class AsanaBase(Emulator):
         """Return the user a request acts as."""
         return self.state.users[principal.user_id]
 
+    def task_of(self, principal: Principal, ref: str, param: str = "task") -> Task:
+        """Resolve a task reference as ``principal`` may: ``external:<gid>`` only for its own OAuth app."""
+        return self.state.task(ref, param, principal.key)
+
     @staticmethod
     def fields(request: Request) -> FieldTree | None:
         """Return the request's ``opt_fields`` (repeated parameters are joined, as a list would be)."""
@@ -125,9 +151,13 @@ class AsanaBase(Emulator):
             return Response(json.dumps(body, indent=2), status=status, content_type="application/json; charset=UTF-8")
         return self.json(body, status=status)
 
-    def one(self, request: Request, obj: Resource, status: int = 200) -> Response:
+    def view(self, principal: Principal) -> Renderer:
+        """The renderer for what ``principal`` may see (its OAuth app's external data, if any)."""
+        return self.renderer.for_app(principal.key)
+
+    def one(self, request: Request, principal: Principal, obj: Resource, status: int = 200) -> Response:
         """Answer ``{"data": <full record>}``."""
-        return self.respond(request, {"data": self.renderer.full(obj, self.fields(request))}, status)
+        return self.respond(request, {"data": self.view(principal).full(obj, self.fields(request))}, status)
 
     def data(self, request: Request) -> dict[str, Any]:
         """Return the ``data`` object of a JSON request body."""
@@ -145,12 +175,13 @@ class AsanaBase(Emulator):
             raise ApiError(400, f"{key}: Missing input")
         return str(value)
 
-    def page(self, request: Request, items: Sequence[Resource]) -> Response:
+    def page(self, request: Request, principal: Principal, items: Sequence[Resource]) -> Response:
         """Answer a list: compact records (or opt_fields), paged by ``limit`` and ``offset``."""
         tree = self.fields(request)
         start, limit = self._window(request)
         chosen = items[start : start + limit] if limit else items[start:]
-        body: dict[str, Any] = {"data": [self.renderer.compact(obj, tree) for obj in chosen]}
+        view = self.view(principal)
+        body: dict[str, Any] = {"data": [view.compact(obj, tree) for obj in chosen]}
         if limit:
             end = start + limit
             body["next_page"] = self._next_page(request, end) if end < len(items) else None

@@ -1,4 +1,4 @@
-"""How a task changes: creation, field updates, section moves, projects, tags, comments and deletion.
+"""How a task changes: creation, field updates, section moves, projects, tags, comments, attachments, deletion.
 
 Each edit validates its input the way Asana does (with Asana's 400 messages), applies it, and records the
 system stories and events Asana writes for it, authored by whoever made the change. The HTTP handlers and the
@@ -7,10 +7,12 @@ Python actor both call these functions, so the two ways of editing cannot drift 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from syncd.sandbox.asana.model import Membership, Project, Section, Story, Tag, Task, User
+from syncd.sandbox.asana.model import Attachment, Membership, Project, Section, Story, Tag, Task, User
 from syncd.sandbox.asana.richtext import html_to_text, text_to_html
 from syncd.sandbox.asana.state import AsanaState, parse_date, parse_datetime
 from syncd.sandbox.core import ApiError
@@ -26,6 +28,9 @@ UPDATE_FIELDS = frozenset(
      "custom_fields", "resource_subtype"}
 )  # fmt: skip
 SUBTYPES = frozenset({"default_task", "milestone", "approval"})
+EXTERNAL_CAPS = {"gid": 1024, "data": 32768}
+"""Asana's "Custom external data" page caps the gid at 1,024 characters and the data at 32,768 (it also says
+32,786 once: the smaller figure is the one enforced)."""
 
 
 def _only_one(data: dict[str, Any], first: str, second: str) -> None:
@@ -50,7 +55,27 @@ def _check_external(value: object) -> dict[str, str] | None:
         return None
     if not isinstance(value, dict) or not set(value) <= {"gid", "data"}:
         raise ApiError(400, "external: Must be an object with gid and/or data")
-    return {key: str(item) for key, item in value.items() if item is not None}
+    external = {key: str(item) for key, item in value.items() if item is not None}
+    for key, cap in EXTERNAL_CAPS.items():
+        if len(external.get(key, "")) > cap:
+            raise ApiError(400, f"external.{key}: Must be at most {cap} characters")
+    return external
+
+
+def _set_external(task: Task, value: object, app: str | None) -> bool:
+    """Store ``external`` as ``app``'s own data on the task; return whether anything was stored.
+
+    Asana documents the field as "OAuth Required" and app-specific, but not what a personal access token's write
+    does (``app`` None): it is dropped without an error, the unfavourable reading for a client relying on it.
+    """
+    if app is None:
+        return False
+    external = _check_external(value)
+    if external is None:
+        task.externals.pop(app, None)
+    else:
+        task.externals[app] = external
+    return True
 
 
 def _day(value: date) -> str:
@@ -73,14 +98,16 @@ def _dates(start_on: date | None, due_on: date | None, due_at: datetime | None) 
     }
 
 
-def create_task(state: AsanaState, user: User, data: dict[str, Any]) -> Task:
-    """Create a task from a POST /tasks body."""
+def create_task(state: AsanaState, user: User, data: dict[str, Any], *, app: str | None = None) -> Task:
+    """Create a task from a POST /tasks body; ``app`` is the OAuth app writing (None: a personal access token)."""
     unknown = sorted(set(data) - CREATE_FIELDS)
     if unknown:
         raise ApiError(400, f"{unknown[0]}: Unknown property")
     _only_one(data, "due_on", "due_at")
     if data.get("parent") is not None:
         raise ApiError(400, "parent: Subtasks are not supported by this workspace's sandbox")
+    if app is not None:
+        _check_external(data.get("external"))
     placements = _placements(state, data)
     if "workspace" in data:
         state.workspace_ref(str(data["workspace"]))
@@ -96,7 +123,7 @@ def create_task(state: AsanaState, user: User, data: dict[str, Any]) -> Task:
         task.notes, task.html_notes = texts
     _set_dates(task, data)
     task.resource_subtype = _subtype(data.get("resource_subtype", "default_task"))
-    task.external = _check_external(data.get("external"))
+    _set_external(task, data.get("external"), app)
     _check_custom_fields(data.get("custom_fields"))
     if data.get("assignee") is not None:
         task.assignee = state.user(str(data["assignee"]), user, "assignee")
@@ -177,13 +204,15 @@ def _set_dates(task: Task, data: dict[str, Any]) -> bool:
     return (task.start_on, task.due_on, task.due_at) != before
 
 
-def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any]) -> Task:
-    """Apply a PUT /tasks/{gid} body, writing a story and an event per changed field."""
+def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any], *, app: str | None = None) -> Task:
+    """Apply a PUT /tasks/{gid} body, writing a story and an event per changed field (``app`` as in create)."""
     for key in sorted(data):
         if key not in UPDATE_FIELDS:
             message = "Cannot write this property" if key in CREATE_FIELDS else "Unknown property"
             raise ApiError(400, f"{key}: {message}")
     _check_custom_fields(data.get("custom_fields"))
+    if app is not None and "external" in data:
+        _check_external(data["external"])
     texts = _text_fields(data, "notes", "html_notes")
     old_dates = _dates(task.start_on, task.due_on, task.due_at)
     snapshot = (task.start_on, task.due_on, task.due_at)
@@ -214,8 +243,7 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any])
     if "resource_subtype" in data and data["resource_subtype"] != task.resource_subtype:
         task.resource_subtype = _subtype(data["resource_subtype"])
         state.task_changed(task, user, "resource_subtype")
-    if "external" in data:
-        task.external = _check_external(data["external"])
+    if "external" in data and _set_external(task, data["external"], app):
         task.modified_at = now
     return task
 
@@ -259,21 +287,23 @@ def _place(project: Project, task: Task, before: Task | None, after: Task | None
         project.task_order.append(task)
 
 
-def _anchor(state: AsanaState, data: dict[str, Any], key: str, section: Section) -> Task | None:
+def _anchor(state: AsanaState, data: dict[str, Any], key: str, section: Section, app: str | None) -> Task | None:
     if data.get(key) is None:
         return None
-    anchor = state.task(str(data[key]), key)
+    anchor = state.task(str(data[key]), key, app)
     membership = anchor.membership(section.project)
     if membership is None or membership.section is not section:
         raise ApiError(400, f"{key}: The task {anchor.gid} is not in section {section.gid}")
     return anchor
 
 
-def move_to_section(state: AsanaState, user: User, task: Task, section: Section, data: dict[str, Any]) -> None:
+def move_to_section(
+    state: AsanaState, user: User, task: Task, section: Section, data: dict[str, Any], *, app: str | None = None
+) -> None:
     """POST /sections/{gid}/addTask: put the task in ``section`` (adding it to the project if need be)."""
     _only_one(data, "insert_before", "insert_after")
-    before = _anchor(state, data, "insert_before", section)
-    after = _anchor(state, data, "insert_after", section)
+    before = _anchor(state, data, "insert_before", section, app)
+    after = _anchor(state, data, "insert_after", section, app)
     project = section.project
     membership = task.membership(project)
     if membership is None:
@@ -298,7 +328,9 @@ def _join_project(state: AsanaState, user: User, task: Task, section: Section) -
     state.event(user, task, "added", parent=section, scopes=scopes)
 
 
-def add_project(state: AsanaState, user: User, task: Task, project: Project, data: dict[str, Any]) -> None:
+def add_project(
+    state: AsanaState, user: User, task: Task, project: Project, data: dict[str, Any], *, app: str | None = None
+) -> None:
     """POST /tasks/{gid}/addProject: add the task to a project (in a section), or move it within one."""
     section = _default_section(project)
     if data.get("section") is not None:
@@ -306,11 +338,10 @@ def add_project(state: AsanaState, user: User, task: Task, project: Project, dat
         if section.project is not project:
             raise ApiError(400, "section: Section is not in the given project")
     if task.membership(project) is None or data.get("section") is not None:
-        move_to_section(state, user, task, section, data)
+        move_to_section(state, user, task, section, data, app=app)
     else:
-        _place(
-            project, task, _anchor(state, data, "insert_before", section), _anchor(state, data, "insert_after", section)
-        )
+        before = _anchor(state, data, "insert_before", section, app)
+        _place(project, task, before, _anchor(state, data, "insert_after", section, app))
 
 
 def remove_project(state: AsanaState, user: User, task: Task, project: Project) -> None:
@@ -388,5 +419,43 @@ def delete_task(state: AsanaState, user: User, task: Task) -> None:
     del state.tasks[task.gid]
     for gid in [gid for gid, story in state.stories.items() if story.task is task]:
         del state.stories[gid]
+    for gid in [gid for gid, attachment in state.attachments.items() if attachment.parent is task]:
+        del state.attachments[gid]
     task.modified_at = state.now()
     state.event(user, task, "deleted", scopes=scopes)
+
+
+def attach(state: AsanaState, user: User, task: Task, form: Mapping[str, str]) -> Attachment:
+    """POST /attachments: attach a link (``external``) to a task; file uploads (``asana``) are not emulated.
+
+    The spec's Task ``modified_at`` moves when the "attachments" field is updated and when a story is created;
+    Asana writes an attachment story (PUT /stories says "attachment stories can be pinned"), here subtype
+    ``attachment_added``, which moves it.
+    """
+    subtype = form.get("resource_subtype") or "asana"  # AttachmentRequest: "asana" when not specified
+    if subtype == "asana":
+        if not form.get("file"):
+            raise ApiError(400, "file: Missing input")
+        raise ApiError(400, "file: File uploads are not emulated by the sandbox; attach a link (external)")
+    if subtype != "external":
+        raise ApiError(400, f"resource_subtype: Invalid value: {subtype}")
+    url, name = form.get("url") or "", form.get("name") or ""
+    for key, value in (("url", url), ("name", name)):
+        if not value.strip():
+            raise ApiError(400, f"{key}: Missing input")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(400, f"url: Not a valid URL: {url}")
+    if form.get("connect_to_app", "false").lower() not in ("false", "0", ""):
+        # Needs an OAuth app installed on a project of the task; the sandbox installs none.
+        raise ApiError(400, "connect_to_app: The app is not installed on a project of this task")
+    attachment = Attachment(gid=state.new_gid(), name=name, url=url, parent=task, created_at=state.now())
+    state.attachments[attachment.gid] = attachment
+    state.add_story(task, user, "attachment_added", f"attached {name}")
+    return attachment
+
+
+def delete_attachment(state: AsanaState, attachment: Attachment) -> None:
+    """DELETE /attachments/{gid}: "attachment is trashed on a task" moves the task's ``modified_at`` (spec)."""
+    del state.attachments[attachment.gid]
+    attachment.parent.modified_at = state.now()

@@ -6,6 +6,7 @@ from werkzeug.routing import Rule
 
 from syncd.sandbox.asana.actor import AsanaActor
 from syncd.sandbox.asana.base import API_PREFIX
+from syncd.sandbox.asana.routes_attachments import AttachmentRoutes, attachment_rules
 from syncd.sandbox.asana.routes_feed import FeedRoutes, feed_rules
 from syncd.sandbox.asana.routes_tasks import TaskRoutes, task_rules
 from syncd.sandbox.asana.routes_workspace import WorkspaceRoutes, workspace_rules
@@ -13,17 +14,19 @@ from syncd.sandbox.core import ApiError
 from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 
 
-class AsanaEmulator(WorkspaceRoutes, TaskRoutes, FeedRoutes):
+class AsanaEmulator(WorkspaceRoutes, TaskRoutes, AttachmentRoutes, FeedRoutes):
     """Asana's REST API 1.0 for the seeded Marketing workspace, served under ``<url>/api/1.0``.
 
     ``credentials()["url"]`` is the root URL (like ``https://app.asana.com``); the SDK's host is
     ``api_url`` (root + ``/api/1.0``), as ``asana.Configuration().host`` is for the real service.
     ``requests_per_minute`` is the per-token budget: 1500 (paid plans) by default, 150 for a free plan.
+    Every seeded person authenticates with a personal access token; ``oauth_token(email, app)`` mints an OAuth
+    one, the only kind that can use a task's custom external data.
     """
 
     def routes(self) -> list[Rule]:
         """Return every Asana route this emulator serves."""
-        return [*workspace_rules(), *task_rules(), *feed_rules()]
+        return [*workspace_rules(), *task_rules(), *attachment_rules(), *feed_rules()]
 
     @property
     def api_url(self) -> str:

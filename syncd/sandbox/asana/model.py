@@ -1,8 +1,8 @@
-"""The Asana objects the emulator keeps: users, workspace, projects, sections, tags, tasks, stories, webhooks.
+"""The Asana objects the emulator keeps: users, workspace, projects, sections, tags, tasks, stories, attachments.
 
-Plain mutable records; :mod:`.state` owns how they change and :mod:`.render` how they look on the wire. Nested
-references are the objects themselves (a task's assignee is a :class:`User`), so renaming a section shows up in
-every task's memberships at once, as it does in Asana.
+Plain mutable records (webhooks and events too); :mod:`.state` owns how they change and :mod:`.render` how they
+look on the wire. Nested references are the objects themselves (a task's assignee is a :class:`User`), so renaming
+a section shows up in every task's memberships at once, as it does in Asana.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ class Task:
     memberships: list[Membership] = field(default_factory=list)
     tags: list[Tag] = field(default_factory=list)
     followers: list[User] = field(default_factory=list)
-    external: dict[str, str] | None = None
+    externals: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Custom external data per OAuth app id: each app sees and sets only its own (see :mod:`.edits`)."""
     resource_subtype: str = "default_task"
     resource_type: str = "task"
 
@@ -133,6 +134,19 @@ class Story:
     is_pinned: bool = False
     details: dict[str, Any] = field(default_factory=dict)
     resource_type: str = "story"
+
+
+@dataclass(eq=False)
+class Attachment:
+    """A link attached to a task (``resource_subtype`` ``external``; file uploads are not emulated)."""
+
+    gid: str
+    name: str
+    url: str
+    parent: Task
+    created_at: datetime
+    resource_subtype: str = "external"
+    resource_type: str = "attachment"
 
 
 @dataclass(eq=False)

@@ -3,6 +3,7 @@
 Lists answer compact records ({gid, resource_type, name, ...}); single GETs answer the full record; a request's
 ``opt_fields`` (comma-separated, dotted paths such as ``memberships.section.name``) replaces either with exactly
 the named fields plus ``gid``. Nested resources named without sub-fields come back as {gid, resource_type}.
+A renderer answers for one OAuth app (or none, for a personal access token): a task's ``external`` is that app's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, TypeGuard
 
-from syncd.sandbox.asana.model import Event, Membership, Project, Section, Story, Tag, Task, User, Webhook, Workspace
+from syncd.sandbox.asana.model import (
+    Attachment,
+    Event,
+    Membership,
+    Project,
+    Section,
+    Story,
+    Tag,
+    Task,
+    User,
+    Webhook,
+    Workspace,
+)
 from syncd.sandbox.asana.state import AsanaState
 
 FieldTree = dict[str, "FieldTree"]
@@ -25,13 +38,16 @@ COMPACT: dict[str, tuple[str, ...]] = {
     "task": ("gid", "resource_type", "name", "resource_subtype"),
     "story": ("gid", "resource_type", "created_at", "created_by", "resource_subtype", "text"),
     "webhook": ("gid", "resource_type", "active", "resource", "target"),
+    "attachment": ("gid", "resource_type", "name", "resource_subtype"),
 }
 OPT_IN: dict[str, frozenset[str]] = {
     # completed_by is answered on request only, as by the real service.
     "task": frozenset({"html_notes", "external", "completed_by"}),
     "story": frozenset({"html_text"}),
 }
-Resource = User | Workspace | Project | Section | Tag | Task | Story | Webhook
+Resource = User | Workspace | Project | Section | Tag | Task | Story | Webhook | Attachment
+ASSET_URL = "https://app.asana.com/app/asana/-/get_asset?asset_id="
+"""Where ``permanent_url`` points, in the form of the spec's example."""
 
 
 def parse_opt_fields(raw: str | None) -> FieldTree | None:
@@ -53,10 +69,15 @@ def timestamp(value: datetime) -> str:
 
 
 class Renderer:
-    """Turn model objects into Asana JSON for one emulator's state."""
+    """Turn model objects into Asana JSON for one emulator's state, as seen by ``app`` (None: a PAT)."""
 
-    def __init__(self, state: AsanaState) -> None:
+    def __init__(self, state: AsanaState, app: str | None = None) -> None:
         self.state = state
+        self.app = app
+
+    def for_app(self, app: str | None) -> Renderer:
+        """The renderer of the same state for a request made with ``app``'s OAuth token (None: a PAT)."""
+        return self if app == self.app else Renderer(self.state, app)
 
     def compact(self, obj: Resource, tree: FieldTree | None = None) -> dict[str, Any]:
         """Return the compact record (what lists answer), or the ``opt_fields`` selection."""
@@ -71,7 +92,7 @@ class Renderer:
             return self.select(obj, tree)
         values = self.values(obj)
         hidden = OPT_IN.get(obj.resource_type, frozenset())
-        if isinstance(obj, Task) and obj.external is not None:
+        if isinstance(obj, Task) and self.app in obj.externals:
             hidden = hidden - {"external"}
         return {key: self.plain(value) for key, value in values.items() if key not in hidden}
 
@@ -139,6 +160,8 @@ class Renderer:
                 "name": obj.name, "color": obj.color, "notes": obj.notes, "created_at": obj.created_at,
                 "followers": [], "workspace": obj.workspace, "permalink_url": f"https://app.asana.com/0/{obj.gid}/list",
             }  # fmt: skip
+        if isinstance(obj, Attachment):
+            return base | self._attachment(obj)
         return base | self._webhook(obj)
 
     def _task(self, task: Task) -> dict[str, Any]:
@@ -154,7 +177,8 @@ class Renderer:
             "followers": task.followers, "num_subtasks": 0, "parent": None, "liked": False, "likes": [],
             "num_likes": 0,
         }  # fmt: skip
-        values["external"] = task.external
+        if self.app is not None:  # OAuth only: a PAT never sees the field, even when it asks for it
+            values["external"] = task.externals.get(self.app)
         return values
 
     def _story(self, story: Story) -> dict[str, Any]:
@@ -176,6 +200,20 @@ class Renderer:
             "public": True, "privacy_setting": "public_to_workspace", "completed": False, "completed_at": None,
             "completed_by": None, "workspace": project.workspace,
             "permalink_url": f"https://app.asana.com/0/{project.gid}/list",
+        }  # fmt: skip
+
+    @staticmethod
+    def _attachment(attachment: Attachment) -> dict[str, Any]:
+        """An external attachment; the spec does not say what its URLs are.
+
+        ``view_url`` is the attached URL ("where the attachment can be viewed"); ``download_url`` is null, the
+        unfavourable reading (Asana holds no content of a link), so a client must read the URL from ``view_url``.
+        ``size`` is absent (only for ``asana`` uploads) and ``connected_to_app`` false (no app is installed).
+        """
+        return {
+            "name": attachment.name, "resource_subtype": attachment.resource_subtype,
+            "created_at": attachment.created_at, "host": "external", "view_url": attachment.url, "download_url": None,
+            "permanent_url": ASSET_URL + attachment.gid, "parent": attachment.parent, "connected_to_app": False,
         }  # fmt: skip
 
     def _webhook(self, hook: Webhook) -> dict[str, Any]:
@@ -213,4 +251,4 @@ class Renderer:
 
 
 def _is_resource(value: object) -> TypeGuard[Resource]:
-    return isinstance(value, User | Workspace | Project | Section | Tag | Task | Story | Webhook)
+    return isinstance(value, User | Workspace | Project | Section | Tag | Task | Story | Webhook | Attachment)

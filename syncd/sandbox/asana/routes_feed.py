@@ -41,7 +41,7 @@ class FeedRoutes(AsanaBase):
         hooks = list(self.state.webhooks.values())
         if request.args.get("resource"):
             hooks = [hook for hook in hooks if hook.resource.gid == request.args["resource"]]
-        return self.page(request, hooks)
+        return self.page(request, principal, hooks)
 
     def create_webhook(self, request: Request, principal: Principal) -> Response:
         """POST /webhooks: handshake with the target first; only an echoed X-Hook-Secret establishes it."""
@@ -65,11 +65,11 @@ class FeedRoutes(AsanaBase):
             last_success_at=self.state.now(),
         )
         self.state.webhooks[hook.gid] = hook
-        return self.one(request, hook, 201)
+        return self.one(request, principal, hook, 201)
 
     def get_webhook(self, request: Request, principal: Principal, webhook_gid: str) -> Response:
         """GET /webhooks/{gid}."""
-        return self.one(request, self.state.webhook(webhook_gid))
+        return self.one(request, principal, self.state.webhook(webhook_gid))
 
     def update_webhook(self, request: Request, principal: Principal, webhook_gid: str) -> Response:
         """PUT /webhooks/{gid}: replace the filters."""
@@ -78,7 +78,7 @@ class FeedRoutes(AsanaBase):
         if not isinstance(filters, list) or not all(isinstance(f, dict) for f in filters):
             raise ApiError(400, "filters: Must be a list of objects")
         hook.filters = filters
-        return self.one(request, hook)
+        return self.one(request, principal, hook)
 
     def delete_webhook(self, request: Request, principal: Principal, webhook_gid: str) -> Response:
         """DELETE /webhooks/{gid}."""

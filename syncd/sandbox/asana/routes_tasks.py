@@ -80,66 +80,65 @@ class TaskRoutes(AsanaBase):
             raise ApiError(
                 400, "Must specify exactly one of project, tag, section, user task list, or assignee + workspace"
             )
-        return self.page(request, self._filtered(request, tasks))
+        return self.page(request, principal, self._filtered(request, tasks))
 
     def list_project_tasks(self, request: Request, principal: Principal, project_gid: str) -> Response:
         """GET /projects/{gid}/tasks."""
-        return self.page(request, self._filtered(request, self.state.project(project_gid).task_order))
+        return self.page(request, principal, self._filtered(request, self.state.project(project_gid).task_order))
 
     def list_section_tasks(self, request: Request, principal: Principal, section_gid: str) -> Response:
         """GET /sections/{gid}/tasks, in the project's order."""
         section = self.state.section(section_gid)
         project = section.project
         tasks = [t for t in project.task_order if (m := t.membership(project)) is not None and m.section is section]
-        return self.page(request, self._filtered(request, tasks))
+        return self.page(request, principal, self._filtered(request, tasks))
 
     def create_task(self, request: Request, principal: Principal) -> Response:
         """POST /tasks."""
-        task = edits.create_task(self.state, self.user_of(principal), self.data(request))
-        return self.one(request, task, 201)
+        task = edits.create_task(self.state, self.user_of(principal), self.data(request), app=principal.key)
+        return self.one(request, principal, task, 201)
 
     def get_task(self, request: Request, principal: Principal, task_gid: str) -> Response:
-        """GET /tasks/{gid} (or ``external:<gid>``)."""
-        return self.one(request, self.state.task(task_gid))
+        """GET /tasks/{gid} (or ``external:<gid>``, for the OAuth app that set it)."""
+        return self.one(request, principal, self.task_of(principal, task_gid))
 
     def update_task(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """PUT /tasks/{gid}."""
-        task = self.state.task(task_gid)
-        edits.update_task(self.state, self.user_of(principal), task, self.data(request))
-        return self.one(request, task)
+        task = self.task_of(principal, task_gid)
+        edits.update_task(self.state, self.user_of(principal), task, self.data(request), app=principal.key)
+        return self.one(request, principal, task)
 
     def delete_task(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """DELETE /tasks/{gid}: answers an empty data object."""
-        edits.delete_task(self.state, self.user_of(principal), self.state.task(task_gid))
+        edits.delete_task(self.state, self.user_of(principal), self.task_of(principal, task_gid))
         return self.respond(request, {"data": {}})
 
     def add_task_to_section(self, request: Request, principal: Principal, section_gid: str) -> Response:
         """POST /sections/{gid}/addTask: how a task changes status in Asana."""
         section = self.state.section(section_gid)
         data = self.data(request)
-        task = self.state.task(self.require(data, "task"), "task")
-        edits.move_to_section(self.state, self.user_of(principal), task, section, data)
+        task = self.task_of(principal, self.require(data, "task"))
+        edits.move_to_section(self.state, self.user_of(principal), task, section, data, app=principal.key)
         return self.respond(request, {"data": {}})
 
     def add_project(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """POST /tasks/{gid}/addProject."""
-        task = self.state.task(task_gid)
+        task = self.task_of(principal, task_gid)
         data = self.data(request)
-        edits.add_project(
-            self.state, self.user_of(principal), task, self.state.project(self.require(data, "project")), data
-        )
+        project = self.state.project(self.require(data, "project"))
+        edits.add_project(self.state, self.user_of(principal), task, project, data, app=principal.key)
         return self.respond(request, {"data": {}})
 
     def remove_project(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """POST /tasks/{gid}/removeProject."""
-        task = self.state.task(task_gid)
+        task = self.task_of(principal, task_gid)
         project = self.state.project(self.require(self.data(request), "project"))
         edits.remove_project(self.state, self.user_of(principal), task, project)
         return self.respond(request, {"data": {}})
 
     def add_tag(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """POST /tasks/{gid}/addTag."""
-        task = self.state.task(task_gid)
+        task = self.task_of(principal, task_gid)
         edits.add_tag(
             self.state, self.user_of(principal), task, self.state.tag(self.require(self.data(request), "tag"))
         )
@@ -147,35 +146,35 @@ class TaskRoutes(AsanaBase):
 
     def remove_tag(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """POST /tasks/{gid}/removeTag."""
-        task = self.state.task(task_gid)
+        task = self.task_of(principal, task_gid)
         tag = self.state.tag(self.require(self.data(request), "tag"))
         edits.remove_tag(self.state, self.user_of(principal), task, tag)
         return self.respond(request, {"data": {}})
 
     def list_task_tags(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """GET /tasks/{gid}/tags."""
-        return self.page(request, list(self.state.task(task_gid).tags))
+        return self.page(request, principal, list(self.task_of(principal, task_gid).tags))
 
     def list_stories(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """GET /tasks/{gid}/stories: comments and system stories, oldest first."""
-        task = self.state.task(task_gid)
-        return self.page(request, [s for s in self.state.stories.values() if s.task is task])
+        task = self.task_of(principal, task_gid)
+        return self.page(request, principal, [s for s in self.state.stories.values() if s.task is task])
 
     def create_story(self, request: Request, principal: Principal, task_gid: str) -> Response:
         """POST /tasks/{gid}/stories: add a comment."""
-        task = self.state.task(task_gid)
+        task = self.task_of(principal, task_gid)
         story = edits.comment(self.state, self.user_of(principal), task, self.data(request))
-        return self.one(request, story, 201)
+        return self.one(request, principal, story, 201)
 
     def get_story(self, request: Request, principal: Principal, story_gid: str) -> Response:
         """GET /stories/{gid}."""
-        return self.one(request, self.state.story(story_gid))
+        return self.one(request, principal, self.state.story(story_gid))
 
     def update_story(self, request: Request, principal: Principal, story_gid: str) -> Response:
         """PUT /stories/{gid}: only comments are editable."""
         story = self.state.story(story_gid)
         edits.edit_comment(self.state, self.user_of(principal), story, self.data(request))
-        return self.one(request, story)
+        return self.one(request, principal, story)
 
     def delete_story(self, request: Request, principal: Principal, story_gid: str) -> Response:
         """DELETE /stories/{gid}."""

@@ -42,24 +42,24 @@ class WorkspaceRoutes(AsanaBase):
     def list_users(self, request: Request, principal: Principal) -> Response:
         """GET /users?workspace=."""
         self.state.workspace_ref(self.require(request.args, "workspace"))
-        return self.page(request, list(self.state.users.values()))
+        return self.page(request, principal, list(self.state.users.values()))
 
     def get_user(self, request: Request, principal: Principal, user_gid: str) -> Response:
         """GET /users/{gid} (also ``me`` and an e-mail)."""
-        return self.one(request, self.state.user(user_gid, self.user_of(principal), "user"))
+        return self.one(request, principal, self.state.user(user_gid, self.user_of(principal), "user"))
 
     def list_workspaces(self, request: Request, principal: Principal) -> Response:
         """GET /workspaces."""
-        return self.page(request, [self.state.workspace])
+        return self.page(request, principal, [self.state.workspace])
 
     def get_workspace(self, request: Request, principal: Principal, workspace_gid: str) -> Response:
         """GET /workspaces/{gid}."""
-        return self.one(request, self.state.workspace_ref(workspace_gid))
+        return self.one(request, principal, self.state.workspace_ref(workspace_gid))
 
     def list_workspace_users(self, request: Request, principal: Principal, workspace_gid: str) -> Response:
         """GET /workspaces/{gid}/users."""
         self.state.workspace_ref(workspace_gid)
-        return self.page(request, list(self.state.users.values()))
+        return self.page(request, principal, list(self.state.users.values()))
 
     def _projects(self, request: Request, workspace_gid: str) -> list[Project]:
         self.state.workspace_ref(workspace_gid)
@@ -70,19 +70,19 @@ class WorkspaceRoutes(AsanaBase):
 
     def list_workspace_projects(self, request: Request, principal: Principal, workspace_gid: str) -> Response:
         """GET /workspaces/{gid}/projects."""
-        return self.page(request, self._projects(request, workspace_gid))
+        return self.page(request, principal, self._projects(request, workspace_gid))
 
     def list_projects(self, request: Request, principal: Principal) -> Response:
         """GET /projects?workspace=."""
-        return self.page(request, self._projects(request, self.require(request.args, "workspace")))
+        return self.page(request, principal, self._projects(request, self.require(request.args, "workspace")))
 
     def get_project(self, request: Request, principal: Principal, project_gid: str) -> Response:
         """GET /projects/{gid}."""
-        return self.one(request, self.state.project(project_gid))
+        return self.one(request, principal, self.state.project(project_gid))
 
     def list_sections(self, request: Request, principal: Principal, project_gid: str) -> Response:
         """GET /projects/{gid}/sections, in board order."""
-        return self.page(request, list(self.state.project(project_gid).sections))
+        return self.page(request, principal, list(self.state.project(project_gid).sections))
 
     def create_section(self, request: Request, principal: Principal, project_gid: str) -> Response:
         """POST /projects/{gid}/sections (optionally before/after another section)."""
@@ -97,42 +97,42 @@ class WorkspaceRoutes(AsanaBase):
                 project.sections.remove(section)
                 project.sections.insert(project.sections.index(anchor) + shift, section)
         project.modified_at = self.state.now()
-        return self.one(request, section, 201)
+        return self.one(request, principal, section, 201)
 
     def list_custom_field_settings(self, request: Request, principal: Principal, project_gid: str) -> Response:
         """GET /projects/{gid}/custom_field_settings (the seeded projects have no custom fields)."""
         self.state.project(project_gid)
-        return self.page(request, [])
+        return self.page(request, principal, [])
 
     def get_section(self, request: Request, principal: Principal, section_gid: str) -> Response:
         """GET /sections/{gid}."""
-        return self.one(request, self.state.section(section_gid))
+        return self.one(request, principal, self.state.section(section_gid))
 
     def list_tags(self, request: Request, principal: Principal) -> Response:
         """GET /tags?workspace=."""
         self.state.workspace_ref(self.require(request.args, "workspace"))
-        return self.page(request, list(self.state.tags.values()))
+        return self.page(request, principal, list(self.state.tags.values()))
 
     def list_workspace_tags(self, request: Request, principal: Principal, workspace_gid: str) -> Response:
         """GET /workspaces/{gid}/tags."""
         self.state.workspace_ref(workspace_gid)
-        return self.page(request, list(self.state.tags.values()))
+        return self.page(request, principal, list(self.state.tags.values()))
 
-    def _create_tag(self, request: Request, workspace_gid: str) -> Response:
+    def _create_tag(self, request: Request, principal: Principal, workspace_gid: str) -> Response:
         data = self.data(request)
         self.state.workspace_ref(workspace_gid)
         color = data.get("color")
         tag = self.state.add_tag(self.require(data, "name"), str(color) if color else None, str(data.get("notes", "")))
-        return self.one(request, tag, 201)
+        return self.one(request, principal, tag, 201)
 
     def create_tag(self, request: Request, principal: Principal) -> Response:
         """POST /tags ({"data": {"name", "workspace"}})."""
-        return self._create_tag(request, self.require(self.data(request), "workspace"))
+        return self._create_tag(request, principal, self.require(self.data(request), "workspace"))
 
     def create_workspace_tag(self, request: Request, principal: Principal, workspace_gid: str) -> Response:
         """POST /workspaces/{gid}/tags."""
-        return self._create_tag(request, workspace_gid)
+        return self._create_tag(request, principal, workspace_gid)
 
     def get_tag(self, request: Request, principal: Principal, tag_gid: str) -> Response:
         """GET /tags/{gid}."""
-        return self.one(request, self.state.tag(tag_gid))
+        return self.one(request, principal, self.state.tag(tag_gid))

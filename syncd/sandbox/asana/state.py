@@ -11,7 +11,19 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from syncd.sandbox.asana.model import Event, Membership, Project, Section, Story, Tag, Task, User, Webhook, Workspace
+from syncd.sandbox.asana.model import (
+    Attachment,
+    Event,
+    Membership,
+    Project,
+    Section,
+    Story,
+    Tag,
+    Task,
+    User,
+    Webhook,
+    Workspace,
+)
 from syncd.sandbox.asana.richtext import text_to_html
 from syncd.sandbox.core import ApiError, Clock, IdSequence
 from syncd.sandbox.seed import Seed
@@ -36,6 +48,7 @@ class AsanaState:
         self.tags: dict[str, Tag] = {}
         self.tasks: dict[str, Task] = {}
         self.stories: dict[str, Story] = {}
+        self.attachments: dict[str, Attachment] = {}
         self.webhooks: dict[str, Webhook] = {}
         self.events: list[Event] = []
         self.listeners: list[EventListener] = []
@@ -165,15 +178,23 @@ class AsanaState:
         """Resolve a tag gid."""
         return self._get(self.tags, gid, param)
 
-    def task(self, ref: str, param: str = "task") -> Task:
-        """Resolve a task gid, or ``external:<gid>`` for a task whose external gid was set."""
+    def task(self, ref: str, param: str = "task", app: str | None = None) -> Task:
+        """Resolve a task gid, or ``external:<gid>`` for a task whose external gid ``app`` set.
+
+        External gids are app-specific and need OAuth (Asana's "Custom external data" page), so without an app
+        (a personal access token) or with another app, ``external:<gid>`` is a 404 like any unknown task.
+        """
         if ref.startswith("external:"):
             external = ref.removeprefix("external:")
             for task in self.tasks.values():
-                if task.external is not None and task.external.get("gid") == external:
+                if app is not None and task.externals.get(app, {}).get("gid") == external:
                     return task
             raise ApiError(404, f"{param}: Unknown object: {ref}")
         return self._get(self.tasks, ref, param)
+
+    def attachment(self, gid: str, param: str = "attachment") -> Attachment:
+        """Resolve an attachment gid."""
+        return self._get(self.attachments, gid, param)
 
     def story(self, gid: str, param: str = "story") -> Story:
         """Resolve a story gid."""

@@ -49,8 +49,14 @@ class JiraBase(Emulator):
         """Cloud: people whose profile hides their e-mail (``emailAddress`` is left out for others)."""
         self.search_lag_s: float = 0.0
         """Cloud: issues created less than this long ago (emulated clock) are missing from /search/jql."""
+        self.indexed_properties: set[str] = set()
+        """Issue properties JQL may search (``key``, or ``key.path``): what an installed app's
+        ``jiraEntityProperties`` module would declare. Empty, as for an integration on an API token, so
+        ``issue.property[...]`` clauses are refused with 400 until a test declares them."""
         self.state = JiraState.from_seed(seed, self.clock.now())
-        self.hub = WebhookHub(self.state, self.clock, self.webhooks, cloud=self.cloud)
+        self.hub = WebhookHub(
+            self.state, self.clock, self.webhooks, cloud=self.cloud, indexed=lambda: self.indexed_properties
+        )
         self.service = JiraService(self.state, self.clock, cloud=self.cloud, emit=self.hub.dispatch)
         self.burst = self.rate_window("jira-burst-based", burst_limit, burst_window_s)
         self._tokens = {token_for("jira", person.email): person.email for person in seed.people}

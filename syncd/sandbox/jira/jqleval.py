@@ -40,13 +40,18 @@ _UNIT = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1
 
 @dataclass
 class Context:
-    """Who is searching and when: JQL dates are read in the searcher's time zone, ``currentUser()`` is them."""
+    """Who is searching and when: JQL dates are read in the searcher's time zone, ``currentUser()`` is them.
+
+    ``indexed_properties`` are the issue properties (``key`` or ``key.path``) an installed app declared for
+    indexing; JQL can search no other property (see :meth:`_Compiler.property_clause`).
+    """
 
     state: JiraState
     now: datetime
     timezone: ZoneInfo
     current_user: str
     cloud: bool
+    indexed_properties: frozenset[str] = frozenset()
 
 
 def key_order(key: str) -> tuple[str, int]:
@@ -94,6 +99,10 @@ class _Compiler:
             return self.user(name, clause)
         if name in ("updated", "created", "resolutiondate"):
             return self.instant(name, clause)
+        return self.unknown_field(clause)
+
+    def unknown_field(self, clause: Clause) -> Predicate:
+        """Jira's answer for a field the searcher cannot use: it does not exist, or they may not see it."""
         self.errors.append(f"Field '{clause.field}' does not exist or you do not have permission to view it.")
         return lambda issue: False
 
@@ -289,6 +298,19 @@ class _Compiler:
         return None
 
     def property_clause(self, key: str, path: str, clause: Clause) -> Predicate:
+        """``issue.property[key].path``: searchable only when an installed app indexes the property.
+
+        Jira indexes an entity property for JQL only if a Connect app's ``jiraEntityProperties`` module, a Forge
+        app's ``jira:entityProperty`` module (Data Center: a plugin's ``index-document-configuration``) declares
+        it (developer.atlassian.com, "Entity properties"); an integration on an API token cannot declare one.
+        For any other key the search is refused as an unknown field (HTTP 400), the unfavourable reading. One
+        field report (go-atlassian against Cloud, 2026) saw such a query answer no error and no match instead;
+        either way the property cannot be searched. A declared ``key.path`` indexes that path, as a real module
+        does; a declared bare ``key`` indexes every path of it (a convenience no module offers).
+        """
+        indexed = self.context.indexed_properties
+        if key not in indexed and f"{key}.{path}" not in indexed:
+            return self.unknown_field(clause)
         if not self.operator_ok(clause, (*_EQUALITY, "IS", "IS NOT"), clause.field):
             return lambda issue: False
 

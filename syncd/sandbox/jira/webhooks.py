@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from syncd.sandbox.core import JSON, ApiError, Clock, WebhookSender
@@ -37,11 +38,21 @@ FILTER_KEY = "issue-related-events-section"
 class WebhookHub:
     """Holds the registrations of one site and delivers its events."""
 
-    def __init__(self, state: JiraState, clock: Clock, sender: WebhookSender, *, cloud: bool) -> None:
+    def __init__(
+        self,
+        state: JiraState,
+        clock: Clock,
+        sender: WebhookSender,
+        *,
+        cloud: bool,
+        indexed: Callable[[], Iterable[str]] = frozenset,
+    ) -> None:
         self.state = state
         self.clock = clock
         self.sender = sender
         self.cloud = cloud
+        self.indexed = indexed
+        """The issue properties JQL filters may search, read at each use (the emulator's set can change)."""
         self.base = ""
 
     def register(self, body: JSON, actor: str) -> Webhook:
@@ -100,7 +111,8 @@ class WebhookHub:
         }
 
     def _context(self, user: str) -> Context:
-        return Context(self.state, self.clock.now(), ZoneInfo(self.state.seed.jira.timezone), user, self.cloud)
+        zone = ZoneInfo(self.state.seed.jira.timezone)
+        return Context(self.state, self.clock.now(), zone, user, self.cloud, frozenset(self.indexed()))
 
     def matches(self, webhook: Webhook, name: str, event: Event) -> bool:
         """Whether a registration wants this event (under this webhook event name) for this issue."""
@@ -108,7 +120,12 @@ class WebhookHub:
             return False
         if not webhook.jql:
             return True
-        predicate, _ = compile_query(parse(webhook.jql), self._context(webhook.updated_by))
+        try:
+            predicate, _ = compile_query(parse(webhook.jql), self._context(webhook.updated_by))
+        except JqlError:
+            # The filter no longer compiles (a property it searched is no longer indexed): it matches nothing,
+            # the unfavourable reading, rather than failing the write that raised the event.
+            return False
         return predicate(event.issue)
 
     def payload(self, name: str, event: Event, moment_ms: int) -> JSON:

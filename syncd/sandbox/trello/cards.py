@@ -49,12 +49,19 @@ class CardEditor:
         id_members: JSON = None,
         id_labels: JSON = None,
         url_source: JSON = None,
+        mime_type: JSON = None,
     ) -> Card:
-        """Create a card at the bottom (or ``pos``) of a list (``createCard`` action)."""
+        """Create a card at the bottom (or ``pos``) of a list (``createCard`` action).
+
+        ``url_source`` attaches that link in the same request (``addAttachmentToCard`` after ``createCard``);
+        it is checked before anything is created, so a refused request leaves no card behind.
+        """
         state = self.state
         board = state.boards[trello_list.id_board]
         members = id_list_param(id_members)
         labels = id_list_param(id_labels)
+        if url_source and not str(url_source).startswith(("http://", "https://")):
+            raise ApiError(400, "invalid value for urlSource")
         for member_id in members:
             if member_id not in board.members:
                 raise ApiError(400, "invalid value for idMembers")
@@ -81,7 +88,7 @@ class CardEditor:
         state.cards[card.id] = card
         state.record("createCard", actor, state.card_data(card), card=card)
         if url_source:
-            self.add_attachment(card, actor, url=str(url_source), name=None, mime_type=None)
+            self.add_attachment(card, actor, url=str(url_source), name=None, mime_type=mime_type)
         return card
 
     def update_card(self, card: Card, changes: dict[str, Any], actor: Member) -> list[Action]:

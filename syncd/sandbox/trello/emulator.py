@@ -5,15 +5,15 @@ from __future__ import annotations
 from werkzeug.routing import Rule
 
 from syncd.sandbox.trello.actor import TrelloActor
-from syncd.sandbox.trello.routes_activity import ActivityRoutes
+from syncd.sandbox.trello.routes_batch import BatchRoutes
 
 
-class TrelloEmulator(ActivityRoutes):
+class TrelloEmulator(BatchRoutes):
     """Trello's REST API 1 under ``<url>/1/``, as py-trello and syncd's Trello connector use it."""
 
     def routes(self) -> list[Rule]:
-        """Return the routes: boards, lists, labels and members; cards; actions, comments, attachments and webhooks."""
-        return [*self.board_rules(), *self.card_rules(), *self.activity_rules()]
+        """Return the routes: boards, lists, labels, members; cards; actions, comments, attachments, webhooks; batch."""
+        return [*self.board_rules(), *self.card_rules(), *self.activity_rules(), *self.batch_rules()]
 
     def act_as(self, email: str) -> TrelloActor:
         """Edit cards from Python as a named person (recorded as their actions, sent to webhooks)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from syncd.sandbox.core import ApiError
 from syncd.sandbox.trello.ids import short_link, slug
 from syncd.sandbox.trello.model import Action, Attachment, Board, Card, Label, Member, TrelloList, Webhook, iso
 from syncd.sandbox.trello.state import TrelloState
@@ -182,9 +183,9 @@ def label_json(label: Label, fields: str | None = None) -> dict[str, Any]:
     return select(full, fields)
 
 
-def attachment_json(attachment: Attachment) -> dict[str, Any]:
-    """Return a link attachment."""
-    return {
+def attachment_json(attachment: Attachment, fields: str | None = None) -> dict[str, Any]:
+    """Return a link attachment with the ``fields`` (or ``attachment_fields``) asked for: ``all`` by default."""
+    full: dict[str, Any] = {
         "id": attachment.id,
         "bytes": None,
         "date": iso(attachment.date),
@@ -197,12 +198,35 @@ def attachment_json(attachment: Attachment) -> dict[str, Any]:
         "pos": attachment.pos,
         "fileName": None,
     }
+    return select(full, fields)
+
+
+def card_attachments(card: Card, which: str | None, fields: str | None) -> list[dict[str, Any]] | None:
+    """Return a card's ``attachments`` as asked: ``true`` all, ``cover`` only the cover, ``false`` or absent none.
+
+    The spec allows ``true``, ``false`` or ``cover``; any other value is refused (the unfavourable reading).
+    """
+    if which is None or which == "false":
+        return None
+    if which not in {"true", "cover"}:
+        raise ApiError(400, "invalid value for attachments")
+    chosen = card.attachments if which == "true" else [a for a in card.attachments if a.id == card.id_attachment_cover]
+    return [attachment_json(a, fields) for a in chosen]
 
 
 def card_json(
-    state: TrelloState, card: Card, fields: str | None = None, *, custom_fields: bool = False, attachments: bool = False
+    state: TrelloState,
+    card: Card,
+    fields: str | None = None,
+    *,
+    custom_fields: bool = False,
+    attachments: str | None = None,
+    attachment_fields: str | None = None,
 ) -> dict[str, Any]:
-    """Return a card with every field py-trello reads; ``labels`` are full label objects, as Trello sends them."""
+    """Return a card with every field py-trello reads; ``labels`` are full label objects, as Trello sends them.
+
+    ``attachments`` and ``attachment_fields`` are the query parameters of that name (see :func:`card_attachments`).
+    """
     link = short_link(card.id)
     comments = sum(1 for a in state.actions if a.type == "commentCard" and a.id_card == card.id and not a.deleted)
     due = iso(card.due)
@@ -254,8 +278,9 @@ def card_json(
     selected = select(full, fields)
     if custom_fields:
         selected["customFieldItems"] = []
-    if attachments:
-        selected["attachments"] = [attachment_json(a) for a in card.attachments]
+    listed = card_attachments(card, attachments, attachment_fields)
+    if listed is not None:
+        selected["attachments"] = listed
     return selected
 
 

@@ -148,7 +148,7 @@ class ActivityRoutes(CardRoutes):
         listed = found.attachments
         if request.args.get("filter") == "cover":
             listed = [a for a in listed if a.id == found.id_attachment_cover]
-        return self.json([attachment_json(a) for a in listed])
+        return self.json([attachment_json(a, request.args.get("fields")) for a in listed])
 
     def post_attachment(self, request: Request, principal: Principal, card: str) -> Response:
         """POST /1/cards/{id}/attachments with ``url`` (and ``name``, ``mimeType``, ``setCover``)."""
@@ -168,7 +168,7 @@ class ActivityRoutes(CardRoutes):
         attachment = next((a for a in found.attachments if a.id == attachment_id), None)
         if attachment is None:
             raise not_found()
-        return self.json(attachment_json(attachment))
+        return self.json(attachment_json(attachment, request.args.get("fields")))
 
     def delete_attachment(self, request: Request, principal: Principal, card: str, attachment_id: str) -> Response:
         """DELETE /1/cards/{id}/attachments/{idAttachment}."""

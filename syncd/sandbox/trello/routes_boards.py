@@ -88,13 +88,18 @@ class BoardRoutes(TrelloBase):
             newest = sorted(cards, key=lambda card: card.id, reverse=True)[: int_param(args, "limit", 0, 1000)]
             keep = {card.id for card in newest}
             cards = [card for card in cards if card.id in keep]
-        custom = args.get("customFieldItems") == "true"
-        attachments = args.get("attachments") in {"true", "cover"}
-        return self.json(
-            [
-                card_json(self.state, card, args.get("fields"), custom_fields=custom, attachments=attachments)
-                for card in cards
-            ]
+        return self.json([self.card_body(request, card) for card in cards])
+
+    def card_body(self, request: Request, card: Card) -> dict[str, Any]:
+        """Return one card as ``fields``, ``customFieldItems``, ``attachments`` and ``attachment_fields`` ask."""
+        args = request.args
+        return card_json(
+            self.state,
+            card,
+            args.get("fields"),
+            custom_fields=args.get("customFieldItems") == "true",
+            attachments=args.get("attachments"),
+            attachment_fields=args.get("attachment_fields"),
         )
 
     # ----- members and the workspace ----------------------------------------------------------------------
@@ -187,7 +192,7 @@ class BoardRoutes(TrelloBase):
             card = self.state.card(which)
             if card.id_board != found.id:
                 raise ApiError(404, "The requested resource was not found.")
-            return self.json(card_json(self.state, card, request.args.get("fields")))
+            return self.json(self.card_body(request, card))
         which = which or request.args.get("filter", "visible")
         if which not in CARD_FILTERS:
             raise ApiError(400, "invalid value for filter")

@@ -45,13 +45,7 @@ class CardRoutes(BoardRoutes):
 
     def _card_body(self, request: Request, card: Card) -> Response:
         args = request.args
-        body = card_json(
-            self.state,
-            card,
-            args.get("fields"),
-            custom_fields=args.get("customFieldItems") == "true",
-            attachments=args.get("attachments") in {"true", "cover"},
-        )
+        body = self.card_body(request, card)
         if args.get("members") == "true":
             state = self.state
             body["members"] = [
@@ -91,6 +85,7 @@ class CardRoutes(BoardRoutes):
             id_members=params.get("idMembers"),
             id_labels=params.get("idLabels"),
             url_source=params.get("urlSource"),
+            mime_type=params.get("mimeType"),
         )
         return self.json(card_json(self.state, card))
 

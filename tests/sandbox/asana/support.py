@@ -8,17 +8,22 @@ from typing import Any
 import asana
 
 from syncd.sandbox.asana import AsanaEmulator
-from syncd.sandbox.seed import load_seed, token_for
+from syncd.sandbox.seed import SERVICE_ACCOUNT, load_seed, token_for
 
 
-def client_for(emulator: AsanaEmulator, email: str | None = None, **config: Any) -> Any:
-    """Return an asana SDK ApiClient for the service account (or the given person)."""
+def client_for(emulator: AsanaEmulator, email: str | None = None, *, token: str | None = None, **config: Any) -> Any:
+    """Return an asana SDK ApiClient for the service account (or the given person, or an explicit token)."""
     cfg = asana.Configuration()
     cfg.host = emulator.api_url
-    cfg.access_token = token_for("asana", email) if email else emulator.credentials()["token"]
+    cfg.access_token = token or (token_for("asana", email) if email else emulator.credentials()["token"])
     for key, value in config.items():
         setattr(cfg, key, value)
     return asana.ApiClient(cfg)
+
+
+def oauth_client(emulator: AsanaEmulator, app: str = "syncd-test-app", email: str = SERVICE_ACCOUNT) -> Any:
+    """Return an SDK client authenticated with an OAuth token the person granted ``app``."""
+    return client_for(emulator, token=emulator.oauth_token(email, app))
 
 
 def started() -> Iterator[AsanaEmulator]:

@@ -12,7 +12,7 @@ from asana.rest import ApiException
 from syncd.sandbox.asana import AsanaEmulator
 from syncd.sandbox.seed import SERVICE_ACCOUNT
 from tests.conformance import assert_conforms
-from tests.sandbox.asana.support import project_gid, section_gid, task_gid
+from tests.sandbox.asana.support import oauth_client, project_gid, section_gid, task_gid
 
 
 def raw(emulator: AsanaEmulator, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -81,9 +81,9 @@ class TestProjectsAndSections:
 
 
 class TestTasks:
-    def test_create_get_update_delete(self, emulator: AsanaEmulator, client: Any) -> None:
-        """A task round-trips through POST, GET, PUT and DELETE, with assignee by e-mail and a section."""
-        tasks = asana.TasksApi(client)
+    def test_create_get_update_delete(self, emulator: AsanaEmulator) -> None:
+        """A task round-trips through POST, GET, PUT and DELETE: assignee by e-mail, a section, external (OAuth)."""
+        tasks = asana.TasksApi(oauth_client(emulator))
         body = {
             "data": {
                 "name": "Podcast launch episode",

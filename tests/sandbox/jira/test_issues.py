@@ -8,6 +8,7 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
+from syncd.sandbox.core import FaultRule
 from syncd.sandbox.jira import JiraEmulator
 from tests.conformance import assert_conforms
 from tests.sandbox.jira.support import auth, client, delete_issue, error_json, server_seed, shut, started
@@ -118,6 +119,20 @@ class TestIssues:
         assert error_json(caught.value)["errorMessages"] == [
             "Issue does not exist or you do not have permission to see it."
         ]
+
+    @pytest.mark.parametrize("status", [502, 504])
+    def test_lost_answer_still_creates_and_the_sdk_sees_the_status(
+        self, emulator: JiraEmulator, jira: JIRA, status: int
+    ) -> None:
+        """``status_after``: python-jira raises JIRAError with the gateway's status, yet the issue exists."""
+        before = len(emulator.state.issues)
+        emulator.faults.add(FaultRule(kind="status_after", status=status, writes=True, path=r"/issue$", times=1))
+        with pytest.raises(JIRAError) as caught:
+            jira.create_issue(project="ENG", summary="answer lost", issuetype={"name": "Task"})
+        assert caught.value.status_code == status
+        assert "<h1>" in str(caught.value.text)
+        assert len(emulator.state.issues) == before + 1
+        assert [i.summary for i in emulator.state.issues.values()][-1] == "answer lost"
 
     def test_issue_conforms_to_the_v3_spec(self, jira3: JIRA) -> None:
         """GET /rest/api/3/issue matches IssueBean, with an ADF description."""
@@ -296,6 +311,7 @@ class TestProperties:
         assert created.status_code == 201
         key = created.json()["key"]
         assert jira.issue_property(key, "syncd").raw["value"] == {"sync_id": "s-1"}
+        emulator.indexed_properties = {"syncd"}
         found = jira.search_issues('issue.property[syncd].sync_id = "s-1"')
         assert [issue.key for issue in found] == [key]
 

@@ -22,6 +22,7 @@ from tests.conformance import assert_conforms
 from tests.sandbox.jira.support import auth, client, delete_issue, error_response, server_seed, shut, started
 
 SECRET = "s3cret-for-tests"
+FILTER = "issue-related-events-section"
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -268,6 +269,27 @@ class TestWebhooks:
         response = requests.post(f"{emulator.url}/rest/webhooks/1.0/webhook", json=body, auth=auth(), timeout=5)
         assert response.status_code == 400
         assert "filters" in response.json()["errors"]
+
+    def test_property_filter_needs_an_indexed_property(self, emulator: JiraEmulator, receiver: str) -> None:
+        """A webhook filter on an unindexed property is refused at registration like a search, then accepted."""
+        jql = 'issue.property[syncd].sync_id = "s-1"'
+        body = {"name": "x", "url": receiver, "events": ["jira:issue_updated"], "filters": {FILTER: jql}}
+        response = requests.post(f"{emulator.url}/rest/webhooks/1.0/webhook", json=body, auth=auth(), timeout=5)
+        assert response.status_code == 400
+        message = "Field 'issue.property[syncd].sync_id' does not exist or you do not have permission to view it."
+        assert response.json()["errors"] == {"filters": message}
+        emulator.indexed_properties = {"syncd"}
+        self.register(emulator, receiver, filters={FILTER: jql})
+        ben = emulator.act_as("ben@corp.example")
+        ben.set_property("ENG-3", "syncd", {"sync_id": "s-1"})
+        ben.update("ENG-3", summary="while indexed")
+        assert emulator.webhooks.wait_idle()
+        assert len(Receiver.received) == 1
+        emulator.indexed_properties = set()
+        # A filter that no longer compiles delivers nothing; the write that raised the event still succeeds.
+        ben.update("ENG-3", summary="after the app left")
+        assert emulator.webhooks.wait_idle()
+        assert len(Receiver.received) == 1
 
 
 class TestActAs:

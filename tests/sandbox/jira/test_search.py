@@ -15,6 +15,7 @@ from tests.conformance import assert_conforms
 from tests.sandbox.jira.support import auth, error_json, move_to_second, server_seed, shut, started
 
 BERLIN = ZoneInfo("Europe/Berlin")
+UNINDEXED = "Field 'issue.property[syncd].sync_id' does not exist or you do not have permission to view it."
 REMOVED = {
     "errorMessages": [
         "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
@@ -60,11 +61,46 @@ class TestJql:
         jira.issue("ENG-6").update(fields={"assignee": {"accountId": jira.myself()["accountId"]}})
         assert keys(jira, "assignee = currentUser()") == ["ENG-6"]
 
-    def test_property_search(self, jira: JIRA) -> None:
-        """``issue.property[key].path = value`` finds issues by entity property."""
+    def test_property_search(self, emulator: JiraEmulator, jira: JIRA) -> None:
+        """``issue.property[key].path = value`` finds issues by an entity property an app indexed."""
+        emulator.indexed_properties = {"syncd"}
         jira.add_issue_property("ENG-8", "syncd", {"origin": {"ref": "trello:abc"}})
         assert keys(jira, 'issue.property[syncd].origin.ref = "trello:abc"') == ["ENG-8"]
         assert keys(jira, 'issue.property[syncd].origin.ref = "trello:zzz"') == []
+
+    def test_unindexed_property_is_refused_like_an_unknown_field(self, jira: JIRA) -> None:
+        """By default no app indexes any property, so Jira Cloud refuses the clause with 400."""
+        jira.add_issue_property("ENG-8", "syncd", {"sync_id": "s-1"})
+        with pytest.raises(JIRAError) as caught:
+            jira.search_issues('project = ENG AND issue.property[syncd].sync_id = "s-1"')
+        assert caught.value.status_code == 400
+        assert error_json(caught.value) == {"errorMessages": [UNINDEXED], "errors": {}}
+
+    def test_only_the_declared_path_of_a_property_is_searchable(self, emulator: JiraEmulator, jira: JIRA) -> None:
+        """Declaring ``key.path`` indexes that path alone, as an app's module declares paths."""
+        emulator.indexed_properties = {"syncd.sync_id"}
+        jira.add_issue_property("ENG-8", "syncd", {"sync_id": "s-1", "origin": "trello"})
+        assert keys(jira, 'issue.property[syncd].sync_id = "s-1"') == ["ENG-8"]
+        with pytest.raises(JIRAError) as caught:
+            jira.search_issues('issue.property[syncd].origin = "trello"')
+        assert error_json(caught.value)["errorMessages"] == [
+            "Field 'issue.property[syncd].origin' does not exist or you do not have permission to view it."
+        ]
+
+    def test_creator_current_user_and_created_epoch_millis(self, emulator: JiraEmulator, jira: JIRA) -> None:
+        """``creator = currentUser() AND created >= <epoch ms>`` finds the caller's creates, with their property."""
+        emulator.clock.advance(60)
+        since = int(emulator.clock.now().timestamp() * 1000)
+        mine = jira.create_issue(project="ENG", summary="mine", issuetype={"name": "Task"})
+        emulator.act_as("ben@corp.example").create("ENG", summary="Ben's")
+        jira.add_issue_property(mine.key, "syncd", {"sync_id": "s-9"})
+        jql = f"project = ENG AND creator = currentUser() AND created >= {since}"
+        assert keys(jira, jql) == [mine.key]
+        for use_post in (False, True):
+            page = jira.enhanced_search_issues(jql, properties="syncd", json_result=True, use_post=use_post)
+            assert [issue["properties"] for issue in page["issues"]] == [{"syncd": {"sync_id": "s-9"}}]
+        created = int(emulator.state.issues[mine.key].created.timestamp() * 1000)
+        assert keys(jira, f"project = ENG AND creator = currentUser() AND created >= {created + 1}") == []
 
     @pytest.mark.parametrize(
         ("jql", "message"),
@@ -178,6 +214,28 @@ class TestCloudPaging:
         assert len(body["issues"]) == 3
         assert_conforms("jira", "post", "/rest/api/3/search/jql", 200, body)
 
+    @pytest.mark.parametrize("method", ["GET", "POST"])
+    def test_properties_parameter_returns_the_named_properties(self, emulator: JiraEmulator, method: str) -> None:
+        """``properties`` lists up to 5 keys; each issue carries those it has (no JQL indexing needed to read)."""
+        emulator.act_as("ana@corp.example").set_property("ENG-1", "syncd", {"sync_id": "s-1"})
+        emulator.act_as("ana@corp.example").set_property("ENG-1", "other", {"x": 1})
+        params = {"jql": "key in (ENG-1, ENG-2) ORDER BY key", "properties": ["syncd", "absent"]}
+        url = f"{emulator.url}/rest/api/3/search/jql"
+        if method == "GET":
+            answer = requests.get(url, params={**params, "properties": "syncd,absent"}, auth=auth(), timeout=5)
+        else:
+            answer = requests.post(url, json=params, auth=auth(), timeout=5)
+        issues = answer.json()["issues"]
+        assert [issue["properties"] for issue in issues] == [{"syncd": {"sync_id": "s-1"}}, {}]
+        assert_conforms("jira", method.lower(), "/rest/api/3/search/jql", 200, answer.json())
+
+    def test_more_than_five_properties_is_a_400(self, emulator: JiraEmulator) -> None:
+        """The spec allows up to 5 properties; a sixth is refused (the unfavourable reading)."""
+        body = {"jql": "key = ENG-1", "properties": [f"p{n}" for n in range(6)]}
+        answer = requests.post(f"{emulator.url}/rest/api/3/search/jql", json=body, auth=auth(), timeout=5)
+        assert answer.status_code == 400
+        assert answer.json()["errorMessages"] == ["The maximum number of issue properties to return is 5."]
+
     @pytest.mark.parametrize("version", ["2", "3"])
     @pytest.mark.parametrize("method", ["GET", "POST"])
     def test_old_search_is_gone(self, emulator: JiraEmulator, version: str, method: str) -> None:
@@ -215,6 +273,15 @@ class TestServerPaging:
             assert len(every) == 12
         finally:
             shut(sdk)
+
+    def test_unindexed_property_is_refused_on_server_too(self, server: JiraEmulator) -> None:
+        """Data Center indexes a property only for a plugin's index-document-configuration: 400 without one."""
+        url = f"{server.url}/rest/api/2/search"
+        answer = requests.get(url, params={"jql": 'issue.property[syncd].sync_id = "s-1"'}, auth=auth(), timeout=5)
+        assert answer.status_code == 400
+        assert answer.json() == {"errorMessages": [UNINDEXED], "errors": {}}
+        server.indexed_properties = {"syncd"}
+        assert requests.get(url, params={"jql": 'issue.property[syncd].sync_id = "s-1"'}, auth=auth(), timeout=5).ok
 
     def test_search_jql_does_not_exist_on_server(self, server: JiraEmulator) -> None:
         """There is no /search/jql (nor any v3) on Server."""
