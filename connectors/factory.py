@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 from connectors.asana import AsanaConnector
 from connectors.jira import JiraConnector
@@ -46,6 +47,7 @@ def connector_for(department: Department, *, callback_url: str | None = None) ->
             webhook_secret=connection.webhook_secret.resolve() if connection.webhook_secret else None,
             workflow=_shared_workflow(connection.base_url, connection.project),
             search_settle_s=connection.search_settle_s,
+            deletion_check=timedelta(seconds=connection.deletion_check_s),
         )
     if isinstance(connection, TrelloConnection):
         return TrelloConnector(
@@ -59,7 +61,10 @@ def connector_for(department: Department, *, callback_url: str | None = None) ->
         )
     assert isinstance(connection, AsanaConnection)  # the discriminated union has three members
     return AsanaConnector(
-        base_url=connection.base_url, token=connection.token.resolve(), project_gid=connection.project
+        base_url=connection.base_url,
+        token=connection.token.resolve(),
+        project_gid=connection.project,
+        people=department.people,
     )
 
 

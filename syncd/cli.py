@@ -216,15 +216,23 @@ def once(
         "mappings"
     ),
 ) -> None:
-    """Run one pass over every sync group; exit 1 if any item failed (it is retried on the next pass)."""
+    """Run one pass over every sync group; exit 1 if an item failed or a tool could not be read, 2 if refused.
+
+    An item that failed and a tool that did not answer are retried on the next pass; a tool that refused syncd's
+    credentials or configuration (exit 2) needs a person.
+    """
     reports = _passes(config_dir, mappings_dir, dry_run=False)
     for report in reports:
         _stderr.print(
             f"{report.group}: {len(report.plans)} items, {report.writes} writes, "
             f"{len(report.problems)} values not mapped, {len(report.failures)} failed"
         )
+        for member, error in sorted(report.down.items()):
+            _stderr.print(f"  [red]not read[/] {member}: {escape(error)}", highlight=False)
         for sync_id, failure in report.failures.items():
             _stderr.print(f"  [red]failed[/] {sync_id}: {escape(failure)}", highlight=False)
+    if any(report.fatal for report in reports):
+        raise typer.Exit(2)
     if not all(report.ok for report in reports):
         raise typer.Exit(1)
 

@@ -387,7 +387,7 @@ def _status(tx: Tx) -> dict[str, Any]:
     def endpoint(key: str) -> dict[str, Any]:
         group, _, member = key.rpartition("/")  # keys are "group/member"
         found: dict[str, Any] = groups.setdefault(group, _group_status())["endpoints"]
-        place: dict[str, Any] = found.setdefault(member, {"links": 0, "last_pass": None})
+        place: dict[str, Any] = found.setdefault(member, {"links": 0, "last_pass": None, "failing": None})
         return place
 
     execute = tx.connection.execute
@@ -405,16 +405,20 @@ def _status(tx: Tx) -> dict[str, Any]:
     )
     for name, state, count in execute(queued.group_by(conflicts.c.group_name, conflicts.c.state)):
         groups.setdefault(name, _group_status())["conflicts"][state] += count
+    for key, (since, error) in tx.failing_endpoints().items():
+        endpoint(key)["failing"] = {"since": since.astimezone(UTC).isoformat(), "error": error}
     audit_events = execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar() or 0
     ordered = {name: groups[name] for name in sorted(groups)}
     for each in ordered.values():
         each["endpoints"] = dict(sorted(each["endpoints"].items()))
     quarantined = sum(each["quarantined"] for each in ordered.values())
     open_conflicts = sum(each["conflicts"]["open"] for each in ordered.values())
+    unreadable = sum(1 for each in ordered.values() for place in each["endpoints"].values() if place["failing"])
     return {
-        "ok": quarantined == 0 and open_conflicts == 0,
+        "ok": quarantined == 0 and open_conflicts == 0 and unreadable == 0,
         "quarantined": quarantined,
         "open_conflicts": open_conflicts,
+        "failing_endpoints": unreadable,
         "audit_events": audit_events,
         "groups": ordered,
     }
@@ -433,12 +437,15 @@ def _print_status(summary: dict[str, Any]) -> None:
         endpoints.add_column(heading, overflow="fold")
     endpoints.add_column("links", justify="right")
     endpoints.add_column("last pass (UTC)", no_wrap=True)
+    endpoints.add_column("failing", overflow="fold")
     for name, each in summary["groups"].items():
         counts = (each["items"], each["quarantined"], each["retrying"], *each["conflicts"].values())
         groups.add_row(Text(name), *(str(count) for count in counts))
         for member, place in each["endpoints"].items():
             last = datetime.fromisoformat(place["last_pass"]) if place["last_pass"] else None
-            endpoints.add_row(Text(name), Text(member), str(place["links"]), _time(last))
+            failing = place["failing"]
+            why = f"since {_time(datetime.fromisoformat(failing['since']))}: {failing['error']}" if failing else ""
+            endpoints.add_row(Text(name), Text(member), str(place["links"]), _time(last), Text(why))
     _print_table(groups)
     _print_table(endpoints)
     typer.echo(f"audit log: {summary['audit_events']} events")
@@ -452,7 +459,8 @@ def status(
 ) -> None:
     """Sum up every sync group: items, links and last pass per endpoint, failing items, queued conflicts.
 
-    Exit 0: all clear; 1: an item is quarantined or a conflict is open (for cron alerts); 2: config or store unreadable.
+    Exit 0: all clear; 1: an item is quarantined, a conflict is open or an endpoint's tool cannot be read (for cron
+    alerts); 2: config or store unreadable.
     """
     with open_store(config_dir) as store, store.transaction() as tx:
         summary = _status(tx)
@@ -461,9 +469,11 @@ def status(
     else:
         _print_status(summary)
     if not summary["ok"]:
+        failing = summary["failing_endpoints"]
         _stderr.print(
             f"attention: {_many(summary['quarantined'], 'item')} quarantined (syncd quarantine list), "
-            f"{_many(summary['open_conflicts'], 'conflict')} open (syncd conflicts list)",
+            f"{_many(summary['open_conflicts'], 'conflict')} open (syncd conflicts list)"
+            + (f", {_many(failing, 'endpoint')} failing (see the endpoints table)" if failing else ""),
             highlight=False,
         )
         raise typer.Exit(1)

@@ -85,6 +85,13 @@ class JiraConnection(_Strict):
         description="how long Jira Cloud search may take to list a just-created issue; a create whose answer "
         "was lost is looked up no sooner",
     )
+    deletion_check_s: float = Field(
+        300.0,
+        ge=10,
+        le=3600,
+        description="seconds between listings of the project's keys, which is how a deleted issue is noticed "
+        "when polling (search never shows one); at most an hour, since the hourly full scan lists them anyway",
+    )
 
 
 class TrelloConnection(_Strict):
@@ -116,7 +123,8 @@ class Department(_Strict):
     name: str | None = Field(None, description="defaults to the file name")
     connection: Connection
     people: dict[str, str] = Field(
-        default_factory=dict, description="e-mail -> account in the tool (Jira accountId or name, Trello username)"
+        default_factory=dict,
+        description="e-mail -> account in the tool (Jira accountId or name, Trello username, Asana user gid)",
     )
     poll_interval_s: float | None = Field(None, gt=0, description="overrides the instance's poll interval")
 

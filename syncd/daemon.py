@@ -722,12 +722,15 @@ class Daemon:
             return
         outcome = self.metrics.record(report)
         if job.hints is None:
-            self._polled(runtime, group, None, ok=True)
-        log.info(
+            self._polled(runtime, group, None, ok=True, down=report.down)
+        if report.down:
+            outcome = "error"  # a member's tool could not be read: the others synced, it waits (see endpoint.failing)
+        (log.warning if report.down else log.info)(
             "pass",
             group=group.name,
             kind=kind,
             outcome=outcome,
+            down=sorted(report.down) or None,
             items=len(report.plans),
             writes=report.writes,
             failures=len(report.failures),
@@ -738,14 +741,30 @@ class Daemon:
         for sync_id, failure in report.failures.items():
             log.warning("item.failed", group=group.name, sync_id=sync_id, error=failure)
 
-    def _polled(self, runtime: Runtime, group: Group, error: SyncdError | None, *, ok: bool = False) -> None:
-        """Record the result of a full pass per endpoint, for /readyz; a tool's error marks that tool's members."""
+    def _polled(
+        self,
+        runtime: Runtime,
+        group: Group,
+        error: SyncdError | None,
+        *,
+        ok: bool = False,
+        down: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record the result of a full pass per endpoint, for /readyz; a tool's error marks that tool's members.
+
+        A pass that went through can still have left members out whose tool failed (``down``): those are failing.
+        """
         now = self._clock()
         with self._state_lock:
             for member in group.codecs:
                 key = endpoint_key(group.name, member)
                 tool = runtime.config.departments[member].connection.tool
-                if ok:
+                if ok and member in (down or {}):
+                    previous = self._polls.get(key)
+                    since = previous.at if previous is not None and not previous.ok else now
+                    self._polls[key] = _Poll(False, since, (down or {})[member])
+                    log.warning("endpoint.failing", endpoint=key, error=(down or {})[member])
+                elif ok:
                     self._polls[key] = _Poll(True, now)
                 elif isinstance(error, ConnectorError) and error.tool != tool:
                     continue  # another tool failed; this member's last result still stands

@@ -5,8 +5,10 @@ matched to an item by its link (or adopted by its marker after a lost create, or
 by the member's codec; the other members' current views of every touched item are fetched in one batch per
 member; the pure planner decides; each plan is journaled, applied through the connectors, and its base values,
 link versions and audit events are committed in one transaction by the :mod:`~syncd.executor`; cursors advance
-last, once every item before them is committed or recorded as failed (and retried by id). A record whose version
-equals its link's is syncd's own write coming back: it is skipped, so nothing echoes.
+last, once every item before them is committed or recorded as failed (and retried by id). A record at the version
+syncd last saw that still holds the item's base is syncd's own write coming back, or nothing new: it is skipped, so
+nothing echoes (versions save work; the state decides). A member whose tool cannot be read is left out of the pass,
+not the group: the others sync between themselves and it catches up from its own cursor.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from ulid import ULID
 
@@ -24,11 +27,17 @@ from syncd.errors import ConnectorError, FatalError
 from syncd.executor import Executor, PassReport, Touched, endpoint_key
 from syncd.mapping import Group
 from syncd.merge import Item, changes, check_side, plan, same
-from syncd.model import ChangeBatch, FieldChange, last_changes
+from syncd.model import ChangeBatch, FieldChange, Record, last_changes
 from syncd.plan import Plan, View
-from syncd.store import Store, Tx
+from syncd.store import Link, Store, Tx
 
 __all__ = ["Pass", "PassReport", "endpoint_key"]
+
+
+def _by_member(rows: Mapping[str, Any]) -> dict[str, Any]:
+    """A store mapping keyed by endpoint key ("group/member"), keyed by member."""
+    return {key.split("/", 1)[1]: values for key, values in rows.items()}
+
 
 TIMED_RULES = frozenset({"latest", "merge-text", "prefer"})
 """Rules whose decision can come down to which change was later (merge-text and prefer fall back to latest)."""
@@ -76,12 +85,13 @@ class Pass:
         quarantined) and the items whose held conflict a person decided; quarantined items are left out.
         """
         replan, skip, decisions = self._carried_over(dry_run=dry_run)
+        down: dict[str, ConnectorError] = {}
         if hints is not None:
-            batches = {member: self._hinted(member, hints.get(member, ())) for member in self.group.codecs}
+            batches = self._read(lambda member: self._hinted(member, hints.get(member, ())), down)
         else:
             with self.store.transaction() as tx:
                 cursors = {m: tx.cursor(endpoint_key(self.group.name, m)) for m in self.group.codecs}
-            batches = {member: self.connectors[member].changes(cursor) for member, cursor in cursors.items()}
+            batches = self._read(lambda member: self.connectors[member].changes(cursors[member]), down)
         with self.store.transaction() as tx:
             touched = self._collect(batches, tx)
             for sync_id in replan:
@@ -89,30 +99,72 @@ class Pass:
                     touched[sync_id] = Touched()
             for sync_id in skip:
                 touched.pop(sync_id, None)  # quarantined, or a crash's create not yet resolved: not this pass
-            self._complete(touched, tx)
+            self._complete(touched, tx, down)
             bases = {sync_id: tx.base(sync_id) for sync_id in touched}
             echoes = {sync_id: tx.echoes(sync_id) for sync_id in touched}
+            behind = {sync_id: tx.behind(sync_id) for sync_id in touched}
         work: list[tuple[Plan, Touched]] = []
         for sync_id, item in sorted(touched.items()):
             base = bases[sync_id]
             item.views = {m: self.group.codecs[m].align(view, base) for m, view in item.views.items()}
-            echoed = {key.split("/", 1)[1]: values for key, values in echoes[sync_id].items()}
-            whole = Item(sync_id, base, item.views, item.deleted, item.out_of_scope, decisions.get(sync_id, {}), echoed)
+            whole = Item(
+                sync_id,
+                base,
+                item.views,
+                item.deleted,
+                item.out_of_scope,
+                decisions.get(sync_id, {}),
+                _by_member(echoes[sync_id]),
+                dict(item.unavailable),
+                _by_member(behind[sync_id]),
+            )
             decided = self._plan(whole, item)
             self.report.plans.append(decided)
             work.append((decided, item))
         if not dry_run:
-            if self.pool is not None and len(work) > 1:
-                self._apply_in_pool(self.pool, work)
-            else:
-                for decided, item in work:
-                    self._apply(self.executor, decided, item)
+            self._apply_all(work)
         if not dry_run and hints is None:
-            # Every item read is committed, or recorded as failed and retried by id: the cursors may move on.
+            # Every item read is committed, or recorded as failed and retried by id: the cursors may move on. A
+            # member that could not be read keeps its cursor, and catches up from it when its tool answers again.
             with self.store.transaction() as tx:
                 for member, batch in batches.items():
-                    tx.set_cursor(endpoint_key(self.group.name, member), batch.cursor)
+                    if member not in down:
+                        tx.set_cursor(endpoint_key(self.group.name, member), batch.cursor)
+        self._record_endpoints(down, read=set(batches) if hints is None else set(hints) & set(batches))
         return self.report
+
+    def _apply_all(self, work: Sequence[tuple[Plan, Touched]]) -> None:
+        if self.pool is not None and len(work) > 1:
+            self._apply_in_pool(self.pool, work)
+        else:
+            for decided, item in work:
+                self._apply(self.executor, decided, item)
+
+    def _read(self, read: Callable[[str], ChangeBatch], down: dict[str, ConnectorError]) -> dict[str, ChangeBatch]:
+        """Each member's batch; a member whose tool fails (after retries) is left out this pass, not the group.
+
+        Its error goes to ``down``: the other members keep syncing between themselves, and items that need the
+        member wait for it (see :class:`~syncd.merge.Item` ``unavailable``).
+        """
+        batches: dict[str, ChangeBatch] = {}
+        for member in self.group.codecs:
+            try:
+                batches[member] = read(member)
+            except ConnectorError as error:
+                down[member] = error
+        return batches
+
+    def _record_endpoints(self, down: Mapping[str, ConnectorError], *, read: set[str]) -> None:
+        """Remember which endpoints failed and why (``syncd status``), and which answered again."""
+        self.report.down = {member: f"{type(error).__name__}: {error}" for member, error in down.items()}
+        self.report.fatal = {member for member, error in down.items() if isinstance(error, FatalError)}
+        with self.store.transaction() as tx:
+            for member in self.group.codecs:
+                key = endpoint_key(self.group.name, member)
+                if member in down:
+                    tx.endpoint_failing(key, self.report.down[member])
+                elif member in read:
+                    tx.endpoint_answers(key)
 
     def _plan(self, whole: Item, item: Touched) -> Plan:
         """Plan one item; planned again where the tools' history adds what their state cannot show.
@@ -215,7 +267,8 @@ class Pass:
 
     def _apply(self, executor: Executor, decided: Plan, item: Touched) -> None:
         executor.execute(decided, item)
-        if self.group.comments and decided.sync_id not in executor.report.failures:
+        report = executor.report
+        if self.group.comments and (decided.sync_id not in report.failures or decided.sync_id in report.waiting):
             executor.mirror_comments(decided.sync_id, item)
 
     def _apply_in_pool(self, pool: concurrent.futures.Executor, work: Sequence[tuple[Plan, Touched]]) -> None:
@@ -262,6 +315,7 @@ class Pass:
                 error = failure
                 stop.set()
         for report in partial:
+            self.report.waiting |= report.waiting
             self.report.writes += report.writes
             self.report.problems += report.problems
             self.report.failures.update(report.failures)
@@ -290,6 +344,33 @@ class Pass:
 
     # ----- reading -----------------------------------------------------------------------------------------
 
+    def _holds_base(self, member: str, record: Record, base: Mapping[str, Any] | None) -> bool:
+        """Whether a record the feed names at the version syncd last saw still decodes to the item's base.
+
+        A version only saves work, it never hides a change: Asana does not move ``modified_at`` when a task moves to
+        another section (its API reference lists "moving to a new container" among what does not), so a status set
+        by dragging a card arrives at an unchanged version and is found by comparing state.
+        """
+        if base is None:
+            return False
+        codec = self.group.codecs[member]
+        view = codec.align(codec.decode(record)[0], base)
+        return all(same(value, base[name]) for name, value in view.values.items() if name in base)
+
+    def _fetch(
+        self, member: str, refs: Mapping[str, str], touched: Mapping[str, Touched], down: dict[str, ConnectorError]
+    ) -> dict[str, Record] | None:
+        """One member's records for refs (ref -> sync_id); None, with the member marked unavailable, if it fails."""
+        try:
+            return {record.ref: record for record in self.connectors[member].fetch(list(refs))}
+        except ConnectorError as error:
+            down[member] = error
+        for ref, sync_id in refs.items():
+            touched[sync_id].unavailable[member] = ref
+        for item in touched.values():
+            item.unavailable.setdefault(member, None)
+        return None
+
     def _hinted(self, member: str, refs: Sequence[str]) -> ChangeBatch:
         """The hinted refs of one member as a change batch (a ref that no longer exists reads as deleted)."""
         unique = list(dict.fromkeys(refs))
@@ -306,11 +387,17 @@ class Pass:
             for record in batch.records:
                 listed.add(record.ref)
                 link = tx.find_link(key, record.ref)
-                if link is not None and link.version == record.version:
+                unchanged = link is not None and link.version == record.version
+                if unchanged and link is not None and self._holds_base(member, record, tx.base(link.sync_id)):
                     continue  # syncd's own write coming back, or nothing new since: no echo
                 if not codec.in_scope(record):
                     if link is not None:
                         touched[link.sync_id].out_of_scope[member] = record.ref
+                    continue
+                if link is None and record.marker is None and record.mine:
+                    # syncd made it and it has no link: a create whose answer was lost, adopted by the recovery of
+                    # its journal entry, never mirrored as a person's new item (that would copy it everywhere).
+                    self.report.orphans.append(f"{member}/{record.ref}")
                     continue
                 # A known item by its link; a lost create adopted by its marker; otherwise a new item.
                 sync_id = link.sync_id if link is not None else (record.marker or str(ULID()))
@@ -318,36 +405,64 @@ class Pass:
                 self.report.problems += problems
                 touched[sync_id].views[member] = view
                 touched[sync_id].seen[member] = record
-                touched[sync_id].changed.add(member)
+                if not unchanged:
+                    touched[sync_id].changed.add(member)
             for ref in batch.deleted:
                 link = tx.find_link(key, ref)
                 if link is not None:
                     touched[link.sync_id].deleted[member] = ref
-            if batch.full_scan:
+            if batch.full_scan or batch.present is not None:
+                # A listing of refs alone (``present``) tells deletions as a full scan does, under the same guard.
+                listed |= batch.present or frozenset()
                 linked = tx.endpoint_links(key)
                 # A listing missing most linked items is an outage, not a mass deletion.
                 check_side(key, len(linked), sum(1 for link in linked if link.ref in listed))
-                for link in linked:
-                    if link.ref not in listed:
-                        touched[link.sync_id].deleted[member] = link.ref
+                for link in self._gone(member, [link for link in linked if link.ref not in listed]):
+                    touched[link.sync_id].deleted[member] = link.ref
         return dict(touched)
 
-    def _complete(self, touched: Mapping[str, Touched], tx: Tx) -> None:
-        """Fetch the current view of each touched item at the members that did not report it (a batch each)."""
+    def _gone(self, member: str, missing: Sequence[Link]) -> list[Link]:
+        """The links a listing missed whose record is really gone, read one batch to be sure.
+
+        A listing paged by position skips a record when another moves or disappears meanwhile (an edit while
+        Jira's scan ordered by ``updated`` runs, a deletion while keys are listed), and Cloud search may not list
+        a just-made record yet: taken for deletions, those would archive live items everywhere. A record read
+        back is not gone; if the read fails, nothing is taken for deleted this pass.
+        """
+        if not missing:
+            return []
+        try:
+            found = {record.ref for record in self.connectors[member].fetch([link.ref for link in missing])}
+        except ConnectorError:
+            return []
+        return [link for link in missing if link.ref not in found]
+
+    def _complete(self, touched: Mapping[str, Touched], tx: Tx, down: dict[str, ConnectorError]) -> None:
+        """Fetch the current view of each touched item at the members that did not report it (a batch each).
+
+        A member whose tool cannot be read (``down``, or failing now) is marked unavailable on each item instead.
+        """
         wanted: dict[str, dict[str, str]] = defaultdict(dict)
         versions: dict[tuple[str, str], str] = {}
         for sync_id, item in touched.items():
+            item.down = down
+            item.unavailable.update(dict.fromkeys(down))
             for key, link in tx.links(sync_id).items():
                 member = key.split("/", 1)[1]
                 if link.synced_at is not None:
                     item.synced[member] = link.synced_at
+                if member in down:
+                    item.unavailable[member] = link.ref
+                    continue
                 if member in item.views or member in item.deleted or member in item.out_of_scope:
                     continue
                 wanted[member][link.ref] = sync_id
                 versions[(member, link.ref)] = link.version
         for member, refs in wanted.items():
             codec = self.group.codecs[member]
-            found = {record.ref: record for record in self.connectors[member].fetch(list(refs))}
+            found = self._fetch(member, refs, touched, down)
+            if found is None:
+                continue
             for ref, sync_id in refs.items():
                 record = found.get(ref)
                 if record is None:

@@ -11,14 +11,15 @@
         │   ├── ServiceUnavailable        5xx
         │   ├── ChangedMeanwhile          the item changed after syncd read it: nothing was written; plan again
         │   ├── ConnectionFailed          no answer (refused, reset, timeout) to a request that is safe to repeat
-        │   └── OutcomeUnknown            a write was sent and no clear answer came back: it may have happened
+        │   ├── OutcomeUnknown            a write was sent and no clear answer came back: it may have happened
+        │   └── EndpointDown              an item waits for a member whose tool cannot be read now
         ├── FatalError                    stop this endpoint until a person acts
         │   ├── AuthFailed                401: the credential is wrong or revoked
         │   ├── PermissionDenied          403: the account may not do this
         │   └── ToolConfigError           the tool's setup does not match the config (unknown project, list...)
         └── SkippableError                one item is bad; quarantine it and keep syncing the rest
             ├── ItemNotFound              404 for one item (deleted, or never visible to us)
-            ├── InvalidItem               400 for one item: the tool refused these values
+            ├── InvalidItem               400 for one item: the tool refused these values; .field names which
             └── NoTransition              a Jira status cannot be reached from the current one
 
 Messages say what happened and what to do, and never contain a credential: connectors build them from status
@@ -77,6 +78,18 @@ class OutcomeUnknown(RetriableError):
     """
 
 
+class EndpointDown(RetriableError):
+    """An item waits for a member that could not be read this pass; it catches up once the member answers again.
+
+    Not a fault of the item: it never counts toward quarantine. ``error`` is what the member's tool said.
+    """
+
+    def __init__(self, member: str, error: ConnectorError) -> None:
+        super().__init__(error.tool, f"waits for {member}, which cannot be read now ({error.message})")
+        self.member = member
+        self.error = error
+
+
 class FatalError(ConnectorError):
     """The endpoint cannot work until a person fixes something; retrying only burns the budget."""
 
@@ -106,7 +119,24 @@ class ItemNotFound(SkippableError):
 
 
 class InvalidItem(SkippableError):
-    """The tool refused the values written to this item."""
+    """The tool refused the values written to this item.
+
+    ``field`` is the canonical field (``title``, ``description``, ``status``, ``done``, ``assignees``, ``due``,
+    ``labels``) whose value was refused, when the tool's answer or the connector's own check names it: the caller
+    can then write the item again without that field, so one refused value does not hold back the rest.
+    """
+
+    def __init__(
+        self,
+        tool: str,
+        message: str,
+        *,
+        ref: str | None = None,
+        status: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(tool, message, ref=ref, status=status)
+        self.field = field
 
 
 class NoTransition(SkippableError):

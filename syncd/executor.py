@@ -27,7 +27,14 @@ from syncd.audit import AuditEvent, append
 from syncd.comments import Original, attributed, copies, mirrored_from
 from syncd.connector import Connector
 from syncd.crash import crash_point
-from syncd.errors import ChangedMeanwhile, ConnectorError, FatalError, RetriableError, SyncdError
+from syncd.errors import (
+    ChangedMeanwhile,
+    ConnectorError,
+    EndpointDown,
+    FatalError,
+    RetriableError,
+    SyncdError,
+)
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import Record
@@ -51,11 +58,19 @@ class PassReport:
     """Journal entries a crash had left, resolved before this pass."""
     lags: list[float] = field(default_factory=list)
     """Per mirror written: seconds from the change in its tool to the mirror's commit (the propagation lag)."""
+    down: dict[str, str] = field(default_factory=dict)
+    """Members whose tool could not be read this pass (-> the error): left out, the others synced between them."""
+    fatal: set[str] = field(default_factory=set)
+    """Those of ``down`` whose tool refused syncd (credentials, permissions, configuration): a person must act."""
+    waiting: set[str] = field(default_factory=set)
+    """Items synced among the members that answered, waiting for one that did not (also in ``failures``)."""
+    orphans: list[str] = field(default_factory=list)
+    """Records syncd made that no item links (a create whose answer was lost, not adopted yet): left alone."""
 
     @property
     def ok(self) -> bool:
-        """Whether every item synced (problems are reported values, not failures)."""
-        return not self.failures
+        """Whether every item synced and every member was read (problems are reported values, not failures)."""
+        return not self.failures and not self.down
 
 
 @dataclass
@@ -74,6 +89,10 @@ class Touched:
     """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
     deferred: dict[str, str] = field(default_factory=dict)
     """Member -> the version to store once its new comments are copied (see Executor._commit)."""
+    unavailable: dict[str, str | None] = field(default_factory=dict)
+    """Members whose tool cannot be read this pass -> the item's ref there (None: not linked there)."""
+    down: Mapping[str, ConnectorError] = field(default_factory=dict)
+    """What each unavailable member's tool said."""
 
 
 @dataclass
@@ -372,7 +391,9 @@ class Executor:
             self._commit(tx, decided, item, results, failed=error is not None)
             for event in uncertain:
                 append(tx, self._uncertain_event(decided, event))
-            if error is None:
+            if error is None and decided.waiting:
+                self._wait(tx, decided.sync_id, item, decided.waiting)
+            elif error is None:
                 tx.clear_failure(decided.sync_id)
             else:
                 self._strike(tx, decided.sync_id, error)
@@ -428,7 +449,11 @@ class Executor:
         for row in rows:
             if not row.original:
                 mirrored[(row.origin_endpoint.split("/", 1)[1], row.origin_id)].add(row.endpoint.split("/", 1)[1])
+        waiting: list[str] = []
         for copy in copies(originals, mirrored, links):
+            if copy.endpoint in item.unavailable:
+                waiting.append(copy.endpoint)  # copied once that member answers again
+                continue
             source = copy.original
             text = self.group.codecs[copy.endpoint].text_out(
                 attributed(source, self.group.codecs[source.endpoint].tool)
@@ -462,6 +487,9 @@ class Executor:
                         message=f"comment {source.comment_id} copied as {posted.id}",
                     ),
                 )
+        if waiting:
+            with self.store.transaction() as tx:
+                self._wait(tx, sync_id, item, sorted(set(waiting)))
 
     def _new_comments(
         self, sync_id: str, item: Touched, links: Mapping[str, Link], known: set[tuple[str, str]]
@@ -577,6 +605,14 @@ class Executor:
             return archived
         return None
 
+    def _wait(self, tx: Tx, sync_id: str, item: Touched, members: tuple[str, ...] | list[str]) -> None:
+        """Keep the item coming back every pass until the members that could not be read catch up (no strike)."""
+        member = members[0]
+        reason = item.down.get(member)
+        error = EndpointDown(member, reason if reason is not None else ConnectorError("", "no answer"))
+        self._strike(tx, sync_id, error)
+        self.report.waiting.add(sync_id)
+
     def _strike(self, tx: Tx, sync_id: str, error: Exception, *, force: bool = False) -> None:
         """Record the failure; hold the item out after too many in a row (``force``: at once)."""
         message = str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}"
@@ -647,6 +683,7 @@ class Executor:
                 tx.add_echoes(sync_id, key, {**step.values, **made})
         if failed:
             return
+        self._keep_behind(tx, decided, item)
         tx.set_base(sync_id, decided.base)
         tx.clear_echoes(sync_id)
         self._conflicts(tx, decided)
@@ -660,6 +697,27 @@ class Executor:
         }
         for key, at in synced.items():
             tx.set_synced(sync_id, key, at)  # an endpoint unlinked above has no row to update
+
+    def _keep_behind(self, tx: Tx, decided: Plan, item: Touched) -> None:
+        """Record what the mirrors that could not be written still hold, before the base moves on without them.
+
+        A member behind since an earlier pass keeps the value it held then (its mirror has not changed since, as
+        far as syncd knows); a member that caught up this pass is behind no more.
+        """
+        old = tx.base(decided.sync_id) or {}
+        held = tx.behind(decided.sync_id)
+        now: dict[str, dict[str, Any]] = {}
+        for member in decided.waiting:
+            if item.unavailable.get(member) is None:
+                continue  # no mirror there yet: it is created when the member answers
+            key = endpoint_key(self.group.name, member)
+            values = dict(held.get(key, {}))
+            for name in self.group.policy.fields:
+                if name not in values and not same(decided.base.get(name), old.get(name)):
+                    values[name] = old.get(name)
+            now[key] = values
+        if now or held:
+            tx.set_behind(decided.sync_id, now)
 
     def _keep_versions(self, tx: Tx, sync_id: str, item: Touched, *, failed: bool) -> None:
         """Store the versions the item was read at, so syncd's next pass skips what it has already synced.

@@ -16,6 +16,8 @@ Pure: no I/O, no SDK, no clock.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -34,6 +36,60 @@ from syncd.yamlfile import FileError, Located, line_of, load_yaml_model
 Tool = Literal["jira", "trello", "asana"]
 SINGLE_ASSIGNEE = frozenset({"jira", "asana"})
 """Tools whose items have one assignee (Trello cards have many members)."""
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """What a tool refuses in the fields syncd writes there; lengths count UTF-16 code units (see :func:`utf16_len`)."""
+
+    title_max: int | None = None
+    title_required: bool = False
+    """A blank title is refused."""
+    title_one_line: bool = False
+    """A title with a line break is refused."""
+    label_max: int | None = None
+    label_spaces: bool = True
+    """Whether a label may contain whitespace."""
+    due_range: tuple[date, date] | None = None
+    """The first and last day a due date may fall on (for an instant: its day in UTC)."""
+
+
+GREGORIAN = (date(1583, 1, 1), date(9999, 12, 31))
+"""Due dates both date tools are trusted to hold (the unfavourable reading of vague documentation).
+
+Jira documents ``yyyy-MM-dd`` and Trello an OpenAPI ``date`` (RFC 3339: a four-digit year), neither a range. ISO
+8601 admits years before 1583 only "by mutual agreement of the partners in information interchange", which neither
+documents, and Java's ``SimpleDateFormat`` (whose pattern Jira documents) reads days before 15 October 1582 in the
+Julian calendar, so such a date would name another day in Jira than in Python or JavaScript.
+"""
+
+LIMITS: Mapping[Tool, ToolLimits] = {
+    # Jira (the messages are Jira's answers, which the sandbox gives too): "You must specify a summary of the
+    # issue." for a blank summary; "Summary must be less than 255 characters." for 256 and more (255 is taken);
+    # "The summary is invalid because it contains newline characters."; "The label 'x y' contains spaces which is
+    # invalid."; "The label '...' exceeds the maximum length for a single label of 255 characters." (Jira's own web
+    # test TestCreateAndEditLabels); duedate: see GREGORIAN. Jira counts a Java String's length: UTF-16 code units.
+    "jira": ToolLimits(
+        title_max=255,
+        title_required=True,
+        title_one_line=True,
+        label_max=255,
+        label_spaces=False,
+        due_range=GREGORIAN,
+    ),
+    # Trello's API reference (POST /1/cards, PUT /1/cards/{id}/name): name "a string with a length from 1 to
+    # 16384", refused blank with "invalid value for name"; due: see GREGORIAN. JavaScript counts UTF-16 code units.
+    "trello": ToolLimits(title_max=16384, title_required=True, due_range=GREGORIAN),
+    # Asana: no limit on these fields could be sourced; none is assumed.
+    "asana": ToolLimits(),
+}
+"""Per tool kind, what it refuses. Codecs are pure and know only their member's tool kind, so the numbers live here
+(keyed like TEXT_FORMATS), and the connectors' own last-line checks read them from here too."""
+
+ELLIPSIS = "\u2026"
+UNTITLED = "(untitled)"
+"""The title written where a tool requires one and the item's title is blank (reported; read back as the blank)."""
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 
 Converter = Callable[[str, list[str] | None], str]
 TEXT_FORMATS: dict[str, tuple[Converter, Converter]] = {
@@ -213,26 +269,73 @@ class Codec:
         if name == "description":
             return TEXT_FORMATS[self.tool][0](raw or "", lossy)
         if name == "due":
-            return _due_to_canonical(raw, spec)
+            try:
+                return _due_to_canonical(raw, spec)
+            except OverflowError as error:  # year 1 or 9999 moved across midnight by the zone
+                raise _UnmappableError(f"{raw} has no day in {spec.zone} that a date can hold") from error
         return raw
 
     def align(self, view: View, base: Mapping[str, Value] | None) -> View:
         """Read a lossy field as unchanged when it holds all this tool can hold of the base value.
 
         Jira keeps the first of several assignees: its [ana] is the base's [ana, eli] as far as Jira can tell, so
-        it must not count as a change (or Jira and Trello would undo each other's people forever).
+        it must not count as a change (or Jira and Trello would undo each other's people forever). Likewise a
+        title, labels or due date the tool could not hold as they are (see :meth:`encode`): holding exactly what
+        encoding the base value writes is holding the base value.
         """
-        if base is None or self.tool not in SINGLE_ASSIGNEE or "assignees" not in view.values:
+        if base is None:
             return view
-        held, agreed = view.values["assignees"], base.get("assignees")
-        if isinstance(agreed, list) and len(agreed) > 1 and held == agreed[:1]:
-            return replace(view, values={**view.values, "assignees": agreed})
-        return view
+        values = dict(view.values)
+        if self.tool in SINGLE_ASSIGNEE and "assignees" in values:
+            held, agreed = values["assignees"], base.get("assignees")
+            if isinstance(agreed, list) and len(agreed) > 1 and held == agreed[:1]:
+                values["assignees"] = agreed
+        for name in ("title", "due"):
+            if name in values and name in base:
+                written = self._written(name, base[name])
+                if written is not None and values[name] == written[0]:
+                    values[name] = base[name]
+        agreed = base.get("labels")
+        if isinstance(values.get("labels"), list) and isinstance(agreed, list):
+            # A label this tool cannot hold was never written here, so the tool cannot have removed it; the labels
+            # it does hold still say what was added or removed here.
+            unheld = self._unheld_labels(agreed)
+            if unheld:
+                labels = set(values["labels"]) | unheld
+                values["labels"] = agreed if labels == set(agreed) else sorted(labels)
+        return view if values == view.values else replace(view, values=values)
+
+    def _written(self, name: str, value: Value) -> tuple[Value] | None:
+        """What this tool reads back as ``value`` after encoding fitted it to the tool; None when nothing was fitted."""
+        spec = self.specs.get(name)
+        if spec is None:
+            return None
+        refused: list[tuple[str, str]] = []
+        try:
+            encoded = self._encode(name, spec, value, [], refused)
+            return (self._decode(name, spec, encoded, []),) if refused else None
+        except _UnmappableError:
+            return None
+
+    def _unheld_labels(self, labels: list[str]) -> set[str]:
+        """The canonical labels among ``labels`` that encoding leaves out here (see :meth:`_labels`)."""
+        spec = self.specs.get("labels")
+        if spec is None:
+            return set()
+        reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
+        return {label for label in labels if not self._labels([reverse.get(label, label)], [])}
 
     def encode(
         self, values: Mapping[str, Value], *, create: bool = False
     ) -> tuple[dict[str, Any], list[MappingProblem]]:
         """Canonical values as this member's connector fields, and what could not be mapped.
+
+        A value the tool would refuse (:data:`LIMITS`) never fails the write of the others: a title is made one
+        that the tool takes (shortened with an ellipsis, line breaks as spaces, :data:`UNTITLED` for a blank one),
+        a label the tool cannot hold is left out (never rewritten: a person would not accept a silently changed
+        label; a value map can name the tool's label for it), and a due date outside the tool's range is written
+        empty, never malformed. Each is reported as a :class:`MappingProblem`, and :meth:`align` reads what the
+        tool then holds as the value written, so the difference is not taken for an edit.
 
         A member scoped by labels gets its scope label on every mirror syncd creates there, and keeps one when
         labels are written: otherwise the mirror would leave the scope at once, be unlinked, and be created again.
@@ -247,11 +350,13 @@ class Codec:
             if spec is None:
                 continue
             lossy: list[str] = []
+            refused: list[tuple[str, str]] = []
             try:
-                fields[name] = self._encode(name, spec, value, lossy)
+                fields[name] = self._encode(name, spec, value, lossy, refused)
             except _UnmappableError as unmappable:
                 problems.append(MappingProblem(self.endpoint, name, str(value), str(unmappable)))
             problems += [MappingProblem(self.endpoint, name, str(value)[:80], f"kept as text: {w}") for w in lossy]
+            problems += [MappingProblem(self.endpoint, name, shown[:80], message) for shown, message in refused]
         return fields, problems
 
     def _keep_in_scope(self, values: Mapping[str, Value], *, create: bool) -> Mapping[str, Value]:
@@ -263,7 +368,9 @@ class Codec:
             return values
         return {**values, "labels": sorted([*labels, scope[0]])}
 
-    def _encode(self, name: str, spec: FieldSpec, value: Value, lossy: list[str]) -> Any:  # noqa: ANN401 - a connector field value
+    def _encode(  # noqa: PLR0911 - one return per field kind
+        self, name: str, spec: FieldSpec, value: Value, lossy: list[str], refused: list[tuple[str, str]]
+    ) -> Any:  # noqa: ANN401 - a connector field value
         if name == "status" and self.endpoint in spec.map:
             chosen = spec.write.get(self.endpoint, {}).get(value)
             if chosen is None:
@@ -273,9 +380,11 @@ class Codec:
                     f"canonical {value!r} maps to no status here: add it to fields.status.map.{self.endpoint}"
                 )
             return chosen
+        if name == "title":
+            return self._title(value, refused)
         if name == "labels":
             reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
-            return tuple(sorted(reverse.get(label, label) for label in value or ()))
+            return self._labels(sorted(reverse.get(label, label) for label in value or ()), refused)
         if name == "assignees":
             people = list(value or ())
             if len(people) > 1 and self.tool in SINGLE_ASSIGNEE:
@@ -285,12 +394,123 @@ class Codec:
         if name == "description":
             return TEXT_FORMATS[self.tool][1](value or "", lossy)
         if name == "due":
-            return _due_from_canonical(value, spec)
+            return self._due(value, spec, refused)
         return value
+
+    @property
+    def limits(self) -> ToolLimits:
+        """What this member's tool refuses."""
+        return LIMITS[self.tool]
+
+    def _title(self, value: Value, refused: list[tuple[str, str]]) -> Value:
+        """The title as the tool takes it: one line, not blank, not too long (each change reported)."""
+        limits = self.limits
+        if value is not None and not isinstance(value, str):
+            return value
+        title = shown = value or ""
+        if limits.title_one_line and _LINE_BREAKS.search(title):
+            title = _LINE_BREAKS.sub(" ", title).strip()
+            refused.append((shown, f"{self.tool} titles are one line: line breaks written as spaces"))
+        if limits.title_required and not title.strip():
+            refused.append((shown, f"{self.tool} requires a title and this one is blank: {UNTITLED!r} written"))
+            return UNTITLED
+        if limits.title_max is not None and utf16_len(title) > limits.title_max:
+            refused.append(
+                (
+                    shown,
+                    f"{self.tool} holds at most {limits.title_max} characters in a title and this one has "
+                    f"{utf16_len(title)}: written shortened, ending in {ELLIPSIS!r}",
+                )
+            )
+            title = shorten(title, limits.title_max)
+        return None if value is None else title
+
+    def _labels(self, labels: list[str], refused: list[tuple[str, str]]) -> tuple[str, ...]:
+        """The labels the tool can hold; each one it cannot is left out (never rewritten) and reported."""
+        limits, kept = self.limits, []
+        for label in labels:
+            if not limits.label_spaces and (not label or any(char.isspace() for char in label)):
+                refused.append(
+                    (
+                        label,
+                        f"{self.tool} labels cannot be empty or contain spaces: {label!r} is not written here "
+                        f"(to mirror it, map it to a label without spaces in fields.labels.map.{self.endpoint})",
+                    )
+                )
+            elif limits.label_max is not None and utf16_len(label) > limits.label_max:
+                refused.append(
+                    (
+                        label,
+                        f"{self.tool} labels hold at most {limits.label_max} characters: {label[:40]!r}... is not "
+                        f"written here (map it to a shorter one in fields.labels.map.{self.endpoint})",
+                    )
+                )
+            else:
+                kept.append(label)
+        return tuple(kept)
+
+    def _due(self, value: Value, spec: FieldSpec, refused: list[tuple[str, str]]) -> date | datetime | None:
+        """The due date as the tool takes it, or None (reported) when it falls outside what the tool holds."""
+        try:
+            due = _due_from_canonical(value, spec)
+            day = due.astimezone(UTC).date() if isinstance(due, datetime) else due
+        except OverflowError:  # its day in the member's zone, or in UTC, is before year 1 or after 9999
+            refused.append((str(value), f"{value} has no day {self.tool} can hold: the due date is left empty here"))
+            return None
+        except ValueError as error:
+            raise _UnmappableError(f"{value!r} is not a date: {error}") from error
+        bounds = self.limits.due_range
+        if day is not None and bounds is not None and not bounds[0] <= day <= bounds[1]:
+            refused.append(
+                (
+                    str(value),
+                    f"{self.tool} holds due dates from {bounds[0].isoformat()} to {bounds[1].isoformat()}: "
+                    f"{value} is not written here, the due date is left empty",
+                )
+            )
+            return None
+        return due
 
 
 class _UnmappableError(ValueError):
     """Raised inside a codec for one value; surfaces as a MappingProblem."""
+
+
+def utf16_len(text: str) -> int:
+    """The length Java and JavaScript give ``text`` (UTF-16 code units: a character beyond U+FFFF counts two)."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def _regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"
+
+
+def _joined(text: str, cut: int) -> bool:
+    """Whether ``text[cut]`` belongs to the character before it (an accent, a variation selector, an emoji part)."""
+    before, after = text[cut - 1], text[cut]
+    if "\u200d" in (before, after) or unicodedata.category(after) in {"Mn", "Mc", "Me"}:
+        return True  # a zero-width joiner's sequence, or a combining mark
+    if "\ufe00" <= after <= "\ufe0f" or "\U000e0000" <= after <= "\U000e01ef" or "\U0001f3fb" <= after <= "\U0001f3ff":
+        return True  # a variation selector, a tag character, a skin-tone modifier
+    if _regional(before) and _regional(after):
+        run = 0
+        while run < cut and _regional(text[cut - 1 - run]):
+            run += 1
+        return run % 2 == 1  # a flag is a pair of regional indicators
+    return False
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-16 code units, ending in an ellipsis, never inside a character."""
+    room, used, cut = limit - utf16_len(ELLIPSIS), 0, 0
+    for char in text:
+        used += utf16_len(char)
+        if used > room:
+            break
+        cut += 1
+    while 0 < cut < len(text) and _joined(text, cut):
+        cut -= 1
+    return text[:cut].rstrip() + ELLIPSIS
 
 
 def _due_to_canonical(raw: date | datetime | None, spec: FieldSpec) -> str | None:

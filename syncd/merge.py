@@ -85,6 +85,13 @@ class Item:
     """Field -> the endpoint a person chose for a conflict the ``manual`` rule held (``syncd conflicts resolve``)."""
     echoes: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
     """Endpoint -> field -> a value syncd wrote there that the base does not hold yet: not a change made there."""
+    unavailable: Mapping[str, str | None] = field(default_factory=dict)
+    """Members whose tool cannot be read this pass (-> the item's ref there, None where it has none): neither read
+    nor written nor created in, they are ``behind`` until they catch up."""
+    behind: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
+    """Endpoint -> field -> the value its mirror holds from an older base: the others agreed on a new one while
+    its tool could not be read. That value is its base for the field: unchanged, it is brought up to date; changed
+    meanwhile, it is a change as concurrent as the others' since, and the field's rule decides."""
 
 
 def _key(value: Value) -> str:
@@ -245,9 +252,11 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         # Archived everywhere: out of active work, frozen. Archiving has side effects in some tools (Jira moves the
         # issue to a done status), and edits to archived mirrors are not news for anyone: nothing propagates.
         return Plan(item.sync_id, policy.group, (), (), base)
-    new_base, origins, conflicts = _merge_fields(policy, base, views, item.decisions, item.echoes)
+    new_base, origins, conflicts = _merge_fields(policy, base, views, item)
     linked = set(item.views) | set(item.deleted) | set(item.out_of_scope)
-    creating = [m for m in policy.members if m in policy.create_in and m not in linked]
+    absent = [m for m in policy.members if m in policy.create_in and m not in linked]
+    # A member that cannot be read now gets nothing this pass: a create there waits (its mirror may exist).
+    creating = [m for m in absent if m not in item.unavailable]
     required = sorted({policy.scope_labels[m] for m in creating if m in policy.scope_labels})
     if required and "labels" in policy.fields:
         # Mirroring into a member scoped by a label: the item takes that label everywhere, in this very pass, so
@@ -274,25 +283,38 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
     for endpoint in creating:
         # A member that should hold the item has none yet: mirror it there.
         steps.append(Create(endpoint, _mirror_values(new_base), f"new in {', '.join(item.views)}"))
-    return Plan(item.sync_id, policy.group, tuple(_dedupe(steps)), tuple(conflicts), new_base, origins)
+    waiting = _waiting(policy, item, base, new_base, absent)
+    return Plan(item.sync_id, policy.group, tuple(_dedupe(steps)), tuple(conflicts), new_base, origins, waiting)
+
+
+def _waiting(
+    policy: GroupPolicy, item: Item, base: Mapping[str, Value], new_base: Mapping[str, Value], absent: list[str]
+) -> tuple[str, ...]:
+    """Members that cannot be read now and are behind the new base: a create, a change, or older values held."""
+    changed = any(not same(new_base.get(name), base.get(name)) for name in policy.fields)
+    return tuple(
+        member
+        for member, ref in sorted(item.unavailable.items())
+        if (ref is None and member in absent) or (ref is not None and (changed or member in item.behind))
+    )
 
 
 def _merge_fields(
     policy: GroupPolicy,
     base: Mapping[str, Value],
     views: Sequence[View],
-    decisions: Mapping[str, str],
-    echoes: Mapping[str, Mapping[str, Value]],
+    item: Item,
 ) -> tuple[dict[str, Value], dict[str, str], list[Conflict]]:
     """Merge every field of the group: the new base, where each value came from, and the conflicts."""
     new_base: dict[str, Value] = {}
     origins: dict[str, str] = {}
     conflicts: list[Conflict] = []
     for name, declared in policy.fields.items():
-        take = decisions.get(name)
+        take = item.decisions.get(name)
         # A person decided a held conflict: the chosen endpoint's value wins, like an owner's would.
         field_policy = declared if take is None else FieldPolicy(Rule("owner", owner=take), declared.sources)
-        decision = merge_field(name, field_policy, base, views, echoes)
+        field_base, field_echoes = _catching_up(name, base, views, item.echoes, item.behind)
+        decision = merge_field(name, field_policy, field_base, views, field_echoes)
         if decision.conflict is not None:
             conflict = decision.conflict
             conflicts.append(replace(conflict, rule=f"manual:{take}") if take is not None else conflict)
@@ -301,6 +323,31 @@ def _merge_fields(
         if decision.origin is not None:
             origins[name] = decision.origin
     return new_base, origins, conflicts
+
+
+def _catching_up(
+    name: str,
+    base: Mapping[str, Value],
+    views: Sequence[View],
+    echoes: Mapping[str, Mapping[str, Value]],
+    behind: Mapping[str, Mapping[str, Value]],
+) -> tuple[Mapping[str, Value], Mapping[str, Mapping[str, Value]]]:
+    """The base and echoes one field merges with, where a mirror holds a value from an older base.
+
+    Still holding it, the mirror changed nothing: its value counts as an echo, and the new base is written there.
+    Holding another, a person changed it while its tool could not be read, as the others changed the field since:
+    the older value is the field's common ancestor, so every member that moved away from it takes part in the
+    decision (an owner's change made elsewhere meanwhile still wins).
+    """
+    for view in views:
+        held = behind.get(view.endpoint, {})
+        if name not in held or name not in view.values:
+            continue
+        if same(view.values[name], held[name]):
+            echoes = {**echoes, view.endpoint: {**echoes.get(view.endpoint, {}), name: held[name]}}
+        else:
+            return {**base, name: held[name]}, echoes
+    return base, echoes
 
 
 def _write_for(

@@ -94,6 +94,9 @@ class Record:
     A write's read-back is stored as syncd's version; a comment posted between the version check and that
     read-back is inside it, and would never be read. The count tells the engine whether to look (None: it must).
     """
+    mine: bool = False
+    """Whether syncd's own account made the record, where a read says so and carries no marker (Asana): such a
+    record without a link is a create whose answer was lost, never a new item of a person's."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,10 @@ class ChangeBatch:
     cursor: Cursor
     full_scan: bool = False
     """True when the batch is a complete listing (first run, expired token): refs absent from it left scope."""
+    present: frozenset[str] | None = None
+    """Every ref the endpoint has now, from a listing that is not a full read (refs only, no fields): a linked ref
+    missing from it (and from ``records``) was deleted. None when the endpoint was not listed this time. Tools whose
+    feed cannot show deletions (Jira search) list their refs this cheaply between full scans."""
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,8 @@ class Plan:
     base: Mapping[str, Value]
     origins: Mapping[str, str] = field(default_factory=dict)
     """Field -> the endpoint whose change the new base value came from (for audit attribution)."""
+    waiting: tuple[str, ...] = ()
+    """Members that could not be read this pass and still lack the item or part of it: they catch up later."""
 
     @property
     def writes(self) -> tuple[Step, ...]:

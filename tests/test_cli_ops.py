@@ -409,14 +409,15 @@ class TestStatus:
             "ok": False,
             "quarantined": 1,
             "open_conflicts": 2,
+            "failing_endpoints": 0,
             "audit_events": 0,
             "groups": {
                 "launch": {
                     "items": 3,
                     "endpoints": {
-                        "engineering": {"links": 3, "last_pass": "2024-05-01T13:00:00+00:00"},
-                        "marketing": {"links": 1, "last_pass": None},
-                        "sales": {"links": 2, "last_pass": "2024-05-01T14:00:00+00:00"},
+                        "engineering": {"links": 3, "last_pass": "2024-05-01T13:00:00+00:00", "failing": None},
+                        "marketing": {"links": 1, "last_pass": None, "failing": None},
+                        "sales": {"links": 2, "last_pass": "2024-05-01T14:00:00+00:00", "failing": None},
                     },
                     "quarantined": 1,
                     "retrying": 0,
@@ -424,7 +425,7 @@ class TestStatus:
                 },
                 "pricing": {
                     "items": 1,
-                    "endpoints": {"sales": {"links": 1, "last_pass": "2024-05-01T15:00:00+00:00"}},
+                    "endpoints": {"sales": {"links": 1, "last_pass": "2024-05-01T15:00:00+00:00", "failing": None}},
                     "quarantined": 0,
                     "retrying": 1,
                     "conflicts": {"open": 0, "decided": 0},
@@ -466,6 +467,7 @@ class TestStatus:
             "ok": True,
             "quarantined": 0,
             "open_conflicts": 0,
+            "failing_endpoints": 0,
             "audit_events": 0,
             "groups": {},
         }
@@ -477,12 +479,32 @@ class TestStatus:
         assert rows(result) == [
             ["launch", "3", "1", "0", "2", "0"],
             ["pricing", "1", "0", "1", "0", "0"],
-            ["launch", "engineering", "3", "2024-05-01 13:00:00"],
-            ["launch", "marketing", "1", "never"],
-            ["launch", "sales", "2", "2024-05-01 14:00:00"],
-            ["pricing", "sales", "1", "2024-05-01 15:00:00"],
+            ["launch", "engineering", "3", "2024-05-01 13:00:00", ""],
+            ["launch", "marketing", "1", "never", ""],
+            ["launch", "sales", "2", "2024-05-01 14:00:00", ""],
+            ["pricing", "sales", "1", "2024-05-01 15:00:00", ""],
         ]
         assert result.stdout.endswith("audit log: 0 events\n")
+
+    def test_an_endpoint_that_cannot_be_read_is_shown_with_its_reason_and_exits_1(
+        self, config_dir: Path, state: Store
+    ) -> None:
+        """A member a pass left out because its tool failed: named with since when and why, and exit 1."""
+        decide(config_dir, C1, "sales")
+        decide(config_dir, C2, "sales")
+        assert syncd(config_dir, "quarantine", "retry", "S3", "--by", "ana").exit_code == 0
+        with state.transaction() as tx:
+            tx.endpoint_failing("launch/engineering", "AuthFailed: jira: the credential was refused")
+        result = syncd(config_dir, "status", "--format", "json")
+        assert result.exit_code == 1
+        summary = json.loads(result.stdout)
+        assert summary["failing_endpoints"] == 1
+        failing = summary["groups"]["launch"]["endpoints"]["engineering"]["failing"]
+        assert failing["error"] == "AuthFailed: jira: the credential was refused"
+        assert result.stderr.endswith(", 1 endpoint failing (see the endpoints table)\n")
+        with state.transaction() as tx:
+            tx.endpoint_answers("launch/engineering")
+        assert syncd(config_dir, "status").exit_code == 0
 
     def test_a_config_error_exits_2(self, config_dir: Path) -> None:
         (config_dir / "syncd.yaml").write_text("store: sqlite:///var/syncd.db\nstroe: typo\n")

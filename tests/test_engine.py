@@ -563,3 +563,78 @@ class TestComments:
             assert sum(text in body for body in bodies) == 1, (other, bodies)
         assert run(group, connectors, store) == 0
         assert verify(store).ok
+
+
+class TestIsolation:
+    def test_one_member_down_for_five_passes_the_others_keep_syncing_and_it_catches_up(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Jira refuses syncd's token for five passes: Trello and Asana keep syncing; then Jira catches up, no loss.
+
+        Meanwhile people rename in all three tools (Ana in Jira, whose rename syncd cannot see yet), Eli creates a
+        card, and Ana and Eli both rename one item, Eli later: once Jira answers, Jira gets Eli's card, Ana's rename
+        reaches the others, and the title both renamed is decided by its rule (latest: Eli's), not by who was read
+        last. The failing endpoint is recorded with its reason while it fails, and cleared after.
+        """
+        run(group, connectors, store)
+        trello = sandbox.trello.act_as("eli@corp.example")
+        cards = {c.name: c for c in sandbox.trello.state.cards.values()}
+        issues = {i.summary: key for key, i in sandbox.jira.state.issues.items()}
+        both, alone = "Bulk seat pricing for resellers", "Partner portal demo account"
+        sandbox.jira.faults.add(FaultRule(kind="status", status=401))  # the token was revoked
+        sandbox.jira.act_as("ana@corp.example").update(
+            issues[alone], summary="Ana renamed it while syncd was locked out"
+        )
+        sandbox.clock.advance(2)
+        sandbox.jira.act_as("ana@corp.example").update(issues[both], summary="Ana's title")
+        sandbox.clock.advance(2)
+        trello.update_card(cards[both].id, name="Eli's title, the later")
+        trello.create_card("Doing", "Made while Jira was down", idLabels=[_label(sandbox, "launch")])
+        for n in range(5):
+            report = Pass(group, connectors, store).run()
+            assert set(report.down) == {"engineering"}, report.down
+            assert "AuthFailed" in report.down["engineering"]
+            assert report.waiting
+            tasks = {t.name for t in sandbox.asana.state.tasks.values()}
+            assert {"Eli's title, the later", "Made while Jira was down"} <= tasks, n
+            with store.transaction() as tx:
+                assert set(tx.failing_endpoints()) == {"launch-requests/engineering"}
+                assert tx.quarantined(group.name, held=True) == []
+        sandbox.jira.faults.clear()
+        for _ in range(3):
+            if run(group, connectors, store) == 0:
+                break
+        assert run(group, connectors, store) == 0
+        titles = {
+            "engineering": sorted(i.summary for i in sandbox.jira.state.issues.values()),
+            "sales": sorted(c.name for c in sandbox.trello.state.cards.values()),
+            "marketing": sorted(t.name for t in sandbox.asana.state.tasks.values()),
+        }
+        for member, names in titles.items():
+            assert "Ana renamed it while syncd was locked out" in names, member
+            assert names.count("Made while Jira was down") == 1, member
+            assert "Eli's title, the later" in names, member
+            assert "Ana's title" not in names, member
+        with store.transaction() as tx:
+            assert tx.failing_endpoints() == {}
+            assert tx.quarantined(group.name) == []
+        assert verify(store).ok
+
+
+class TestReadByState:
+    def test_an_asana_section_move_that_leaves_modified_at_reaches_the_others(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Gus drags a task to Shipped: Asana keeps its modified_at, yet Jira and Trello follow (state, not version)."""
+        run(group, connectors, store)
+        title = "Bulk seat pricing for resellers"
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == title)
+        before = task.modified_at
+        sandbox.asana.act_as("gus@corp.example").move(task.gid, "Shipped")
+        assert task.modified_at == before  # moving to a new container does not change modified_at
+        assert run(group, connectors, store) >= 2
+        issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == title)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+        assert issue.status == "Done"
+        assert sandbox.trello.state.lists[card.id_list].name == "Done"
+        assert run(group, connectors, store) == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd.mapping import Group, compile_group
+from syncd.mapping import UNTITLED, Group, compile_group, shorten, utf16_len
 from syncd.merge import Rule
 from syncd.model import Person, Record
 from syncd.yamlfile import FileError
@@ -151,3 +151,138 @@ class TestScope:
         assert "labels" not in fields
         fields, _ = group.codecs["sales"].encode({"labels": ["api"]}, create=True)
         assert fields["labels"] == ("api",)  # an unscoped member gets nothing added
+
+
+class TestToolLimits:
+    """Values a tool would refuse: fitted where a person would accept it, left out otherwise, always reported."""
+
+    def test_a_1004_character_title_is_shortened_for_jira_and_whole_for_trello(self, group: Group) -> None:
+        """Jira holds 255 characters: the title is cut with an ellipsis and reported; Trello takes all 1,004."""
+        title = "Launch plan " + "x" * 992
+        jira, problems = group.codecs["engineering"].encode({"title": title})
+        assert len(jira["title"]) == 255
+        assert jira["title"] == title[:254] + "\u2026"
+        (problem,) = problems
+        assert (problem.endpoint, problem.field) == ("engineering", "title")
+        assert "at most 255" in problem.message
+        assert "1004" in problem.message
+        trello, problems = group.codecs["sales"].encode({"title": title})
+        assert trello["title"] == title
+        assert problems == []
+
+    def test_shortening_counts_as_java_does_and_never_splits_a_character(self) -> None:
+        """An emoji counts two (UTF-16), and an accent, skin tone or flag half is never cut from its character."""
+        assert utf16_len("a\U0001f44d") == 3
+        assert shorten("ab" + "e\u0301" * 3, 4) == "ab\u2026"
+        assert shorten("a\U0001f44d\U0001f3fdb", 4) == "a\u2026"
+        assert shorten("\U0001f1e9\U0001f1ea\U0001f1eb\U0001f1f7", 6) == "\U0001f1e9\U0001f1ea\u2026"
+        title = "\U0001f680" * 200  # 400 UTF-16 code units
+        written = shorten(title, 255)
+        assert utf16_len(written) <= 255
+        assert written == "\U0001f680" * 127 + "\u2026"
+
+    def test_a_blank_title_is_written_untitled_where_a_title_is_required(self, group: Group) -> None:
+        """A title of only spaces is refused by Jira and Trello: "(untitled)" is written there and reported."""
+        for member in ("engineering", "sales"):
+            fields, problems = group.codecs[member].encode({"title": "   "}, create=True)
+            assert fields["title"] == UNTITLED, member
+            assert [(p.field, p.value) for p in problems] == [("title", "   ")], member
+            assert "requires a title" in problems[0].message
+        fields, problems = group.codecs["marketing"].encode({"title": "   "})
+        assert (fields["title"], problems) == ("   ", [])
+
+    def test_a_title_with_line_breaks_is_one_line_in_jira(self, group: Group) -> None:
+        """Jira refuses a summary with a line break: the lines are joined with spaces, and that is reported."""
+        fields, problems = group.codecs["engineering"].encode({"title": "Ship it\r\n  today"})
+        assert fields["title"] == "Ship it today"
+        assert "one line" in problems[0].message
+        fields, problems = group.codecs["sales"].encode({"title": "Ship it\ntoday"})
+        assert (fields["title"], problems) == ("Ship it\ntoday", [])
+
+    def test_a_label_with_a_space_is_left_out_of_jira_and_reported(self, group: Group) -> None:
+        """Jira refuses 'needs review': it is not written there (nor rewritten); the other labels are."""
+        fields, problems = group.codecs["engineering"].encode({"labels": ["launch", "needs review", "web"]})
+        assert fields["labels"] == ("launch", "web")
+        (problem,) = problems
+        assert (problem.endpoint, problem.field, problem.value) == ("engineering", "labels", "needs review")
+        assert "fields.labels.map.engineering" in problem.message
+        fields, problems = group.codecs["sales"].encode({"labels": ["needs review"]})
+        assert (fields["labels"], problems) == (("needs review",), [])
+
+    def test_a_label_mapped_to_one_without_spaces_reaches_jira(self, tmp_path: Path) -> None:
+        """The fix the report names: a value map gives the Jira label for the canonical one."""
+        path = tmp_path / "g.yaml"
+        path.write_text(
+            "members:\n  engineering: {}\n  sales: {}\n"
+            "fields:\n  labels: {map: {engineering: {needs-review: needs review}}}\n"
+        )
+        group = compile_group(path, TOOLS)
+        fields, problems = group.codecs["engineering"].encode({"labels": ["needs review"]})
+        assert (fields["labels"], problems) == (("needs-review",), [])
+
+    def test_year_1_from_jira_is_not_written_to_trello(self, group: Group) -> None:
+        """Jira's 0001-01-01 reads as such, and Trello is given no due date (never a malformed one), reported."""
+        view, problems = group.codecs["engineering"].decode(record("jira", due=date(1, 1, 1)))
+        assert (view.values["due"], problems) == ("0001-01-01", [])
+        fields, problems = group.codecs["sales"].encode({"due": "0001-01-01", "title": "Old"})
+        assert fields == {"due": None, "title": "Old"}
+        (problem,) = problems
+        assert (problem.endpoint, problem.field, problem.value) == ("sales", "due", "0001-01-01")
+        assert "1583-01-01 to 9999-12-31" in problem.message
+
+    def test_year_1_from_trello_is_not_written_to_jira(self, group: Group) -> None:
+        """Trello's instant in year 1 reads as 0001-01-01 (in Berlin), and Jira is given no due date, reported."""
+        view, problems = group.codecs["sales"].decode(record("trello", due=datetime(1, 1, 1, tzinfo=UTC)))
+        assert (view.values["due"], problems) == ("0001-01-01", [])
+        fields, problems = group.codecs["engineering"].encode({"due": "0001-01-01"})
+        assert fields == {"due": None}
+        assert [(p.field, p.value) for p in problems] == [("due", "0001-01-01")]
+
+    def test_the_first_and_last_days_held_are_written(self, group: Group) -> None:
+        """1583-01-01 and 9999-12-31 are written; the day before the range is not."""
+        for member in ("engineering", "sales"):
+            codec = group.codecs[member]
+            assert codec.encode({"due": "1583-01-01"}) == ({"due": date(1583, 1, 1)}, []), member
+            assert codec.encode({"due": "9999-12-31"}) == ({"due": date(9999, 12, 31)}, []), member
+            assert codec.encode({"due": "1582-12-31"})[0] == {"due": None}, member
+
+    def test_a_year_1_instant_west_of_utc_is_reported_not_raised(self, tmp_path: Path) -> None:
+        """Midnight UTC on 1 January of year 1 is still year 0 in New York: reported, never an OverflowError."""
+        path = tmp_path / "g.yaml"
+        path.write_text(
+            "members:\n  engineering: {}\n  sales: {}\nfields:\n  due: {as_date: true, zone: America/New_York}\n"
+        )
+        group = compile_group(path, TOOLS)
+        view, problems = group.codecs["sales"].decode(record("trello", due=datetime(1, 1, 1, tzinfo=UTC)))
+        assert "due" not in view.values
+        assert [p.field for p in problems] == ["due"]
+        fields, problems = group.codecs["sales"].encode({"due": "0001-01-01T00:00:00Z"})
+        assert fields == {"due": None}
+        assert [p.field for p in problems] == ["due"]
+
+    def test_what_a_tool_holds_of_a_refused_value_reads_as_that_value(self, group: Group) -> None:
+        """What encoding wrote is read back as the base value: no echo, no flapping, no label removed."""
+        base = {
+            "title": "x" * 300,
+            "labels": ["launch", "needs review"],
+            "due": "0001-01-01",
+            "assignees": [],
+        }
+        codec = group.codecs["engineering"]
+        written, _ = codec.encode(base)
+        view, _ = codec.decode(record("jira", title=written["title"], labels=written["labels"], due=written["due"]))
+        aligned = codec.align(view, base)
+        assert {name: aligned.values[name] for name in ("title", "labels", "due")} == {
+            "title": base["title"],
+            "labels": base["labels"],
+            "due": base["due"],
+        }
+        # A label added in Jira is still an addition, and the label Jira cannot hold is not taken as removed.
+        edited, _ = codec.decode(record("jira", labels=("api", "launch")))
+        assert codec.align(edited, base).values["labels"] == ["api", "launch", "needs review"]
+        # A person's own title or date is a change.
+        renamed, _ = codec.decode(record("jira", title="Renamed", due=date(2027, 1, 15)))
+        assert codec.align(renamed, base).values == {"title": "Renamed", "due": "2027-01-15"}
+        blank = {"title": "  "}
+        untitled, _ = group.codecs["sales"].decode(record("trello", title=UNTITLED))
+        assert group.codecs["sales"].align(untitled, blank).values["title"] == "  "

@@ -353,3 +353,49 @@ class TestConvergence:
             applied[step.endpoint] = view(step.endpoint, 10, **{**views[step.endpoint].values, **step.values})
         assert len({v.values["title"] for v in applied.values()}) == 1
         assert plan(group, Item("s", first.base, applied)).quiet
+
+
+class TestUnavailableMembers:
+    def test_a_member_that_cannot_be_read_gets_nothing_and_waits(self) -> None:
+        """Jira cannot be read: Sales' rename goes to Marketing only; Jira is neither written nor created in."""
+        views = agreed(sales={"title": "Launch page v2"})
+        del views["engineering"]
+        result = plan(policy(), Item("s1", BASE, views, unavailable={"engineering": "engineering-1"}))
+        assert [(type(s).__name__, s.endpoint) for s in result.steps] == [("Write", "marketing")]
+        assert result.waiting == ("engineering",)
+
+    def test_an_unchanged_item_does_not_wait_for_a_member_that_is_up_to_date(self) -> None:
+        """Nothing changed and Jira holds the base: nothing waits for it."""
+        views = agreed()
+        del views["engineering"]
+        result = plan(policy(), Item("s1", BASE, views, unavailable={"engineering": "engineering-1"}))
+        assert result.quiet
+        assert result.waiting == ()
+
+    def test_a_create_in_a_member_that_cannot_be_read_waits(self) -> None:
+        """A new item: created in Marketing now, in Jira once it answers (its mirror may exist already)."""
+        result = plan(
+            policy(), Item("s1", None, {"sales": view("sales", title="New")}, unavailable={"engineering": None})
+        )
+        assert [(type(s).__name__, s.endpoint) for s in result.steps] == [("Create", "marketing")]
+        assert result.waiting == ("engineering",)
+
+    def test_a_member_behind_and_unchanged_is_brought_up_to_date(self) -> None:
+        """Jira still holds the title from before its outage: it is written the new one, no conflict."""
+        views = agreed(engineering={"title": "Launch page"}, sales={"title": "v2"}, marketing={"title": "v2"})
+        item = Item("s1", {**BASE, "title": "v2"}, views, behind={"engineering": {"title": "Launch page"}})
+        result = plan(policy(), item)
+        assert result.steps == (Write("engineering", "engineering-1", {"title": "v2"}, "title from base"),)
+        assert result.conflicts == ()
+
+    @pytest.mark.parametrize(("jira_minutes", "winner"), [(10, "Ana's"), (-10, "v2")])
+    def test_a_member_behind_that_changed_meanwhile_is_weighed_by_the_rule(
+        self, jira_minutes: int, winner: str
+    ) -> None:
+        """Ana renamed in Jira during its outage, Eli in Trello: both left Jira's older title; latest decides."""
+        views = agreed(sales={"title": "v2"}, marketing={"title": "v2"})
+        views["engineering"] = view("engineering", jira_minutes, title="Ana's", status="doing", labels=["launch"])
+        item = Item("s1", {**BASE, "title": "v2"}, views, behind={"engineering": {"title": "Launch page"}})
+        result = plan(policy(title=Rule("latest")), item)
+        assert result.base["title"] == winner
+        assert [c.field for c in result.conflicts] == ["title"]

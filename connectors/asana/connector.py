@@ -12,8 +12,15 @@ How the Connector protocol maps onto Asana:
 - The change feed is the project's event stream. Asana answers 412 on the first call and when a token expired (24
   h): the connector then lists the whole project (a full scan) with the fresh token taken *before* listing, so a
   change made during the listing is seen again, never lost. Events are delivered at most once, so a full scan also
-  runs every ``reconcile_every`` regardless. Changed tasks are read with one paged ``modified_since`` listing,
-  never one request per task; an idle poll costs exactly one request.
+  runs every ``reconcile_every`` regardless. Changed tasks are read with one paged ``modified_since`` listing; the
+  ones it misses are read on their own (one full listing when there are many): tasks that left the project, and
+  tasks moved to another section, since "moving to a new container" does not change ``modified_at`` (the spec's
+  Task ``modified_at``), so such a task comes back with its old version and its new status. An idle poll costs
+  exactly one request.
+- People: a user's ``email`` may be missing (hidden from syncd's account); the department's people directory
+  (``people``: e-mail -> Asana user gid, or the e-mail Asana knows them by) names them, else one ``GET /users/{gid}``
+  per person (cached), else the person has no e-mail and the mapping reports them. Assignees are written by gid from
+  the directory, else by e-mail, which Asana accepts as a user reference.
 - Archive removes the task from the synced project (it stays in the workspace and can be added back), because
   Asana has no archive and ``completed`` is a synced field of its own.
 """
@@ -33,11 +40,19 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 import asana
 from asana.rest import ApiException
 
-from connectors.asana.errors import TOOL, translate
+from connectors.asana.errors import TOOL, refused_field, translate
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
 from syncd.crash import crash_point
-from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound, OutcomeUnknown, ToolConfigError
+from syncd.errors import (
+    AuthFailed,
+    ChangedMeanwhile,
+    InvalidItem,
+    ItemNotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+    ToolConfigError,
+)
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
 from syncd.uncertain import CLOCK_SLACK, MARKER_URL, find_comment, send_once
 
@@ -59,9 +74,11 @@ TASK_FIELDS = ",".join(
         "tags.name",
         "modified_at",
         "permalink_url",
+        "created_by",
     ]
 )
 PAGE_SIZE = 100
+ADD_PERSON = "add 'e-mail: user gid' to the department's people"
 MARKER_NAME = "syncd marker (keep: it links this task to its mirrors)"
 
 _MARKING: dict[str, set[str]] = {}
@@ -117,8 +134,12 @@ class AsanaConnector:
         timeout_s: float = 30.0,
         reconcile_every: timedelta = timedelta(hours=1),
         webhook_secret: str | None = None,
+        people: Mapping[str, str] | None = None,
     ) -> None:
         self.project_gid = project_gid
+        self.people = {email.lower(): account for email, account in (people or {}).items()}
+        self._people_back = {account.lower(): email for email, account in self.people.items()}
+        self._looked_up: dict[str, str | None] = {}  # user gid -> the e-mail GET /users/{gid} showed (None: hidden)
         self.webhook_secret = webhook_secret
         self._tags: dict[str, str] | None = None
         # 1500 requests per minute per token on paid plans (150 on the free plan: pass a smaller bucket).
@@ -158,6 +179,30 @@ class AsanaConnector:
             tool=TOOL,
         )
 
+    def _write(
+        self,
+        request: Callable[[], T],
+        body: Mapping[str, Any],
+        *,
+        ref: str | None,
+        field: str | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """One write of a task's values; a refusal names the record field (``field``, else Asana's message's).
+
+        An assignee written by e-mail that Asana does not know (or whose e-mail is hidden) gets the fix in the message.
+        """
+        try:
+            return self._call(request, ref=ref, idempotent=idempotent)
+        except InvalidItem as error:
+            named = error.field or field or refused_field(error.message)
+            if named is None:
+                raise
+            message, assignee = error.message, body.get("assignee")
+            if named == "assignees" and isinstance(assignee, str) and "@" in assignee:
+                message = f"{assignee} is not known to Asana (or hides their e-mail): {ADD_PERSON}"
+            raise InvalidItem(TOOL, message, ref=error.ref, status=error.status, field=named) from error
+
     def _opts(self, **extra: object) -> dict[str, object]:
         return {"opt_fields": TASK_FIELDS, **extra}
 
@@ -167,6 +212,41 @@ class AsanaConnector:
 
     def _tasks_api(self) -> Sdk:
         return asana.TasksApi(self._client())
+
+    # ----- people -----------------------------------------------------------------------------------------
+
+    def _person(self, user: Mapping[str, Any], *, look_up: bool = True) -> Person:
+        """The person behind an Asana user: the e-mail the directory gives them, else the one Asana shows.
+
+        Else, with ``look_up``, the one ``GET /users/{gid}`` shows (read once per connector); else none: the mapping
+        reports the person, nobody guesses. The directory wins over a shown e-mail: it is the explicit override.
+        """
+        gid, shown = str(user.get("gid") or ""), str(user.get("email") or "").lower()
+        email = self._people_back.get(gid) or self._people_back.get(shown) or shown or None
+        if email is None and gid and look_up:
+            if gid not in self._looked_up:
+                self._looked_up[gid] = self._user_email(gid)
+            found = self._looked_up[gid]
+            email = self._people_back.get(found or "") or found
+        return Person(email, account=gid or None, name=user.get("name"))
+
+    def _user_email(self, gid: str) -> str | None:
+        """The e-mail ``GET /users/{gid}`` shows, or None when it hides it or the user cannot be read."""
+        try:
+            user = self._call(
+                lambda: asana.UsersApi(self._client()).get_user(gid, {"opt_fields": "email,name"}, **self._timeout),
+                ref=gid,
+            )
+        except (ItemNotFound, PermissionDenied):
+            return None
+        return str(user.get("email") or "").lower() or None
+
+    def _user_ref(self, person: Person) -> str:
+        """How a write names the person: the account it was read with, the directory's gid, else the e-mail."""
+        ref = person.account or self.people.get((person.email or "").lower()) or person.email
+        if not ref:
+            raise InvalidItem(TOOL, f"{person.label()} has no e-mail: {ADD_PERSON}", field="assignees")
+        return ref
 
     # ----- reading --------------------------------------------------------------------------------------------
 
@@ -185,25 +265,26 @@ class AsanaConnector:
             "title": task.get("name") or "",
             "description": task.get("html_notes") or "<body></body>",
             "done": bool(task.get("completed")),
-            "assignees": (
-                (Person(assignee.get("email"), account=assignee.get("gid"), name=assignee.get("name")),)
-                if assignee
-                else ()
-            ),
+            "assignees": (self._person(assignee),) if assignee else (),
             "due": due,
             "labels": tuple(sorted(tag.get("name") or "" for tag in task.get("tags") or [])),
         }
-        if membership is not None and membership.get("section"):
-            fields["status"] = membership["section"].get("name")
+        section = (membership or {}).get("section") or {}
+        if section:
+            fields["status"] = section.get("name")
+        creator = (task.get("created_by") or {}).get("gid")
         return Record(
             tool=TOOL,
             ref=str(task["gid"]),
-            version=str(task.get("modified_at")),
+            # A section move leaves modified_at alone ("moving to a new container" does not change it), so the
+            # version also names the section: a person's move since syncd's read is seen by the version check.
+            version=f"{task.get('modified_at')}@{section.get('gid') or section.get('name') or '-'}",
             modified=_parse_time(task["modified_at"]),
             fields=fields,
             marker=None,  # an attachment, read only when a create is looked up (see find_by_marker)
             archived=membership is None,
             url=task.get("permalink_url"),
+            mine=creator is not None and creator == self._my_id(),
         )
 
     def _get_task(self, gid: str) -> Record:
@@ -244,7 +325,7 @@ class AsanaConnector:
         """
         earliest = since - CLOCK_SLACK
         opts = self._opts(limit=PAGE_SIZE, project=self.project_gid)
-        opts["opt_fields"] = f"{TASK_FIELDS},created_by,created_at"
+        opts["opt_fields"] = f"{TASK_FIELDS},created_at"
         opts["modified_since"] = earliest.astimezone(UTC).isoformat().replace("+00:00", "Z")
         tasks = self._call(lambda: list(self._tasks_api().get_tasks(opts, **self._timeout)))
         me, name = self._my_id(), (fields or {}).get("title")
@@ -253,23 +334,31 @@ class AsanaConnector:
             for task in sorted(tasks, key=lambda t: str(t.get("created_at") or ""))
             if (task.get("created_by") or {}).get("gid") == me
             and _parse_time(str(task.get("created_at") or "1970-01-01T00:00:00Z")) >= earliest
-            and (name is None or task.get("name") == name)
         ]
+        named = [task for task in mine if name is None or task.get("name") == name]
         unmarked: list[Mapping[str, Any]] = []
-        for task in mine:
+        for task in named:
             found = self._markers(str(task["gid"]))
             if marker in found:
                 return dataclasses.replace(self._record(task), marker=marker)
-            if not found and name is not None and not _marking(self.project_gid, str(task["gid"])):
+            if not found and not _marking(self.project_gid, str(task["gid"])):
                 unmarked.append(task)
+        if not unmarked and name is not None:
+            # Renamed by a person before it was adopted: any task of syncd's still without a marker is an orphan.
+            others = [task for task in mine if task not in named and not _marking(self.project_gid, str(task["gid"]))]
+            unmarked = [task for task in others if not self._markers(str(task["gid"]))]
+        return self._adopt(unmarked, marker)
+
+    def _adopt(self, unmarked: Sequence[Mapping[str, Any]], marker: str) -> Record | None:
+        """The one task of syncd's without a marker, now carrying this one; None if there is none."""
         if len(unmarked) > 1:
             raise OutcomeUnknown(
-                TOOL, f"{len(unmarked)} tasks named {name!r} were created without a marker: cannot tell which is ours"
+                TOOL, f"{len(unmarked)} tasks syncd created have no marker: cannot tell which one is this item's"
             )
-        if unmarked:
-            self._attach_marker(str(unmarked[0]["gid"]), marker)
-            return dataclasses.replace(self._record(unmarked[0]), marker=marker)
-        return None
+        if not unmarked:
+            return None
+        self._attach_marker(str(unmarked[0]["gid"]), marker)
+        return dataclasses.replace(self._record(unmarked[0]), marker=marker)
 
     def _markers(self, gid: str) -> set[str]:
         """The sync_ids of the marker attachments on a task."""
@@ -364,7 +453,7 @@ class AsanaConnector:
             # One paged listing covers every task changed since the oldest event (minus a second of clock slack).
             listed = {r.ref: r for r in self._list_project(min(changed.values()) - timedelta(seconds=1))}
             records = [listed[gid] for gid in changed if gid in listed]
-            # Tasks that left the project are not listed: read them one by one (rare: archive, move away).
+            # Not listed: tasks that left the project, and tasks moved between sections (modified_at stays).
             records += self.fetch([gid for gid in changed if gid not in listed])
             gone = set(changed) - {record.ref for record in records}
             deleted |= gone
@@ -387,7 +476,9 @@ class AsanaConnector:
     def _section_for(self, status: str, ref: str | None) -> str:
         sections = self._section_gids()
         if status not in sections:
-            raise InvalidItem(TOOL, f"no section {status!r} in the project; known: {sorted(sections)}", ref=ref)
+            raise InvalidItem(
+                TOOL, f"no section {status!r} in the project; known: {sorted(sections)}", ref=ref, field="status"
+            )
         return sections[status]
 
     def _workspace_gid(self) -> str:
@@ -416,8 +507,11 @@ class AsanaConnector:
 
             def post() -> str:
                 body = {"data": {"name": name}}
-                made = self._call(
+                made = self._write(
                     lambda: api.create_tag_for_workspace(body, self._workspace_gid(), {}, **self._timeout),
+                    body["data"],
+                    ref=None,
+                    field="labels",
                     idempotent=False,
                 )
                 return str(made["gid"])
@@ -433,8 +527,7 @@ class AsanaConnector:
             self._tags[name] = send_once(post, look, tool=TOOL, what="tag", attempts=self.policy.attempts)
         return self._tags[name]
 
-    @staticmethod
-    def _task_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _task_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if "title" in fields:
             body["name"] = fields["title"]
@@ -444,7 +537,7 @@ class AsanaConnector:
             body["completed"] = bool(fields["done"])
         if "assignees" in fields:
             people: Sequence[Person] = fields["assignees"]
-            body["assignee"] = people[0].account or people[0].email if people else None
+            body["assignee"] = self._user_ref(people[0]) if people else None
         if "due" in fields:
             due = fields["due"]
             if isinstance(due, datetime):
@@ -467,8 +560,11 @@ class AsanaConnector:
         sent = datetime.now(UTC)
 
         def post() -> Record:
-            task = self._call(
-                lambda: self._tasks_api().create_task({"data": body}, self._opts(), **self._timeout), idempotent=False
+            task = self._write(
+                lambda: self._tasks_api().create_task({"data": body}, self._opts(), **self._timeout),
+                body,
+                ref=None,
+                idempotent=False,
             )
             _marking(self.project_gid, str(task["gid"]), start=True)
             crash_point("mid-create")
@@ -492,19 +588,23 @@ class AsanaConnector:
         """Move, retag and edit the task; return it as it is afterwards.
 
         With ``expected_version``, the task is read first to check nobody changed it since the plan was made
-        (Asana has no conditional write): an edit made meanwhile is planned again, not overwritten. That read also
-        gives the tags to add and remove.
+        (Asana has no conditional write): an edit made meanwhile is planned again, not overwritten. The version
+        names the section as well as ``modified_at``, which a section move leaves alone, so a move made meanwhile
+        is caught too. That read also gives the tags to add and remove.
         """
         current = self._get_task(ref) if expected_version is not None or "labels" in fields else None
         if current is not None and expected_version is not None and current.version != expected_version:
             raise ChangedMeanwhile(TOOL, f"task {ref} changed since it was read; it is planned again")
+        body = self._task_body(fields)
         if "status" in fields and fields["status"] is not None:
             section = self._section_for(fields["status"], ref)
-            self._call(
+            self._write(
                 lambda: asana.SectionsApi(self._client()).add_task_for_section(
                     section, {"body": {"data": {"task": ref}}}, **self._timeout
                 ),
+                {},
                 ref=ref,
+                field="status",
             )
         if "labels" in fields:
             held = set(current.fields["labels"]) if current is not None else set()
@@ -513,12 +613,11 @@ class AsanaConnector:
             for name in sorted(wanted ^ held):
                 tag_body = {"data": {"tag": self._tag_gid(name)}}
                 method = api.add_tag_for_task if name in wanted else api.remove_tag_for_task
-                self._call(functools.partial(method, tag_body, ref, **self._timeout), ref=ref)
-        body = self._task_body(fields)
+                self._write(functools.partial(method, tag_body, ref, **self._timeout), {}, ref=ref, field="labels")
         if not body:
             return self._get_task(ref)
-        task = self._call(
-            lambda: self._tasks_api().update_task({"data": body}, ref, self._opts(), **self._timeout), ref=ref
+        task = self._write(
+            lambda: self._tasks_api().update_task({"data": body}, ref, self._opts(), **self._timeout), body, ref=ref
         )
         return self._record(task)
 
@@ -580,13 +679,11 @@ class AsanaConnector:
         )
         return [self._comment(ref, story) for story in stories if story.get("type") == "comment"]
 
-    @staticmethod
-    def _comment(ref: str, story: Mapping[str, Any]) -> Comment:
-        author = story.get("created_by") or {}
+    def _comment(self, ref: str, story: Mapping[str, Any]) -> Comment:
         return Comment(
             ref=ref,
             id=str(story["gid"]),
-            author=Person(author.get("email"), account=author.get("gid"), name=author.get("name")),
+            author=self._person(story.get("created_by") or {}),
             body=story.get("html_text") or "",
             created=_parse_time(story["created_at"]),
         )
@@ -686,7 +783,13 @@ class AsanaConnector:
             tool=TOOL,
             statuses=sections,
             transitions=dict.fromkeys(sections, sections),
-            people=tuple(sorted(Person(u.get("email"), account=u["gid"], name=u.get("name")) for u in users)),
+            # Users listed with a hidden e-mail take it from the directory only (one lookup each would be a storm).
+            people=tuple(
+                sorted(
+                    (self._person(user, look_up=False) for user in users),
+                    key=lambda person: (person.email is None, person.email or "", person.account or ""),
+                )
+            ),
             labels=tuple(sorted(tag["name"] for tag in tags)),
         )
 

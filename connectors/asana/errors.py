@@ -9,6 +9,7 @@ ref, never the token: the SDK keeps it in a header, which is never quoted here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 
 from asana.rest import ApiException
@@ -74,3 +75,44 @@ _BY_STATUS: dict[int, Callable[[str, str | None, int], ConnectorError]] = {
         else ToolConfigError(TOOL, f"not found: {message}; check the workspace and project ids", status=status)
     ),
 }
+
+
+REFUSED_FIELDS: dict[str, str] = {
+    "name": "title",
+    "notes": "description",
+    "html_notes": "description",
+    "completed": "done",
+    "assignee": "assignees",
+    "due_on": "due",
+    "due_at": "due",
+    "start_on": "due",
+    "tags": "labels",
+    "tag": "labels",
+    "memberships": "status",
+    "section": "status",
+    "projects": "status",
+    "project": "status",
+}
+"""A task property as Asana's 400 messages name it -> the record field syncd wrote it from.
+
+``start_on`` is not written by syncd, but a due date before a person's start date is refused under its name."""
+_NAMED = re.compile(r"(?:\d+: )?([a-z_]+)(?:\.[a-z_.]+)?:")
+_IDENTIFIER = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+
+
+def refused_field(message: str) -> str | None:
+    """The record field a refused task write names, or None when it names none, or several.
+
+    Asana's messages begin with the property (``"due_on: ..."``, ``"memberships.section: ..."``), sometimes after
+    the ref the connector puts first; a few name properties only inside the text (``"You may only provide one of
+    due_on or due_at."``), where only snake_case names count: ``name`` or ``project`` there are plain English.
+    """
+    found: set[str] = set()
+    for part in message.split("; "):
+        named = _NAMED.match(part.strip())
+        if named is not None:
+            field = REFUSED_FIELDS.get(named.group(1))
+            found |= {field} if field else set()
+            continue
+        found |= {REFUSED_FIELDS[word] for word in _IDENTIFIER.findall(part) if word in REFUSED_FIELDS}
+    return found.pop() if len(found) == 1 else None

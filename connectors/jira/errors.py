@@ -25,8 +25,17 @@ from syncd.errors import (
     ServiceUnavailable,
     ToolConfigError,
 )
+from syncd.model import FIELDS
 
 TOOL = "jira"
+REFUSED_FIELDS = {
+    "summary": "title",
+    "description": "description",
+    "assignee": "assignees",
+    "duedate": "due",
+    "labels": "labels",
+}
+"""Jira field -> the canonical field it holds, to tell :class:`InvalidItem` which value a 400's ``errors`` refused."""
 
 
 def jira_message(text: str | None) -> str:
@@ -38,6 +47,23 @@ def jira_message(text: str | None) -> str:
         return "; ".join(parts) or "no error message in the answer"
     except (ValueError, AttributeError):
         return (text or "no error message in the answer").strip()[:200]
+
+
+def refused_field(error: JIRAError) -> str | None:
+    """The canonical field a 400's ``errors`` object names (the first, in canonical order, when it names several).
+
+    python-jira puts its digest of the body in ``text`` and keeps the body in ``response``: both are read.
+    """
+    response = getattr(error, "response", None)
+    for text in (getattr(response, "text", None), error.text):
+        try:
+            errors = json.loads(text or "").get("errors") or {}
+        except (ValueError, AttributeError, TypeError):
+            continue
+        if isinstance(errors, dict):
+            named = {REFUSED_FIELDS[name] for name in errors if name in REFUSED_FIELDS}
+            return next((name for name in FIELDS if name in named), None)
+    return None
 
 
 def translate(  # noqa: PLR0911 - one return per row of the table reads best
@@ -63,7 +89,7 @@ def translate(  # noqa: PLR0911 - one return per row of the table reads best
             return RateLimited(TOOL, text, retry_after_s=parse_retry_after(retry_after))
         if status >= 500:
             return ServiceUnavailable(TOOL, f"{status} {text}", status=status)
-        return InvalidItem(TOOL, text, ref=ref, status=status)
+        return InvalidItem(TOOL, text, ref=ref, status=status, field=refused_field(error))
     if isinstance(error, requests.RequestException):
         return ConnectionFailed(TOOL, f"no answer from Jira ({type(error).__name__})")
     raise error

@@ -38,6 +38,7 @@ from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound, ToolConfigError
+from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
 from syncd.uncertain import CLOCK_SLACK, MARKER_URL, find_comment, send_once
 
@@ -91,11 +92,28 @@ def _parse_time(text: str) -> datetime:
 
 
 def _format_due(due: date | datetime | None) -> str | None:
+    """``due`` as Trello writes it (``2027-01-18T17:00:00.000Z``: UTC, milliseconds, always a four-digit year).
+
+    A day Trello cannot hold (:data:`syncd.mapping.LIMITS`) raises InvalidItem naming the due date: nothing
+    malformed is ever sent. A date is midnight UTC.
+    """
     if due is None:
         return None
-    if not isinstance(due, datetime):
-        due = datetime.combine(due, time(0, 0), tzinfo=UTC)
-    return utc(due).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        moment: datetime | None = utc(due) if isinstance(due, datetime) else datetime.combine(due, time(0), UTC)
+    except OverflowError:  # an instant whose UTC day is before year 1 or after 9999
+        moment = None
+    first, last = LIMITS["trello"].due_range or (date.min, date.max)
+    if moment is None or not first <= moment.date() <= last:
+        raise InvalidItem(
+            TOOL,
+            f"Trello holds due dates from {first.isoformat()} to {last.isoformat()}, not {due.isoformat()}",
+            field="due",
+        )
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
 
 
 class TrelloConnector:
@@ -207,6 +225,7 @@ class TrelloConnector:
                 TOOL,
                 f"{person.label()} is not in the Trello people directory or not a board member: "
                 "add 'e-mail: username' to the department's people",
+                field="assignees",
             )
         return str(member["id"])
 
@@ -348,7 +367,7 @@ class TrelloConnector:
     def _list_id(self, status: str, ref: str | None) -> str:
         lists = self._list_ids()
         if status not in lists:
-            raise InvalidItem(TOOL, f"no list {status!r} on the board; known: {sorted(lists)}", ref=ref)
+            raise InvalidItem(TOOL, f"no list {status!r} on the board; known: {sorted(lists)}", ref=ref, field="status")
         return lists[status]
 
     def _label_id(self, name: str) -> str:
@@ -369,6 +388,7 @@ class TrelloConnector:
         return labels[name]
 
     def _card_body(self, fields: Mapping[str, Any], ref: str | None) -> dict[str, Any]:
+        """The parameters of a create or PUT; a value Trello cannot take raises InvalidItem naming its field."""
         body: dict[str, Any] = {}
         if "title" in fields:
             body["name"] = fields["title"]
@@ -383,7 +403,11 @@ class TrelloConnector:
         if "assignees" in fields:
             body["idMembers"] = ",".join(self._member_id(person) for person in fields["assignees"])
         if "labels" in fields:
-            body["idLabels"] = ",".join(self._label_id(name) for name in fields["labels"])
+            try:
+                body["idLabels"] = ",".join(self._label_id(name) for name in fields["labels"])
+            except InvalidItem as refused:
+                # Trello refused to create a board label; its "invalid value for name" is the label's name.
+                raise InvalidItem(TOOL, refused.message, ref=ref, status=refused.status, field="labels") from refused
         return body
 
     def create(self, fields: Mapping[str, Any], marker: str) -> Record:

@@ -8,6 +8,8 @@ string carries the key and token.
 
 from __future__ import annotations
 
+import re
+
 import requests
 from trello.exceptions import ResourceUnavailable, Unauthorized
 
@@ -25,6 +27,25 @@ from syncd.errors import (
 )
 
 TOOL = "trello"
+REFUSED_FIELDS = {
+    "name": "title",
+    "desc": "description",
+    "idList": "status",
+    "dueComplete": "done",
+    "idMembers": "assignees",
+    "due": "due",
+    "idLabels": "labels",
+}
+"""Trello card parameter -> the canonical field it holds, to tell :class:`InvalidItem` which value was refused."""
+_INVALID_VALUE = re.compile(r"invalid value for (\w+)")
+
+
+def refused_field(message: str) -> str | None:
+    """The canonical field Trello's 400 text names: "invalid value for due", or "invalid date" (also the due date)."""
+    found = _INVALID_VALUE.search(message)
+    if found:
+        return REFUSED_FIELDS.get(found.group(1))
+    return "due" if "invalid date" in message.lower() else None
 
 
 def _body_text(error: ResourceUnavailable) -> str:
@@ -53,7 +74,7 @@ def translate(  # noqa: PLR0911 - one return per row of the table reads best
             if ref:
                 return ItemNotFound(TOOL, text, ref=ref, status=status)
             return ToolConfigError(TOOL, f"{text}; check the board id", status=status)
-        return InvalidItem(TOOL, text, ref=ref, status=status)
+        return InvalidItem(TOOL, text, ref=ref, status=status, field=refused_field(_body_text(error)))
     if isinstance(error, requests.RequestException):
         return ConnectionFailed(TOOL, f"no answer from Trello ({type(error).__name__})")
     raise error

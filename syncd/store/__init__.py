@@ -23,7 +23,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from syncd.errors import SyncdError
-from syncd.store.schema import base, comments, conflicts, cursors, echoes, items, journal, links, quarantine
+from syncd.store.schema import (
+    base,
+    behind,
+    comments,
+    conflicts,
+    cursors,
+    echoes,
+    endpoint_state,
+    items,
+    journal,
+    links,
+    quarantine,
+)
 
 
 class DuplicateLink(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
@@ -273,6 +285,45 @@ class Tx:
     def clear_echoes(self, sync_id: str) -> None:
         """Forget an item's echoes: its base now holds what every endpoint was given."""
         self.connection.execute(delete(echoes).where(echoes.c.sync_id == sync_id))
+
+    def behind(self, sync_id: str) -> dict[str, dict[str, Any]]:
+        """Endpoint -> field -> the value its mirror holds from an older base (its tool could not be read since)."""
+        rows = self.connection.execute(select(behind).where(behind.c.sync_id == sync_id)).all()
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            found.setdefault(row.endpoint, {})[row.field] = row.value
+        return found
+
+    def set_behind(self, sync_id: str, held: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace an item's record of what mirrors it could not update still hold (endpoint -> field -> value)."""
+        self.connection.execute(delete(behind).where(behind.c.sync_id == sync_id))
+        for endpoint, values in held.items():
+            for name, value in values.items():
+                self.connection.execute(
+                    insert(behind).values(sync_id=sync_id, endpoint=endpoint, field=name, value=value)
+                )
+
+    # ----- endpoint state -------------------------------------------------------------------------------
+
+    def endpoint_failing(self, endpoint: str, error: str) -> None:
+        """Record that an endpoint's tool could not be read (keeping since when it fails)."""
+        now = datetime.now(UTC)
+        changed = self.connection.execute(
+            update(endpoint_state).where(endpoint_state.c.endpoint == endpoint).values(checked_at=now, error=error)
+        ).rowcount
+        if not changed:
+            self.connection.execute(
+                insert(endpoint_state).values(endpoint=endpoint, failing_since=now, checked_at=now, error=error)
+            )
+
+    def endpoint_answers(self, endpoint: str) -> None:
+        """Record that an endpoint's tool was read again."""
+        self.connection.execute(delete(endpoint_state).where(endpoint_state.c.endpoint == endpoint))
+
+    def failing_endpoints(self) -> dict[str, tuple[datetime, str]]:
+        """Endpoint -> (failing since, what its tool said) for every endpoint that could not be read last time."""
+        rows = self.connection.execute(select(endpoint_state)).all()
+        return {row.endpoint: (_aware(row.failing_since), row.error) for row in rows}
 
     # ----- cursors ----------------------------------------------------------------------------------------
 

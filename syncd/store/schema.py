@@ -63,6 +63,26 @@ echoes = Table(
     Column("value", JSON, nullable=True),
 )
 
+endpoint_state = Table(
+    "endpoint_state",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("failing_since", DateTime(timezone=True), nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("error", Text, nullable=False),
+)
+"""Endpoints whose tool could not be read at their last pass: since when, and what it said (no row: answering)."""
+
+behind = Table(
+    "behind",
+    metadata,
+    Column("sync_id", String(32), primary_key=True),
+    Column("endpoint", String(200), primary_key=True),
+    Column("field", String(100), primary_key=True),
+    Column("value", JSON, nullable=True),
+)
+"""Values a mirror still holds from an older base: its tool could not be read while the others agreed on a new one."""
+
 cursors = Table(
     "cursors",
     metadata,

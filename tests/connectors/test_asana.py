@@ -7,21 +7,26 @@ import hmac
 import json
 import math
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import ClassVar
 
 import pytest
 
 from connectors.asana import AsanaConnector
+from connectors.asana.errors import refused_field
+from connectors.base import Connector
 from connectors.pacing import RetryPolicy, TokenBucket
-from syncd.errors import AuthFailed, ItemNotFound
-from syncd.model import Person
+from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound
+from syncd.model import Person, last_changes
 from syncd.sandbox.asana import AsanaEmulator
+from syncd.sandbox.core import Emulator
 from syncd.sandbox.seed import load_seed
-from tests.connectors.contract import ConnectorContract, drain
+from tests.connectors.contract import ConnectorContract, Human, drain
 from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
+USER_ROUTE = "GET /api/1.0/users/<user_gid>"
+TASK_ROUTE = "GET /api/1.0/tasks/<task_gid>"
 
 
 @pytest.fixture
@@ -103,6 +108,29 @@ class TestAsanaContract(ConnectorContract):
     @staticmethod
     def rich_text(text: str) -> str:
         return f"<body>{text}</body>"
+
+    def test_history_tells_which_field_changed_when_and_by_whom(
+        self, connector: Connector, human: Human, emulator: Emulator, statuses: tuple[str, str]
+    ) -> None:
+        """The contract's history test, but a section move leaves modified_at (spec: "moving to a new container").
+
+        The contract expects the move's time to be the record's ``modified``, which Asana does not promise.
+        """
+        created = connector.create({"title": "Contract: history", "status": statuses[0]}, marker="sync-history-1")
+        emulator.clock.advance(60)
+        human.rename(created.ref, "Renamed an hour in")
+        renamed = connector.fetch([created.ref])[0]
+        emulator.clock.advance(3600)
+        human.move(created.ref, statuses[1])
+        moved = connector.fetch([created.ref])[0]
+        history = connector.history(created.ref)
+        times = last_changes(history)
+        assert times["status"] - times["title"] >= timedelta(minutes=59)
+        assert moved.modified == renamed.modified
+        assert abs(times["title"] - moved.modified) < timedelta(seconds=5)
+        people = {change.field for change in history if not change.by_self}
+        assert {"title", "status"} <= people
+        assert all(change.by_self for change in history if change.at <= created.modified)
 
 
 class TestAsanaFeed:
@@ -189,3 +217,138 @@ class TestAsanaWebhooks:
             deliveries = receiver.wait_for(1)
             refs = [ref for d in deliveries for ref in connector.verify_webhook(d.headers, d.body)]
             assert task in refs
+
+
+def _gid(emulator: AsanaEmulator, email: str) -> str:
+    return emulator.state.users_by_email[email].gid
+
+
+class TestAsanaPeople:
+    def test_a_hidden_assignee_email_comes_from_people(self, emulator: AsanaEmulator) -> None:
+        """Gus hides his e-mail: the directory (e-mail -> gid) names him, on tasks and comments, with no lookup."""
+        emulator.hidden_emails.add("gus@corp.example")
+        gus = _gid(emulator, "gus@corp.example")
+        connector = _connector(emulator, people={"Gus@corp.example": gus})
+        task = next(t.gid for t in emulator.state.tasks.values() if t.name == "Launch blog post")
+        emulator.act_as("gus@corp.example").comment(task, "Draft is up")
+        connector.changes(None)  # a connector at work already knows its own account (GET /users/me, once)
+        emulator.reset_counters()
+        (record,) = connector.fetch([task])
+        assert record.fields["assignees"] == (Person("gus@corp.example"),)
+        assert record.fields["assignees"][0].account == gus
+        assert [comment.author.email for comment in connector.comments(task)] == ["gus@corp.example"]
+        assert emulator.request_count(USER_ROUTE) == 0
+
+    def test_without_people_a_hidden_email_is_looked_up_once(self, emulator: AsanaEmulator) -> None:
+        """Four of Gus's tasks cost one GET /users/{gid}; still hidden there, he has no e-mail (never guessed)."""
+        emulator.hidden_emails.add("gus@corp.example")
+        connector = _connector(emulator)
+        emulator.reset_counters()
+        batch = connector.changes(None)
+        assert batch.full_scan
+        gus = [
+            p for r in batch.records for p in r.fields["assignees"] if p.account == _gid(emulator, "gus@corp.example")
+        ]
+        assert len(gus) == 4
+        assert {person.email for person in gus} == {None}
+        assert emulator.request_count(USER_ROUTE) == 2  # Gus once, and syncd's own account (/users/me) once
+        assert {p.email for r in batch.records for p in r.fields["assignees"]} == {None, "hana@corp.example"}
+
+    def test_an_assignee_given_by_email_is_written_by_the_directory_gid(self, emulator: AsanaEmulator) -> None:
+        """Hana hides her e-mail, so Asana refuses it as a reference: the directory's gid is written instead."""
+        emulator.hidden_emails.add("hana@corp.example")
+        hana = _gid(emulator, "hana@corp.example")
+        connector = _connector(emulator, people={"hana@corp.example": hana})
+        created = connector.create({"title": "Assigned by e-mail", "assignees": (Person("hana@corp.example"),)}, "m-1")
+        assert emulator.state.tasks[created.ref].assignee is emulator.state.users[hana]
+        assert created.fields["assignees"] == (Person("hana@corp.example"),)
+        updated = connector.update(created.ref, {"assignees": ()})
+        assert updated.fields["assignees"] == ()
+        updated = connector.update(created.ref, {"assignees": (Person("hana@corp.example"),)})
+        assert updated.fields["assignees"] == (Person("hana@corp.example"),)
+
+    def test_an_unknown_email_is_refused_with_the_fix(self, emulator: AsanaEmulator, connector: AsanaConnector) -> None:
+        """Not in the directory and hidden: Asana's 400 becomes InvalidItem telling what to add, like Jira's."""
+        emulator.hidden_emails.add("hana@corp.example")
+        task = next(iter(emulator.state.tasks))
+        with pytest.raises(InvalidItem) as refused:
+            connector.update(task, {"assignees": (Person("hana@corp.example"),)})
+        assert "hana@corp.example is not known to Asana" in str(refused.value)
+        assert "add 'e-mail: user gid' to the department's people" in str(refused.value)
+        assert refused.value.field == "assignees"
+        with pytest.raises(InvalidItem, match="department's people"):
+            connector.create({"title": "Nobody", "assignees": (Person("nobody@corp.example"),)}, "m-2")
+
+
+class TestAsanaSectionMoves:
+    def test_a_persons_move_comes_back_though_its_version_did_not_move(
+        self, connector: AsanaConnector, emulator: AsanaEmulator, human: AsanaHuman
+    ) -> None:
+        """modified_since misses a moved task (modified_at stays): the event names it and it is read on its own.
+
+        Its modified time stays; its version names the section too, so a version check before a write sees the move.
+        """
+        created = connector.create({"title": "Moved quietly", "status": "Backlog"}, marker="sync-quiet-1")
+        (before,) = connector.fetch([created.ref])
+        _, cursor = drain(connector, None)
+        emulator.clock.advance(600)
+        human.move(created.ref, "In progress")
+        emulator.reset_counters()
+        changed = {record.ref: record for record in connector.changes(cursor).records}
+        assert changed[created.ref].fields["status"] == "In progress"
+        assert changed[created.ref].modified == before.modified
+        assert changed[created.ref].version != before.version
+        assert emulator.request_count(TASK_ROUTE) == 1  # not in the listing: read on its own
+        with pytest.raises(ChangedMeanwhile):
+            connector.update(created.ref, {"status": "Shipped"}, expected_version=before.version)
+
+
+class TestAsanaRefusals:
+    def test_a_refused_update_names_the_field(self, emulator: AsanaEmulator, connector: AsanaConnector) -> None:
+        """Asana's 400 names the property; InvalidItem.field is the record field (invalid HTML, due before start)."""
+        task = next(t.gid for t in emulator.state.tasks.values() if t.name == "Launch blog post")
+        with pytest.raises(InvalidItem) as html:
+            connector.update(task, {"description": "<body><script>x</script></body>"})
+        assert (html.value.field, html.value.ref) == ("description", task)
+        emulator.act_as("gus@corp.example").update_task(task, due_on="2027-03-01", start_on="2027-02-01")
+        with pytest.raises(InvalidItem) as due:
+            connector.update(task, {"due": date(2027, 1, 15)})
+        assert due.value.field == "due"
+        assert "start_on" in due.value.message
+        with pytest.raises(InvalidItem) as status:
+            connector.update(task, {"status": "Nowhere"})
+        assert status.value.field == "status"
+
+    def test_a_refused_create_names_the_field(self, emulator: AsanaEmulator, connector: AsanaConnector) -> None:
+        """A create refused for one value names it, and nothing is created."""
+        tasks = len(emulator.state.tasks)
+        with pytest.raises(InvalidItem) as html:
+            connector.create({"title": "Bad notes", "description": "<body><b>x</b></body>"}, "sync-bad-1")
+        assert html.value.field == "description"
+        with pytest.raises(InvalidItem) as person:
+            connector.create({"title": "Nobody's", "assignees": (Person("nobody@corp.example"),)}, "sync-bad-2")
+        assert person.value.field == "assignees"
+        assert len(emulator.state.tasks) == tasks
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ("name: Missing input", "title"),
+        ("1208000000000042: html_notes: XML is invalid: Unsupported tag <script>", "description"),
+        ("due_on: Invalid date value, expected YYYY-MM-DD: 20270201", "due"),
+        ("start_on: The start date must be on or before the due date", "due"),
+        ("You may only provide one of due_on or due_at.", "due"),
+        ("assignee: Not a recognized ID or e-mail: x@corp.example", "assignees"),
+        ("memberships.section: Section is not in the given project", "status"),
+        ("tags: Unknown object: 12", "labels"),
+        ("completed: Invalid value", "done"),
+        ("external.gid: Must be at most 1024 characters", None),
+        ("Must specify exactly one of project, tag, section, user task list, or assignee + workspace", None),
+        ("name: too long; due_on: Invalid date value", None),
+        ("no error message in the answer", None),
+    ],
+)
+def test_refused_field_maps_asanas_message_to_the_record_field(message: str, field: str | None) -> None:
+    """The property a message starts with (after an optional ref), or snake_case names inside it; one or none."""
+    assert refused_field(message) == field

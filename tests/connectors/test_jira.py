@@ -7,26 +7,36 @@ import hmac
 import json
 import math
 import threading
+import time
 from collections.abc import Iterator
-from datetime import timedelta
-from typing import ClassVar
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
+from jira import JIRAError
 
 from connectors.base import Connector
 from connectors.jira import JiraConnector
+from connectors.jira.connector import KEYS_PAGE_CLOUD, KEYS_PAGE_SERVER
+from connectors.jira.errors import translate
 from connectors.pacing import RetryPolicy, TokenBucket
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, NoTransition
-from syncd.model import Person
+from syncd.mapping import UNTITLED, Group, compile_group
+from syncd.model import Cursor, Person, Record
 from syncd.sandbox.core import FaultRule
 from syncd.sandbox.jira import JiraEmulator
-from syncd.sandbox.seed import SERVICE_ACCOUNT, Seed, load_seed, token_for
+from syncd.sandbox.jira.jqleval import key_order
+from syncd.sandbox.seed import SERVICE_ACCOUNT, JiraIssue, Seed, load_seed, token_for
 from tests.connectors.contract import LOST_ANSWERS, ConnectorContract, Human, drain, lost_answer
 from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
 CLOUD = load_seed()
 SERVER = CLOUD.model_copy(update={"jira": CLOUD.jira.model_copy(update={"deployment": "Server"})})
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 
 
 def _start(seed: Seed, **options: object) -> Iterator[JiraEmulator]:
@@ -272,6 +282,177 @@ class TestJiraFeed:
         assert created.ref in {record.ref for record in connector.changes(cursor).records}
 
 
+def _with_issues(seed: Seed, count: int) -> Seed:
+    """The seed with ``count`` more issues in ENG: a project too large for one page of keys."""
+    project = seed.jira.projects[0]
+    issues = [*project.issues, *(JiraIssue(summary=f"Filler {n}") for n in range(count))]
+    projects = [project.model_copy(update={"issues": issues}), *seed.jira.projects[1:]]
+    return seed.model_copy(update={"jira": seed.jira.model_copy(update={"projects": projects})})
+
+
+def _project_keys(emulator: JiraEmulator) -> frozenset[str]:
+    return frozenset(key for key, issue in emulator.state.issues.items() if issue.project == "ENG")
+
+
+def _due(connector: JiraConnector, cursor: Cursor) -> Cursor:
+    """The cursor as stored, its last key listing one ``deletion_check`` earlier: time moved on, no one waited."""
+    aged = json.loads(json.dumps(cursor))
+    aged["checked_at"] = (datetime.fromisoformat(aged["checked_at"]) - connector.deletion_check).isoformat()
+    return dict(aged)
+
+
+@pytest.fixture(params=["cloud", "server"])
+def large(request: pytest.FixtureRequest) -> Iterator[tuple[JiraEmulator, int]]:
+    """An emulator whose ENG project needs two pages of keys, and that page size (Cloud 5,000, Server 1,000)."""
+    seed, page = {"cloud": (CLOUD, KEYS_PAGE_CLOUD), "server": (SERVER, KEYS_PAGE_SERVER)}[request.param]
+    for service in _start(_with_issues(seed, page + 50)):
+        yield service, page
+
+
+@pytest.fixture
+def large_server() -> Iterator[JiraEmulator]:
+    """A Server emulator whose ENG project needs two pages of keys."""
+    yield from _start(_with_issues(SERVER, KEYS_PAGE_SERVER + 50))
+
+
+class TestJiraDeletionCheck:
+    def test_the_check_runs_only_when_due(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """Until deletion_check has passed since the last listing a poll is the feed alone; then one page more.
+
+        The full scan lists every key too, so the first check falls due one interval after it; the check is not a
+        full scan (``scanned_at`` stays), and the next poll is the feed alone again.
+        """
+        assert connector.deletion_check == timedelta(minutes=5)
+        _, cursor = drain(connector, None)
+        emulator.reset_counters()
+        idle = connector.changes(cursor)
+        assert idle.present is None
+        assert emulator.request_count() == 1
+        emulator.reset_counters()
+        checked = connector.changes(_due(connector, idle.cursor))
+        assert not checked.full_scan
+        assert checked.present == _project_keys(emulator)
+        assert emulator.request_count() == 2  # the feed and one page of keys
+        assert checked.cursor["scanned_at"] == cursor["scanned_at"]
+        assert datetime.fromisoformat(checked.cursor["checked_at"]) > datetime.fromisoformat(cursor["checked_at"])
+        emulator.reset_counters()
+        assert connector.changes(json.loads(json.dumps(checked.cursor))).present is None
+        assert emulator.request_count() == 1
+
+    def test_the_check_asks_for_keys_alone_in_the_largest_pages(self, connector: JiraConnector) -> None:
+        """The listing asks for the key and nothing else, 5,000 a page: Cloud's largest, kept for id or key only.
+
+        Read from the requests python-jira's session sends (observed, not altered): the SDK's own search would
+        have renamed ``key`` to ``issuekey``.
+        """
+        _, cursor = drain(connector, None)
+        sent: list[dict[str, list[str]]] = []
+
+        def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            if urlsplit(response.url).path.endswith("/search/jql"):
+                sent.append(parse_qs(urlsplit(response.url).query))
+
+        connector._client()._session.hooks["response"].append(record)
+        connector.changes(_due(connector, cursor))
+        listing = [params for params in sent if params.get("fields") == ["key"]]
+        assert len(listing) == 1
+        assert listing[0]["maxResults"] == [str(KEYS_PAGE_CLOUD)]
+        assert "properties" not in listing[0]
+        assert "expand" not in listing[0]
+
+    def test_a_deleted_issue_is_missing_from_the_listing(
+        self, connector: JiraConnector, emulator: JiraEmulator, human: JiraHuman
+    ) -> None:
+        """Ana deletes an issue: the feed says nothing, the check lists every key but that one."""
+        created = connector.create({"title": "Short-lived"}, marker="sync-check-1")
+        _, cursor = drain(connector, None)
+        human.delete(created.ref)
+        batch = connector.changes(_due(connector, cursor))
+        assert created.ref not in {record.ref for record in batch.records}
+        assert batch.present is not None
+        assert created.ref not in batch.present
+        assert batch.present == _project_keys(emulator)
+
+    def test_every_key_is_listed_past_one_page(self, large: tuple[JiraEmulator, int]) -> None:
+        """A project larger than a page is listed whole, ceil(N / page) requests (Cloud by token, Server startAt)."""
+        emulator, page = large
+        connector = _connector(emulator)
+        _, cursor = drain(connector, None)
+        keys = _project_keys(emulator)
+        assert len(keys) > page
+        emulator.reset_counters()
+        connector.changes(cursor)
+        feed = emulator.request_count()  # every seeded issue has the same time: the overlap re-reads them all
+        emulator.reset_counters()
+        batch = connector.changes(_due(connector, cursor))
+        assert batch.present == keys
+        assert emulator.request_count() - feed == math.ceil(len(keys) / page)
+
+    def test_the_connectors_own_create_is_listed_despite_the_search_lag(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """A mirror syncd just created is linked at once: the listing reconciles it, or it would look deleted."""
+        _, cursor = drain(connector, None)
+        emulator.search_lag_s = 30
+        created = connector.create({"title": "Mirrored just now"}, marker="sync-check-2")
+        batch = connector.changes(_due(connector, cursor))
+        assert batch.present is not None
+        assert created.ref in batch.present
+
+    def test_an_empty_projects_check_keeps_the_cursor(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """Every issue deleted: the listing is empty, the cursor keeps its place, and the feed goes on from it."""
+        _, cursor = drain(connector, None)
+        ana = emulator.act_as("ana@corp.example")
+        for key in _project_keys(emulator):
+            ana.delete(key)
+        batch = connector.changes(_due(connector, cursor))
+        assert batch.present == frozenset()
+        stored = json.loads(json.dumps(batch.cursor))
+        assert stored["since_ms"] == cursor["since_ms"] > 0
+        assert stored["scanned_at"] == cursor["scanned_at"]
+        key = ana.create("ENG", "Made after the empty check")
+        after = connector.changes(stored)
+        assert not after.full_scan
+        assert key in {record.ref for record in after.records}
+
+    def test_an_issue_deleted_while_the_keys_are_listed_hides_no_other(self, large_server: JiraEmulator) -> None:
+        """Ana deletes an issue of the first page while the second is on its way: every remaining key is listed.
+
+        Paged by position (Server's startAt), her deletion slides the second page's first key into the first page,
+        already read; the keys between the two pages count as present, so that issue is not taken for deleted.
+        """
+        emulator = large_server
+        connector = _connector(emulator)
+        _, cursor = drain(connector, None)
+        first = min(_project_keys(emulator), key=key_order)
+        emulator.reset_counters()
+        connector.changes(cursor)
+        feed = emulator.request_count()  # the overlap re-reads the seeded issues, all of the same time
+        # The feed's pages and the first page of keys pass; the second page waits while Ana deletes.
+        late = FaultRule(kind="delay", delay_ms=1000, method="GET", path=r"/search$", after=feed + 1, times=1)
+        emulator.faults.add(late)
+        served: list[int] = []
+
+        def searches() -> int:
+            return sum(n for route, n in emulator.counters()["routes"].items() if route.endswith("/search"))
+
+        def delete_after_the_first_page() -> None:
+            deadline = time.monotonic() + 10
+            while searches() < feed + 1 and time.monotonic() < deadline:
+                time.sleep(0.002)
+            emulator.act_as("ana@corp.example").delete(first)
+            served.append(searches())
+
+        emulator.reset_counters()
+        ana = threading.Thread(target=delete_after_the_first_page)
+        ana.start()
+        batch = connector.changes(_due(connector, cursor))
+        ana.join()
+        assert served == [feed + 1]  # deleted after the first page of keys, before the second
+        assert batch.present is not None
+        assert _project_keys(emulator) <= batch.present
+
+
 class TestJiraServer:
     @pytest.fixture
     def emulator(self) -> Iterator[JiraEmulator]:
@@ -314,3 +495,137 @@ class TestJiraWebhooks:
             emulator.act_as("ana@corp.example").update("ENG-2", summary="Edited while watched")
             (delivery,) = receiver.wait_for(1)
             assert connector.verify_webhook(delivery.headers, delivery.body) == ["ENG-2"]
+
+
+def _group() -> Group:
+    """The shipped example group: engineering is this Jira, sales a Trello board."""
+    return compile_group(
+        MAPPINGS / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
+    )
+
+
+def _nothing_sent_refused(emulator: JiraEmulator) -> None:
+    """No request reached Jira only to be refused (a value it cannot hold was never sent)."""
+    assert emulator.counters()["statuses"].get("400", 0) == 0
+
+
+class TestJiraRefusedValues:
+    """One refused value fails only its field: InvalidItem names it, and the codec keeps it from being sent."""
+
+    @pytest.mark.parametrize(
+        ("jira_field", "field"),
+        [
+            ("summary", "title"),
+            ("description", "description"),
+            ("assignee", "assignees"),
+            ("duedate", "due"),
+            ("labels", "labels"),
+        ],
+    )
+    def test_the_error_table_names_the_refused_field(self, jira_field: str, field: str) -> None:
+        """A 400 whose errors name a Jira field is an InvalidItem naming the canonical field."""
+        body = {"errorMessages": [], "errors": {jira_field: "refused"}}
+        translated = translate(JIRAError(status_code=400, text=json.dumps(body)), "ENG-7")
+        assert isinstance(translated, InvalidItem)
+        assert (translated.field, translated.ref, translated.status) == (field, "ENG-7", 400)
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"errors": {"labels": "bad", "summary": "bad"}}, "title"),
+            ({"errors": {"duedate": "bad", "resolution": "bad"}}, "due"),
+            ({"errors": {"resolution": "Resolution is required."}}, None),
+            ({"errorMessages": ["Transition id '9' is not valid for this issue."], "errors": {}}, None),
+            ("<html>Bad Request</html>", None),
+        ],
+    )
+    def test_the_error_table_names_one_field_or_none(self, body: object, field: str | None) -> None:
+        """Several fields: the first in canonical order; none syncd writes, or no errors object: no field."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        translated = translate(JIRAError(status_code=400, text=text))
+        assert isinstance(translated, InvalidItem)
+        assert translated.field == field
+
+    def test_jiras_own_refusal_of_a_label_names_the_labels(self, connector: JiraConnector) -> None:
+        """Sent as is, 'needs review' is refused by Jira (through the table): the error says which field."""
+        with pytest.raises(InvalidItem, match="contains spaces") as raised:
+            connector.create({"title": "Raw labels", "labels": ("launch", "needs review")}, marker="sync-raw-label")
+        assert raised.value.field == "labels"
+
+    def test_a_label_with_a_space_is_left_out_and_reported(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """Through the codec the issue is created with the labels Jira holds; the one it cannot is a problem."""
+        fields, problems = (
+            _group()
+            .codecs["engineering"]
+            .encode({"title": "From Sales", "labels": ["needs review", "web"]}, create=True)
+        )
+        created = connector.create(fields, marker="sync-label-space")
+        assert created.fields["labels"] == ("launch", "web")
+        assert [(p.endpoint, p.field, p.value) for p in problems] == [("engineering", "labels", "needs review")]
+        _nothing_sent_refused(emulator)
+
+    def test_a_1004_character_title(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """Sent whole, Jira refuses it naming the title; through the codec it is written shortened, and reported."""
+        title = "Launch " + "checklist " * 99 + "end" + "!" * 4
+        assert len(title) == 1004
+        with pytest.raises(InvalidItem, match="less than 255 characters") as raised:
+            connector.create({"title": title}, marker="sync-long-raw")
+        assert raised.value.field == "title"
+        fields, problems = _group().codecs["engineering"].encode({"title": title}, create=True)
+        created = connector.create(fields, marker="sync-long-title")
+        assert created.fields["title"] == title[:254].rstrip() + "\u2026"
+        assert len(created.fields["title"]) <= 255
+        assert [(p.field, p.value) for p in problems] == [("title", title[:80])]
+
+    def test_a_blank_title_is_written_untitled(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """A title of only spaces (from a tool that holds one) becomes an issue called "(untitled)", reported."""
+        fields, problems = _group().codecs["engineering"].encode({"title": "   "}, create=True)
+        created = connector.create(fields, marker="sync-blank-title")
+        assert created.fields["title"] == UNTITLED
+        assert [(p.field, p.value) for p in problems] == [("title", "   ")]
+        _nothing_sent_refused(emulator)
+
+    def test_year_1_is_never_sent(self, connector: JiraConnector, emulator: JiraEmulator) -> None:
+        """The connector refuses 0001-01-01 itself, naming the due date; nothing reaches Jira."""
+        issues = len(emulator.state.issues)
+        with pytest.raises(InvalidItem, match="1583-01-01 to 9999-12-31") as raised:
+            connector.create({"title": "Year one", "due": date(1, 1, 1)}, marker="sync-year-1-raw")
+        assert raised.value.field == "due"
+        assert len(emulator.state.issues) == issues
+        _nothing_sent_refused(emulator)
+
+    def test_year_1_from_trello_is_reported_and_the_rest_written(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """A Trello card due in year 1 becomes an issue without a due date; the date is a reported problem."""
+        group = _group()
+        card = Record(
+            tool="trello",
+            ref="c1",
+            version="v1",
+            modified=datetime(2027, 1, 1, tzinfo=UTC),
+            fields={"title": "Due long ago", "due": datetime(1, 1, 1, tzinfo=UTC)},
+        )
+        view, _ = group.codecs["sales"].decode(card)
+        assert view.values["due"] == "0001-01-01"
+        fields, problems = group.codecs["engineering"].encode(view.values, create=True)
+        created = connector.create(fields, marker="sync-year-1-trello")
+        assert (created.fields["title"], created.fields["due"]) == ("Due long ago", None)
+        assert [(p.field, p.value) for p in problems] == [("due", "0001-01-01")]
+        _nothing_sent_refused(emulator)
+
+    def test_the_connectors_own_refusals_name_their_field(self, connector: JiraConnector) -> None:
+        """Two assignees, a person Jira does not know, an instant for a date: each names its field."""
+        refused: list[dict[str, Any]] = [
+            {"title": "x", "assignees": (Person("ana@corp.example"), Person("ben@corp.example"))},
+            {"title": "x", "assignees": (Person("stranger@else.example"),)},
+            {"title": "x", "due": datetime(2027, 1, 1, 9, 0, tzinfo=UTC)},
+        ]
+        fields: list[str | None] = []
+        for index, values in enumerate(refused):
+            with pytest.raises(InvalidItem) as raised:
+                connector.create(values, marker=f"sync-own-refusal-{index}")
+            fields.append(raised.value.field)
+        assert fields == ["assignees", "assignees", "due"]

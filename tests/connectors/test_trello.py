@@ -7,15 +7,21 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
-from typing import ClassVar
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
+import requests
+from trello.exceptions import ResourceUnavailable
 
 from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
-from syncd.errors import AuthFailed
-from syncd.model import Person
+from connectors.trello.connector import _format_due
+from connectors.trello.errors import translate
+from syncd.errors import AuthFailed, InvalidItem
+from syncd.mapping import UNTITLED, Group, compile_group
+from syncd.model import Person, Record
 from syncd.sandbox.seed import load_seed
 from syncd.sandbox.trello import TrelloEmulator
 from tests.connectors.contract import ConnectorContract, drain
@@ -24,6 +30,7 @@ from tests.connectors.receiver import Receiver
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
 SEED = load_seed()
 PEOPLE = {person.email: person.username for person in SEED.people}
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 
 
 @pytest.fixture
@@ -185,3 +192,153 @@ class TestTrelloWebhooks:
             emulator.act_as("eli@corp.example").update_card(card, name="Edited while watched")
             (delivery,) = receiver.wait_for(1)
             assert connector.verify_webhook(delivery.headers, delivery.body) == [card]
+
+
+def _group() -> Group:
+    """The shipped example group: sales is this Trello board, engineering a Jira project."""
+    tools: dict[str, Any] = {"engineering": "jira", "sales": "trello", "marketing": "asana"}
+    return compile_group(MAPPINGS / "launch-requests.yaml", tools)
+
+
+def _nothing_sent_refused(emulator: TrelloEmulator) -> None:
+    """No request reached Trello only to be refused (a value it cannot hold was never sent)."""
+    assert emulator.counters()["statuses"].get("400", 0) == 0
+
+
+class TestTrelloRefusedValues:
+    """One refused value fails only its field: InvalidItem names it, and the codec keeps it from being sent."""
+
+    @pytest.mark.parametrize(
+        ("message", "field"),
+        [
+            ("invalid value for name", "title"),
+            ("invalid value for desc", "description"),
+            ("invalid value for idList", "status"),
+            ("invalid value for dueComplete", "done"),
+            ("invalid value for idMembers", "assignees"),
+            ("invalid value for due", "due"),
+            ('{"message":"invalid date","error":"ERROR"}', "due"),
+            ("invalid value for idLabels", "labels"),
+            ("invalid value for pos", None),
+            ("invalid id", None),
+        ],
+    )
+    def test_the_error_table_names_the_refused_field(self, message: str, field: str | None) -> None:
+        """Trello's 400 text names the parameter; the InvalidItem names the canonical field (or none)."""
+        response = requests.Response()
+        response.status_code = 400
+        error = ResourceUnavailable(f"{message} at https://api.trello.com/1/cards/c1?key=k&token=t", response)
+        translated = translate(error, "c1")
+        assert isinstance(translated, InvalidItem)
+        assert (translated.field, translated.ref, translated.status) == (field, "c1", 400)
+        assert "token" not in str(translated)
+
+    def test_trellos_own_refusal_of_a_blank_title_names_the_title(self, connector: TrelloConnector) -> None:
+        """Sent as is, a title of only spaces is refused by Trello (through the table), naming the title."""
+        with pytest.raises(InvalidItem, match="invalid value for name") as raised:
+            connector.create({"title": "   "}, marker="sync-blank-raw")
+        assert raised.value.field == "title"
+
+    def test_a_blank_title_is_written_untitled(self, connector: TrelloConnector, emulator: TrelloEmulator) -> None:
+        """Through the codec, the card is created as "(untitled)" with the rest of its fields; reported."""
+        fields, problems = (
+            _group().codecs["sales"].encode({"title": " ", "description": "Body", "labels": ["web"]}, create=True)
+        )
+        created = connector.create(fields, marker="sync-blank-title")
+        assert (created.fields["title"], created.fields["description"]) == (UNTITLED, "Body")
+        assert created.fields["labels"] == ("web",)
+        assert [(p.endpoint, p.field, p.value) for p in problems] == [("sales", "title", " ")]
+        _nothing_sent_refused(emulator)
+
+    def test_a_1004_character_title_is_written_whole(self, connector: TrelloConnector) -> None:
+        """Trello holds 16,384 characters in a name: nothing is shortened or reported."""
+        title = "Launch " + "checklist " * 99 + "end!!!!"
+        assert len(title) == 1004
+        fields, problems = _group().codecs["sales"].encode({"title": title}, create=True)
+        assert problems == []
+        assert connector.create(fields, marker="sync-long-title").fields["title"] == title
+
+    def test_a_label_with_a_space_is_written_to_trello(self, connector: TrelloConnector) -> None:
+        """Only Jira refuses 'needs review': Trello holds it, so the card carries it."""
+        fields, problems = _group().codecs["sales"].encode({"title": "Labelled", "labels": ["needs review"]})
+        assert problems == []
+        assert connector.create(fields, marker="sync-space-label").fields["labels"] == ("needs review",)
+
+    def test_year_1_is_never_sent(self, connector: TrelloConnector, emulator: TrelloEmulator) -> None:
+        """The connector refuses 0001-01-01 itself, naming the due date (never "1-01-01T..."); nothing is sent."""
+        cards = len(emulator.state.cards)
+        with pytest.raises(InvalidItem, match="1583-01-01 to 9999-12-31") as raised:
+            connector.create({"title": "Year one", "due": date(1, 1, 1)}, marker="sync-year-1-raw")
+        assert raised.value.field == "due"
+        assert len(emulator.state.cards) == cards
+        _nothing_sent_refused(emulator)
+
+    def test_year_1_from_jira_is_reported_and_the_rest_written(
+        self, connector: TrelloConnector, emulator: TrelloEmulator
+    ) -> None:
+        """A Jira issue due 0001-01-01 becomes a card without a due date; the date is a reported problem."""
+        group = _group()
+        issue = Record(
+            tool="jira",
+            ref="ENG-1",
+            version="v1",
+            modified=datetime(2027, 1, 1, tzinfo=UTC),
+            fields={"title": "Due long ago", "due": date(1, 1, 1), "labels": ("launch",)},
+        )
+        view, _ = group.codecs["engineering"].decode(issue)
+        assert view.values["due"] == "0001-01-01"
+        fields, problems = group.codecs["sales"].encode(view.values, create=True)
+        created = connector.create(fields, marker="sync-year-1-jira")
+        assert (created.fields["title"], created.fields["due"], created.fields["labels"]) == (
+            "Due long ago",
+            None,
+            ("launch",),
+        )
+        assert [(p.field, p.value) for p in problems] == [("due", "0001-01-01")]
+        _nothing_sent_refused(emulator)
+
+    @pytest.mark.parametrize(
+        ("due", "sent"),
+        [
+            (date(1583, 1, 1), "1583-01-01T00:00:00.000Z"),
+            (datetime(2027, 3, 1, 10, 0, 0, 250000, tzinfo=timezone(timedelta(hours=2))), "2027-03-01T08:00:00.250Z"),
+            (date(9999, 12, 31), "9999-12-31T00:00:00.000Z"),
+        ],
+    )
+    def test_a_due_date_is_written_with_a_four_digit_year(
+        self, connector: TrelloConnector, due: date, sent: str
+    ) -> None:
+        """Trello's own form, UTC with milliseconds; it reads back as the same instant."""
+        assert _format_due(due) == sent
+        created = connector.create({"title": "Due", "due": due}, marker=f"sync-due-{sent}")
+        assert created.fields["due"] == datetime.fromisoformat(sent.replace("Z", "+00:00"))
+
+    @pytest.mark.parametrize(
+        "due",
+        [date(1582, 12, 31), datetime(1583, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))), date(1, 1, 1)],
+    )
+    def test_a_day_trello_cannot_hold_is_refused_before_sending(self, due: date) -> None:
+        """Whose UTC day is before 1583: InvalidItem naming the due date, never a malformed date."""
+        with pytest.raises(InvalidItem) as raised:
+            _format_due(due)
+        assert raised.value.field == "due"
+
+    def test_a_too_long_description_is_refused_naming_it(self, connector: TrelloConnector) -> None:
+        """Trello refuses a 16,385-character desc; the InvalidItem names the description and the card."""
+        created = connector.create({"title": "Short for now"}, marker="sync-long-desc")
+        with pytest.raises(InvalidItem, match="invalid value for desc") as raised:
+            connector.update(created.ref, {"description": "d" * 16385})
+        assert (raised.value.field, raised.value.ref) == ("description", created.ref)
+
+    def test_the_connectors_own_refusals_name_their_field(self, connector: TrelloConnector) -> None:
+        """A person missing from the directory, a list the board lacks: each names its field."""
+        refused: list[dict[str, Any]] = [
+            {"title": "x", "assignees": (Person("stranger@else.example"),)},
+            {"title": "x", "status": "Nowhere"},
+        ]
+        fields: list[str | None] = []
+        for index, values in enumerate(refused):
+            with pytest.raises(InvalidItem) as raised:
+                connector.create(values, marker=f"sync-own-refusal-{index}")
+            fields.append(raised.value.field)
+        assert fields == ["assignees", "status"]

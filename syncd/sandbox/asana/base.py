@@ -62,6 +62,11 @@ class AsanaBase(Emulator):
         self.oauth_tokens: dict[str, tuple[User, str]] = {}
         self.per_minute = self.rate_window("requests-per-minute", requests_per_minute, 60.0)
 
+    @property
+    def hidden_emails(self) -> set[str]:
+        """People whose e-mail only they see (add to it): others read them without one, and cannot name them by it."""
+        return self.state.hidden_emails
+
     # ----- Emulator hooks -----------------------------------------------------------------------------------
 
     def authenticate(self, request: Request) -> Principal:
@@ -152,8 +157,8 @@ class AsanaBase(Emulator):
         return self.json(body, status=status)
 
     def view(self, principal: Principal) -> Renderer:
-        """The renderer for what ``principal`` may see (its OAuth app's external data, if any)."""
-        return self.renderer.for_app(principal.key)
+        """The renderer for what ``principal`` may see (its OAuth app's external data, others' visible e-mails)."""
+        return self.renderer.for_request(principal.key, self.state.users.get(principal.user_id))
 
     def one(self, request: Request, principal: Principal, obj: Resource, status: int = 200) -> Response:
         """Answer ``{"data": <full record>}``."""

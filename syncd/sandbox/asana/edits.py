@@ -28,6 +28,8 @@ UPDATE_FIELDS = frozenset(
      "custom_fields", "resource_subtype"}
 )  # fmt: skip
 SUBTYPES = frozenset({"default_task", "milestone", "approval"})
+MAX_PROJECTS = 20
+"""The spec's addProject: "A task can have at most 20 projects multi-homed to it"."""
 EXTERNAL_CAPS = {"gid": 1024, "data": 32768}
 """Asana's "Custom external data" page caps the gid at 1,024 characters and the data at 32,768 (it also says
 32,786 once: the smaller figure is the one enforced)."""
@@ -161,6 +163,8 @@ def _placements(state: AsanaState, data: dict[str, Any]) -> list[tuple[Project, 
             if section.project is not project:
                 raise ApiError(400, "memberships.section: Section is not in the given project")
         placements = [p for p in placements if p[0] is not project] + [(project, section)]
+    if len(placements) > MAX_PROJECTS:
+        raise ApiError(400, f"projects: A task can have at most {MAX_PROJECTS} projects, got {len(placements)}")
     return placements
 
 
@@ -194,7 +198,7 @@ def _set_dates(task: Task, data: dict[str, Any]) -> bool:
     if "due_on" in data:
         task.due_on, task.due_at = parse_date(data["due_on"], "due_on"), None
     if "due_at" in data:
-        task.due_at, task.due_on = parse_datetime(data["due_at"], "due_at"), None
+        task.due_at, task.due_on = parse_datetime(data["due_at"], "due_at", utc_only=True), None
     if "start_on" in data:
         if "due_on" not in data and "due_at" not in data:
             raise ApiError(400, "start_on: due_on or due_at must be present when setting or unsetting start_on")
@@ -300,7 +304,14 @@ def _anchor(state: AsanaState, data: dict[str, Any], key: str, section: Section,
 def move_to_section(
     state: AsanaState, user: User, task: Task, section: Section, data: dict[str, Any], *, app: str | None = None
 ) -> None:
-    """POST /sections/{gid}/addTask: put the task in ``section`` (adding it to the project if need be)."""
+    """POST /sections/{gid}/addTask: put the task in ``section`` (adding it to the project if need be).
+
+    The move leaves ``modified_at`` alone: the spec's Task ``modified_at`` lists "moving to a new container
+    (project, portfolio, etc)" among what does *not* change it. The same list says a created story does, and a move
+    writes one (``section_changed``, ``added_to_project``); the unfavourable reading for a client is that the move
+    rule wins, so a ``modified_since`` listing misses moved tasks and only the events (removed from the old section,
+    added to the new one) name them.
+    """
     _only_one(data, "insert_before", "insert_after")
     before = _anchor(state, data, "insert_before", section, app)
     after = _anchor(state, data, "insert_after", section, app)
@@ -311,7 +322,9 @@ def move_to_section(
     elif membership.section is not section:
         old, membership.section = membership.section, section
         text = f'moved this task from "{old.name}" to "{section.name}" in {project.name}'
-        state.add_story(task, user, "section_changed", text, old_section=old, new_section=section, project=project)
+        state.add_story(
+            task, user, "section_changed", text, touch=False, old_section=old, new_section=section, project=project
+        )
         scopes = state.task_scopes(task)
         state.event(user, task, "removed", parent=old, scopes=scopes)
         state.event(user, task, "added", parent=section, scopes=scopes)
@@ -320,9 +333,11 @@ def move_to_section(
 
 def _join_project(state: AsanaState, user: User, task: Task, section: Section) -> None:
     project = section.project
+    if len(task.memberships) >= MAX_PROJECTS:
+        raise ApiError(400, f"project: A task can have at most {MAX_PROJECTS} projects")
     task.memberships.append(Membership(project, section))
     project.task_order.append(task)
-    state.add_story(task, user, "added_to_project", f"added to {project.name}", project=project)
+    state.add_story(task, user, "added_to_project", f"added to {project.name}", touch=False, project=project)
     scopes = state.task_scopes(task)
     state.event(user, task, "added", parent=project, scopes=scopes)
     state.event(user, task, "added", parent=section, scopes=scopes)

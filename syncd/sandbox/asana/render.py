@@ -3,7 +3,8 @@
 Lists answer compact records ({gid, resource_type, name, ...}); single GETs answer the full record; a request's
 ``opt_fields`` (comma-separated, dotted paths such as ``memberships.section.name``) replaces either with exactly
 the named fields plus ``gid``. Nested resources named without sub-fields come back as {gid, resource_type}.
-A renderer answers for one OAuth app (or none, for a personal access token): a task's ``external`` is that app's.
+A renderer answers for one OAuth app (or none, for a personal access token): a task's ``external`` is that app's;
+and for one viewer: a user's hidden e-mail is left out for everyone else.
 """
 
 from __future__ import annotations
@@ -71,13 +72,19 @@ def timestamp(value: datetime) -> str:
 class Renderer:
     """Turn model objects into Asana JSON for one emulator's state, as seen by ``app`` (None: a PAT)."""
 
-    def __init__(self, state: AsanaState, app: str | None = None) -> None:
+    def __init__(self, state: AsanaState, app: str | None = None, viewer: User | None = None) -> None:
         self.state = state
         self.app = app
+        self.viewer = viewer
 
-    def for_app(self, app: str | None) -> Renderer:
-        """The renderer of the same state for a request made with ``app``'s OAuth token (None: a PAT)."""
-        return self if app == self.app else Renderer(self.state, app)
+    def for_request(self, app: str | None, viewer: User | None) -> Renderer:
+        """The renderer of the same state for a request by ``viewer`` with ``app``'s OAuth token (None: a PAT).
+
+        The viewer decides whose e-mails show (:meth:`AsanaState.email_visible`).
+        """
+        if app == self.app and viewer is self.viewer:
+            return self
+        return Renderer(self.state, app, viewer)
 
     def compact(self, obj: Resource, tree: FieldTree | None = None) -> dict[str, Any]:
         """Return the compact record (what lists answer), or the ``opt_fields`` selection."""
@@ -143,7 +150,10 @@ class Renderer:
         if isinstance(obj, Story):
             return base | self._story(obj)
         if isinstance(obj, User):
-            return base | {"name": obj.name, "email": obj.email, "photo": None, "workspaces": [self.state.workspace]}
+            user: dict[str, Any] = {"name": obj.name, "photo": None, "workspaces": [self.state.workspace]}
+            if self.state.email_visible(obj, self.viewer):  # a hidden e-mail is left out, even when asked for
+                user["email"] = obj.email
+            return base | user
         if isinstance(obj, Workspace):
             return base | {"name": obj.name, "email_domains": [obj.name], "is_organization": True}
         if isinstance(obj, Project):

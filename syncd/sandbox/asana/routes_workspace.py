@@ -9,6 +9,13 @@ from syncd.sandbox.asana.base import API_PREFIX, AsanaBase
 from syncd.sandbox.asana.model import Project
 from syncd.sandbox.core import ApiError, Principal
 
+TAG_COLORS = frozenset(
+    f"{shade}-{hue}"
+    for shade in ("dark", "light")
+    for hue in ("pink", "green", "blue", "red", "teal", "brown", "orange", "purple", "warm-gray")
+)
+"""The spec's TagBase ``color`` enum (or null); the spec documents no rule on a tag's name beyond being given."""
+
 
 def workspace_rules() -> list[Rule]:
     """Return the rules of this module's handlers."""
@@ -122,6 +129,8 @@ class WorkspaceRoutes(AsanaBase):
         data = self.data(request)
         self.state.workspace_ref(workspace_gid)
         color = data.get("color")
+        if color is not None and (not isinstance(color, str) or color not in TAG_COLORS):
+            raise ApiError(400, f"color: Invalid value: {color}; use one of {', '.join(sorted(TAG_COLORS))} or null")
         tag = self.state.add_tag(self.require(data, "name"), str(color) if color else None, str(data.get("notes", "")))
         return self.one(request, principal, tag, 201)
 

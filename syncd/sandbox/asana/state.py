@@ -7,8 +7,9 @@ from the HTTP API or from a Python actor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from syncd.sandbox.asana.model import (
@@ -52,6 +53,8 @@ class AsanaState:
         self.webhooks: dict[str, Webhook] = {}
         self.events: list[Event] = []
         self.listeners: list[EventListener] = []
+        self.hidden_emails: set[str] = set()
+        """People whose e-mail others do not see; see :meth:`email_visible`."""
         self.workspace = Workspace(gid=self.new_gid(), name=seed.asana.workspace)
         for person in seed.people:
             user = User(gid=self.new_gid(), name=person.name, email=person.email)
@@ -148,13 +151,27 @@ class AsanaState:
             raise ApiError(404, f"{param}: Unknown object: {gid}")
         return found
 
+    def email_visible(self, user: User, viewer: User | None) -> bool:
+        """Whether ``viewer`` may see ``user``'s e-mail: always their own, others' unless it is hidden.
+
+        The spec's User ``email`` is just "The user's email address."; it names no case where it is withheld. The
+        sandbox can still hide chosen people's addresses (``hidden_emails``: people outside the workspace, limited
+        access, privacy), as Jira Cloud and Trello do, so a client copes with a user that has no ``email``.
+        """
+        return user is viewer or user.email.lower() not in {email.lower() for email in self.hidden_emails}
+
     def user(self, ref: str, me: User, param: str = "user") -> User:
-        """Resolve a user reference: a gid, an e-mail or ``me``."""
+        """Resolve a user reference: a gid, an e-mail or ``me`` (the spec's "me", an email, or the gid of a user).
+
+        A hidden e-mail identifies nobody for anyone but its owner: resolving it would tell the requester whose
+        address it is (and the gid answered would show it). Asana does not document the case; refusing it is the
+        unfavourable reading, so a client must write such a person by gid (the people directory).
+        """
         if ref == "me":
             return me
         if "@" in ref:
             found = self.users_by_email.get(ref.lower())
-            if found is None:
+            if found is None or not self.email_visible(found, me):
                 raise ApiError(400, f"{param}: Not a recognized ID or e-mail: {ref}")
             return found
         return self._get(self.users, ref, param)
@@ -217,8 +234,14 @@ class AsanaState:
 
     # ----- history ------------------------------------------------------------------------------------------
 
-    def add_story(self, task: Task, user: User, subtype: str, text: str, **details: object) -> Story:
-        """Record a story on ``task``; every story moves the task's ``modified_at``, as Asana documents."""
+    def add_story(
+        self, task: Task, user: User, subtype: str, text: str, *, touch: bool = True, **details: object
+    ) -> Story:
+        """Record a story on ``task``; it moves the task's ``modified_at`` ("story is created on a task", spec).
+
+        ``touch`` False keeps ``modified_at`` for the story of a move to a new container, which the same description
+        says does not change it (see :func:`syncd.sandbox.asana.edits.move_to_section`).
+        """
         is_comment = subtype == "comment_added"
         story = Story(
             gid=self.new_gid(),
@@ -232,7 +255,8 @@ class AsanaState:
             details=details,
         )
         self.stories[story.gid] = story
-        task.modified_at = story.created_at
+        if touch:
+            task.modified_at = story.created_at
         self.event(user, story, "added", parent=task, scopes=self.task_scopes(task))
         return story
 
@@ -274,24 +298,40 @@ class AsanaState:
         self.event(user, task, "changed", change=change, scopes=self.task_scopes(task))
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_date(value: object, field: str) -> date | None:
-    """Parse a ``YYYY-MM-DD`` date field (null clears it)."""
+    """Parse a date field (null clears it): exactly ``YYYY-MM-DD``.
+
+    The spec's ``due_on`` / ``start_on`` "takes a date with `YYYY-MM-DD` format"; Python alone would also take
+    ``20270201`` or ``2027-W05-1``, which the sandbox refuses (no range is documented, so none is enforced).
+    """
     if value is None:
         return None
+    text = str(value)
     try:
-        return date.fromisoformat(str(value))
+        if not _DATE.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
     except ValueError:
-        raise ApiError(400, f"{field}: Invalid date value: {value}") from None
+        raise ApiError(400, f"{field}: Invalid date value, expected YYYY-MM-DD: {value}") from None
 
 
-def parse_datetime(value: object, field: str) -> datetime | None:
-    """Parse an ISO 8601 date-time field into UTC (null clears it)."""
+def parse_datetime(value: object, field: str, *, utc_only: bool = False) -> datetime | None:
+    """Parse an ISO 8601 date-time field into UTC (null clears it).
+
+    With ``utc_only`` (``due_at``: "an ISO 8601 date string in UTC", spec) a time without a zone or in another zone
+    is refused: the unfavourable reading of a rule whose violation the spec does not describe.
+    """
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(400, f"{field}: Invalid date-time value: {value}") from None
+    if utc_only and parsed.utcoffset() != timedelta(0):
+        raise ApiError(400, f"{field}: Must be an ISO 8601 date-time in UTC (ending in Z): {value}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)

@@ -7,6 +7,7 @@ this module. Internal values: people by e-mail, priority/issue type/resolution b
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -15,7 +16,16 @@ from syncd.sandbox.jira.model import RESOLUTIONS, JiraState
 from syncd.sandbox.jira.richtext import is_adf, wiki_to_adf
 
 EDITABLE = ("summary", "description", "assignee", "reporter", "priority", "labels", "duedate", "issuetype")
+SUMMARY_MAX = 255
+LABEL_MAX = 255
+DUEDATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+FIRST_DUE = date(1583, 1, 1)
 ADF_REQUIRED = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+
+
+def java_length(text: str) -> int:
+    """The length Jira (Java) gives a string: UTF-16 code units, so a character beyond U+FFFF counts two."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def validation_error(errors: dict[str, str], messages: list[str] | None = None) -> ApiError:
@@ -105,13 +115,18 @@ class FieldReader:
         return self.duedate(value, errors)
 
     def summary(self, value: JSON, errors: dict[str, str]) -> str | None:
-        """A summary: required, one line, at most 255 characters."""
+        """A summary: required, one line, at most 255 characters (Java counts UTF-16 code units).
+
+        Jira's answers: "You must specify a summary of the issue." (blank) and "Summary must be less than 255
+        characters." (256 and more: Jira takes 255), both as tests written against Jira expect them; "The summary is
+        invalid because it contains newline characters." (wording not confirmed from a source).
+        """
         if not isinstance(value, str) or not value.strip():
             errors["summary"] = "You must specify a summary of the issue."
             return None
         if "\n" in value or "\r" in value:
             errors["summary"] = "The summary is invalid because it contains newline characters."
-        elif len(value) > 255:
+        elif java_length(value) > SUMMARY_MAX:
             errors["summary"] = "Summary must be less than 255 characters."
         return value
 
@@ -159,24 +174,43 @@ class FieldReader:
 
     @staticmethod
     def labels(value: JSON, errors: dict[str, str]) -> list[str]:
-        """Labels: strings without spaces."""
+        """Labels: strings without whitespace, at most 255 characters each (UTF-16 code units, as Java counts).
+
+        The too-long answer is Jira's own, as its web test ``TestCreateAndEditLabels`` expects it: "The label '...'
+        exceeds the maximum length for a single label of 255 characters."
+        """
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             errors["labels"] = "Operation value must be a list of strings"
             return []
         for label in value:
             if not label or any(c.isspace() for c in label):
                 errors["labels"] = f"The label '{label}' contains spaces which is invalid."
-            elif len(label) > 255:
-                errors["labels"] = "The label must not exceed 255 characters."
+            elif java_length(label) > LABEL_MAX:
+                errors["labels"] = (
+                    f"The label '{label}' exceeds the maximum length for a single label of {LABEL_MAX} characters."
+                )
         return list(dict.fromkeys(value))
 
     @staticmethod
     def duedate(value: JSON, errors: dict[str, str]) -> date | None:
-        """A due date ``yyyy-MM-dd`` (None clears it)."""
+        """A due date exactly ``yyyy-MM-dd`` (None clears it), a day from 1583-01-01 to 9999-12-31.
+
+        The format is the one the v3 spec documents for date fields ("format values as ``yyyy-MM-dd``"); a week or
+        basic form Python would also read is refused. No year range is documented: the sandbox takes the
+        unfavourable reading. ISO 8601 admits years before 1583 only by mutual agreement, and Java's
+        ``SimpleDateFormat`` (whose pattern that is) reads days before 15 October 1582 as Julian ones, so an earlier
+        date would not name the day it names elsewhere; it is refused as Jira refuses a date it cannot parse. A
+        person can still set one through :class:`~syncd.sandbox.jira.actor.JiraActor` (an import or older data).
+        """
         if value is None or value == "":
             return None
         try:
-            return date.fromisoformat(str(value))
+            if not isinstance(value, str) or not DUEDATE.fullmatch(value):
+                raise ValueError(value)
+            parsed = date.fromisoformat(value)
+            if parsed < FIRST_DUE:
+                raise ValueError(value)
         except ValueError:
             errors["duedate"] = f"Error parsing date string: {value}"
             return None
+        return parsed

@@ -12,7 +12,7 @@ from typing import Any
 from syncd.sandbox.core import JSON, ApiError
 from syncd.sandbox.trello.ids import short_link
 from syncd.sandbox.trello.model import Action, Attachment, Card, Member, TrelloList, iso
-from syncd.sandbox.trello.state import TrelloState, board_ref, card_ref, list_ref, not_found
+from syncd.sandbox.trello.state import TEXT_MAX, TrelloState, board_ref, card_ref, list_ref, not_found, text_length
 
 CARD_FIELDS = ("name", "desc", "closed", "due", "start", "dueComplete", "pos", "idList", "idAttachmentCover")
 """Fields of a card a PUT can change that Trello logs as ``updateCard``."""
@@ -54,12 +54,16 @@ class CardEditor:
         """Create a card at the bottom (or ``pos``) of a list (``createCard`` action).
 
         ``url_source`` attaches that link in the same request (``addAttachmentToCard`` after ``createCard``);
-        it is checked before anything is created, so a refused request leaves no card behind.
+        it is checked before anything is created, so a refused request leaves no card behind. The name is
+        required: the spec marks it optional and the newer reference lets a copied URL, file or card name the card,
+        but the older reference says "name (required) a string with a length from 1 to 16384", and a blank one is
+        refused as PUT refuses it (the unfavourable reading; syncd always names what it creates).
         """
         state = self.state
         board = state.boards[trello_list.id_board]
         members = id_list_param(id_members)
         labels = id_list_param(id_labels)
+        card_name, card_desc = self._text("name", name), self._text("desc", desc)
         if url_source and not str(url_source).startswith(("http://", "https://")):
             raise ApiError(400, "invalid value for urlSource")
         for member_id in members:
@@ -74,12 +78,12 @@ class CardEditor:
             id_board=board.id,
             id_list=trello_list.id,
             id_short=board.next_id_short,
-            name=str(name or ""),
-            desc=str(desc or ""),
+            name=card_name,
+            desc=card_desc,
             pos=state.position(pos, [c.pos for c in state.list_cards(trello_list)]),
             date_last_activity=moment,
-            due=state.moment(due, "due"),
-            start=state.moment(start, "start"),
+            due=state.card_moment(due, "due"),
+            start=state.card_moment(start, "start"),
             due_complete=state.flag(due_complete or False, "dueComplete"),
             id_members=list(dict.fromkeys(members)),
             id_labels=list(dict.fromkeys(labels)),
@@ -128,9 +132,7 @@ class CardEditor:
         """Change one field; returns its (old, new) wire values."""
         state = self.state
         if field in {"name", "desc"}:
-            text = str(raw or "")
-            if field == "name" and not text.strip():
-                raise ApiError(400, "invalid value for name")
+            text = self._text(field, raw)
             old_text = getattr(card, field)
             setattr(card, field, text)
             return old_text, text
@@ -141,7 +143,7 @@ class CardEditor:
             return old_flag, getattr(card, attribute)
         if field in {"due", "start"}:
             old_moment = getattr(card, field)
-            setattr(card, field, state.moment(raw, field))
+            setattr(card, field, state.card_moment(raw, field))
             return iso(old_moment), iso(getattr(card, field))
         if field == "pos":
             siblings = [c.pos for c in state.list_cards(state.lists[card.id_list]) if c.id != card.id]
@@ -150,6 +152,14 @@ class CardEditor:
         if field == "idList":
             return self._move(card, raw)
         return self._cover(card, raw)
+
+    @staticmethod
+    def _text(field: str, raw: JSON) -> str:
+        """A card's name (1 to 16384 characters, not blank) or description (up to 16384), else Trello's 400."""
+        text = str(raw or "")
+        if (field == "name" and not text.strip()) or text_length(text) > TEXT_MAX:
+            raise ApiError(400, f"invalid value for {field}")
+        return text
 
     def _move(self, card: Card, raw: JSON) -> tuple[str, str]:
         state = self.state

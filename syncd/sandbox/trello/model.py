@@ -14,11 +14,15 @@ LABEL_COLORS = ("green", "yellow", "orange", "red", "purple", "blue", "sky", "li
 
 
 def iso(moment: datetime | None) -> str | None:
-    """Format a time as Trello does: UTC with milliseconds and a ``Z`` ("2027-01-18T17:00:00.000Z")."""
+    """Format a time as Trello does: UTC with milliseconds and a ``Z`` ("2027-01-18T17:00:00.000Z").
+
+    The year always has four digits, as JavaScript's ``toISOString`` writes it (``strftime("%Y")`` writes year 1
+    as "1" on glibc, which no client can read back).
+    """
     if moment is None:
         return None
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @dataclass

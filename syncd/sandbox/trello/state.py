@@ -6,8 +6,9 @@ same (same action, same ``data.old``, same webhook) whichever way it came in. Ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from syncd.sandbox.core import JSON, ApiError, Clock
@@ -27,7 +28,17 @@ from syncd.sandbox.trello.model import (
 SEED_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 """When the seeded organisation was 'created' (the time inside the seeded ids and actions)."""
 NOT_FOUND = "The requested resource was not found."
+TEXT_MAX = 16384
+"""Longest card name or description: name "a string with a length from 1 to 16384", desc "from 0 to 16384" in
+Trello's (older) API reference for POST /1/cards and PUT /1/cards/{id}/name; JavaScript counts UTF-16 code units."""
+FIRST_DAY = date(1583, 1, 1)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:$|[T ])")
 POS_STEP = 65536.0
+
+
+def text_length(text: str) -> int:
+    """The length JavaScript gives a string: UTF-16 code units, so a character beyond U+FFFF counts two."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def not_found() -> ApiError:
@@ -221,19 +232,36 @@ class TrelloState:
 
     @staticmethod
     def moment(value: JSON, field: str) -> datetime | None:
-        """Return a date parameter (ISO date or date-time, ``null`` or empty for none) as UTC."""
+        """Return a date parameter (ISO 8601 extended date or date-time, ``null`` or empty for none) as UTC.
+
+        The year has four digits (an OpenAPI ``date`` is RFC 3339's ``date-fullyear = 4DIGIT``); the basic and week
+        forms Python would also read are refused like any other date Trello cannot parse.
+        """
         if value is None or value in {"", "null"}:
             return None
-        if isinstance(value, datetime):
-            parsed = value
-        else:
-            try:
+        try:
+            if isinstance(value, datetime):
+                parsed = value
+            elif _ISO_DATE.match(str(value)):
                 parsed = datetime.fromisoformat(str(value))
-            except ValueError:
-                raise ApiError(400, f"invalid value for {field}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+            else:
+                raise ValueError(value)
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (ValueError, OverflowError):  # not a date, or one whose UTC day is before year 1 or after 9999
+            raise ApiError(400, f"invalid value for {field}") from None
+
+    @staticmethod
+    def card_moment(value: JSON, field: str) -> datetime | None:
+        """Return a card's ``due`` or ``start``: a valid date whose UTC day is from 1583-01-01 to 9999-12-31.
+
+        Trello documents no range. The sandbox takes the unfavourable reading: ISO 8601 admits years before 1583
+        only by mutual agreement of the parties, which Trello never states, so an earlier day is refused as an
+        unparseable one is ("invalid value for due").
+        """
+        moment = TrelloState.moment(value, field)
+        if moment is not None and moment.date() < FIRST_DAY:
+            raise ApiError(400, f"invalid value for {field}")
+        return moment
 
     @staticmethod
     def flag(value: JSON, field: str) -> bool:

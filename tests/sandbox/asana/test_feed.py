@@ -117,6 +117,47 @@ class TestEvents:
         )
         assert stories[-1]["new_section"]["name"] == "Shipped"
 
+    def test_a_section_move_leaves_modified_at_and_modified_since_alone(
+        self, emulator: AsanaEmulator, client: Any
+    ) -> None:
+        """Moving to a new container does not change modified_at (spec): the listing misses it, the events do not."""
+        gid = project_gid(emulator)
+        task = task_gid(emulator, "Launch blog post")
+        tasks = asana.TasksApi(client)
+        before = tasks.get_task(task, {"opt_fields": "modified_at"})["modified_at"]
+        emulator.clock.advance(60)
+        since = emulator.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        token = sync_token(client, gid)
+        asana.SectionsApi(client).add_task_for_section(
+            section_gid(emulator, "Shipped"), {"body": {"data": {"task": task}}}
+        )
+        emulator.act_as("gus@corp.example").move(task, "In progress")
+        assert tasks.get_task(task, {"opt_fields": "modified_at"})["modified_at"] == before
+        assert list(tasks.get_tasks_for_project(gid, {"modified_since": since})) == []
+        data = events_since(client, gid, token)["data"]
+        moves = [(e["action"], e["parent"]["name"]) for e in data if e["resource"]["gid"] == task]
+        assert moves == [("removed", "Backlog"), ("added", "Shipped"), ("removed", "Shipped"), ("added", "In progress")]
+        stories = asana.StoriesApi(client).get_stories_for_task(task, {"opt_fields": "resource_subtype"})
+        assert [s["resource_subtype"] for s in stories][-2:] == ["section_changed", "section_changed"]
+
+    def test_adding_a_task_to_a_project_leaves_modified_at_alone(self, emulator: AsanaEmulator, client: Any) -> None:
+        """addProject is a move to a new container too: the story and the events are written, modified_at stays."""
+        tasks = asana.TasksApi(client)
+        created = tasks.create_task({"data": {"name": "Loose", "workspace": emulator.state.workspace.gid}}, {})
+        emulator.clock.advance(60)
+        token = sync_token(client, project_gid(emulator))
+        tasks.add_project_for_task({"data": {"project": project_gid(emulator)}}, created["gid"])
+        assert tasks.get_task(created["gid"], {"opt_fields": "modified_at"})["modified_at"] == created["modified_at"]
+        data = events_since(client, project_gid(emulator), token)["data"]
+        assert [
+            (e["action"], e["parent"]["resource_type"]) for e in data if e["resource"]["gid"] == created["gid"]
+        ] == [
+            ("added", "project"),
+            ("added", "section"),
+        ]
+        stories = asana.StoriesApi(client).get_stories_for_task(created["gid"], {"opt_fields": "resource_subtype"})
+        assert [s["resource_subtype"] for s in stories] == ["added_to_project"]
+
     def test_task_changes_are_events_by_their_author(self, emulator: AsanaEmulator, client: Any) -> None:
         """Field changes are 'changed' events with change.field, authored by the acting person; deletes too."""
         gid = project_gid(emulator)
