@@ -408,19 +408,27 @@ class JiraConnector:
             issues = self._one_or_none(made)
             if issues and self._record(issues[0]).marker == marker:
                 return self._record(issues[0])
-        wait = self.search_settle_s - (datetime.now(UTC) - since).total_seconds() if self.cloud else 0.0
-        if wait > 0:
-            time.sleep(wait)
+        self._await_index(since)
         start = _millis(since - CLOCK_SLACK)
         jql = (
             f"project = {json.dumps(self.project_key)} AND creator = currentUser() AND created >= {start} "
-            "ORDER BY created ASC"
+            "ORDER BY created DESC, key DESC"
         )
-        for issue in self._search(jql, reconcile=list(self._recent)):
+        # Newest first: the create looked for is among the first, on the first page, where a search that pages by
+        # position cannot skip it as issues made meanwhile shift later pages. Only a miss reads every page.
+        first = self._search(jql, reconcile=list(self._recent), limit=PAGE_SIZE)
+        rest = self._search(jql, reconcile=list(self._recent))[PAGE_SIZE:] if len(first) == PAGE_SIZE else []
+        for issue in [*first, *rest]:
             record = self._record(issue)
             if record.marker == marker:
                 return record
         return None
+
+    def _await_index(self, moment: datetime) -> None:
+        """Wait until Cloud search has had ``search_settle_s`` to index what was made before ``moment``."""
+        wait = self.search_settle_s - (datetime.now(UTC) - moment).total_seconds() if self.cloud else 0.0
+        if wait > 0:
+            time.sleep(wait)
 
     # ----- change feed -------------------------------------------------------------------------------------------
 
@@ -567,6 +575,9 @@ class JiraConnector:
             return str(created["key"])
 
         def look() -> str | None:
+            # The issue may have been made any time until its answer was lost (a gateway can hold a request for
+            # seconds before the service applies it): the index gets its time from now, not from the send.
+            self._await_index(datetime.now(UTC))
             found = self.find_by_marker(marker, sent)
             return found.ref if found is not None else None
 

@@ -455,6 +455,7 @@ class Emulator:
             return self._fault_before(request, environ, terminal)
         response = self._route(request, admin=False)
         if terminal is not None:
+            request.get_data()  # a handler that refused early left the body unread: read it as a server would
             response = self._fault_after(environ, terminal, response)
         return response
 

@@ -273,6 +273,19 @@ class ConnectorContract:
         archived = connector.archive(created.ref)
         assert archived.archived
 
+    @pytest.mark.parametrize("fault", LOST_ANSWERS)
+    def test_an_archive_whose_answer_is_lost_archives_once(
+        self, connector: Connector, emulator: Emulator, fault: str
+    ) -> None:
+        """Every write of an archive losing its first answer (Asana's is a POST): archived, and no error."""
+        created = connector.create({"title": f"Contract: lost archive {fault}"}, marker=f"sync-lost-archive-{fault}")
+        rule = lost_answer(fault, path=".")
+        rule.method, rule.writes = None, True
+        emulator.faults.add(rule)
+        assert connector.archive(created.ref).archived
+        (fetched,) = connector.fetch([created.ref])
+        assert fetched.archived
+
     def test_comments_round_trip(self, connector: Connector) -> None:
         """A comment added is listed, with its author and body, oldest first."""
         created = connector.create({"title": "Contract: comments"}, marker="sync-comments-1")

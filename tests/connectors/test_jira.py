@@ -119,6 +119,22 @@ class TestJiraContract(ConnectorContract):
     create_path: ClassVar[str] = r"^/rest/api/2/issue$"
     comment_path: ClassVar[str] = r"^/rest/api/2/issue/[^/]+/comment$"
 
+    def test_a_create_held_up_by_a_gateway_then_its_answer_lost_is_found(
+        self, emulator: JiraEmulator, connector: JiraConnector
+    ) -> None:
+        """Held 2 s before Jira made it, then a 502: the look waits for search from the loss, not from the send.
+
+        Found by the long fault run (four issues made twice): measured from the send, the settle time had passed
+        while the gateway held the request, so the search ran before Jira's index listed the issue.
+        """
+        emulator.search_lag_s = 0.3
+        path = r"^/rest/api/2/issue$"
+        emulator.faults.add(FaultRule(kind="delay", delay_ms=2000, method="POST", path=path, times=1))
+        emulator.faults.add(FaultRule(kind="status_after", status=502, method="POST", path=path, times=1))
+        record = connector.create({"title": "Held up, then lost"}, marker="sync-held-1")
+        made = [key for key, issue in emulator.state.issues.items() if issue.summary == "Held up, then lost"]
+        assert made == [record.ref]
+
     def test_an_empty_first_scan_keeps_its_time_and_the_feed_goes_on(
         self, connector: JiraConnector, emulator: JiraEmulator
     ) -> None:
