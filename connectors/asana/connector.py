@@ -341,12 +341,12 @@ class AsanaConnector:
             found = self._markers(str(task["gid"]))
             if marker in found:
                 return dataclasses.replace(self._record(task), marker=marker)
-            if not found and not _marking(self.project_gid, str(task["gid"])):
+            if not found and name is not None and not _marking(self.project_gid, str(task["gid"])):
                 unmarked.append(task)
-        if not unmarked and name is not None:
-            # Renamed by a person before it was adopted: any task of syncd's still without a marker is an orphan.
-            others = [task for task in mine if task not in named and not _marking(self.project_gid, str(task["gid"]))]
-            unmarked = [task for task in others if not self._markers(str(task["gid"]))]
+        # Only a task with the name this create sent is taken for its own: a task of syncd's without a marker and
+        # another name may be another item's lost create (found by the long fault run: adopting "the one orphan in
+        # the window" linked an item to another's task). A lost create renamed before it was adopted stays
+        # unlinked, and is never mirrored (Record.mine).
         return self._adopt(unmarked, marker)
 
     def _adopt(self, unmarked: Sequence[Mapping[str, Any]], marker: str) -> Record | None:
