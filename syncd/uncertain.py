@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from syncd.errors import OutcomeUnknown, RetriableError
@@ -120,6 +120,22 @@ def plain(text: str) -> str:
     A tool may return a comment's body re-rendered (Asana's restricted HTML); the words stay the same.
     """
     return " ".join(html.unescape(_TAG.sub(" ", text)).split())
+
+
+def comment_once(
+    post: Callable[[], Comment],
+    comments: Callable[[], Iterable[Comment]],
+    body: str,
+    *,
+    tool: str,
+    ref: str,
+    attempts: int,
+) -> Comment:
+    """Post a comment exactly once: a post whose answer was lost is looked for among the record's comments first."""
+    sent = datetime.now(UTC)
+    return send_once(
+        post, lambda: find_comment(comments(), body, sent), tool=tool, what="comment", ref=ref, attempts=attempts
+    )
 
 
 def find_comment(comments: Iterable[Comment], body: str, since: datetime) -> Comment | None:

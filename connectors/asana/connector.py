@@ -54,7 +54,7 @@ from syncd.errors import (
     ToolConfigError,
 )
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
-from syncd.uncertain import CLOCK_SLACK, MARKER_URL, find_comment, send_once
+from syncd.uncertain import CLOCK_SLACK, MARKER_URL, comment_once, send_once
 
 T = TypeVar("T")
 Sdk: TypeAlias = Any
@@ -690,7 +690,6 @@ class AsanaConnector:
 
     def add_comment(self, ref: str, body: str) -> Comment:
         """Post a comment story (Asana restricted HTML), exactly once: a post whose answer was lost is looked for."""
-        sent = datetime.now(UTC)
 
         def post() -> Comment:
             story = self._call(
@@ -705,14 +704,7 @@ class AsanaConnector:
             )
             return self._comment(ref, story)
 
-        return send_once(
-            post,
-            lambda: find_comment(self.comments(ref), body, sent),
-            tool=TOOL,
-            what="comment",
-            ref=ref,
-            attempts=self.policy.attempts,
-        )
+        return comment_once(post, lambda: self.comments(ref), body, tool=TOOL, ref=ref, attempts=self.policy.attempts)
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Task gids a delivery names, after checking X-Hook-Signature (HMAC-SHA256 under the handshake secret)."""

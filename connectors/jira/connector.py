@@ -53,7 +53,7 @@ from syncd.errors import (
 )
 from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, read_or_keep
-from syncd.uncertain import CLOCK_SLACK, find_comment, send_once
+from syncd.uncertain import CLOCK_SLACK, comment_once, send_once
 
 T = TypeVar("T")
 Json: TypeAlias = Any
@@ -416,12 +416,11 @@ class JiraConnector:
         )
         # Newest first: the create looked for is among the first, on the first page, where a search that pages by
         # position cannot skip it as issues made meanwhile shift later pages. Only a miss reads every page.
-        first = self._search(jql, reconcile=list(self._recent), limit=PAGE_SIZE)
-        rest = self._search(jql, reconcile=list(self._recent))[PAGE_SIZE:] if len(first) == PAGE_SIZE else []
-        for issue in [*first, *rest]:
-            record = self._record(issue)
-            if record.marker == marker:
-                return record
+        for limit in (PAGE_SIZE, None):
+            issues = self._search(jql, reconcile=list(self._recent), limit=limit)
+            found = next((r for r in map(self._record, issues) if r.marker == marker), None)
+            if found is not None or len(issues) < PAGE_SIZE:
+                return found
         return None
 
     def _await_index(self, moment: datetime) -> None:
@@ -771,7 +770,6 @@ class JiraConnector:
 
     def add_comment(self, ref: str, body: str) -> Comment:
         """Comment on the issue (wiki markup), exactly once: a post whose answer was lost is looked for first."""
-        sent = datetime.now(UTC)
 
         def post() -> Comment:
             created = self._rest(
@@ -779,14 +777,7 @@ class JiraConnector:
             )
             return self._comment(ref, created)
 
-        return send_once(
-            post,
-            lambda: find_comment(self.comments(ref), body, sent),
-            tool=TOOL,
-            what="comment",
-            ref=ref,
-            attempts=self.policy.attempts,
-        )
+        return comment_once(post, lambda: self.comments(ref), body, tool=TOOL, ref=ref, attempts=self.policy.attempts)
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Issue keys of a signed admin-webhook delivery; a repeated delivery (same identifier) yields nothing."""

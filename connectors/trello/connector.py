@@ -40,7 +40,7 @@ from connectors.webhooks import DeliveryLog
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
-from syncd.uncertain import CLOCK_SLACK, MARKER_URL, find_comment, send_once
+from syncd.uncertain import CLOCK_SLACK, MARKER_URL, comment_once, send_once
 
 T = TypeVar("T")
 Json: TypeAlias = Any
@@ -508,20 +508,12 @@ class TrelloConnector:
 
     def add_comment(self, ref: str, body: str) -> Comment:
         """Comment on the card (Markdown), exactly once: a post whose answer was lost is looked for first."""
-        sent = datetime.now(UTC)
 
         def post() -> Comment:
             path = f"/cards/{ref}/actions/comments"
             return self._comment(ref, self._fetch(path, "POST", body={"text": body}, ref=ref, idempotent=False))
 
-        return send_once(
-            post,
-            lambda: find_comment(self.comments(ref), body, sent),
-            tool=TOOL,
-            what="comment",
-            ref=ref,
-            attempts=self.policy.attempts,
-        )
+        return comment_once(post, lambda: self.comments(ref), body, tool=TOOL, ref=ref, attempts=self.policy.attempts)
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Card ids a delivery names, after checking X-Trello-Webhook: base64 HMAC-SHA1 of body + callback URL."""
