@@ -32,6 +32,7 @@ from syncd.errors import (
     ConnectorError,
     EndpointDown,
     FatalError,
+    OutcomeUnknown,
     RetriableError,
     SyncdError,
 )
@@ -548,8 +549,8 @@ class Executor:
                 self._progress(plan_id, index, started=True, started_at=sent.isoformat())
             try:
                 written = self._apply(decided.sync_id, step, expected)
-            except Exception:
-                adopted = self._created_anyway(decided.sync_id, step, sent)
+            except Exception as failure:
+                adopted = self._created_anyway(decided.sync_id, step, sent, failure)
                 if adopted is not None:
                     results.append((step, adopted))  # linked and audited by the commit, though the item failed
                 raise
@@ -561,22 +562,28 @@ class Executor:
             elif isinstance(step, Create):
                 crash_point("after-create")
 
-    def _created_anyway(self, sync_id: str, step: Step, sent: datetime) -> Record | None:
+    def _created_anyway(self, sync_id: str, step: Step, sent: datetime, failure: Exception) -> Record | None:
         """The mirror a failed create made after all (the create landed, a later request of it failed), if any.
 
-        A Jira create is a POST and then transitions: when a transition fails, the issue exists. Linked and
-        audited now, it is the item's mirror from the start; left alone, the next pass would adopt it by its
-        marker with no audit event for a write that happened.
+        A Jira create is a POST and then transitions, an Asana one a POST and then its marker: when a later request
+        fails, the item exists. Linked and audited now, it is the item's mirror from the start; left alone, the
+        next pass would adopt it by its marker with no audit event for a write that happened. When the look cannot
+        tell, OutcomeUnknown keeps the create journaled whatever the failure was, so recovery looks again on the
+        next pass instead of a replan creating a second mirror.
         """
         if not isinstance(step, Create):
             return None
         try:
             fields, _ = self.group.codecs[step.endpoint].encode(step.values, create=True)
             return self.connectors[step.endpoint].find_by_marker(sync_id, sent, fields)
+        except FatalError:
+            raise
         except ConnectorError as error:
-            if isinstance(error, FatalError):
-                raise
-            return None  # unknown for now: the next pass finds it by its marker
+            if isinstance(failure, RetriableError):
+                return None  # the failure itself keeps the create journaled: recovery looks on the next pass
+            raise OutcomeUnknown(
+                error.tool, f"the create failed ({failure}) and looking for what it made failed too ({error})"
+            ) from failure
 
     def _progress(self, plan_id: str, index: int, **progress: Any) -> None:  # noqa: ANN401 - JSON values
         with self.store.transaction() as tx:

@@ -366,6 +366,60 @@ class TestFailures:
         assert [e.event.endpoint for e in creates].count("engineering") == 1
         assert run(group, connectors, store) == 0
 
+    def test_a_create_refused_after_it_landed_is_kept_until_recovery_can_look(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """The Asana task is made, its marker refused, and the look for it fails: the create stays journaled.
+
+        A refusal alone would end the item's plan and the next pass would create a second task. Instead the entry
+        waits; Gus renames the unmarked task meanwhile (people edit what they see), and recovery still adopts it by
+        the name it was created with: one task, one create event, Gus's title everywhere.
+        """
+        run(group, connectors, store)
+        sandbox.trello.act_as("eli@corp.example").create_card(
+            "Doing", "Made before its marker", idLabels=[_label(sandbox, "launch")]
+        )
+        sandbox.asana.faults = _AfterCreate()
+        report = Pass(group, connectors, store).run()
+        assert report.failures
+        (task,) = [t for t in sandbox.asana.state.tasks.values() if t.name == "Made before its marker"]
+        with store.transaction() as tx:
+            assert len(tx.journal_for(group.name)) == 1
+        sandbox.asana.faults = Faults()
+        sandbox.clock.advance(5)
+        sandbox.asana.act_as("gus@corp.example").update_task(task.gid, name="Made before its marker, renamed")
+        run(group, connectors, store)
+        named = [t for t in sandbox.asana.state.tasks.values() if t.name.startswith("Made before its marker")]
+        assert named == [task]
+        with store.transaction() as tx:
+            link = tx.find_link("launch-requests/marketing", task.gid)
+        assert link is not None
+        creates = [e.event.endpoint for e in events(store, sync_id=link.sync_id) if e.event.kind == "create"]
+        assert creates.count("marketing") == 1
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name.startswith("Made before its marker"))
+        assert card.name == task.name == "Made before its marker, renamed"
+        assert run(group, connectors, store) == 0
+
+
+class _AfterCreate(Faults):
+    """Once a task is created: its marker's POST is refused (400), then every task listing answers 503."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created = False
+        self.refused = False
+
+    def pick(self, method: str, path: str) -> list[FaultRule]:
+        """Refuse as above; everything before the create goes through."""
+        if method == "POST" and path == "/api/1.0/tasks":
+            self.created = True
+        elif self.created and not self.refused and method == "POST" and path.endswith("/attachments"):
+            self.refused = True
+            return [FaultRule(kind="status", status=400)]
+        elif self.created and method == "GET" and path == "/api/1.0/tasks":
+            return [FaultRule(kind="status", status=503)]
+        return []
+
 
 def _label(sandbox: Sandbox, name: str) -> str:
     return next(label.id for label in sandbox.trello.state.labels.values() if label.name == name)

@@ -319,9 +319,11 @@ class AsanaConnector:
         """The task syncd created since ``since`` for this sync_id, its marker attached if it still lacked it.
 
         One paged listing of the project's tasks modified since then (creation modifies) gives the ones syncd's
-        account created; those carrying a name the create sent (all, when it is not known) have their attachments
-        read, one request each. A task of syncd's with no marker at all is a create whose answer was lost before
-        the marker went on: it is this item's if its name is the one sent and no other such task has it.
+        account created; their attachments are read, one request each. A task of syncd's with no marker at all is
+        a create whose answer was lost before the marker went on: it is this item's if the name it was created
+        with is the one this create sent and no other such task has it. A person may rename such a task before
+        recovery looks (people edit what they see), so it is judged by its first name, read from its stories (one
+        request; only tasks without any marker, which are rare, cost it).
         """
         earliest = since - CLOCK_SLACK
         opts = self._opts(limit=PAGE_SIZE, project=self.project_gid)
@@ -335,19 +337,36 @@ class AsanaConnector:
             if (task.get("created_by") or {}).get("gid") == me
             and _parse_time(str(task.get("created_at") or "1970-01-01T00:00:00Z")) >= earliest
         ]
-        named = [task for task in mine if name is None or task.get("name") == name]
+        # The tasks still carrying the name sent are read first: in the usual case the first read finds the marker.
+        mine.sort(key=lambda task: name is not None and task.get("name") != name)
         unmarked: list[Mapping[str, Any]] = []
-        for task in named:
-            found = self._markers(str(task["gid"]))
+        for task in mine:
+            gid = str(task["gid"])
+            found = self._markers(gid)
             if marker in found:
                 return dataclasses.replace(self._record(task), marker=marker)
-            if not found and name is not None and not _marking(self.project_gid, str(task["gid"])):
+            if found or name is None or _marking(self.project_gid, gid):
+                continue
+            # Only a task created with the name this create sent is taken for its own: a task of syncd's without a
+            # marker and another first name may be another item's lost create (found by the long fault run:
+            # adopting "the one orphan in the window" linked an item to another's task).
+            if self._first_name(gid, str(task.get("name") or "")) == name:
                 unmarked.append(task)
-        # Only a task with the name this create sent is taken for its own: a task of syncd's without a marker and
-        # another name may be another item's lost create (found by the long fault run: adopting "the one orphan in
-        # the window" linked an item to another's task). A lost create renamed before it was adopted stays
-        # unlinked, and is never mirrored (Record.mine).
         return self._adopt(unmarked, marker)
+
+    def _first_name(self, gid: str, name: str) -> str:
+        """The name a task was created with: the oldest rename's ``old_name``, else its name now (``name``)."""
+        stories = self._call(
+            lambda: list(
+                asana.StoriesApi(self._client()).get_stories_for_task(
+                    gid, {"opt_fields": "resource_subtype,old_name", "limit": PAGE_SIZE}, **self._timeout
+                )
+            ),
+            ref=gid,
+        )
+        renames = [story for story in stories if story.get("resource_subtype") == "name_changed"]
+        first = renames[0].get("old_name") if renames else None
+        return name if first is None else str(first)
 
     def _adopt(self, unmarked: Sequence[Mapping[str, Any]], marker: str) -> Record | None:
         """The one task of syncd's without a marker, now carrying this one; None if there is none."""

@@ -20,7 +20,7 @@ from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound
 from syncd.model import Person, last_changes
 from syncd.sandbox.asana import AsanaEmulator
 from syncd.sandbox.core import Emulator
-from syncd.sandbox.seed import load_seed
+from syncd.sandbox.seed import SERVICE_ACCOUNT, load_seed
 from tests.connectors.contract import ConnectorContract, Human, drain
 from tests.connectors.receiver import Receiver
 
@@ -301,6 +301,48 @@ class TestAsanaSectionMoves:
         assert emulator.request_count(TASK_ROUTE) == 1  # not in the listing: read on its own
         with pytest.raises(ChangedMeanwhile):
             connector.update(created.ref, {"status": "Shipped"}, expected_version=before.version)
+
+
+class TestAsanaLostCreate:
+    """A create whose task landed before its marker: what recovery's look adopts, and what it leaves alone."""
+
+    def test_a_lost_create_a_person_renamed_is_adopted_by_its_first_name(
+        self, emulator: AsanaEmulator, connector: AsanaConnector, human: AsanaHuman
+    ) -> None:
+        """People edit what they see: the task is renamed before recovery looks, and still found, not made again."""
+        sent = emulator.clock.now()
+        orphan = emulator.act_as(SERVICE_ACCOUNT).create_task("Spring launch brief", section="Backlog")
+        emulator.clock.advance(5)
+        human.rename(orphan, "Spring launch brief (final)")
+        found = connector.find_by_marker("sync-lost-1", sent, {"title": "Spring launch brief"})
+        assert found is not None
+        assert (found.ref, found.fields["title"]) == (orphan, "Spring launch brief (final)")
+        marked = [a for a in emulator.state.attachments.values() if a.parent.gid == orphan]
+        assert [a.url.rsplit("/", 1)[-1] for a in marked] == ["sync-lost-1"]
+        again = connector.find_by_marker("sync-lost-1", sent, {"title": "Spring launch brief"})
+        assert again is not None
+        assert again.ref == orphan
+
+    def test_another_items_lost_create_is_left_alone(
+        self, emulator: AsanaEmulator, connector: AsanaConnector, human: AsanaHuman
+    ) -> None:
+        """A task of syncd's without a marker created under another name is another item's: never adopted."""
+        sent = emulator.clock.now()
+        other = emulator.act_as(SERVICE_ACCOUNT).create_task("Pricing page copy", section="Backlog")
+        human.rename(other, "Spring launch brief")
+        assert connector.find_by_marker("sync-lost-2", sent, {"title": "Spring launch brief"}) is None
+        assert not [a for a in emulator.state.attachments.values() if a.parent.gid == other]
+
+    def test_a_marked_task_a_person_renamed_is_found(
+        self, emulator: AsanaEmulator, connector: AsanaConnector, human: AsanaHuman
+    ) -> None:
+        """The marker, not the name, identifies a task once it carries one."""
+        sent = emulator.clock.now()
+        created = connector.create({"title": "Webinar deck", "status": "Backlog"}, marker="sync-lost-3")
+        human.rename(created.ref, "Webinar deck v2")
+        found = connector.find_by_marker("sync-lost-3", sent, {"title": "Webinar deck"})
+        assert found is not None
+        assert found.ref == created.ref
 
 
 class TestAsanaRefusals:
