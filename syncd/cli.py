@@ -231,6 +231,11 @@ def once(
             _stderr.print(f"  [red]not read[/] {member}: {escape(error)}", highlight=False)
         for sync_id, failure in report.failures.items():
             _stderr.print(f"  [red]failed[/] {sync_id}: {escape(failure)}", highlight=False)
+        for sync_id, member, refusal in report.refused:
+            _stderr.print(
+                f"  [yellow]left out[/] {sync_id} {refusal.field} in {member}: {escape(refusal.message)}",
+                highlight=False,
+            )
     if any(report.fatal for report in reports):
         raise typer.Exit(2)
     if not all(report.ok for report in reports):

@@ -362,7 +362,14 @@ def quarantine_retry(
 
 
 def _group_status() -> dict[str, Any]:
-    return {"items": 0, "endpoints": {}, "quarantined": 0, "retrying": 0, "conflicts": {"open": 0, "decided": 0}}
+    return {
+        "items": 0,
+        "endpoints": {},
+        "quarantined": 0,
+        "retrying": 0,
+        "conflicts": {"open": 0, "decided": 0},
+        "refused": [],
+    }
 
 
 def _status(tx: Tx) -> dict[str, Any]:
@@ -407,6 +414,18 @@ def _status(tx: Tx) -> dict[str, Any]:
         groups.setdefault(name, _group_status())["conflicts"][state] += count
     for key, (since, error) in tx.failing_endpoints().items():
         endpoint(key)["failing"] = {"since": since.astimezone(UTC).isoformat(), "error": error}
+    for name in list(groups):
+        for sync_id, key, refusal in tx.refused_in(name):
+            groups[name]["refused"].append(
+                {
+                    "item": sync_id,
+                    "endpoint": key.rpartition("/")[2],
+                    "field": refusal.field,
+                    "value": refusal.value,
+                    "since": refusal.at.astimezone(UTC).isoformat(),
+                    "message": refusal.message,
+                }
+            )
     audit_events = execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar() or 0
     ordered = {name: groups[name] for name in sorted(groups)}
     for each in ordered.values():
@@ -419,6 +438,7 @@ def _status(tx: Tx) -> dict[str, Any]:
         "quarantined": quarantined,
         "open_conflicts": open_conflicts,
         "failing_endpoints": unreadable,
+        "refused_values": sum(len(each["refused"]) for each in ordered.values()),
         "audit_events": audit_events,
         "groups": ordered,
     }
@@ -448,6 +468,18 @@ def _print_status(summary: dict[str, Any]) -> None:
             endpoints.add_row(Text(name), Text(member), str(place["links"]), _time(last), Text(why))
     _print_table(groups)
     _print_table(endpoints)
+    if summary["refused_values"]:
+        refused = Table(title="values a tool refused (left out there; tried again once they change)")
+        for heading in ("group", "item", "endpoint", "field", "value", "since (UTC)", "tool's message"):
+            refused.add_column(heading, overflow="fold")
+        for name, each in summary["groups"].items():
+            for row in each["refused"]:
+                value = json.dumps(row["value"], ensure_ascii=False, default=str)
+                shown = value if len(value) <= 40 else value[:39] + "…"
+                since = _time(datetime.fromisoformat(row["since"]))
+                cells = (name, row["item"], row["endpoint"], row["field"], shown, since, row["message"])
+                refused.add_row(*(Text(cell) for cell in cells))
+        _print_table(refused)
     typer.echo(f"audit log: {summary['audit_events']} events")
 
 
@@ -457,8 +489,9 @@ def status(
     ] = StatusFormat.table,
     config_dir: ConfigOption = Path("config"),
 ) -> None:
-    """Sum up every sync group: items, links and last pass per endpoint, failing items, queued conflicts.
+    """Sum up every sync group: items, endpoints, failing items, queued conflicts, values a tool refused.
 
+    A refused value is left out for that tool only and the rest of its item syncs, so it does not fail the status.
     Exit 0: all clear; 1: an item is quarantined, a conflict is open or an endpoint's tool cannot be read (for cron
     alerts); 2: config or store unreadable.
     """

@@ -740,6 +740,15 @@ class Daemon:
         )
         for sync_id, failure in report.failures.items():
             log.warning("item.failed", group=group.name, sync_id=sync_id, error=failure)
+        for sync_id, member, refusal in report.refused:
+            log.warning(
+                "value.refused",
+                group=group.name,
+                sync_id=sync_id,
+                endpoint=member,
+                field=refusal.field,
+                error=refusal.message,
+            )
 
     def _polled(
         self,

@@ -26,9 +26,9 @@ from syncd.connector import Connector
 from syncd.errors import ConnectorError, FatalError
 from syncd.executor import Executor, PassReport, Touched, endpoint_key
 from syncd.mapping import Group
-from syncd.merge import Item, changes, check_side, plan, same
+from syncd.merge import Item, changes, check_side, heed, plan, same
 from syncd.model import ChangeBatch, FieldChange, Record, last_changes
-from syncd.plan import Plan, View
+from syncd.plan import Plan, Refusal, View
 from syncd.store import Link, Store, Tx
 
 __all__ = ["Pass", "PassReport", "endpoint_key"]
@@ -103,10 +103,15 @@ class Pass:
             bases = {sync_id: tx.base(sync_id) for sync_id in touched}
             echoes = {sync_id: tx.echoes(sync_id) for sync_id in touched}
             behind = {sync_id: tx.behind(sync_id) for sync_id in touched}
+            refusals = {sync_id: _by_member(tx.refusals(sync_id)) for sync_id in touched}
         work: list[tuple[Plan, Touched]] = []
         for sync_id, item in sorted(touched.items()):
             base = bases[sync_id]
-            item.views = {m: self.group.codecs[m].align(view, base) for m, view in item.views.items()}
+            item.refusals = refusals[sync_id]
+            item.views = {
+                m: heed(self.group.codecs[m].align(view, base), base, item.refusals.get(m, {}))
+                for m, view in item.views.items()
+            }
             whole = Item(
                 sync_id,
                 base,
@@ -344,7 +349,9 @@ class Pass:
 
     # ----- reading -----------------------------------------------------------------------------------------
 
-    def _holds_base(self, member: str, record: Record, base: Mapping[str, Any] | None) -> bool:
+    def _holds_base(
+        self, member: str, record: Record, base: Mapping[str, Any] | None, refusals: Mapping[str, Refusal]
+    ) -> bool:
         """Whether a record the feed names at the version syncd last saw still decodes to the item's base.
 
         A version only saves work, it never hides a change: Asana does not move ``modified_at`` when a task moves to
@@ -354,7 +361,7 @@ class Pass:
         if base is None:
             return False
         codec = self.group.codecs[member]
-        view = codec.align(codec.decode(record)[0], base)
+        view = heed(codec.align(codec.decode(record)[0], base), base, refusals)
         return all(same(value, base[name]) for name, value in view.values.items() if name in base)
 
     def _fetch(
@@ -388,7 +395,11 @@ class Pass:
                 listed.add(record.ref)
                 link = tx.find_link(key, record.ref)
                 unchanged = link is not None and link.version == record.version
-                if unchanged and link is not None and self._holds_base(member, record, tx.base(link.sync_id)):
+                if (
+                    unchanged
+                    and link is not None
+                    and self._holds_base(member, record, tx.base(link.sync_id), tx.refusals(link.sync_id).get(key, {}))
+                ):
                     continue  # syncd's own write coming back, or nothing new since: no echo
                 if not codec.in_scope(record):
                     if link is not None:

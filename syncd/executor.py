@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from syncd.errors import (
     ConnectorError,
     EndpointDown,
     FatalError,
+    InvalidItem,
     OutcomeUnknown,
     RetriableError,
     SyncdError,
@@ -39,7 +40,7 @@ from syncd.errors import (
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import Record
-from syncd.plan import Archive, Create, Plan, Step, Unlink, View, Write
+from syncd.plan import Archive, Create, Plan, Refusal, Step, Unlink, View, Write
 from syncd.store import CommentRow, DuplicateLink, JournalEntry, Link, Store, Tx
 from syncd.uncertain import Uncertain, recording
 
@@ -67,6 +68,8 @@ class PassReport:
     """Items synced among the members that answered, waiting for one that did not (also in ``failures``)."""
     orphans: list[str] = field(default_factory=list)
     """Records syncd made that no item links (a create whose answer was lost, not adopted yet): left alone."""
+    refused: list[tuple[str, str, Refusal]] = field(default_factory=list)
+    """(item, member, refusal) for each value a tool refused in this pass's writes: left out there only."""
 
     @property
     def ok(self) -> bool:
@@ -94,6 +97,16 @@ class Touched:
     """Members whose tool cannot be read this pass -> the item's ref there (None: not linked there)."""
     down: Mapping[str, ConnectorError] = field(default_factory=dict)
     """What each unavailable member's tool said."""
+    refusals: dict[str, dict[str, Refusal]] = field(default_factory=dict)
+    """Member -> field -> a value its tool refused earlier for this item's mirror (as stored)."""
+    refused: dict[str, dict[str, Refusal]] = field(default_factory=dict)
+    """Member -> field -> a value its tool refused in this pass's writes (stored and audited by the commit)."""
+    fitted: dict[str, list[MappingProblem]] = field(default_factory=dict)
+    """Member -> values written in a form its tool takes (a title shortened): audited by the commit."""
+
+    def refusals_at(self, member: str) -> dict[str, Refusal]:
+        """The refusals that hold for a member's mirror: the stored ones, with this pass's in their place."""
+        return {**self.refusals.get(member, {}), **self.refused.get(member, {})}
 
 
 @dataclass
@@ -116,6 +129,7 @@ class _Recovered:
 
 
 RECOVERED = "applied before a crash; recovered"
+LEFT_OUT = "left out for this tool only; the rest of the item is written, and the field is tried again once it changes"
 
 
 def endpoint_key(group: str, member: str) -> str:
@@ -548,7 +562,7 @@ class Executor:
             if writes:
                 self._progress(plan_id, index, started=True, started_at=sent.isoformat())
             try:
-                written = self._apply(decided.sync_id, step, expected)
+                written = self._apply(decided.sync_id, step, expected, item)
             except Exception as failure:
                 adopted = self._created_anyway(decided.sync_id, step, sent, failure)
                 if adopted is not None:
@@ -589,28 +603,54 @@ class Executor:
         with self.store.transaction() as tx:
             tx.journal_step(plan_id, index, **progress)
 
-    def _apply(self, sync_id: str, step: Step, expected_version: str | None) -> Record | None:
+    def _apply(self, sync_id: str, step: Step, expected_version: str | None, item: Touched) -> Record | None:
         connector = self.connectors[step.endpoint]
-        codec = self.group.codecs[step.endpoint]
-        if isinstance(step, Write):
-            fields, problems = codec.encode(step.values)
-            self.report.problems += problems
-            if not fields:
-                return None
-            written = connector.update(step.ref, fields, expected_version)
-            self.report.writes += 1
-            return written
-        if isinstance(step, Create):
-            fields, problems = codec.encode(step.values, create=True)
-            self.report.problems += problems
-            created = connector.create(fields, sync_id)
-            self.report.writes += 1
-            return created
         if isinstance(step, Archive):
             archived = connector.archive(step.ref)
             self.report.writes += 1
             return archived
-        return None
+        if not isinstance(step, Write | Create):
+            return None
+        values = dict(step.values)
+        reported: set[MappingProblem] = set()
+        for _ in range(len(values) + 1):
+            fields, problems = self.group.codecs[step.endpoint].encode(values, create=isinstance(step, Create))
+            for problem in problems:
+                if problem in reported:
+                    continue
+                reported.add(problem)
+                self.report.problems.append(problem)
+                if problem.field not in fields and problem.field in values:
+                    self._refused(item, step, problem.field, values.pop(problem.field), problem.message)
+            fitted = sorted((p for p in reported if p.field in fields), key=lambda p: (p.field, p.value, p.message))
+            if isinstance(step, Write) and not fields:
+                return None
+            try:
+                if isinstance(step, Write):
+                    written = connector.update(step.ref, fields, expected_version)
+                else:
+                    written = connector.create(fields, sync_id)
+            except InvalidItem as refusal:
+                # One value the tool refuses must not hold back the rest of the item: written again without it.
+                # A create refused part-way (its mirror exists, say a Jira transition after the POST) is not sent
+                # again: the failure links what it made, and the next pass writes the rest to it.
+                name = refusal.field
+                made = isinstance(step, Create) and refusal.ref is not None
+                if name is None or name not in values or name not in fields or made:
+                    raise
+                self._refused(item, step, name, values.pop(name), refusal.message)
+                continue
+            if fitted:
+                item.fitted[step.endpoint] = fitted
+            self.report.writes += 1
+            return written
+        raise AssertionError("unreachable: each round writes or leaves out one more field")
+
+    def _refused(self, item: Touched, step: Write | Create, name: str, value: Any, message: str) -> None:  # noqa: ANN401
+        """Note a value left out of a write: the mirror keeps what it holds (a create's, what it is made with)."""
+        view = item.views.get(step.endpoint)
+        held = view.values.get(name) if view is not None else None
+        item.refused.setdefault(step.endpoint, {})[name] = Refusal(name, value, held, message, datetime.now(UTC))
 
     def _wait(self, tx: Tx, sync_id: str, item: Touched, members: tuple[str, ...] | list[str]) -> None:
         """Keep the item coming back every pass until the members that could not be read catch up (no strike)."""
@@ -660,7 +700,7 @@ class Executor:
         # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote: a
         # person's edit that landed between the write and the read-back must not be taken for syncd's.
         mine = [
-            written is not None and not failed and self._only_ours(decided, s.endpoint, written)
+            written is not None and not failed and self._only_ours(decided, item, s.endpoint, written)
             for s, written in results
         ]
         for (step, written), ours in zip(results, mine, strict=True):
@@ -683,6 +723,7 @@ class Executor:
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
             append(tx, self._event(decided, item, step, written))
+            self._note_values(tx, decided, item, step, written)
             if failed and isinstance(step, Write | Create) and written is not None:
                 # The base stays as it was, so these values must not look like a change made at that endpoint. A
                 # create's are all the new mirror holds (a create cut short leaves the tool's defaults, say To Do).
@@ -690,6 +731,7 @@ class Executor:
                 tx.add_echoes(sync_id, key, {**step.values, **made})
         if failed:
             return
+        self._forget_refusals(tx, decided, item)
         self._keep_behind(tx, decided, item)
         tx.set_base(sync_id, decided.base)
         tx.clear_echoes(sync_id)
@@ -704,6 +746,60 @@ class Executor:
         }
         for key, at in synced.items():
             tx.set_synced(sync_id, key, at)  # an endpoint unlinked above has no row to update
+
+    def _note_values(self, tx: Tx, decided: Plan, item: Touched, step: Step, written: Record | None) -> None:
+        """Store and audit the values a write left out (refused) or wrote in a form the tool takes (fitted)."""
+        if not isinstance(step, Write | Create):
+            return
+        key = endpoint_key(self.group.name, step.endpoint)
+        refs = {step.endpoint: written.ref if written is not None else getattr(step, "ref", "")}
+        now: Mapping[str, Any] = {}
+        if written is not None:
+            codec = self.group.codecs[step.endpoint]
+            now = codec.align(codec.decode(written)[0], decided.base).values
+        for name, refusal in sorted(item.refused.get(step.endpoint, {}).items()):
+            if written is None and isinstance(step, Create):
+                continue  # no mirror was made: nothing there holds anything yet
+            kept = replace(refusal, held=now.get(name, refusal.held))
+            item.refused[step.endpoint][name] = kept
+            tx.refuse(decided.sync_id, key, kept)
+            self.report.refused.append((decided.sync_id, step.endpoint, kept))
+            event = self._value_event(decided, step, refs, name, old=kept.held, new=refusal.value)
+            append(tx, replace(event, outcome="left out", message=f"{refusal.message}; {LEFT_OUT}"))
+        for problem in item.fitted.get(step.endpoint, []) if written is not None else []:
+            event = self._value_event(decided, step, refs, problem.field, old=None, new=step.values.get(problem.field))
+            append(tx, replace(event, outcome="fitted", message=problem.message))
+
+    def _value_event(
+        self,
+        decided: Plan,
+        step: Write | Create,
+        refs: dict[str, str],
+        name: str,
+        *,
+        old: Any,  # noqa: ANN401 - canonical values
+        new: Any,  # noqa: ANN401 - canonical values
+    ) -> AuditEvent:
+        """A ``refused`` event: a value a write left out (``old`` is what the mirror holds) or fitted to the tool."""
+        return AuditEvent(
+            "refused",
+            group=self.group.name,
+            sync_id=decided.sync_id,
+            endpoint=step.endpoint,
+            refs=refs,
+            field=name,
+            old=old,
+            new=new,
+            origin=decided.origins.get(name),
+            config_version=self.config_version,
+        )
+
+    def _forget_refusals(self, tx: Tx, decided: Plan, item: Touched) -> None:
+        """Drop the refusals of values the item no longer holds: the new value was written there, or is to be."""
+        for member, stored in item.refusals.items():
+            for name, refusal in stored.items():
+                if name not in item.refused.get(member, {}) and not same(decided.base.get(name), refusal.value):
+                    tx.forget_refusal(decided.sync_id, endpoint_key(self.group.name, member), name)
 
     def _keep_behind(self, tx: Tx, decided: Plan, item: Touched) -> None:
         """Record what the mirrors that could not be written still hold, before the base moves on without them.
@@ -751,11 +847,15 @@ class Executor:
         """
         return not failed and self.group.comments and (member in item.changed or member in item.rescan)
 
-    def _only_ours(self, decided: Plan, member: str, written: Record) -> bool:
-        """Whether a record read back after a write decodes to the new base (held conflicts aside)."""
+    def _only_ours(self, decided: Plan, item: Touched, member: str, written: Record) -> bool:
+        """Whether a record read back after a write decodes to the new base (held conflicts, refusals aside)."""
         codec = self.group.codecs[member]
         view = codec.align(codec.decode(written)[0], decided.base)
         held = {conflict.field for conflict in decided.conflicts if conflict.held}
+        # A value the tool refused is not there, and syncd did not expect it to be.
+        held |= {
+            name for name, refusal in item.refusals_at(member).items() if same(decided.base.get(name), refusal.value)
+        }
         return all(
             same(value, decided.base[name])
             for name, value in view.values.items()

@@ -22,7 +22,7 @@ from typing import Literal
 import merge3
 
 from syncd.errors import SideEmptied
-from syncd.plan import Archive, Conflict, Create, Plan, Step, Unlink, Value, View, Write
+from syncd.plan import Archive, Conflict, Create, Plan, Refusal, Step, Unlink, Value, View, Write
 
 ARCHIVED = "@archived"
 """Base pseudo-field: whether the item was archived when the endpoints last agreed."""
@@ -99,9 +99,34 @@ def _key(value: Value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _order(value: Value) -> tuple[int, str]:
+    """Sort key of a set field's members: text as the codecs sort it (plain ``sorted``), anything else after it.
+
+    Sorting the JSON form instead puts "launch plan" before "launch" (a space sorts before a quote), and a base
+    in another order than the tools' decoded lists would read as a change.
+    """
+    return (0, value) if isinstance(value, str) else (1, _key(value))
+
+
 def same(a: Value, b: Value) -> bool:
     """Whether two canonical values are equal (lists and dicts compared by content)."""
     return _key(a) == _key(b)
+
+
+def heed(view: View, base: Mapping[str, Value] | None, refusals: Mapping[str, Refusal]) -> View:
+    """A mirror's view with each refused field read as the base's value while nothing changed on either side.
+
+    The tool refused the base's value and the mirror kept what it held: holding that is holding all the tool
+    takes of the base, so it is neither a change made there (which would spread the old value back) nor a write
+    to send again every pass. A new base value, or a person's change there, ends the likeness.
+    """
+    if base is None or not refusals:
+        return view
+    values = dict(view.values)
+    for name, refusal in refusals.items():
+        if name in values and name in base and same(base[name], refusal.value) and same(values[name], refusal.held):
+            values[name] = base[name]
+    return view if values == view.values else replace(view, values=values)
 
 
 _MISSING = object()
@@ -216,7 +241,7 @@ def _union(base: Value, values: Iterable[Value]) -> list[Value]:
             result[key] = now[key]
         for key in before.keys() - now.keys():
             result.pop(key, None)
-    return sorted(result.values(), key=_key)
+    return sorted(result.values(), key=_order)
 
 
 def _merge_text(base: Value, texts: Sequence[Value]) -> str | None:
@@ -261,7 +286,7 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
     if required and "labels" in policy.fields:
         # Mirroring into a member scoped by a label: the item takes that label everywhere, in this very pass, so
         # the new mirror stays in scope and the tools agree at once (instead of the label propagating a pass later).
-        new_base["labels"] = sorted({*(new_base.get("labels") or []), *required}, key=_key)
+        new_base["labels"] = sorted({*(new_base.get("labels") or []), *required}, key=_order)
     archived_now = [view.endpoint for view in views if view.archived and not base.get(ARCHIVED, False)]
     new_base[ARCHIVED] = bool(base.get(ARCHIVED, False)) or bool(archived_now)
     held = {conflict.field for conflict in conflicts if conflict.held}

@@ -39,6 +39,25 @@ class View:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A value one tool refused for an item's mirror: left out there, the rest of the item written and kept in step.
+
+    While the item's base still holds ``value`` and the mirror still holds ``held``, the mirror is as much in step
+    as that tool allows: not a change made there, and nothing to write again. A new value is written (and may be
+    refused again); a person's change there is a change.
+    """
+
+    field: str
+    value: Value
+    """The canonical value the tool refused."""
+    held: Value
+    """What the mirror holds of the field instead (its old value, or what a create left there)."""
+    message: str
+    """The tool's words (or the mapping's, for a value it knows the tool cannot hold): never a credential."""
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Write:
     """Set these fields at an endpoint (only fields whose canonical value differs there)."""
 

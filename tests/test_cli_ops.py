@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 
 from syncd.audit import events
 from syncd.cli import app
+from syncd.plan import Refusal
 from syncd.store import HeldConflict, Quarantined, Store
 from syncd.store.schema import conflicts, cursors, quarantine
 
@@ -26,6 +27,7 @@ C2 = "01HXBBBB0000000000000000S2"
 C3 = "01HXCCCC0000000000000000P1"
 """Closed: the title of P1 (pricing), settled by people at the tools."""
 DESCRIPTION = "Reseller tiers:\n- bronze\n- " + "x" * 40
+ASANA_SAYS = "assignee: Not a recognized ID or e-mail: nobody@corp.example"
 
 
 def at(hour: int) -> datetime:
@@ -89,6 +91,7 @@ def state(store: Store) -> Store:
         for _ in range(3):
             tx.strike("S3", "launch", "ENG-3: 400 priority 'Urgent' is not allowed", counts=True, limit=3)
         tx.strike("P1", "pricing", "card-9: 429 rate limited", counts=True, limit=3)
+        tx.refuse("S1", "launch/marketing", Refusal("assignees", ["nobody@corp.example"], [], ASANA_SAYS, at(16)))
         pin = tx.connection.execute
         for conflict_id, hour in ((C1, 9), (C2, 10), (C3, 8)):
             pin(update(conflicts).where(conflicts.c.id == conflict_id).values(opened_at=at(hour), updated_at=at(hour)))
@@ -410,6 +413,7 @@ class TestStatus:
             "quarantined": 1,
             "open_conflicts": 2,
             "failing_endpoints": 0,
+            "refused_values": 1,
             "audit_events": 0,
             "groups": {
                 "launch": {
@@ -422,6 +426,16 @@ class TestStatus:
                     "quarantined": 1,
                     "retrying": 0,
                     "conflicts": {"open": 2, "decided": 0},
+                    "refused": [
+                        {
+                            "item": "S1",
+                            "endpoint": "marketing",
+                            "field": "assignees",
+                            "value": ["nobody@corp.example"],
+                            "since": "2024-05-01T16:00:00+00:00",
+                            "message": ASANA_SAYS,
+                        }
+                    ],
                 },
                 "pricing": {
                     "items": 1,
@@ -429,6 +443,7 @@ class TestStatus:
                     "quarantined": 0,
                     "retrying": 1,
                     "conflicts": {"open": 0, "decided": 0},
+                    "refused": [],
                 },
             },
         }
@@ -468,6 +483,7 @@ class TestStatus:
             "quarantined": 0,
             "open_conflicts": 0,
             "failing_endpoints": 0,
+            "refused_values": 0,
             "audit_events": 0,
             "groups": {},
         }
@@ -483,6 +499,7 @@ class TestStatus:
             ["launch", "marketing", "1", "never", ""],
             ["launch", "sales", "2", "2024-05-01 14:00:00", ""],
             ["pricing", "sales", "1", "2024-05-01 15:00:00", ""],
+            ["launch", "S1", "marketing", "assignees", '["nobody@corp.example"]', "2024-05-01 16:00:00", ASANA_SAYS],
         ]
         assert result.stdout.endswith("audit log: 0 events\n")
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from syncd.errors import SyncdError
+from syncd.plan import Refusal
 from syncd.store.schema import (
     base,
     behind,
@@ -35,6 +36,7 @@ from syncd.store.schema import (
     journal,
     links,
     quarantine,
+    refused,
 )
 
 
@@ -65,6 +67,10 @@ class Link:
 
     A person's change there after this time is news even when it put back the base's value (moved away and back).
     """
+
+
+def _refusal(row: Any) -> Refusal:  # noqa: ANN401 - a SQLAlchemy row
+    return Refusal(row.field, row.value, row.held, row.message, _aware(row.at))
 
 
 def _link(row: Any) -> Link:  # noqa: ANN401 - a SQLAlchemy row
@@ -231,6 +237,7 @@ class Tx:
         """Forget the item's link at an endpoint (it was deleted there, or left the scope)."""
         self.connection.execute(delete(links).where(links.c.sync_id == sync_id, links.c.endpoint == endpoint))
         self.connection.execute(delete(echoes).where(echoes.c.sync_id == sync_id, echoes.c.endpoint == endpoint))
+        self.connection.execute(delete(refused).where(refused.c.sync_id == sync_id, refused.c.endpoint == endpoint))
 
     def find_link(self, endpoint: str, ref: str) -> Link | None:
         """The link of a ref at an endpoint."""
@@ -302,6 +309,47 @@ class Tx:
                 self.connection.execute(
                     insert(behind).values(sync_id=sync_id, endpoint=endpoint, field=name, value=value)
                 )
+
+    # ----- refused values ------------------------------------------------------------------------------
+
+    def refusals(self, sync_id: str) -> dict[str, dict[str, Refusal]]:
+        """Endpoint -> field -> the value its tool refused for this item's mirror, and what the mirror holds."""
+        rows = self.connection.execute(select(refused).where(refused.c.sync_id == sync_id)).all()
+        found: dict[str, dict[str, Refusal]] = {}
+        for row in rows:
+            found.setdefault(row.endpoint, {})[row.field] = _refusal(row)
+        return found
+
+    def refuse(self, sync_id: str, endpoint: str, refusal: Refusal) -> None:
+        """Remember that a tool refused a value for one mirror (replacing an older refusal of the same field)."""
+        where = (refused.c.sync_id == sync_id, refused.c.endpoint == endpoint, refused.c.field == refusal.field)
+        self.connection.execute(delete(refused).where(*where))
+        self.connection.execute(
+            insert(refused).values(
+                sync_id=sync_id,
+                endpoint=endpoint,
+                field=refusal.field,
+                value=refusal.value,
+                held=refusal.held,
+                message=refusal.message,
+                at=refusal.at.astimezone(UTC),
+            )
+        )
+
+    def forget_refusal(self, sync_id: str, endpoint: str, name: str) -> None:
+        """The mirror took this field's value after all (it changed, or the tool accepts it now)."""
+        where = (refused.c.sync_id == sync_id, refused.c.endpoint == endpoint, refused.c.field == name)
+        self.connection.execute(delete(refused).where(*where))
+
+    def refused_in(self, group: str) -> list[tuple[str, str, Refusal]]:
+        """Every refusal of a group's items: (sync_id, endpoint, refusal), oldest first."""
+        rows = self.connection.execute(
+            select(refused)
+            .join(items, items.c.sync_id == refused.c.sync_id)
+            .where(items.c.group_name == group)
+            .order_by(refused.c.at, refused.c.sync_id, refused.c.endpoint, refused.c.field)
+        ).all()
+        return [(row.sync_id, row.endpoint, _refusal(row)) for row in rows]
 
     # ----- endpoint state -------------------------------------------------------------------------------
 

@@ -83,6 +83,20 @@ behind = Table(
 )
 """Values a mirror still holds from an older base: its tool could not be read while the others agreed on a new one."""
 
+refused = Table(
+    "refused",
+    metadata,
+    Column("sync_id", String(32), primary_key=True),
+    Column("endpoint", String(200), primary_key=True),
+    Column("field", String(100), primary_key=True),
+    Column("value", JSON, nullable=True),
+    Column("held", JSON, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+"""Values a tool refused for one mirror (the base's ``value``; the mirror still ``held`` another): left out there
+until the value changes, and shown by ``syncd status`` with the tool's ``message``."""
+
 cursors = Table(
     "cursors",
     metadata,

@@ -218,6 +218,8 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any],
     if app is not None and "external" in data:
         _check_external(data["external"])
     texts = _text_fields(data, "notes", "html_notes")
+    # A refused value refuses the whole request: every reference is resolved before anything changes.
+    assignee = state.user(str(data["assignee"]), user, "assignee") if data.get("assignee") is not None else None
     old_dates = _dates(task.start_on, task.due_on, task.due_at)
     snapshot = (task.start_on, task.due_on, task.due_at)
     try:
@@ -237,7 +239,7 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any],
         state.add_story(task, user, "notes_changed", "changed the description")
         state.task_changed(task, user, "notes")
     if "assignee" in data:
-        _reassign(state, user, task, data["assignee"])
+        _reassign(state, user, task, assignee)
     if dates_moved:
         new_dates = _dates(task.start_on, task.due_on, task.due_at)
         state.add_story(task, user, "due_date_changed", _due_text(task), old_dates=old_dates, new_dates=new_dates)
@@ -252,8 +254,7 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any],
     return task
 
 
-def _reassign(state: AsanaState, user: User, task: Task, ref: object) -> None:
-    new = state.user(str(ref), user, "assignee") if ref is not None else None
+def _reassign(state: AsanaState, user: User, task: Task, new: User | None) -> None:
     if new is task.assignee:
         return
     old, task.assignee = task.assignee, new
