@@ -260,14 +260,41 @@ class Pass:
             for endpoint in conflict.values
         }
         timed: dict[str, View] = {}
+        copied: dict[str, set[str]] = {}
         for member in sorted(involved & item.views.keys()):
             view = item.views[member]
             history = self._history(member, view.ref, histories)
             if history is None:
                 continue
             # A person's change of a field is what the rule weighs; syncd's own copies count only where none is known.
-            times = {**last_changes(history), **last_changes([c for c in history if not c.by_self])}
-            timed[member] = replace(view, field_times={**view.field_times, **times})
+            people = last_changes([c for c in history if not c.by_self])
+            every = last_changes(history)
+            copied[member] = {name for name, at in every.items() if name not in people or at > people[name]}
+            timed[member] = replace(view, field_times={**view.field_times, **every, **people})
+        return self._copies_at_their_origin(decided, timed, copied)
+
+    @staticmethod
+    def _copies_at_their_origin(decided: Plan, timed: dict[str, View], copied: dict[str, set[str]]) -> dict[str, View]:
+        """Weigh a value syncd copied into a member at the time of the change it copies, not of the copy.
+
+        A member that could not be read catches up with a person's edit made there meanwhile, while syncd copied an
+        earlier edit of the same field into the others: the copies were written after the person's edit, and taken
+        at their own time they would beat it by ``latest`` (found by the long fault runs: titles lost). A copy holds
+        the value of the member it came from; it is weighed at that member's time.
+        """
+        for conflict in decided.conflicts:
+            name = conflict.field
+            for member, value in conflict.values.items():
+                if member not in timed or name not in copied.get(member, set()):
+                    continue
+                origins = [
+                    timed[other].field_times.get(name, timed[other].modified)
+                    for other, theirs in conflict.values.items()
+                    if other != member and other in timed and name not in copied[other] and same(theirs, value)
+                ]
+                if origins:
+                    view = timed[member]
+                    timed[member] = replace(view, field_times={**view.field_times, name: max(origins)})
         return timed
 
     def _apply(self, executor: Executor, decided: Plan, item: Touched) -> None:

@@ -674,6 +674,34 @@ class TestIsolation:
             assert tx.quarantined(group.name) == []
         assert verify(store).ok
 
+    def test_a_rename_made_while_down_beats_an_earlier_one_copied_meanwhile(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Eli renames a card; later Ana renames its issue while Jira cannot be read; syncd copies Eli's to Asana.
+
+        Once Jira answers, the title (latest) is Ana's: her rename is the later one. Asana's copy of Eli's title was
+        written after Ana's rename, but it is syncd's copy of Eli's change, weighed at Eli's time, not its own.
+        """
+        run(group, connectors, store)
+        title = "Bulk seat pricing for resellers"
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+        key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == title)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == title)
+        sandbox.jira.faults.add(FaultRule(kind="status", status=503))
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Eli's title")
+        sandbox.clock.advance(5)
+        sandbox.jira.act_as("ana@corp.example").update(key, summary="Ana's title, the later")
+        sandbox.clock.advance(5)
+        report = Pass(group, connectors, store).run()
+        assert set(report.down) == {"engineering"}
+        assert task.name == "Eli's title"
+        sandbox.clock.advance(5)
+        sandbox.jira.faults.clear()
+        for _ in range(3):
+            if run(group, connectors, store) == 0:
+                break
+        assert (sandbox.jira.state.issues[key].summary, card.name, task.name) == ("Ana's title, the later",) * 3
+
 
 class TestReadByState:
     def test_an_asana_section_move_that_leaves_modified_at_reaches_the_others(
