@@ -182,6 +182,31 @@ class TestValuesATitleOrLabelCannotBe:
         assert (issue.summary, task.name) == ("Launch blog post, v2", "Launch blog post, v2")
         assert run(group, connectors, store) == 0
 
+    def test_a_due_date_no_other_tool_holds_is_left_empty_there(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Gus types 1200-03-01 in Asana: Jira and Trello hold no day before 1583, so theirs is left empty.
+
+        Reported, never written malformed (Trello once got ``1-01-01T00:00:00.000Z``); a rename still reaches all.
+        """
+        run(group, connectors, store)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == "Launch blog post")
+        gus = sandbox.asana.act_as("gus@corp.example")
+        gus.update_task(task.gid, due_on="1200-03-01", name="Launch blog post (medieval)")
+        run(group, connectors, store)
+        issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == "Launch blog post (medieval)")
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Launch blog post (medieval)")
+        assert (issue.duedate, card.due) == (None, None)
+        assert str(task.due_on) == "1200-03-01"
+        events = {(e.event.endpoint, e.event.field, e.event.outcome) for e in refused(store, _sid(store, task.gid))}
+        assert events == {("engineering", "due", "fitted"), ("sales", "due", "fitted")}
+        assert run(group, connectors, store) == 0
+        gus.update_task(task.gid, due_on="2027-03-01")
+        run(group, connectors, store)
+        assert str(issue.duedate) == "2027-03-01"
+        assert card.due is not None
+        assert run(group, connectors, store) == 0
+
 
 def _tag(sandbox: Sandbox, name: str) -> str:
     """The gid of an Asana tag, made in the workspace if it does not exist yet."""
