@@ -86,6 +86,12 @@ def test_nothing_is_lost_when_the_daemon_is_killed_again_and_again(
     seed = run_seed("crash-loop", 6021)
     lifetimes = random.Random(seed)
     env = {**environment, "SYNCD_LISTEN": "127.0.0.1:0", "SYNCD_POLL_INTERVAL_S": "0.5"}
+    # Jira Cloud's search lags behind creates, and a lost create is looked up only once it had time to catch up
+    # (search_settle_s, 10 s for Cloud). Here the lag is 0.3 s and the wait 1 s, as in the fault run: at 10 s,
+    # most incarnations would be killed while waiting, and the loop would test start-ups, not passes.
+    sandbox.jira.search_lag_s = 0.3
+    engineering = Path(env["CONFIG_DIR"]) / "departments" / "engineering.yaml"
+    engineering.write_text(engineering.read_text().rstrip("\n") + "\n  search_settle_s: 1.0\n")
     log = tmp_path / "daemon.log"
     before = existing_refs(sandbox)
     for n, emulator in enumerate(sandbox.emulators):
