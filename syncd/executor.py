@@ -720,10 +720,10 @@ class Executor:
                     tx.link(sync_id, key, written.ref, version)
                 else:
                     tx.set_version(sync_id, key, version)
+            self._note_values(tx, decided, item, step, written)
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
             append(tx, self._event(decided, item, step, written))
-            self._note_values(tx, decided, item, step, written)
             if failed and isinstance(step, Write | Create) and written is not None:
                 # The base stays as it was, so these values must not look like a change made at that endpoint. A
                 # create's are all the new mirror holds (a create cut short leaves the tool's defaults, say To Do).

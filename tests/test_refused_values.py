@@ -208,6 +208,39 @@ class TestValuesATitleOrLabelCannotBe:
         assert run(group, connectors, store) == 0
 
 
+class TestAValueTheMappingCannotCarry:
+    def test_a_status_with_no_place_in_the_other_tools_is_left_out_there_once(
+        self, sandbox: Sandbox, connectors: dict[str, Connector], store: Store, tmp_path: Path
+    ) -> None:
+        """Blocked maps to a status only Engineering has: Trello and Asana keep theirs, and nothing repeats.
+
+        Each pass would otherwise plan the write again and read Trello's and Asana's old status as their change.
+        """
+        text = (ROOT / "mappings" / "launch-requests.yaml").read_text()
+        mapping = tmp_path / "launch-requests.yaml"
+        mapping.write_text(text.replace("Blocked: doing", "Blocked: blocked"))
+        group = compile_group(mapping, {"engineering": "jira", "sales": "trello", "marketing": "asana"})
+        run(group, connectors, store)
+        key = next(k for k, issue in sandbox.jira.state.issues.items() if issue.summary == TITLE)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == TITLE)
+        before = sandbox.trello.state.lists[card.id_list].name
+        sandbox.jira.act_as("ana@corp.example").transition(key, "Blocked")
+        report = Pass(group, connectors, store).run()
+        assert report.ok, report.failures
+        assert sandbox.trello.state.lists[card.id_list].name == before
+        sync_id = sync_id_of(store, "engineering", key)
+        left_out = {(e.event.endpoint, e.event.field, e.event.outcome) for e in refused(store, sync_id)}
+        assert left_out == {("sales", "status", "left out"), ("marketing", "status", "left out")}
+        again = Pass(group, connectors, store).run()
+        assert (again.writes, [p.steps for p in again.plans if p.steps], again.problems) == (0, [], [])
+        assert sandbox.jira.state.issues[key].status == "Blocked"
+        sandbox.jira.act_as("ana@corp.example").transition(key, "Done", resolution="Done")
+        run(group, connectors, store)
+        assert sandbox.trello.state.lists[card.id_list].name == "Done"
+        with store.transaction() as tx:
+            assert tx.refusals(sync_id) == {}
+
+
 def _tag(sandbox: Sandbox, name: str) -> str:
     """The gid of an Asana tag, made in the workspace if it does not exist yet."""
     with sandbox.asana.lock:
