@@ -17,7 +17,7 @@ from trello.exceptions import ResourceUnavailable
 
 from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
-from connectors.trello.connector import _format_due
+from connectors.trello.connector import BY_CARD_UP_TO, _format_due
 from connectors.trello.errors import translate
 from syncd.errors import AuthFailed, InvalidItem
 from syncd.mapping import UNTITLED, Group, compile_group
@@ -138,7 +138,37 @@ class TestTrelloFeed:
         batch = connector.changes(cursor)
         assert {card, last} <= {record.ref for record in batch.records}
         assert emulator.request_count("GET /1/boards/<board>/actions") == 2
-        assert emulator.request_count() == 3  # two pages of actions, one board listing
+        assert emulator.request_count("GET /1/batch") == 1  # the two cards, read by id in one call
+        assert emulator.request_count("GET /1/boards/<board>/cards/<which>") == 0  # not the whole board
+
+    def test_changed_cards_are_read_by_id_whatever_the_board_holds(
+        self, connector: TrelloConnector, emulator: TrelloEmulator
+    ) -> None:
+        """A few changed cards cost one batch call, not a listing of the board (archived cards and all).
+
+        A card deleted since is reported deleted; past BY_CARD_UP_TO cards, one listing costs less of the budget.
+        """
+        actor = emulator.act_as("eli@corp.example")
+        cards = [actor.create_card("Requests", f"Old card {n}") for n in range(60)]
+        for card in cards[:40]:
+            actor.archive(card)
+        _, cursor = drain(connector, None)
+        for card in cards[40:43]:
+            actor.update_card(card, desc="changed")
+        actor.delete(cards[43])
+        emulator.reset_counters()
+        batch = connector.changes(cursor)
+        assert sorted(record.ref for record in batch.records) == sorted(cards[40:43])
+        assert batch.deleted == (cards[43],)
+        assert emulator.request_count("GET /1/batch") == 1
+        assert emulator.request_count("GET /1/boards/<board>/cards/<which>") == 0
+        for card in cards[: BY_CARD_UP_TO + 1]:
+            actor.update_card(card, desc="changed again")
+        emulator.reset_counters()
+        many = connector.changes(batch.cursor)
+        assert len(many.records) == BY_CARD_UP_TO + 1
+        assert emulator.request_count("GET /1/boards/<board>/cards/<which>") == 1
+        assert emulator.request_count("GET /1/batch") == 0
 
     def test_a_card_moved_by_a_person_reports_its_new_list(
         self, connector: TrelloConnector, emulator: TrelloEmulator
