@@ -313,6 +313,11 @@ class TrelloConnector:
         found: dict[str, Json] = {}
         for start in range(0, len(wanted), BATCH_URLS):
             chunk = wanted[start : start + BATCH_URLS]
+            if len(chunk) == 1:
+                card = self._card(chunk[0])  # one route: a batch call would only spend one request more
+                if card is not None and card.get("idBoard") == self.board_id:
+                    found[chunk[0]] = card
+                continue
             urls = ",".join(f"/cards/{ref}?{query}" for ref in chunk)
             answers: list[Json] = self._fetch("/batch", params={"urls": urls})
             for ref, answer in zip(chunk, answers, strict=True):
