@@ -306,7 +306,8 @@ class TrelloConnector:
         """The cards of this board among refs, by id; a card deleted or moved to another board is left out."""
         wanted = list(dict.fromkeys(refs))
         if len(wanted) > BY_CARD_UP_TO:
-            return {card["id"]: card for card in self._all_cards() if card["id"] in set(wanted)}
+            named = set(wanted)
+            return {card["id"]: card for card in self._all_cards() if card["id"] in named}
         # Each route's own query is encoded once here and once more with the batch call's: Trello splits ``urls``
         # on commas, so a comma inside one route (the field list) must arrive encoded.
         query = urlencode({"fields": f"{CARD_FIELDS},idBoard", "attachments": "true", "attachment_fields": "url"})
