@@ -391,6 +391,14 @@ class Pass:
         view = heed(codec.align(codec.decode(record)[0], base), base, refusals)
         return all(same(value, base[name]) for name, value in view.values.items() if name in base)
 
+    def _unchanged(self, member: str, key: str, record: Record, sync_id: str, tx: Tx) -> bool:
+        """:meth:`_holds_base`, with the item's refusals there read only when the record differs from the base."""
+        base = tx.base(sync_id)
+        if self._holds_base(member, record, base, {}):
+            return True
+        refusals = tx.refusals(sync_id).get(key, {})
+        return bool(refusals) and self._holds_base(member, record, base, refusals)
+
     def _fetch(
         self, member: str, refs: Mapping[str, str], touched: Mapping[str, Touched], down: dict[str, ConnectorError]
     ) -> dict[str, Record] | None:
@@ -422,11 +430,7 @@ class Pass:
                 listed.add(record.ref)
                 link = tx.find_link(key, record.ref)
                 unchanged = link is not None and link.version == record.version
-                if (
-                    unchanged
-                    and link is not None
-                    and self._holds_base(member, record, tx.base(link.sync_id), tx.refusals(link.sync_id).get(key, {}))
-                ):
+                if unchanged and link is not None and self._unchanged(member, key, record, link.sync_id, tx):
                     continue  # syncd's own write coming back, or nothing new since: no echo
                 if not codec.in_scope(record):
                     if link is not None:
