@@ -92,18 +92,18 @@ class TokenBucket:
         """
         return SlidingWindow(max(1, int(requests * 0.95)), window_s)
 
-    def reserve(self) -> float:
-        """Take one token now; return how long the caller must wait before using it (0 when one was free)."""
+    def reserve(self, cost: int = 1) -> float:
+        """Take ``cost`` tokens now; return how long the caller must wait before using them (0 when they were free)."""
         with self._lock:
             now = self._clock()
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
-            self._tokens -= 1
+            self._tokens -= cost
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
-    def acquire(self) -> float:
-        """Take one token, sleeping until it is due; return the seconds slept."""
-        wait = self.reserve()
+    def acquire(self, cost: int = 1) -> float:
+        """Take ``cost`` tokens (a request the service counts as several), sleeping until due; the seconds slept."""
+        wait = self.reserve(cost)
         if wait > 0:
             time.sleep(wait)
         return wait
@@ -122,18 +122,20 @@ class SlidingWindow(TokenBucket):
         self.window_s = window_s
         self._slots: deque[float] = deque()
 
-    def reserve(self) -> float:
-        """Take the next free slot; return how long the caller must wait for it (0 when the window has room)."""
+    def reserve(self, cost: int = 1) -> float:
+        """Take the next ``cost`` free slots; return how long the caller must wait for the last (0: room now)."""
         with self._lock:
             now = self._clock()
             while self._slots and self._slots[0] <= now - self.window_s:
                 self._slots.popleft()
-            last = self._slots[-1] if self._slots else now
-            if len(self._slots) < self.limit:
-                slot = max(now, last)
-            else:
-                slot = max(self._slots[-self.limit] + self.window_s, last)
-            self._slots.append(slot)
+            slot = now
+            for _ in range(max(1, cost)):
+                last = self._slots[-1] if self._slots else now
+                if len(self._slots) < self.limit:
+                    slot = max(now, last)
+                else:
+                    slot = max(self._slots[-self.limit] + self.window_s, last)
+                self._slots.append(slot)
             return max(0.0, slot - now)
 
 
@@ -207,8 +209,11 @@ def call(
     idempotent: bool = True,
     translate: Callable[[Exception], ConnectorError] | None = None,
     tool: str = "",
+    cost: int = 1,
 ) -> T:
     """Run one request under the credential's budget, retrying what is safe to retry.
+
+    ``cost`` is what the service counts the request as (a Trello batch call: one per route inside, plus one).
 
     ``translate`` is the connector's error table: any exception the SDK raises goes through it once, so retries
     and callers only ever see :mod:`syncd.errors`. Every attempt is reported to the observers (see
@@ -252,7 +257,7 @@ def call(
 
     def attempt() -> T:
         for each in buckets:
-            each.acquire()
+            each.acquire(cost)
         try:
             result = attempt_once()
         except Exception as error:

@@ -12,9 +12,10 @@ How the Connector protocol maps onto Trello:
   so that no card ever exists without it. A create whose answer was lost is found among the cards syncd's member
   created since (the board's ``createCard`` actions), never by listing the board.
 - The change feed is the board's action log, newest first: ``since=<last action id>`` (paged with ``before``
-  past Trello's 1000-per-call limit); the cards the actions touched are read by id, ten to a batch call, or with
-  one listing of the board when there are many (:data:`BY_CARD_UP_TO`). The cost follows the change, not the board.
-  A deleted card exists only as a ``deleteCard`` action and is reported as deleted. An idle poll is one request.
+  past Trello's 1000-per-call limit); the cards the actions touched are read with one listing of the board, or,
+  on a big board (:data:`BY_CARD_FROM`), by id when they are few (:data:`BY_CARD_UP_TO`), so that the cost
+  follows the change, not the board. A deleted card exists only as a ``deleteCard`` action and is reported as
+  deleted. An idle poll is one request.
 - Archive sets ``closed`` (reversible in Trello's UI).
 
 One py-trello client per thread; py-trello's transport is our :class:`BaseUrlSession` (base URL and timeout).
@@ -69,13 +70,16 @@ HISTORY_ACTIONS: dict[str, tuple[str, ...]] = {
 CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl,badges"
 BATCH_URLS = 10
 """Trello's batch route takes "a list of API routes. Maximum of 10 routes allowed" (API reference, GET /batch)."""
-BY_CARD_UP_TO = 20
-"""Up to this many cards are read by id, ten to a batch call; more, with one listing of the board.
+BY_CARD_UP_TO = 10
+"""At most this many cards are read by id (one plain read, or one batch call); more, with one board listing."""
+BY_CARD_FROM = 500
+"""Cards are read by id only on a board this big (as its last listing counted, archived cards included).
 
-A batch call is one round trip, and its cost does not grow with the board; but the API reference does not say
-what a batch spends of the rate limits, so syncd reads it the unfavourable way (one request per route, plus one):
-20 cards cost 22 of the token's 100 per 10 s. A listing costs one request whatever it holds, but its answer grows
-with the board (archived cards included): past 20 cards, the budget weighs more than the bytes."""
+A listing costs one request of the rate limits whatever it holds; a batch call, as syncd reads Trello's reference
+(silent on it), one request per route plus one: 10 cards cost 11 of the token's 100 per 10 s. On a small board the
+listing is both cheaper and small. On a big one its answer grows with every card ever archived (5,000 cards: about
+1 s to serve here, megabytes over the network, and Trello may stop "expensive" requests), so a few changed cards
+are read by id and the cost follows the change, not the board."""
 
 
 class _RecordingSession(BaseUrlSession):
@@ -166,6 +170,8 @@ class TrelloConnector:
         self._lists: dict[str, str] | None = None
         self._labels: dict[str, str] | None = None
         self._looked_up: set[str | None] = set()
+        self._board_cards: int | None = None
+        """How many cards the board's last listing held (None: not listed yet)."""
         self._members: list[Json] | None = None
         self._deliveries = DeliveryLog()
 
@@ -189,6 +195,7 @@ class TrelloConnector:
         body: Mapping[str, Any] | None = None,
         ref: str | None = None,
         idempotent: bool = True,
+        cost: int = 1,
     ) -> Json:
         session = self._session()
         client: TrelloClient = self._local.client
@@ -199,6 +206,7 @@ class TrelloConnector:
             idempotent=idempotent,
             translate=lambda error: translate(error, ref, session.last),
             tool=TOOL,
+            cost=cost,
         )
 
     # ----- directory ----------------------------------------------------------------------------------------
@@ -295,17 +303,18 @@ class TrelloConnector:
         """Every card of the board, archived included, with attachments (one request)."""
         params = {"fields": CARD_FIELDS, "attachments": "true", "attachment_fields": "url"}
         cards: list[Json] = self._fetch(f"/boards/{self.board_id}/cards/all", params=params)
+        self._board_cards = len(cards)
         return cards
 
     def fetch(self, refs: Sequence[str]) -> list[Record]:
-        """Current records for refs (read by id, or with one board listing for many; see :data:`BY_CARD_UP_TO`)."""
+        """Current records for refs: one board listing, or on a big board a few read by id (:data:`BY_CARD_FROM`)."""
         cards = self._cards(refs)
         return [self._record(cards[ref]) for ref in dict.fromkeys(refs) if ref in cards]
 
     def _cards(self, refs: Iterable[str]) -> dict[str, Json]:
         """The cards of this board among refs, by id; a card deleted or moved to another board is left out."""
         wanted = list(dict.fromkeys(refs))
-        if len(wanted) > BY_CARD_UP_TO:
+        if len(wanted) > BY_CARD_UP_TO or (self._board_cards or 0) < BY_CARD_FROM:
             named = set(wanted)
             return {card["id"]: card for card in self._all_cards() if card["id"] in named}
         # Each route's own query is encoded once here and once more with the batch call's: Trello splits ``urls``
@@ -320,7 +329,8 @@ class TrelloConnector:
                     found[chunk[0]] = card
                 continue
             urls = ",".join(f"/cards/{ref}?{query}" for ref in chunk)
-            answers: list[Json] = self._fetch("/batch", params={"urls": urls})
+            # Spent from the budget as the service may count it: one request per route, plus the batch call.
+            answers: list[Json] = self._fetch("/batch", params={"urls": urls}, cost=len(chunk) + 1)
             for ref, answer in zip(chunk, answers, strict=True):
                 card = answer.get("200") if isinstance(answer, dict) else None
                 if card is None and (not isinstance(answer, dict) or answer.get("statusCode") not in {400, 404}):

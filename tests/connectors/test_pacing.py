@@ -45,6 +45,17 @@ class TestTokenBucket:
         assert [bucket.reserve() for _ in range(2)] == [0.0, 0.0]
         assert bucket.reserve() > 0
 
+    def test_a_request_counted_as_several_takes_as_many(self) -> None:
+        """A Trello batch call of ten routes spends eleven of the window: the next call waits for room."""
+        clock = FakeTime()
+        window = SlidingWindow(limit=12, window_s=10, clock=clock)
+        assert window.reserve(11) == 0.0
+        assert window.reserve() == 0.0
+        assert window.reserve() == pytest.approx(10.0)
+        bucket = TokenBucket(rate=1, capacity=3, clock=clock)
+        assert bucket.reserve(3) == 0.0
+        assert bucket.reserve(2) == pytest.approx(2.0)
+
     @given(st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), min_size=1, max_size=200))
     def test_never_more_than_the_budget_in_any_window(self, gaps: list[float]) -> None:
         """Whatever the arrival pattern, requests granted in [t, t+w] never exceed capacity + rate*w."""

@@ -17,7 +17,7 @@ from trello.exceptions import ResourceUnavailable
 
 from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
-from connectors.trello.connector import BY_CARD_UP_TO, _format_due
+from connectors.trello.connector import BY_CARD_FROM, BY_CARD_UP_TO, _format_due
 from connectors.trello.errors import translate
 from syncd.errors import AuthFailed, InvalidItem
 from syncd.mapping import UNTITLED, Group, compile_group
@@ -138,28 +138,28 @@ class TestTrelloFeed:
         batch = connector.changes(cursor)
         assert {card, last} <= {record.ref for record in batch.records}
         assert emulator.request_count("GET /1/boards/<board>/actions") == 2
-        assert emulator.request_count("GET /1/batch") == 1  # the two cards, read by id in one call
-        assert emulator.request_count("GET /1/boards/<board>/cards/<which>") == 0  # not the whole board
+        assert emulator.request_count() == 3  # two pages of actions, one board listing
 
-    def test_changed_cards_are_read_by_id_whatever_the_board_holds(
+    def test_on_a_big_board_a_few_changed_cards_are_read_by_id(
         self, connector: TrelloConnector, emulator: TrelloEmulator
     ) -> None:
-        """A few changed cards cost one batch call, not a listing of the board (archived cards and all).
+        """On a board of BY_CARD_FROM cards (most archived), a few changes cost one batch call, not a listing.
 
-        A card deleted since is reported deleted; past BY_CARD_UP_TO cards, one listing costs less of the budget.
+        A card deleted since is reported deleted; more than BY_CARD_UP_TO changed cards cost one listing, which
+        spends less of the rate limits than reading them by id.
         """
         actor = emulator.act_as("eli@corp.example")
-        cards = [actor.create_card("Requests", f"Old card {n}") for n in range(60)]
-        for card in cards[:40]:
+        cards = [actor.create_card("Requests", f"Old card {n}") for n in range(BY_CARD_FROM)]
+        for card in cards[:400]:
             actor.archive(card)
         _, cursor = drain(connector, None)
-        for card in cards[40:43]:
+        for card in cards[400:403]:
             actor.update_card(card, desc="changed")
-        actor.delete(cards[43])
+        actor.delete(cards[403])
         emulator.reset_counters()
         batch = connector.changes(cursor)
-        assert sorted(record.ref for record in batch.records) == sorted(cards[40:43])
-        assert batch.deleted == (cards[43],)
+        assert sorted(record.ref for record in batch.records) == sorted(cards[400:403])
+        assert batch.deleted == (cards[403],)
         assert emulator.request_count("GET /1/batch") == 1
         assert emulator.request_count("GET /1/boards/<board>/cards/<which>") == 0
         for card in cards[: BY_CARD_UP_TO + 1]:
@@ -169,6 +169,17 @@ class TestTrelloFeed:
         assert len(many.records) == BY_CARD_UP_TO + 1
         assert emulator.request_count("GET /1/boards/<board>/cards/<which>") == 1
         assert emulator.request_count("GET /1/batch") == 0
+
+    def test_on_a_small_board_changed_cards_are_read_with_one_listing(
+        self, connector: TrelloConnector, emulator: TrelloEmulator
+    ) -> None:
+        """A listing of a small board is one request of the rate limits; reading by id would cost more."""
+        actor = emulator.act_as("eli@corp.example")
+        _, cursor = drain(connector, None)
+        card = actor.create_card("Requests", "Small board card")
+        emulator.reset_counters()
+        assert [record.ref for record in connector.changes(cursor).records] == [card]
+        assert emulator.request_count() == 2  # the actions, one listing
 
     def test_a_card_moved_by_a_person_reports_its_new_list(
         self, connector: TrelloConnector, emulator: TrelloEmulator
