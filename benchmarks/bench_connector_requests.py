@@ -86,6 +86,17 @@ def _calls(emulator: Emulator) -> int:
     return emulator.request_count() - emulator.request_count("GET /1/cards/<card>")
 
 
+def _trello(sandbox: Sandbox) -> TrelloConnector:
+    """The Trello connector on the sandbox's board, as syncd's service account."""
+    credentials = sandbox.trello.credentials()
+    return TrelloConnector(
+        base_url=sandbox.trello.url,
+        key=credentials["key"],
+        token=credentials["token"],
+        board_id=next(iter(sandbox.trello.state.boards)),
+    )
+
+
 def big_board() -> list[dict[str, object]]:
     """Trello polls on a board of 5,000 cards, 4,000 of them archived, after N cards changed."""
     rows: list[dict[str, object]] = []
@@ -95,13 +106,7 @@ def big_board() -> list[dict[str, object]]:
         cards = [eli.create_card("Requests", f"Card {i}") for i in range(5000 - len(sandbox.trello.state.cards))]
         for card in cards[:4000]:
             eli.archive(card)
-        credentials = sandbox.trello.credentials()
-        trello = TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=credentials["key"],
-            token=credentials["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-        )
+        trello = _trello(sandbox)
         cursor = _settle(trello, None)
         for size in (1, 10, 11, 100):
             for card in cards[4000 : 4000 + size]:
@@ -138,13 +143,7 @@ def main() -> int:
         )
         ana = sandbox.jira.act_as("ana@corp.example")
         rows += measure("jira", sandbox.jira, jira, lambda n: [ana.create("ENG", f"Bench {i}") for i in range(n)])
-        credentials = sandbox.trello.credentials()
-        trello = TrelloConnector(
-            base_url=sandbox.trello.url,
-            key=credentials["key"],
-            token=credentials["token"],
-            board_id=next(iter(sandbox.trello.state.boards)),
-        )
+        trello = _trello(sandbox)
         eli = sandbox.trello.act_as("eli@corp.example")
         rows += measure(
             "trello",

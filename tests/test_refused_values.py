@@ -27,14 +27,6 @@ TITLE = "Launch page for the Q1 release"
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        for emulator in running.emulators:
-            emulator.rate_limits_enabled = False
-        yield running
-
-
-@pytest.fixture
 def group() -> Group:
     return compile_group(
         ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}

@@ -68,6 +68,8 @@ HISTORY_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 """The card actions that change a field (createCard and updateCard: see :meth:`TrelloConnector.history`)."""
 CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl,badges"
+CARD_PARAMS = {"fields": f"{CARD_FIELDS},idBoard", "attachments": "true", "attachment_fields": "url"}
+"""One card read with everything a record needs (the board it is on, to tell a card moved elsewhere)."""
 BATCH_URLS = 10
 """Trello's batch route takes "a list of API routes. Maximum of 10 routes allowed" (API reference, GET /batch)."""
 BY_CARD_UP_TO = 10
@@ -317,38 +319,37 @@ class TrelloConnector:
         if len(wanted) > BY_CARD_UP_TO or (self._board_cards or 0) < BY_CARD_FROM:
             named = set(wanted)
             return {card["id"]: card for card in self._all_cards() if card["id"] in named}
-        # Each route's own query is encoded once here and once more with the batch call's: Trello splits ``urls``
-        # on commas, so a comma inside one route (the field list) must arrive encoded.
-        query = urlencode({"fields": f"{CARD_FIELDS},idBoard", "attachments": "true", "attachment_fields": "url"})
         found: dict[str, Json] = {}
         for start in range(0, len(wanted), BATCH_URLS):
             chunk = wanted[start : start + BATCH_URLS]
-            if len(chunk) == 1:
-                card = self._card(chunk[0])  # one route: a batch call would only spend one request more
-                if card is not None and card.get("idBoard") == self.board_id:
-                    found[chunk[0]] = card
-                continue
-            urls = ",".join(f"/cards/{ref}?{query}" for ref in chunk)
-            # Spent from the budget as the service may count it: one request per route, plus the batch call.
-            answers: list[Json] = self._fetch("/batch", params={"urls": urls}, cost=len(chunk) + 1)
-            for ref, answer in zip(chunk, answers, strict=True):
-                card = answer.get("200") if isinstance(answer, dict) else None
-                if card is None and (not isinstance(answer, dict) or answer.get("statusCode") not in {400, 404}):
-                    # Not "no such card" but a failed read of it (a 429 for one route, a 5xx): read on its own,
-                    # with the retry policy, which says what is wrong if it keeps failing.
-                    card = self._card(ref)
-                if card is not None and card.get("idBoard") == self.board_id:
-                    found[ref] = card
+            # One route alone is read plainly: a batch call would only spend one request more.
+            cards = [self._card(chunk[0])] if len(chunk) == 1 else self._batch(chunk)
+            found |= {ref: card for ref, card in zip(chunk, cards, strict=True) if _on_board(card, self.board_id)}
         return found
+
+    def _batch(self, refs: Sequence[str]) -> list[Json | None]:
+        """Up to ten cards by id in one batch call (None for one that does not exist)."""
+        # Each route's own query is encoded once here and once more with the batch call's: Trello splits ``urls``
+        # on commas, so a comma inside one route (the field list) must arrive encoded.
+        urls = ",".join(f"/cards/{ref}?{urlencode(CARD_PARAMS)}" for ref in refs)
+        # Spent from the budget as the service may count it: one request per route, plus the batch call.
+        answers: list[Json] = self._fetch("/batch", params={"urls": urls}, cost=len(refs) + 1)
+        cards: list[Json | None] = []
+        for ref, answer in zip(refs, answers, strict=True):
+            card = answer.get("200") if isinstance(answer, dict) else None
+            if card is None and (not isinstance(answer, dict) or answer.get("statusCode") not in {400, 404}):
+                # Not "no such card" but a failed read of it (a 429 for one route, a 5xx): read on its own, with
+                # the retry policy, which says what is wrong if it keeps failing.
+                card = self._card(ref)
+            cards.append(card)
+        return cards
 
     def _card(self, ref: str) -> Json | None:
         """One card by id with its attachments (None if it does not exist)."""
-        params = {"fields": f"{CARD_FIELDS},idBoard", "attachments": "true", "attachment_fields": "url"}
         try:
-            card: Json = self._fetch(f"/cards/{ref}", params=params, ref=ref)
+            return self._fetch(f"/cards/{ref}", params=CARD_PARAMS, ref=ref)
         except ItemNotFound:
             return None
-        return card
 
     def find_by_marker(self, marker: str, since: datetime, fields: Mapping[str, Any] | None = None) -> Record | None:
         """The card syncd created since ``since`` carrying this sync_id's attachment.
@@ -509,10 +510,7 @@ class TrelloConnector:
         return self._one(ref)
 
     def _one(self, ref: str) -> Record:
-        card = self._fetch(
-            f"/cards/{ref}", params={"fields": CARD_FIELDS, "attachments": "true", "attachment_fields": "url"}, ref=ref
-        )
-        return self._record(card)
+        return self._record(self._fetch(f"/cards/{ref}", params=CARD_PARAMS, ref=ref))
 
     def archive(self, ref: str) -> Record:
         """Close the card (Trello's archive; reopening it restores it)."""
@@ -619,3 +617,8 @@ class TrelloConnector:
             ),
             labels=tuple(sorted(self._label_ids())),
         )
+
+
+def _on_board(card: Json | None, board_id: str) -> bool:
+    """Whether a card read by id exists and is still on this board (one moved to another board left the scope)."""
+    return card is not None and card.get("idBoard") == board_id

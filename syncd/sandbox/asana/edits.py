@@ -218,7 +218,10 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any],
     if app is not None and "external" in data:
         _check_external(data["external"])
     texts = _text_fields(data, "notes", "html_notes")
-    # A refused value refuses the whole request: every reference is resolved before anything changes.
+    # A refused value refuses the whole request, so every reference is resolved before anything changes. Sources:
+    # Asana's errors page says of a 400 "check the documentation and the syntax of your request and try again" (a
+    # retry of the corrected request, not of its rest), and RFC 9110 section 15.5.1: the server "cannot or will not
+    # process the request". The dates above are restored on a refusal for the same reason.
     assignee = state.user(str(data["assignee"]), user, "assignee") if data.get("assignee") is not None else None
     old_dates = _dates(task.start_on, task.due_on, task.due_at)
     snapshot = (task.start_on, task.due_on, task.due_at)
