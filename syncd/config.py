@@ -167,7 +167,7 @@ class Instance(BaseSettings):
         30.0, ge=0, description="seconds in-flight passes may take to finish after SIGTERM before syncd gives up"
     )
     webhook_debounce_s: float = Field(
-        0.5, ge=0, description="seconds webhook hints are collected before their targeted pass runs"
+        0.05, ge=0, description="seconds webhook hints are collected before their targeted pass runs"
     )
     max_webhook_bytes: int = Field(1_048_576, gt=0, description="largest webhook body accepted (larger: 413)")
 

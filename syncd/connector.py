@@ -82,7 +82,15 @@ class Connector(Protocol):
         ...
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
-        """Refs a signed delivery hints at; raise AuthFailed on a bad signature. A hint, never trusted as data."""
+        """Refs a signed delivery hints at; raise AuthFailed on a bad signature. A hint, never trusted as data.
+
+        Once :meth:`identify` has run, events that syncd's own account caused (its writes coming back) hint at
+        nothing: they would only start a pass that reads the item and finds syncd's write.
+        """
+        ...
+
+    def identify(self) -> str | None:
+        """The account syncd acts as in the tool (read once, one request), so deliveries of its own writes are told."""
         ...
 
     def describe(self) -> Schema:

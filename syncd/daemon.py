@@ -830,6 +830,12 @@ class Daemon:
                 continue
             log.info("webhook.registered", department=name, url=url, id=hook)
             verifier = self.runtime.verifiers.get(name)
+            if verifier is not None:
+                try:
+                    # Once syncd's own account there is known, deliveries of syncd's own writes start no pass.
+                    verifier.identify()
+                except SyncdError as error:
+                    log.warning("webhook.identity_unknown", department=name, error=str(error))
             if connector.kind == "asana" and verifier is not None and cast(_Handshake, verifier).webhook_secret is None:
                 # No handshake reached this process (Asana could not call it back): deliveries cannot be verified
                 # and are refused; Marketing is polled meanwhile.

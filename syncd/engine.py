@@ -14,6 +14,7 @@ not the group: the others sync between themselves and it catches up from its own
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from ulid import ULID
 from syncd.connector import Connector
 from syncd.errors import ConnectorError, FatalError
 from syncd.executor import Executor, PassReport, Touched, endpoint_key
+from syncd.fanout import each
 from syncd.mapping import Group
 from syncd.merge import Item, changes, check_side, heed, plan, same
 from syncd.model import ChangeBatch, FieldChange, Record, last_changes
@@ -86,20 +88,32 @@ class Pass:
         """
         replan, skip, decisions = self._carried_over(dry_run=dry_run)
         down: dict[str, ConnectorError] = {}
+        prefetched: dict[str, dict[str, Record | None]] = {}
         if hints is not None:
-            batches = self._read(lambda member: self._hinted(member, hints.get(member, ())), down)
+            with self.store.transaction() as tx:
+                linked = self._linked(hints, tx)
+            batches = self._read(
+                lambda member: self._hinted(member, hints.get(member, ()), linked.get(member, ()), prefetched), down
+            )
         else:
             with self.store.transaction() as tx:
                 cursors = {m: tx.cursor(endpoint_key(self.group.name, m)) for m in self.group.codecs}
             batches = self._read(lambda member: self.connectors[member].changes(cursors[member]), down)
+        # No transaction is open while a tool is waited on: the store's write lock is never held over the network.
         with self.store.transaction() as tx:
-            touched = self._collect(batches, tx)
+            touched, missing = self._collect(batches, tx)
+        for member, links in self._gone(missing).items():
+            for link in links:
+                touched[link.sync_id].deleted[member] = link.ref
+        with self.store.transaction() as tx:
             for sync_id in replan:
                 if sync_id not in touched and tx.item_group(sync_id) == self.group.name:
                     touched[sync_id] = Touched()
             for sync_id in skip:
                 touched.pop(sync_id, None)  # quarantined, or a crash's create not yet resolved: not this pass
-            self._complete(touched, tx, down)
+            wanted, versions = self._wanted(touched, tx, down)
+        self._complete(touched, wanted, versions, down, prefetched)
+        with self.store.transaction() as tx:
             bases = {sync_id: tx.base(sync_id) for sync_id in touched}
             echoes = {sync_id: tx.echoes(sync_id) for sync_id in touched}
             behind = {sync_id: tx.behind(sync_id) for sync_id in touched}
@@ -146,17 +160,20 @@ class Pass:
                 self._apply(self.executor, decided, item)
 
     def _read(self, read: Callable[[str], ChangeBatch], down: dict[str, ConnectorError]) -> dict[str, ChangeBatch]:
-        """Each member's batch; a member whose tool fails (after retries) is left out this pass, not the group.
+        """Each member's batch, all read at once; a member whose tool fails (after retries) is left out this pass.
 
         Its error goes to ``down``: the other members keep syncing between themselves, and items that need the
         member wait for it (see :class:`~syncd.merge.Item` ``unavailable``).
         """
         batches: dict[str, ChangeBatch] = {}
-        for member in self.group.codecs:
-            try:
-                batches[member] = read(member)
-            except ConnectorError as error:
-                down[member] = error
+        read_all = each({member: functools.partial(read, member) for member in self.group.codecs})
+        for member, outcome in read_all.items():
+            if isinstance(outcome, ConnectorError):
+                down[member] = outcome
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                batches[member] = outcome
         return batches
 
     def _record_endpoints(self, down: Mapping[str, ConnectorError], *, read: set[str]) -> None:
@@ -399,29 +416,60 @@ class Pass:
         refusals = tx.refusals(sync_id).get(key, {})
         return bool(refusals) and self._holds_base(member, record, base, refusals)
 
-    def _fetch(
-        self, member: str, refs: Mapping[str, str], touched: Mapping[str, Touched], down: dict[str, ConnectorError]
-    ) -> dict[str, Record] | None:
-        """One member's records for refs (ref -> sync_id); None, with the member marked unavailable, if it fails."""
-        try:
-            return {record.ref: record for record in self.connectors[member].fetch(list(refs))}
-        except ConnectorError as error:
-            down[member] = error
+    @staticmethod
+    def _unavailable(member: str, refs: Mapping[str, str], touched: Mapping[str, Touched]) -> None:
+        """Mark a member whose tool failed as unavailable on every touched item (with the item's ref where known)."""
         for ref, sync_id in refs.items():
             touched[sync_id].unavailable[member] = ref
         for item in touched.values():
             item.unavailable.setdefault(member, None)
-        return None
 
-    def _hinted(self, member: str, refs: Sequence[str]) -> ChangeBatch:
-        """The hinted refs of one member as a change batch (a ref that no longer exists reads as deleted)."""
+    def _linked(self, hints: Mapping[str, Sequence[str]], tx: Tx) -> dict[str, list[str]]:
+        """Per member, the refs of the items the hinted refs are linked to, at the members not hinted for them.
+
+        A webhook names the changed record; its item's other views are known from the links before anything is
+        read, so they are read in the same round trip as the record itself instead of one after it.
+        """
+        others: dict[str, list[str]] = defaultdict(list)
+        for member, refs in hints.items():
+            key = endpoint_key(self.group.name, member)
+            for ref in refs:
+                link = tx.find_link(key, ref)
+                if link is None:
+                    continue
+                for other_key, other in tx.links(link.sync_id).items():
+                    other_member = other_key.split("/", 1)[1]
+                    if other_member != member and other_member in self.group.codecs:
+                        others[other_member].append(other.ref)
+        return dict(others)
+
+    def _hinted(
+        self,
+        member: str,
+        refs: Sequence[str],
+        linked: Sequence[str],
+        prefetched: dict[str, dict[str, Record | None]],
+    ) -> ChangeBatch:
+        """The hinted refs of one member as a change batch (a ref that no longer exists reads as deleted).
+
+        The refs of linked items (``linked``) are read in the same request and kept in ``prefetched`` (ref ->
+        record, None if it is gone) for :meth:`_complete`, which then has nothing left to read for them.
+        """
         unique = list(dict.fromkeys(refs))
-        records = tuple(self.connectors[member].fetch(unique)) if unique else ()
-        found = {record.ref for record in records}
-        return ChangeBatch(records, tuple(ref for ref in unique if ref not in found), cursor={})
+        extra = [ref for ref in dict.fromkeys(linked) if ref not in set(unique)]
+        records = tuple(self.connectors[member].fetch([*unique, *extra])) if unique or extra else ()
+        found = {record.ref: record for record in records}
+        prefetched[member] = {ref: found.get(ref) for ref in extra}
+        return ChangeBatch(
+            tuple(found[ref] for ref in unique if ref in found),
+            tuple(ref for ref in unique if ref not in found),
+            cursor={},
+        )
 
-    def _collect(self, batches: Mapping[str, ChangeBatch], tx: Tx) -> dict[str, Touched]:
+    def _collect(self, batches: Mapping[str, ChangeBatch], tx: Tx) -> tuple[dict[str, Touched], dict[str, list[Link]]]:
+        """The items the batches touch, and per member the links a full listing missed (deleted, or not seen)."""
         touched: dict[str, Touched] = defaultdict(Touched)
+        missing: dict[str, list[Link]] = {}
         for member, batch in batches.items():
             codec = self.group.codecs[member]
             key = endpoint_key(self.group.name, member)
@@ -459,30 +507,39 @@ class Pass:
                 linked = tx.endpoint_links(key)
                 # A listing missing most linked items is an outage, not a mass deletion.
                 check_side(key, len(linked), sum(1 for link in linked if link.ref in listed))
-                for link in self._gone(member, [link for link in linked if link.ref not in listed]):
-                    touched[link.sync_id].deleted[member] = link.ref
-        return dict(touched)
+                missing[member] = [link for link in linked if link.ref not in listed]
+        return touched, {member: links for member, links in missing.items() if links}
 
-    def _gone(self, member: str, missing: Sequence[Link]) -> list[Link]:
-        """The links a listing missed whose record is really gone, read one batch to be sure.
+    def _gone(self, missing: Mapping[str, Sequence[Link]]) -> dict[str, list[Link]]:
+        """The links a listing missed whose record is really gone, read one batch per member (all at once) to be sure.
 
         A listing paged by position skips a record when another moves or disappears meanwhile (an edit while
         Jira's scan ordered by ``updated`` runs, a deletion while keys are listed), and Cloud search may not list
         a just-made record yet: taken for deletions, those would archive live items everywhere. A record read
-        back is not gone; if the read fails, nothing is taken for deleted this pass.
+        back is not gone; if the read fails, nothing of that member is taken for deleted this pass.
         """
-        if not missing:
-            return []
-        try:
-            found = {record.ref for record in self.connectors[member].fetch([link.ref for link in missing])}
-        except ConnectorError:
-            return []
-        return [link for link in missing if link.ref not in found]
+        read = each(
+            {
+                member: functools.partial(self.connectors[member].fetch, [link.ref for link in links])
+                for member, links in missing.items()
+            }
+        )
+        gone: dict[str, list[Link]] = {}
+        for member, outcome in read.items():
+            if isinstance(outcome, ConnectorError):
+                continue
+            if isinstance(outcome, Exception):
+                raise outcome
+            found = {record.ref for record in outcome}
+            gone[member] = [link for link in missing[member] if link.ref not in found]
+        return gone
 
-    def _complete(self, touched: Mapping[str, Touched], tx: Tx, down: dict[str, ConnectorError]) -> None:
-        """Fetch the current view of each touched item at the members that did not report it (a batch each).
+    def _wanted(
+        self, touched: Mapping[str, Touched], tx: Tx, down: Mapping[str, ConnectorError]
+    ) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
+        """Per member, the refs (-> item) of touched items it did not report, and the versions syncd last saw.
 
-        A member whose tool cannot be read (``down``, or failing now) is marked unavailable on each item instead.
+        A member whose tool cannot be read (``down``) is marked unavailable on each item instead.
         """
         wanted: dict[str, dict[str, str]] = defaultdict(dict)
         versions: dict[tuple[str, str], str] = {}
@@ -500,11 +557,38 @@ class Pass:
                     continue
                 wanted[member][link.ref] = sync_id
                 versions[(member, link.ref)] = link.version
+        return dict(wanted), versions
+
+    def _complete(
+        self,
+        touched: Mapping[str, Touched],
+        wanted: Mapping[str, Mapping[str, str]],
+        versions: Mapping[tuple[str, str], str],
+        down: dict[str, ConnectorError],
+        prefetched: Mapping[str, Mapping[str, Record | None]],
+    ) -> None:
+        """Fetch the current view of each touched item at the members that did not report it, all members at once.
+
+        One batch per member, less what was read with the hinted records (``prefetched``: ref -> record, None if
+        gone); a member that fails now is marked unavailable on each item (see :meth:`_wanted`).
+        """
+        unread = {
+            member: [ref for ref in refs if ref not in prefetched.get(member, {})] for member, refs in wanted.items()
+        }
+        read = each(
+            {member: functools.partial(self.connectors[member].fetch, refs) for member, refs in unread.items() if refs}
+        )
         for member, refs in wanted.items():
-            codec = self.group.codecs[member]
-            found = self._fetch(member, refs, touched, down)
-            if found is None:
+            outcome = read.get(member, [])
+            if isinstance(outcome, ConnectorError):
+                down[member] = outcome
+                self._unavailable(member, refs, touched)
                 continue
+            if isinstance(outcome, Exception):
+                raise outcome
+            found = {ref: record for ref, record in prefetched.get(member, {}).items() if record is not None}
+            found |= {record.ref: record for record in outcome}
+            codec = self.group.codecs[member]
             for ref, sync_id in refs.items():
                 record = found.get(ref)
                 if record is None:

@@ -15,6 +15,8 @@ striking; a fatal one (credentials, configuration) stops the pass, since every o
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -37,6 +39,7 @@ from syncd.errors import (
     RetriableError,
     SyncdError,
 )
+from syncd.fanout import each
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import Record
@@ -156,6 +159,7 @@ class Executor:
         self.report = report
         self.config_version = config_version
         self.quarantine_after = quarantine_after
+        self._lock = threading.Lock()
 
     # ----- recovery -------------------------------------------------------------------------------------------
 
@@ -388,22 +392,20 @@ class Executor:
                 self._strike(tx, decided.sync_id, refused, force=True)
             return
         crash_point("after-journal")
-        results: list[tuple[Step, Record | None]] = []
-        error: Exception | None = None
         with recording() as uncertain:
-            try:
-                self._apply_all(plan_id, decided, item, results)
-            except FatalError:
-                raise  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
-            except Exception as failure:  # one bad item must not stop the others: it is struck below
-                error = failure
+            results, errors = self._apply_all(plan_id, decided, item)
+        fatal = next((failure for failure in errors.values() if isinstance(failure, FatalError)), None)
+        if fatal is not None:
+            raise fatal  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
+        error = errors[min(errors)] if errors else None
         crash_point("before-commit")
         # A write left half-done by an outage, or whose answer was lost, stays journaled: the next pass finishes
         # it as after a crash (a create found by its marker, a Jira move from where it stopped) instead of taking
         # what syncd left there for a person's edit, or sending it again blind.
-        pending = len(results) if _unfinished(error) and len(results) < len(decided.steps) else None
+        written_at = {index for index, _, _ in results}
+        pending = sorted(index for index, failure in errors.items() if _unfinished(failure) and index not in written_at)
         with self.store.transaction() as tx:
-            self._commit(tx, decided, item, results, failed=error is not None)
+            self._commit(tx, decided, item, [(step, written) for _, step, written in results], failed=error is not None)
             for event in uncertain:
                 append(tx, self._uncertain_event(decided, event))
             if error is None and decided.waiting:
@@ -412,14 +414,15 @@ class Executor:
                 tx.clear_failure(decided.sync_id)
             else:
                 self._strike(tx, decided.sync_id, error)
-            if pending is not None:
-                for index in range(pending):
+            if pending:
+                for index in sorted(written_at):
                     tx.journal_step(plan_id, index, committed=True)
-                tx.journal_step(plan_id, pending, uncertain=str(error))
+                for index in pending:
+                    tx.journal_step(plan_id, index, uncertain=str(errors[index]))
             elif decided.steps:
                 tx.journal_done(plan_id)
         if error is None:
-            self._measure(decided, item, results)
+            self._measure(decided, item, [(step, written) for _, step, written in results])
 
     # ----- comments -------------------------------------------------------------------------------------------
 
@@ -509,14 +512,18 @@ class Executor:
     def _new_comments(
         self, sync_id: str, item: Touched, links: Mapping[str, Link], known: set[tuple[str, str]]
     ) -> list[CommentRow]:
-        """Comments not seen before, where the item changed or a write of syncd's may hide some.
+        """Comments not seen before, where the item changed or a write of syncd's may hide some (read at once).
 
         Originals, or copies syncd posted whose record a crash lost.
         """
         found: list[CommentRow] = []
-        for member in sorted((item.changed | item.rescan) & links.keys()):
+        members = sorted((item.changed | item.rescan) & links.keys())
+        read = each({m: functools.partial(self.connectors[m].comments, links[m].ref) for m in members})
+        for member, outcome in read.items():
+            if isinstance(outcome, Exception):
+                raise outcome
             key = endpoint_key(self.group.name, member)
-            for comment in self.connectors[member].comments(links[member].ref):
+            for comment in outcome:
                 if (key, comment.id) in known:
                     continue
                 markdown = self.group.codecs[member].text_in(comment.body)
@@ -546,35 +553,69 @@ class Executor:
             else:
                 tx.link(sync_id, key, record.ref, "")
 
-    def _apply_all(self, plan_id: str, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]]) -> None:
-        """Apply the plan's steps in order, appending each result; the journal notes how far each write got.
+    def _apply_all(
+        self, plan_id: str, decided: Plan, item: Touched
+    ) -> tuple[list[tuple[int, Step, Record | None]], dict[int, Exception]]:
+        """Apply the plan's steps: each tool's in order, the tools at once; (results by step index, failures).
 
-        A write begun and not finished may have left a field half-way (a Jira status part-way along its workflow),
-        a value only syncd can have put there: recovery finishes such a write rather than plan from it.
+        Steps at one endpoint go one after another and stop at the first failure there; the other tools' steps do
+        not wait for them, so writing both mirrors of a change takes one round trip, not two. The journal notes
+        how far each write got: a write begun and not finished may have left a field half-way (a Jira status
+        part-way along its workflow), a value only syncd can have put there, which recovery finishes rather than
+        plans from.
         """
+        lanes: dict[str, list[int]] = defaultdict(list)
         for index, step in enumerate(decided.steps):
+            lanes[step.endpoint].append(index)
+        outcomes = each(
+            {
+                endpoint: functools.partial(self._lane, plan_id, decided, item, indices)
+                for endpoint, indices in lanes.items()
+            }
+        )
+        results: list[tuple[int, Step, Record | None]] = []
+        errors: dict[int, Exception] = {}
+        for endpoint, outcome in outcomes.items():
+            if isinstance(outcome, Exception):  # a bug outside any step: the lane's first step takes the blame
+                errors[lanes[endpoint][0]] = outcome
+                continue
+            done, failed = outcome
+            results += done
+            errors.update(failed)
+        return sorted(results, key=lambda result: result[0]), errors
+
+    def _lane(
+        self, plan_id: str, decided: Plan, item: Touched, indices: list[int]
+    ) -> tuple[list[tuple[int, Step, Record | None]], dict[int, Exception]]:
+        """Apply one endpoint's steps in order; its results, and the failure that stopped it (if one did)."""
+        results: list[tuple[int, Step, Record | None]] = []
+        for index in indices:
+            step = decided.steps[index]
             # The version the plan was made from, while this plan has not itself changed that record yet.
             seen = item.seen.get(step.endpoint)
-            untouched = all(s.endpoint != step.endpoint for s, _ in results)
-            expected = seen.version if seen is not None and untouched else None
+            expected = seen.version if seen is not None and not results else None
             writes = isinstance(step, Write | Create | Archive)
             sent = datetime.now(UTC)
-            if writes:
-                self._progress(plan_id, index, started=True, started_at=sent.isoformat())
             try:
-                written = self._apply(decided.sync_id, step, expected, item)
-            except Exception as failure:
-                adopted = self._created_anyway(decided.sync_id, step, sent, failure)
-                if adopted is not None:
-                    results.append((step, adopted))  # linked and audited by the commit, though the item failed
-                raise
-            results.append((step, written))
-            if writes:
-                self._progress(plan_id, index, done_version=written.version if written is not None else None)
+                if writes:
+                    self._progress(plan_id, index, started=True, started_at=sent.isoformat())
+                try:
+                    written = self._apply(decided.sync_id, step, expected, item)
+                except Exception as failure:
+                    adopted = self._created_anyway(decided.sync_id, step, sent, failure)
+                    if adopted is not None:
+                        results.append((index, step, adopted))  # linked and audited by the commit, though it failed
+                    raise
+                results.append((index, step, written))
+                if writes:
+                    self._progress(plan_id, index, done_version=written.version if written is not None else None)
+            except Exception as failure:  # one bad step stops its endpoint's lane only; the item is struck
+                return results, {index: failure}
             if isinstance(step, Write) and written is not None:
                 crash_point("after-update")
             elif isinstance(step, Create):
                 crash_point("after-create")
+        return results, {}
 
     def _created_anyway(self, sync_id: str, step: Step, sent: datetime, failure: Exception) -> Record | None:
         """The mirror a failed create made after all (the create landed, a later request of it failed), if any.
@@ -607,7 +648,8 @@ class Executor:
         connector = self.connectors[step.endpoint]
         if isinstance(step, Archive):
             archived = connector.archive(step.ref)
-            self.report.writes += 1
+            with self._lock:
+                self.report.writes += 1
             return archived
         if not isinstance(step, Write | Create):
             return None
@@ -642,7 +684,8 @@ class Executor:
                 continue
             if fitted:
                 item.fitted[step.endpoint] = fitted
-            self.report.writes += 1
+            with self._lock:  # the lanes of one item count into one report
+                self.report.writes += 1
             return written
         raise AssertionError("unreachable: each round writes or leaves out one more field")
 

@@ -15,9 +15,9 @@ Each resolution is noted as an :class:`Uncertain` for the audit log: the executo
 
 from __future__ import annotations
 
+import contextvars
 import html
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,23 +56,24 @@ class Uncertain:
     """The lost answer (a status, a timeout), as the error tree worded it: never a credential."""
 
 
-_local = threading.local()
+_recording: contextvars.ContextVar[tuple[list[Uncertain], ...]] = contextvars.ContextVar("uncertain", default=())
+"""The open collections, innermost last: a context variable, so calls fanned out to other threads
+(:func:`syncd.fanout.each`) report into the block that sent them."""
 
 
 @contextmanager
 def recording() -> Iterator[list[Uncertain]]:
-    """Collect the uncertain writes resolved in this thread until the block ends (nested blocks each see theirs)."""
+    """Collect the uncertain writes resolved in this context until the block ends (nested blocks each see theirs)."""
     found: list[Uncertain] = []
-    stack: list[list[Uncertain]] = getattr(_local, "stack", [])
-    _local.stack = [*stack, found]
+    token = _recording.set((*_recording.get(), found))
     try:
         yield found
     finally:
-        _local.stack = stack
+        _recording.reset(token)
 
 
 def _note(event: Uncertain) -> None:
-    for collected in getattr(_local, "stack", []):
+    for collected in _recording.get():
         collected.append(event)
 
 

@@ -47,6 +47,8 @@ from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
     ChangedMeanwhile,
+    ConnectorError,
+    FatalError,
     InvalidItem,
     ItemNotFound,
     OutcomeUnknown,
@@ -591,7 +593,7 @@ class AsanaConnector:
                 self._attach_marker(str(task["gid"]), marker)
             finally:
                 _marking(self.project_gid, str(task["gid"]), start=False)
-            return dataclasses.replace(self._record(task), marker=marker)
+            return dataclasses.replace(self._after_marking(task), marker=marker)
 
         created = send_once(
             post,
@@ -602,6 +604,20 @@ class AsanaConnector:
         )
         # The task came to be in this pass: nobody can have commented on it yet (Asana has no count).
         return dataclasses.replace(created, comments=0)
+
+    def _after_marking(self, task: Sdk) -> Record:
+        """The task as it is once its marker is attached: the attachment moves its ``modified_at``.
+
+        Asana's Task schema says ``modified_at`` changes when the attachments change: the create's own answer is
+        one version behind, and kept as syncd's version it would make the next poll read and plan every new task
+        again. If the read fails, the create's answer stands (the next poll then plans the task once more).
+        """
+        try:
+            return self._get_task(str(task["gid"]))
+        except FatalError:
+            raise
+        except ConnectorError:
+            return self._record(task)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move, retag and edit the task; return it as it is afterwards.
@@ -741,8 +757,17 @@ class AsanaConnector:
             events = json.loads(body)["events"]
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidItem(TOOL, "webhook body is not an Asana event delivery") from error
-        refs = [gid for gid in map(_task_of, events) if gid is not None]
+        refs = [gid for event in events if (gid := _task_of(event)) is not None and not self._caused(event)]
         return list(dict.fromkeys(refs))
+
+    def _caused(self, event: Mapping[str, Any]) -> bool:
+        """Whether syncd's own account caused an event (its write coming back); False while that is not known."""
+        user = event.get("user") or {}
+        return self._me is not None and isinstance(user, dict) and str(user.get("gid")) == self._me
+
+    def identify(self) -> str:
+        """The user syncd's token acts as: an event it caused is syncd's own (see :meth:`verify_webhook`)."""
+        return self._my_id()
 
     def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Answer Asana's webhook handshake: keep the secret it offers (persist it!) and echo it back."""

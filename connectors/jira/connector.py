@@ -791,10 +791,17 @@ class JiraConnector:
         if identifier and not self._deliveries.first_time(identifier):
             return []
         try:
-            key = json.loads(body)["issue"]["key"]
+            event = json.loads(body)
+            key = event["issue"]["key"]
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidItem(TOOL, "webhook body names no issue") from error
+        if self._me and _user_id(event.get("user")) == self._me:
+            return []  # syncd's own write (the event's user is syncd's account): nothing new to read
         return [str(key)]
+
+    def identify(self) -> str | None:
+        """The account syncd acts as: an event it caused is syncd's own (see :meth:`verify_webhook`)."""
+        return self._my_id()
 
     def ensure_webhook(self, url: str) -> str:
         """Register the project's admin webhook to ``url`` (signed with webhook_secret) unless it exists; its id.

@@ -587,7 +587,13 @@ class TrelloConnector:
             raise InvalidItem(TOOL, "webhook body is not a Trello action delivery") from error
         if "id" in action and not self._deliveries.first_time(str(action["id"])):
             return []
+        if self._me is not None and action.get("idMemberCreator") == self._me:
+            return []  # syncd's own write (the action's creator is syncd's member): nothing new to read
         return [str(card["id"])] if "id" in card else []
+
+    def identify(self) -> str:
+        """The member syncd's token acts as: an action it created is syncd's own (see :meth:`verify_webhook`)."""
+        return self._my_id()
 
     def ensure_webhook(self) -> str:
         """Register (or reactivate) the board's webhook to callback_url; its id. Trello HEAD-checks the URL first."""

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import math
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import ClassVar
@@ -218,6 +219,31 @@ class TestAsanaWebhooks:
             refs = [ref for d in deliveries for ref in connector.verify_webhook(d.headers, d.body)]
             assert task in refs
 
+    def test_syncds_own_write_hints_at_nothing_once_it_knows_its_account(self, emulator: AsanaEmulator) -> None:
+        """Events syncd's account caused (its writes coming back) start no pass; a person's edit still does."""
+        connector = _connector(emulator)
+        with Receiver(handshake=connector.accept_handshake) as receiver:
+            connector.ensure_webhook(receiver.url)
+            task = next(iter(emulator.state.tasks))
+            connector.identify()
+            seen = len(receiver.deliveries)
+            connector.update(task, {"title": "Written by syncd"})
+            emulator.act_as("gus@corp.example").update_task(task, name="Edited by Gus")
+            # Asana batches events: read every delivery until Gus's edit is named (each is verified once).
+            hinted: list[str] = []
+            deadline = time.monotonic() + 10
+            gus = _gid(emulator, "gus@corp.example")
+            while gus not in str([d.body for d in receiver.deliveries[seen:]]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            for delivery in receiver.wait_for(seen + 1)[seen:]:
+                events = json.loads(delivery.body)["events"]
+                refs = connector.verify_webhook(delivery.headers, delivery.body)
+                people = {str((event.get("user") or {}).get("gid")) for event in events}
+                if people == {connector.identify()}:
+                    assert refs == [], events  # syncd's own write alone: nothing to read
+                hinted += refs
+            assert task in hinted  # Gus's edit
+
 
 def _gid(emulator: AsanaEmulator, email: str) -> str:
     return emulator.state.users_by_email[email].gid
@@ -360,6 +386,16 @@ class TestAsanaRefusals:
         with pytest.raises(InvalidItem) as status:
             connector.update(task, {"status": "Nowhere"})
         assert status.value.field == "status"
+
+    def test_a_create_answers_the_version_its_marker_left(self, connector: AsanaConnector) -> None:
+        """Attaching the marker moves the task's modified_at: the create answers that version, not the POST's.
+
+        Kept as syncd's version, the POST's would make the next poll read and plan every new task again.
+        """
+        made = connector.create({"title": "Made with its marker", "status": "Backlog"}, "sync-version-1")
+        (now,) = connector.fetch([made.ref])
+        assert made.version == now.version
+        assert made.marker == "sync-version-1"
 
     def test_a_refused_create_names_the_field(self, emulator: AsanaEmulator, connector: AsanaConnector) -> None:
         """A create refused for one value names it, and nothing is created."""

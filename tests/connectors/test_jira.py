@@ -512,6 +512,22 @@ class TestJiraWebhooks:
             (delivery,) = receiver.wait_for(1)
             assert connector.verify_webhook(delivery.headers, delivery.body) == ["ENG-2"]
 
+    def test_syncds_own_write_hints_at_nothing_once_it_knows_its_account(self, emulator: JiraEmulator) -> None:
+        """An event syncd's account caused (its write coming back) starts no pass; a person's edit still does."""
+        with Receiver() as receiver:
+            connector = _connector(emulator, webhook_secret="hook-secret")
+            connector.ensure_webhook(receiver.url)
+            connector.update("ENG-2", {"title": "Written by syncd, before it knows itself"})
+            (unknown,) = receiver.wait_for(1)
+            assert connector.verify_webhook(unknown.headers, unknown.body) == ["ENG-2"]
+            assert connector.identify()
+            connector.update("ENG-2", {"title": "Written by syncd"})
+            ours = receiver.wait_for(2)[1]
+            assert connector.verify_webhook(ours.headers, ours.body) == []
+            emulator.act_as("ana@corp.example").update("ENG-2", summary="Edited by Ana")
+            theirs = receiver.wait_for(3)[2]
+            assert connector.verify_webhook(theirs.headers, theirs.body) == ["ENG-2"]
+
 
 def _group() -> Group:
     """The shipped example group: engineering is this Jira, sales a Trello board."""

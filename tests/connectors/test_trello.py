@@ -234,6 +234,23 @@ class TestTrelloWebhooks:
             (delivery,) = receiver.wait_for(1)
             assert connector.verify_webhook(delivery.headers, delivery.body) == [card]
 
+    def test_syncds_own_write_hints_at_nothing_once_it_knows_its_account(self, emulator: TrelloEmulator) -> None:
+        """An action syncd's member created (its write coming back) starts no pass; a person's edit still does."""
+        with Receiver() as receiver:
+            connector = _connector(emulator, secret=emulator.credentials()["secret"], callback_url=receiver.url)
+            connector.ensure_webhook()
+            card = next(iter(emulator.state.cards))
+            connector.update(card, {"title": "Written by syncd, before it knows itself"})
+            (unknown,) = receiver.wait_for(1)
+            assert connector.verify_webhook(unknown.headers, unknown.body) == [card]
+            assert connector.identify()
+            connector.update(card, {"title": "Written by syncd"})
+            ours = receiver.wait_for(2)[1]
+            assert connector.verify_webhook(ours.headers, ours.body) == []
+            emulator.act_as("eli@corp.example").update_card(card, name="Edited by Eli")
+            theirs = receiver.wait_for(3)[2]
+            assert connector.verify_webhook(theirs.headers, theirs.body) == [card]
+
 
 def _group() -> Group:
     """The shipped example group: sales is this Trello board, engineering a Jira project."""
