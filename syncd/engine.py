@@ -31,7 +31,7 @@ from syncd.mapping import Group
 from syncd.merge import Item, changes, check_side, heed, plan, same
 from syncd.model import ChangeBatch, FieldChange, Record, last_changes
 from syncd.plan import Plan, Refusal, View
-from syncd.store import Link, Store, Tx
+from syncd.store import CHUNK, Link, Store, Tx
 
 __all__ = ["Pass", "PassReport", "endpoint_key"]
 
@@ -114,10 +114,13 @@ class Pass:
             wanted, versions = self._wanted(touched, tx, down)
         self._complete(touched, wanted, versions, down, prefetched)
         with self.store.transaction() as tx:
-            bases = {sync_id: tx.base(sync_id) for sync_id in touched}
-            echoes = {sync_id: tx.echoes(sync_id) for sync_id in touched}
-            behind = {sync_id: tx.behind(sync_id) for sync_id in touched}
-            refusals = {sync_id: _by_member(tx.refusals(sync_id)) for sync_id in touched}
+            # A few batch reads for every item at once, not four queries per item.
+            known = tx.bases(touched)
+            bases = {sync_id: known.get(sync_id) for sync_id in touched}
+            echoes = tx.per_endpoint("echoes", touched)
+            behind = tx.per_endpoint("behind", touched)
+            stored = tx.per_endpoint("refused", touched)
+            refusals = {sync_id: _by_member(stored.get(sync_id, {})) for sync_id in touched}
         work: list[tuple[Plan, Touched]] = []
         for sync_id, item in sorted(touched.items()):
             base = bases[sync_id]
@@ -133,9 +136,9 @@ class Pass:
                 item.deleted,
                 item.out_of_scope,
                 decisions.get(sync_id, {}),
-                _by_member(echoes[sync_id]),
+                _by_member(echoes.get(sync_id, {})),
                 dict(item.unavailable),
-                _by_member(behind[sync_id]),
+                _by_member(behind.get(sync_id, {})),
             )
             decided = self._plan(whole, item)
             self.report.plans.append(decided)
@@ -408,9 +411,11 @@ class Pass:
         view = heed(codec.align(codec.decode(record)[0], base), base, refusals)
         return all(same(value, base[name]) for name, value in view.values.items() if name in base)
 
-    def _unchanged(self, member: str, key: str, record: Record, sync_id: str, tx: Tx) -> bool:
+    def _unchanged(
+        self, member: str, key: str, record: Record, sync_id: str, *, tx: Tx, bases: Mapping[str, dict[str, Any]]
+    ) -> bool:
         """:meth:`_holds_base`, with the item's refusals there read only when the record differs from the base."""
-        base = tx.base(sync_id)
+        base = bases.get(sync_id)
         if self._holds_base(member, record, base, {}):
             return True
         refusals = tx.refusals(sync_id).get(key, {})
@@ -471,44 +476,70 @@ class Pass:
         touched: dict[str, Touched] = defaultdict(Touched)
         missing: dict[str, list[Link]] = {}
         for member, batch in batches.items():
-            codec = self.group.codecs[member]
             key = endpoint_key(self.group.name, member)
             listed: set[str] = set()
-            for record in batch.records:
-                listed.add(record.ref)
-                link = tx.find_link(key, record.ref)
-                unchanged = link is not None and link.version == record.version
-                if unchanged and link is not None and self._unchanged(member, key, record, link.sync_id, tx):
-                    continue  # syncd's own write coming back, or nothing new since: no echo
-                if not codec.in_scope(record):
-                    if link is not None:
-                        touched[link.sync_id].out_of_scope[member] = record.ref
-                    continue
-                if link is None and record.marker is None and record.mine:
-                    # syncd made it and it has no link: a create whose answer was lost, adopted by the recovery of
-                    # its journal entry, never mirrored as a person's new item (that would copy it everywhere).
-                    self.report.orphans.append(f"{member}/{record.ref}")
-                    continue
-                # A known item by its link; a lost create adopted by its marker; otherwise a new item.
-                sync_id = link.sync_id if link is not None else (record.marker or str(ULID()))
-                view, problems = codec.decode(record)
-                self.report.problems += problems
-                touched[sync_id].views[member] = view
-                touched[sync_id].seen[member] = record
-                if not unchanged:
-                    touched[sync_id].changed.add(member)
+            # In chunks: the links and bases of one chunk of records at a time, a few queries each, never all.
+            for start in range(0, len(batch.records), CHUNK):
+                chunk = batch.records[start : start + CHUNK]
+                found = tx.find_links(key, [record.ref for record in chunk])
+                bases = tx.bases(
+                    found[r.ref].sync_id for r in chunk if r.ref in found and found[r.ref].version == r.version
+                )
+                for record in chunk:
+                    listed.add(record.ref)
+                    self._take(member, record, found.get(record.ref), touched, tx=tx, bases=bases)
+            found = tx.find_links(key, batch.deleted)
             for ref in batch.deleted:
-                link = tx.find_link(key, ref)
+                link = found.get(ref)
                 if link is not None:
                     touched[link.sync_id].deleted[member] = ref
             if batch.full_scan or batch.present is not None:
                 # A listing of refs alone (``present``) tells deletions as a full scan does, under the same guard.
                 listed |= batch.present or frozenset()
-                linked = tx.endpoint_links(key)
+                linked = 0
+                unlisted: list[Link] = []
+                for link in tx.each_endpoint_link(key):  # streamed: only the links the listing missed are kept
+                    linked += 1
+                    if link.ref not in listed:
+                        unlisted.append(link)
                 # A listing missing most linked items is an outage, not a mass deletion.
-                check_side(key, len(linked), sum(1 for link in linked if link.ref in listed))
-                missing[member] = [link for link in linked if link.ref not in listed]
+                check_side(key, linked, linked - len(unlisted))
+                missing[member] = unlisted
         return touched, {member: links for member, links in missing.items() if links}
+
+    def _take(
+        self,
+        member: str,
+        record: Record,
+        link: Link | None,
+        touched: dict[str, Touched],
+        *,
+        tx: Tx,
+        bases: Mapping[str, dict[str, Any]],
+    ) -> None:
+        """File one record of a member's batch under its item, unless it holds nothing new or is not to mirror."""
+        codec = self.group.codecs[member]
+        key = endpoint_key(self.group.name, member)
+        unchanged = link is not None and link.version == record.version
+        if link is not None and unchanged and self._unchanged(member, key, record, link.sync_id, tx=tx, bases=bases):
+            return  # syncd's own write coming back, or nothing new since: no echo
+        if not codec.in_scope(record):
+            if link is not None:
+                touched[link.sync_id].out_of_scope[member] = record.ref
+            return
+        if link is None and record.marker is None and record.mine:
+            # syncd made it and it has no link: a create whose answer was lost, adopted by the recovery of its
+            # journal entry, never mirrored as a person's new item (that would copy it everywhere).
+            self.report.orphans.append(f"{member}/{record.ref}")
+            return
+        # A known item by its link; a lost create adopted by its marker; otherwise a new item.
+        sync_id = link.sync_id if link is not None else (record.marker or str(ULID()))
+        view, problems = codec.decode(record)
+        self.report.problems += problems
+        touched[sync_id].views[member] = view
+        touched[sync_id].seen[member] = record
+        if not unchanged:
+            touched[sync_id].changed.add(member)
 
     def _gone(self, missing: Mapping[str, Sequence[Link]]) -> dict[str, list[Link]]:
         """The links a listing missed whose record is really gone, read one batch per member (all at once) to be sure.
@@ -543,10 +574,11 @@ class Pass:
         """
         wanted: dict[str, dict[str, str]] = defaultdict(dict)
         versions: dict[tuple[str, str], str] = {}
+        linked = tx.links_of(touched)
         for sync_id, item in touched.items():
             item.down = down
             item.unavailable.update(dict.fromkeys(down))
-            for key, link in tx.links(sync_id).items():
+            for key, link in linked.get(sync_id, {}).items():
                 member = key.split("/", 1)[1]
                 if link.synced_at is not None:
                     item.synced[member] = link.synced_at

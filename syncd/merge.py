@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring_ascii as _quoted
 from typing import Literal
 
 import merge3
@@ -95,8 +96,22 @@ class Item:
 
 
 def _key(value: Value) -> str:
-    """A hashable identity of a canonical value (lists and dicts included)."""
+    """A hashable identity of a canonical value (lists and dicts included): its JSON text, keys sorted.
+
+    Text and lists of text, most of what a plan compares, are encoded with json's own string encoder directly:
+    the same text ``json.dumps`` makes, at a fraction of its cost (the planner compares every field of every view).
+    """
+    if isinstance(value, str):
+        return _quoted(value)
+    if type(value) in _SEQUENCES and all(type(member) is str for member in value):
+        return "[" + ", ".join(map(_quoted, value)) + "]"
     return json.dumps(value, sort_keys=True, default=str)
+
+
+_SEQUENCES = (list, tuple)
+_EXACT = (str, bool, int, type(None))
+"""Types whose values are the same exactly when ``==`` says so and the types match (JSON tells 1 from 1.0 and
+from true, so mixed types go through :func:`_key`)."""
 
 
 def _order(value: Value) -> tuple[int, str]:
@@ -110,6 +125,12 @@ def _order(value: Value) -> tuple[int, str]:
 
 def same(a: Value, b: Value) -> bool:
     """Whether two canonical values are equal (lists and dicts compared by content)."""
+    kind, other = type(a), type(b)
+    if kind is other and kind in _EXACT:
+        return bool(a == b)
+    if kind in _SEQUENCES and other in _SEQUENCES:
+        # A JSON list is its members' JSON texts joined: equal exactly when they are equal member by member.
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return _key(a) == _key(b)
 
 
@@ -394,6 +415,8 @@ def _deletion_steps(
     policy: GroupPolicy, item: Item, views: Sequence[View], base: Mapping[str, Value], new_base: Mapping[str, Value]
 ) -> list[Step]:
     """What deletions at some endpoints mean for the others."""
+    if not item.deleted:
+        return []
     modified_since_base = item.base is not None and any(
         not same(view.values[name], base.get(name, _MISSING))
         for view in views

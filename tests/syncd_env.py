@@ -1,6 +1,8 @@
-"""Running the `syncd` command as a subprocess against a live sandbox: a config directory and an environment.
+"""A live sandbox for tests: `syncd` as a subprocess (a config directory and an environment), or the engine
+in-process (the shipped group over the real connectors, and a store).
 
-Shared by the CLI, crash and daemon tests (imported by them; the fixtures are registered in tests/conftest.py).
+Shared by the CLI, crash, daemon and engine tests (imported by them; the fixtures are registered in
+tests/conftest.py, and a test module's own fixture of the same name takes precedence).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from connectors.base import Connector
 from connectors.jira.workflow import Workflow
 from connectors.pacing import RetryPolicy
 from connectors.sandbox import sandbox_connectors as build_connectors
+from syncd.engine import Pass
+from syncd.mapping import Group, compile_group
 from syncd.sandbox.org import Sandbox
 from syncd.sandbox.seed import SERVICE_ACCOUNT
+from syncd.store import Store
 
 FAST = RetryPolicy(attempts=4, max_total_s=30, initial_s=0.05, max_wait_s=2)
 """Retries for in-process tests: quick, so a test about faults does not wait for the production back-off."""
@@ -82,3 +87,33 @@ def sandbox_connectors(
 ) -> dict[str, Connector]:
     """The real connectors on a running sandbox, with budgets that never throttle (pacing has its own tests)."""
     return build_connectors(sandbox, policy=policy, workflow=workflow, reconcile_every=reconcile_every)
+
+
+@pytest.fixture
+def group() -> Group:
+    """The shipped example group (mappings/launch-requests.yaml) over Jira, Trello and Asana."""
+    return compile_group(
+        ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
+    )
+
+
+@pytest.fixture
+def connectors(sandbox: Sandbox) -> dict[str, Connector]:
+    """The real connectors on the sandbox, with quick retries."""
+    return sandbox_connectors(sandbox, policy=FAST)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated SQLite store in the test's directory."""
+    opened = Store(f"sqlite:///{tmp_path / 'syncd.db'}")
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def run(group: Group, connectors: dict[str, Connector], store: Store) -> int:
+    """One full pass that must succeed; the remote writes it made."""
+    report = Pass(group, connectors, store).run()
+    assert report.ok, report.failures
+    return report.writes

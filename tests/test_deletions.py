@@ -10,7 +10,6 @@ the last listing, as the daemon would find it five minutes later.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -21,49 +20,15 @@ from connectors.jira import JiraConnector
 from syncd.audit import events
 from syncd.engine import Pass, endpoint_key
 from syncd.errors import SideEmptied
-from syncd.mapping import Group, compile_group
+from syncd.mapping import Group
 from syncd.sandbox.org import Sandbox
 from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
 from tests.connectors.receiver import Receiver
-from tests.syncd_env import FAST, sandbox_connectors
+from tests.syncd_env import run
 
 ROOT = Path(__file__).resolve().parent.parent
 ANA = "ana@corp.example"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        for emulator in running.emulators:
-            emulator.rate_limits_enabled = False  # budgets are the connectors' tests' subject, not this one's
-        yield running
-
-
-@pytest.fixture
-def group() -> Group:
-    return compile_group(
-        ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
-    )
-
-
-@pytest.fixture
-def connectors(sandbox: Sandbox) -> dict[str, Connector]:
-    return sandbox_connectors(sandbox, policy=FAST)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'syncd.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
-
-
-def run(group: Group, connectors: dict[str, Connector], store: Store) -> int:
-    report = Pass(group, connectors, store).run()
-    assert report.ok, report.failures
-    return report.writes
 
 
 def mirrored(group: Group, connectors: dict[str, Connector], store: Store) -> list[dict[str, str]]:

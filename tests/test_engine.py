@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,47 +18,13 @@ from syncd.sandbox.core import FaultRule, Faults
 from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from syncd.uncertain import GIVEN_UP, RESENT
-from tests.syncd_env import FAST, sandbox_connectors
+from tests.syncd_env import FAST, run, sandbox_connectors
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        for emulator in running.emulators:
-            emulator.rate_limits_enabled = False  # budgets are the connectors' tests' subject, not this one's
-        yield running
-
-
-@pytest.fixture
-def group() -> Group:
-    return compile_group(
-        ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
-    )
-
-
-@pytest.fixture
-def connectors(sandbox: Sandbox) -> dict[str, Connector]:
-    return _connectors(sandbox)
-
-
 def _connectors(sandbox: Sandbox, workflow: Workflow | None = None) -> dict[str, Connector]:
     return sandbox_connectors(sandbox, policy=FAST, workflow=workflow)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'syncd.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
-
-
-def run(group: Group, connectors: dict[str, Connector], store: Store) -> int:
-    report = Pass(group, connectors, store).run()
-    assert report.ok, report.failures
-    return report.writes
 
 
 class TestPasses:
@@ -216,10 +181,9 @@ class TestFailures:
         task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)
         sandbox.clock.advance(1)
         sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Renamed by Eli")
-        # Both mirrors are written at once. Asana's version check, the task's only read by itself (the pass reads it
-        # in the project's change listing), is held up and Gus renames meanwhile; Jira's check is held up longer,
-        # so syncd's write there lands after his rename.
-        hold = FaultRule(kind="delay", delay_ms=400, method="GET", path=f"/tasks/{task.gid}$", times=1)
+        # Both mirrors are written at once. Asana's version check, the task's second read (after the pass's own), is
+        # held up and Gus renames meanwhile; Jira's check is held up longer, so syncd's write there lands after his.
+        hold = FaultRule(kind="delay", delay_ms=400, method="GET", path=f"/tasks/{task.gid}$", after=1, times=1)
         sandbox.asana.faults.add(hold)
         sandbox.jira.faults.add(FaultRule(kind="delay", delay_ms=1200, method="GET", path=f"/issue/{key}$", times=1))
 

@@ -9,10 +9,7 @@ value changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from connectors.base import Connector
 from syncd.audit import Recorded, events, verify
@@ -20,36 +17,10 @@ from syncd.engine import Pass
 from syncd.mapping import UNTITLED, Group, compile_group, utf16_len
 from syncd.sandbox.org import Sandbox
 from syncd.store import Store
-from tests.syncd_env import FAST, sandbox_connectors
+from tests.syncd_env import run
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "Launch page for the Q1 release"
-
-
-@pytest.fixture
-def group() -> Group:
-    return compile_group(
-        ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
-    )
-
-
-@pytest.fixture
-def connectors(sandbox: Sandbox) -> dict[str, Connector]:
-    return sandbox_connectors(sandbox, policy=FAST)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'syncd.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
-
-
-def run(group: Group, connectors: dict[str, Connector], store: Store) -> int:
-    report = Pass(group, connectors, store).run()
-    assert report.ok, report.failures
-    return report.writes
 
 
 def refused(store: Store, sync_id: str) -> list[Recorded]:

@@ -122,6 +122,8 @@ _ALWAYS = frozenset("*`[]<~")
 _ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _LIST_NUMBER = re.compile(r"\d{1,9}[.)](?= |$)")
+_MAY_ESCAPE = re.compile(r"[*`\[\]<~_\\&]")
+"""The characters :func:`escape` may escape anywhere (``_ALWAYS``, ``_``, a backslash, ``&``)."""
 
 
 def render(blocks: tuple[Block, ...], warnings: list[str]) -> str:
@@ -171,9 +173,11 @@ def _render_checked(inlines: tuple[Inline, ...], warnings: list[str]) -> str:
     current = inlines
     while True:
         text = render_inlines(current)
+        marks = list(_marks(current))
+        if not marks:
+            return text  # nothing to drop: the text stands whether or not it reads back (no parse needed)
         if _reads_back(text, current):
             return text
-        marks = list(_marks(current))
         for mark in marks:
             candidate = canonical_inlines(_without(current, mark))
             if _reads_back(render_inlines(candidate), candidate):
@@ -181,8 +185,6 @@ def _render_checked(inlines: tuple[Inline, ...], warnings: list[str]) -> str:
                 warnings.append(f"{mark.kind} around {plain_text(mark.children)!r} cannot be written in Markdown there")
                 break
         else:
-            if not marks:
-                return text
             warnings.append(f"{marks[0].kind} around {plain_text(marks[0].children)!r} cannot be written in Markdown")
             current = canonical_inlines(_without(current, marks[0]))
 
@@ -259,6 +261,8 @@ def _destination(url: str) -> str:
 
 def escape(text: str, *, line_start: bool) -> str:
     """Text with a backslash before each character that Markdown would otherwise read as syntax."""
+    if not _MAY_ESCAPE.search(text) and not (line_start and text and (text[0] in "#>-+=" or _LIST_NUMBER.match(text))):
+        return text  # no character below would be escaped: most text, returned without a pass over each character
     out: list[str] = []
     number = _LIST_NUMBER.match(text) if line_start else None
     for index, char in enumerate(text):

@@ -8,7 +8,7 @@ versions and audit events together or not at all. The tables are in :mod:`syncd.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +71,16 @@ class Link:
 
 def _refusal(row: Any) -> Refusal:  # noqa: ANN401 - a SQLAlchemy row
     return Refusal(row.field, row.value, row.held, row.message, _aware(row.at))
+
+
+CHUNK = 500
+"""Values per ``IN (...)`` of a batch read: well under every database's limit on bound parameters."""
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), CHUNK):
+        yield unique[start : start + CHUNK]
 
 
 def _link(row: Any) -> Link:  # noqa: ANN401 - a SQLAlchemy row
@@ -249,6 +259,28 @@ class Tx:
         rows = self.connection.execute(select(links).where(links.c.sync_id == sync_id))
         return {row.endpoint: _link(row) for row in rows}
 
+    def find_links(self, endpoint: str, refs: Iterable[str]) -> dict[str, Link]:
+        """The links of many refs at an endpoint (ref -> link; an unlinked ref is absent), a few queries in all."""
+        found: dict[str, Link] = {}
+        for chunk in _chunks(refs):
+            rows = self.connection.execute(select(links).where(links.c.endpoint == endpoint, links.c.ref.in_(chunk)))
+            found.update((row.ref, _link(row)) for row in rows)
+        return found
+
+    def links_of(self, sync_ids: Iterable[str]) -> dict[str, dict[str, Link]]:
+        """Every link of many items (item -> endpoint -> link; an item without links maps to nothing)."""
+        found: dict[str, dict[str, Link]] = {}
+        for chunk in _chunks(sync_ids):
+            for row in self.connection.execute(select(links).where(links.c.sync_id.in_(chunk))):
+                found.setdefault(row.sync_id, {})[row.endpoint] = _link(row)
+        return found
+
+    def each_endpoint_link(self, endpoint: str) -> Iterator[Link]:
+        """Every link at an endpoint, streamed from the database in slices (a full scan's deletion check)."""
+        query = select(links).where(links.c.endpoint == endpoint).execution_options(yield_per=CHUNK)
+        for row in self.connection.execute(query):
+            yield _link(row)
+
     def endpoint_links(self, endpoint: str) -> list[Link]:
         """Every link at an endpoint (for the mass-delete guard and full scans)."""
         rows = self.connection.execute(select(links).where(links.c.endpoint == endpoint).order_by(links.c.ref))
@@ -260,6 +292,29 @@ class Tx:
         """The canonical values the endpoints last agreed on, or None for an item never synced."""
         rows = self.connection.execute(select(base.c.field, base.c.value).where(base.c.sync_id == sync_id)).all()
         return {row.field: row.value for row in rows} if rows else None
+
+    def bases(self, sync_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The base values of many items (item -> values; an item never synced is absent)."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(sync_ids):
+            query = select(base.c.sync_id, base.c.field, base.c.value).where(base.c.sync_id.in_(chunk))
+            for row in self.connection.execute(query):
+                found.setdefault(row.sync_id, {})[row.field] = row.value
+        return found
+
+    def per_endpoint(self, table: str, sync_ids: Iterable[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Item -> endpoint -> field -> value of many items, from ``echoes``, ``behind`` or ``refused`` (refusals).
+
+        The batch form of :meth:`echoes`, :meth:`behind` and :meth:`refusals`: a pass reads them for every item it
+        plans in a few queries instead of three per item.
+        """
+        source = {"echoes": echoes, "behind": behind, "refused": refused}[table]
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for chunk in _chunks(sync_ids):
+            for row in self.connection.execute(select(source).where(source.c.sync_id.in_(chunk))):
+                value = _refusal(row) if source is refused else row.value
+                found.setdefault(row.sync_id, {}).setdefault(row.endpoint, {})[row.field] = value
+        return found
 
     def set_base(self, sync_id: str, values: Mapping[str, Any]) -> None:
         """Replace an item's base values."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from syncd.store import DuplicateLink, Store
+from syncd.plan import Refusal
+from syncd.store import CHUNK, DuplicateLink, Store
 from syncd.store.schema import metadata
+
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
 
 
 class TestSchema:
@@ -38,6 +42,31 @@ class TestLinks:
             assert (link.sync_id, link.version) == ("S1", "v1")
             assert set(tx.links("S1")) == {"launch/sales"}
             assert tx.item_group("S1") == "launch"
+
+    def test_batch_reads_answer_as_the_single_ones(self, store: Store) -> None:
+        """A pass reads many items' links, bases, echoes, behind and refusals at once: the same as one by one."""
+        count = CHUNK + 7  # more than one IN (...) chunk
+        with store.transaction() as tx:
+            for i in range(count):
+                tx.new_item(f"S{i}", "launch")
+                tx.link(f"S{i}", "launch/sales", f"card-{i}", f"v{i}")
+                tx.link(f"S{i}", "launch/marketing", f"task-{i}", "")
+                if i % 2:
+                    tx.set_base(f"S{i}", {"title": f"Item {i}", "labels": ["launch"]})
+            tx.add_echoes("S3", "launch/sales", {"title": "Copied"})
+            tx.set_behind("S5", {"launch/marketing": {"title": "Older"}})
+            tx.refuse("S7", "launch/marketing", Refusal("assignees", ["eli@corp.example"], None, "no such user", NOW))
+        ids = [f"S{i}" for i in range(count)]
+        with store.transaction() as tx:
+            refs = [f"card-{i}" for i in range(count)] + ["card-unknown"]
+            assert tx.find_links("launch/sales", refs) == {
+                f"card-{i}": tx.find_link("launch/sales", f"card-{i}") for i in range(count)
+            }
+            assert tx.links_of([*ids, "S-unknown"]) == {sync_id: tx.links(sync_id) for sync_id in ids}
+            assert tx.bases(ids) == {s: b for s in ids if (b := tx.base(s)) is not None}
+            assert tx.per_endpoint("echoes", ids) == {"S3": tx.echoes("S3")}
+            assert tx.per_endpoint("behind", ids) == {"S5": tx.behind("S5")}
+            assert tx.per_endpoint("refused", ids) == {"S7": tx.refusals("S7")}
 
     def test_a_second_mirror_at_an_endpoint_is_refused(self, store: Store) -> None:
         """One item has at most one ref per endpoint, enforced by the database."""
