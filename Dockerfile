@@ -13,6 +13,7 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY syncd ./syncd
 COPY connectors ./connectors
+COPY sandbox ./sandbox
 RUN pip install -c constraints.txt . \
     && useradd --create-home --uid 10001 syncd \
     && mkdir -p /app/var \

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Literal
 
 from connectors.sandbox import sandbox_connectors
+from sandbox.org import Sandbox
+from sandbox.seed import JiraIssue, Seed, load_seed
 from syncd.connector import Connector
 from syncd.engine import Pass, PassReport
 from syncd.mapping import Group, compile_group
-from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import JiraIssue, Seed, load_seed
 from syncd.store import Store
 from syncd.uncertain import MARKER_URL
 

@@ -27,10 +27,10 @@ from connectors.asana import AsanaConnector
 from connectors.base import Connector
 from connectors.jira import JiraConnector
 from connectors.trello import TrelloConnector
+from sandbox.core import Emulator
+from sandbox.org import Sandbox
+from sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.model import Cursor
-from syncd.sandbox.core import Emulator
-from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (1, 10, 250)

@@ -40,9 +40,9 @@ from bench_backfill import backfill_seed
 from connectors.jira import JiraConnector
 from connectors.jira.connector import DELETION_CHECK, KEYS_PAGE_CLOUD, KEYS_PAGE_SERVER, PAGE_SIZE
 from connectors.pacing import TokenBucket
+from sandbox.jira import JiraEmulator
+from sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.model import ChangeBatch, Cursor
-from syncd.sandbox.jira import JiraEmulator
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLL_INTERVAL = timedelta(seconds=30)  # the instance's default poll interval (syncd.yaml)

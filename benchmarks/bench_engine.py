@@ -36,12 +36,12 @@ from typing import Any
 from bench_backfill import ROOT, TOOLS, backfill_seed, connectors
 from ulid import ULID
 
+from sandbox.org import Sandbox
 from syncd.connector import Connector
 from syncd.engine import Pass, endpoint_key
 from syncd.mapping import compile_group
 from syncd.merge import Item, plan
 from syncd.plan import View
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -25,8 +25,8 @@ from typing import Any
 from bench_latency import Daemon, wait_until
 from bench_write_cost import TOOLS, connectors_for, short
 
+from sandbox.org import Sandbox
 from syncd.model import ChangeBatch
-from syncd.sandbox.org import Sandbox
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_INTERVAL_S = 30.0

@@ -38,8 +38,8 @@ from typing import IO, Any
 import requests
 from bench_write_cost import MEMBER, TOOLS, Refs, mirrored, short
 
+from sandbox.org import Sandbox
 from syncd.demo import daemon_environment, prepare_config, shipped, syncd_command
-from syncd.sandbox.org import Sandbox
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_MS = 80

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 from requests.auth import HTTPBasicAuth
 
-from syncd.sandbox.org import Sandbox
+from sandbox.org import Sandbox
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.sandbox import sandbox_connectors
+from sandbox.asana import edits
+from sandbox.core import Emulator
+from sandbox.org import Sandbox
 from syncd.connector import Connector
 from syncd.engine import Pass
 from syncd.mapping import Group, compile_group
-from syncd.sandbox.asana import edits
-from syncd.sandbox.core import Emulator
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ from connectors.jira import JiraConnector
 from connectors.jira.workflow import Workflow
 from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
+from sandbox.org import Sandbox
+from sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.connector import Connector
-from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 
 
 def sandbox_connectors(

@@ -70,7 +70,7 @@ def sandbox_serve(
     latency_ms: Annotated[int, typer.Option(min=0, help="Milliseconds added to every API request.")] = 0,
 ) -> None:
     """Serve the three emulators on 127.0.0.1 and print one JSON line with each API's URL and credentials."""
-    from syncd.sandbox.org import Sandbox  # noqa: PLC0415 - imported here so `syncd --help` stays fast
+    from sandbox.org import Sandbox  # noqa: PLC0415 - imported here so `syncd --help` stays fast
 
     try:
         sandbox = Sandbox(seed, latency_ms=latency_ms)

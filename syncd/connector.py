@@ -20,7 +20,11 @@ class Connector(Protocol):
     """One endpoint (a Jira project, a Trello board, an Asana project) reached through its tool's SDK."""
 
     kind: ClassVar[str]
-    """The tool: ``jira``, ``trello`` or ``asana``."""
+    """The tool: ``jira``, ``trello`` or ``asana`` (for messages and metrics; the engine never branches on it)."""
+
+    handshake: ClassVar[bool]
+    """Whether registering a webhook agrees its secret in a handshake the receiver must answer while the
+    registration runs (:meth:`accept_handshake`), rather than a secret set in the configuration."""
 
     def changes(self, cursor: Cursor | None) -> ChangeBatch:
         """Records changed since ``cursor`` (None: everything in scope), at least once, with the next cursor."""
@@ -87,6 +91,30 @@ class Connector(Protocol):
         Once :meth:`identify` has run, events that syncd's own account caused (its writes coming back) hint at
         nothing: they would only start a pass that reads the item and finds syncd's write.
         """
+        ...
+
+    def webhook_unready(self) -> str | None:
+        """What the configuration lacks for this endpoint's webhooks to be registered and verified (None: nothing)."""
+        ...
+
+    def ensure_webhook(self, url: str) -> str:
+        """Register the endpoint's webhook to ``url`` unless a working one exists; its id in the tool."""
+        ...
+
+    def is_handshake(self, headers: Mapping[str, str]) -> bool:
+        """Whether a request to the webhook route is the tool's registration handshake rather than a delivery."""
+        ...
+
+    def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Answer the tool's registration handshake (where :attr:`handshake`): keep its secret, return the headers."""
+        ...
+
+    def keep_agreed_secret(self, earlier: Connector) -> None:
+        """Take over the webhook secret an earlier connector of the same endpoint agreed (a configuration reload)."""
+        ...
+
+    def verifiable(self) -> bool:
+        """Whether deliveries can be verified now (a handshake's secret is known, a configured one is set)."""
         ...
 
     def identify(self) -> str | None:

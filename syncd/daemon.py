@@ -82,26 +82,6 @@ ObserveRequests = Callable[[RequestObserver], Callable[[], None]]
 """Registers an observer of every API request attempt (tool, "ok" or error class); returns its removal."""
 
 
-class _UrlWebhook(Protocol):
-    """Jira and Asana register a webhook to a URL given at registration."""
-
-    def ensure_webhook(self, url: str, /) -> str: ...
-
-
-class _CallbackWebhook(Protocol):
-    """Trello registers to the callback URL its connector was built with."""
-
-    def ensure_webhook(self) -> str: ...
-
-
-class _Handshake(Protocol):
-    """Asana agrees a per-webhook secret in a handshake during registration."""
-
-    webhook_secret: str | None
-
-    def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]: ...
-
-
 # ----- logging ---------------------------------------------------------------------------------------------
 
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "credential", "signature")
@@ -216,9 +196,8 @@ def load_runtime(
     for name, department in config.departments.items():
         verifier = factory(department, callback_url=_callback_url(config, name))  # resolves the credentials now
         old = previous.verifiers.get(name) if previous else None
-        if old is not None and old.kind == verifier.kind == "asana":
-            # Asana's secret came from the registration handshake; an unchanged registration keeps it.
-            cast(_Handshake, verifier).webhook_secret = cast(_Handshake, old).webhook_secret
+        if old is not None:
+            verifier.keep_agreed_secret(old)  # a secret agreed in a handshake outlives a reload
         verifiers[name] = verifier
     return Runtime(generation, config, groups, config_version(config_dir, mappings_dir), verifiers)
 
@@ -802,29 +781,24 @@ class Daemon:
             url = runtime.callback_url(name)
             assert url is not None  # only called with a public URL
             department = runtime.config.departments[name]
-            connection = department.connection
-            if connection.tool == "jira" and connection.webhook_secret is None:
-                log.warning("webhook.skipped", department=name, reason="set connection.webhook_secret to sign them")
-                continue
-            if connection.tool == "trello" and connection.secret is None:
-                log.warning("webhook.skipped", department=name, reason="set connection.secret to verify them")
-                continue
             try:
                 connector = self.connector_for(department, callback_url=url)
-                if connector.kind == "trello":
-                    hook = cast(_CallbackWebhook, connector).ensure_webhook()
-                else:
-                    known = self.runtime.verifiers.get(name)
-                    if connector.kind == "asana" and known is not None:
-                        # A secret agreed earlier in this process keeps the webhook; none (a restart) replaces it.
-                        cast(_Handshake, connector).webhook_secret = cast(_Handshake, known).webhook_secret
+                unready = connector.webhook_unready()
+                if unready is not None:
+                    log.warning("webhook.skipped", department=name, reason=unready)
+                    continue
+                known = self.runtime.verifiers.get(name)
+                if known is not None:
+                    # A secret agreed earlier in this process keeps the webhook; none (a restart) replaces it.
+                    connector.keep_agreed_secret(known)
+                if connector.handshake:
                     with self._state_lock:
-                        self._handshakes.add(name)
-                    try:
-                        hook = cast(_UrlWebhook, connector).ensure_webhook(url)
-                    finally:
-                        with self._state_lock:
-                            self._handshakes.discard(name)
+                        self._handshakes.add(name)  # the tool calls back during the registration
+                try:
+                    hook = connector.ensure_webhook(url)
+                finally:
+                    with self._state_lock:
+                        self._handshakes.discard(name)
             except SyncdError as error:
                 log.error("webhook.registration_failed", department=name, error=str(error))
                 continue
@@ -836,9 +810,9 @@ class Daemon:
                     verifier.identify()
                 except SyncdError as error:
                     log.warning("webhook.identity_unknown", department=name, error=str(error))
-            if connector.kind == "asana" and verifier is not None and cast(_Handshake, verifier).webhook_secret is None:
-                # No handshake reached this process (Asana could not call it back): deliveries cannot be verified
-                # and are refused; Marketing is polled meanwhile.
+            if verifier is not None and not verifier.verifiable():
+                # No handshake reached this process (the tool could not call it back): deliveries cannot be
+                # verified and are refused; the department is polled meanwhile.
                 log.warning("webhook.secret_unknown", department=name, url=url, id=hook)
 
     def _webhook(self, request: Request, department: str) -> Response:
@@ -850,12 +824,12 @@ class Daemon:
             return Response(status=200)  # Trello checks the callback URL before it creates the webhook
         if self._stopping.is_set():
             return self._webhook_answer(department, "stopping", 503)
-        if verifier.kind == "asana" and "X-Hook-Secret" in request.headers:
+        if verifier.handshake and verifier.is_handshake(dict(request.headers)):
             return self._handshake(request, department, verifier)
         return self._delivery(request, department, verifier)
 
     def _handshake(self, request: Request, department: str, verifier: Connector) -> Response:
-        """Asana's X-Hook-Secret handshake: echo it and keep the secret, but only while syncd is registering.
+        """A registration handshake: answer it and keep the secret, but only while syncd is registering.
 
         Outside a registration anyone could otherwise replace the secret deliveries are verified with.
         """
@@ -864,8 +838,8 @@ class Daemon:
         if not expected:
             return self._webhook_answer(department, "handshake_refused", 403)
         try:
-            echoed = cast(_Handshake, verifier).accept_handshake(dict(request.headers))
-        except ConnectorError as error:  # an empty X-Hook-Secret
+            echoed = verifier.accept_handshake(dict(request.headers))
+        except ConnectorError as error:  # a handshake without its secret
             return self._webhook_answer(department, "malformed", 400, error=error.message)
         log.info("webhook.handshake", department=department)
         return Response(status=200, headers=echoed)

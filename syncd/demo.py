@@ -2,7 +2,7 @@
 
 A newcomer with no account anywhere runs one command and watches syncd do its job: the three emulators start with
 the seeded organisation, ``syncd run`` mirrors it with the shipped ``config/`` and ``mappings/`` (webhooks on,
-polling as the safety net), people make the scripted edits of :mod:`syncd.sandbox.scenario` (a conflict for every
+polling as the safety net), people make the scripted edits of :mod:`sandbox.scenario` (a conflict for every
 rule), a lead decides the one the ``manual`` rule holds, and a live view shows the subject item in each tool side
 by side with the tail of the audit log. ``--duration`` turns it into a bounded, non-interactive run that ends with a
 summary and says whether everything converged.
@@ -48,12 +48,12 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from sqlalchemy.exc import SQLAlchemyError
 
+from sandbox import scenario
+from sandbox.jira.richtext import adf_to_wiki
+from sandbox.org import Sandbox
 from syncd.audit import AuditEvent, Recorded, query
 from syncd.config import ConfigError, load_config
 from syncd.errors import SyncdError
-from syncd.sandbox import scenario
-from syncd.sandbox.jira.richtext import adf_to_wiki
-from syncd.sandbox.org import Sandbox
 from syncd.store import HeldConflict, Store
 from syncd.store.schema import links
 

@@ -20,10 +20,10 @@ from connectors.base import Connector
 from connectors.jira.workflow import Workflow
 from connectors.pacing import RetryPolicy
 from connectors.sandbox import sandbox_connectors as build_connectors
+from sandbox.org import Sandbox
+from sandbox.seed import SERVICE_ACCOUNT
 from syncd.engine import Pass
 from syncd.mapping import Group, compile_group
-from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT
 from syncd.store import Store
 
 FAST = RetryPolicy(attempts=4, max_total_s=30, initial_s=0.05, max_wait_s=2)

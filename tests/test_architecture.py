@@ -42,7 +42,46 @@ class TestDependenciesPointInward:
         ]
         assert offending == []
 
+    @pytest.mark.parametrize("path", _modules("syncd"), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_the_engine_runs_the_sandbox_only_from_its_commands(self, path: Path) -> None:
+        """The emulators are a package of their own: only the commands that start them (``syncd demo``, the
+        CLI's sandbox) import them; nothing of the engine depends on them.
+        """
+        allowed = path in {ROOT / "syncd" / "cli.py", ROOT / "syncd" / "demo.py"}
+        offending = [
+            f"{path.relative_to(ROOT)}:{line} imports {name}"
+            for line, name in _imports(path)
+            if name.split(".")[0] == "sandbox" and not allowed
+        ]
+        assert offending == []
+
+    @pytest.mark.parametrize("path", _modules("sandbox"), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_the_sandbox_uses_no_sdk_no_connector_and_no_engine(self, path: Path) -> None:
+        """The emulators stand for the services: they share no code with the clients under test (an SDK, a
+        connector) nor with the engine, beyond the YAML loader that reads their seed.
+        """
+        offending = [
+            f"{path.relative_to(ROOT)}:{line} imports {name}"
+            for line, name in _imports(path)
+            if name.split(".")[0] in SDKS | {"connectors"}
+            or (name.split(".")[0] == "syncd" and name != "syncd.yamlfile")
+        ]
+        assert offending == []
+
+    @pytest.mark.parametrize("path", _modules("connectors"), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_connectors_know_the_sandbox_only_to_build_themselves_for_it(self, path: Path) -> None:
+        """connectors/sandbox.py builds the real connectors against the emulators; no connector imports them."""
+        allowed = path == ROOT / "connectors" / "sandbox.py"
+        offending = [
+            f"{path.relative_to(ROOT)}:{line} imports {name}"
+            for line, name in _imports(path)
+            if name.split(".")[0] == "sandbox" and not allowed
+        ]
+        assert offending == []
+
     def test_the_rule_sees_real_modules(self) -> None:
-        """The scan above covers the package (a rule that checks nothing would pass silently)."""
+        """The scans above cover the packages (a rule that checks nothing would pass silently)."""
         assert len(_modules("syncd")) >= 5
-        assert any(name == "werkzeug.routing" for _, name in _imports(ROOT / "syncd" / "sandbox" / "core.py"))
+        assert len(_modules("sandbox")) >= 5
+        assert any(name == "werkzeug.routing" for _, name in _imports(ROOT / "sandbox" / "core.py"))
+        assert any(name == "sandbox.org" for _, name in _imports(ROOT / "syncd" / "demo.py"))

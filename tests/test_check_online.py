@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.org import Sandbox
 from syncd.checks import online_problems
 from syncd.config import load_config
 from syncd.mapping import compile_group
 from syncd.model import Person, Schema
-from syncd.sandbox.org import Sandbox
 from tests.syncd_env import ROOT, SYNCD, syncd
 
 SHIPPED = ROOT / "mappings" / "launch-requests.yaml"

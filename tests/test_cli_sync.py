@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.sandbox.org import Sandbox
+from sandbox.org import Sandbox
 from tests.syncd_env import syncd
 
 

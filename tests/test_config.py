@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.org import Sandbox
 from syncd.config import ConfigError, JiraConnection, Secret, TrelloConnection, load_config, schemas
 from syncd.errors import SyncdError
-from syncd.sandbox.org import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
+from sandbox.org import Sandbox
 from syncd.audit import events, verify
 from syncd.crash import POINTS
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.syncd_env import syncd
 

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import requests
 
+from sandbox.core import FaultRule
+from sandbox.org import Sandbox
 from syncd.audit import verify
 from syncd.daemon import Job, Scheduler
-from syncd.sandbox.core import FaultRule
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.syncd_env import ROOT, SYNCD, syncd
 

@@ -17,12 +17,12 @@ import pytest
 
 from connectors.base import Connector
 from connectors.jira import JiraConnector
+from sandbox.org import Sandbox
+from sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.audit import events
 from syncd.engine import Pass, endpoint_key
 from syncd.errors import SideEmptied
 from syncd.mapping import Group
-from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.store import Store
 from tests.connectors.receiver import Receiver
 from tests.syncd_env import run

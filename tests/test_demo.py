@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from sandbox.org import Sandbox
 from syncd.config import load_config
 from syncd.demo import RULES, prepare_config
-from syncd.sandbox.org import Sandbox
 from tests.syncd_env import ROOT, SYNCD
 
 SHIPPED = ["--config", str(ROOT / "config"), "--mappings", str(ROOT / "mappings")]

@@ -11,11 +11,11 @@ import pytest
 
 from connectors.base import Connector
 from connectors.jira.workflow import Workflow
+from sandbox.core import FaultRule, Faults
+from sandbox.org import Sandbox
 from syncd.audit import events, verify
 from syncd.engine import Pass
 from syncd.mapping import Group, compile_group
-from syncd.sandbox.core import FaultRule, Faults
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from syncd.uncertain import GIVEN_UP, RESENT
 from tests.syncd_env import FAST, run, sandbox_connectors

@@ -1,6 +1,6 @@
 """The shipped example (config/ + mappings/launch-requests.yaml) on the sandbox seed: every conflict rule decides.
 
-People in three tools make the scripted edits of :mod:`syncd.sandbox.scenario`; `syncd once` runs as operators run
+People in three tools make the scripted edits of :mod:`sandbox.scenario`; `syncd once` runs as operators run
 it; the held `manual` conflict is resolved with `syncd conflicts resolve`; then every tool holds the expected item,
 the audit log names each rule that decided, and a further pass writes nothing.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
+from sandbox import scenario
+from sandbox.org import Sandbox
 from syncd.audit import events, verify
-from syncd.sandbox import scenario
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.syncd_env import syncd
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from connectors.base import Connector
+from sandbox.org import Sandbox
 from syncd.audit import Recorded, events, verify
 from syncd.engine import Pass
 from syncd.mapping import UNTITLED, Group, compile_group, utf16_len
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.syncd_env import run
 

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from connectors.base import Connector
+from sandbox.org import Sandbox
 from syncd.audit import events, verify
 from syncd.engine import Pass, endpoint_key
 from syncd.mapping import Group, compile_group
 from syncd.merge import ARCHIVED, same
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.syncd_env import FAST, sandbox_connectors
 

@@ -41,6 +41,7 @@ import asana
 from asana.rest import ApiException
 
 from connectors.asana.errors import TOOL, refused_field, translate
+from connectors.base import Connector
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
 from syncd.crash import crash_point
@@ -124,6 +125,7 @@ class AsanaConnector:
     """One Asana project behind the Connector protocol."""
 
     kind: ClassVar[str] = "asana"
+    handshake: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -768,6 +770,23 @@ class AsanaConnector:
     def identify(self) -> str:
         """The user syncd's token acts as: an event it caused is syncd's own (see :meth:`verify_webhook`)."""
         return self._my_id()
+
+    def webhook_unready(self) -> str | None:
+        """Nothing to configure: the secret is agreed in the handshake when the webhook is registered."""
+        return None
+
+    def keep_agreed_secret(self, earlier: Connector) -> None:
+        """An unchanged registration keeps the secret its handshake agreed (a reload builds a new connector)."""
+        if isinstance(earlier, AsanaConnector) and earlier.project_gid == self.project_gid:
+            self.webhook_secret = earlier.webhook_secret
+
+    def verifiable(self) -> bool:
+        """Deliveries can be checked once a handshake gave the secret (none reached this process: polled only)."""
+        return self.webhook_secret is not None
+
+    def is_handshake(self, headers: Mapping[str, str]) -> bool:
+        """Asana's handshake carries the secret it offers in X-Hook-Secret; a delivery never does."""
+        return any(k.lower() == "x-hook-secret" for k in headers)
 
     def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Answer Asana's webhook handshake: keep the secret it offers (persist it!) and echo it back."""

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from jira import JIRA
 
+from connectors.base import Connector
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
@@ -140,6 +141,7 @@ class JiraConnector:
     """One Jira project behind the Connector protocol."""
 
     kind: ClassVar[str] = "jira"
+    handshake: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -802,6 +804,25 @@ class JiraConnector:
     def identify(self) -> str | None:
         """The account syncd acts as: an event it caused is syncd's own (see :meth:`verify_webhook`)."""
         return self._my_id()
+
+    def webhook_unready(self) -> str | None:
+        """Jira signs deliveries with the secret syncd registers: without one they could not be verified."""
+        return None if self.webhook_secret else "set connection.webhook_secret to sign them"
+
+    def is_handshake(self, headers: Mapping[str, str]) -> bool:
+        """Jira has no handshake."""
+        return False
+
+    def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Jira has no handshake: its webhooks are signed with the configured secret."""
+        raise ToolConfigError(TOOL, "Jira webhooks have no handshake")
+
+    def keep_agreed_secret(self, earlier: Connector) -> None:
+        """Nothing is agreed: the secret is the configured one."""
+
+    def verifiable(self) -> bool:
+        """Deliveries can be checked while a secret is configured."""
+        return bool(self.webhook_secret)
 
     def ensure_webhook(self, url: str) -> str:
         """Register the project's admin webhook to ``url`` (signed with webhook_secret) unless it exists; its id.

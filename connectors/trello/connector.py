@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 import requests
 from trello import TrelloClient
 
+from connectors.base import Connector
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
@@ -137,6 +138,7 @@ class TrelloConnector:
     """One Trello board behind the Connector protocol."""
 
     kind: ClassVar[str] = "trello"
+    handshake: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -595,10 +597,37 @@ class TrelloConnector:
         """The member syncd's token acts as: an action it created is syncd's own (see :meth:`verify_webhook`)."""
         return self._my_id()
 
-    def ensure_webhook(self) -> str:
-        """Register (or reactivate) the board's webhook to callback_url; its id. Trello HEAD-checks the URL first."""
+    def webhook_unready(self) -> str | None:
+        """Trello signs each delivery with the application secret over body and callback URL: both are needed."""
+        if not self.secret:
+            return "set connection.secret to verify them"
+        return None if self.callback_url else "no callback URL: set public_url"
+
+    def is_handshake(self, headers: Mapping[str, str]) -> bool:
+        """Trello has no handshake (its HEAD check of the callback URL is answered by the route itself)."""
+        return False
+
+    def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Trello has no handshake: it HEAD-checks the callback URL before creating the webhook."""
+        raise ToolConfigError(TOOL, "Trello webhooks have no handshake")
+
+    def keep_agreed_secret(self, earlier: Connector) -> None:
+        """Nothing is agreed: the secret is the application's."""
+
+    def verifiable(self) -> bool:
+        """Deliveries can be checked with the application secret and the callback URL they were signed over."""
+        return bool(self.secret and self.callback_url)
+
+    def ensure_webhook(self, url: str | None = None) -> str:
+        """Register (or reactivate) the board's webhook to callback_url; its id. Trello HEAD-checks the URL first.
+
+        The callback URL is part of every delivery's signature, so it is fixed when the connector is built; a
+        ``url`` given here must be that one.
+        """
         if not self.callback_url:
             raise ToolConfigError(TOOL, "set the webhook callback URL before registering a Trello webhook")
+        if url is not None and url != self.callback_url:
+            raise ToolConfigError(TOOL, "the webhook URL must be the callback URL the connector verifies with")
         for hook in self._fetch(f"/tokens/{self._token}/webhooks"):
             if hook.get("callbackURL") == self.callback_url and hook.get("idModel") == self.board_id:
                 if not hook.get("active", True):

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Protocol
 import pytest
 
 from connectors.base import Connector
+from sandbox.core import Emulator, FaultRule
 from syncd.errors import ChangedMeanwhile, OutcomeUnknown
 from syncd.model import ChangeBatch, Person, last_changes
-from syncd.sandbox.core import Emulator, FaultRule
 from syncd.uncertain import plain
 
 LOST_ANSWERS = ("applied-then-502", "applied-then-504", "applied-then-dropped", "not-applied-then-502")

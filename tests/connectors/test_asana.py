@@ -17,11 +17,11 @@ from connectors.asana import AsanaConnector
 from connectors.asana.errors import refused_field
 from connectors.base import Connector
 from connectors.pacing import RetryPolicy, TokenBucket
+from sandbox.asana import AsanaEmulator
+from sandbox.core import Emulator
+from sandbox.seed import SERVICE_ACCOUNT, load_seed
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound
 from syncd.model import Person, last_changes
-from syncd.sandbox.asana import AsanaEmulator
-from syncd.sandbox.core import Emulator
-from syncd.sandbox.seed import SERVICE_ACCOUNT, load_seed
 from tests.connectors.contract import ConnectorContract, Human, drain
 from tests.connectors.receiver import Receiver
 

@@ -23,13 +23,13 @@ from connectors.jira import JiraConnector
 from connectors.jira.connector import KEYS_PAGE_CLOUD, KEYS_PAGE_SERVER
 from connectors.jira.errors import translate
 from connectors.pacing import RetryPolicy, TokenBucket
+from sandbox.core import FaultRule
+from sandbox.jira import JiraEmulator
+from sandbox.jira.jqleval import key_order
+from sandbox.seed import SERVICE_ACCOUNT, JiraIssue, Seed, load_seed, token_for
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, NoTransition
 from syncd.mapping import UNTITLED, Group, compile_group
 from syncd.model import Cursor, Person, Record
-from syncd.sandbox.core import FaultRule
-from syncd.sandbox.jira import JiraEmulator
-from syncd.sandbox.jira.jqleval import key_order
-from syncd.sandbox.seed import SERVICE_ACCOUNT, JiraIssue, Seed, load_seed, token_for
 from tests.connectors.contract import LOST_ANSWERS, ConnectorContract, Human, drain, lost_answer
 from tests.connectors.receiver import Receiver
 

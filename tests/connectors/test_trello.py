@@ -19,11 +19,11 @@ from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
 from connectors.trello.connector import BY_CARD_FROM, BY_CARD_UP_TO, _format_due
 from connectors.trello.errors import translate
+from sandbox.seed import load_seed
+from sandbox.trello import TrelloEmulator
 from syncd.errors import AuthFailed, InvalidItem
 from syncd.mapping import UNTITLED, Group, compile_group
 from syncd.model import Person, Record
-from syncd.sandbox.seed import load_seed
-from syncd.sandbox.trello import TrelloEmulator
 from tests.connectors.contract import ConnectorContract, drain
 from tests.connectors.receiver import Receiver
 

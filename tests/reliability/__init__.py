@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from syncd.sandbox.org import Sandbox
+from sandbox.org import Sandbox
 from tests.syncd_env import ROOT
 
 

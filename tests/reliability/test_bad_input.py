@@ -24,12 +24,12 @@ from typer.testing import CliRunner
 
 from connectors.base import Connector
 from connectors.pacing import RetryPolicy
+from sandbox.jira.model import Status
+from sandbox.org import Sandbox
 from syncd.audit import verify
 from syncd.cli import app
 from syncd.engine import Pass, PassReport
 from syncd.mapping import Group, compile_group
-from syncd.sandbox.jira.model import Status
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.reliability import sandbox_environment
 from tests.syncd_env import ROOT, sandbox_connectors

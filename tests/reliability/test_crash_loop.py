@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from syncd.sandbox.org import Sandbox
+from sandbox.org import Sandbox
 from syncd.store import Store
 from tests.reliability.workload import (
     Workload,

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.core import FaultRule, Faults
+from sandbox.org import Sandbox
 from syncd.engine import Pass
 from syncd.errors import RetriableError
-from syncd.sandbox.core import FaultRule, Faults
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from tests.reliability.workload import (
     Workload,

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.core import FaultRule, Faults
+from sandbox.org import Sandbox
 from syncd.audit import query
 from syncd.engine import Pass
-from syncd.sandbox.core import FaultRule, Faults
-from syncd.sandbox.org import Sandbox
 from syncd.store import Store
 from syncd.uncertain import GIVEN_UP, LANDED, RESENT, UNKNOWN
 from tests.reliability.workload import (

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from connectors.factory import connector_for
+from sandbox.org import Sandbox
 from syncd.config import load_config
 from syncd.errors import SyncdError
-from syncd.sandbox.org import Sandbox
 from tests.reliability import sandbox_environment
 from tests.syncd_env import syncd
 from tests.test_daemon import DaemonProcess, wait_for

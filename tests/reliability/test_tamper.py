@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from syncd.sandbox.org import Sandbox
+from sandbox.org import Sandbox
 from syncd.store import Store
 from syncd.store.schema import audit
 from tests.reliability import sandbox_environment

@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from connectors.pacing import RetryPolicy
+from sandbox.core import FaultRule
+from sandbox.org import Sandbox
+from sandbox.seed import SERVICE_ACCOUNT
 from syncd.audit import events, verify
 from syncd.connector import Connector
 from syncd.engine import Pass, PassReport, endpoint_key
 from syncd.mapping import Group, Tool, compile_group
 from syncd.merge import ARCHIVED, same
-from syncd.sandbox.core import FaultRule
-from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT
 from syncd.store import Store
 from syncd.uncertain import MARKER_URL
 from tests.syncd_env import FAST, sandbox_connectors

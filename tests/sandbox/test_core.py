@@ -14,7 +14,7 @@ import requests
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from syncd.sandbox.core import ACT_AS_HEADER, ApiError, Clock, Emulator, FaultRule, Principal, RateWindow
+from sandbox.core import ACT_AS_HEADER, ApiError, Clock, Emulator, FaultRule, Principal, RateWindow
 
 
 class CounterEmulator(Emulator):

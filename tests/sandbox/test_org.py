@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from syncd.sandbox.core import ADMIN_PREFIX
-from syncd.sandbox.org import Sandbox
-from syncd.sandbox.seed import SERVICE_ACCOUNT, load_seed
+from sandbox.core import ADMIN_PREFIX
+from sandbox.org import Sandbox
+from sandbox.seed import SERVICE_ACCOUNT, load_seed
 
 
 @pytest.fixture(scope="module")

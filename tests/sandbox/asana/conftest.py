@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from syncd.sandbox.asana import AsanaEmulator
+from sandbox.asana import AsanaEmulator
 from tests.sandbox.asana.support import client_for, started
 
 

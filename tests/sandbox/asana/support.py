@@ -7,8 +7,8 @@ from typing import Any
 
 import asana
 
-from syncd.sandbox.asana import AsanaEmulator
-from syncd.sandbox.seed import SERVICE_ACCOUNT, load_seed, token_for
+from sandbox.asana import AsanaEmulator
+from sandbox.seed import SERVICE_ACCOUNT, load_seed, token_for
 
 
 def client_for(emulator: AsanaEmulator, email: str | None = None, *, token: str | None = None, **config: Any) -> Any:

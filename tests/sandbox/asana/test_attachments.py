@@ -9,8 +9,8 @@ import pytest
 import requests
 from asana.rest import ApiException
 
-from syncd.sandbox.asana import AsanaEmulator
-from syncd.sandbox.seed import SERVICE_ACCOUNT
+from sandbox.asana import AsanaEmulator
+from sandbox.seed import SERVICE_ACCOUNT
 from tests.conformance import assert_conforms
 from tests.sandbox.asana.support import oauth_client, project_gid, task_gid
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 from asana.rest import ApiException
 
-from syncd.sandbox.asana import AsanaEmulator
+from sandbox.asana import AsanaEmulator
 from tests.conformance import assert_conforms
 from tests.sandbox.asana.support import oauth_client, project_gid, section_gid, task_gid
 

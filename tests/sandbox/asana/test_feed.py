@@ -17,8 +17,8 @@ from asana.rest import ApiException
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-from syncd.sandbox.asana import AsanaEmulator
-from syncd.sandbox.seed import load_seed
+from sandbox.asana import AsanaEmulator
+from sandbox.seed import load_seed
 from tests.conformance import assert_conforms
 from tests.sandbox.asana.support import client_for, project_gid, section_gid, task_gid
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import requests
 
-from syncd.sandbox.asana import AsanaEmulator
-from syncd.sandbox.asana.edits import MAX_PROJECTS
-from syncd.sandbox.asana.model import Project
+from sandbox.asana import AsanaEmulator
+from sandbox.asana.edits import MAX_PROJECTS
+from sandbox.asana.model import Project
 from tests.conformance import assert_conforms
 from tests.sandbox.asana.support import project_gid, task_gid
 

@@ -9,7 +9,7 @@ import asana
 import pytest
 from asana.rest import ApiException
 
-from syncd.sandbox.asana import AsanaEmulator
+from sandbox.asana import AsanaEmulator
 from tests.sandbox.asana.support import client_for, task_gid
 
 

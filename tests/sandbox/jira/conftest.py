@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from jira import JIRA
 
-from syncd.sandbox.jira import JiraEmulator
+from sandbox.jira import JiraEmulator
 from tests.sandbox.jira.support import client, shut, started
 
 

@@ -10,8 +10,8 @@ import requests
 from jira import JIRA, JIRAError
 from jira.resources import Issue
 
-from syncd.sandbox.jira import JiraEmulator
-from syncd.sandbox.seed import SERVICE_ACCOUNT, Seed, load_seed, token_for
+from sandbox.jira import JiraEmulator
+from sandbox.seed import SERVICE_ACCOUNT, Seed, load_seed, token_for
 
 ROOMY_BURST = 100_000
 """A burst budget no functional test reaches (the rate-limit test sets its own)."""

@@ -8,8 +8,8 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
-from syncd.sandbox.core import FaultRule
-from syncd.sandbox.jira import JiraEmulator
+from sandbox.core import FaultRule
+from sandbox.jira import JiraEmulator
 from tests.conformance import assert_conforms
 from tests.sandbox.jira.support import auth, client, delete_issue, error_json, server_seed, shut, started
 

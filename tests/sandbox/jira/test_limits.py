@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from syncd.sandbox.jira import JiraEmulator
+from sandbox.jira import JiraEmulator
 from tests.conformance import assert_conforms
 from tests.sandbox.jira.support import auth
 

@@ -15,9 +15,9 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
-from syncd.sandbox.core import ACT_AS_HEADER
-from syncd.sandbox.jira import JiraEmulator
-from syncd.sandbox.seed import token_for
+from sandbox.core import ACT_AS_HEADER
+from sandbox.jira import JiraEmulator
+from sandbox.seed import token_for
 from tests.conformance import assert_conforms
 from tests.sandbox.jira.support import auth, client, delete_issue, error_response, server_seed, shut, started
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
-from syncd.sandbox.jira import JiraEmulator
+from sandbox.jira import JiraEmulator
 from tests.conformance import assert_conforms
 from tests.sandbox.jira.support import auth, error_json, move_to_second, server_seed, shut, started
 

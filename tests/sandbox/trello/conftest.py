@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from trello import TrelloClient
 
-from syncd.sandbox.trello import TrelloEmulator
+from sandbox.trello import TrelloEmulator
 from tests.sandbox.trello.support import client_for, running_emulator
 
 

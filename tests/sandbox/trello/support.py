@@ -12,8 +12,8 @@ from typing import Any
 from trello import TrelloClient
 
 from connectors.trello.http import BaseUrlSession
-from syncd.sandbox.seed import load_seed, token_for
-from syncd.sandbox.trello import TrelloEmulator
+from sandbox.seed import load_seed, token_for
+from sandbox.trello import TrelloEmulator
 
 
 @contextmanager

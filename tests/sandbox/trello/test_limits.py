@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from syncd.sandbox.trello import TrelloEmulator
-from syncd.sandbox.trello.model import iso
+from sandbox.trello import TrelloEmulator
+from sandbox.trello.model import iso
 from tests.sandbox.trello.support import auth_params
 
 

@@ -12,8 +12,8 @@ import pytest
 from trello import TrelloClient
 from trello.exceptions import ResourceUnavailable
 
-from syncd.sandbox.core import FaultRule
-from syncd.sandbox.trello import TrelloEmulator
+from sandbox.core import FaultRule
+from sandbox.trello import TrelloEmulator
 from tests.sandbox.trello.support import client_for
 
 MARKER = "https://syncd.invalid/sync/s-42"

@@ -10,8 +10,8 @@ import requests
 from trello import TrelloClient
 from trello.exceptions import ResourceUnavailable
 
-from syncd.sandbox.core import ACT_AS_HEADER
-from syncd.sandbox.trello import TrelloEmulator
+from sandbox.core import ACT_AS_HEADER
+from sandbox.trello import TrelloEmulator
 from tests.sandbox.trello.support import auth_params, client_for, running_emulator
 
 PEOPLE = ["ana", "ben", "chen", "dana", "eli", "farah", "gus", "hana"]

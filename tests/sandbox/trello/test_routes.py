@@ -10,8 +10,8 @@ from trello import Card, TrelloClient
 from trello.exceptions import ResourceUnavailable, Unauthorized
 
 from connectors.trello.http import BaseUrlSession
-from syncd.sandbox.seed import SERVICE_ACCOUNT, load_seed, token_for
-from syncd.sandbox.trello import TrelloEmulator
+from sandbox.seed import SERVICE_ACCOUNT, load_seed, token_for
+from sandbox.trello import TrelloEmulator
 from tests.conformance import assert_conforms
 from tests.sandbox.trello.support import Receiver, auth_params, client_for
 

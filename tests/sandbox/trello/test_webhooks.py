@@ -12,7 +12,7 @@ import requests
 from trello import TrelloClient
 from trello.exceptions import ResourceUnavailable
 
-from syncd.sandbox.trello import TrelloEmulator
+from sandbox.trello import TrelloEmulator
 from tests.conformance import assert_conforms
 from tests.sandbox.trello.support import Receiver, auth_params, client_for
 
