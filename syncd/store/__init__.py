@@ -460,8 +460,14 @@ class Tx:
         return [JournalEntry(r.plan_id, r.sync_id, r.group_name, r.steps, r.created_at) for r in rows]
 
     def journal_step(self, plan_id: str, index: int, **progress: Any) -> None:  # noqa: ANN401 - JSON values
-        """Note how far one step of a recorded plan got (``started``, ``done_version``), for recovery to read."""
-        row = self.connection.execute(select(journal.c.steps).where(journal.c.plan_id == plan_id)).first()
+        """Note how far one step of a recorded plan got (``started``, ``done_version``), for recovery to read.
+
+        The entry is read for update: an item's writes to different tools note their steps at once, and on
+        PostgreSQL two notes read before either wrote would each write back the steps without the other's note.
+        (SQLite's ``BEGIN IMMEDIATE`` already runs one writer at a time.)
+        """
+        query = select(journal.c.steps).where(journal.c.plan_id == plan_id).with_for_update()
+        row = self.connection.execute(query).first()
         if row is None:
             return
         steps = [dict(step) for step in row.steps]

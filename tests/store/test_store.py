@@ -166,6 +166,31 @@ class TestValues:
             tx.journal_done("P1")
             assert [entry.plan_id for entry in tx.journal_pending()] == ["P2"]
 
+    def test_progress_noted_at_once_by_two_writers_is_all_kept(self, store: Store) -> None:
+        """An item's writes to two tools go out at once, each noting its step's progress in the same journal entry:
+        neither note may overwrite the other (on PostgreSQL the entry is locked while one is noted).
+        """
+        with store.transaction() as tx:
+            tx.journal_add("P1", "S1", "g", [{"endpoint": "jira"}, {"endpoint": "asana"}])
+        rounds = 40
+        start = threading.Barrier(2, timeout=10)
+
+        def note(index: int) -> None:
+            start.wait()
+            for n in range(rounds):
+                with store.transaction() as tx:
+                    tx.journal_step("P1", index, **{f"note{n}": n})
+
+        writers = [threading.Thread(target=note, args=(index,)) for index in (0, 1)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        with store.transaction() as tx:
+            (entry,) = tx.journal_pending()
+        for step in entry.steps:
+            assert {f"note{n}" for n in range(rounds)} <= set(step), step
+
 
 class TestQuarantine:
     def test_strikes_hold_an_item_after_the_limit_and_release_resets(self, store: Store) -> None:
