@@ -48,8 +48,6 @@ from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
     ChangedMeanwhile,
-    ConnectorError,
-    FatalError,
     InvalidItem,
     ItemNotFound,
     OutcomeUnknown,
@@ -458,11 +456,23 @@ class AsanaConnector:
         return self._apply_events(events, {**cursor, "sync": token})
 
     def _apply_events(self, events: Iterable[Mapping[str, Any]], cursor: Cursor) -> ChangeBatch:
+        """The tasks the events name, read in one listing; events syncd's own account caused are not news.
+
+        syncd's writes come back as events (its creates, the marker it attaches, which moves ``modified_at``, its
+        updates): reading those tasks again would only find syncd's write, and a new task's version stored before
+        its marker went on would make every new task planned again on the next poll. An event has its ``user`` (the
+        API reference: the user who triggered it; null for the system's own), so they are left out once syncd's
+        account is known (one request, once). A person's edit is an event of its own and is read; the hourly full
+        scan reads every task whatever the events said.
+        """
         changed: dict[str, datetime] = {}
         deleted: set[str] = set()
+        self._my_id()
         for event in events:
             gid = _task_of(event)
             if gid is None:
+                continue
+            if self._caused(event) and event.get("action") != "deleted":
                 continue
             if event.get("action") == "deleted" and (event.get("resource") or {}).get("resource_type") == "task":
                 deleted.add(gid)
@@ -595,7 +605,7 @@ class AsanaConnector:
                 self._attach_marker(str(task["gid"]), marker)
             finally:
                 _marking(self.project_gid, str(task["gid"]), start=False)
-            return dataclasses.replace(self._after_marking(task), marker=marker)
+            return dataclasses.replace(self._record(task), marker=marker)
 
         created = send_once(
             post,
@@ -606,20 +616,6 @@ class AsanaConnector:
         )
         # The task came to be in this pass: nobody can have commented on it yet (Asana has no count).
         return dataclasses.replace(created, comments=0)
-
-    def _after_marking(self, task: Sdk) -> Record:
-        """The task as it is once its marker is attached: the attachment moves its ``modified_at``.
-
-        Asana's Task schema says ``modified_at`` changes when the attachments change: the create's own answer is
-        one version behind, and kept as syncd's version it would make the next poll read and plan every new task
-        again. If the read fails, the create's answer stands (the next poll then plans the task once more).
-        """
-        try:
-            return self._get_task(str(task["gid"]))
-        except FatalError:
-            raise
-        except ConnectorError:
-            return self._record(task)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move, retag and edit the task; return it as it is afterwards.

@@ -191,14 +191,22 @@ class ConnectorContract:
         changed = {record.ref: record for record in connector.changes(cursor).records}
         assert changed[created.ref].fields["status"] == statuses[1]
 
+    own_writes_in_feed: ClassVar[bool] = True
+    """Whether the feed reports the connector's own writes (Asana's leaves out the events syncd's account caused)."""
+
     def test_own_write_comes_back_with_the_version_it_returned(self, connector: Connector) -> None:
-        """The feed reports the connector's own write with the version the write returned (so it is not echoed)."""
+        """The feed reports the connector's own write with the version the write returned (so it is not echoed),
+        or, where it can tell syncd's own events, not at all.
+        """
         created = connector.create({"title": "Contract: echo"}, marker="sync-echo-1")
         _, cursor = drain(connector, None)
         written = connector.update(created.ref, {"title": "Contract: echo 2"})
         batch = connector.changes(cursor)
         seen = {record.ref: record for record in batch.records}
-        assert seen[created.ref].version == written.version
+        if self.own_writes_in_feed:
+            assert seen[created.ref].version == written.version
+        else:
+            assert created.ref not in seen
 
     def test_a_write_planned_before_a_persons_edit_is_refused(self, connector: Connector, human: Human) -> None:
         """With the version the plan was read at, a person's edit made since is never overwritten (re-planned)."""
