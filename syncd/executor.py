@@ -559,29 +559,33 @@ class Executor:
         """Apply the plan's steps: each tool's in order, the tools at once; (results by step index, failures).
 
         Steps at one endpoint go one after another and stop at the first failure there; the other tools' steps do
-        not wait for them, so writing both mirrors of a change takes one round trip, not two. The journal notes
-        how far each write got: a write begun and not finished may have left a field half-way (a Jira status
+        not wait for them, so writing both mirrors of a change takes one round trip, not two. Creates come after
+        every other step has succeeded, as in the plan's order: a new item's mirrors are made only once its own
+        record holds what the plan gave it (a Trello card its scope label), or a failure there would leave mirrors
+        whose values the next pass takes for syncd's echo and the card's old value for the change. The journal
+        notes how far each write got: a write begun and not finished may have left a field half-way (a Jira status
         part-way along its workflow), a value only syncd can have put there, which recovery finishes rather than
         plans from.
         """
-        lanes: dict[str, list[int]] = defaultdict(list)
-        for index, step in enumerate(decided.steps):
-            lanes[step.endpoint].append(index)
-        outcomes = each(
-            {
-                endpoint: functools.partial(self._lane, plan_id, decided, item, indices)
-                for endpoint, indices in lanes.items()
-            }
-        )
         results: list[tuple[int, Step, Record | None]] = []
         errors: dict[int, Exception] = {}
-        for endpoint, outcome in outcomes.items():
-            if isinstance(outcome, Exception):  # a bug outside any step: the lane's first step takes the blame
-                errors[lanes[endpoint][0]] = outcome
+        creates = [index for index, step in enumerate(decided.steps) if isinstance(step, Create)]
+        others = [index for index, step in enumerate(decided.steps) if not isinstance(step, Create)]
+        for phase in (others, creates):
+            if errors or not phase:
                 continue
-            done, failed = outcome
-            results += done
-            errors.update(failed)
+            lanes: dict[str, list[int]] = defaultdict(list)
+            for index in phase:
+                lanes[decided.steps[index].endpoint].append(index)
+            lane = functools.partial(self._lane, plan_id, decided, item)
+            outcomes = each({endpoint: functools.partial(lane, indices) for endpoint, indices in lanes.items()})
+            for endpoint, outcome in outcomes.items():
+                if isinstance(outcome, Exception):  # a bug outside any step: the lane's first step takes the blame
+                    errors[lanes[endpoint][0]] = outcome
+                    continue
+                done, failed = outcome
+                results += done
+                errors.update(failed)
         return sorted(results, key=lambda result: result[0]), errors
 
     def _lane(

@@ -165,6 +165,31 @@ class TestFailures:
         assert "Renamed by Ana meanwhile" in {t.name for t in sandbox.asana.state.tasks.values()}
         assert run(group, connectors, store) == 0
 
+    def test_a_new_items_mirrors_wait_for_its_own_record_to_take_the_scope_label(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Eli's new card gets Engineering's scope label (`launch`) in the pass that mirrors it; while Trello refuses
+        that write, no mirror is made: made anyway, they would hold the label as syncd's own echo and the card's
+        bare labels would read as Sales' change, stripping the label from the Jira issue (found by the long fault
+        run once an item's writes went out at once).
+        """
+        run(group, connectors, store)
+        card = sandbox.trello.act_as("eli@corp.example").create_card("Requests", "Bundle pricing for partners")
+        issues, tasks = len(sandbox.jira.state.issues), len(sandbox.asana.state.tasks)
+        sandbox.trello.faults.add(FaultRule(status=503, writes=True, path=f"/cards/{card}"))
+        failed = Pass(group, connectors, store).run()
+        assert failed.failures
+        assert (len(sandbox.jira.state.issues), len(sandbox.asana.state.tasks)) == (issues, tasks)
+        sandbox.trello.faults.clear()
+        run(group, connectors, store)
+        assert run(group, connectors, store) == 0
+        issue = next(i for i in sandbox.jira.state.issues.values() if i.summary == "Bundle pricing for partners")
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == "Bundle pricing for partners")
+        trello = sandbox.trello.state
+        assert [trello.labels[label].name for label in trello.cards[card].id_labels] == ["launch"]
+        assert issue.labels == ["launch"]
+        assert [tag.name for tag in task.tags] == ["launch"]
+
     def test_syncds_copy_never_outweighs_a_newer_edit_when_a_plan_fails_part_way(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
     ) -> None:
