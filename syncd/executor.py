@@ -1,147 +1,49 @@
-"""The executor: applies one item's plan through the connectors, journal first, and commits what it did.
+"""The apply stage: one item's plan journaled, applied through the connectors, and committed in one transaction.
 
-Per item (DESIGN.md, crash safety): the plan is journaled, and the item and the refs it was read from are linked
-with an unknown version, in one transaction; the steps are applied; then links, versions, the new base and one
-audit event per remote write are committed together and the journal entry is cleared. A crash anywhere in
-between leaves the journal entry, which :meth:`Executor.recover` resolves before the group's next pass: a create
-that happened is adopted through its marker (never repeated), a write that happened is kept and audited, and the
-item is planned again from the base, which redoes whatever did not happen.
+Per item (DESIGN.md, crash safety): the plan is journaled (:mod:`syncd.journal`), and the item and the refs it was
+read from are linked with an unknown version, in one transaction; the steps are applied, each tool's in order and
+the tools at once, each write's progress noted; then links, versions, the new base and one audit event per remote
+write are committed together and the journal entry is cleared. A crash anywhere in between leaves the journal
+entry, which :mod:`syncd.recovery` resolves before the group's next pass.
 
-Failures are per item: a refused write, a missing item or a bug in one item's data strike that item (it keeps
-its links, is retried on every pass and is held out after ``quarantine_after`` strikes in a row, visible in
-``syncd status`` until someone releases it); a retriable failure (the tool was down) is retried without
-striking; a fatal one (credentials, configuration) stops the pass, since every other item would fail the same way.
+Failures are per item (:mod:`syncd.failures`): a refused write, a missing item or a bug in one item's data strike
+that item; a retriable failure (the tool was down) is retried without striking; a fatal one (credentials,
+configuration) stops the pass, since every other item would fail the same way.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from ulid import ULID
 
+from syncd import journal
 from syncd.audit import AuditEvent, append
-from syncd.comments import Original, attributed, copies, mirrored_from
 from syncd.connector import Connector
 from syncd.crash import crash_point
-from syncd.errors import (
-    ChangedMeanwhile,
-    ConnectorError,
-    EndpointDown,
-    FatalError,
-    InvalidItem,
-    OutcomeUnknown,
-    RetriableError,
-    SyncdError,
-)
+from syncd.errors import ChangedMeanwhile, ConnectorError, FatalError, InvalidItem, OutcomeUnknown, RetriableError
+from syncd.failures import Failures, uncertain_event
 from syncd.fanout import each
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import Record
-from syncd.plan import Archive, Create, Plan, Refusal, Step, Unlink, View, Write
-from syncd.store import CommentRow, DuplicateLink, JournalEntry, Link, Store, Tx
-from syncd.uncertain import Uncertain, recording
+from syncd.pass_data import PassReport, Touched, endpoint_key
+from syncd.plan import Archive, Create, Plan, Refusal, Step, Unlink, Write
+from syncd.store import DuplicateLink, Store, Tx
+from syncd.uncertain import recording
 
+__all__ = ["Executor", "PassReport", "Touched", "endpoint_key"]
 
-@dataclass
-class PassReport:
-    """What one pass did: plans, remote writes made, values that could not be mapped, items that failed."""
-
-    group: str
-    plans: list[Plan] = field(default_factory=list)
-    writes: int = 0
-    problems: list[MappingProblem] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-    quarantined: list[str] = field(default_factory=list)
-    """Items that reached the strike limit in this pass and are now held out."""
-    recovered: int = 0
-    """Journal entries a crash had left, resolved before this pass."""
-    lags: list[float] = field(default_factory=list)
-    """Per mirror written: seconds from the change in its tool to the mirror's commit (the propagation lag)."""
-    down: dict[str, str] = field(default_factory=dict)
-    """Members whose tool could not be read this pass (-> the error): left out, the others synced between them."""
-    fatal: set[str] = field(default_factory=set)
-    """Those of ``down`` whose tool refused syncd (credentials, permissions, configuration): a person must act."""
-    waiting: set[str] = field(default_factory=set)
-    """Items synced among the members that answered, waiting for one that did not (also in ``failures``)."""
-    orphans: list[str] = field(default_factory=list)
-    """Records syncd made that no item links (a create whose answer was lost, not adopted yet): left alone."""
-    refused: list[tuple[str, str, Refusal]] = field(default_factory=list)
-    """(item, member, refusal) for each value a tool refused in this pass's writes: left out there only."""
-
-    @property
-    def ok(self) -> bool:
-        """Whether every item synced and every member was read (problems are reported values, not failures)."""
-        return not self.failures and not self.down
-
-
-@dataclass
-class Touched:
-    """One item as the pass found it: decoded views, the records behind them, and where it is gone or out of scope."""
-
-    views: dict[str, View] = field(default_factory=dict)
-    seen: dict[str, Record] = field(default_factory=dict)
-    deleted: dict[str, str] = field(default_factory=dict)
-    out_of_scope: dict[str, str] = field(default_factory=dict)
-    changed: set[str] = field(default_factory=set)
-    """Members whose record changed since syncd last saw it there (where new comments may be)."""
-    synced: dict[str, datetime] = field(default_factory=dict)
-    """Member -> the tool's time of the record the base was last agreed from (Link.synced_at), where known."""
-    rescan: set[str] = field(default_factory=set)
-    """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
-    deferred: dict[str, str] = field(default_factory=dict)
-    """Member -> the version to store once its new comments are copied (see Executor._commit)."""
-    unavailable: dict[str, str | None] = field(default_factory=dict)
-    """Members whose tool cannot be read this pass -> the item's ref there (None: not linked there)."""
-    down: Mapping[str, ConnectorError] = field(default_factory=dict)
-    """What each unavailable member's tool said."""
-    refusals: dict[str, dict[str, Refusal]] = field(default_factory=dict)
-    """Member -> field -> a value its tool refused earlier for this item's mirror (as stored)."""
-    refused: dict[str, dict[str, Refusal]] = field(default_factory=dict)
-    """Member -> field -> a value its tool refused in this pass's writes (stored and audited by the commit)."""
-    fitted: dict[str, list[MappingProblem]] = field(default_factory=dict)
-    """Member -> values written in a form its tool takes (a title shortened): audited by the commit."""
-
-    def refusals_at(self, member: str) -> dict[str, Refusal]:
-        """The refusals that hold for a member's mirror: the stored ones, with this pass's in their place."""
-        return {**self.refusals.get(member, {}), **self.refused.get(member, {})}
-
-
-@dataclass
-class _Recovered:
-    """One journaled step as recovery found it: the record now, whether its values all landed, what to audit."""
-
-    member: str
-    raw: dict[str, Any]
-    record: Record | None
-    adopted: Record | None = None
-    landed: bool = False
-    audit: tuple[str, str] | None = None
-    """(event kind, outcome) of the write that happened, if one did."""
-
-    @property
-    def values(self) -> dict[str, Any]:
-        """The canonical values the step writes (none for an archive)."""
-        values: dict[str, Any] = self.raw.get("values") or {}
-        return values
-
-
-RECOVERED = "applied before a crash; recovered"
 LEFT_OUT = "left out for this tool only; the rest of the item is written, and the field is tried again once it changes"
 
 
-def endpoint_key(group: str, member: str) -> str:
-    """The store's name of one member's place in one group."""
-    return f"{group}/{member}"
-
-
 class Executor:
-    """Applies and commits the plans of one pass of one group (and recovers what a crash left of earlier ones)."""
+    """Applies and commits the plans of one pass of one group."""
 
     def __init__(
         self,
@@ -149,233 +51,16 @@ class Executor:
         connectors: Mapping[str, Connector],
         store: Store,
         report: PassReport,
+        failures: Failures,
         *,
         config_version: str = "",
-        quarantine_after: int = 3,
     ) -> None:
         self.group = group
         self.connectors = connectors
         self.store = store
         self.report = report
+        self.failures = failures
         self.config_version = config_version
-        self.quarantine_after = quarantine_after
-        self._lock = threading.Lock()
-
-    # ----- recovery -------------------------------------------------------------------------------------------
-
-    def recover(self) -> tuple[set[str], set[str]]:
-        """Resolve the journal entries a crash left; (items to plan again, items still unresolved).
-
-        An unresolved item (its tool did not answer) must not be planned in this pass: planning it without knowing
-        whether its create happened could create a second mirror.
-        """
-        with self.store.transaction() as tx:
-            pending = tx.journal_for(self.group.name)
-        replan: set[str] = set()
-        unresolved: set[str] = set()
-        for entry in pending:
-            try:
-                self._recover(entry)
-            except ConnectorError as error:
-                if isinstance(error, FatalError):
-                    raise
-                unresolved.add(entry.sync_id)
-                with self.store.transaction() as tx:
-                    self._strike(tx, entry.sync_id, error)  # the item waits: reported, struck only if not an outage
-                continue
-            replan.add(entry.sync_id)
-            self.report.recovered += 1
-        return replan - unresolved, unresolved
-
-    def _recover(self, entry: JournalEntry) -> None:
-        """Adopt creates by marker, finish writes a crash cut short, audit what landed; the item is then replanned.
-
-        Each step's progress is journaled (``started``, ``done_version``). A write that was started and not done
-        may have left a field half-way: a Jira status one transition short of its target is a value no person
-        chose, and replanned as it stands it would count as Engineering's own change and override the others. Such
-        writes are finished now, conditionally where the tool allows (a person's edit since the read makes Jira
-        refuse it, and it is then planned as the change it is). A field whose every write completed takes the
-        planned value as its base, so whatever a person did to it after syncd's write is planned as a change.
-        """
-        with recording() as uncertain:
-            found = [self._recover_step(entry, step) for step in entry.steps]
-        steps = [step for step in found if step is not None]
-        complete: dict[str, bool] = {}
-        planned: dict[str, Any] = {}
-        for step in steps:
-            for name, value in step.values.items():
-                planned[name] = value
-                complete[name] = complete.get(name, True) and step.landed
-        with self.store.transaction() as tx:
-            for event in uncertain:
-                append(tx, self._uncertain_event(None, event, sync_id=entry.sync_id))
-            links = tx.links(entry.sync_id)
-            for step in steps:
-                key = endpoint_key(self.group.name, step.member)
-                if step.adopted is not None and key not in links:
-                    tx.link(entry.sync_id, key, step.adopted.ref, "")
-                    outcome = "its answer was lost; found by its marker" if step.raw.get("uncertain") else None
-                    append(
-                        tx,
-                        self._recovered_event(
-                            entry, "create", step.member, step.adopted, None, outcome=outcome or RECOVERED
-                        ),
-                    )
-                if step.record is not None and step.audit is not None:
-                    kind, outcome = step.audit
-                    append(tx, self._recovered_event(entry, kind, step.member, step.record, step.raw, outcome=outcome))
-                if step.landed and step.values:
-                    tx.add_echoes(entry.sync_id, key, step.values)  # syncd's own write, not a change there
-            for key in links:
-                tx.set_version(entry.sync_id, key, "")  # read everything afresh: the plan is made again
-            base = tx.base(entry.sync_id)
-            settled = {name: value for name, value in planned.items() if complete[name]}
-            if base is not None and settled:
-                tx.set_base(entry.sync_id, {**base, **settled})
-            tx.journal_done(entry.plan_id)
-
-    def _recover_step(self, entry: JournalEntry, step: dict[str, Any]) -> _Recovered | None:
-        """Where one journaled step got to, finishing it if the crash cut it short (see :meth:`_recover`)."""
-        member = step["endpoint"]
-        connector = self.connectors.get(member)
-        if connector is None or step["kind"] not in {"Create", "Write", "Archive"} or step.get("committed"):
-            # A member that left the group since, an unlink, or a step applied, linked and audited by the pass
-            # whose commit kept this entry for a later step: nothing of it to recover.
-            return None
-        if step["kind"] == "Create":
-            done = self._recover_create(entry, step)
-        else:
-            fetched = connector.fetch([step["ref"]])
-            done = _Recovered(member, step, fetched[0] if fetched else None)
-        if done.record is None:
-            return done
-        if step["kind"] == "Archive":
-            if self.group.codecs[member].decode(done.record)[0].archived:
-                done.audit = ("archive", "applied before a crash; recovered")
-            return done
-        done.landed = "done_version" in step
-        if step.get("started") and not done.landed:
-            before = done.record
-            done.record, done.landed = self._finish(step, done.record)
-            if done.record is not before:
-                done.audit = ("write", f"begun {_cut_short(step)}; finished on recovery")
-                return done
-            if not done.landed and step["kind"] == "Write":
-                done.audit = ("write", f"begun {_cut_short(step)}, not finished; planned again")
-                return done
-        else:
-            done.landed = done.landed or not self._unlanded(step, done.record)
-        if step["kind"] == "Write" and done.landed and (step.get("started") or "done_version" in step):
-            done.audit = ("write", "applied before a crash; recovered")
-        return done
-
-    def _recover_create(self, entry: JournalEntry, step: dict[str, Any]) -> _Recovered:
-        """A journaled create: the mirror found by its marker if the create was sent, else nothing to find."""
-        member = step["endpoint"]
-        if not step.get("started"):
-            return _Recovered(member, step, None)  # never sent: nothing to find, the replan creates it
-        fields, _ = self.group.codecs[member].encode(step["values"], create=True)
-        record = self.connectors[member].find_by_marker(entry.sync_id, _sent_at(entry, step), fields)
-        return _Recovered(member, step, record, adopted=record)
-
-    def _unlanded(self, step: Mapping[str, Any], record: Record) -> dict[str, Any]:
-        """The step's values its record does not hold (read as the step's own values, for lossy fields)."""
-        codec = self.group.codecs[step["endpoint"]]
-        values: dict[str, Any] = step["values"]
-        view = codec.align(codec.decode(record)[0], values)
-        return {
-            name: value
-            for name, value in values.items()
-            if name not in view.values or not same(view.values[name], value)
-        }
-
-    def _finish(self, step: Mapping[str, Any], record: Record) -> tuple[Record, bool]:
-        """Write what an interrupted step did not get to; (the record now, whether the step is complete).
-
-        Only values the record does not hold are written, with the version just read as the condition. If the
-        tool refuses (a person changed the record meanwhile, or the value cannot be written), the step stays
-        incomplete and the replan takes the record as it is; an outage leaves the entry for the next pass.
-        """
-        missing = self._unlanded(step, record)
-        if not missing:
-            return record, True
-        theirs = self._changed_by_others(step, record)
-        missing = {name: value for name, value in missing.items() if name not in theirs}
-        if not missing:
-            return record, False  # a person changed them since the plan's read: their edit, planned as such
-        fields, _ = self.group.codecs[step["endpoint"]].encode(missing)
-        if not fields:
-            return record, False
-        try:
-            written = self.connectors[step["endpoint"]].update(record.ref, fields, record.version)
-        except ChangedMeanwhile:
-            return record, False
-        except ConnectorError as error:
-            if isinstance(error, RetriableError | FatalError):
-                raise  # retried on the next pass (or stops it): the entry stays until it is resolved
-            return record, False
-        self.report.writes += 1
-        return written, not self._unlanded(step, written)
-
-    def _changed_by_others(self, step: Mapping[str, Any], record: Record) -> set[str]:
-        """Fields someone other than syncd changed since the plan read the record (for a create: ever).
-
-        From the tool's own history, so an interrupted write is finished only where the value left is syncd's
-        (a Jira status part-way along its workflow), never over a person's edit made while syncd was down. If the
-        history cannot be read, every field counts as changed by someone: nothing is overwritten on a guess.
-        """
-        since = datetime.fromisoformat(step["seen_at"]) if step.get("seen_at") else None
-        try:
-            history = self.connectors[step["endpoint"]].history(record.ref)
-        except ConnectorError as error:
-            if isinstance(error, RetriableError | FatalError):
-                raise  # retried on the next pass (or stops it): the entry stays until it is resolved
-            return set(step["values"])
-        return {change.field for change in history if not change.by_self and (since is None or change.at > since)}
-
-    def _uncertain_event(
-        self, decided: Plan | None, event: Uncertain, *, sync_id: str = "", endpoint: str | None = None
-    ) -> AuditEvent:
-        """The audit event of a write whose answer was lost: what was sent, the lost answer, what looking found."""
-        member = endpoint or self._member_of(event.tool)
-        return AuditEvent(
-            "uncertain",
-            group=self.group.name,
-            sync_id=decided.sync_id if decided is not None else sync_id,
-            endpoint=member,
-            refs={member: event.ref} if member and event.ref else {},
-            outcome=event.outcome,
-            config_version=self.config_version,
-            message=f"{event.what}: {event.error}",
-        )
-
-    def _member_of(self, tool: str) -> str | None:
-        """The group member on this tool (an uncertain write names its tool; a group has one member per tool)."""
-        return next((m for m, codec in self.group.codecs.items() if codec.tool == tool), None)
-
-    def _recovered_event(
-        self,
-        entry: JournalEntry,
-        kind: str,
-        member: str,
-        record: Record,
-        step: Mapping[str, Any] | None,
-        *,
-        outcome: str = RECOVERED,
-    ) -> AuditEvent:
-        return AuditEvent(
-            kind,
-            group=self.group.name,
-            sync_id=entry.sync_id,
-            endpoint=member,
-            refs={member: record.ref},
-            new=step.get("values") if step else None,
-            outcome=outcome,
-            config_version=self.config_version,
-            message=step.get("reason") if step else "created before a crash; adopted by its marker",
-        )
-
-    # ----- applying ----------------------------------------------------------------------------------------
 
     def execute(self, decided: Plan, item: Touched) -> None:
         """Journal, apply and commit one item's plan; a failure strikes the item and leaves it to be retried."""
@@ -384,12 +69,12 @@ class Executor:
             with self.store.transaction() as tx:
                 self._claim(tx, decided.sync_id, item)
                 if decided.steps:
-                    steps = [_journaled(step, item.seen.get(step.endpoint)) for step in decided.steps]
+                    steps = [journal.planned(step, item.seen.get(step.endpoint)).to_json() for step in decided.steps]
                     tx.journal_add(plan_id, decided.sync_id, self.group.name, steps)
         except DuplicateLink as refused:
             # A ref already belongs to another item (a marker copied by hand, two mirrors): a person must look.
             with self.store.transaction() as tx:
-                self._strike(tx, decided.sync_id, refused, force=True)
+                self.failures.strike(tx, decided.sync_id, refused, force=True)
             return
         crash_point("after-journal")
         with recording() as uncertain:
@@ -407,135 +92,25 @@ class Executor:
         with self.store.transaction() as tx:
             self._commit(tx, decided, item, [(step, written) for _, step, written in results], failed=error is not None)
             for event in uncertain:
-                append(tx, self._uncertain_event(decided, event))
+                append(
+                    tx,
+                    uncertain_event(self.group, event, sync_id=decided.sync_id, config_version=self.config_version),
+                )
             if error is None and decided.waiting:
-                self._wait(tx, decided.sync_id, item, decided.waiting)
+                self.failures.wait(tx, decided.sync_id, item.down, decided.waiting)
             elif error is None:
                 tx.clear_failure(decided.sync_id)
             else:
-                self._strike(tx, decided.sync_id, error)
+                self.failures.strike(tx, decided.sync_id, error)
             if pending:
                 for index in sorted(written_at):
-                    tx.journal_step(plan_id, index, committed=True)
+                    tx.journal_step(plan_id, index, **journal.committed())
                 for index in pending:
-                    tx.journal_step(plan_id, index, uncertain=str(errors[index]))
+                    tx.journal_step(plan_id, index, **journal.uncertain(str(errors[index])))
             elif decided.steps:
                 tx.journal_done(plan_id)
         if error is None:
             self._measure(decided, item, [(step, written) for _, step, written in results])
-
-    # ----- comments -------------------------------------------------------------------------------------------
-
-    def mirror_comments(self, sync_id: str, item: Touched) -> None:
-        """Read new comments where the item changed; copy each original once to every other linked endpoint."""
-        try:
-            self._mirror_comments(sync_id, item)
-        except FatalError:
-            raise
-        except Exception as failure:  # one item's comments must not stop the others: struck, retried by id
-            with self.store.transaction() as tx:
-                self._strike(tx, sync_id, failure)
-            return
-        if item.deferred:
-            with self.store.transaction() as tx:
-                links = tx.links(sync_id)
-                for member, version in item.deferred.items():
-                    key = endpoint_key(self.group.name, member)
-                    if key in links and links[key].version == "":
-                        tx.set_version(sync_id, key, version)
-
-    def _mirror_comments(self, sync_id: str, item: Touched) -> None:
-        group = self.group.name
-        with self.store.transaction() as tx:
-            links = {key.split("/", 1)[1]: link for key, link in tx.links(sync_id).items()}
-            known = tx.comment_rows(sync_id)
-        links = {member: link for member, link in links.items() if member in self.group.codecs}
-        if len(links) < 2:
-            return
-        found = self._new_comments(sync_id, item, links, {(row.endpoint, row.comment_id) for row in known})
-        if found:
-            with self.store.transaction() as tx:
-                for row in found:
-                    tx.add_comment_row(row)
-        rows = known + found
-        originals = [
-            Original(row.endpoint.split("/", 1)[1], row.comment_id, row.author or "someone", row.body or "")
-            for row in rows
-            if row.original
-        ]
-        mirrored: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for row in rows:
-            if not row.original:
-                mirrored[(row.origin_endpoint.split("/", 1)[1], row.origin_id)].add(row.endpoint.split("/", 1)[1])
-        waiting: list[str] = []
-        for copy in copies(originals, mirrored, links):
-            if copy.endpoint in item.unavailable:
-                waiting.append(copy.endpoint)  # copied once that member answers again
-                continue
-            source = copy.original
-            text = self.group.codecs[copy.endpoint].text_out(
-                attributed(source, self.group.codecs[source.endpoint].tool)
-            )
-            with recording() as uncertain:
-                posted = self.connectors[copy.endpoint].add_comment(links[copy.endpoint].ref, text)
-            self.report.writes += 1
-            crash_point("after-comment")
-            with self.store.transaction() as tx:
-                for event in uncertain:
-                    append(tx, self._uncertain_event(None, event, sync_id=sync_id, endpoint=copy.endpoint))
-                origin_key = endpoint_key(group, source.endpoint)
-                tx.add_comment_row(
-                    CommentRow(endpoint_key(group, copy.endpoint), posted.id, sync_id, origin_key, source.comment_id)
-                )
-                append(
-                    tx,
-                    AuditEvent(
-                        "comment",
-                        group=group,
-                        sync_id=sync_id,
-                        endpoint=copy.endpoint,
-                        refs={copy.endpoint: links[copy.endpoint].ref, source.endpoint: links[source.endpoint].ref}
-                        if source.endpoint in links
-                        else {copy.endpoint: links[copy.endpoint].ref},
-                        new=source.body,
-                        origin=source.endpoint,
-                        person=source.author,
-                        outcome="applied",
-                        config_version=self.config_version,
-                        message=f"comment {source.comment_id} copied as {posted.id}",
-                    ),
-                )
-        if waiting:
-            with self.store.transaction() as tx:
-                self._wait(tx, sync_id, item, sorted(set(waiting)))
-
-    def _new_comments(
-        self, sync_id: str, item: Touched, links: Mapping[str, Link], known: set[tuple[str, str]]
-    ) -> list[CommentRow]:
-        """Comments not seen before, where the item changed or a write of syncd's may hide some (read at once).
-
-        Originals, or copies syncd posted whose record a crash lost.
-        """
-        found: list[CommentRow] = []
-        members = sorted((item.changed | item.rescan) & links.keys())
-        read = each({m: functools.partial(self.connectors[m].comments, links[m].ref) for m in members})
-        for member, outcome in read.items():
-            if isinstance(outcome, Exception):
-                raise outcome
-            key = endpoint_key(self.group.name, member)
-            for comment in outcome:
-                if (key, comment.id) in known:
-                    continue
-                markdown = self.group.codecs[member].text_in(comment.body)
-                origin = mirrored_from(markdown)
-                if origin is not None:
-                    # A copy syncd posted (its record lost to a crash): adopted, never taken for an original.
-                    origin_key = endpoint_key(self.group.name, origin[0])
-                    found.append(CommentRow(key, comment.id, sync_id, origin_key, origin[1]))
-                else:
-                    author = comment.author.name or comment.author.label()
-                    found.append(CommentRow(key, comment.id, sync_id, key, comment.id, author, markdown))
-        return found
 
     def _claim(self, tx: Tx, sync_id: str, item: Touched) -> None:
         """Register the item and link the refs it was read from, version unknown, before anything is written.
@@ -602,7 +177,7 @@ class Executor:
             sent = datetime.now(UTC)
             try:
                 if writes:
-                    self._progress(plan_id, index, started=True, started_at=sent.isoformat())
+                    self._progress(plan_id, index, journal.started(sent))
                 try:
                     written = self._apply(decided.sync_id, step, expected, item)
                 except Exception as failure:
@@ -612,7 +187,7 @@ class Executor:
                     raise
                 results.append((index, step, written))
                 if writes:
-                    self._progress(plan_id, index, done_version=written.version if written is not None else None)
+                    self._progress(plan_id, index, journal.done(written.version if written is not None else None))
             except Exception as failure:  # one bad step stops its endpoint's lane only; the item is struck
                 return results, {index: failure}
             if isinstance(step, Write) and written is not None:
@@ -644,7 +219,8 @@ class Executor:
                 error.tool, f"the create failed ({failure}) and looking for what it made failed too ({error})"
             ) from failure
 
-    def _progress(self, plan_id: str, index: int, **progress: Any) -> None:  # noqa: ANN401 - JSON values
+    def _progress(self, plan_id: str, index: int, progress: Mapping[str, Any]) -> None:
+        """Note how far one journaled step got, in a transaction of its own (recovery reads it after a crash)."""
         with self.store.transaction() as tx:
             tx.journal_step(plan_id, index, **progress)
 
@@ -652,8 +228,7 @@ class Executor:
         connector = self.connectors[step.endpoint]
         if isinstance(step, Archive):
             archived = connector.archive(step.ref)
-            with self._lock:
-                self.report.writes += 1
+            self.report.wrote()
             return archived
         if not isinstance(step, Write | Create):
             return None
@@ -688,8 +263,7 @@ class Executor:
                 continue
             if fitted:
                 item.fitted[step.endpoint] = fitted
-            with self._lock:  # the lanes of one item count into one report
-                self.report.writes += 1
+            self.report.wrote()
             return written
         raise AssertionError("unreachable: each round writes or leaves out one more field")
 
@@ -698,41 +272,6 @@ class Executor:
         view = item.views.get(step.endpoint)
         held = view.values.get(name) if view is not None else None
         item.refused.setdefault(step.endpoint, {})[name] = Refusal(name, value, held, message, datetime.now(UTC))
-
-    def _wait(self, tx: Tx, sync_id: str, item: Touched, members: tuple[str, ...] | list[str]) -> None:
-        """Keep the item coming back every pass until the members that could not be read catch up (no strike)."""
-        member = members[0]
-        reason = item.down.get(member)
-        error = EndpointDown(member, reason if reason is not None else ConnectorError("", "no answer"))
-        self._strike(tx, sync_id, error)
-        self.report.waiting.add(sync_id)
-
-    def _strike(self, tx: Tx, sync_id: str, error: Exception, *, force: bool = False) -> None:
-        """Record the failure; hold the item out after too many in a row (``force``: at once)."""
-        message = str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}"
-        self.report.failures[sync_id] = message
-        if tx.item_group(sync_id) is None:
-            tx.new_item(sync_id, self.group.name)
-        entry = tx.strike(
-            sync_id,
-            self.group.name,
-            message,
-            counts=not isinstance(error, RetriableError),
-            limit=1 if force else self.quarantine_after,
-        )
-        if entry.held and entry.strikes == (1 if force else self.quarantine_after):
-            self.report.quarantined.append(sync_id)
-            append(
-                tx,
-                AuditEvent(
-                    "quarantine",
-                    group=self.group.name,
-                    sync_id=sync_id,
-                    outcome="held",
-                    config_version=self.config_version,
-                    message=f"failed {entry.strikes} passes in a row: {message}",
-                ),
-            )
 
     def _commit(
         self, tx: Tx, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]], *, failed: bool
@@ -971,7 +510,7 @@ class Executor:
         origin = origins[0] if len(origins) == 1 else (",".join(origins) or None)
         person = item.views[origins[0]].person if len(origins) == 1 and origins[0] in item.views else None
         return AuditEvent(
-            type(step).__name__.lower(),
+            step.kind,
             group=self.group.name,
             sync_id=decided.sync_id,
             endpoint=step.endpoint,
@@ -1005,31 +544,6 @@ def _unfinished(error: Exception | None) -> bool:
     A person's edit meanwhile (ChangedMeanwhile) and a refusal are not: the record is as it is, planned again.
     """
     return isinstance(error, RetriableError) and not isinstance(error, ChangedMeanwhile)
-
-
-def _cut_short(step: Mapping[str, Any]) -> str:
-    """What stopped a journaled write: a crash, or (noted by the pass that kept the entry) an outage or lost answer."""
-    return f"and left unfinished ({step['uncertain']})" if step.get("uncertain") else "before a crash"
-
-
-def _sent_at(entry: JournalEntry, step: Mapping[str, Any]) -> datetime:
-    """When a journaled write was sent (entries from before ``started_at`` was kept: when the plan was made)."""
-    started = step.get("started_at")
-    moment = datetime.fromisoformat(started) if started else entry.created_at
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _step_json(step: Step) -> dict[str, Any]:
-    return {"kind": type(step).__name__, **asdict(step)}
-
-
-def _journaled(step: Step, seen: Record | None) -> dict[str, Any]:
-    """A step as the journal keeps it, with the version and time of the record the plan read (for recovery)."""
-    return {
-        **_step_json(step),
-        "seen_version": seen.version if seen is not None else None,
-        "seen_at": seen.modified.isoformat() if seen is not None else None,
-    }
 
 
 def _old_values(item: Touched, step: Step) -> dict[str, Any] | None:

@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 Value: TypeAlias = Any
 """A canonical field value (JSON-like)."""
+
+StepKind: TypeAlias = Literal["create", "write", "archive", "unlink"]
+"""A step's kind: the journal's and the audit log's name for it."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Refusal:
 class Write:
     """Set these fields at an endpoint (only fields whose canonical value differs there)."""
 
+    kind: ClassVar[StepKind] = "write"
     endpoint: str
     ref: str
     values: Mapping[str, Value]
@@ -71,6 +75,7 @@ class Write:
 class Create:
     """Mirror the item into an endpoint that has no link yet; the executor stamps the sync_id marker."""
 
+    kind: ClassVar[StepKind] = "create"
     endpoint: str
     values: Mapping[str, Value]
     reason: str
@@ -80,6 +85,7 @@ class Create:
 class Archive:
     """Take the item out of active work at an endpoint (the tool's reversible way)."""
 
+    kind: ClassVar[StepKind] = "archive"
     endpoint: str
     ref: str
     reason: str
@@ -89,6 +95,7 @@ class Archive:
 class Unlink:
     """Stop mirroring the item at an endpoint, leaving it as it is (it left that endpoint's scope)."""
 
+    kind: ClassVar[StepKind] = "unlink"
     endpoint: str
     ref: str
     reason: str

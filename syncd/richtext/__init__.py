@@ -13,10 +13,15 @@ the mapping reports lossy conversions, it never loses content silently. All func
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Protocol
+
 from syncd.richtext import asana, markdown, wiki
 
 __all__ = [
     "asana_html_to_markdown",
+    "clear_memo",
     "markdown_to_asana_html",
     "markdown_to_trello",
     "markdown_to_wiki",
@@ -25,45 +30,78 @@ __all__ = [
     "wiki_to_markdown",
 ]
 
+MEMO = 4096
+"""Texts each converter remembers. Converting is the costliest part of decoding a record, and a daemon converts
+the same texts again and again: each write's read-back, syncd's own writes coming back in the feeds, an item read
+again after a failure. The converters are pure, so a remembered answer (with its warnings) is the answer."""
 
-def _sink(warnings: list[str] | None) -> list[str]:
-    return warnings if warnings is not None else []
+
+class Converter(Protocol):
+    """A text converter: the converted text; what it could not carry is appended to ``warnings``."""
+
+    def __call__(self, text: str, warnings: list[str] | None = None) -> str: ...
 
 
-def normalise(markdown_text: str, warnings: list[str] | None = None) -> str:
+_MEMOS: list[Callable[[], None]] = []
+
+
+def _memoised(convert: Callable[[str, list[str]], str]) -> Converter:
+    """``convert`` remembering its last :data:`MEMO` texts, warnings included."""
+
+    @functools.lru_cache(maxsize=MEMO)
+    def cached(text: str) -> tuple[str, tuple[str, ...]]:
+        said: list[str] = []
+        return convert(text, said), tuple(said)
+
+    @functools.wraps(convert)
+    def run(text: str, warnings: list[str] | None = None) -> str:
+        converted, said = cached(text)
+        if warnings is not None:
+            warnings.extend(said)
+        return converted
+
+    _MEMOS.append(cached.cache_clear)
+    return run
+
+
+def clear_memo() -> None:
+    """Forget every remembered conversion (a benchmark measuring conversion itself starts from here)."""
+    for clear in _MEMOS:
+        clear()
+
+
+@_memoised
+def normalise(markdown_text: str, warnings: list[str]) -> str:
     """The canonical Markdown for any Markdown: one spelling per construct, so equal text compares equal."""
-    sink = _sink(warnings)
-    return markdown.render(markdown.parse(markdown_text, sink), sink)
+    return markdown.render(markdown.parse(markdown_text, warnings), warnings)
 
 
 trello_to_markdown = normalise
 """Trello stores Markdown: its canonical form is the normalised text."""
 
-
-def markdown_to_trello(markdown_text: str, warnings: list[str] | None = None) -> str:
-    """What to write to Trello for some Markdown: the canonical Markdown itself."""
-    return normalise(markdown_text, warnings)
+markdown_to_trello = normalise
+"""What to write to Trello for some Markdown: the canonical Markdown itself."""
 
 
-def wiki_to_markdown(wiki_text: str, warnings: list[str] | None = None) -> str:
+@_memoised
+def wiki_to_markdown(wiki_text: str, warnings: list[str]) -> str:
     """Canonical Markdown for Jira wiki markup (Jira Server, and Cloud's v2 API)."""
-    sink = _sink(warnings)
-    return markdown.render(wiki.parse(wiki_text, sink), sink)
+    return markdown.render(wiki.parse(wiki_text, warnings), warnings)
 
 
-def markdown_to_wiki(markdown_text: str, warnings: list[str] | None = None) -> str:
+@_memoised
+def markdown_to_wiki(markdown_text: str, warnings: list[str]) -> str:
     """Jira wiki markup for Markdown."""
-    sink = _sink(warnings)
-    return wiki.render(markdown.parse(markdown_text, sink), sink)
+    return wiki.render(markdown.parse(markdown_text, warnings), warnings)
 
 
-def asana_html_to_markdown(html: str, warnings: list[str] | None = None) -> str:
+@_memoised
+def asana_html_to_markdown(html: str, warnings: list[str]) -> str:
     """Canonical Markdown for an Asana ``html_notes`` / ``html_text`` value."""
-    sink = _sink(warnings)
-    return markdown.render(asana.parse(html, sink), sink)
+    return markdown.render(asana.parse(html, warnings), warnings)
 
 
-def markdown_to_asana_html(markdown_text: str, warnings: list[str] | None = None) -> str:
+@_memoised
+def markdown_to_asana_html(markdown_text: str, warnings: list[str]) -> str:
     """An Asana ``html_notes`` / ``html_text`` value (``<body>`` root) for Markdown."""
-    sink = _sink(warnings)
-    return asana.render(markdown.parse(markdown_text, sink), sink)
+    return asana.render(markdown.parse(markdown_text, warnings), warnings)

@@ -1,0 +1,95 @@
+"""What a pass carries from stage to stage: the items it found (:class:`Touched`), what it did (:class:`PassReport`).
+
+The read stage (:mod:`syncd.reading`) fills a :class:`Touched` per item; the plan stage (:mod:`syncd.decide`)
+turns it into a :class:`~syncd.plan.Plan`; the apply stage (:mod:`syncd.executor`) writes and commits it, noting
+what the tools refused or fitted on it; every stage adds to the pass's :class:`PassReport`, which ``syncd once``,
+``syncd plan``, the daemon's metrics and the tests read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from syncd.errors import ConnectorError
+from syncd.mapping import MappingProblem
+from syncd.model import Record
+from syncd.plan import Plan, Refusal, View
+
+
+@dataclass
+class PassReport:
+    """What one pass did: plans, remote writes made, values that could not be mapped, items that failed."""
+
+    group: str
+    plans: list[Plan] = field(default_factory=list)
+    writes: int = 0
+    problems: list[MappingProblem] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    quarantined: list[str] = field(default_factory=list)
+    """Items that reached the strike limit in this pass and are now held out."""
+    recovered: int = 0
+    """Journal entries a crash had left, resolved before this pass."""
+    lags: list[float] = field(default_factory=list)
+    """Per mirror written: seconds from the change in its tool to the mirror's commit (the propagation lag)."""
+    down: dict[str, str] = field(default_factory=dict)
+    """Members whose tool could not be read this pass (-> the error): left out, the others synced between them."""
+    fatal: set[str] = field(default_factory=set)
+    """Those of ``down`` whose tool refused syncd (credentials, permissions, configuration): a person must act."""
+    waiting: set[str] = field(default_factory=set)
+    """Items synced among the members that answered, waiting for one that did not (also in ``failures``)."""
+    orphans: list[str] = field(default_factory=list)
+    """Records syncd made that no item links (a create whose answer was lost, not adopted yet): left alone."""
+    refused: list[tuple[str, str, Refusal]] = field(default_factory=list)
+    """(item, member, refusal) for each value a tool refused in this pass's writes: left out there only."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def wrote(self, count: int = 1) -> None:
+        """Count remote writes (an item's writes to different tools, and items, are applied at once)."""
+        with self._lock:
+            self.writes += count
+
+    @property
+    def ok(self) -> bool:
+        """Whether every item synced and every member was read (problems are reported values, not failures)."""
+        return not self.failures and not self.down
+
+
+@dataclass
+class Touched:
+    """One item as the pass found it: decoded views, the records behind them, and where it is gone or out of scope."""
+
+    views: dict[str, View] = field(default_factory=dict)
+    seen: dict[str, Record] = field(default_factory=dict)
+    deleted: dict[str, str] = field(default_factory=dict)
+    out_of_scope: dict[str, str] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    """Members whose record changed since syncd last saw it there (where new comments may be)."""
+    synced: dict[str, datetime] = field(default_factory=dict)
+    """Member -> the tool's time of the record the base was last agreed from (Link.synced_at), where known."""
+    rescan: set[str] = field(default_factory=set)
+    """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
+    deferred: dict[str, str] = field(default_factory=dict)
+    """Member -> the version to store once its new comments are copied (see Executor._commit)."""
+    unavailable: dict[str, str | None] = field(default_factory=dict)
+    """Members whose tool cannot be read this pass -> the item's ref there (None: not linked there)."""
+    down: Mapping[str, ConnectorError] = field(default_factory=dict)
+    """What each unavailable member's tool said."""
+    refusals: dict[str, dict[str, Refusal]] = field(default_factory=dict)
+    """Member -> field -> a value its tool refused earlier for this item's mirror (as stored)."""
+    refused: dict[str, dict[str, Refusal]] = field(default_factory=dict)
+    """Member -> field -> a value its tool refused in this pass's writes (stored and audited by the commit)."""
+    fitted: dict[str, list[MappingProblem]] = field(default_factory=dict)
+    """Member -> values written in a form its tool takes (a title shortened): audited by the commit."""
+
+    def refusals_at(self, member: str) -> dict[str, Refusal]:
+        """The refusals that hold for a member's mirror: the stored ones, with this pass's in their place."""
+        return {**self.refusals.get(member, {}), **self.refused.get(member, {})}
+
+
+def endpoint_key(group: str, member: str) -> str:
+    """The store's name of one member's place in one group."""
+    return f"{group}/{member}"

@@ -1,0 +1,347 @@
+"""The read stage: what changed in each member's tool, matched to items, with every other view of those items.
+
+No store transaction is open while a tool is waited on (the store's write lock is never held over the network):
+the feeds (or, for a webhook's hints, the named records with the views their links name) are read first, all
+members at once; the records are then matched to items in short transactions, 500 at a time; records a listing
+missed are read back to tell deletions from paging skips; last, the views of the touched items that their
+members did not report are read, one batch per member, all members at once.
+
+Each record is matched to an item by its link (or adopted by its marker after a lost create, or born as a new
+item) and decoded by the member's codec. A record at the version syncd last saw that still holds the item's base
+is syncd's own write coming back, or nothing new: it is skipped, so nothing echoes (versions save work; the state
+decides). A member whose tool cannot be read is left out of the pass, not the group.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ulid import ULID
+
+from syncd.connector import Connector
+from syncd.errors import ConnectorError
+from syncd.fanout import each
+from syncd.mapping import Group
+from syncd.merge import check_side, heed, same
+from syncd.model import ChangeBatch, Record
+from syncd.pass_data import PassReport, Touched, endpoint_key
+from syncd.plan import Refusal
+from syncd.store import CHUNK, Link, Store, Tx
+
+
+@dataclass
+class Found:
+    """What the read stage found: the touched items, each member's batch, and the members that could not be read."""
+
+    touched: dict[str, Touched]
+    batches: dict[str, ChangeBatch]
+    down: dict[str, ConnectorError] = field(default_factory=dict)
+
+
+class Reader:
+    """Reads one pass's items of one group from its members' tools."""
+
+    def __init__(self, group: Group, connectors: Mapping[str, Connector], store: Store, report: PassReport) -> None:
+        self.group = group
+        self.connectors = connectors
+        self.store = store
+        self.report = report
+
+    def read(
+        self,
+        *,
+        hints: Mapping[str, Sequence[str]] | None,
+        replan: Collection[str] = (),
+        skip: Collection[str] = (),
+    ) -> Found:
+        """The touched items with every member's view: from the feeds, or from ``hints`` (member -> refs).
+
+        ``replan`` adds items to plan whatever changed (a crash's, a failed one's, a decided conflict's); ``skip``
+        leaves items out (quarantined, or a crash's create not resolved yet).
+        """
+        down: dict[str, ConnectorError] = {}
+        prefetched: dict[str, dict[str, Record | None]] = {}
+        if hints is not None:
+            with self.store.transaction() as tx:
+                linked = self._linked(hints, tx)
+            batches = self._read(
+                lambda member: self._hinted(member, hints.get(member, ()), linked.get(member, ()), prefetched), down
+            )
+        else:
+            with self.store.transaction() as tx:
+                cursors = {m: tx.cursor(endpoint_key(self.group.name, m)) for m in self.group.codecs}
+            batches = self._read(lambda member: self.connectors[member].changes(cursors[member]), down)
+        with self.store.transaction() as tx:
+            touched, missing = self._collect(batches, tx)
+        for member, links in self._gone(missing).items():
+            for link in links:
+                touched[link.sync_id].deleted[member] = link.ref
+        with self.store.transaction() as tx:
+            for sync_id in replan:
+                if sync_id not in touched and tx.item_group(sync_id) == self.group.name:
+                    touched[sync_id] = Touched()
+            for sync_id in skip:
+                touched.pop(sync_id, None)
+            wanted, versions = self._wanted(touched, tx, down)
+        self._complete(touched, wanted, versions, down, prefetched)
+        return Found(dict(touched), batches, down)
+
+    def _read(self, read: Callable[[str], ChangeBatch], down: dict[str, ConnectorError]) -> dict[str, ChangeBatch]:
+        """Each member's batch, all read at once; a member whose tool fails (after retries) is left out this pass.
+
+        Its error goes to ``down``: the other members keep syncing between themselves, and items that need the
+        member wait for it (see :class:`~syncd.merge.Item` ``unavailable``).
+        """
+        batches: dict[str, ChangeBatch] = {}
+        read_all = each({member: functools.partial(read, member) for member in self.group.codecs})
+        for member, outcome in read_all.items():
+            if isinstance(outcome, ConnectorError):
+                down[member] = outcome
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                batches[member] = outcome
+        return batches
+
+    def _holds_base(
+        self, member: str, record: Record, base: Mapping[str, Any] | None, refusals: Mapping[str, Refusal]
+    ) -> bool:
+        """Whether a record the feed names at the version syncd last saw still decodes to the item's base.
+
+        A version only saves work, it never hides a change: Asana does not move ``modified_at`` when a task moves to
+        another section (its API reference lists "moving to a new container" among what does not), so a status set
+        by dragging a card arrives at an unchanged version and is found by comparing state.
+        """
+        if base is None:
+            return False
+        codec = self.group.codecs[member]
+        view = heed(codec.align(codec.decode(record)[0], base), base, refusals)
+        return all(same(value, base[name]) for name, value in view.values.items() if name in base)
+
+    def _unchanged(
+        self, member: str, key: str, record: Record, sync_id: str, *, tx: Tx, bases: Mapping[str, dict[str, Any]]
+    ) -> bool:
+        """:meth:`_holds_base`, with the item's refusals there read only when the record differs from the base."""
+        base = bases.get(sync_id)
+        if self._holds_base(member, record, base, {}):
+            return True
+        refusals = tx.refusals(sync_id).get(key, {})
+        return bool(refusals) and self._holds_base(member, record, base, refusals)
+
+    @staticmethod
+    def _unavailable(member: str, refs: Mapping[str, str], touched: Mapping[str, Touched]) -> None:
+        """Mark a member whose tool failed as unavailable on every touched item (with the item's ref where known)."""
+        for ref, sync_id in refs.items():
+            touched[sync_id].unavailable[member] = ref
+        for item in touched.values():
+            item.unavailable.setdefault(member, None)
+
+    def _linked(self, hints: Mapping[str, Sequence[str]], tx: Tx) -> dict[str, list[str]]:
+        """Per member, the refs of the items the hinted refs are linked to, at the members not hinted for them.
+
+        A webhook names the changed record; its item's other views are known from the links before anything is
+        read, so they are read in the same round trip as the record itself instead of one after it.
+        """
+        others: dict[str, list[str]] = defaultdict(list)
+        for member, refs in hints.items():
+            key = endpoint_key(self.group.name, member)
+            for ref in refs:
+                link = tx.find_link(key, ref)
+                if link is None:
+                    continue
+                for other_key, other in tx.links(link.sync_id).items():
+                    other_member = other_key.split("/", 1)[1]
+                    if other_member != member and other_member in self.group.codecs:
+                        others[other_member].append(other.ref)
+        return dict(others)
+
+    def _hinted(
+        self,
+        member: str,
+        refs: Sequence[str],
+        linked: Sequence[str],
+        prefetched: dict[str, dict[str, Record | None]],
+    ) -> ChangeBatch:
+        """The hinted refs of one member as a change batch (a ref that no longer exists reads as deleted).
+
+        The refs of linked items (``linked``) are read in the same request and kept in ``prefetched`` (ref ->
+        record, None if it is gone) for :meth:`_complete`, which then has nothing left to read for them.
+        """
+        unique = list(dict.fromkeys(refs))
+        extra = [ref for ref in dict.fromkeys(linked) if ref not in set(unique)]
+        records = tuple(self.connectors[member].fetch([*unique, *extra])) if unique or extra else ()
+        found = {record.ref: record for record in records}
+        prefetched[member] = {ref: found.get(ref) for ref in extra}
+        return ChangeBatch(
+            tuple(found[ref] for ref in unique if ref in found),
+            tuple(ref for ref in unique if ref not in found),
+            cursor={},
+        )
+
+    def _collect(self, batches: Mapping[str, ChangeBatch], tx: Tx) -> tuple[dict[str, Touched], dict[str, list[Link]]]:
+        """The items the batches touch, and per member the links a full listing missed (deleted, or not seen)."""
+        touched: dict[str, Touched] = defaultdict(Touched)
+        missing: dict[str, list[Link]] = {}
+        for member, batch in batches.items():
+            key = endpoint_key(self.group.name, member)
+            listed: set[str] = set()
+            # In chunks: the links and bases of one chunk of records at a time, a few queries each, never all.
+            for start in range(0, len(batch.records), CHUNK):
+                chunk = batch.records[start : start + CHUNK]
+                found = tx.find_links(key, [record.ref for record in chunk])
+                bases = tx.bases(
+                    found[r.ref].sync_id for r in chunk if r.ref in found and found[r.ref].version == r.version
+                )
+                for record in chunk:
+                    listed.add(record.ref)
+                    self._take(member, record, found.get(record.ref), touched, tx=tx, bases=bases)
+            found = tx.find_links(key, batch.deleted)
+            for ref in batch.deleted:
+                link = found.get(ref)
+                if link is not None:
+                    touched[link.sync_id].deleted[member] = ref
+            if batch.full_scan or batch.present is not None:
+                # A listing of refs alone (``present``) tells deletions as a full scan does, under the same guard.
+                listed |= batch.present or frozenset()
+                linked = 0
+                unlisted: list[Link] = []
+                for link in tx.each_endpoint_link(key):  # streamed: only the links the listing missed are kept
+                    linked += 1
+                    if link.ref not in listed:
+                        unlisted.append(link)
+                # A listing missing most linked items is an outage, not a mass deletion.
+                check_side(key, linked, linked - len(unlisted))
+                missing[member] = unlisted
+        return touched, {member: links for member, links in missing.items() if links}
+
+    def _take(
+        self,
+        member: str,
+        record: Record,
+        link: Link | None,
+        touched: dict[str, Touched],
+        *,
+        tx: Tx,
+        bases: Mapping[str, dict[str, Any]],
+    ) -> None:
+        """File one record of a member's batch under its item, unless it holds nothing new or is not to mirror."""
+        codec = self.group.codecs[member]
+        key = endpoint_key(self.group.name, member)
+        unchanged = link is not None and link.version == record.version
+        if link is not None and unchanged and self._unchanged(member, key, record, link.sync_id, tx=tx, bases=bases):
+            return  # syncd's own write coming back, or nothing new since: no echo
+        if not codec.in_scope(record):
+            if link is not None:
+                touched[link.sync_id].out_of_scope[member] = record.ref
+            return
+        if link is None and record.marker is None and record.mine:
+            # syncd made it and it has no link: a create whose answer was lost, adopted by the recovery of its
+            # journal entry, never mirrored as a person's new item (that would copy it everywhere).
+            self.report.orphans.append(f"{member}/{record.ref}")
+            return
+        # A known item by its link; a lost create adopted by its marker; otherwise a new item.
+        sync_id = link.sync_id if link is not None else (record.marker or str(ULID()))
+        view, problems = codec.decode(record)
+        self.report.problems += problems
+        touched[sync_id].views[member] = view
+        touched[sync_id].seen[member] = record
+        if not unchanged:
+            touched[sync_id].changed.add(member)
+
+    def _gone(self, missing: Mapping[str, Sequence[Link]]) -> dict[str, list[Link]]:
+        """The links a listing missed whose record is really gone, read one batch per member (all at once) to be sure.
+
+        A listing paged by position skips a record when another moves or disappears meanwhile (an edit while
+        Jira's scan ordered by ``updated`` runs, a deletion while keys are listed), and Cloud search may not list
+        a just-made record yet: taken for deletions, those would archive live items everywhere. A record read
+        back is not gone; if the read fails, nothing of that member is taken for deleted this pass.
+        """
+        read = each(
+            {
+                member: functools.partial(self.connectors[member].fetch, [link.ref for link in links])
+                for member, links in missing.items()
+            }
+        )
+        gone: dict[str, list[Link]] = {}
+        for member, outcome in read.items():
+            if isinstance(outcome, ConnectorError):
+                continue
+            if isinstance(outcome, Exception):
+                raise outcome
+            found = {record.ref for record in outcome}
+            gone[member] = [link for link in missing[member] if link.ref not in found]
+        return gone
+
+    def _wanted(
+        self, touched: Mapping[str, Touched], tx: Tx, down: Mapping[str, ConnectorError]
+    ) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
+        """Per member, the refs (-> item) of touched items it did not report, and the versions syncd last saw.
+
+        A member whose tool cannot be read (``down``) is marked unavailable on each item instead.
+        """
+        wanted: dict[str, dict[str, str]] = defaultdict(dict)
+        versions: dict[tuple[str, str], str] = {}
+        linked = tx.links_of(touched)
+        for sync_id, item in touched.items():
+            item.down = down
+            item.unavailable.update(dict.fromkeys(down))
+            for key, link in linked.get(sync_id, {}).items():
+                member = key.split("/", 1)[1]
+                if link.synced_at is not None:
+                    item.synced[member] = link.synced_at
+                if member in down:
+                    item.unavailable[member] = link.ref
+                    continue
+                if member in item.views or member in item.deleted or member in item.out_of_scope:
+                    continue
+                wanted[member][link.ref] = sync_id
+                versions[(member, link.ref)] = link.version
+        return dict(wanted), versions
+
+    def _complete(
+        self,
+        touched: Mapping[str, Touched],
+        wanted: Mapping[str, Mapping[str, str]],
+        versions: Mapping[tuple[str, str], str],
+        down: dict[str, ConnectorError],
+        prefetched: Mapping[str, Mapping[str, Record | None]],
+    ) -> None:
+        """Fetch the current view of each touched item at the members that did not report it, all members at once.
+
+        One batch per member, less what was read with the hinted records (``prefetched``: ref -> record, None if
+        gone); a member that fails now is marked unavailable on each item (see :meth:`_wanted`).
+        """
+        unread = {
+            member: [ref for ref in refs if ref not in prefetched.get(member, {})] for member, refs in wanted.items()
+        }
+        read = each(
+            {member: functools.partial(self.connectors[member].fetch, refs) for member, refs in unread.items() if refs}
+        )
+        for member, refs in wanted.items():
+            outcome = read.get(member, [])
+            if isinstance(outcome, ConnectorError):
+                down[member] = outcome
+                self._unavailable(member, refs, touched)
+                continue
+            if isinstance(outcome, Exception):
+                raise outcome
+            found = {ref: record for ref, record in prefetched.get(member, {}).items() if record is not None}
+            found |= {record.ref: record for record in outcome}
+            codec = self.group.codecs[member]
+            for ref, sync_id in refs.items():
+                record = found.get(ref)
+                if record is None:
+                    touched[sync_id].deleted[member] = ref
+                elif not codec.in_scope(record):
+                    touched[sync_id].out_of_scope[member] = ref
+                else:
+                    view, problems = codec.decode(record)
+                    self.report.problems += problems
+                    touched[sync_id].views[member] = view
+                    touched[sync_id].seen[member] = record
+                    if record.version != versions[(member, ref)]:
+                        touched[sync_id].changed.add(member)

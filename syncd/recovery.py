@@ -1,0 +1,251 @@
+"""Crash recovery: resolve the journal entries a crash (or a lost answer) left, before the group's next pass plans.
+
+An entry is a plan that was journaled and not committed (DESIGN.md, crash safety). For each of its steps, recovery
+reads what the tool holds now: a create that happened is adopted through its marker (never repeated), a write that
+happened is kept and audited, a write cut short is finished where only syncd can have left the field half-way;
+the links' versions are cleared so the item is read afresh, and it is planned again from the base, which redoes
+whatever did not happen. An entry whose tool does not answer stays for the next pass, and its item is not planned
+meanwhile: without knowing whether its create happened, a plan could make a second mirror.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from syncd.audit import AuditEvent, append
+from syncd.connector import Connector
+from syncd.errors import ChangedMeanwhile, ConnectorError, FatalError, RetriableError
+from syncd.failures import Failures, uncertain_event
+from syncd.journal import JournalStep
+from syncd.mapping import Group
+from syncd.merge import same
+from syncd.model import Record
+from syncd.pass_data import PassReport, endpoint_key
+from syncd.store import JournalEntry, Store
+from syncd.uncertain import recording
+
+RECOVERED = "applied before a crash; recovered"
+
+
+@dataclass
+class _Recovered:
+    """One journaled step as recovery found it: the record now, whether its values all landed, what to audit."""
+
+    step: JournalStep
+    record: Record | None
+    adopted: Record | None = None
+    landed: bool = False
+    audit: tuple[str, str] | None = None
+    """(event kind, outcome) of the write that happened, if one did."""
+
+
+class Recovery:
+    """Resolves one group's journal entries through its connectors."""
+
+    def __init__(
+        self,
+        group: Group,
+        connectors: Mapping[str, Connector],
+        store: Store,
+        report: PassReport,
+        failures: Failures,
+        *,
+        config_version: str = "",
+    ) -> None:
+        self.group = group
+        self.connectors = connectors
+        self.store = store
+        self.report = report
+        self.failures = failures
+        self.config_version = config_version
+
+    def recover(self) -> tuple[set[str], set[str]]:
+        """Resolve the journal entries a crash left; (items to plan again, items still unresolved).
+
+        An unresolved item (its tool did not answer) must not be planned in this pass: planning it without knowing
+        whether its create happened could create a second mirror.
+        """
+        with self.store.transaction() as tx:
+            pending = tx.journal_for(self.group.name)
+        replan: set[str] = set()
+        unresolved: set[str] = set()
+        for entry in pending:
+            try:
+                self._recover(entry)
+            except ConnectorError as error:
+                if isinstance(error, FatalError):
+                    raise
+                unresolved.add(entry.sync_id)
+                with self.store.transaction() as tx:
+                    self.failures.strike(tx, entry.sync_id, error)  # reported; struck only if not an outage
+                continue
+            replan.add(entry.sync_id)
+            self.report.recovered += 1
+        return replan - unresolved, unresolved
+
+    def _recover(self, entry: JournalEntry) -> None:
+        """Adopt creates by marker, finish writes a crash cut short, audit what landed; the item is then replanned.
+
+        Each step's progress is journaled (``started``, ``done``). A write that was started and not done may have
+        left a field half-way: a Jira status one transition short of its target is a value no person chose, and
+        replanned as it stands it would count as Engineering's own change and override the others. Such writes are
+        finished now, conditionally where the tool allows (a person's edit since the read makes Jira refuse it, and
+        it is then planned as the change it is). A field whose every write completed takes the planned value as its
+        base, so whatever a person did to it after syncd's write is planned as a change.
+        """
+        with recording() as uncertain:
+            found = [self._recover_step(entry, JournalStep.from_json(step)) for step in entry.steps]
+        steps = [step for step in found if step is not None]
+        complete: dict[str, bool] = {}
+        planned: dict[str, Any] = {}
+        for done in steps:
+            for name, value in done.step.values.items():
+                planned[name] = value
+                complete[name] = complete.get(name, True) and done.landed
+        with self.store.transaction() as tx:
+            for event in uncertain:
+                append(
+                    tx, uncertain_event(self.group, event, sync_id=entry.sync_id, config_version=self.config_version)
+                )
+            links = tx.links(entry.sync_id)
+            for done in steps:
+                member = done.step.endpoint
+                key = endpoint_key(self.group.name, member)
+                if done.adopted is not None and key not in links:
+                    tx.link(entry.sync_id, key, done.adopted.ref, "")
+                    outcome = "its answer was lost; found by its marker" if done.step.uncertain else RECOVERED
+                    append(tx, self._event(entry, "create", member, done.adopted, None, outcome=outcome))
+                if done.record is not None and done.audit is not None:
+                    kind, outcome = done.audit
+                    append(tx, self._event(entry, kind, member, done.record, done.step, outcome=outcome))
+                if done.landed and done.step.values:
+                    tx.add_echoes(entry.sync_id, key, done.step.values)  # syncd's own write, not a change there
+            for key in links:
+                tx.set_version(entry.sync_id, key, "")  # read everything afresh: the plan is made again
+            base = tx.base(entry.sync_id)
+            settled = {name: value for name, value in planned.items() if complete[name]}
+            if base is not None and settled:
+                tx.set_base(entry.sync_id, {**base, **settled})
+            tx.journal_done(entry.plan_id)
+
+    def _recover_step(self, entry: JournalEntry, step: JournalStep) -> _Recovered | None:
+        """Where one journaled step got to, finishing it if the crash cut it short (see :meth:`_recover`)."""
+        connector = self.connectors.get(step.endpoint)
+        if connector is None or not step.writes or step.committed:
+            # A member that left the group since, an unlink, or a step applied, linked and audited by the pass
+            # whose commit kept this entry for a later step: nothing of it to recover.
+            return None
+        if step.kind == "create":
+            done = self._recover_create(entry, step)
+        else:
+            fetched = connector.fetch([step.ref or ""])
+            done = _Recovered(step, fetched[0] if fetched else None)
+        if done.record is None:
+            return done
+        if step.kind == "archive":
+            if self.group.codecs[step.endpoint].decode(done.record)[0].archived:
+                done.audit = ("archive", RECOVERED)
+            return done
+        done.landed = step.done
+        if step.started and not done.landed:
+            before = done.record
+            done.record, done.landed = self._finish(step, done.record)
+            if done.record is not before:
+                done.audit = ("write", f"begun {step.cut_short()}; finished on recovery")
+                return done
+            if not done.landed and step.kind == "write":
+                done.audit = ("write", f"begun {step.cut_short()}, not finished; planned again")
+                return done
+        else:
+            done.landed = done.landed or not self._unlanded(step, done.record)
+        if step.kind == "write" and done.landed and (step.started or step.done):
+            done.audit = ("write", RECOVERED)
+        return done
+
+    def _recover_create(self, entry: JournalEntry, step: JournalStep) -> _Recovered:
+        """A journaled create: the mirror found by its marker if the create was sent, else nothing to find."""
+        if not step.started:
+            return _Recovered(step, None)  # never sent: nothing to find, the replan creates it
+        fields, _ = self.group.codecs[step.endpoint].encode(step.values, create=True)
+        record = self.connectors[step.endpoint].find_by_marker(entry.sync_id, step.sent_at(entry.created_at), fields)
+        return _Recovered(step, record, adopted=record)
+
+    def _unlanded(self, step: JournalStep, record: Record) -> dict[str, Any]:
+        """The step's values its record does not hold (read as the step's own values, for lossy fields)."""
+        codec = self.group.codecs[step.endpoint]
+        view = codec.align(codec.decode(record)[0], step.values)
+        return {
+            name: value
+            for name, value in step.values.items()
+            if name not in view.values or not same(view.values[name], value)
+        }
+
+    def _finish(self, step: JournalStep, record: Record) -> tuple[Record, bool]:
+        """Write what an interrupted step did not get to; (the record now, whether the step is complete).
+
+        Only values the record does not hold are written, with the version just read as the condition. If the
+        tool refuses (a person changed the record meanwhile, or the value cannot be written), the step stays
+        incomplete and the replan takes the record as it is; an outage leaves the entry for the next pass.
+        """
+        missing = self._unlanded(step, record)
+        if not missing:
+            return record, True
+        theirs = self._changed_by_others(step, record)
+        missing = {name: value for name, value in missing.items() if name not in theirs}
+        if not missing:
+            return record, False  # a person changed them since the plan's read: their edit, planned as such
+        fields, _ = self.group.codecs[step.endpoint].encode(missing)
+        if not fields:
+            return record, False
+        try:
+            written = self.connectors[step.endpoint].update(record.ref, fields, record.version)
+        except ChangedMeanwhile:
+            return record, False
+        except ConnectorError as error:
+            if isinstance(error, RetriableError | FatalError):
+                raise  # retried on the next pass (or stops it): the entry stays until it is resolved
+            return record, False
+        self.report.wrote()
+        return written, not self._unlanded(step, written)
+
+    def _changed_by_others(self, step: JournalStep, record: Record) -> set[str]:
+        """Fields someone other than syncd changed since the plan read the record (for a create: ever).
+
+        From the tool's own history, so an interrupted write is finished only where the value left is syncd's
+        (a Jira status part-way along its workflow), never over a person's edit made while syncd was down. If the
+        history cannot be read, every field counts as changed by someone: nothing is overwritten on a guess.
+        """
+        since: datetime | None = step.seen_at
+        try:
+            history = self.connectors[step.endpoint].history(record.ref)
+        except ConnectorError as error:
+            if isinstance(error, RetriableError | FatalError):
+                raise  # retried on the next pass (or stops it): the entry stays until it is resolved
+            return set(step.values)
+        return {change.field for change in history if not change.by_self and (since is None or change.at > since)}
+
+    def _event(
+        self,
+        entry: JournalEntry,
+        kind: str,
+        member: str,
+        record: Record,
+        step: JournalStep | None,
+        *,
+        outcome: str,
+    ) -> AuditEvent:
+        """The audit event of a write recovery found made (or finished, or adopted by its marker)."""
+        return AuditEvent(
+            kind,
+            group=self.group.name,
+            sync_id=entry.sync_id,
+            endpoint=member,
+            refs={member: record.ref},
+            new=dict(step.values) if step is not None and step.kind in {"create", "write"} else None,
+            outcome=outcome,
+            config_version=self.config_version,
+            message=step.reason if step is not None else "created before a crash; adopted by its marker",
+        )
