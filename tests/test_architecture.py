@@ -79,6 +79,37 @@ class TestDependenciesPointInward:
         ]
         assert offending == []
 
+    def test_the_daemons_parts_import_each_other_without_cycles(self) -> None:
+        """syncd/daemon/ is layered: its modules import one another in one direction, and only the package's
+        ``__init__`` imports ``core``, the composition of the parts.
+        """
+        package = ROOT / "syncd" / "daemon"
+        parts = {path.stem for path in package.glob("*.py")} - {"__init__"}
+        imports: dict[str, set[str]] = {}
+        for part in parts:
+            named = {name.removeprefix("syncd.daemon.") for _, name in _imports(package / f"{part}.py")}
+            tree = ast.parse((package / f"{part}.py").read_text(encoding="utf-8"))
+            named |= {  # `from syncd.daemon import web`
+                alias.name
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module == "syncd.daemon"
+                for alias in node.names
+            }
+            imports[part] = named & parts
+        assert [part for part, named in imports.items() if "core" in named] == []
+        done: set[str] = set()
+
+        def visit(part: str, path: tuple[str, ...]) -> None:
+            assert part not in path, f"import cycle: {' -> '.join((*path, part))}"
+            if part not in done:
+                for imported in sorted(imports[part]):
+                    visit(imported, (*path, part))
+                done.add(part)
+
+        for part in sorted(parts):
+            visit(part, ())
+        assert {"core", "scheduler", "web"} <= parts  # the scan sees the real package
+
     def test_the_rule_sees_real_modules(self) -> None:
         """The scans above cover the packages (a rule that checks nothing would pass silently)."""
         assert len(_modules("syncd")) >= 5

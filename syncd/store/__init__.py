@@ -202,6 +202,39 @@ class Store:
         """Release the connection pool."""
         self.engine.dispose()
 
+    # ----- outside any transaction (the daemon's health checks and metrics) ------------------------------
+
+    def ping(self) -> None:
+        """Ask the database for ``SELECT 1``; raises whatever the driver raises when it does not answer."""
+        self._scalar("SELECT 1")
+
+    def held_count(self) -> int:
+        """How many items quarantine holds; 0 while the database has no quarantine table (not migrated yet)."""
+        if self.engine.dialect.name == "sqlite":
+            exists = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'quarantine'"
+        else:
+            exists = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'quarantine'"
+        if not self._scalar(exists):
+            return 0
+        return int(self._scalar("SELECT count(*) FROM quarantine WHERE held") or 0)
+
+    def _scalar(self, sql: str) -> Any:  # noqa: ANN401 - whatever the database answers
+        """One value through the DB-API connection: no SQLAlchemy transaction, so no SQLite write lock is taken.
+
+        A scrape or a readiness probe must neither wait for a pass's write lock nor hold one up.
+        """
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+        return row[0] if row else None
+
 
 class Tx:
     """Reads and writes inside one transaction (see :meth:`Store.transaction`)."""

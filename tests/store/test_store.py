@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -213,6 +214,24 @@ class TestQuarantine:
             assert (entry.held, entry.strikes) == (False, 0)
             tx.clear_failure("S1")
             assert tx.quarantined() == []
+
+    def test_the_held_count_reads_outside_transactions_and_is_zero_before_migrating(
+        self, store: Store, tmp_path: Path
+    ) -> None:
+        """held_count counts held items only, answers while a transaction is open, and is 0 on a blank database."""
+        with store.transaction() as tx:
+            for sync_id in ("S1", "S2"):
+                tx.new_item(sync_id, "launch")
+                tx.strike(sync_id, "launch", "refused", counts=True, limit=1 if sync_id == "S1" else 3)
+        with store.transaction():  # a pass holding SQLite's write lock does not block a scrape
+            assert store.held_count() == 1
+        store.ping()
+        blank = Store(f"sqlite:///{tmp_path / 'blank.db'}")
+        try:
+            blank.ping()
+            assert blank.held_count() == 0
+        finally:
+            blank.close()
 
 
 class TestConflictQueue:

@@ -1,0 +1,215 @@
+"""The :class:`Daemon`: the parts of the package put together, and their life from start to shutdown.
+
+Its own module because only the composition knows every part: it builds them on one configuration, starts them in
+order, turns signals into a drain or a reload, swaps a reloaded configuration into each, and stops them in order
+with the exit code. No other module of the package imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer
+
+from syncd.daemon import web
+from syncd.daemon.health import Readiness
+from syncd.daemon.logs import configure_logging, log
+from syncd.daemon.metrics import Metrics, ObserveRequests
+from syncd.daemon.passes import Passes
+from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
+from syncd.daemon.scheduler import Scheduler
+from syncd.daemon.webhooks import Webhooks
+from syncd.store import Store
+
+
+class Daemon:
+    """The daemon of one configuration directory: build it, then :meth:`run` it from the main thread."""
+
+    def __init__(
+        self,
+        config_dir: Path,
+        mappings_dir: Path,
+        *,
+        connector_for: ConnectorFactory,
+        observe_requests: ObserveRequests | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config_dir = config_dir
+        self.mappings_dir = mappings_dir
+        self.connector_for = connector_for
+        self._observe_requests = observe_requests
+        self.runtime = load_runtime(config_dir, mappings_dir, connector_for, generation=1, previous=None)
+        instance = self.runtime.config.instance
+        self.store = Store(instance.store)
+        self.metrics = Metrics(self.store)
+        self.scheduler = Scheduler(debounce_s=instance.webhook_debounce_s, clock=clock)
+        self.scheduler.set_groups({name: self.runtime.interval(name) for name in self.runtime.groups})
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._reload_requested = False
+        self._stop_observing: Callable[[], None] | None = None
+        self._server: BaseWSGIServer | None = None
+        self.health = Readiness(clock)
+        self.passes = Passes(
+            runtime=lambda: self.runtime,
+            connector_for=connector_for,
+            store=self.store,
+            scheduler=self.scheduler,
+            metrics=self.metrics,
+            readiness=self.health,
+            clock=clock,
+        )
+        self.webhooks = Webhooks(
+            runtime=lambda: self.runtime,
+            connector_for=connector_for,
+            scheduler=self.scheduler,
+            metrics=self.metrics,
+            stopping=self._stopping,
+        )
+        self.app = web.App(alive=self.alive, readiness=self.readiness, metrics=self.metrics, webhooks=self.webhooks)
+
+    # ----- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Migrate the store, serve HTTP, start polling and register webhooks; the URL served on."""
+        self.store.migrate()
+        self._server, url = web.serve(self.runtime.config.instance.listen, self.app)
+        if self._observe_requests is not None:
+            self._stop_observing = self._observe_requests(self.metrics.request)
+        self.passes.start()
+        log.info(
+            "started",
+            listen=url,
+            groups=sorted(self.runtime.groups),
+            workers=self.runtime.config.instance.workers,
+            webhooks=self.runtime.config.instance.public_url is not None,
+            config_version=self.runtime.version,
+        )
+        self.webhooks.register(self.runtime)
+        return url
+
+    def run(self, on_listening: Callable[[str], None] | None = None) -> int:
+        """Run until SIGTERM/SIGINT (from the main thread); the exit code: 0 drained, 1 shutdown timed out."""
+        self._install_signals()
+        try:
+            url = self.start()
+        except BaseException:
+            self._abandon_start()
+            raise
+        if on_listening is not None:
+            on_listening(url)
+        while not self._stopping.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._reload_requested and not self._stopping.is_set():
+                self._reload_requested = False
+                self.reload()
+        return self.shutdown()
+
+    def _abandon_start(self) -> None:
+        """Undo a start that failed half-way, so no thread keeps the process alive behind the error."""
+        self.request_stop()
+        self.passes.abandon()
+        if self._server is not None:
+            web.stop(self._server)
+            self._server = None
+        if self._stop_observing is not None:
+            self._stop_observing()
+            self._stop_observing = None
+        self.store.close()
+
+    def request_stop(self) -> None:
+        """Begin the graceful shutdown (what the first SIGTERM/SIGINT does)."""
+        self._stopping.set()
+        self.scheduler.close()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Reload at the main loop's next turn (what SIGHUP does)."""
+        self._reload_requested = True
+        self._wake.set()
+
+    def _install_signals(self) -> None:
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            if self._stopping.is_set():
+                log.error("shutdown.forced", signal=signal.Signals(signum).name)
+                logging.shutdown()
+                os._exit(128 + signum)  # the operator insists; an interrupted plan stays in the journal
+            log.info("shutdown.requested", signal=signal.Signals(signum).name)
+            self.request_stop()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.request_reload()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def shutdown(self) -> int:
+        """Stop taking work, let in-flight passes finish within shutdown_timeout_s, stop serving; the exit code."""
+        self.request_stop()
+        timeout = self.runtime.config.instance.shutdown_timeout_s
+        unfinished = self.passes.drain(timeout)
+        if self._server is not None:
+            web.stop(self._server)
+        if self._stop_observing is not None:
+            self._stop_observing()
+            self._stop_observing = None
+        if unfinished:
+            log.error("shutdown.timed_out", unfinished=unfinished, timeout_s=timeout)
+            return 1
+        self.store.close()
+        log.info("shutdown.finished")
+        return 0
+
+    # ----- reload ----------------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Validate the configuration and mappings, then swap them in between passes; False if rejected."""
+        fresh = reload_runtime(self.config_dir, self.mappings_dir, self.connector_for, current=self.runtime)
+        if fresh is None:
+            return False
+        self.runtime = fresh
+        self.scheduler.set_groups(
+            {name: fresh.interval(name) for name in fresh.groups}, debounce_s=fresh.config.instance.webhook_debounce_s
+        )
+        self.health.keep_groups(fresh.groups)
+        log.info("reload.applied", groups=sorted(fresh.groups), config_version=fresh.version)
+        self.webhooks.register(fresh)
+        return True
+
+    # ----- what HTTP asks ----------------------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """What /healthz answers: the dispatcher runs (or has stopped because a shutdown asked it to)."""
+        dispatcher = self.passes.dispatcher
+        return dispatcher is not None and (dispatcher.is_alive() or self._stopping.is_set())
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz answers: ready, and otherwise each reason (store, endpoint, shutdown)."""
+        return self.health.verdict(self.runtime, self.store, stopping=self._stopping.is_set())
+
+
+def run(
+    config_dir: Path,
+    mappings_dir: Path,
+    *,
+    connector_for: ConnectorFactory,
+    observe_requests: ObserveRequests | None = None,
+    on_listening: Callable[[str], None] | None = None,
+) -> int:
+    """Configure logging, build the daemon and run it until a signal stops it; the exit code.
+
+    Raises ConfigError / SyncdError when the configuration cannot start at all (the CLI reports them).
+    """
+    configure_logging()
+    daemon = Daemon(config_dir, mappings_dir, connector_for=connector_for, observe_requests=observe_requests)
+    return daemon.run(on_listening)
