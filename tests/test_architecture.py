@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from connectors.asana import AsanaConnector
+from connectors.base import ConnectorBase
+from connectors.jira import JiraConnector
+from connectors.trello import TrelloConnector
+
 ROOT = Path(__file__).resolve().parent.parent
 SDKS = {"jira", "trello", "asana"}
 
@@ -116,3 +121,78 @@ class TestDependenciesPointInward:
         assert len(_modules("sandbox")) >= 5
         assert any(name == "werkzeug.routing" for _, name in _imports(ROOT / "sandbox" / "core.py"))
         assert any(name == "sandbox.org" for _, name in _imports(ROOT / "syncd" / "demo.py"))
+
+
+def _tool_modules() -> list[Path]:
+    """Every module of connectors/ but the base itself."""
+    return [path for path in _modules("connectors") if path != ROOT / "connectors" / "base.py"]
+
+
+def _thread_locals(path: Path) -> list[int]:
+    """Lines where a module names ``threading.local``, through the module or imported by its own name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    imported = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "threading"
+        for alias in node.names
+        if alias.name == "local"
+    }
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "local":
+            if isinstance(node.value, ast.Name) and node.value.id == "threading":
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Name) and node.id in imported:
+            lines.append(node.lineno)
+    return lines
+
+
+def _declares_kind(node: ast.ClassDef) -> bool:
+    for statement in node.body:
+        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        if any(isinstance(target, ast.Name) and target.id == "kind" for target in targets):
+            return True
+    return False
+
+
+def _connector_classes(path: Path) -> list[ast.ClassDef]:
+    """Classes that declare a ``kind`` (the Protocol's per-tool fact): the tool connectors."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and _declares_kind(node)]
+
+
+def _base_name(base: ast.expr) -> str | None:
+    """``ConnectorBase`` for ``ConnectorBase`` and ``ConnectorBase[Client]`` alike."""
+    node = base.value if isinstance(base, ast.Subscript) else base
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+class TestOneConnectorBase:
+    """Pacing, the thread's client, version checks, uncertain writes and marker recovery live in connectors/base.py."""
+
+    @pytest.mark.parametrize("connector", [JiraConnector, TrelloConnector, AsanaConnector], ids=lambda c: c.kind)
+    def test_every_tool_connector_subclasses_the_base(self, connector: type[object]) -> None:
+        """Each tool's connector is a ConnectorBase, so none carries its own copy of the shared mechanics."""
+        assert issubclass(connector, ConnectorBase)
+
+    @pytest.mark.parametrize("path", _tool_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_a_class_declaring_a_kind_names_the_base(self, path: Path) -> None:
+        """A new connector (a class with a ``kind``) starts from ConnectorBase, not from a copy of another."""
+        offending = [
+            f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+            for node in _connector_classes(path)
+            if "ConnectorBase" not in {_base_name(base) for base in node.bases}
+        ]
+        assert offending == []
+
+    @pytest.mark.parametrize("path", _tool_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_no_connector_module_keeps_its_own_thread_local(self, path: Path) -> None:
+        """The per-thread SDK client is the base's (``ConnectorBase._client``): no other module keeps one."""
+        assert [f"{path.relative_to(ROOT)}:{line}" for line in _thread_locals(path)] == []
+
+    def test_the_rules_see_the_connectors(self) -> None:
+        """The scans find the three connector classes and do see a thread-local where one is (no silent pass)."""
+        found = {node.name for path in _tool_modules() for node in _connector_classes(path)}
+        assert {"JiraConnector", "TrelloConnector", "AsanaConnector"} <= found
+        assert _thread_locals(ROOT / "connectors" / "base.py") != []

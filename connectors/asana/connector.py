@@ -41,13 +41,13 @@ import asana
 from asana.rest import ApiException
 
 from connectors.asana.errors import TOOL, refused_field, translate
-from connectors.base import Connector
-from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
+from connectors.base import Connector, ConnectorBase
+from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.webhooks import DeliveryLog
 from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
-    ChangedMeanwhile,
+    ConnectorError,
     InvalidItem,
     ItemNotFound,
     OutcomeUnknown,
@@ -55,7 +55,7 @@ from syncd.errors import (
     ToolConfigError,
 )
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
-from syncd.uncertain import CLOCK_SLACK, MARKER_URL, comment_once, send_once
+from syncd.uncertain import CLOCK_SLACK, MARKER_URL
 
 T = TypeVar("T")
 Sdk: TypeAlias = Any
@@ -119,7 +119,7 @@ def _parse_time(text: str) -> datetime:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-class AsanaConnector:
+class AsanaConnector(ConnectorBase[Sdk]):
     """One Asana project behind the Connector protocol."""
 
     kind: ClassVar[str] = "asana"
@@ -138,20 +138,18 @@ class AsanaConnector:
         webhook_secret: str | None = None,
         people: Mapping[str, str] | None = None,
     ) -> None:
+        # 1500 requests per minute per token on paid plans (150 on the free plan: pass a smaller bucket).
+        super().__init__(buckets=bucket if bucket is not None else shared_bucket(TOOL, token, 1500, 60), policy=policy)
         self.project_gid = project_gid
         self.people = {email.lower(): account for email, account in (people or {}).items()}
         self._people_back = {account.lower(): email for email, account in self.people.items()}
         self._looked_up: dict[str, str | None] = {}  # user gid -> the e-mail GET /users/{gid} showed (None: hidden)
         self.webhook_secret = webhook_secret
         self._tags: dict[str, str] | None = None
-        # 1500 requests per minute per token on paid plans (150 on the free plan: pass a smaller bucket).
-        self.bucket = bucket if bucket is not None else shared_bucket(TOOL, token, 1500, 60)
-        self.policy = policy or RetryPolicy()
         self.reconcile_every = reconcile_every
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout_s = timeout_s
-        self._local = threading.local()
         self._me: str | None = None  # syncd's own id in the tool, read once (see _my_id)
         self._sections: dict[str, str] | None = None
         self._workspace: str | None = None
@@ -159,27 +157,16 @@ class AsanaConnector:
 
     # ----- plumbing ---------------------------------------------------------------------------------------
 
-    def _client(self) -> Sdk:
-        """Return this thread's SDK client (SDK clients are not thread-safe), its own retries switched off."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            configuration = asana.Configuration()
-            configuration.host = self._base_url + "/api/1.0"
-            configuration.access_token = self._token
-            configuration.retry_strategy = False  # one retry policy: connectors.pacing
-            client = asana.ApiClient(configuration)
-            self._local.client = client
-        return client
+    def _new_client(self) -> Sdk:
+        """The asana SDK's API client, its own retries switched off; it makes no request."""
+        configuration = asana.Configuration()
+        configuration.host = self._base_url + "/api/1.0"
+        configuration.access_token = self._token
+        configuration.retry_strategy = False  # one retry policy: connectors.pacing
+        return asana.ApiClient(configuration)
 
-    def _call(self, request: Callable[[], T], *, ref: str | None = None, idempotent: bool = True) -> T:
-        return call(
-            request,
-            bucket=self.bucket,
-            policy=self.policy,
-            idempotent=idempotent,
-            translate=lambda error: translate(error, ref),
-            tool=TOOL,
-        )
+    def _translate(self, error: Exception, ref: str | None) -> ConnectorError:
+        return translate(error, ref)
 
     def _write(
         self,
@@ -289,7 +276,7 @@ class AsanaConnector:
             mine=creator is not None and creator == self._my_id(),
         )
 
-    def _get_task(self, gid: str) -> Record:
+    def _read(self, gid: str) -> Record:
         task = self._call(lambda: self._tasks_api().get_task(gid, self._opts(), **self._timeout), ref=gid)
         return self._record(task)
 
@@ -312,7 +299,7 @@ class AsanaConnector:
             records, missing = [], wanted
         for ref in missing:
             try:
-                records.append(self._get_task(ref))
+                records.append(self._read(ref))
             except ItemNotFound:
                 continue
         return records
@@ -406,7 +393,9 @@ class AsanaConnector:
             )
             return True
 
-        send_once(post, lambda: True if marker in self._markers(gid) else None, tool=TOOL, what="attach", ref=gid)
+        self._send_once(
+            post, lambda: True if marker in self._markers(gid) else None, what="attach", ref=gid, attempts=3
+        )
 
     # ----- change feed -------------------------------------------------------------------------------------------
 
@@ -557,7 +546,7 @@ class AsanaConnector:
                 )
                 return next((str(tag["gid"]) for tag in tags if tag["name"] == name), None)
 
-            self._tags[name] = send_once(post, look, tool=TOOL, what="tag", attempts=self.policy.attempts)
+            self._tags[name] = self._send_once(post, look, what="tag")
         return self._tags[name]
 
     def _task_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -582,40 +571,35 @@ class AsanaConnector:
                 body["due_on"] = None
         return body
 
-    def create(self, fields: Mapping[str, Any], marker: str) -> Record:
-        """Create a task in the project and attach its marker, each exactly once (a lost answer is looked up)."""
+    def _create_body(self, fields: Mapping[str, Any], marker: str) -> dict[str, Any]:
+        """A task in the project (with its section and tags); the marker is attached after (:meth:`_send_create`)."""
         body = self._task_body(fields)
         body["projects"] = [self.project_gid]
         if fields.get("status"):
             body["memberships"] = [{"project": self.project_gid, "section": self._section_for(fields["status"], None)}]
         if fields.get("labels"):
             body["tags"] = [self._tag_gid(name) for name in fields["labels"]]
-        sent = datetime.now(UTC)
+        return body
 
-        def post() -> Record:
-            task = self._write(
-                lambda: self._tasks_api().create_task({"data": body}, self._opts(), **self._timeout),
-                body,
-                ref=None,
-                idempotent=False,
-            )
-            _marking(self.project_gid, str(task["gid"]), start=True)
-            crash_point("mid-create")
-            try:
-                self._attach_marker(str(task["gid"]), marker)
-            finally:
-                _marking(self.project_gid, str(task["gid"]), start=False)
-            return dataclasses.replace(self._record(task), marker=marker)
-
-        created = send_once(
-            post,
-            lambda: self.find_by_marker(marker, sent, fields),
-            tool=TOOL,
-            what="create",
-            attempts=self.policy.attempts,
+    def _send_create(self, body: dict[str, Any], marker: str) -> Record:
+        """Create the task, then attach its marker, each exactly once (a lost answer is looked up)."""
+        task = self._write(
+            lambda: self._tasks_api().create_task({"data": body}, self._opts(), **self._timeout),
+            body,
+            ref=None,
+            idempotent=False,
         )
+        _marking(self.project_gid, str(task["gid"]), start=True)
+        crash_point("mid-create")
+        try:
+            self._attach_marker(str(task["gid"]), marker)
+        finally:
+            _marking(self.project_gid, str(task["gid"]), start=False)
+        return dataclasses.replace(self._record(task), marker=marker)
+
+    def _created(self, made: Record | str, fields: Mapping[str, Any]) -> Record:
         # The task came to be in this pass: nobody can have commented on it yet (Asana has no count).
-        return dataclasses.replace(created, comments=0)
+        return dataclasses.replace(super()._created(made, fields), comments=0)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move, retag and edit the task; return it as it is afterwards.
@@ -625,9 +609,8 @@ class AsanaConnector:
         names the section as well as ``modified_at``, which a section move leaves alone, so a move made meanwhile
         is caught too. That read also gives the tags to add and remove.
         """
-        current = self._get_task(ref) if expected_version is not None or "labels" in fields else None
-        if current is not None and expected_version is not None and current.version != expected_version:
-            raise ChangedMeanwhile(TOOL, f"task {ref} changed since it was read; it is planned again")
+        current = self._read(ref) if "labels" in fields else None
+        self._check_version(ref, expected_version, current.version if current is not None else None)
         body = self._task_body(fields)
         if "status" in fields and fields["status"] is not None:
             section = self._section_for(fields["status"], ref)
@@ -648,7 +631,7 @@ class AsanaConnector:
                 method = api.add_tag_for_task if name in wanted else api.remove_tag_for_task
                 self._write(functools.partial(method, tag_body, ref, **self._timeout), {}, ref=ref, field="labels")
         if not body:
-            return self._get_task(ref)
+            return self._read(ref)
         task = self._write(
             lambda: self._tasks_api().update_task({"data": body}, ref, self._opts(), **self._timeout), body, ref=ref
         )
@@ -662,7 +645,7 @@ class AsanaConnector:
             ),
             ref=ref,
         )
-        return self._get_task(ref)
+        return self._read(ref)
 
     # ----- comments, schema ------------------------------------------------------------------------------------
 
@@ -721,23 +704,19 @@ class AsanaConnector:
             created=_parse_time(story["created_at"]),
         )
 
-    def add_comment(self, ref: str, body: str) -> Comment:
-        """Post a comment story (Asana restricted HTML), exactly once: a post whose answer was lost is looked for."""
-
-        def post() -> Comment:
-            story = self._call(
-                lambda: asana.StoriesApi(self._client()).create_story_for_task(
-                    {"data": {"html_text": body}},
-                    ref,
-                    {"opt_fields": "type,html_text,created_at,created_by.email,created_by.name"},
-                    **self._timeout,
-                ),
-                ref=ref,
-                idempotent=False,
-            )
-            return self._comment(ref, story)
-
-        return comment_once(post, lambda: self.comments(ref), body, tool=TOOL, ref=ref, attempts=self.policy.attempts)
+    def _post_comment(self, ref: str, body: str) -> Comment:
+        """Post a comment story in Asana's restricted HTML (:meth:`add_comment` is the base's, exactly once)."""
+        story = self._call(
+            lambda: asana.StoriesApi(self._client()).create_story_for_task(
+                {"data": {"html_text": body}},
+                ref,
+                {"opt_fields": "type,html_text,created_at,created_by.email,created_by.name"},
+                **self._timeout,
+            ),
+            ref=ref,
+            idempotent=False,
+        )
+        return self._comment(ref, story)
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Task gids a delivery names, after checking X-Hook-Signature (HMAC-SHA256 under the handshake secret)."""

@@ -28,19 +28,18 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias
 
 from jira import JIRA
 
-from connectors.base import Connector
+from connectors.base import Connector, ConnectorBase
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
-from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
+from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.webhooks import DeliveryLog
 from syncd.crash import crash_point
 from syncd.errors import (
@@ -54,9 +53,8 @@ from syncd.errors import (
 )
 from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, read_or_keep
-from syncd.uncertain import CLOCK_SLACK, comment_once, send_once
+from syncd.uncertain import CLOCK_SLACK
 
-T = TypeVar("T")
 Json: TypeAlias = Any
 """A decoded Jira JSON answer."""
 
@@ -137,7 +135,7 @@ def _between(pages: Sequence[Sequence[str]]) -> frozenset[str]:
     return frozenset(found)
 
 
-class JiraConnector:
+class JiraConnector(ConnectorBase[JIRA]):
     """One Jira project behind the Connector protocol."""
 
     kind: ClassVar[str] = "jira"
@@ -163,11 +161,12 @@ class JiraConnector:
         workflow: Workflow | None = None,
         search_settle_s: float = 10.0,
     ) -> None:
+        # Jira Cloud publishes no fixed budget (cost-based limits); 10 requests per second per user stays clear.
+        super().__init__(
+            buckets=bucket if bucket is not None else shared_bucket(TOOL, f"{user}:{token}", 100, 10), policy=policy
+        )
         self.project_key = project_key
         self.people = {email.lower(): account for email, account in (people or {}).items()}
-        # Jira Cloud publishes no fixed budget (cost-based limits); 10 requests per second per user stays clear.
-        self.bucket = bucket if bucket is not None else shared_bucket(TOOL, f"{user}:{token}", 100, 10)
-        self.policy = policy or RetryPolicy()
         self.overlap = overlap
         self.reconcile_every = reconcile_every
         self.deletion_check = deletion_check
@@ -184,7 +183,6 @@ class JiraConnector:
         self._base_url = base_url.rstrip("/")
         self._auth = (user, token)
         self._timeout_s = timeout_s
-        self._local = threading.local()
         self._recent: deque[str] = deque(maxlen=RECENT_WRITES)
         self._made: dict[str, str] = {}  # marker -> key of the creates whose answer this connector read, newest last
         self._deliveries = DeliveryLog()
@@ -192,25 +190,15 @@ class JiraConnector:
 
     # ----- plumbing ---------------------------------------------------------------------------------------
 
-    def _client(self) -> JIRA:
-        client: JIRA | None = getattr(self._local, "client", None)
-        if client is None:
-            # max_retries=0: python-jira would retry POSTs and crash on an HTTP-date Retry-After; pacing decides.
-            client = self._call(
-                lambda: JIRA(server=self._base_url, basic_auth=self._auth, max_retries=0, timeout=self._timeout_s)
-            )
-            self._local.client = client
-        return client
-
-    def _call(self, request: Callable[[], T], *, ref: str | None = None, idempotent: bool = True) -> T:
-        return call(
-            request,
-            bucket=self.bucket,
-            policy=self.policy,
-            idempotent=idempotent,
-            translate=lambda error: translate(error, ref),
-            tool=TOOL,
+    def _new_client(self) -> JIRA:
+        """python-jira's client; building it reads serverInfo, so it is one paced request."""
+        # max_retries=0: python-jira would retry POSTs and crash on an HTTP-date Retry-After; pacing decides.
+        return self._call(
+            lambda: JIRA(server=self._base_url, basic_auth=self._auth, max_retries=0, timeout=self._timeout_s)
         )
+
+    def _translate(self, error: Exception, ref: str | None) -> ConnectorError:
+        return translate(error, ref)
 
     @property
     def cloud(self) -> bool:
@@ -384,7 +372,7 @@ class JiraConnector:
                 return []
             raise
 
-    def _one(self, key: str) -> Record:
+    def _read(self, key: str) -> Record:
         """Read one issue; remember its id so the next searches reconcile it (read-after-write on Cloud).
 
         This is a write's read-back: it carries the comment total, so a comment posted during the write is noticed.
@@ -556,36 +544,34 @@ class JiraConnector:
             body["labels"] = sorted(fields["labels"])
         return body
 
-    def create(self, fields: Mapping[str, Any], marker: str) -> Record:
-        """Create an issue with its marker property in the same request, then transition it to its status.
-
-        Exactly once: a POST whose answer was lost is looked up by its marker before it is sent again.
-        """
+    def _create_body(self, fields: Mapping[str, Any], marker: str) -> dict[str, Json]:
+        """An issue with its marker property in the same request (:meth:`create` is the base's, exactly once)."""
         body = self._write_fields(fields)
         body["project"] = {"key": self.project_key}
         body["issuetype"] = {"name": "Task"}
-        payload = {"fields": body, "properties": [{"key": PROPERTY, "value": {"sync_id": marker}}]}
-        sent = datetime.now(UTC)
+        return {"fields": body, "properties": [{"key": PROPERTY, "value": {"sync_id": marker}}]}
 
-        def post() -> str:
-            created = self._rest("POST", "issue", data=json.dumps(payload), idempotent=False)
-            self._recent.append(str(created["id"]))
-            self._made[marker] = str(created["key"])
-            while len(self._made) > RECENT_WRITES:
-                del self._made[next(iter(self._made))]
-            return str(created["key"])
+    def _send_create(self, body: dict[str, Json], marker: str) -> str:
+        """POST the issue; its key (the answer holds no fields), remembered so a lookup reads it by key."""
+        created = self._rest("POST", "issue", data=json.dumps(body), idempotent=False)
+        self._recent.append(str(created["id"]))
+        self._made[marker] = str(created["key"])
+        while len(self._made) > RECENT_WRITES:
+            del self._made[next(iter(self._made))]
+        return str(created["key"])
 
-        def look() -> str | None:
-            # The issue may have been made any time until its answer was lost (a gateway can hold a request for
-            # seconds before the service applies it): the index gets its time from now, not from the send.
-            self._await_index(datetime.now(UTC))
-            found = self.find_by_marker(marker, sent)
-            return found.ref if found is not None else None
+    def _find_lost_create(self, marker: str, sent: datetime, fields: Mapping[str, Any]) -> Record | None:
+        # The issue may have been made any time until its answer was lost (a gateway can hold a request for
+        # seconds before the service applies it): the index gets its time from now, not from the send.
+        self._await_index(datetime.now(UTC))
+        return super()._find_lost_create(marker, sent, fields)
 
-        key = send_once(post, look, tool=TOOL, what="create", attempts=self.policy.attempts)
+    def _created(self, made: Record | str, fields: Mapping[str, Any]) -> Record:
+        """Transition the new issue to its status (a create cannot set one), then read it back."""
+        key = made.ref if isinstance(made, Record) else made
         if fields.get("status"):
             self._move(key, str(fields["status"]))
-        return self._one(key)
+        return self._read(key)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Move status through transitions, edit the other fields with one PUT, return the issue afterwards.
@@ -597,17 +583,15 @@ class JiraConnector:
         body = self._write_fields(fields)
         if fields.get("status"):
             self._move(ref, str(fields["status"]), expected_version)
-        elif expected_version is not None:
-            issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "updated"})
-            self._check_version(ref, issue, expected_version)
+        else:
+            self._check_version(ref, expected_version)
         if body:
             self._rest("PUT", f"issue/{ref}", ref=ref, data=json.dumps({"fields": body}))
-        return self._one(ref)
+        return self._read(ref)
 
-    @staticmethod
-    def _check_version(ref: str, issue: Json, expected_version: str | None) -> None:
-        if expected_version is not None and issue["fields"]["updated"] != expected_version:
-            raise ChangedMeanwhile(TOOL, f"{ref} changed since it was read; it is planned again")
+    def _current_version(self, ref: str) -> str:
+        """``updated``, read alone."""
+        return str(self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "updated"})["fields"]["updated"])
 
     def _transitions(self, ref: str, expected_version: str | None = None) -> tuple[str, list[Transition]]:
         """The issue's status and the transitions Jira offers from it there, learned into the workflow.
@@ -618,7 +602,7 @@ class JiraConnector:
         transition's screen requires is read once per transition (``GET .../transitions``, by id).
         """
         issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status,updated", "expand": "transitions"})
-        self._check_version(ref, issue, expected_version)
+        self._check_version(ref, expected_version, str(issue["fields"]["updated"]))
         status = issue["fields"]["status"]["name"]
         offered = issue.get("transitions") or []
         if any(str(t["id"]) not in self.workflow.screens for t in offered):
@@ -710,7 +694,7 @@ class JiraConnector:
             current = str(now["fields"]["status"]["name"])
             return None if current == status else current
 
-        return send_once(post, look, tool=TOOL, what="transition", ref=ref, attempts=self.policy.attempts)
+        return self._send_once(post, look, what="transition", ref=ref)
 
     def _explore(self) -> bool:
         """Read the transitions offered from statuses not yet explored, through an issue in each (read-only).
@@ -738,7 +722,7 @@ class JiraConnector:
         value = dict((marker or {}).get("value") or {})
         value["archived"] = True
         self._rest("PUT", f"issue/{ref}/properties/{PROPERTY}", ref=ref, data=json.dumps(value))
-        return self._one(ref)
+        return self._read(ref)
 
     def _status_categories(self) -> dict[str, str]:
         if self._categories is None:
@@ -770,16 +754,10 @@ class JiraConnector:
             created=_parse_time(comment["created"]),
         )
 
-    def add_comment(self, ref: str, body: str) -> Comment:
-        """Comment on the issue (wiki markup), exactly once: a post whose answer was lost is looked for first."""
-
-        def post() -> Comment:
-            created = self._rest(
-                "POST", f"issue/{ref}/comment", ref=ref, data=json.dumps({"body": body}), idempotent=False
-            )
-            return self._comment(ref, created)
-
-        return comment_once(post, lambda: self.comments(ref), body, tool=TOOL, ref=ref, attempts=self.policy.attempts)
+    def _post_comment(self, ref: str, body: str) -> Comment:
+        """Comment on the issue in wiki markup (:meth:`add_comment` is the base's, exactly once)."""
+        created = self._rest("POST", f"issue/{ref}/comment", ref=ref, data=json.dumps({"body": body}), idempotent=False)
+        return self._comment(ref, created)
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Issue keys of a signed admin-webhook delivery; a repeated delivery (same identifier) yields nothing."""

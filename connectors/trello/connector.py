@@ -27,26 +27,25 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias
 from urllib.parse import urlencode
 
 import requests
 from trello import TrelloClient
 
-from connectors.base import Connector
-from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
+from connectors.base import Connector, ConnectorBase
+from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
-from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound, ToolConfigError
+from syncd.errors import AuthFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
-from syncd.uncertain import CLOCK_SLACK, MARKER_URL, comment_once, send_once
+from syncd.uncertain import CLOCK_SLACK, MARKER_URL
 
-T = TypeVar("T")
 Json: TypeAlias = Any
 """A decoded Trello JSON answer (py-trello returns plain dicts and lists)."""
 
@@ -98,6 +97,14 @@ class _RecordingSession(BaseUrlSession):
         return self.last
 
 
+@dataclass(frozen=True)
+class _Client:
+    """One thread's py-trello client and its transport (which keeps the response py-trello drops)."""
+
+    sdk: TrelloClient
+    session: _RecordingSession
+
+
 def _comment_badge(badges: object) -> int | None:
     """The card's comment count from its badges (in a PUT's answer and in reads that ask for ``badges``)."""
     if isinstance(badges, dict) and isinstance(badges.get("comments"), int):
@@ -134,7 +141,7 @@ def _format_due(due: date | datetime | None) -> str | None:
     )
 
 
-class TrelloConnector:
+class TrelloConnector(ConnectorBase[_Client]):
     """One Trello board behind the Connector protocol."""
 
     kind: ClassVar[str] = "trello"
@@ -154,22 +161,21 @@ class TrelloConnector:
         secret: str | None = None,
         callback_url: str | None = None,
     ) -> None:
+        # Trello allows 100 requests per 10 s per token, and 300 per 10 s per API key (all tokens of the app).
+        super().__init__(
+            buckets=buckets
+            if buckets is not None
+            else [shared_bucket(TOOL, token, 100, 10), shared_bucket(TOOL, key, 300, 10)],
+            policy=policy,
+        )
         self.board_id = board_id
         self.secret = secret
         self.callback_url = callback_url
         self.people = {email.lower(): who for email, who in (people or {}).items()}
-        # Trello allows 100 requests per 10 s per token, and 300 per 10 s per API key (all tokens of the app).
-        self.buckets = (
-            list(buckets)
-            if buckets is not None
-            else [shared_bucket(TOOL, token, 100, 10), shared_bucket(TOOL, key, 300, 10)]
-        )
-        self.policy = policy or RetryPolicy()
         self._base_url = base_url
         self._key = key
         self._token = token
         self._timeout_s = timeout_s
-        self._local = threading.local()
         self._me: str | None = None  # syncd's own id in the tool, read once (see _my_id)
         self._lists: dict[str, str] | None = None
         self._labels: dict[str, str] | None = None
@@ -181,14 +187,15 @@ class TrelloConnector:
 
     # ----- plumbing ---------------------------------------------------------------------------------------
 
-    def _session(self) -> _RecordingSession:
-        session: _RecordingSession | None = getattr(self._local, "session", None)
-        if session is None:
-            session = _RecordingSession(self._base_url, self._timeout_s)
-            # Without an OAuth token secret, py-trello sends api_secret as the `token` query parameter.
-            self._local.client = TrelloClient(api_key=self._key, api_secret=self._token, http_service=session)
-            self._local.session = session
-        return session
+    def _new_client(self) -> _Client:
+        """py-trello's client on our transport (base URL, timeout, last response); it makes no request."""
+        session = _RecordingSession(self._base_url, self._timeout_s)
+        # Without an OAuth token secret, py-trello sends api_secret as the `token` query parameter.
+        return _Client(TrelloClient(api_key=self._key, api_secret=self._token, http_service=session), session)
+
+    def _translate(self, error: Exception, ref: str | None) -> ConnectorError:
+        """The error table, given the last response: py-trello's exceptions drop a 429's Retry-After."""
+        return translate(error, ref, self._client().session.last)
 
     def _fetch(
         self,
@@ -201,15 +208,11 @@ class TrelloConnector:
         idempotent: bool = True,
         cost: int = 1,
     ) -> Json:
-        session = self._session()
-        client: TrelloClient = self._local.client
-        return call(
+        client = self._client().sdk
+        return self._call(
             lambda: client.fetch_json(path, http_method=method, query_params=dict(params or {}), post_args=body),
-            bucket=self.buckets,
-            policy=self.policy,
+            ref=ref,
             idempotent=idempotent,
-            translate=lambda error: translate(error, ref, session.last),
-            tool=TOOL,
             cost=cost,
         )
 
@@ -373,7 +376,7 @@ class TrelloConnector:
             if name is not None and card.get("name") != name:
                 continue
             try:
-                record = self._one(str(card["id"]))
+                record = self._read(str(card["id"]))
             except ItemNotFound:
                 continue  # deleted since: not a mirror to adopt
             if record.marker == marker:
@@ -445,7 +448,7 @@ class TrelloConnector:
                 self._labels = None
                 return self._label_ids().get(name)
 
-            labels[name] = send_once(post, look, tool=TOOL, what="label", attempts=self.policy.attempts)
+            labels[name] = self._send_once(post, look, what="label")
             self._labels = labels
         return labels[name]
 
@@ -472,25 +475,18 @@ class TrelloConnector:
                 raise InvalidItem(TOOL, refused.message, ref=ref, status=refused.status, field="labels") from refused
         return body
 
-    def create(self, fields: Mapping[str, Any], marker: str) -> Record:
-        """Create a card with its marker attached in the same request, exactly once (a lost answer is looked up)."""
+    def _create_body(self, fields: Mapping[str, Any], marker: str) -> dict[str, Any]:
+        """A card with its marker attached in the same request (:meth:`create` is the base's, exactly once)."""
         body = self._card_body(fields, None)
         if "idList" not in body:
             body["idList"] = next(iter(self._list_ids().values()), "")
         body["urlSource"] = MARKER_URL + marker
-        sent = datetime.now(UTC)
+        return body
 
-        def post() -> Record:
-            card = self._fetch("/cards", "POST", body=body, idempotent=False)
-            return self._record({**card, "attachments": [{"url": MARKER_URL + marker}]})
-
-        return send_once(
-            post,
-            lambda: self.find_by_marker(marker, sent, fields),
-            tool=TOOL,
-            what="create",
-            attempts=self.policy.attempts,
-        )
+    def _send_create(self, body: dict[str, Any], marker: str) -> Record:
+        """POST the card; Trello answers with it (no read-back), though without the attachment it was made with."""
+        card = self._fetch("/cards", "POST", body=body, idempotent=False)
+        return self._record({**card, "attachments": [{"url": MARKER_URL + marker}]})
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
         """Write the fields in one PUT (a list move included) and return the card as it is afterwards.
@@ -498,10 +494,7 @@ class TrelloConnector:
         With ``expected_version``, one read of the card's last activity first checks nobody changed it since the
         plan was made (Trello has no conditional write): an edit made meanwhile is planned again, not overwritten.
         """
-        if expected_version is not None:
-            current = self._fetch(f"/cards/{ref}", params={"fields": "dateLastActivity"}, ref=ref)
-            if current["dateLastActivity"] != expected_version:
-                raise ChangedMeanwhile(TOOL, f"card {ref} changed since it was read; it is planned again")
+        self._check_version(ref, expected_version)
         body = self._card_body(fields, ref)
         if body:
             card = self._fetch(f"/cards/{ref}", "PUT", body=body, ref=ref)
@@ -509,15 +502,19 @@ class TrelloConnector:
             # attachments, so no marker: the engine knows whose card it wrote.)
             if isinstance(card, dict) and {"id", "dateLastActivity", "idList", "name"} <= card.keys():
                 return self._record(card)
-        return self._one(ref)
+        return self._read(ref)
 
-    def _one(self, ref: str) -> Record:
+    def _read(self, ref: str) -> Record:
         return self._record(self._fetch(f"/cards/{ref}", params=CARD_PARAMS, ref=ref))
+
+    def _current_version(self, ref: str) -> str:
+        """``dateLastActivity``, read alone."""
+        return str(self._fetch(f"/cards/{ref}", params={"fields": "dateLastActivity"}, ref=ref)["dateLastActivity"])
 
     def archive(self, ref: str) -> Record:
         """Close the card (Trello's archive; reopening it restores it)."""
         self._fetch(f"/cards/{ref}", "PUT", body={"closed": True}, ref=ref)
-        return self._one(ref)
+        return self._read(ref)
 
     # ----- comments, schema ------------------------------------------------------------------------------------
 
@@ -565,14 +562,10 @@ class TrelloConnector:
             created=_parse_time(action["date"]),
         )
 
-    def add_comment(self, ref: str, body: str) -> Comment:
-        """Comment on the card (Markdown), exactly once: a post whose answer was lost is looked for first."""
-
-        def post() -> Comment:
-            path = f"/cards/{ref}/actions/comments"
-            return self._comment(ref, self._fetch(path, "POST", body={"text": body}, ref=ref, idempotent=False))
-
-        return comment_once(post, lambda: self.comments(ref), body, tool=TOOL, ref=ref, attempts=self.policy.attempts)
+    def _post_comment(self, ref: str, body: str) -> Comment:
+        """Comment on the card in Markdown (:meth:`add_comment` is the base's, exactly once)."""
+        path = f"/cards/{ref}/actions/comments"
+        return self._comment(ref, self._fetch(path, "POST", body={"text": body}, ref=ref, idempotent=False))
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Card ids a delivery names, after checking X-Trello-Webhook: base64 HMAC-SHA1 of body + callback URL."""
