@@ -48,7 +48,7 @@ from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from syncd.config import Config, ConfigError, Department, config_version, load_config
-from syncd.connector import Connector
+from syncd.connector import Capabilities, Connector
 from syncd.engine import Pass, PassReport, endpoint_key
 from syncd.errors import AuthFailed, ConnectorError, SideEmptied, SyncdError, ToolConfigError
 from syncd.mapping import Group, compile_group
@@ -173,7 +173,13 @@ def _callback_url(config: Config, department: str) -> str | None:
 
 
 def load_runtime(
-    config_dir: Path, mappings_dir: Path, factory: ConnectorFactory, *, generation: int, previous: Runtime | None
+    config_dir: Path,
+    mappings_dir: Path,
+    factory: ConnectorFactory,
+    *,
+    capabilities: Mapping[str, Capabilities],
+    generation: int,
+    previous: Runtime | None,
 ) -> Runtime:
     """Load and validate everything before anything runs on it: every file problem at once, credentials too.
 
@@ -185,7 +191,7 @@ def load_runtime(
     groups: dict[str, Group] = {}
     for path in sorted(mappings_dir.glob("*.yaml")):
         try:
-            group = compile_group(path, tools)
+            group = compile_group(path, tools, capabilities)
         except FileError as error:
             problems.append(error)
             continue
@@ -472,15 +478,19 @@ class Daemon:
         mappings_dir: Path,
         *,
         connector_for: ConnectorFactory,
+        capabilities: Mapping[str, Capabilities],
         observe_requests: ObserveRequests | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config_dir = config_dir
         self.mappings_dir = mappings_dir
         self.connector_for = connector_for
+        self.capabilities = capabilities
         self._observe_requests = observe_requests
         self._clock = clock
-        self.runtime = load_runtime(config_dir, mappings_dir, connector_for, generation=1, previous=None)
+        self.runtime = load_runtime(
+            config_dir, mappings_dir, connector_for, capabilities=capabilities, generation=1, previous=None
+        )
         instance = self.runtime.config.instance
         self.store = Store(instance.store)
         self.metrics = Metrics(self.store)
@@ -879,6 +889,7 @@ class Daemon:
                 self.config_dir,
                 self.mappings_dir,
                 self.connector_for,
+                capabilities=self.capabilities,
                 generation=current.generation + 1,
                 previous=current,
             )
@@ -962,6 +973,7 @@ def run(
     mappings_dir: Path,
     *,
     connector_for: ConnectorFactory,
+    capabilities: Mapping[str, Capabilities],
     observe_requests: ObserveRequests | None = None,
     on_listening: Callable[[str], None] | None = None,
 ) -> int:
@@ -970,5 +982,11 @@ def run(
     Raises ConfigError / SyncdError when the configuration cannot start at all (the CLI reports them).
     """
     configure_logging()
-    daemon = Daemon(config_dir, mappings_dir, connector_for=connector_for, observe_requests=observe_requests)
+    daemon = Daemon(
+        config_dir,
+        mappings_dir,
+        connector_for=connector_for,
+        capabilities=capabilities,
+        observe_requests=observe_requests,
+    )
     return daemon.run(on_listening)

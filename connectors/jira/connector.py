@@ -38,10 +38,12 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 from jira import JIRA
 
 from connectors.base import Connector
+from connectors.jira.capabilities import CAPABILITIES
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, call, shared_bucket
 from connectors.webhooks import DeliveryLog
+from syncd.connector import Capabilities
 from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
@@ -52,7 +54,6 @@ from syncd.errors import (
     NoTransition,
     ToolConfigError,
 )
-from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, read_or_keep
 from syncd.uncertain import CLOCK_SLACK, comment_once, send_once
 
@@ -114,7 +115,7 @@ def _format_due(due: date | None) -> str | None:
         raise InvalidItem(
             TOOL, f"Jira's due date is a date, not an instant ({due.isoformat()}): map it to a date", field="due"
         )
-    first, last = LIMITS["jira"].due_range or (date.min, date.max)
+    first, last = CAPABILITIES.limits.due_range or (date.min, date.max)
     if not first <= due <= last:
         raise InvalidItem(
             TOOL, f"Jira holds due dates from {first.isoformat()} to {last.isoformat()}, not {due}", field="due"
@@ -141,7 +142,8 @@ class JiraConnector:
     """One Jira project behind the Connector protocol."""
 
     kind: ClassVar[str] = "jira"
-    handshake: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
+    handshake: ClassVar[bool] = CAPABILITIES.handshake
 
     def __init__(
         self,
