@@ -34,6 +34,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
+from connectors.factory import CAPABILITIES
 from connectors.sandbox import sandbox_connectors
 from sandbox.org import Sandbox
 from sandbox.seed import JiraIssue, Seed, load_seed
@@ -180,7 +181,7 @@ def backfill(
 ) -> Run:
     """Seed N issues, run one pass through ``workers`` threads, and measure it (see the module docstring)."""
     run = Run(items, workers, latency_ms, rate_limits)
-    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
     with tempfile.TemporaryDirectory() as folder, Sandbox(backfill_seed(items), latency_ms=latency_ms) as sandbox:
         for emulator in sandbox.emulators:
             emulator.rate_limits_enabled = rate_limits

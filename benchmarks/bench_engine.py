@@ -36,6 +36,7 @@ from typing import Any
 from bench_backfill import ROOT, TOOLS, backfill_seed, connectors
 from ulid import ULID
 
+from connectors.factory import CAPABILITIES
 from sandbox.org import Sandbox
 from syncd.connector import Connector
 from syncd.engine import Pass, endpoint_key
@@ -53,7 +54,7 @@ TARGET = {"dry_run": 2000.0, "pure": 20000.0, "hold_mb": 200.0}
 
 def dry_run(items: int, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Backfill ``items`` issues with the budgets off, then time a dry-run pass planning all of them again."""
-    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
     with tempfile.TemporaryDirectory() as folder, Sandbox(backfill_seed(items)) as sandbox:
         for emulator in sandbox.emulators:
             emulator.rate_limits_enabled = False
@@ -100,7 +101,7 @@ def dry_run(items: int, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def pure_plans(count: int, template: dict[str, Any]) -> dict[str, Any]:
     """Time :func:`syncd.merge.plan` over ``count`` synthetic items of four kinds (see the module docstring)."""
-    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
     values = {name: value for name, value in template.items() if not name.startswith("@")}
     members = tuple(group.codecs)
     moment = datetime(2026, 12, 1, tzinfo=UTC)
@@ -127,7 +128,7 @@ def pure_plans(count: int, template: dict[str, Any]) -> dict[str, Any]:
 
 def build_store(url: str, count: int, template: dict[str, Any]) -> float:
     """Write ``count`` items, three links each and their base values through the Tx methods; seconds taken."""
-    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
     store = Store(url)
     store.migrate()
     started = time.perf_counter()

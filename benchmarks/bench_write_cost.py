@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.factory import CAPABILITIES
 from connectors.sandbox import sandbox_connectors
 from sandbox.asana import edits
 from sandbox.core import Emulator
@@ -296,7 +297,9 @@ def main() -> int:
             sandbox.trello.state.create_label(next(iter(sandbox.trello.state.boards.values())), LABEL, "blue")
             sandbox.asana.state.add_tag(LABEL)
         group = compile_group(
-            ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
+            ROOT / "mappings" / "launch-requests.yaml",
+            {"engineering": "jira", "sales": "trello", "marketing": "asana"},
+            CAPABILITIES,
         )
         connectors = connectors_for(sandbox)
         store = Store(f"sqlite:///{Path(tmp) / 'syncd.db'}")

@@ -2,13 +2,14 @@
 
 The engine never constructs connectors (it only knows the protocol); the CLI, the composition root, calls
 :func:`connector_for` with a department from ``config/departments/``, which reads the named credentials from the
-environment or files at that moment, never from the configuration itself.
+environment or files at that moment, never from the configuration itself. It also hands the core each tool's
+:class:`~syncd.connector.Capabilities` (:data:`CAPABILITIES`), which the connector classes declare.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from connectors.asana import AsanaConnector
@@ -17,7 +18,13 @@ from connectors.jira.workflow import Workflow
 from connectors.pacing import RequestObserver, add_observer, remove_observer
 from connectors.trello import TrelloConnector
 from syncd.config import AsanaConnection, Department, JiraConnection, TrelloConnection
-from syncd.connector import Connector
+from syncd.connector import Capabilities, Connector
+
+CAPABILITIES: Mapping[str, Capabilities] = {
+    connector.kind: connector.capabilities for connector in (JiraConnector, TrelloConnector, AsanaConnector)
+}
+"""Each tool kind's capabilities, as its connector class declares them: what the core is given instead of a tool's
+name (``syncd.mapping.compile_group``, ``syncd.checks.online_problems``, the daemon)."""
 
 _WORKFLOWS: dict[tuple[str, str], Workflow] = {}
 _WORKFLOWS_LOCK = threading.Lock()

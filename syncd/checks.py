@@ -5,10 +5,10 @@ workspace exists, every mapped status / list / section is there, the Jira workfl
 pair of mapped statuses with the fields its screens require, and every person named is known. Finding that out
 here, before a pass, turns a pass that would strike or quarantine item after item into one list of fixes.
 
-Pure apart from the connectors it is handed: the caller (the CLI, the composition root) passes the factory in, so
-this module never imports ``connectors/``. Messages never carry a credential: they name where a credential comes
-from (the environment variable or file), and every message is scrubbed of the department's credential values in
-case a tool echoed one back.
+Pure apart from the connectors it is handed: the caller (the CLI, the composition root) passes the factory and
+each tool's :class:`~syncd.connector.Capabilities` in, so this module never imports ``connectors/`` nor names a
+tool. Messages never carry a credential: they name where a credential comes from (the environment variable or
+file), and every message is scrubbed of the department's credential values in case a tool echoed one back.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from syncd.config import Config, Department, JiraConnection, Secret, TrelloConnection
+from syncd.connector import Capabilities, StatusMechanism
 from syncd.errors import (
     AuthFailed,
     PermissionDenied,
@@ -42,12 +43,17 @@ class Describer(Protocol):
 ConnectorFactory = Callable[[Department], Describer]
 """Builds a department's connector, credentials resolved (``connectors.factory.connector_for``)."""
 
-_TOOL = {"jira": "Jira", "trello": "Trello", "asana": "Asana"}
-_STATUS_NOUN = {"jira": "status", "trello": "list", "asana": "section"}
 
-
-def online_problems(config: Config, groups: Sequence[Group], connector_for: ConnectorFactory) -> list[str]:
+def online_problems(
+    config: Config,
+    groups: Sequence[Group],
+    connector_for: ConnectorFactory,
+    capabilities: Mapping[str, Capabilities],
+) -> list[str]:
     """Every problem the departments' tools reveal, one line each, department first; [] when all is well.
+
+    ``capabilities`` gives each tool kind's facts (``connectors.factory.CAPABILITIES``): names, nouns, who is
+    assignable, whether statuses move along a workflow.
 
     A department whose tool cannot be described (missing credential, refused credential, no such workspace, no
     answer) gets one line saying so, and its mapping checks are skipped: they would only repeat that line.
@@ -55,15 +61,16 @@ def online_problems(config: Config, groups: Sequence[Group], connector_for: Conn
     problems: list[str] = []
     for name, department in config.departments.items():
         found: list[str] = []
+        tool = capabilities[department.connection.tool]
         try:
             schema = connector_for(department).describe()
         except SyncdError as error:
-            found.append(_not_described(department, error))
+            found.append(_not_described(department, tool, error))
         else:
-            found += _people_problems(department, schema, department.people, source=None)
+            found += _people_problems(department, tool, schema, department.people, source=None)
             for group in groups:
                 if name in group.codecs:
-                    found += _group_problems(name, department, schema, group)
+                    found += _group_problems(name, department, tool, schema, group)
         secrets = _secret_values(department)
         problems += [_scrub(f"{name}: {problem}", secrets) for problem in dict.fromkeys(found)]
     return problems
@@ -72,12 +79,11 @@ def online_problems(config: Config, groups: Sequence[Group], connector_for: Conn
 # ----- the workspace and its credentials -------------------------------------------------------------------------
 
 
-def _workspace(department: Department) -> str:
+def _workspace(department: Department, tool: Capabilities) -> str:
     """How messages name the department's workspace: its tool and the id the department file gives."""
     connection = department.connection
-    if isinstance(connection, TrelloConnection):
-        return f"Trello board {connection.board}"
-    return f"{_TOOL[connection.tool]} project {connection.project}"
+    workspace_id = connection.board if isinstance(connection, TrelloConnection) else connection.project
+    return f"{tool.name} {tool.workspace} {workspace_id}"
 
 
 def _credential_sources(department: Department) -> str:
@@ -91,10 +97,10 @@ def _credential_sources(department: Department) -> str:
     return " and ".join(names)
 
 
-def _not_described(department: Department, error: SyncdError) -> str:
+def _not_described(department: Department, capabilities: Capabilities, error: SyncdError) -> str:
     """One line for a tool that could not be described, saying what to fix."""
     connection = department.connection
-    tool, workspace = _TOOL[connection.tool], _workspace(department)
+    tool, workspace = capabilities.name, _workspace(department, capabilities)
     if isinstance(error, AuthFailed):
         account = f"the user {connection.user} and " if isinstance(connection, JiraConnection) else ""
         return f"credentials refused by {tool} (HTTP 401): check {account}{_credential_sources(department)}"
@@ -140,17 +146,12 @@ def _scrub(message: str, secrets: Iterable[str]) -> str:
 
 
 def _people_problems(
-    department: Department, schema: Schema, people: Mapping[str, str], *, source: str | None
+    department: Department, tool: Capabilities, schema: Schema, people: Mapping[str, str], *, source: str | None
 ) -> list[str]:
     """E-mails the tool does not know, by its people or by the account the directory gives them."""
     emails = {person.email.lower() for person in schema.people if person.email}
     accounts = {person.account for person in schema.people if person.account}
-    tool = department.connection.tool
-    place = {
-        "jira": f"assignable in {_workspace(department)}",
-        "trello": "a member of the Trello board",
-        "asana": "a member of the Asana workspace",
-    }[tool]
+    place = tool.assignable.format(workspace=_workspace(department, tool))
     where = f"{source}: " if source else ""
     return [
         f"{where}{email} is not {place} (add them, or fix the people directory)"
@@ -162,7 +163,7 @@ def _people_problems(
 # ----- what a mapping names --------------------------------------------------------------------------------------
 
 
-def _group_problems(member: str, department: Department, schema: Schema, group: Group) -> list[str]:
+def _group_problems(member: str, department: Department, tool: Capabilities, schema: Schema, group: Group) -> list[str]:
     """Statuses, transitions, transition screens and people one group's mapping names at this department."""
     codec = group.codecs[member]
     source = str(group.source) if group.source else group.name
@@ -176,34 +177,35 @@ def _group_problems(member: str, department: Department, schema: Schema, group: 
             named.setdefault(raw, f"fields.status.write.{member}")
     for raw in codec.scope.statuses:
         named.setdefault(raw, f"members.{member}.scope.statuses")
-    tool = department.connection.tool
-    noun = _STATUS_NOUN[tool]
+    noun = tool.status_noun
     offered = ", ".join(repr(each) for each in schema.statuses)
     for raw, where in named.items():
         if raw not in schema.statuses:
             problems.append(
-                f"{source}: {where} names {raw!r}, which is not a {noun} of the {_workspace(department)} "
-                f"(it has {offered}): fix the name, or add the {noun} in {_TOOL[tool]}"
+                f"{source}: {where} names {raw!r}, which is not a {noun} of the {_workspace(department, tool)} "
+                f"(it has {offered}): fix the name, or add the {noun} in {tool.name}"
             )
-    if status is not None:
+    if status is not None and tool.status is StatusMechanism.WORKFLOW:  # elsewhere any status is one move away
         mapped = list(dict.fromkeys([*status.map.get(member, {}), *status.write.get(member, {}).values()]))
         mapped = [raw for raw in mapped if raw in schema.statuses]  # an unknown one is reported above
-        problems += _workflow_problems(department, schema, mapped, source)
+        problems += _workflow_problems(department, tool, schema, mapped, source)
     assignees = codec.specs.get("assignees")
     if assignees is not None:
         emails = [value for pair in assignees.map.get(member, {}).items() for value in pair if "@" in value]
-        problems += _people_problems(department, schema, dict.fromkeys(emails, ""), source=source)
+        problems += _people_problems(department, tool, schema, dict.fromkeys(emails, ""), source=source)
     return problems
 
 
-def _workflow_problems(department: Department, schema: Schema, mapped: Sequence[str], source: str) -> list[str]:
+def _workflow_problems(
+    department: Department, tool: Capabilities, schema: Schema, mapped: Sequence[str], source: str
+) -> list[str]:
     """Mapped statuses no chain of transitions connects, and transition screens the config does not fill.
 
     A status listed without transitions (Jira shows them only for an issue in that status, and none is) is taken
     to lead anywhere: only a certain dead end is reported, never a guess.
     """
     problems: list[str] = []
-    workspace = _workspace(department)
+    workspace = _workspace(department, tool)
     for start in mapped:
         cut_off = [goal for goal in mapped if goal != start and _path(schema, start, goal, optimistic=True) is None]
         if cut_off:

@@ -128,6 +128,7 @@ def check(
     ] = False,
 ) -> None:
     """Validate the configuration and every mapping (offline); list every problem with file and line."""
+    from connectors.factory import CAPABILITIES  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.mapping import Group, compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
 
@@ -142,7 +143,7 @@ def check(
         tools = {name: department.connection.tool for name, department in config.departments.items()}
         for path in sorted(mappings_dir.glob("*.yaml")):
             try:
-                groups.append(compile_group(path, tools))
+                groups.append(compile_group(path, tools, CAPABILITIES))
             except FileError as error:
                 problems.append(str(error))
     if not problems and online:
@@ -151,7 +152,7 @@ def check(
         from syncd.checks import online_problems  # noqa: PLC0415 - keeps `syncd --help` fast
 
         assert config is not None
-        problems = online_problems(config, groups, connector_for)
+        problems = online_problems(config, groups, connector_for, CAPABILITIES)
     if problems:
         for problem in problems:
             _stderr.print(f"[red]error:[/] {escape(problem)}", highlight=False)
@@ -163,13 +164,14 @@ def check(
 
 def _load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
     """Configuration and compiled groups, or exit 2 listing every problem."""
+    from connectors.factory import CAPABILITIES  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.mapping import compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
 
     try:
         config = load_config(config_dir)
         tools = {name: department.connection.tool for name, department in config.departments.items()}
-        groups = [compile_group(path, tools) for path in sorted(mappings_dir.glob("*.yaml"))]
+        groups = [compile_group(path, tools, CAPABILITIES) for path in sorted(mappings_dir.glob("*.yaml"))]
     except (ConfigError, FileError) as error:
         _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from error
@@ -275,7 +277,7 @@ def run_command(
     """Run the daemon: poll, take webhooks, serve /healthz /readyz /metrics; SIGTERM drains, SIGHUP reloads."""
     import os  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    from connectors.factory import connector_for, observe_requests  # noqa: PLC0415 - keeps `syncd --help` fast
+    from connectors.factory import CAPABILITIES, connector_for, observe_requests  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd import daemon  # noqa: PLC0415 - keeps `syncd --help` fast
 
     def listening(url: str) -> None:
@@ -287,6 +289,7 @@ def run_command(
             config_dir,
             mappings_dir,
             connector_for=connector_for,
+            capabilities=CAPABILITIES,
             observe_requests=observe_requests,
             on_listening=listening,
         )

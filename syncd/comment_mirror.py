@@ -94,7 +94,7 @@ class CommentMirror:
                 continue
             source = copy.original
             text = self.group.codecs[copy.endpoint].text_out(
-                attributed(source, self.group.codecs[source.endpoint].tool)
+                attributed(source, self.group.codecs[source.endpoint].capabilities.name)
             )
             with recording() as uncertain:
                 posted = self.connectors[copy.endpoint].add_comment(links[copy.endpoint].ref, text)

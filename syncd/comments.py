@@ -14,8 +14,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-TOOL_NAMES = {"jira": "Jira", "trello": "Trello", "asana": "Asana"}
-
 _MARK = re.compile(r"mirrored by syncd · ([A-Za-z0-9.-]+)/([A-Za-z0-9]+)")
 
 
@@ -45,8 +43,11 @@ def mirrored_from(markdown: str) -> tuple[str, str] | None:
 
 
 def attributed(original: Original, tool: str) -> str:
-    """The mirror's canonical Markdown: who wrote it where, the text, and the mark naming the original."""
-    where = f"{TOOL_NAMES.get(tool, tool)} ({original.endpoint})"
+    """The mirror's canonical Markdown: who wrote it where, the text, and the mark naming the original.
+
+    ``tool`` is the name of the original's tool as people write it (its ``Capabilities.name``).
+    """
+    where = f"{tool} ({original.endpoint})"
     return (
         f"**{original.author}** commented in {where}:\n\n{original.body.strip()}\n\n"
         f"_mirrored by syncd · {original.endpoint}/{original.comment_id}_\n"

@@ -4,15 +4,104 @@ The engine talks to Jira, Trello and Asana only through :class:`Connector`. Each
 the tool's real SDK; each raises only the errors of :mod:`syncd.errors`, so the engine decides retry, stop or
 quarantine by kind. Writes return the new :class:`~syncd.model.Record` so the engine can recognise its own write
 when the change feed brings it back (same ref, same version) and never echo it.
+
+What differs between tools and matters to the core (how a status moves, how many assignees an item holds, which
+rich text it stores, what it refuses, how its webhooks are secured) is declared once per connector class as its
+:class:`Capabilities`: the composition root hands them to the core by tool kind, so the core never names a tool.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Record, Schema
+
+
+class StatusMechanism(Enum):
+    """How an item's status is changed in the tool."""
+
+    WORKFLOW = "workflow transitions"
+    """Along the transitions of a workflow, one at a time: a status may be unreachable from another."""
+    CONTAINER = "container"
+    """By moving the item into another container (a list, a section): any status is one move from any other."""
+
+
+class TextFormat(Enum):
+    """The rich text a tool stores; :data:`syncd.mapping.TEXT_FORMATS` gives its converters to and from Markdown."""
+
+    JIRA_WIKI = "jira-wiki"
+    """Jira wiki markup (Jira Server, and the v2 REST API of Jira Cloud)."""
+    TRELLO_MARKDOWN = "trello-markdown"
+    """Markdown, as Trello renders it."""
+    ASANA_HTML = "asana-html"
+    """Asana's restricted HTML with a ``<body>`` root."""
+
+
+class WebhookKind(Enum):
+    """How the tool's webhook deliveries are secured, and so what registering one takes."""
+
+    SHARED_SECRET = "shared secret"  # noqa: S105 - the name of a kind of webhook, not a secret
+    """Signed with a secret set both in the tool and in the configuration."""
+    SIGNED_CALLBACK = "signed callback"
+    """Signed with an application secret over the body and the callback URL, which the connector must know."""
+    HANDSHAKE = "handshake"
+    """The secret is agreed in a handshake: the tool calls the receiver back while the registration runs."""
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """What a tool refuses in the fields syncd writes there; lengths count UTF-16 code units (``utf16_len``)."""
+
+    title_max: int | None = None
+    title_required: bool = False
+    """A blank title is refused."""
+    title_one_line: bool = False
+    """A title with a line break is refused."""
+    label_max: int | None = None
+    label_spaces: bool = True
+    """Whether a label may contain whitespace."""
+    due_range: tuple[date, date] | None = None
+    """The first and last day a due date may fall on (for an instant: its day in UTC)."""
+
+
+GREGORIAN = (date(1583, 1, 1), date(9999, 12, 31))
+"""Due dates both date tools are trusted to hold (the unfavourable reading of vague documentation).
+
+Jira documents ``yyyy-MM-dd`` and Trello an OpenAPI ``date`` (RFC 3339: a four-digit year), neither a range. ISO
+8601 admits years before 1583 only "by mutual agreement of the partners in information interchange", which neither
+documents, and Java's ``SimpleDateFormat`` (whose pattern Jira documents) reads days before 15 October 1582 in the
+Julian calendar, so such a date would name another day in Jira than in Python or JavaScript.
+"""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The facts about a tool that the tool-neutral core needs, declared by its connector class."""
+
+    name: str
+    """The tool's name as people write it (``Jira``): in messages and in a mirrored comment's attribution."""
+    workspace: str
+    """What one endpoint is called in the tool (``project``, ``board``), for messages."""
+    status_noun: str
+    """What a status is called in the tool (``status``, ``list``, ``section``), for messages."""
+    status: StatusMechanism
+    single_assignee: bool
+    """An item holds at most one assignee (the first of several is written, the rest reported)."""
+    text: TextFormat
+    webhook: WebhookKind
+    assignable: str
+    """What a person must be to be assigned there, completing "<e-mail> is not ..."; ``{workspace}`` stands for
+    the endpoint as messages name it (``Jira project ENG``)."""
+    limits: ToolLimits = field(default_factory=ToolLimits)
+
+    @property
+    def handshake(self) -> bool:
+        """Whether registering a webhook agrees its secret in a handshake (:attr:`Connector.handshake`)."""
+        return self.webhook is WebhookKind.HANDSHAKE
 
 
 @runtime_checkable
@@ -22,9 +111,13 @@ class Connector(Protocol):
     kind: ClassVar[str]
     """The tool: ``jira``, ``trello`` or ``asana`` (for messages and metrics; the engine never branches on it)."""
 
+    capabilities: ClassVar[Capabilities]
+    """What the core needs to know of the tool, declared by the class; the composition root passes them in."""
+
     handshake: ClassVar[bool]
     """Whether registering a webhook agrees its secret in a handshake the receiver must answer while the
-    registration runs (:meth:`accept_handshake`), rather than a secret set in the configuration."""
+    registration runs (:meth:`accept_handshake`), rather than a secret set in the configuration; the same as
+    ``capabilities.handshake``, from which the connectors take it."""
 
     def changes(self, cursor: Cursor | None) -> ChangeBatch:
         """Records changed since ``cursor`` (None: everything in scope), at least once, with the next cursor."""

@@ -28,63 +28,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncd import richtext
+from syncd.connector import Capabilities, TextFormat, ToolLimits
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
 from syncd.model import FIELDS, Person, Record, Unreadable
 from syncd.plan import Value, View
 from syncd.yamlfile import FileError, Located, line_of, load_yaml_model
-
-Tool = Literal["jira", "trello", "asana"]
-SINGLE_ASSIGNEE = frozenset({"jira", "asana"})
-"""Tools whose items have one assignee (Trello cards have many members)."""
-
-
-@dataclass(frozen=True)
-class ToolLimits:
-    """What a tool refuses in the fields syncd writes there; lengths count UTF-16 code units (see :func:`utf16_len`)."""
-
-    title_max: int | None = None
-    title_required: bool = False
-    """A blank title is refused."""
-    title_one_line: bool = False
-    """A title with a line break is refused."""
-    label_max: int | None = None
-    label_spaces: bool = True
-    """Whether a label may contain whitespace."""
-    due_range: tuple[date, date] | None = None
-    """The first and last day a due date may fall on (for an instant: its day in UTC)."""
-
-
-GREGORIAN = (date(1583, 1, 1), date(9999, 12, 31))
-"""Due dates both date tools are trusted to hold (the unfavourable reading of vague documentation).
-
-Jira documents ``yyyy-MM-dd`` and Trello an OpenAPI ``date`` (RFC 3339: a four-digit year), neither a range. ISO
-8601 admits years before 1583 only "by mutual agreement of the partners in information interchange", which neither
-documents, and Java's ``SimpleDateFormat`` (whose pattern Jira documents) reads days before 15 October 1582 in the
-Julian calendar, so such a date would name another day in Jira than in Python or JavaScript.
-"""
-
-LIMITS: Mapping[Tool, ToolLimits] = {
-    # Jira (the messages are Jira's answers, which the sandbox gives too): "You must specify a summary of the
-    # issue." for a blank summary; "Summary must be less than 255 characters." for 256 and more (255 is taken);
-    # "The summary is invalid because it contains newline characters."; "The label 'x y' contains spaces which is
-    # invalid."; "The label '...' exceeds the maximum length for a single label of 255 characters." (Jira's own web
-    # test TestCreateAndEditLabels); duedate: see GREGORIAN. Jira counts a Java String's length: UTF-16 code units.
-    "jira": ToolLimits(
-        title_max=255,
-        title_required=True,
-        title_one_line=True,
-        label_max=255,
-        label_spaces=False,
-        due_range=GREGORIAN,
-    ),
-    # Trello's API reference (POST /1/cards, PUT /1/cards/{id}/name): name "a string with a length from 1 to
-    # 16384", refused blank with "invalid value for name"; due: see GREGORIAN. JavaScript counts UTF-16 code units.
-    "trello": ToolLimits(title_max=16384, title_required=True, due_range=GREGORIAN),
-    # Asana: no limit on these fields could be sourced; none is assumed.
-    "asana": ToolLimits(),
-}
-"""Per tool kind, what it refuses. Codecs are pure and know only their member's tool kind, so the numbers live here
-(keyed like TEXT_FORMATS), and the connectors' own last-line checks read them from here too."""
 
 ELLIPSIS = "\u2026"
 UNTITLED = "(untitled)"
@@ -92,11 +40,11 @@ UNTITLED = "(untitled)"
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 
 Converter = Callable[[str, list[str] | None], str]
-TEXT_FORMATS: dict[str, tuple[Converter, Converter]] = {
-    # tool -> (tool text -> canonical Markdown, canonical Markdown -> tool text); both report what they cannot carry
-    "jira": (richtext.wiki_to_markdown, richtext.markdown_to_wiki),
-    "trello": (richtext.trello_to_markdown, richtext.markdown_to_trello),
-    "asana": (richtext.asana_html_to_markdown, richtext.markdown_to_asana_html),
+TEXT_FORMATS: Mapping[TextFormat, tuple[Converter, Converter]] = {
+    # format -> (its text -> canonical Markdown, canonical Markdown -> its text); both report what they cannot carry
+    TextFormat.JIRA_WIKI: (richtext.wiki_to_markdown, richtext.markdown_to_wiki),
+    TextFormat.TRELLO_MARKDOWN: (richtext.trello_to_markdown, richtext.markdown_to_trello),
+    TextFormat.ASANA_HTML: (richtext.asana_html_to_markdown, richtext.markdown_to_asana_html),
 }
 
 
@@ -203,17 +151,20 @@ class Codec:
     """Decode one member's records to canonical values and encode canonical values for it."""
 
     endpoint: str
-    tool: Tool
+    tool: str
+    """The member's tool kind (``jira``), as messages name it."""
     specs: Mapping[str, FieldSpec]
     scope: Scope
+    capabilities: Capabilities
+    """What the member's tool holds and refuses, as its connector declares."""
 
     def text_in(self, text: str) -> str:
         """The tool's rich text (a comment) as canonical Markdown."""
-        return TEXT_FORMATS[self.tool][0](text, None)
+        return TEXT_FORMATS[self.capabilities.text][0](text, None)
 
     def text_out(self, markdown: str) -> str:
         """Canonical Markdown as the tool's rich text."""
-        return TEXT_FORMATS[self.tool][1](markdown, None)
+        return TEXT_FORMATS[self.capabilities.text][1](markdown, None)
 
     def in_scope(self, record: Record) -> bool:
         """Whether the record belongs to the group at this member."""
@@ -267,7 +218,7 @@ class Codec:
                 raise _UnmappableError(f"no e-mail known for {', '.join(unknown)}: add them to the department's people")
             return sorted(person.email for person in people if person.email)
         if name == "description":
-            return TEXT_FORMATS[self.tool][0](raw or "", lossy)
+            return TEXT_FORMATS[self.capabilities.text][0](raw or "", lossy)
         if name == "due":
             try:
                 return _due_to_canonical(raw, spec)
@@ -286,7 +237,7 @@ class Codec:
         if base is None:
             return view
         values = dict(view.values)
-        if self.tool in SINGLE_ASSIGNEE and "assignees" in values:
+        if self.capabilities.single_assignee and "assignees" in values:
             held, agreed = values["assignees"], base.get("assignees")
             if isinstance(agreed, list) and len(agreed) > 1 and held == agreed[:1]:
                 values["assignees"] = agreed
@@ -330,7 +281,7 @@ class Codec:
     ) -> tuple[dict[str, Any], list[MappingProblem]]:
         """Canonical values as this member's connector fields, and what could not be mapped.
 
-        A value the tool would refuse (:data:`LIMITS`) never fails the write of the others: a title is made one
+        A value the tool would refuse (its :attr:`limits`) never fails the write of the others: a title is made one
         that the tool takes (shortened with an ellipsis, line breaks as spaces, :data:`UNTITLED` for a blank one),
         a label the tool cannot hold is left out (never rewritten: a person would not accept a silently changed
         label; a value map can name the tool's label for it), and a due date outside the tool's range is written
@@ -387,12 +338,12 @@ class Codec:
             return self._labels(sorted(reverse.get(label, label) for label in value or ()), refused)
         if name == "assignees":
             people = list(value or ())
-            if len(people) > 1 and self.tool in SINGLE_ASSIGNEE:
+            if len(people) > 1 and self.capabilities.single_assignee:
                 lossy.append(f"{self.tool} holds one assignee: {people[0]} kept, {', '.join(people[1:])} not written")
                 people = people[:1]
             return tuple(Person(email) for email in people)
         if name == "description":
-            return TEXT_FORMATS[self.tool][1](value or "", lossy)
+            return TEXT_FORMATS[self.capabilities.text][1](value or "", lossy)
         if name == "due":
             return self._due(value, spec, refused)
         return value
@@ -400,7 +351,7 @@ class Codec:
     @property
     def limits(self) -> ToolLimits:
         """What this member's tool refuses."""
-        return LIMITS[self.tool]
+        return self.capabilities.limits
 
     def _title(self, value: Value, refused: list[tuple[str, str]]) -> Value:
         """The title as the tool takes it: one line, not blank, not too long (each change reported)."""
@@ -552,8 +503,11 @@ def _rule(spec: FieldSpec) -> Rule:
     return Rule(spec.rule)
 
 
-def compile_group(path: Path | str, tools: Mapping[str, Tool]) -> Group:
-    """Load and compile a group file; ``tools`` maps each department to its tool (from the configuration)."""
+def compile_group(path: Path | str, tools: Mapping[str, str], capabilities: Mapping[str, Capabilities]) -> Group:
+    """Load and compile a group file; ``tools`` maps each department to its tool kind (from the configuration).
+
+    ``capabilities`` gives each tool kind's facts (from the composition root: ``connectors.factory.CAPABILITIES``).
+    """
     path = Path(path)
     spec = load_yaml_model(path, GroupFile)
     missing = sorted(set(spec.members) - set(tools))
@@ -575,6 +529,7 @@ def compile_group(path: Path | str, tools: Mapping[str, Tool]) -> Group:
         scope_labels={member: s.scope.labels[0] for member, s in spec.members.items() if s.scope.labels},
     )
     codecs = {
-        member: Codec(member, tools[member], spec.fields, settings.scope) for member, settings in spec.members.items()
+        member: Codec(member, tools[member], spec.fields, settings.scope, capabilities[tools[member]])
+        for member, settings in spec.members.items()
     }
     return Group(policy.group, policy, codecs, spec.comments, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from connectors.base import Connector
+from connectors.factory import CAPABILITIES
 from connectors.jira.workflow import Workflow
 from connectors.pacing import RetryPolicy
 from connectors.sandbox import sandbox_connectors as build_connectors
@@ -93,7 +94,9 @@ def sandbox_connectors(
 def group() -> Group:
     """The shipped example group (mappings/launch-requests.yaml) over Jira, Trello and Asana."""
     return compile_group(
-        ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
+        ROOT / "mappings" / "launch-requests.yaml",
+        {"engineering": "jira", "sales": "trello", "marketing": "asana"},
+        CAPABILITIES,
     )
 
 

@@ -196,3 +196,65 @@ class TestOneConnectorBase:
         found = {node.name for path in _tool_modules() for node in _connector_classes(path)}
         assert {"JiraConnector", "TrelloConnector", "AsanaConnector"} <= found
         assert _thread_locals(ROOT / "connectors" / "base.py") != []
+
+
+# The configuration layer (the files people write name their tool) and the composition root (which builds each
+# tool's connector) may name tools; the rest of syncd/ is the tool-neutral core.
+CONFIGURATION_LAYER = {"config.py", "scaffold.py", "demo.py"}
+
+
+def _core_modules() -> list[Path]:
+    def configuration(path: Path) -> bool:
+        relative = path.relative_to(ROOT / "syncd")
+        return str(relative) in CONFIGURATION_LAYER or relative.parts[0] == "cli" or relative.name.startswith("cli")
+
+    return [path for path in _modules("syncd") if not configuration(path)]
+
+
+def _tool_names(path: Path) -> Iterator[tuple[int, str]]:
+    """String literals (whole, case-insensitive) that are a tool's name: ``"jira"``, ``'Asana'``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.lower() in SDKS:
+            yield node.lineno, node.value
+
+
+def _declared(path: Path) -> Iterator[tuple[str, set[str]]]:
+    """Classes that declare a tool ``kind`` (``kind = "jira"``), with the class attributes they assign."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        assigned: dict[str, ast.expr | None] = {}
+        for statement in node.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                assigned[statement.target.id] = statement.value
+            elif isinstance(statement, ast.Assign):
+                assigned.update((t.id, statement.value) for t in statement.targets if isinstance(t, ast.Name))
+        kind = assigned.get("kind")
+        if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+            yield kind.value, {name for name, value in assigned.items() if value is not None}
+
+
+class TestTheCoreNamesNoTool:
+    @pytest.mark.parametrize("path", _core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_no_core_module_names_a_tool(self, path: Path) -> None:
+        """What differs by tool reaches the core as the connector's declared capabilities, never by the tool's name.
+
+        A string literal that is a tool's name (``"jira"``) in the core means a per-tool table or branch that a new
+        connector would have to edit; the configuration layer and the composition root may name tools.
+        """
+        offending = [f"{path.relative_to(ROOT)}:{line} names {name!r}" for line, name in _tool_names(path)]
+        assert offending == []
+
+    def test_every_connector_declares_its_capabilities(self) -> None:
+        """Each connector class with a tool ``kind`` declares ``capabilities`` next to it, for every tool."""
+        declared = {kind: names for path in _modules("connectors") for kind, names in _declared(path)}
+        assert set(declared) == SDKS
+        assert {kind for kind, names in declared.items() if "capabilities" not in names} == set()
+
+    def test_the_rule_sees_tool_names_where_they_are(self) -> None:
+        """The scan finds the names the configuration layer holds (a rule that finds nothing would pass silently)."""
+        assert {name for _, name in _tool_names(ROOT / "syncd" / "config.py")} >= SDKS
+        assert ROOT / "syncd" / "mapping.py" in _core_modules()
+        assert ROOT / "syncd" / "config.py" not in _core_modules()

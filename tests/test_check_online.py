@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.factory import CAPABILITIES
 from sandbox.org import Sandbox
 from syncd.checks import online_problems
 from syncd.config import load_config
@@ -213,6 +214,9 @@ def test_only_a_certain_dead_end_is_reported(transitions: dict[str, tuple[str, .
         "asana": Schema("asana", sections, dict.fromkeys(sections, sections), people=(), labels=()),
     }
     found = online_problems(
-        config, [compile_group(SHIPPED, tools)], lambda department: _Described(schemas[department.connection.tool])
+        config,
+        [compile_group(SHIPPED, tools, CAPABILITIES)],
+        lambda department: _Described(schemas[department.connection.tool]),
+        CAPABILITIES,
     )
     assert found == expected

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connectors.base import Connector
+from connectors.factory import CAPABILITIES
 from connectors.jira.workflow import Workflow
 from sandbox.core import FaultRule, Faults
 from sandbox.org import Sandbox
@@ -510,7 +511,7 @@ class TestManualConflicts:
         text = (ROOT / "mappings" / "launch-requests.yaml").read_text()
         mapping = tmp_path / "launch-requests.yaml"
         mapping.write_text(text.replace("title: {rule: latest}", "title: {rule: manual}"))
-        group = compile_group(mapping, {"engineering": "jira", "sales": "trello", "marketing": "asana"})
+        group = compile_group(mapping, {"engineering": "jira", "sales": "trello", "marketing": "asana"}, CAPABILITIES)
         run(group, connectors, store)
         card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
         task = next(t for t in sandbox.asana.state.tasks.values() if t.name == card.name)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from connectors.factory import CAPABILITIES
 from syncd.cli import app
 from syncd.config import load_config
 from syncd.mapping import compile_group
@@ -51,7 +52,7 @@ class TestInit:
         assert sorted(loaded.departments) == ["brand", "field-sales", "support"]
         assert loaded.departments["support"].connection.tool == "jira"
         group = compile_group(
-            mappings / "escalations.yaml", {"support": "jira", "field-sales": "trello", "brand": "asana"}
+            mappings / "escalations.yaml", {"support": "jira", "field-sales": "trello", "brand": "asana"}, CAPABILITIES
         )
         assert group.policy.members == ("support", "field-sales", "brand")
         assert group.policy.fields["assignees"].rule.order == ("support", "field-sales", "brand")

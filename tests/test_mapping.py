@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connectors.factory import CAPABILITIES
 from syncd.mapping import UNTITLED, Group, compile_group, shorten, utf16_len
 from syncd.merge import Rule
 from syncd.model import Person, Record
@@ -20,7 +21,7 @@ T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def group() -> Group:
-    return compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS)
+    return compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
 
 
 def record(tool: str, **fields: Any) -> Record:
@@ -39,21 +40,21 @@ class TestCompile:
     def test_a_member_without_a_department_file_is_an_error(self) -> None:
         """Every member must be a configured department."""
         with pytest.raises(FileError, match="no file in config/departments"):
-            compile_group(ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira"})
+            compile_group(ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira"}, CAPABILITIES)
 
     def test_a_rule_naming_a_stranger_is_an_error_with_a_line(self, tmp_path: Path) -> None:
         """owner: finance, not a member: reported with the file and line."""
         path = tmp_path / "g.yaml"
         path.write_text("members:\n  sales: {}\nfields:\n  title: {rule: {owner: finance}}\n")
         with pytest.raises(FileError, match=r"g.yaml:\d+: .*\['finance'\] are not members"):
-            compile_group(path, TOOLS)
+            compile_group(path, TOOLS, CAPABILITIES)
 
     def test_an_unknown_field_is_an_error(self, tmp_path: Path) -> None:
         """Only the canonical fields can be mirrored."""
         path = tmp_path / "g.yaml"
         path.write_text("members:\n  sales: {}\nfields:\n  colour: {}\n")
         with pytest.raises(FileError, match="unknown fields"):
-            compile_group(path, TOOLS)
+            compile_group(path, TOOLS, CAPABILITIES)
 
 
 class TestStatus:
@@ -216,7 +217,7 @@ class TestToolLimits:
             "members:\n  engineering: {}\n  sales: {}\n"
             "fields:\n  labels: {map: {engineering: {needs-review: needs review}}}\n"
         )
-        group = compile_group(path, TOOLS)
+        group = compile_group(path, TOOLS, CAPABILITIES)
         fields, problems = group.codecs["engineering"].encode({"labels": ["needs review"]})
         assert (fields["labels"], problems) == (("needs-review",), [])
 
@@ -252,7 +253,7 @@ class TestToolLimits:
         path.write_text(
             "members:\n  engineering: {}\n  sales: {}\nfields:\n  due: {as_date: true, zone: America/New_York}\n"
         )
-        group = compile_group(path, TOOLS)
+        group = compile_group(path, TOOLS, CAPABILITIES)
         view, problems = group.codecs["sales"].decode(record("trello", due=datetime(1, 1, 1, tzinfo=UTC)))
         assert "due" not in view.values
         assert [p.field for p in problems] == ["due"]

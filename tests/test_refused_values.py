@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from connectors.base import Connector
+from connectors.factory import CAPABILITIES
 from sandbox.org import Sandbox
 from syncd.audit import Recorded, events, verify
 from syncd.engine import Pass
@@ -182,7 +183,7 @@ class TestAValueTheMappingCannotCarry:
         text = (ROOT / "mappings" / "launch-requests.yaml").read_text()
         mapping = tmp_path / "launch-requests.yaml"
         mapping.write_text(text.replace("Blocked: doing", "Blocked: blocked"))
-        group = compile_group(mapping, {"engineering": "jira", "sales": "trello", "marketing": "asana"})
+        group = compile_group(mapping, {"engineering": "jira", "sales": "trello", "marketing": "asana"}, CAPABILITIES)
         run(group, connectors, store)
         key = next(k for k, issue in sandbox.jira.state.issues.items() if issue.summary == TITLE)
         card = next(c for c in sandbox.trello.state.cards.values() if c.name == TITLE)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from connectors.base import Connector
+from connectors.factory import CAPABILITIES
 from sandbox.org import Sandbox
 from syncd.audit import events, verify
 from syncd.engine import Pass, endpoint_key
@@ -68,6 +69,7 @@ class People(RuleBasedStateMachine):
         self.group: Group = compile_group(
             ROOT / "mappings" / "launch-requests.yaml",
             {"engineering": "jira", "sales": "trello", "marketing": "asana"},
+            CAPABILITIES,
         )
         self.connectors = _connectors(self.sandbox)
         self.passes = 0

@@ -40,10 +40,12 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 import asana
 from asana.rest import ApiException
 
+from connectors.asana.capabilities import CAPABILITIES
 from connectors.asana.errors import TOOL, refused_field, translate
 from connectors.base import Connector, ConnectorBase
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.webhooks import DeliveryLog
+from syncd.connector import Capabilities
 from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
@@ -123,7 +125,8 @@ class AsanaConnector(ConnectorBase[Sdk]):
     """One Asana project behind the Connector protocol."""
 
     kind: ClassVar[str] = "asana"
-    handshake: ClassVar[bool] = True
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
+    handshake: ClassVar[bool] = CAPABILITIES.handshake
 
     def __init__(
         self,

@@ -37,10 +37,12 @@ from typing import Any, ClassVar, TypeAlias
 from jira import JIRA
 
 from connectors.base import Connector, ConnectorBase
+from connectors.jira.capabilities import CAPABILITIES
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.webhooks import DeliveryLog
+from syncd.connector import Capabilities
 from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
@@ -51,7 +53,6 @@ from syncd.errors import (
     NoTransition,
     ToolConfigError,
 )
-from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, read_or_keep
 from syncd.uncertain import CLOCK_SLACK
 
@@ -112,7 +113,7 @@ def _format_due(due: date | None) -> str | None:
         raise InvalidItem(
             TOOL, f"Jira's due date is a date, not an instant ({due.isoformat()}): map it to a date", field="due"
         )
-    first, last = LIMITS["jira"].due_range or (date.min, date.max)
+    first, last = CAPABILITIES.limits.due_range or (date.min, date.max)
     if not first <= due <= last:
         raise InvalidItem(
             TOOL, f"Jira holds due dates from {first.isoformat()} to {last.isoformat()}, not {due}", field="due"
@@ -139,7 +140,8 @@ class JiraConnector(ConnectorBase[JIRA]):
     """One Jira project behind the Connector protocol."""
 
     kind: ClassVar[str] = "jira"
-    handshake: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
+    handshake: ClassVar[bool] = CAPABILITIES.handshake
 
     def __init__(
         self,

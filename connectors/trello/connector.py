@@ -38,11 +38,12 @@ from trello import TrelloClient
 
 from connectors.base import Connector, ConnectorBase
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
+from connectors.trello.capabilities import CAPABILITIES
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog
+from syncd.connector import Capabilities
 from syncd.errors import AuthFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
-from syncd.mapping import LIMITS
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
 from syncd.uncertain import CLOCK_SLACK, MARKER_URL
 
@@ -119,7 +120,7 @@ def _parse_time(text: str) -> datetime:
 def _format_due(due: date | datetime | None) -> str | None:
     """``due`` as Trello writes it (``2027-01-18T17:00:00.000Z``: UTC, milliseconds, always a four-digit year).
 
-    A day Trello cannot hold (:data:`syncd.mapping.LIMITS`) raises InvalidItem naming the due date: nothing
+    A day Trello cannot hold (its ``CAPABILITIES.limits``) raises InvalidItem naming the due date: nothing
     malformed is ever sent. A date is midnight UTC.
     """
     if due is None:
@@ -128,7 +129,7 @@ def _format_due(due: date | datetime | None) -> str | None:
         moment: datetime | None = utc(due) if isinstance(due, datetime) else datetime.combine(due, time(0), UTC)
     except OverflowError:  # an instant whose UTC day is before year 1 or after 9999
         moment = None
-    first, last = LIMITS["trello"].due_range or (date.min, date.max)
+    first, last = CAPABILITIES.limits.due_range or (date.min, date.max)
     if moment is None or not first <= moment.date() <= last:
         raise InvalidItem(
             TOOL,
@@ -145,7 +146,8 @@ class TrelloConnector(ConnectorBase[_Client]):
     """One Trello board behind the Connector protocol."""
 
     kind: ClassVar[str] = "trello"
-    handshake: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
+    handshake: ClassVar[bool] = CAPABILITIES.handshake
 
     def __init__(
         self,

@@ -12,13 +12,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
 
+from syncd.connector import Capabilities
 from syncd.daemon import web
 from syncd.daemon.health import Readiness
 from syncd.daemon.logs import configure_logging, log
@@ -39,14 +40,18 @@ class Daemon:
         mappings_dir: Path,
         *,
         connector_for: ConnectorFactory,
+        capabilities: Mapping[str, Capabilities],
         observe_requests: ObserveRequests | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config_dir = config_dir
         self.mappings_dir = mappings_dir
         self.connector_for = connector_for
+        self.capabilities = capabilities
         self._observe_requests = observe_requests
-        self.runtime = load_runtime(config_dir, mappings_dir, connector_for, generation=1, previous=None)
+        self.runtime = load_runtime(
+            config_dir, mappings_dir, connector_for, capabilities=capabilities, generation=1, previous=None
+        )
         instance = self.runtime.config.instance
         self.store = Store(instance.store)
         self.metrics = Metrics(self.store)
@@ -174,7 +179,9 @@ class Daemon:
 
     def reload(self) -> bool:
         """Validate the configuration and mappings, then swap them in between passes; False if rejected."""
-        fresh = reload_runtime(self.config_dir, self.mappings_dir, self.connector_for, current=self.runtime)
+        fresh = reload_runtime(
+            self.config_dir, self.mappings_dir, self.connector_for, capabilities=self.capabilities, current=self.runtime
+        )
         if fresh is None:
             return False
         self.runtime = fresh
@@ -203,6 +210,7 @@ def run(
     mappings_dir: Path,
     *,
     connector_for: ConnectorFactory,
+    capabilities: Mapping[str, Capabilities],
     observe_requests: ObserveRequests | None = None,
     on_listening: Callable[[str], None] | None = None,
 ) -> int:
@@ -211,5 +219,11 @@ def run(
     Raises ConfigError / SyncdError when the configuration cannot start at all (the CLI reports them).
     """
     configure_logging()
-    daemon = Daemon(config_dir, mappings_dir, connector_for=connector_for, observe_requests=observe_requests)
+    daemon = Daemon(
+        config_dir,
+        mappings_dir,
+        connector_for=connector_for,
+        capabilities=capabilities,
+        observe_requests=observe_requests,
+    )
     return daemon.run(on_listening)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from syncd.config import Config, ConfigError, Department, config_version, load_config
-from syncd.connector import Connector
+from syncd.connector import Capabilities, Connector
 from syncd.daemon.logs import log
 from syncd.errors import SyncdError
 from syncd.mapping import Group, compile_group
@@ -64,7 +64,13 @@ def _callback_url(config: Config, department: str) -> str | None:
 
 
 def load_runtime(
-    config_dir: Path, mappings_dir: Path, factory: ConnectorFactory, *, generation: int, previous: Runtime | None
+    config_dir: Path,
+    mappings_dir: Path,
+    factory: ConnectorFactory,
+    *,
+    capabilities: Mapping[str, Capabilities],
+    generation: int,
+    previous: Runtime | None,
 ) -> Runtime:
     """Load and validate everything before anything runs on it: every file problem at once, credentials too.
 
@@ -76,7 +82,7 @@ def load_runtime(
     groups: dict[str, Group] = {}
     for path in sorted(mappings_dir.glob("*.yaml")):
         try:
-            group = compile_group(path, tools)
+            group = compile_group(path, tools, capabilities)
         except FileError as error:
             problems.append(error)
             continue
@@ -94,14 +100,26 @@ def load_runtime(
 
 
 def reload_runtime(
-    config_dir: Path, mappings_dir: Path, factory: ConnectorFactory, *, current: Runtime
+    config_dir: Path,
+    mappings_dir: Path,
+    factory: ConnectorFactory,
+    *,
+    capabilities: Mapping[str, Capabilities],
+    current: Runtime,
 ) -> Runtime | None:
     """The next generation of ``current``, or None (logged) when the files are rejected and ``current`` stays.
 
     A setting only a restart can change is logged and otherwise ignored: the rest of the reload still applies.
     """
     try:
-        fresh = load_runtime(config_dir, mappings_dir, factory, generation=current.generation + 1, previous=current)
+        fresh = load_runtime(
+            config_dir,
+            mappings_dir,
+            factory,
+            capabilities=capabilities,
+            generation=current.generation + 1,
+            previous=current,
+        )
     except ConfigError as error:
         log.error("reload.rejected", errors=[str(each) for each in error.errors], kept=current.version)
         return None

@@ -19,6 +19,7 @@ import requests
 from jira import JIRAError
 
 from connectors.base import Connector
+from connectors.factory import CAPABILITIES
 from connectors.jira import JiraConnector
 from connectors.jira.connector import KEYS_PAGE_CLOUD, KEYS_PAGE_SERVER
 from connectors.jira.errors import translate
@@ -532,7 +533,9 @@ class TestJiraWebhooks:
 def _group() -> Group:
     """The shipped example group: engineering is this Jira, sales a Trello board."""
     return compile_group(
-        MAPPINGS / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}
+        MAPPINGS / "launch-requests.yaml",
+        {"engineering": "jira", "sales": "trello", "marketing": "asana"},
+        CAPABILITIES,
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 import requests
 from trello.exceptions import ResourceUnavailable
 
+from connectors.factory import CAPABILITIES
 from connectors.pacing import RetryPolicy, TokenBucket
 from connectors.trello import TrelloConnector
 from connectors.trello.connector import BY_CARD_FROM, BY_CARD_UP_TO, _format_due
@@ -255,7 +256,7 @@ class TestTrelloWebhooks:
 def _group() -> Group:
     """The shipped example group: sales is this Trello board, engineering a Jira project."""
     tools: dict[str, Any] = {"engineering": "jira", "sales": "trello", "marketing": "asana"}
-    return compile_group(MAPPINGS / "launch-requests.yaml", tools)
+    return compile_group(MAPPINGS / "launch-requests.yaml", tools, CAPABILITIES)
 
 
 def _nothing_sent_refused(emulator: TrelloEmulator) -> None:

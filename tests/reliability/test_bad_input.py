@@ -23,6 +23,7 @@ import requests
 from typer.testing import CliRunner
 
 from connectors.base import Connector
+from connectors.factory import CAPABILITIES
 from connectors.pacing import RetryPolicy
 from sandbox.jira.model import Status
 from sandbox.org import Sandbox
@@ -264,7 +265,7 @@ def connectors(sandbox: Sandbox) -> dict[str, Connector]:
 
 @pytest.fixture
 def group() -> Group:
-    return compile_group(ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"})  # fmt: skip  # noqa: E501
+    return compile_group(ROOT / "mappings" / "launch-requests.yaml", {"engineering": "jira", "sales": "trello", "marketing": "asana"}, CAPABILITIES)  # fmt: skip  # noqa: E501
 
 
 @pytest.fixture

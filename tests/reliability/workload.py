@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.factory import CAPABILITIES
 from connectors.pacing import RetryPolicy
 from sandbox.core import FaultRule
 from sandbox.org import Sandbox
@@ -39,7 +40,7 @@ from sandbox.seed import SERVICE_ACCOUNT
 from syncd.audit import events, verify
 from syncd.connector import Connector
 from syncd.engine import Pass, PassReport, endpoint_key
-from syncd.mapping import Group, Tool, compile_group
+from syncd.mapping import Group, compile_group
 from syncd.merge import ARCHIVED, same
 from syncd.store import Store
 from syncd.uncertain import MARKER_URL
@@ -47,7 +48,7 @@ from tests.syncd_env import FAST, sandbox_connectors
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GROUP = "launch-requests"
-TOOLS: dict[str, Tool] = {"engineering": "jira", "sales": "trello", "marketing": "asana"}
+TOOLS: dict[str, str] = {"engineering": "jira", "sales": "trello", "marketing": "asana"}
 MEMBERS = tuple(TOOLS)
 PEOPLE = {
     "engineering": ("ana@corp.example", "ben@corp.example"),
@@ -95,7 +96,7 @@ def run_seed(name: str, default: int) -> int:
 
 def shipped_group() -> Group:
     """The shipped mapping (every conflict rule once) over the sandbox's three tools."""
-    return compile_group(ROOT / "mappings" / f"{GROUP}.yaml", TOOLS)
+    return compile_group(ROOT / "mappings" / f"{GROUP}.yaml", TOOLS, CAPABILITIES)
 
 
 def connectors(sandbox: Sandbox, policy: RetryPolicy = FAST) -> dict[str, Connector]:
