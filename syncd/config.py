@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from syncd.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-exported: its callers import it from here
 from syncd.errors import SyncdError
 from syncd.yamlfile import FileError, load_yaml_model
 
@@ -182,14 +183,6 @@ class Instance(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The environment overrides the file (init values), so an operator can change a setting without an edit."""
         return (env_settings, init_settings)
-
-
-class ConfigError(SyncdError):
-    """Every problem of every configuration file, each as ``file:line: message``."""
-
-    def __init__(self, errors: list[FileError]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(str(error) for error in errors))
 
 
 class Config(_Strict):

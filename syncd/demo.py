@@ -53,7 +53,7 @@ from sandbox.jira.richtext import adf_to_wiki
 from sandbox.org import Sandbox
 from syncd.audit import AuditEvent, Recorded, query
 from syncd.config import ConfigError, load_config
-from syncd.errors import SyncdError
+from syncd.errors import DemoError as DemoError  # noqa: PLC0414 - re-exported: its callers import it from here
 from syncd.store import HeldConflict, Store
 from syncd.store.schema import links
 
@@ -91,10 +91,6 @@ TAIL = 10
 QUIET_S = 0.5
 """No API request for this long means the daemon is between passes."""
 LISTEN_TIMEOUT_S = 60.0
-
-
-class DemoError(SyncdError):
-    """The demo cannot start (a broken configuration, a daemon that does not come up): exit 2, no traceback."""
 
 
 class _Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error

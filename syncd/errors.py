@@ -3,7 +3,16 @@
 ::
 
     SyncdError
-    ├── FileError (syncd.yamlfile)        a file a person wrote is wrong: path, line, fix
+    ├── InputError                        what a person wrote or typed is wrong: fix it and run the command again
+    │   ├── FileError                     a file a person wrote is wrong: path, line, fix (every problem at once)
+    │   ├── ConfigError                   every problem of a configuration directory, each a FileError
+    │   ├── CheckFailed                   `syncd check` found problems (offline or online): each one, one a line
+    │   ├── ScaffoldError                 `syncd init` cannot write a skeleton (a bad name, a file that exists)
+    │   └── CommandRefused                an operator asked for what cannot be done (an unknown conflict id...)
+    ├── StoreError                        the state store
+    │   ├── StoreUnavailable              it cannot be opened or read (a directory, a database that does not answer)
+    │   └── DuplicateLink                 the database refused a second link for one item or one ref
+    ├── DemoError                         `syncd demo` cannot start (a broken configuration, a daemon that won't run)
     ├── SideEmptied                       an endpoint lists far fewer linked items than before: an outage
     └── ConnectorError                    something a tool said or did not say; .tool names it
         ├── RetriableError                try again later; nothing was decided
@@ -23,16 +32,92 @@
             └── NoTransition              a Jira status cannot be reached from the current one
 
 Messages say what happened and what to do, and never contain a credential: connectors build them from status
-codes, the tool's own error text and refs, never from request headers or URLs with query strings.
+codes, the tool's own error text and refs, never from request headers or URLs with query strings. The ``syncd``
+command turns any of them into one ``error:`` message on standard error and exit code 2 in one place
+(:mod:`syncd.cli.handler`); no command prints an error itself.
+
+The modules that raised these first still export them (``from syncd.config import ConfigError`` works). Three
+exceptions live outside the tree on purpose, because nothing outside their module ever sees them:
+``syncd.yamlfile.Located`` (a ``ValueError`` a pydantic validator raises to name a setting deeper than the model;
+the loader turns it into a FileError line), ``syncd.mapping._UnmappableError`` (a ``ValueError`` inside a codec that
+becomes a MappingProblem, data, not an error) and the demo's control-flow signals (``_Interrupted``,
+``_OutOfTime``, ``_DaemonExited``: how its loop unwinds, not failures).
 """
 
 # ruff: noqa: N818 - names say what happened (NoTransition, RateLimited), as STYLE.md asks; "Error" adds nothing
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class SyncdError(Exception):
     """Base of every error syncd raises deliberately."""
+
+
+class InputError(SyncdError):
+    """What a person wrote (a file) or typed (a command) is wrong; nothing was done, and the message says the fix."""
+
+
+class FileError(InputError):
+    """A file a person wrote is wrong: where (path and 1-based line) and what to change; every problem at once."""
+
+    def __init__(
+        self, path: Path, line: int | None, message: str, more: list[tuple[int | None, str]] | None = None
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.message = message
+        self.problems = [(line, message), *(more or [])]
+        super().__init__(
+            "\n".join(f"{path}:{at}: {text}" if at is not None else f"{path}: {text}" for at, text in self.problems)
+        )
+
+
+class ConfigError(InputError):
+    """Every problem of every configuration file, each as ``file:line: message``."""
+
+    def __init__(self, errors: list[FileError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(error) for error in errors))
+
+
+class CheckFailed(InputError):
+    """``syncd check`` found problems: in the files, or (``--online``) in what the tools answered; one a line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class ScaffoldError(InputError):
+    """A skeleton cannot be written (bad name, file exists)."""
+
+
+class CommandRefused(InputError):
+    """An operator asked for something that cannot be done: an unknown or closed conflict, an item not quarantined."""
+
+
+class StoreError(SyncdError):
+    """The state store refused or could not do something."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be opened (its directory cannot be created, the database does not answer)."""
+
+
+class DuplicateLink(StoreError):
+    """A second mirror for the same item at an endpoint, or one ref linked to two items: refused by the database."""
+
+    def __init__(self, sync_id: str, endpoint: str, ref: str) -> None:
+        super().__init__(f"{endpoint}: {ref} cannot be linked to {sync_id}: the endpoint already has a link there")
+        self.sync_id = sync_id
+        self.endpoint = endpoint
+        self.ref = ref
+
+
+class DemoError(SyncdError):
+    """The demo cannot start (a broken configuration, a daemon that does not come up): exit 2, no traceback."""
 
 
 class ConnectorError(SyncdError):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from syncd.errors import SyncdError
+from syncd.errors import ScaffoldError as ScaffoldError  # noqa: PLC0414 - re-exported: its callers import it from here
 
 Tool = Literal["jira", "trello", "asana"]
 
@@ -62,10 +62,6 @@ _PEOPLE = """\
 """
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
-
-
-class ScaffoldError(SyncdError):
-    """A skeleton cannot be written (bad name, file exists)."""
 
 
 def _check_name(kind: str, name: str) -> None:

@@ -14,26 +14,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from syncd.errors import SyncdError
+from syncd.errors import FileError as FileError  # noqa: PLC0414 - re-exported: its callers import it from here
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 SECRET_WORDS = ("token", "secret", "password", "key")
 """Settings whose values are never quoted back in an error message."""
-
-
-class FileError(SyncdError):
-    """A file a person wrote is wrong: where (path and 1-based line) and what to change; every problem at once."""
-
-    def __init__(
-        self, path: Path, line: int | None, message: str, more: list[tuple[int | None, str]] | None = None
-    ) -> None:
-        self.path = path
-        self.line = line
-        self.message = message
-        self.problems = [(line, message), *(more or [])]
-        super().__init__(
-            "\n".join(f"{path}:{at}: {text}" if at is not None else f"{path}: {text}" for at, text in self.problems)
-        )
 
 
 def _child(node: yaml.Node | None, part: int | str) -> yaml.Node | None:
@@ -104,7 +89,11 @@ def _masked(value: object) -> object:
 
 
 class Located(ValueError):  # noqa: N818 - raised by validators, read here
-    """A validator's error about one setting deeper than the model it validates, with that setting's path."""
+    """A validator's error about one setting deeper than the model it validates, with that setting's path.
+
+    A ``ValueError`` because pydantic wraps only those into its ValidationError; it never leaves this loader (it
+    becomes a FileError line), so it is not part of :mod:`syncd.errors`.
+    """
 
     def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
         super().__init__(message)

@@ -15,6 +15,9 @@ from connectors.trello import TrelloConnector
 
 ROOT = Path(__file__).resolve().parent.parent
 SDKS = {"jira", "trello", "asana"}
+CLI = ROOT / "syncd" / "cli"
+BUILDS_CONNECTORS = {CLI / "sync.py", CLI / "check.py"}
+"""The composition root: the commands that build connectors for the engine (sync, check --online)."""
 
 
 def _imports(path: Path) -> Iterator[tuple[int, str]]:
@@ -36,10 +39,10 @@ class TestDependenciesPointInward:
     def test_the_engine_imports_no_sdk_and_no_connector(self, path: Path) -> None:
         """syncd/ never imports a tool SDK or connectors/: the engine stays tool-neutral and testable offline.
 
-        The one exception is the composition root, the CLI, which may build connectors through
-        connectors.factory (and nothing else of connectors/, and no SDK).
+        The one exception is the composition root, the CLI's commands that sync or check online, which may build
+        connectors through connectors.factory (and nothing else of connectors/, and no SDK).
         """
-        allowed = {"connectors.factory"} if path == ROOT / "syncd" / "cli.py" else set()
+        allowed = {"connectors.factory"} if path in BUILDS_CONNECTORS else set()
         offending = [
             f"{path.relative_to(ROOT)}:{line} imports {name}"
             for line, name in _imports(path)
@@ -52,7 +55,7 @@ class TestDependenciesPointInward:
         """The emulators are a package of their own: only the commands that start them (``syncd demo``, the
         CLI's sandbox) import them; nothing of the engine depends on them.
         """
-        allowed = path in {ROOT / "syncd" / "cli.py", ROOT / "syncd" / "demo.py"}
+        allowed = path in {CLI / "sandbox.py", ROOT / "syncd" / "demo.py"}
         offending = [
             f"{path.relative_to(ROOT)}:{line} imports {name}"
             for line, name in _imports(path)
@@ -206,7 +209,7 @@ CONFIGURATION_LAYER = {"config.py", "scaffold.py", "demo.py"}
 def _core_modules() -> list[Path]:
     def configuration(path: Path) -> bool:
         relative = path.relative_to(ROOT / "syncd")
-        return str(relative) in CONFIGURATION_LAYER or relative.parts[0] == "cli" or relative.name.startswith("cli")
+        return str(relative) in CONFIGURATION_LAYER or relative.parts[0] == "cli"
 
     return [path for path in _modules("syncd") if not configuration(path)]
 
@@ -258,3 +261,66 @@ class TestTheCoreNamesNoTool:
         assert {name for _, name in _tool_names(ROOT / "syncd" / "config.py")} >= SDKS
         assert ROOT / "syncd" / "mapping.py" in _core_modules()
         assert ROOT / "syncd" / "config.py" not in _core_modules()
+
+        assert any(name == "connectors.factory" for path in BUILDS_CONNECTORS for _, name in _imports(path))
+
+
+EXITS = {"Exit", "exit", "_exit", "SystemExit", "Abort"}
+"""Callee names that end the process or the command: typer.Exit, SystemExit, sys.exit, os._exit, ctx.exit, Abort."""
+EXITS_ALLOWED = {
+    ("syncd/cli/handler.py", "invoke"): "the handler: every error and every returned Outcome end up here",
+    ("syncd/cli/__init__.py", "_print_version"): "--version is an eager option; Exit(0) is how Click stops after it",
+    ("syncd/cli/sync.py", "run"): "after a drain that timed out, os._exit leaves without joining stuck pass threads",
+}
+
+
+def _exits(path: Path) -> Iterator[tuple[str, int, str]]:
+    """Each call or raise of an exit in a module: the function it is in, its line, and what it calls."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+    def named(node: ast.expr) -> str | None:
+        target = node.func if isinstance(node, ast.Call) else node
+        if isinstance(target, ast.Attribute):
+            return target.attr
+        return target.id if isinstance(target, ast.Name) else None
+
+    def visit(node: ast.AST, function: str) -> Iterator[tuple[str, int, str]]:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        # A call (sys.exit(2), typer.Exit(2)), or a class raised without calling it (raise typer.Exit); the call in
+        # raise typer.Exit(2) is reported as a call, once.
+        exiting: ast.expr | None = None
+        if isinstance(node, ast.Call):
+            exiting = node
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Name | ast.Attribute):
+            exiting = node.exc
+        if exiting is not None and named(exiting) in EXITS:
+            yield function, exiting.lineno, ast.unparse(node)
+        for child in ast.iter_child_nodes(node):
+            yield from visit(child, function)
+
+    yield from visit(tree, "<module>")
+
+
+class TestOneErrorHandler:
+    @pytest.mark.parametrize("path", sorted(CLI.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_only_the_handler_exits(self, path: Path) -> None:
+        """Commands raise a SyncdError or return an Outcome; only syncd/cli/handler.py turns them into an exit.
+
+        So every error reads the same (``error: ...``, exit 2) and no command can print one its own way. The few
+        exits that are not errors are listed in EXITS_ALLOWED with their reason.
+        """
+        where = str(path.relative_to(ROOT))
+        offending = [
+            f"{where}:{line} in {function}: {code}"
+            for function, line, code in _exits(path)
+            if (where, function) not in EXITS_ALLOWED
+        ]
+        assert offending == []
+
+    def test_the_rule_sees_the_exits_it_allows(self) -> None:
+        """Each allowed exit is still there (the scan finds real exits), so the list cannot rot into a loophole."""
+        found = {
+            (str(path.relative_to(ROOT)), function) for path in CLI.rglob("*.py") for function, _, _ in _exits(path)
+        }
+        assert set(EXITS_ALLOWED) <= found

@@ -89,3 +89,13 @@ class TestInit:
         code, _, err = init("department", name, "--tool", "jira", "--config", str(config))
         assert code == 2
         assert "use lower-case letters, digits and dashes" in err
+
+    def test_a_directory_that_cannot_be_written_is_one_error_line(self, tmp_path: Path) -> None:
+        """The system's refusal (a file where the config directory should be) is an `error:` line and exit 2."""
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file where the configuration directory should be")
+        code, out, err = init("department", "support", "--tool", "jira", "--config", str(blocker))
+        assert (code, out) == (2, "")
+        assert err.startswith("error: ")
+        assert str(blocker) in " ".join(err.split())
+        assert "Traceback" not in err

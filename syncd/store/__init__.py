@@ -22,7 +22,8 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, insert,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from syncd.errors import SyncdError
+from syncd.errors import DuplicateLink as DuplicateLink
+from syncd.errors import StoreUnavailable as StoreUnavailable
 from syncd.plan import Refusal
 from syncd.store.schema import (
     base,
@@ -38,20 +39,6 @@ from syncd.store.schema import (
     quarantine,
     refused,
 )
-
-
-class DuplicateLink(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
-    """A second mirror for the same item at an endpoint, or one ref linked to two items: refused by the database."""
-
-    def __init__(self, sync_id: str, endpoint: str, ref: str) -> None:
-        super().__init__(f"{endpoint}: {ref} cannot be linked to {sync_id}: the endpoint already has a link there")
-        self.sync_id = sync_id
-        self.endpoint = endpoint
-        self.ref = ref
-
-
-class StoreUnavailable(SyncdError):  # noqa: N818 - says what happened, like the rest of syncd's errors
-    """The store cannot be opened (its directory cannot be created, the database does not answer)."""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Reading the log needs only the store (no credentials, no tool is contacted). Listings, filtered by item, ref, group,
 department, person, field, kind and time, go to standard output (a Rich table for a person, JSON Lines or CSV for a
-script or a spreadsheet); errors go to standard error. Heavy modules are imported inside the commands so
-``syncd --help`` stays fast.
+script or a spreadsheet); notes go to standard error, errors to the handler (:mod:`syncd.cli.handler`). Heavy
+modules are imported inside the commands so ``syncd --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,16 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+
+from syncd.cli.console import print_table, stderr, utc_time
+from syncd.cli.handler import Outcome
+from syncd.cli.store import open_store
 
 if TYPE_CHECKING:
     from syncd.audit import Recorded
-    from syncd.store import Store
 
 audit_app = typer.Typer(help="Review the audit log: list or export its events, verify its hash chain.")
 
-_stderr = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths and URLs stay copyable
 _SHORT = 40
 """Characters of a new value shown in the table; the exports carry it whole."""
 
@@ -51,37 +50,6 @@ def _instant(value: str) -> datetime:
             f"{value!r} is not an ISO 8601 date or datetime, e.g. 2024-05-01 or 2024-05-01T09:30:00+02:00"
         ) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-@contextmanager
-def open_store(config_dir: Path) -> Iterator[Store]:
-    """The configured store, migrated (as every command opens it); a bad config or unreachable store exits 2."""
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
-
-    from syncd.config import ConfigError, load_config  # noqa: PLC0415 - keeps `syncd --help` fast
-    from syncd.errors import SyncdError  # noqa: PLC0415 - keeps `syncd --help` fast
-    from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
-
-    try:
-        config = load_config(config_dir)
-    except ConfigError as error:
-        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
-        raise typer.Exit(2) from error
-    try:
-        store = Store(config.instance.store)
-        try:
-            store.migrate()
-            yield store
-        finally:
-            store.close()
-    except SyncdError as error:
-        _stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
-        raise typer.Exit(2) from error
-    except SQLAlchemyError as error:
-        # The driver's own message (what failed and where), not SQLAlchemy's statement dump.
-        reason = getattr(error, "orig", None) or error
-        _stderr.print(f"[red]error:[/] cannot read the store: {escape(str(reason))}", highlight=False)
-        raise typer.Exit(2) from error
 
 
 def _columns() -> list[str]:
@@ -113,7 +81,6 @@ def _short(value: Any) -> str:  # noqa: ANN401 - any JSON value of the log
 
 
 def _print_table(recorded: list[Recorded]) -> None:
-    from rich.measure import Measurement  # noqa: PLC0415 - keeps `syncd --help` fast
     from rich.table import Table  # noqa: PLC0415 - keeps `syncd --help` fast
     from rich.text import Text  # noqa: PLC0415 - keeps `syncd --help` fast
 
@@ -127,7 +94,7 @@ def _print_table(recorded: list[Recorded]) -> None:
         event = each.event
         cells = (
             str(each.seq),
-            event.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            utc_time(event.at),
             event.kind,
             event.group,
             event.sync_id,
@@ -142,13 +109,9 @@ def _print_table(recorded: list[Recorded]) -> None:
         )
         # Text cells: a value like "[red]" from a tool is shown as written, never read as Rich markup.
         table.add_row(*(Text(cell or "") for cell in cells))
-    console = Console()
-    if not console.is_terminal:
-        # Into a file or a pager nothing limits the width: print each row on one line, whole.
-        console.width = Measurement.get(console, console.options.update_width(10_000), table).maximum
-    console.print(table)
+    print_table(table)
     if not recorded:
-        _stderr.print("no audit event matches")
+        stderr.print("no audit event matches")
 
 
 @audit_app.callback(invoke_without_command=True)
@@ -215,7 +178,7 @@ def audit_verify(
     config_dir: Annotated[
         Path | None, typer.Option("--config", help="The configuration directory (default: config).")
     ] = None,
-) -> None:
+) -> Outcome:
     """Recompute the hash chain; exit 1 naming the first event that was edited, deleted, inserted or reordered."""
     from syncd.audit import verify  # noqa: PLC0415 - keeps `syncd --help` fast
 
@@ -224,9 +187,11 @@ def audit_verify(
     with open_store(config_dir) as store:
         result = verify(store)
     if not result.ok:
-        _stderr.print(
+        # A finding, not an error: the verification worked and this is what it found.
+        stderr.print(
             f"[red]audit chain broken[/] at event {result.first_bad_seq}: {escape(result.reason or '')}",
             highlight=False,
         )
-        raise typer.Exit(1)
+        return Outcome.ATTENTION
     typer.echo(f"audit chain ok: {result.events} events")
+    return Outcome.OK

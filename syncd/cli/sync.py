@@ -1,0 +1,139 @@
+"""``syncd once``, ``syncd plan`` and ``syncd run``: the commands that sync, and the composition root.
+
+This is where syncd's engine meets the tools: the one module that builds connectors (``connectors.factory``) and
+hands them to a pass or to the daemon, so nothing under it names a tool. Plans go to standard output, a pass's
+summary to standard error; an error reaches :mod:`syncd.cli.handler`. Heavy modules are imported inside the
+commands so ``syncd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from syncd.cli.console import stderr
+from syncd.cli.handler import Outcome
+from syncd.cli.options import ConfigOption, MappingsOption
+
+
+def load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
+    """Configuration and compiled groups; raises ConfigError or FileError naming every problem."""
+    from connectors.factory import CAPABILITIES  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.mapping import compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    config = load_config(config_dir)
+    tools = {name: department.connection.tool for name, department in config.departments.items()}
+    groups = [compile_group(path, tools, CAPABILITIES) for path in sorted(mappings_dir.glob("*.yaml"))]
+    return config, groups
+
+
+def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool) -> list[Any]:
+    """One pass over every group; a credential, a refusing tool or an emptied endpoint raises (no traceback)."""
+    from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.config import config_version  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.engine import Pass  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    config, groups = load(config_dir, mappings_dir)
+    store = Store(config.instance.store)
+    reports = []
+    workers = config.instance.apply_workers
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="syncd-apply") if workers > 1 else None
+    try:
+        store.migrate()
+        for group in groups:
+
+            def build(members: Iterable[str] = tuple(group.codecs)) -> dict[str, Any]:
+                return {member: connector_for(config.departments[member]) for member in members}
+
+            version = config_version(config_dir, mappings_dir)
+            run = Pass(group, build(), store, config_version=version, pool=pool, connectors_for_thread=build)
+            reports.append(run.run(dry_run=dry_run))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        store.close()
+    return reports
+
+
+def once(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption = Path("mappings")) -> Outcome:
+    """Run one pass over every sync group; exit 1 if an item failed or a tool could not be read, 2 if refused.
+
+    An item that failed and a tool that did not answer are retried on the next pass; a tool that refused syncd's
+    credentials or configuration (exit 2) needs a person.
+    """
+    reports = _passes(config_dir, mappings_dir, dry_run=False)
+    for report in reports:
+        stderr.print(
+            f"{report.group}: {len(report.plans)} items, {report.writes} writes, "
+            f"{len(report.problems)} values not mapped, {len(report.failures)} failed"
+        )
+        for member, error in sorted(report.down.items()):
+            stderr.print(f"  [red]not read[/] {member}: {escape(error)}", highlight=False)
+        for sync_id, failure in report.failures.items():
+            stderr.print(f"  [red]failed[/] {sync_id}: {escape(failure)}", highlight=False)
+        for sync_id, member, refusal in report.refused:
+            stderr.print(
+                f"  [yellow]left out[/] {sync_id} {refusal.field} in {member}: {escape(refusal.message)}",
+                highlight=False,
+            )
+    if any(report.fatal for report in reports):
+        return Outcome.REFUSED
+    if not all(report.ok for report in reports):
+        return Outcome.ATTENTION
+    return Outcome.OK
+
+
+def plan(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption = Path("mappings")) -> None:
+    """Show what one pass would write where, and why, without writing anything."""
+    for report in _passes(config_dir, mappings_dir, dry_run=True):
+        for decided in report.plans:
+            for step in decided.steps:
+                detail = getattr(step, "values", None)
+                sys.stdout.write(
+                    f"{report.group} {decided.sync_id} {type(step).__name__.lower()} {step.endpoint}"
+                    f"{' ' + json.dumps(detail, sort_keys=True, default=str) if detail else ''}  # {step.reason}\n"
+                )
+            for conflict in decided.conflicts:
+                sys.stdout.write(
+                    f"{report.group} {decided.sync_id} conflict {conflict.field} rule={conflict.rule} "
+                    f"winner={conflict.winner} values={json.dumps(conflict.values, sort_keys=True, default=str)}\n"
+                )
+
+
+def run(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption = Path("mappings")) -> None:
+    """Run the daemon: poll, take webhooks, serve /healthz /readyz /metrics; SIGTERM drains, SIGHUP reloads."""
+    import os  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    from connectors.factory import (  # noqa: PLC0415 - keeps `syncd --help` fast
+        CAPABILITIES,
+        connector_for,
+        observe_requests,
+    )
+    from syncd import daemon  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    def listening(url: str) -> None:
+        sys.stdout.write(json.dumps({"listen": url}) + "\n")
+        sys.stdout.flush()
+
+    # A broken configuration (every file:line problem), a missing credential, a port in use: raised to the handler.
+    code = daemon.run(
+        config_dir,
+        mappings_dir,
+        connector_for=connector_for,
+        capabilities=CAPABILITIES,
+        observe_requests=observe_requests,
+        on_listening=listening,
+    )
+    if code != 0:
+        # Passes still running past the shutdown timeout would hold the interpreter at exit: leave now, without
+        # unwinding to the handler (a returned code would wait for those threads).
+        sys.stderr.flush()
+        os._exit(code)
