@@ -40,7 +40,13 @@ from syncd.reading import Found, Reader
 from syncd.recovery import Recovery
 from syncd.store import Store
 
-__all__ = ["Pass", "PassReport", "endpoint_key"]
+__all__ = ["FOLD_ROUNDS", "Pass", "PassReport", "endpoint_key"]
+
+FOLD_ROUNDS = 5
+"""Rounds of hints folded into one pass at most; more wait for the group's next pass (which reads them too)."""
+
+Hints = Mapping[str, Sequence[str]]
+"""Member -> refs a webhook named."""
 
 
 def _by_member(rows: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,19 +87,31 @@ class Pass:
         )
         self.reader = Reader(group, connectors, store, self.report)
 
-    def run(self, *, dry_run: bool = False, hints: Mapping[str, Sequence[str]] | None = None) -> PassReport:
+    def run(
+        self,
+        *,
+        dry_run: bool = False,
+        hints: Hints | None = None,
+        follow: Callable[[], Hints | None] | None = None,
+    ) -> PassReport:
         """Recover, read, plan and (unless ``dry_run``) apply; cursors advance only after a completed pass.
 
         ``hints`` (member -> refs, from webhooks) makes a targeted pass: only those items are read, in one batch
         per member, and no cursor moves (the next full pass still reads every change, at least once). Besides what
         changed, a pass plans again the items a crash interrupted, the items that failed before (until they are
         quarantined) and the items whose held conflict a person decided; quarantined items are left out.
+
+        ``follow`` hands over the hints that arrived while the pass ran (the scheduler's, taken from its queue):
+        they are folded into this pass as a further targeted round, read, planned and applied at once, instead of
+        waiting for this pass to end and another to be scheduled (see :meth:`_fold`).
         """
         replan, skip, decisions = self._carried_over(dry_run=dry_run)
         found = self.reader.read(hints=hints, replan=replan, skip=skip)
         work = self._plan_all(found, decisions)
         if not dry_run:
             self._apply_all(work)
+        if not dry_run and follow is not None:
+            self._fold(follow, skip, found.down)
         if not dry_run and hints is None:
             # Every item read is committed, or recorded as failed and retried by id: the cursors may move on. A
             # member that could not be read keeps its cursor, and catches up from it when its tool answers again.
@@ -104,6 +122,24 @@ class Pass:
         read = set(found.batches) if hints is None else set(hints) & set(found.batches)
         self._record_endpoints(found.down, read=read)
         return self.report
+
+    def _fold(self, follow: Callable[[], Hints | None], skip: set[str], down: dict[str, ConnectorError]) -> None:
+        """Targeted rounds for the hints that arrived meanwhile, until none are left (at most :data:`FOLD_ROUNDS`).
+
+        A person who edits an item while syncd writes it (its write then fails the version check, and the item is
+        planned again) or right after, sends a webhook that would otherwise wait for the whole pass and for the
+        next one's scheduling. Each round is a targeted pass's read, plan and apply; items this pass left out
+        (quarantined, or a crash's create not resolved) stay out, and an item fails at most one strike per pass.
+        """
+        for _ in range(FOLD_ROUNDS):
+            more = follow()
+            if not more:
+                return
+            self.report.folded += sum(len(refs) for refs in more.values())
+            found = self.reader.read(hints=more, skip=skip)
+            self._apply_all(self._plan_all(found, {}))
+            for member, error in found.down.items():
+                down.setdefault(member, error)
 
     # ----- plan ---------------------------------------------------------------------------------------------
 

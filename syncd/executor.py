@@ -100,6 +100,8 @@ class Executor:
                 self.failures.wait(tx, decided.sync_id, item.down, decided.waiting)
             elif error is None:
                 tx.clear_failure(decided.sync_id)
+                self.report.failures.pop(decided.sync_id, None)  # an earlier round of this pass may have failed it
+                self.report.waiting.discard(decided.sync_id)
             else:
                 self.failures.strike(tx, decided.sync_id, error)
             if pending:

@@ -8,6 +8,7 @@ that could not be read is retried every pass without ever being held.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
 from syncd.audit import AuditEvent, append
@@ -26,15 +27,24 @@ class Failures:
         self.report = report
         self.quarantine_after = quarantine_after
         self.config_version = config_version
+        self._struck: set[str] = set()
+        self._lock = threading.Lock()
 
     def strike(self, tx: Tx, sync_id: str, error: Exception, *, force: bool = False) -> None:
-        """Record the failure; hold the item out after too many in a row (``force``: at once)."""
+        """Record the failure; hold the item out after too many in a row (``force``: at once).
+
+        An item counts at most one strike per pass, however often a pass tries it (a round of folded hints may).
+        """
         message = str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}"
         self.report.failures[sync_id] = message
         if tx.item_group(sync_id) is None:
             tx.new_item(sync_id, self.group)
         limit = 1 if force else self.quarantine_after
-        entry = tx.strike(sync_id, self.group, message, counts=not isinstance(error, RetriableError), limit=limit)
+        with self._lock:
+            counts = not isinstance(error, RetriableError) and (force or sync_id not in self._struck)
+            if counts:
+                self._struck.add(sync_id)
+        entry = tx.strike(sync_id, self.group, message, counts=counts, limit=limit)
         if entry.held and entry.strikes == limit:
             self.report.quarantined.append(sync_id)
             append(

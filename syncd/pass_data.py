@@ -42,6 +42,8 @@ class PassReport:
     """Items synced among the members that answered, waiting for one that did not (also in ``failures``)."""
     orphans: list[str] = field(default_factory=list)
     """Records syncd made that no item links (a create whose answer was lost, not adopted yet): left alone."""
+    folded: int = 0
+    """Refs of webhook hints that arrived during the pass and were folded into it (see ``Pass.run``'s follow)."""
     refused: list[tuple[str, str, Refusal]] = field(default_factory=list)
     """(item, member, refusal) for each value a tool refused in this pass's writes: left out there only."""
 

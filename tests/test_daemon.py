@@ -236,6 +236,28 @@ class TestScheduler:
         assert scheduler.hint("g", "sales", ["c5"]) == "overflow"
         assert scheduler.take() == [Job("g", None)]  # at once: no debounce, not waiting for the interval
 
+    def test_a_running_pass_takes_the_hints_that_arrive_meanwhile(
+        self, scheduler: Scheduler, clock: list[float]
+    ) -> None:
+        """Hints queued while the group's pass runs are handed to that pass, at once, and to no other pass."""
+        scheduler.take()
+        assert scheduler.take_hints("g") is None  # nothing queued
+        scheduler.hint("g", "sales", ["c1", "c1"])
+        scheduler.hint("g", "marketing", ["t1"])
+        assert scheduler.take_hints("g") == {"sales": ["c1"], "marketing": ["t1"]}  # no debounce
+        assert scheduler.take_hints("g") is None
+        scheduler.done(Job("g", None), started=100.0)
+        clock[0] = 101.0
+        assert scheduler.take() == []  # taken by the running pass: no targeted pass follows for them
+
+    def test_overflowed_hints_stay_a_full_pass(self, scheduler: Scheduler) -> None:
+        """Once hints overflowed into a full pass, the running pass takes none: the full pass reads them all."""
+        scheduler.take()
+        scheduler.hint("g", "sales", ["c1", "c2", "c3", "c4"])
+        assert scheduler.take_hints("g") is None
+        scheduler.done(Job("g", None), started=100.0)
+        assert scheduler.take() == [Job("g", None)]
+
     def test_a_closed_scheduler_hands_out_nothing(self, scheduler: Scheduler) -> None:
         """After shutdown begins, no pass starts and no hint is taken."""
         scheduler.close()

@@ -15,7 +15,9 @@ from connectors.jira.workflow import Workflow
 from sandbox.core import FaultRule, Faults
 from sandbox.org import Sandbox
 from syncd.audit import events, verify
-from syncd.engine import Pass
+from syncd.engine import Pass, PassReport
+from syncd.errors import InvalidItem
+from syncd.failures import Failures
 from syncd.mapping import Group, compile_group
 from syncd.store import Store
 from syncd.uncertain import GIVEN_UP, RESENT
@@ -98,6 +100,52 @@ class TestPasses:
         assert "Read and written at once" in {i.summary for i in sandbox.jira.state.issues.values()}
         assert "Read and written at once" in {t.name for t in sandbox.asana.state.tasks.values()}
         assert took < 1.75, f"{took:.2f} s: the tools were read or written one after another"
+
+    def test_a_webhook_arriving_during_a_pass_is_folded_into_it(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Gus renames a task while a hinted pass runs: the pass takes his hint after its own items and carries
+        the rename to Jira and Trello itself, and asks for more until no hint is left.
+        """
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == "Dark mode for the dashboard")
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Renamed by Eli")
+        asked: list[int] = []
+
+        def follow() -> dict[str, list[str]] | None:
+            asked.append(len(asked))
+            if len(asked) == 1:  # what a webhook delivers while the pass writes Eli's rename
+                sandbox.asana.act_as("gus@corp.example").update_task(task.gid, name="Renamed by Gus")
+                return {"marketing": [task.gid]}
+            return None
+
+        report = Pass(group, connectors, store).run(hints={"sales": [card.id]}, follow=follow)
+        assert report.ok, report.failures
+        assert len(asked) == 2
+        assert report.folded == 1
+        assert report.writes == 4
+        assert len(report.plans) == 2
+        summaries = {i.summary for i in sandbox.jira.state.issues.values()}
+        assert {"Renamed by Eli", "Renamed by Gus"} <= summaries
+        assert "Renamed by Gus" in {c.name for c in sandbox.trello.state.cards.values()}
+        assert run(group, connectors, store) == 0
+
+    def test_an_item_fails_one_strike_per_pass_however_often_it_is_tried(self, group: Group, store: Store) -> None:
+        """A round of folded hints may try a failing item again: it still counts one strike towards quarantine."""
+        report = PassReport(group.name)
+        failures = Failures(group.name, report, quarantine_after=2, config_version="")
+        for _ in range(3):
+            with store.transaction() as tx:
+                failures.strike(tx, "01ITEM", InvalidItem("trello", "refused"))
+        with store.transaction() as tx:
+            assert [(q.strikes, q.held) for q in tx.quarantined(group.name)] == [(1, False)]
+        with store.transaction() as tx:  # the next pass
+            Failures(group.name, report, quarantine_after=2, config_version="").strike(
+                tx, "01ITEM", InvalidItem("trello", "refused")
+            )
+        with store.transaction() as tx:
+            assert [(q.strikes, q.held) for q in tx.quarantined(group.name)] == [(2, True)]
 
     def test_a_pool_applies_items_in_parallel_with_a_connector_set_per_thread(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store

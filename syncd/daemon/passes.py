@@ -136,7 +136,7 @@ class Passes:
                 config_version=runtime.version,
                 pool=self.apply_pool if parallel else None,
                 connectors_for_thread=(lambda: self._connectors(runtime)) if parallel else None,
-            ).run(hints=job.hints)
+            ).run(hints=job.hints, follow=lambda: self._scheduler.take_hints(group.name))
         except SyncdError as error:
             self._metrics.failed(group.name)
             if job.hints is None:
@@ -167,6 +167,7 @@ class Passes:
             failures=len(report.failures),
             problems=len(report.problems),
             hinted_refs=sum(len(refs) for refs in (job.hints or {}).values()),
+            folded_refs=report.folded or None,
             duration_s=round(self._clock() - started, 3),
         )
         for sync_id, failure in report.failures.items():

@@ -115,6 +115,22 @@ class Scheduler:
                 schedule.first_hint_at = None
         return jobs
 
+    def take_hints(self, group: str) -> Hints | None:
+        """The hints queued for a group whose pass is running, handed to that pass to fold in (None: nothing).
+
+        No debounce: the running pass takes them between its rounds, so they wait for nothing. A full pass
+        requested meanwhile (the hints overflowed) stays scheduled and takes nothing here.
+        """
+        with self.changed:
+            schedule = self._groups.get(group)
+            if schedule is None or self._closed or schedule.full_requested or not schedule.hint_count:
+                return None
+            hints = {m: sorted(refs) for m, refs in schedule.hints.items() if refs}
+            schedule.hints = {}
+            schedule.hint_count = 0
+            schedule.first_hint_at = None
+            return hints
+
     def done(self, job: Job, started: float) -> None:
         """A pass ended; a full pass sets the next poll one interval after it started."""
         with self.changed:
