@@ -21,7 +21,7 @@ from syncd.errors import FatalError
 from syncd.failures import Failures, uncertain_event
 from syncd.fanout import each
 from syncd.mapping import Group
-from syncd.pass_data import PassReport, Touched, endpoint_key
+from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
 from syncd.store import CommentRow, Link, Store
 from syncd.uncertain import recording
 
@@ -46,25 +46,25 @@ class CommentMirror:
         self.failures = failures
         self.config_version = config_version
 
-    def mirror(self, sync_id: str, item: Touched) -> None:
+    def mirror(self, sync_id: str, item: Touched, applied: Applied) -> None:
         """Read new comments where the item changed; copy each original once to every other linked endpoint."""
         try:
-            self._mirror_comments(sync_id, item)
+            self._mirror_comments(sync_id, item, applied)
         except FatalError:
             raise
         except Exception as failure:  # one item's comments must not stop the others: struck, retried by id
             with self.store.transaction() as tx:
                 self.failures.strike(tx, sync_id, failure)
             return
-        if item.deferred:
+        if applied.deferred:
             with self.store.transaction() as tx:
                 links = tx.links(sync_id)
-                for member, version in item.deferred.items():
+                for member, version in applied.deferred.items():
                     key = endpoint_key(self.group.name, member)
                     if key in links and links[key].version == "":
                         tx.set_version(sync_id, key, version)
 
-    def _mirror_comments(self, sync_id: str, item: Touched) -> None:
+    def _mirror_comments(self, sync_id: str, item: Touched, applied: Applied) -> None:
         group = self.group.name
         with self.store.transaction() as tx:
             links = {key.split("/", 1)[1]: link for key, link in tx.links(sync_id).items()}
@@ -72,7 +72,7 @@ class CommentMirror:
         links = {member: link for member, link in links.items() if member in self.group.codecs}
         if len(links) < 2:
             return
-        found = self._new_comments(sync_id, item, links, {(row.endpoint, row.comment_id) for row in known})
+        found = self._new_comments(sync_id, item, applied, links, {(row.endpoint, row.comment_id) for row in known})
         if found:
             with self.store.transaction() as tx:
                 for row in found:
@@ -139,14 +139,14 @@ class CommentMirror:
                 self.failures.wait(tx, sync_id, item.down, sorted(set(waiting)))
 
     def _new_comments(
-        self, sync_id: str, item: Touched, links: Mapping[str, Link], known: set[tuple[str, str]]
+        self, sync_id: str, item: Touched, applied: Applied, links: Mapping[str, Link], known: set[tuple[str, str]]
     ) -> list[CommentRow]:
         """Comments not seen before, where the item changed or a write of syncd's may hide some (read at once).
 
         Originals, or copies syncd posted whose record a crash lost.
         """
         found: list[CommentRow] = []
-        members = sorted((item.changed | item.rescan) & links.keys())
+        members = sorted((item.changed | applied.rescan) & links.keys())
         read = each({m: functools.partial(self.connectors[m].comments, links[m].ref) for m in members})
         for member, outcome in read.items():
             if isinstance(outcome, Exception):

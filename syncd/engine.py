@@ -249,10 +249,10 @@ class Pass:
     def _apply(self, stages: tuple[Executor, CommentMirror], decided: Plan, item: Touched) -> None:
         """Apply and commit one item's plan, then mirror its comments (also while it waits for a member)."""
         executor, mirror = stages
-        executor.execute(decided, item)
+        applied = executor.execute(decided, item)
         failed = decided.sync_id in self.report.failures and decided.sync_id not in self.report.waiting
         if self.group.comments and not failed:
-            mirror.mirror(decided.sync_id, item)
+            mirror.mirror(decided.sync_id, item, applied)
 
     def _apply_in_pool(self, pool: concurrent.futures.Executor, work: Sequence[tuple[Plan, Touched]]) -> None:
         """Apply items in parallel, with each pool thread's own connectors.

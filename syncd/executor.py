@@ -32,7 +32,7 @@ from syncd.fanout import each
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import Record
-from syncd.pass_data import PassReport, Touched, endpoint_key
+from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
 from syncd.plan import Archive, Create, Plan, Refusal, Step, Unlink, Write
 from syncd.store import DuplicateLink, Store, Tx
 from syncd.uncertain import recording
@@ -62,9 +62,10 @@ class Executor:
         self.failures = failures
         self.config_version = config_version
 
-    def execute(self, decided: Plan, item: Touched) -> None:
+    def execute(self, decided: Plan, item: Touched) -> Applied:
         """Journal, apply and commit one item's plan; a failure strikes the item and leaves it to be retried."""
         plan_id = str(ULID())
+        applied = Applied()
         try:
             with self.store.transaction() as tx:
                 self._claim(tx, decided.sync_id, item)
@@ -75,10 +76,10 @@ class Executor:
             # A ref already belongs to another item (a marker copied by hand, two mirrors): a person must look.
             with self.store.transaction() as tx:
                 self.failures.strike(tx, decided.sync_id, refused, force=True)
-            return
+            return applied
         crash_point("after-journal")
         with recording() as uncertain:
-            results, errors = self._apply_all(plan_id, decided, item)
+            results, errors = self._apply_all(plan_id, decided, item, applied)
         fatal = next((failure for failure in errors.values() if isinstance(failure, FatalError)), None)
         if fatal is not None:
             raise fatal  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
@@ -90,7 +91,8 @@ class Executor:
         written_at = {index for index, _, _ in results}
         pending = sorted(index for index, failure in errors.items() if _unfinished(failure) and index not in written_at)
         with self.store.transaction() as tx:
-            self._commit(tx, decided, item, [(step, written) for _, step, written in results], failed=error is not None)
+            done = [(step, written) for _, step, written in results]
+            self._commit(tx, decided, item, done, applied=applied, failed=error is not None)
             for event in uncertain:
                 append(
                     tx,
@@ -113,6 +115,7 @@ class Executor:
                 tx.journal_done(plan_id)
         if error is None:
             self._measure(decided, item, [(step, written) for _, step, written in results])
+        return applied
 
     def _claim(self, tx: Tx, sync_id: str, item: Touched) -> None:
         """Register the item and link the refs it was read from, version unknown, before anything is written.
@@ -131,7 +134,7 @@ class Executor:
                 tx.link(sync_id, key, record.ref, "")
 
     def _apply_all(
-        self, plan_id: str, decided: Plan, item: Touched
+        self, plan_id: str, decided: Plan, item: Touched, applied: Applied
     ) -> tuple[list[tuple[int, Step, Record | None]], dict[int, Exception]]:
         """Apply the plan's steps: each tool's in order, the tools at once; (results by step index, failures).
 
@@ -154,7 +157,7 @@ class Executor:
             lanes: dict[str, list[int]] = defaultdict(list)
             for index in phase:
                 lanes[decided.steps[index].endpoint].append(index)
-            lane = functools.partial(self._lane, plan_id, decided, item)
+            lane = functools.partial(self._lane, plan_id, decided, item, applied)
             outcomes = each({endpoint: functools.partial(lane, indices) for endpoint, indices in lanes.items()})
             for endpoint, outcome in outcomes.items():
                 if isinstance(outcome, Exception):  # a bug outside any step: the lane's first step takes the blame
@@ -166,7 +169,7 @@ class Executor:
         return sorted(results, key=lambda result: result[0]), errors
 
     def _lane(
-        self, plan_id: str, decided: Plan, item: Touched, indices: list[int]
+        self, plan_id: str, decided: Plan, item: Touched, applied: Applied, indices: list[int]
     ) -> tuple[list[tuple[int, Step, Record | None]], dict[int, Exception]]:
         """Apply one endpoint's steps in order; its results, and the failure that stopped it (if one did)."""
         results: list[tuple[int, Step, Record | None]] = []
@@ -181,7 +184,7 @@ class Executor:
                 if writes:
                     self._progress(plan_id, index, journal.started(sent))
                 try:
-                    written = self._apply(decided.sync_id, step, expected, item)
+                    written = self._apply(decided.sync_id, step, expected, item, applied)
                 except Exception as failure:
                     adopted = self._created_anyway(decided.sync_id, step, sent, failure)
                     if adopted is not None:
@@ -226,7 +229,9 @@ class Executor:
         with self.store.transaction() as tx:
             tx.journal_step(plan_id, index, **progress)
 
-    def _apply(self, sync_id: str, step: Step, expected_version: str | None, item: Touched) -> Record | None:
+    def _apply(
+        self, sync_id: str, step: Step, expected_version: str | None, item: Touched, applied: Applied
+    ) -> Record | None:
         connector = self.connectors[step.endpoint]
         if isinstance(step, Archive):
             archived = connector.archive(step.ref)
@@ -244,7 +249,9 @@ class Executor:
                 reported.add(problem)
                 self.report.problems.append(problem)
                 if problem.field not in fields and problem.field in values:
-                    self._refused(item, step, problem.field, values.pop(problem.field), problem.message)
+                    self._refused(
+                        item, step, problem.field, values.pop(problem.field), problem.message, applied=applied
+                    )
             fitted = sorted((p for p in reported if p.field in fields), key=lambda p: (p.field, p.value, p.message))
             if isinstance(step, Write) and not fields:
                 return None
@@ -261,34 +268,50 @@ class Executor:
                 made = isinstance(step, Create) and refusal.ref is not None
                 if name is None or name not in values or name not in fields or made:
                     raise
-                self._refused(item, step, name, values.pop(name), refusal.message)
+                self._refused(item, step, name, values.pop(name), refusal.message, applied=applied)
                 continue
             if fitted:
-                item.fitted[step.endpoint] = fitted
+                applied.fitted[step.endpoint] = fitted
             self.report.wrote()
             return written
         raise AssertionError("unreachable: each round writes or leaves out one more field")
 
-    def _refused(self, item: Touched, step: Write | Create, name: str, value: Any, message: str) -> None:  # noqa: ANN401
+    def _refused(
+        self,
+        item: Touched,
+        step: Write | Create,
+        name: str,
+        value: Any,  # noqa: ANN401 - a canonical value
+        message: str,
+        *,
+        applied: Applied,
+    ) -> None:
         """Note a value left out of a write: the mirror keeps what it holds (a create's, what it is made with)."""
         view = item.views.get(step.endpoint)
         held = view.values.get(name) if view is not None else None
-        item.refused.setdefault(step.endpoint, {})[name] = Refusal(name, value, held, message, datetime.now(UTC))
+        applied.refused.setdefault(step.endpoint, {})[name] = Refusal(name, value, held, message, datetime.now(UTC))
 
     def _commit(
-        self, tx: Tx, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]], *, failed: bool
+        self,
+        tx: Tx,
+        decided: Plan,
+        item: Touched,
+        results: list[tuple[Step, Record | None]],
+        *,
+        applied: Applied,
+        failed: bool,
     ) -> None:
         """Links, versions, base values, held conflicts and audit events of one item, in the caller's transaction."""
         group = self.group.name
         sync_id = decided.sync_id
-        self._keep_versions(tx, sync_id, item, failed=failed)
+        self._keep_versions(tx, sync_id, item, applied, failed=failed)
         for member in (*item.deleted, *item.out_of_scope):
             tx.unlink(sync_id, endpoint_key(group, member))
         known = Counter(row.endpoint for row in tx.comment_rows(sync_id)) if self.group.comments else None
         # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote: a
         # person's edit that landed between the write and the read-back must not be taken for syncd's.
         mine = [
-            written is not None and not failed and self._only_ours(decided, item, s.endpoint, written)
+            written is not None and not failed and self._only_ours(decided, item, applied, s.endpoint, written)
             for s, written in results
         ]
         for (step, written), ours in zip(results, mine, strict=True):
@@ -301,14 +324,14 @@ class Executor:
                 if version and unread and isinstance(step, Write | Create):
                     # The read-back may hold a comment posted during the write, unread (the count differs from
                     # what syncd knows there, or the tool does not say): read them before storing the version.
-                    item.rescan.add(step.endpoint)
-                if version and self._defers(step.endpoint, item, failed=failed):
-                    item.deferred[step.endpoint], version = version, ""
+                    applied.rescan.add(step.endpoint)
+                if version and self._defers(step.endpoint, item, applied, failed=failed):
+                    applied.deferred[step.endpoint], version = version, ""
                 if isinstance(step, Create):
                     tx.link(sync_id, key, written.ref, version)
                 else:
                     tx.set_version(sync_id, key, version)
-            self._note_values(tx, decided, item, step, written)
+            self._note_values(tx, decided, item, step, written, applied=applied)
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
             append(tx, self._event(decided, item, step, written))
@@ -319,7 +342,7 @@ class Executor:
                 tx.add_echoes(sync_id, key, {**step.values, **made})
         if failed:
             return
-        self._forget_refusals(tx, decided, item)
+        self._forget_refusals(tx, decided, item, applied)
         self._keep_behind(tx, decided, item)
         tx.set_base(sync_id, decided.base)
         tx.clear_echoes(sync_id)
@@ -335,7 +358,9 @@ class Executor:
         for key, at in synced.items():
             tx.set_synced(sync_id, key, at)  # an endpoint unlinked above has no row to update
 
-    def _note_values(self, tx: Tx, decided: Plan, item: Touched, step: Step, written: Record | None) -> None:
+    def _note_values(
+        self, tx: Tx, decided: Plan, item: Touched, step: Step, written: Record | None, *, applied: Applied
+    ) -> None:
         """Store and audit the values a write left out (refused) or wrote in a form the tool takes (fitted)."""
         if not isinstance(step, Write | Create):
             return
@@ -345,16 +370,16 @@ class Executor:
         if written is not None:
             codec = self.group.codecs[step.endpoint]
             now = codec.align(codec.decode(written)[0], decided.base).values
-        for name, refusal in sorted(item.refused.get(step.endpoint, {}).items()):
+        for name, refusal in sorted(applied.refused.get(step.endpoint, {}).items()):
             if written is None and isinstance(step, Create):
                 continue  # no mirror was made: nothing there holds anything yet
             kept = replace(refusal, held=now.get(name, refusal.held))
-            item.refused[step.endpoint][name] = kept
+            applied.refused[step.endpoint][name] = kept
             tx.refuse(decided.sync_id, key, kept)
             self.report.refused.append((decided.sync_id, step.endpoint, kept))
             event = self._value_event(decided, step, refs, name, old=kept.held, new=refusal.value)
             append(tx, replace(event, outcome="left out", message=f"{refusal.message}; {LEFT_OUT}"))
-        for problem in item.fitted.get(step.endpoint, []) if written is not None else []:
+        for problem in applied.fitted.get(step.endpoint, []) if written is not None else []:
             event = self._value_event(decided, step, refs, problem.field, old=None, new=step.values.get(problem.field))
             append(tx, replace(event, outcome="fitted", message=problem.message))
 
@@ -382,11 +407,11 @@ class Executor:
             config_version=self.config_version,
         )
 
-    def _forget_refusals(self, tx: Tx, decided: Plan, item: Touched) -> None:
+    def _forget_refusals(self, tx: Tx, decided: Plan, item: Touched, applied: Applied) -> None:
         """Drop the refusals of values the item no longer holds: the new value was written there, or is to be."""
         for member, stored in item.refusals.items():
             for name, refusal in stored.items():
-                if name not in item.refused.get(member, {}) and not same(decided.base.get(name), refusal.value):
+                if name not in applied.refused.get(member, {}) and not same(decided.base.get(name), refusal.value):
                     tx.forget_refusal(decided.sync_id, endpoint_key(self.group.name, member), name)
 
     def _keep_behind(self, tx: Tx, decided: Plan, item: Touched) -> None:
@@ -410,7 +435,7 @@ class Executor:
         if now or held:
             tx.set_behind(decided.sync_id, now)
 
-    def _keep_versions(self, tx: Tx, sync_id: str, item: Touched, *, failed: bool) -> None:
+    def _keep_versions(self, tx: Tx, sync_id: str, item: Touched, applied: Applied, *, failed: bool) -> None:
         """Store the versions the item was read at, so syncd's next pass skips what it has already synced.
 
         After a failure the item keeps its identity (links) but not the versions it was read at, so the next pass
@@ -421,28 +446,30 @@ class Executor:
             key = endpoint_key(self.group.name, member)
             if key not in links:
                 continue
-            if self._defers(member, item, failed=failed):
-                item.deferred[member] = record.version
+            if self._defers(member, item, applied, failed=failed):
+                applied.deferred[member] = record.version
                 tx.set_version(sync_id, key, "")
             else:
                 tx.set_version(sync_id, key, "" if failed else record.version)
 
-    def _defers(self, member: str, item: Touched, *, failed: bool) -> bool:
+    def _defers(self, member: str, item: Touched, applied: Applied, *, failed: bool) -> bool:
         """Whether a member's version waits for its new comments to be copied (see :meth:`mirror_comments`).
 
         Where the item changed, new comments may be there; its version is stored only once they are copied, so a
         crash or a failed read in between makes the next pass read the record, and its comments, again.
         """
-        return not failed and self.group.comments and (member in item.changed or member in item.rescan)
+        return not failed and self.group.comments and (member in item.changed or member in applied.rescan)
 
-    def _only_ours(self, decided: Plan, item: Touched, member: str, written: Record) -> bool:
+    def _only_ours(self, decided: Plan, item: Touched, applied: Applied, member: str, written: Record) -> bool:
         """Whether a record read back after a write decodes to the new base (held conflicts, refusals aside)."""
         codec = self.group.codecs[member]
         view = codec.align(codec.decode(written)[0], decided.base)
         held = {conflict.field for conflict in decided.conflicts if conflict.held}
         # A value the tool refused is not there, and syncd did not expect it to be.
         held |= {
-            name for name, refusal in item.refusals_at(member).items() if same(decided.base.get(name), refusal.value)
+            name
+            for name, refusal in applied.refusals_at(item, member).items()
+            if same(decided.base.get(name), refusal.value)
         }
         return all(
             same(value, decided.base[name])

@@ -72,24 +72,33 @@ class Touched:
     """Members whose record changed since syncd last saw it there (where new comments may be)."""
     synced: dict[str, datetime] = field(default_factory=dict)
     """Member -> the tool's time of the record the base was last agreed from (Link.synced_at), where known."""
-    rescan: set[str] = field(default_factory=set)
-    """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
-    deferred: dict[str, str] = field(default_factory=dict)
-    """Member -> the version to store once its new comments are copied (see Executor._commit)."""
     unavailable: dict[str, str | None] = field(default_factory=dict)
     """Members whose tool cannot be read this pass -> the item's ref there (None: not linked there)."""
     down: Mapping[str, ConnectorError] = field(default_factory=dict)
     """What each unavailable member's tool said."""
     refusals: dict[str, dict[str, Refusal]] = field(default_factory=dict)
     """Member -> field -> a value its tool refused earlier for this item's mirror (as stored)."""
+
+
+@dataclass
+class Applied:
+    """What applying one item's plan found out: the apply stage's own notes, for the item's commit and comments.
+
+    Kept apart from :class:`Touched`, which the read and plan stages made and which applying only reads.
+    """
+
     refused: dict[str, dict[str, Refusal]] = field(default_factory=dict)
     """Member -> field -> a value its tool refused in this pass's writes (stored and audited by the commit)."""
     fitted: dict[str, list[MappingProblem]] = field(default_factory=dict)
     """Member -> values written in a form its tool takes (a title shortened): audited by the commit."""
+    rescan: set[str] = field(default_factory=set)
+    """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
+    deferred: dict[str, str] = field(default_factory=dict)
+    """Member -> the version to store once its new comments are copied (see Executor._commit)."""
 
-    def refusals_at(self, member: str) -> dict[str, Refusal]:
+    def refusals_at(self, item: Touched, member: str) -> dict[str, Refusal]:
         """The refusals that hold for a member's mirror: the stored ones, with this pass's in their place."""
-        return {**self.refusals.get(member, {}), **self.refused.get(member, {})}
+        return {**item.refusals.get(member, {}), **self.refused.get(member, {})}
 
 
 def endpoint_key(group: str, member: str) -> str:
