@@ -6,16 +6,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from syncd.errors import LeaseLost, SchemaTooNew
 from syncd.store import Lease, Store
-from tests.store.conftest import POSTGRES_URL
+from tests.store.conftest import fresh_postgres_database
 
 A = "host-a:101:aaaaaa"
 B = "host-b:202:bbbbbb"
@@ -159,19 +158,8 @@ def _migrate_at_once(url: str, processes: int) -> list[subprocess.CompletedProce
 
 @pytest.fixture
 def empty_postgres_database() -> Iterator[str]:
-    """A database of its own (the shared one keeps its schema): created empty, dropped after."""
-    if not POSTGRES_URL:
-        pytest.skip("SYNCD_TEST_POSTGRES_URL is not set (PostgreSQL tests run in CI)")
-    name = f"syncd_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 class TestMigrationRace:
