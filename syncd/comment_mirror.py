@@ -17,7 +17,7 @@ from syncd.audit import AuditEvent, append
 from syncd.comments import Original, attributed, copies, mirrored_from
 from syncd.connector import Connector
 from syncd.crash import crash_point
-from syncd.errors import FatalError
+from syncd.errors import FatalError, LeaseLost
 from syncd.failures import Failures, uncertain_event
 from syncd.fanout import each
 from syncd.mapping import Group
@@ -50,8 +50,8 @@ class CommentMirror:
         """Read new comments where the item changed; copy each original once to every other linked endpoint."""
         try:
             self._mirror_comments(sync_id, item, applied)
-        except FatalError:
-            raise
+        except (FatalError, LeaseLost):
+            raise  # the endpoint, or the group's lease, is lost: the pass stops
         except Exception as failure:  # one item's comments must not stop the others: struck, retried by id
             with self.store.transaction() as tx:
                 self.failures.strike(tx, sync_id, failure)

@@ -171,6 +171,12 @@ class Instance(BaseSettings):
         0.05, ge=0, description="seconds webhook hints are collected before their targeted pass runs"
     )
     max_webhook_bytes: int = Field(1_048_576, gt=0, description="largest webhook body accepted (larger: 413)")
+    lease_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a group's lease outlives its holder's last renewal (renewed every third of it); "
+        "shorter fails over sooner after a crash, but a paused process loses its groups sooner",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,11 @@ The stages, in the order of DESIGN.md's data flow, each in its own module:
   comments mirrored (:mod:`syncd.comment_mirror`); items are applied in parallel when a pool is given;
 - **advance**: cursors move last, once every item read is committed or recorded as failed (and retried by id).
 
+Given the group's ``lease``, every stage gets the store's fenced view (:meth:`syncd.store.Store.fenced`): each of
+the pass's transactions checks the fencing token first, so a pass whose lease was lost (it stalled past the TTL,
+another process took the group) raises LeaseLost at its next commit and stops, never striking an item. What it
+journaled and did not commit is resolved by the next holder's recovery, as after a crash.
+
 A member whose tool cannot be read is left out of the pass, not the group: the others sync between themselves
 and it catches up from its own cursor.
 """
@@ -38,7 +43,7 @@ from syncd.pass_data import PassReport, Touched, endpoint_key
 from syncd.plan import Plan
 from syncd.reading import Found, Reader
 from syncd.recovery import Recovery
-from syncd.store import Store
+from syncd.store import Lease, Store
 
 __all__ = ["FOLD_ROUNDS", "Pass", "PassReport", "endpoint_key"]
 
@@ -67,17 +72,20 @@ class Pass:
         quarantine_after: int = 3,
         pool: concurrent.futures.Executor | None = None,
         connectors_for_thread: Callable[[], Mapping[str, Connector]] | None = None,
+        lease: Lease | None = None,
     ) -> None:
-        """Set up a pass; with ``pool``, items are applied in parallel.
+        """Set up a pass; with ``pool``, items are applied in parallel; with ``lease``, every commit is fenced.
 
         A backfill is bound by API latency, not by syncd: each pool thread uses its own connectors from
         ``connectors_for_thread``, since SDK clients are not thread-safe.
         """
         if pool is not None and connectors_for_thread is None:
             raise ValueError("a pool needs connectors_for_thread: SDK clients must not be shared between threads")
+        if lease is not None and lease.group != group.name:
+            raise ValueError(f"the lease of group {lease.group} cannot fence a pass of {group.name}")
         self.group = group
         self.connectors = connectors
-        self.store = store
+        self.store = store.fenced(lease) if lease is not None else store
         self.config_version = config_version
         self.pool = pool
         self.connectors_for_thread = connectors_for_thread
@@ -85,7 +93,7 @@ class Pass:
         self.failures = Failures(
             group.name, self.report, quarantine_after=quarantine_after, config_version=config_version
         )
-        self.reader = Reader(group, connectors, store, self.report)
+        self.reader = Reader(group, connectors, self.store, self.report)
 
     def run(
         self,

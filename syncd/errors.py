@@ -11,7 +11,10 @@
     │   └── CommandRefused                an operator asked for what cannot be done (an unknown conflict id...)
     ├── StoreError                        the state store
     │   ├── StoreUnavailable              it cannot be opened or read (a directory, a database that does not answer)
-    │   └── DuplicateLink                 the database refused a second link for one item or one ref
+    │   ├── DuplicateLink                 the database refused a second link for one item or one ref
+    │   ├── SchemaTooNew                  the store was migrated by a newer syncd: upgrade this one
+    │   ├── LeaseHeld                     another process holds a group's lease: a writing command gave up waiting
+    │   └── LeaseLost                     this process lost a group's lease (fenced out): its pass stops at once
     ├── DemoError                         `syncd demo` cannot start (a broken configuration, a daemon that won't run)
     ├── SideEmptied                       an endpoint lists far fewer linked items than before: an outage
     └── ConnectorError                    something a tool said or did not say; .tool names it
@@ -48,6 +51,7 @@ becomes a MappingProblem, data, not an error) and the demo's control-flow signal
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 
@@ -114,6 +118,50 @@ class DuplicateLink(StoreError):
         self.sync_id = sync_id
         self.endpoint = endpoint
         self.ref = ref
+
+
+class SchemaTooNew(StoreError):
+    """The store's schema is at a revision this syncd does not know: a newer syncd migrated it."""
+
+    def __init__(self, found: str, known: str) -> None:
+        super().__init__(
+            f"the store's schema is at revision {found}, newer than this syncd knows ({known}): upgrade syncd"
+        )
+        self.found = found
+        self.known = known
+
+
+class LeaseHeld(StoreError):
+    """Another process holds a group's lease (one writer per group), and it was not freed within the wait."""
+
+    def __init__(self, group: str, holder: str, since: datetime, waited_s: float) -> None:
+        host, pid = holder_host_pid(holder)
+        super().__init__(
+            f"group {group} is held by {host} pid {pid} since {since:%Y-%m-%d %H:%M:%S} UTC; waited {waited_s:g} s: "
+            "run again once it is done (a stopped holder's lease expires after lease_ttl_s), or pass a longer --wait"
+        )
+        self.group = group
+        self.holder = holder
+        self.since = since
+
+
+class LeaseLost(StoreError):
+    """The process no longer holds the group's lease (it expired, another process took it): fenced out.
+
+    Not an item's fault and not retriable within the pass: the pass stops and commits nothing more; what it had
+    journaled is resolved by the lease's next holder, as after a crash.
+    """
+
+    def __init__(self, group: str, token: int) -> None:
+        super().__init__(f"group {group}: lease {token} was lost (expired or taken over); this pass stops")
+        self.group = group
+        self.token = token
+
+
+def holder_host_pid(holder: str) -> tuple[str, str]:
+    """The host and pid a replica id (``host:pid:suffix``) names."""
+    host, _, rest = holder.rpartition(":")[0].rpartition(":")
+    return (host, rest) if host else (holder, "?")
 
 
 class DemoError(SyncdError):

@@ -26,7 +26,15 @@ from syncd import journal
 from syncd.audit import AuditEvent, append
 from syncd.connector import Connector
 from syncd.crash import crash_point
-from syncd.errors import ChangedMeanwhile, ConnectorError, FatalError, InvalidItem, OutcomeUnknown, RetriableError
+from syncd.errors import (
+    ChangedMeanwhile,
+    ConnectorError,
+    FatalError,
+    InvalidItem,
+    LeaseLost,
+    OutcomeUnknown,
+    RetriableError,
+)
 from syncd.failures import Failures, uncertain_event
 from syncd.fanout import each
 from syncd.mapping import Group, MappingProblem
@@ -80,9 +88,11 @@ class Executor:
         crash_point("after-journal")
         with recording() as uncertain:
             results, errors = self._apply_all(plan_id, decided, item, applied)
-        fatal = next((failure for failure in errors.values() if isinstance(failure, FatalError)), None)
+        fatal = next((failure for failure in errors.values() if isinstance(failure, FatalError | LeaseLost)), None)
         if fatal is not None:
-            raise fatal  # an endpoint-wide problem: stop the pass; the journal entry is recovered on the next one
+            # An endpoint-wide problem, or the group's lease lost: stop the pass; the journal entry is recovered by
+            # the next pass (of whichever process holds the group then).
+            raise fatal
         error = errors[min(errors)] if errors else None
         crash_point("before-commit")
         # A write left half-done by an outage, or whose answer was lost, stays journaled: the next pass finishes
@@ -193,6 +203,8 @@ class Executor:
                 results.append((index, step, written))
                 if writes:
                     self._progress(plan_id, index, journal.done(written.version if written is not None else None))
+            except LeaseLost:
+                raise  # fenced out: not the item's fault; the pass stops (see execute)
             except Exception as failure:  # one bad step stops its endpoint's lane only; the item is struck
                 return results, {index: failure}
             if isinstance(step, Write) and written is not None:

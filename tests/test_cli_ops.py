@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from typer.testing import CliRunner, Result
 
 from syncd.audit import events
@@ -401,6 +401,65 @@ class TestQuarantine:
             result.stderr == "error: item 'S1' is not quarantined: `syncd quarantine list` shows the items that are\n"
         )
         assert events(state) == []
+
+
+class TestLeaseHeld:
+    HOLDER = "replica-7:4242:abcdef"
+
+    def test_retry_waits_then_names_the_holder(self, config_dir: Path, state: Store) -> None:
+        """While another process holds the group, `quarantine retry` waits --wait seconds, then exits 2 naming it."""
+        lease = state.acquire("launch", self.HOLDER, 60)
+        assert lease is not None
+        result = syncd(config_dir, "quarantine", "retry", "S3", "--by", "ana", "--wait", "0.3")
+        assert result.exit_code == 2
+        assert re.fullmatch(
+            r"error: group launch is held by replica-7 pid 4242 since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC; "
+            r"waited 0.3 s: run again once it is done \(a stopped holder's lease expires after lease_ttl_s\), "
+            r"or pass a longer --wait\n",
+            result.stderr,
+        ), result.stderr
+        assert failing(state, "S3").held
+        assert events(state) == []
+
+    def test_resolve_waits_then_names_the_holder(self, config_dir: Path, state: Store) -> None:
+        """`conflicts resolve` on a group held elsewhere decides nothing and exits 2 with the one-line message."""
+        assert state.acquire("launch", self.HOLDER, 60) is not None
+        result = syncd(config_dir, "conflicts", "resolve", C1, "--take", "sales", "--by", "ana", "--wait", "0")
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: group launch is held by replica-7 pid 4242 since ")
+        assert result.stderr.count("\n") == 1
+        assert held(state, C1).state == "open"
+
+    def test_a_released_lease_lets_the_command_through_and_is_released_after(
+        self, config_dir: Path, state: Store
+    ) -> None:
+        """Once the holder lets go the decision is made, and the command leaves the group free behind it."""
+        lease = state.acquire("launch", self.HOLDER, 60)
+        assert lease is not None
+        state.release(lease)
+        result = syncd(config_dir, "quarantine", "retry", "S3", "--by", "ana", "--wait", "0")
+        assert result.exit_code == 0, result.output
+        now, rows = state.holders()
+        assert [(row.group, row.token, row.live(now)) for row in rows] == [("launch", 2, False)]
+
+    def test_read_only_commands_need_no_lease(self, config_dir: Path, state: Store) -> None:
+        """Listing and showing work while another process holds the group."""
+        assert state.acquire("launch", self.HOLDER, 60) is not None
+        assert syncd(config_dir, "quarantine", "list").exit_code == 0
+        assert syncd(config_dir, "conflicts", "show", C1).exit_code == 0
+
+
+class TestNewerSchema:
+    def test_every_command_refuses_a_newer_schema_in_one_line(self, config_dir: Path, store: Store) -> None:
+        """A store migrated by a newer syncd is refused with exit 2 and one line, before anything is read."""
+        with store.transaction() as tx:
+            tx.connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        for command in (("status",), ("quarantine", "list"), ("conflicts", "list")):
+            result = syncd(config_dir, *command)
+            assert result.exit_code == 2, command
+            assert result.stderr == (
+                "error: the store's schema is at revision 0099, newer than this syncd knows (0008): upgrade syncd\n"
+            )
 
 
 class TestStatus:

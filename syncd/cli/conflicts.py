@@ -16,7 +16,7 @@ import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import open_store
+from syncd.cli.store import WaitOption, open_leases, open_store
 from syncd.errors import CommandRefused
 
 if TYPE_CHECKING:
@@ -169,40 +169,49 @@ def conflicts_resolve(
         str, typer.Option("--take", metavar="DEPARTMENT", help="The department whose value the field takes.")
     ],
     by: ByOption = None,
+    wait: WaitOption = 10.0,
     config_dir: ConfigOption = Path("config"),
 ) -> None:
-    """Decide a held conflict: the field takes DEPARTMENT's value everywhere on the group's next pass (audited)."""
+    """Decide a held conflict: the field takes DEPARTMENT's value everywhere on the group's next pass (audited).
+
+    A decision writes the group's state, so the group's lease is taken first (a pass in another process is waited
+    for up to ``--wait`` seconds) and the conflict is read again under it.
+    """
     from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    with open_store(config_dir) as store, store.transaction() as tx:
-        conflict = _find(tx, conflict_id)
-        if conflict.state == "closed":
-            raise CommandRefused(
-                f"conflict {conflict.id} is closed: {conflict.field} of item {conflict.sync_id} agrees everywhere "
-                "again, nothing is left to decide"
+    with open_leases(config_dir) as leases:
+        with leases.store.transaction() as tx:
+            group = _find(tx, conflict_id).group
+        lease = leases.take(group, wait_s=wait)
+        with leases.store.fenced(lease).transaction() as tx:
+            conflict = _find(tx, conflict_id)
+            if conflict.state == "closed":
+                raise CommandRefused(
+                    f"conflict {conflict.id} is closed: {conflict.field} of item {conflict.sync_id} agrees everywhere "
+                    "again, nothing is left to decide"
+                )
+            members = _members(tx, conflict)
+            if take not in members:
+                raise CommandRefused(
+                    f"{take!r} does not hold item {conflict.sync_id} in group {conflict.group}: "
+                    f"--take one of {', '.join(members)}"
+                )
+            person = operator(by)
+            tx.decide_conflict(conflict.id, take, person)
+            append(
+                tx,
+                AuditEvent(
+                    "decision",
+                    group=conflict.group,
+                    sync_id=conflict.sync_id,
+                    field=conflict.field,
+                    origin=take,
+                    person=person,
+                    rule="manual",
+                    outcome="decided",
+                    message="applied by the next pass",
+                ),
             )
-        members = _members(tx, conflict)
-        if take not in members:
-            raise CommandRefused(
-                f"{take!r} does not hold item {conflict.sync_id} in group {conflict.group}: "
-                f"--take one of {', '.join(members)}"
-            )
-        person = operator(by)
-        tx.decide_conflict(conflict.id, take, person)
-        append(
-            tx,
-            AuditEvent(
-                "decision",
-                group=conflict.group,
-                sync_id=conflict.sync_id,
-                field=conflict.field,
-                origin=take,
-                person=person,
-                rule="manual",
-                outcome="decided",
-                message="applied by the next pass",
-            ),
-        )
     value = f"value {_value(conflict.values[take])}" if take in conflict.values else "current value"
     others = [member for member in members if member != take]
     lines = [

@@ -1,20 +1,24 @@
 """``syncd quarantine``: items held out of passes after failing again and again, until a person retries them.
 
 Only the store is needed (no credential, no tool contacted): a release is recorded there with its audit event in
-one transaction, and the group's next pass tries the item again.
+one transaction, and the group's next pass tries the item again. ``retry`` writes the group's state, so it takes
+the group's lease first (waiting ``--wait`` seconds for a pass in another process to finish).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import open_store
+from syncd.cli.store import WaitOption, open_leases, open_store
 from syncd.errors import CommandRefused
+
+if TYPE_CHECKING:
+    from syncd.store import Quarantined, Tx
 
 quarantine_app = typer.Typer(
     help="Items held out of passes after failing repeatedly: list them with their error, retry one.",
@@ -58,32 +62,45 @@ def quarantine_list(
     print_table(table)
 
 
+def _still_quarantined(tx: Tx, item: str) -> Quarantined:
+    """The item's failure record, read again under the lease (a pass may have cleared it meanwhile)."""
+    entry = tx.quarantine_entry(item)
+    if entry is None:
+        raise CommandRefused(f"item {item!r} is not quarantined: `syncd quarantine list` shows the items that are")
+    return entry
+
+
 @quarantine_app.command("retry")
 def quarantine_retry(
     item: Annotated[str, typer.Argument(metavar="ITEM", help="The item's sync_id, as `quarantine list` shows it.")],
     by: ByOption = None,
+    wait: WaitOption = 10.0,
     config_dir: ConfigOption = Path("config"),
 ) -> None:
     """Release an item (its strikes reset) so the next pass of its group tries it again (audited)."""
     from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    with open_store(config_dir) as store, store.transaction() as tx:
-        entry = tx.quarantine_entry(item)
-        if entry is None:
+    with open_leases(config_dir) as leases:
+        with leases.store.transaction() as tx:
+            found = tx.quarantine_entry(item)
+        if found is None:
             raise CommandRefused(f"item {item!r} is not quarantined: `syncd quarantine list` shows the items that are")
-        person = operator(by)
-        tx.release(item)
-        append(
-            tx,
-            AuditEvent(
-                "release",
-                group=entry.group,
-                sync_id=item,
-                old={"strikes": entry.strikes, "held": entry.held, "error": entry.error},
-                person=person,
-                message="retried on the next pass",
-            ),
-        )
+        lease = leases.take(found.group, wait_s=wait)
+        with leases.store.fenced(lease).transaction() as tx:
+            entry = _still_quarantined(tx, item)
+            person = operator(by)
+            tx.release(item)
+            append(
+                tx,
+                AuditEvent(
+                    "release",
+                    group=entry.group,
+                    sync_id=item,
+                    old={"strikes": entry.strikes, "held": entry.held, "error": entry.error},
+                    person=person,
+                    message="retried on the next pass",
+                ),
+            )
     typer.echo(
         f"released {item} for {person} ({entry.strikes} strikes, last error: {entry.error}); "
         f"the next pass of {entry.group} tries it again."

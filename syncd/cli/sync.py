@@ -20,6 +20,7 @@ from rich.markup import escape
 from syncd.cli.console import stderr
 from syncd.cli.handler import Outcome
 from syncd.cli.options import ConfigOption, MappingsOption
+from syncd.cli.store import WaitOption
 
 
 def load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
@@ -34,15 +35,22 @@ def load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
     return config, groups
 
 
-def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool) -> list[Any]:
-    """One pass over every group; a credential, a refusing tool or an emptied endpoint raises (no traceback)."""
+def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: float = 0.0) -> list[Any]:
+    """One pass over every group; a credential, a refusing tool or an emptied endpoint raises (no traceback).
+
+    Unless ``dry_run``, each group's pass runs under the group's lease, taken (waiting up to ``wait_s`` for another
+    process to let go, else LeaseHeld) just before it and released just after, so a daemon running meanwhile
+    waits for one group at a time; a group is never written by two processes at once.
+    """
     from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import config_version  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.engine import Pass  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.leasing import Leases  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config, groups = load(config_dir, mappings_dir)
     store = Store(config.instance.store)
+    leases = Leases(store, ttl_s=config.instance.lease_ttl_s)
     reports = []
     workers = config.instance.apply_workers
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="syncd-apply") if workers > 1 else None
@@ -54,22 +62,34 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool) -> list[Any]
                 return {member: connector_for(config.departments[member]) for member in members}
 
             version = config_version(config_dir, mappings_dir)
-            run = Pass(group, build(), store, config_version=version, pool=pool, connectors_for_thread=build)
-            reports.append(run.run(dry_run=dry_run))
+            lease = None if dry_run else leases.take(group.name, wait_s=wait_s)
+            try:
+                run = Pass(
+                    group, build(), store, config_version=version, pool=pool, connectors_for_thread=build, lease=lease
+                )
+                reports.append(run.run(dry_run=dry_run))
+            finally:
+                leases.release(group.name)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+        leases.close()
         store.close()
     return reports
 
 
-def once(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption = Path("mappings")) -> Outcome:
+def once(
+    config_dir: ConfigOption = Path("config"),
+    mappings_dir: MappingsOption = Path("mappings"),
+    wait: WaitOption = 10.0,
+) -> Outcome:
     """Run one pass over every sync group; exit 1 if an item failed or a tool could not be read, 2 if refused.
 
     An item that failed and a tool that did not answer are retried on the next pass; a tool that refused syncd's
-    credentials or configuration (exit 2) needs a person.
+    credentials or configuration (exit 2) needs a person, and so does a group another process kept writing for
+    longer than ``--wait`` (exit 2, naming it).
     """
-    reports = _passes(config_dir, mappings_dir, dry_run=False)
+    reports = _passes(config_dir, mappings_dir, dry_run=False, wait_s=wait)
     for report in reports:
         stderr.print(
             f"{report.group}: {len(report.plans)} items, {report.writes} writes, "

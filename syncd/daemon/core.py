@@ -28,7 +28,8 @@ from syncd.daemon.passes import Passes
 from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
 from syncd.daemon.scheduler import Scheduler
 from syncd.daemon.webhooks import Webhooks
-from syncd.store import Store
+from syncd.leasing import Leases
+from syncd.store import Lease, Store
 
 
 class Daemon:
@@ -54,6 +55,7 @@ class Daemon:
         )
         instance = self.runtime.config.instance
         self.store = Store(instance.store)
+        self.leases = Leases(self.store, ttl_s=instance.lease_ttl_s, on_lost=_lost)
         self.metrics = Metrics(self.store)
         self.scheduler = Scheduler(debounce_s=instance.webhook_debounce_s, clock=clock)
         self.scheduler.set_groups({name: self.runtime.interval(name) for name in self.runtime.groups})
@@ -67,6 +69,7 @@ class Daemon:
             runtime=lambda: self.runtime,
             connector_for=connector_for,
             store=self.store,
+            leases=self.leases,
             scheduler=self.scheduler,
             metrics=self.metrics,
             readiness=self.health,
@@ -129,6 +132,7 @@ class Daemon:
         if self._stop_observing is not None:
             self._stop_observing()
             self._stop_observing = None
+        self._release_leases()
         self.store.close()
 
     def request_stop(self) -> None:
@@ -168,12 +172,22 @@ class Daemon:
         if self._stop_observing is not None:
             self._stop_observing()
             self._stop_observing = None
+        # Released even with passes still running: those are fenced out at their next commit, and the groups'
+        # next holder need not wait lease_ttl_s for them.
+        self._release_leases()
         if unfinished:
             log.error("shutdown.timed_out", unfinished=unfinished, timeout_s=timeout)
             return 1
         self.store.close()
         log.info("shutdown.finished")
         return 0
+
+    def _release_leases(self) -> None:
+        """Let go of every group lease at once; a store that does not answer lets them expire instead."""
+        try:
+            self.leases.close()
+        except Exception:
+            log.exception("shutdown.leases", outcome="error")
 
     # ----- reload ----------------------------------------------------------------------------------------
 
@@ -203,6 +217,11 @@ class Daemon:
     def readiness(self) -> dict[str, Any]:
         """What /readyz answers: ready, and otherwise each reason (store, endpoint, shutdown)."""
         return self.health.verdict(self.runtime, self.store, stopping=self._stopping.is_set())
+
+
+def _lost(lease: Lease) -> None:
+    """Say that a lease could not be renewed (its pass, if one runs, is fenced out at its next commit)."""
+    log.warning("lease.lost", group=lease.group, token=lease.token)
 
 
 def run(

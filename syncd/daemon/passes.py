@@ -3,6 +3,11 @@
 Its own module because this is where the daemon's concurrency lives: the :class:`~syncd.daemon.scheduler.Scheduler`
 decides what is due, this hands it to ``instance.workers`` threads (one pass per group at a time), and on shutdown
 stops handing over and waits for what is in flight.
+
+One pass per group at a time holds across processes too: a pass runs only under the group's lease
+(:class:`syncd.leasing.Leases`, renewed in the background). A group another process holds is skipped (said once)
+and tried again at its next turn; a pass fenced out mid-way (LeaseLost: this process stalled past its lease) stops,
+and the group's lease is taken again at a later turn, its journal recovered by whoever holds it then.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from syncd.daemon.metrics import Metrics
 from syncd.daemon.runtime import ConnectorFactory, Runtime
 from syncd.daemon.scheduler import Job, Scheduler
 from syncd.engine import Pass
-from syncd.errors import SyncdError
+from syncd.errors import LeaseLost, SyncdError
+from syncd.leasing import Leases
 from syncd.mapping import Group
-from syncd.store import Store
+from syncd.store import Lease, Store
 
 
 class Passes:
@@ -34,6 +40,7 @@ class Passes:
         runtime: Callable[[], Runtime],
         connector_for: ConnectorFactory,
         store: Store,
+        leases: Leases,
         scheduler: Scheduler,
         metrics: Metrics,
         readiness: Readiness,
@@ -44,6 +51,9 @@ class Passes:
         """The configuration in force now; a pass keeps the one it started with, whatever a reload does."""
         self._connector_for = connector_for
         self._store = store
+        self._leases = leases
+        self._held_elsewhere: set[str] = set()
+        """Groups last found leased by another process (said once, until this process takes them)."""
         self._scheduler = scheduler
         self._metrics = metrics
         self._readiness = readiness
@@ -122,9 +132,36 @@ class Passes:
         finally:
             self._scheduler.done(job, started)
 
+    def _lease(self, group: str) -> Lease | None:
+        """The group's lease, taken or renewed now; None (logged once) while another process holds it."""
+        lease = self._leases.try_take(group)
+        if lease is None:
+            if group not in self._held_elsewhere:
+                self._held_elsewhere.add(group)
+                now, rows = self._store.holders()
+                holder = next((row for row in rows if row.group == group and row.live(now)), None)
+                log.info(
+                    "lease.held_elsewhere",
+                    group=group,
+                    holder=holder.holder if holder is not None else None,
+                    since=holder.acquired_at.isoformat() if holder is not None else None,
+                )
+            return None
+        if group in self._held_elsewhere:
+            self._held_elsewhere.discard(group)
+            log.info("lease.taken", group=group, token=lease.token)
+        return lease
+
     def _pass(self, runtime: Runtime, group: Group, job: Job) -> None:
         kind = "full" if job.hints is None else "hinted"
         started = self._clock()
+        try:
+            lease = self._lease(group.name)
+        except Exception:
+            log.exception("lease", group=group.name, outcome="error")  # the store did not answer: next turn
+            return
+        if lease is None:
+            return
         try:
             connectors = self._connectors(runtime)
             members = {member: connectors[member] for member in group.codecs}
@@ -136,7 +173,12 @@ class Passes:
                 config_version=runtime.version,
                 pool=self.apply_pool if parallel else None,
                 connectors_for_thread=(lambda: self._connectors(runtime)) if parallel else None,
+                lease=lease,
             ).run(hints=job.hints, follow=lambda: self._scheduler.take_hints(group.name))
+        except LeaseLost as error:
+            duration = round(self._clock() - started, 3)
+            log.warning("pass", group=group.name, kind=kind, outcome="fenced", error=str(error), duration_s=duration)
+            return
         except SyncdError as error:
             self._metrics.failed(group.name)
             if job.hints is None:

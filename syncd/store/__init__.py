@@ -8,6 +8,7 @@ versions and audit events together or not at all. The tables are in :mod:`syncd.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,13 +19,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from syncd.errors import DuplicateLink as DuplicateLink
+from syncd.errors import LeaseLost as LeaseLost
+from syncd.errors import SchemaTooNew
 from syncd.errors import StoreUnavailable as StoreUnavailable
 from syncd.plan import Refusal
+from syncd.store import leases as _leases
+from syncd.store.leases import Lease
 from syncd.store.schema import (
     base,
     behind,
@@ -138,9 +145,9 @@ def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
     """WAL (readers never block the writer), enforced foreign keys, and waiting instead of failing when busy."""
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event below opens every transaction
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")  # first: switching a fresh file to WAL waits for another opener
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -151,6 +158,10 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
     ``SELECT ... FOR UPDATE``, so this is how its writers queue up (PostgreSQL uses the row lock instead).
     """
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+MIGRATION_LOCK = 0x73796E6364
+"""The PostgreSQL advisory lock key migrations run under ("syncd" in ASCII): one migrating process at a time."""
 
 
 class Store:
@@ -171,19 +182,74 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
 
+    lease: Lease | None = None
+    """The group lease every transaction of this view checks first (see :meth:`fenced`); None: not fenced."""
+
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic ``upgrade head``), from the installed package."""
+        """Bring the schema to the newest revision (Alembic ``upgrade head``), from the installed package.
+
+        One process at a time: on PostgreSQL under an advisory lock held until the migration commits (so two
+        replicas starting on an empty database do not both create ``alembic_version``); on SQLite the migration's
+        transaction begins with ``BEGIN IMMEDIATE``, which already excludes every other writer. A schema newer
+        than this package's head is refused (SchemaTooNew): an older syncd must not write a newer store.
+        """
         config = AlembicConfig()
         config.set_main_option("script_location", str(resources.files("syncd.store").joinpath("migrations")))
+        script = ScriptDirectory.from_config(config)
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            found = MigrationContext.configure(connection).get_current_revision()
+            known = {revision.revision for revision in script.walk_revisions()}
+            if found is not None and found not in known:
+                raise SchemaTooNew(found, script.get_current_head() or "none")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """One database transaction: committed when the block ends, rolled back if it raises."""
+        """One database transaction: committed when the block ends, rolled back if it raises.
+
+        On a :meth:`fenced` view the lease is checked first, in the same transaction: LeaseLost, and nothing of
+        the block is committed, once another process holds the group.
+        """
         with self.engine.begin() as connection:
-            yield Tx(connection)
+            tx = Tx(connection)
+            if self.lease is not None:
+                tx.fence(self.lease)
+            yield tx
+
+    def fenced(self, lease: Lease) -> Store:
+        """A view of this store (the same connection pool) whose every transaction checks ``lease`` first.
+
+        What a pass hands its stages instead of the store, so no stage can commit for a group it lost. Closing
+        the view closes the store.
+        """
+        view = copy.copy(self)
+        view.lease = lease
+        return view
+
+    # ----- group leases (each call its own short transaction; see syncd.store.leases) --------------------------
+
+    def acquire(self, group: str, holder: str, ttl_s: float) -> Lease | None:
+        """Take a free or expired group lease (a new token) or renew ``holder``'s own; None if another holds it."""
+        with self.engine.begin() as connection:
+            return _leases.acquire(connection, group, holder, ttl_s)
+
+    def renew(self, lease: Lease) -> bool:
+        """Extend a lease by its TTL if still held with its token; False once it is lost."""
+        with self.engine.begin() as connection:
+            return _leases.renew(connection, lease)
+
+    def release(self, lease: Lease) -> None:
+        """Free a lease (if it is still this one), so another process need not wait for it to expire."""
+        with self.engine.begin() as connection:
+            _leases.release(connection, lease)
+
+    def holders(self) -> tuple[datetime, list[Lease]]:
+        """The lease clock's time now, and every group's lease row (live where ``expires_at`` is later)."""
+        with self.engine.begin() as connection:
+            return _leases.now(connection), _leases.holders(connection)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -228,6 +294,10 @@ class Tx:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+
+    def fence(self, lease: Lease) -> None:
+        """Raise LeaseLost unless ``lease`` still holds its group (same holder and token, not expired)."""
+        _leases.fence(self.connection, lease)
 
     # ----- items and links ------------------------------------------------------------------------------
 
@@ -684,6 +754,8 @@ __all__ = [
     "DuplicateLink",
     "HeldConflict",
     "JournalEntry",
+    "Lease",
+    "LeaseLost",
     "Link",
     "Quarantined",
     "Store",

@@ -12,6 +12,8 @@
 - ``conflicts``: fields held by the ``manual`` rule, each endpoint's value, and a person's decision once made.
 - ``comments``: per endpoint, each comment syncd knows: an original (origin = itself, with its Markdown body) or
   a copy of one (origin = the original's endpoint and id), so nothing is copied twice and nothing echoes.
+- ``leases``: per group, the one process allowed to write it (``holder``), until ``expires_at``, and ``token``, the
+  fencing token: bumped at each change of holder, checked by every commit of the group's work.
 - ``audit``: append-only, hash-chained events; ``audit_head`` holds the chain's last hash, locked by each append.
 """
 
@@ -155,6 +157,17 @@ comments = Table(
     Column("author", String(400), nullable=True),
     Column("body", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("group_name", String(200), primary_key=True),
+    Column("holder", String(300), nullable=False),
+    Column("token", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 audit = Table(

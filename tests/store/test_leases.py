@@ -1,0 +1,179 @@
+"""Group leases on SQLite and PostgreSQL: one holder at a time, a growing fencing token, fenced-out commits refused;
+and migrations serialised across processes, a newer schema refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from syncd.errors import LeaseLost, SchemaTooNew
+from syncd.store import Lease, Store
+from tests.store.conftest import fresh_postgres_database
+
+A = "host-a:101:aaaaaa"
+B = "host-b:202:bbbbbb"
+
+
+class TestAcquire:
+    def test_a_free_lease_is_taken_with_the_first_token(self, store: Store) -> None:
+        """The first acquire of a group takes it, token 1, expiring after the TTL."""
+        lease = store.acquire("launch", A, 30)
+        assert lease is not None
+        assert (lease.group, lease.holder, lease.token) == ("launch", A, 1)
+        assert (lease.host, lease.pid) == ("host-a", "101")
+        assert 29 <= (lease.expires_at - lease.acquired_at).total_seconds() <= 31
+
+    def test_a_held_lease_is_refused_to_another_and_renewed_for_its_holder(self, store: Store) -> None:
+        """While A holds it, B gets None; A acquiring again keeps its token and moves the expiry on."""
+        first = store.acquire("launch", A, 30)
+        assert first is not None
+        assert store.acquire("launch", B, 30) is None
+        again = store.acquire("launch", A, 30)
+        assert again is not None
+        assert again.token == first.token
+        assert again.expires_at >= first.expires_at
+
+    def test_groups_are_leased_independently(self, store: Store) -> None:
+        """A's lease of one group does not stop B taking another."""
+        assert store.acquire("launch", A, 30) is not None
+        lease = store.acquire("support", B, 30)
+        assert lease is not None
+        assert lease.token == 1
+
+    def test_an_expired_lease_is_taken_over_with_a_higher_token(self, store: Store) -> None:
+        """Once A's lease expires, B takes it with the next token, and A can no longer renew it."""
+        old = store.acquire("launch", A, 0.2)
+        assert old is not None
+        time.sleep(0.4)
+        new = store.acquire("launch", B, 30)
+        assert new is not None
+        assert (new.holder, new.token) == (B, old.token + 1)
+        assert store.renew(old) is False
+        assert store.renew(new) is True
+
+    def test_a_released_lease_is_free_at_once_and_the_token_still_grows(self, store: Store) -> None:
+        """release() frees the group without waiting for the TTL; the next holder's token is higher."""
+        old = store.acquire("launch", A, 30)
+        assert old is not None
+        store.release(old)
+        new = store.acquire("launch", B, 30)
+        assert new is not None
+        assert new.token == old.token + 1
+        store.release(old)  # a stale release does not free the new holder's lease
+        assert store.acquire("launch", A, 30) is None
+
+    def test_holders_lists_every_lease_and_whether_it_is_live(self, store: Store) -> None:
+        """holders() shows each group's row, judged live on the lease clock it returns with them."""
+        lease = store.acquire("launch", A, 30)
+        assert lease is not None
+        store.release(lease)
+        assert store.acquire("support", B, 30) is not None
+        now, rows = store.holders()
+        assert [(row.group, row.holder, row.live(now)) for row in rows] == [("launch", A, False), ("support", B, True)]
+
+
+def _write_then_fence(store: Store, lease: Lease) -> None:
+    """A write, then the fence, in one transaction: the fence's LeaseLost rolls the write back."""
+    with store.transaction() as tx:
+        tx.new_item("S1", "launch")
+        tx.fence(lease)
+
+
+class TestFence:
+    def test_a_holder_commits_while_its_lease_is_live(self, store: Store) -> None:
+        """A fenced view's transaction commits as long as its lease holds."""
+        lease = store.acquire("launch", A, 30)
+        assert lease is not None
+        with store.fenced(lease).transaction() as tx:
+            tx.new_item("S1", "launch")
+        with store.transaction() as tx:
+            assert tx.item_group("S1") == "launch"
+
+    def test_a_fenced_out_process_commits_nothing(self, store: Store) -> None:
+        """A's lease expires and B takes it: A's next transaction raises LeaseLost and writes nothing."""
+        stale = store.acquire("launch", A, 0.2)
+        assert stale is not None
+        time.sleep(0.4)
+        assert store.acquire("launch", B, 30) is not None
+        with pytest.raises(LeaseLost):
+            _write_then_fence(store, stale)
+        with pytest.raises(LeaseLost), store.fenced(stale).transaction() as tx:
+            tx.new_item("S2", "launch")
+        with store.transaction() as tx:
+            assert tx.item_group("S1") is None
+            assert tx.item_group("S2") is None
+
+    def test_an_expired_lease_fences_even_before_anyone_takes_over(self, store: Store) -> None:
+        """A holder that stalled past its TTL is fenced out at once, not only when another process acquires."""
+        lease = store.acquire("launch", A, 0.2)
+        assert lease is not None
+        time.sleep(0.4)
+        with pytest.raises(LeaseLost), store.fenced(lease).transaction() as tx:
+            tx.new_item("S1", "launch")
+
+    def test_a_released_lease_fences(self, store: Store) -> None:
+        """After release() the old lease commits nothing more."""
+        lease = store.acquire("launch", A, 30)
+        assert lease is not None
+        store.release(lease)
+        with pytest.raises(LeaseLost), store.fenced(lease).transaction() as tx:
+            tx.new_item("S1", "launch")
+
+
+class TestSchemaVersion:
+    def test_a_newer_schema_is_refused_in_one_line(self, store: Store) -> None:
+        """A store migrated by a newer syncd (an unknown revision) makes migrate() refuse, naming both revisions."""
+        with store.transaction() as tx:
+            tx.connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(SchemaTooNew) as refused:
+            store.migrate()
+        assert str(refused.value) == (
+            "the store's schema is at revision 9999, newer than this syncd knows (0008): upgrade syncd"
+        )
+
+
+MIGRATE = "import sys; from syncd.store import Store; s = Store(sys.argv[1]); s.migrate(); s.close()"
+
+
+def _migrate_at_once(url: str, processes: int) -> list[subprocess.CompletedProcess[str]]:
+    """Start ``processes`` interpreters that each migrate ``url``, all at once; their outcomes."""
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(processes)
+    ]
+    outcomes = []
+    for process in started:
+        out, err = process.communicate(timeout=120)
+        outcomes.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return outcomes
+
+
+@pytest.fixture
+def empty_postgres_database() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+class TestMigrationRace:
+    def test_three_processes_migrate_an_empty_postgresql_database_at_once(self, empty_postgres_database: str) -> None:
+        """Under the advisory lock one migrates and the others find the schema current: all succeed."""
+        outcomes = _migrate_at_once(empty_postgres_database, 3)
+        assert [(outcome.returncode, outcome.stderr) for outcome in outcomes] == [(0, "")] * 3
+        engine = create_engine(empty_postgres_database)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0008"]
+        engine.dispose()
+
+    def test_three_processes_migrate_a_fresh_sqlite_file_at_once(self, tmp_path: Path) -> None:
+        """BEGIN IMMEDIATE serialises the migrations of one SQLite file: all succeed."""
+        url = f"sqlite:///{tmp_path / 'syncd.db'}"
+        outcomes = _migrate_at_once(url, 3)
+        assert [(outcome.returncode, outcome.stderr) for outcome in outcomes] == [(0, "")] * 3
