@@ -1,7 +1,9 @@
 """How every command that needs only the state store opens it: from the configuration, migrated, closed after.
 
 ``syncd audit``, ``conflicts``, ``quarantine`` and ``status`` contact no tool and need no credential; they share
-this one way in, so a broken configuration or an unreadable store reads the same from each of them.
+this one way in, so a broken configuration or an unreadable store reads the same from each of them. ``once``,
+``plan`` and ``run`` open the store themselves but say a database error the same way, through
+:func:`unavailable`: one line naming the store (its password masked), never SQLAlchemy's traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +14,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from syncd.errors import StoreUnavailable
     from syncd.store import Store
+
+
+def unavailable(url: str, error: SQLAlchemyError, doing: str = "open") -> StoreUnavailable:
+    """The database error as one line: the driver's reason (not the statement dump) and the URL, password masked."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - keeps `syncd --help` fast
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    from syncd.errors import StoreUnavailable  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    reason = str(getattr(error, "orig", None) or error)
+    try:
+        parsed = make_url(url)
+        shown, password = parsed.render_as_string(hide_password=True), parsed.password
+    except ArgumentError:
+        shown, password = "(the configured store)", None
+    if password:
+        reason = reason.replace(str(password), "***")
+    reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
+    return StoreUnavailable(f"cannot {doing} the store {shown}: {reason}")
 
 
 @contextmanager
@@ -21,17 +45,19 @@ def open_store(config_dir: Path) -> Iterator[Store]:
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
 
     from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
-    from syncd.store import Store, StoreUnavailable  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config = load_config(config_dir)
+    url = config.instance.store
+    store = Store(url)
     try:
-        store = Store(config.instance.store)
         try:
             store.migrate()
+        except SQLAlchemyError as error:
+            raise unavailable(url, error) from error
+        try:
             yield store
-        finally:
-            store.close()
-    except SQLAlchemyError as error:
-        # The driver's own message (what failed and where), not SQLAlchemy's statement dump.
-        reason = getattr(error, "orig", None) or error
-        raise StoreUnavailable(f"cannot read the store: {reason}") from error
+        except SQLAlchemyError as error:
+            raise unavailable(url, error, "read") from error
+    finally:
+        store.close()
