@@ -15,21 +15,49 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from syncd.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-exported: its callers import it from here
 from syncd.errors import SyncdError
-from syncd.yamlfile import FileError, load_yaml_model
+from syncd.yamlfile import FileError, line_of, load_yaml_model
+
+MAX_CREDENTIAL_BYTES = 65_536
+"""The largest credential file read: a token is a few hundred bytes; ``{file: /dev/zero}`` must not eat memory."""
+DAY_S = 86_400.0
+"""The longest poll interval: a longer one is a typo (and ``.inf`` would never poll again)."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # ``.inf`` or ``.nan`` pass every ``gt``/``le`` check pydantic makes on its own, so they are refused first.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _http_url(url: str) -> str:
+    """An http(s) URL with a host and no user or password in it, checked offline (a typo fails here, not later)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}: write https://host[:port][/path]") from exc
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("not an http(s) URL with a host: write https://host[:port][/path]")
+    if parts.username or parts.password:
+        raise ValueError("a URL here carries no user or password: name credentials as {env: ...} or {file: ...}")
+    if parts.query or parts.fragment:
+        raise ValueError("remove the ?query or #fragment: write https://host[:port][/path]")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""A URL syncd sends requests to or gives the tools: validated when the file is loaded."""
 
 
 class Secret(_Strict):
@@ -53,6 +81,20 @@ class Secret(_Strict):
             raise ValueError("name exactly one of 'env' (an environment variable) or 'file' (a path)")
         return self
 
+    @field_validator("file")
+    @classmethod
+    def _a_small_regular_file(cls, path: Path | None) -> Path | None:
+        """A file that is there must be one syncd can read whole; one missing may be mounted later (resolve says)."""
+        try:
+            status = path.stat() if path is not None else None
+        except OSError:
+            return path
+        if status is not None and not stat.S_ISREG(status.st_mode):
+            raise ValueError(f"{path} is not a regular file: point at the file holding the credential")
+        if status is not None and status.st_size > MAX_CREDENTIAL_BYTES:
+            raise ValueError(f"{path} is larger than {MAX_CREDENTIAL_BYTES // 1024} KiB: not a credential")
+        return path
+
     def resolve(self) -> str:
         """Read the credential now; the error names where it was looked for, never its value."""
         if self.env is not None:
@@ -62,16 +104,27 @@ class Secret(_Strict):
             return value
         assert self.file is not None  # guaranteed by the validator
         try:
-            return self.file.read_text(encoding="utf-8").strip()
+            with self.file.open("rb") as file:
+                if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                    raise SyncdError(f"the credential file {self.file} is not a regular file: point at the file")
+                data = file.read(MAX_CREDENTIAL_BYTES + 1)
         except OSError as exc:
             raise SyncdError(f"cannot read the credential file {self.file}: {exc.strerror}") from exc
+        if len(data) > MAX_CREDENTIAL_BYTES:
+            raise SyncdError(f"the credential file {self.file} is larger than {MAX_CREDENTIAL_BYTES // 1024} KiB")
+        try:
+            return data.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise SyncdError(
+                f"the credential file {self.file} is not UTF-8 text: save the credential as UTF-8"
+            ) from exc
 
 
 class JiraConnection(_Strict):
     """Jira Cloud or Server / Data Center."""
 
     tool: Literal["jira"]
-    base_url: str
+    base_url: HttpUrl
     user: str = Field(description="the account's e-mail (Cloud) or user name (Server)")
     token: Secret
     project: str = Field(description="the project key, e.g. ENG")
@@ -99,7 +152,7 @@ class TrelloConnection(_Strict):
     """Trello (API key and token)."""
 
     tool: Literal["trello"]
-    base_url: str = "https://api.trello.com"
+    base_url: HttpUrl = "https://api.trello.com"
     key: Secret
     token: Secret
     board: str = Field(description="the board id")
@@ -110,7 +163,7 @@ class AsanaConnection(_Strict):
     """Asana (personal access token or service account token)."""
 
     tool: Literal["asana"]
-    base_url: str = "https://app.asana.com"
+    base_url: HttpUrl = "https://app.asana.com"
     token: Secret
     project: str = Field(description="the project gid")
 
@@ -127,7 +180,9 @@ class Department(_Strict):
         default_factory=dict,
         description="e-mail -> account in the tool (Jira accountId or name, Trello username, Asana user gid)",
     )
-    poll_interval_s: float | None = Field(None, gt=0, description="overrides the instance's poll interval")
+    poll_interval_s: float | None = Field(
+        None, gt=0, le=DAY_S, description="overrides the instance's poll interval (at most a day)"
+    )
 
     @field_validator("people")
     @classmethod
@@ -141,7 +196,7 @@ class Department(_Strict):
 class Instance(BaseSettings):
     """The instance (``config/syncd.yaml``); any setting can be overridden by ``SYNCD_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="SYNCD_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="SYNCD_", extra="forbid", frozen=True, allow_inf_nan=False)
 
     store: str = Field("sqlite:///var/syncd.db", description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://")
 
@@ -159,24 +214,41 @@ class Instance(BaseSettings):
             )
         return url
 
-    poll_interval_s: float = Field(30.0, gt=0, description="seconds between polls of each endpoint")
+    poll_interval_s: float = Field(30.0, gt=0, le=DAY_S, description="seconds between polls of each endpoint")
     listen: str = Field("127.0.0.1:8787", description="host:port of the health, metrics and webhook server")
-    public_url: str | None = Field(None, description="the URL the tools deliver webhooks to (None: polling only)")
-    workers: int = Field(4, ge=1, description="threads running passes (each keeps its own connectors)")
-    apply_workers: int = Field(4, ge=1, description="threads applying one pass's items in parallel (1: in order)")
+    public_url: HttpUrl | None = Field(None, description="the URL the tools deliver webhooks to (None: polling only)")
+    workers: int = Field(4, ge=1, le=64, description="threads running passes (each keeps its own connectors)")
+    apply_workers: int = Field(
+        4, ge=1, le=64, description="threads applying one pass's items in parallel (1: in order)"
+    )
     shutdown_timeout_s: float = Field(
-        30.0, ge=0, description="seconds in-flight passes may take to finish after SIGTERM before syncd gives up"
+        30.0,
+        ge=0,
+        le=3600,
+        description="seconds in-flight passes may take to finish after SIGTERM before syncd gives up",
     )
     webhook_debounce_s: float = Field(
-        0.05, ge=0, description="seconds webhook hints are collected before their targeted pass runs"
+        0.05, ge=0, le=60, description="seconds webhook hints are collected before their targeted pass runs"
     )
-    max_webhook_bytes: int = Field(1_048_576, gt=0, description="largest webhook body accepted (larger: 413)")
+    max_webhook_bytes: int = Field(
+        1_048_576, gt=0, le=67_108_864, description="largest webhook body accepted (larger: 413; at most 64 MiB)"
+    )
     lease_ttl_s: float = Field(
         30.0,
         gt=0,
+        le=3600,
         description="seconds a group's lease outlives its holder's last renewal (renewed every third of it); "
         "shorter fails over sooner after a crash, but a paused process loses its groups sooner",
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        """A host and a port the server can bind, checked offline rather than at the first start."""
+        host, colon, port = listen.rpartition(":")
+        if not colon or not host.strip("[]") or not port.isdigit() or int(port) > 65535:
+            raise ValueError("write host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0 to 65535; 0: any free one)")
+        return listen
 
     @classmethod
     def settings_customise_sources(
@@ -202,6 +274,10 @@ class Config(_Strict):
 def load_config(root: Path | str) -> Config:
     """Load ``<root>/syncd.yaml`` and ``<root>/departments/*.yaml``; raise ConfigError listing every problem."""
     root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(
+            [FileError(root, None, "no such configuration directory: check --config (or run syncd init)")]
+        )
     errors: list[FileError] = []
     instance: Instance | None = None
     instance_file = root / "syncd.yaml"
@@ -210,6 +286,7 @@ def load_config(root: Path | str) -> Config:
     except FileError as error:
         errors.append(error)
     departments: dict[str, Department] = {}
+    files: dict[str, Path] = {}
     for path in sorted((root / "departments").glob("*.yaml")):
         try:
             department = load_yaml_model(path, Department)
@@ -217,10 +294,46 @@ def load_config(root: Path | str) -> Config:
             errors.append(error)
             continue
         name = department.name or path.stem
+        if name in files:
+            errors.append(
+                FileError(path, line_of(path, ("name",)), f"department {name!r} is also {files[name]}: rename one")
+            )
+            continue
         departments[name] = department.model_copy(update={"name": name})
+        files[name] = path
+    errors += _shared_endpoints(departments, files)
     if errors or instance is None:
         raise ConfigError(errors)
     return Config(root=root, instance=instance, departments=departments)
+
+
+def endpoint_of(connection: JiraConnection | TrelloConnection | AsanaConnection) -> tuple[str, str, str]:
+    """What a department syncs, as one key: its tool, its site (case and trailing slash aside) and workspace."""
+    workspace = connection.board if isinstance(connection, TrelloConnection) else connection.project
+    return connection.tool, connection.base_url.rstrip("/").lower(), workspace
+
+
+def _shared_endpoints(departments: dict[str, Department], files: dict[str, Path]) -> list[FileError]:
+    """Two departments on one project or board would mirror it into itself: every item twice, then again."""
+    first: dict[tuple[str, str, str], str] = {}
+    errors = []
+    for name, department in departments.items():
+        endpoint = endpoint_of(department.connection)
+        if endpoint in first:
+            other = first[endpoint]
+            path = files[name]
+            key = "board" if department.connection.tool == "trello" else "project"
+            errors.append(
+                FileError(
+                    path,
+                    line_of(path, ("connection", key)),
+                    f"department {name!r} syncs the same {department.connection.tool} {key} as {other!r} "
+                    f"({files[other]}): one department per {key}; remove the copy or point it at its own {key}",
+                )
+            )
+        else:
+            first[endpoint] = name
+    return errors
 
 
 def schemas() -> dict[str, dict[str, Any]]:

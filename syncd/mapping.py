@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from syncd import richtext
 from syncd.connector import Capabilities, TextFormat, ToolLimits
+from syncd.errors import ConfigError
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
 from syncd.model import FIELDS, Person, Record, Unreadable
 from syncd.plan import Value, View
@@ -133,7 +134,25 @@ class GroupFile(_Strict):
         if strangers:
             where = next(loc for loc, named in places if named - members)
             raise Located(where, f"{strangers} are not members of the group: add them under 'members' or fix the name")
+        for name, spec in self.fields.items():
+            _check_write_targets(name, spec)
         return self
+
+
+def _check_write_targets(name: str, spec: FieldSpec) -> None:
+    """A ``write`` choice must be a tool value its member's map reads back as that canonical value, or it flaps."""
+    for member, choices in spec.write.items():
+        mapped = spec.map.get(member)
+        if mapped is None:
+            raise Located(("fields", name, "write", member), f"'write' needs a 'map' for {member}: add one")
+        for canonical, tool_value in choices.items():
+            if mapped.get(tool_value) != canonical:
+                raise Located(
+                    ("fields", name, "write", member, canonical),
+                    f"{member} would write {tool_value!r} for {canonical!r}, but its map reads {tool_value!r} "
+                    f"as {mapped.get(tool_value)!r}: write one of "
+                    f"{sorted(value for value, means in mapped.items() if means == canonical)}",
+                )
 
 
 @dataclass(frozen=True)
@@ -533,3 +552,61 @@ def compile_group(path: Path | str, tools: Mapping[str, str], capabilities: Mapp
         for member, settings in spec.members.items()
     }
     return Group(policy.group, policy, codecs, spec.comments, path)
+
+
+def compile_groups(
+    mappings_dir: Path, tools: Mapping[str, str], capabilities: Mapping[str, Capabilities]
+) -> list[Group]:
+    """Every group of a mappings directory, validated one by one and then as a whole; ConfigError lists all problems.
+
+    As a whole: the directory exists (a mistyped ``--mappings`` is not "0 groups"), group names are unique (the
+    daemon keys groups by name, so one would vanish), and no two groups hold the same items (each would mirror them).
+    """
+    if not mappings_dir.is_dir():
+        raise ConfigError([FileError(mappings_dir, None, "no such mappings directory: check --mappings")])
+    problems: list[FileError] = []
+    groups: list[Group] = []
+    for path in sorted(mappings_dir.glob("*.yaml")):
+        try:
+            group = compile_group(path, tools, capabilities)
+        except FileError as error:
+            problems.append(error)
+            continue
+        problem = _clash(group, groups)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        groups.append(group)
+    if problems:
+        raise ConfigError(problems)
+    return groups
+
+
+def _clash(group: Group, earlier: list[Group]) -> FileError | None:
+    """Why ``group`` cannot run beside the groups loaded before it (same name, or items in both), or None."""
+    path = group.source or Path(group.name)
+    for other in earlier:
+        if other.name == group.name:
+            return FileError(
+                path,
+                line_of(path, ("group",)) or 1,
+                f"group {group.name!r} is also defined in {other.source}: give each group its own name",
+            )
+        shared = [member for member in group.codecs if member in other.codecs]
+        overlapping = [m for m in shared if _scopes_overlap(group.codecs[m].scope, other.codecs[m].scope)]
+        if len(shared) >= 2 and overlapping:
+            return FileError(
+                path,
+                line_of(path, ("members", overlapping[0])),
+                f"group {group.name!r} and group {other.name!r} ({other.source}) both sync {shared} and an item of "
+                f"{overlapping[0]} can be in both: each would mirror it (duplicates); give them disjoint scopes "
+                "(labels or statuses) or merge the files",
+            )
+    return None
+
+
+def _scopes_overlap(one: Scope, two: Scope) -> bool:
+    """Whether an item can be in both scopes: an empty list admits everything; labels or statuses in common do."""
+    labels = not one.labels or not two.labels or bool(set(one.labels) & set(two.labels))
+    statuses = not one.statuses or not two.statuses or bool(set(one.statuses) & set(two.statuses))
+    return labels and statuses

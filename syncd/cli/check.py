@@ -16,7 +16,7 @@ import typer
 
 from syncd.cli.console import stderr
 from syncd.cli.options import ConfigOption, MappingsOption
-from syncd.errors import CheckFailed, CommandRefused, ConfigError, FileError
+from syncd.errors import CheckFailed, CommandRefused, ConfigError
 
 
 def schema(
@@ -48,7 +48,7 @@ def check(
     """Validate the configuration and every mapping (offline); list every problem with file and line."""
     from connectors.factory import CAPABILITIES  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
-    from syncd.mapping import Group, compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.mapping import Group, compile_groups  # noqa: PLC0415 - keeps `syncd --help` fast
 
     problems: list[str] = []
     try:
@@ -59,11 +59,10 @@ def check(
     groups: list[Group] = []
     if config is not None:
         tools = {name: department.connection.tool for name, department in config.departments.items()}
-        for path in sorted(mappings_dir.glob("*.yaml")):
-            try:
-                groups.append(compile_group(path, tools, CAPABILITIES))
-            except FileError as error:
-                problems.append(str(error))
+        try:
+            groups = compile_groups(mappings_dir, tools, CAPABILITIES)
+        except ConfigError as error:
+            problems += [str(each) for each in error.errors]
     if not problems and online:
         # The composition root builds the connectors; syncd.checks only calls describe() on them.
         from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast

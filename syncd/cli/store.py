@@ -1,7 +1,9 @@
 """How every command that needs only the state store opens it: from the configuration, migrated, closed after.
 
 ``syncd audit``, ``conflicts``, ``quarantine`` and ``status`` contact no tool and need no credential; they share
-this one way in, so a broken configuration or an unreadable store reads the same from each of them.
+this one way in, so a broken configuration or an unreadable store reads the same from each of them. ``once``,
+``plan`` and ``run`` open the store themselves but say a database error the same way, through
+:func:`unavailable`: one line naming the store (its password masked), never SQLAlchemy's traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from syncd.errors import StoreUnavailable
     from syncd.leasing import Leases
     from syncd.store import Store
 
@@ -26,6 +31,25 @@ WaitOption = Annotated[
         help="How long to wait for a group another syncd process is writing, before giving up (exit 2).",
     ),
 ]
+
+
+def unavailable(url: str, error: SQLAlchemyError, doing: str = "open") -> StoreUnavailable:
+    """The database error as one line: the driver's reason (not the statement dump) and the URL, password masked."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - keeps `syncd --help` fast
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    from syncd.errors import StoreUnavailable  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    reason = str(getattr(error, "orig", None) or error)
+    try:
+        parsed = make_url(url)
+        shown, password = parsed.render_as_string(hide_password=True), parsed.password
+    except ArgumentError:
+        shown, password = "(the configured store)", None
+    if password:
+        reason = reason.replace(str(password), "***")
+    reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
+    return StoreUnavailable(f"cannot {doing} the store {shown}: {reason}")
 
 
 @contextmanager
@@ -61,16 +85,17 @@ def open_leases(config_dir: Path) -> Iterator[Leases]:
 def _opened(url: str) -> Iterator[Store]:
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    from syncd.store import Store, StoreUnavailable  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
+    store = Store(url)
     try:
-        store = Store(url)
         try:
             store.migrate()
+        except SQLAlchemyError as error:
+            raise unavailable(url, error) from error
+        try:
             yield store
-        finally:
-            store.close()
-    except SQLAlchemyError as error:
-        # The driver's own message (what failed and where), not SQLAlchemy's statement dump.
-        reason = getattr(error, "orig", None) or error
-        raise StoreUnavailable(f"cannot read the store: {reason}") from error
+        except SQLAlchemyError as error:
+            raise unavailable(url, error, "read") from error
+    finally:
+        store.close()

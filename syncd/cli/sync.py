@@ -27,12 +27,11 @@ def load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
     """Configuration and compiled groups; raises ConfigError or FileError naming every problem."""
     from connectors.factory import CAPABILITIES  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
-    from syncd.mapping import compile_group  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.mapping import compile_groups  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config = load_config(config_dir)
     tools = {name: department.connection.tool for name, department in config.departments.items()}
-    groups = [compile_group(path, tools, CAPABILITIES) for path in sorted(mappings_dir.glob("*.yaml"))]
-    return config, groups
+    return config, compile_groups(mappings_dir, tools, CAPABILITIES)
 
 
 def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: float = 0.0) -> list[Any]:
@@ -42,7 +41,10 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
     process to let go, else LeaseHeld) just before it and released just after, so a daemon running meanwhile
     waits for one group at a time; a group is never written by two processes at once.
     """
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
+
     from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.cli.store import unavailable  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import config_version  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.engine import Pass  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.leasing import Leases  # noqa: PLC0415 - keeps `syncd --help` fast
@@ -55,7 +57,10 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
     workers = config.instance.apply_workers
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="syncd-apply") if workers > 1 else None
     try:
-        store.migrate()
+        try:
+            store.migrate()
+        except SQLAlchemyError as error:
+            raise unavailable(config.instance.store, error) from error
         for group in groups:
 
             def build(members: Iterable[str] = tuple(group.codecs)) -> dict[str, Any]:
@@ -68,6 +73,8 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
                     group, build(), store, config_version=version, pool=pool, connectors_for_thread=build, lease=lease
                 )
                 reports.append(run.run(dry_run=dry_run))
+            except SQLAlchemyError as error:  # the store went away or filled up mid-pass
+                raise unavailable(config.instance.store, error, "write to") from error
             finally:
                 leases.release(group.name)
     finally:
@@ -132,26 +139,33 @@ def run(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption 
     """Run the daemon: poll, take webhooks, serve /healthz /readyz /metrics; SIGTERM drains, SIGHUP reloads."""
     import os  # noqa: PLC0415 - keeps `syncd --help` fast
 
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
+
     from connectors.factory import (  # noqa: PLC0415 - keeps `syncd --help` fast
         CAPABILITIES,
         connector_for,
         observe_requests,
     )
     from syncd import daemon  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.cli.store import unavailable  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
 
     def listening(url: str) -> None:
         sys.stdout.write(json.dumps({"listen": url}) + "\n")
         sys.stdout.flush()
 
     # A broken configuration (every file:line problem), a missing credential, a port in use: raised to the handler.
-    code = daemon.run(
-        config_dir,
-        mappings_dir,
-        connector_for=connector_for,
-        capabilities=CAPABILITIES,
-        observe_requests=observe_requests,
-        on_listening=listening,
-    )
+    try:
+        code = daemon.run(
+            config_dir,
+            mappings_dir,
+            connector_for=connector_for,
+            capabilities=CAPABILITIES,
+            observe_requests=observe_requests,
+            on_listening=listening,
+        )
+    except SQLAlchemyError as error:  # the store cannot be migrated at start (passes report their own)
+        raise unavailable(load_config(config_dir).instance.store, error) from error
     if code != 0:
         # Passes still running past the shutdown timeout would hold the interpreter at exit: leave now, without
         # unwinding to the handler (a returned code would wait for those threads).

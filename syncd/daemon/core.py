@@ -62,6 +62,7 @@ class Daemon:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._reload_requested = False
+        self._reloading: threading.Thread | None = None
         self._stop_observing: Callable[[], None] | None = None
         self._server: BaseWSGIServer | None = None
         self.health = Readiness(clock)
@@ -117,10 +118,19 @@ class Daemon:
         while not self._stopping.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
-            if self._reload_requested and not self._stopping.is_set():
+            reloading = self._reloading is not None and self._reloading.is_alive()
+            if self._reload_requested and not reloading and not self._stopping.is_set():
+                # On a thread of its own: however long the files take to read, SIGTERM is handled at once.
                 self._reload_requested = False
-                self.reload()
+                self._reloading = threading.Thread(
+                    target=self._reload_unless_stopping, name="syncd-reload", daemon=True
+                )
+                self._reloading.start()
         return self.shutdown()
+
+    def _reload_unless_stopping(self) -> None:
+        if not self._stopping.is_set():
+            self.reload()
 
     def _abandon_start(self) -> None:
         """Undo a start that failed half-way, so no thread keeps the process alive behind the error."""

@@ -16,8 +16,7 @@ from syncd.config import Config, ConfigError, Department, config_version, load_c
 from syncd.connector import Capabilities, Connector
 from syncd.daemon.logs import log
 from syncd.errors import SyncdError
-from syncd.mapping import Group, compile_group
-from syncd.yamlfile import FileError
+from syncd.mapping import Group, compile_groups
 
 RESTART_ONLY = ("store", "listen", "workers")
 """Instance settings a reload cannot change: the store, the server and the pool are built once."""
@@ -76,19 +75,9 @@ def load_runtime(
 
     Raises ConfigError (file:line problems of configuration and mappings) or SyncdError (a credential).
     """
-    problems: list[FileError] = []
     config = load_config(config_dir)
     tools = {name: department.connection.tool for name, department in config.departments.items()}
-    groups: dict[str, Group] = {}
-    for path in sorted(mappings_dir.glob("*.yaml")):
-        try:
-            group = compile_group(path, tools, capabilities)
-        except FileError as error:
-            problems.append(error)
-            continue
-        groups[group.name] = group
-    if problems:
-        raise ConfigError(problems)
+    groups = {group.name: group for group in compile_groups(mappings_dir, tools, capabilities)}
     verifiers: dict[str, Connector] = {}
     for name, department in config.departments.items():
         verifier = factory(department, callback_url=_callback_url(config, name))  # resolves the credentials now

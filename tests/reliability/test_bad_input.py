@@ -13,6 +13,8 @@ import hmac
 import json
 import os
 import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from syncd.engine import Pass, PassReport
 from syncd.mapping import Group, compile_group
 from syncd.store import Store
 from tests.reliability import sandbox_environment
-from tests.syncd_env import ROOT, sandbox_connectors
+from tests.syncd_env import ROOT, SYNCD, sandbox_connectors
 from tests.test_daemon import DaemonProcess, wait_for
 
 # ----- configuration and mapping files ---------------------------------------------------------------------
@@ -54,6 +56,8 @@ class BadFile:
     line: int
     fix: tuple[str, ...]
     """Words of the message that tell the person what to change."""
+    encoding: str = "utf-8"
+    """How the edited file is saved (a person's editor may save Latin-1 or UTF-16)."""
 
 
 def case(id_: str, bad: BadFile, finding: str | None = None) -> object:
@@ -66,6 +70,10 @@ APPEND = "\x00append"
 """``old`` meaning: add ``new`` at the end of the file."""
 EMPTY = "\x00empty"
 """``old`` meaning: replace the whole file by ``new``."""
+LAUGHS = "lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"lol{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]\n" for n in range(1, 9)
+)
+"""A 'billion laughs' file: nine levels of nine aliases, 387 million strings once expanded, in 484 bytes."""
 
 BAD_FILES = [
     case("unknown-key", BadFile(SYNCD_YAML, "poll_interval_s: 30", "poll_intervall_s: 30", 3, ("'poll_intervall_s' is not a known setting", "remove it or check its spelling"))),  # noqa: E501
@@ -94,6 +102,27 @@ BAD_FILES = [
     case("unknown-on-delete", BadFile(MAPPING, "on_delete: archive", "on_delete: destroy", 8, ("'on_delete'", "'archive' or 'unlink'"))),  # noqa: E501
     case("owner-and-prefer", BadFile(MAPPING, "{owner: engineering}", "{owner: engineering, prefer: [sales]}", 13, ("a rule is a name", "{owner: dept} or {prefer: [...]}"))),  # noqa: E501
     case("mapping-tab-indentation", BadFile(MAPPING, "  labels: {rule: union}", "\tlabels: {rule: union}", 23, ("tab", "spaces"))),  # noqa: E501
+    case("infinite-poll-interval", BadFile(SYNCD_YAML, "poll_interval_s: 30", "poll_interval_s: .inf", 3, ("'poll_interval_s'", "finite number"))),  # noqa: E501
+    case("nan-shutdown-timeout", BadFile(SYNCD_YAML, APPEND, "shutdown_timeout_s: .nan\n", 5, ("'shutdown_timeout_s'", "finite number"))),  # noqa: E501
+    case("poll-interval-over-a-day", BadFile(SYNCD_YAML, "poll_interval_s: 30", "poll_interval_s: 1e9", 3, ("'poll_interval_s'", "less than or equal to 86400"))),  # noqa: E501
+    case("ten-thousand-workers", BadFile(SYNCD_YAML, APPEND, "workers: 10000\n", 5, ("'workers'", "less than or equal to 64"))),  # noqa: E501
+    case("listen-without-port", BadFile(SYNCD_YAML, "listen: 127.0.0.1:8787", "listen: 127.0.0.1", 4, ("'listen'", "write host:port"))),  # noqa: E501
+    case("listen-port-out-of-range", BadFile(SYNCD_YAML, "listen: 127.0.0.1:8787", "listen: 127.0.0.1:99999", 4, ("'listen'", "port 0 to 65535"))),  # noqa: E501
+    case("public-url-not-a-url", BadFile(SYNCD_YAML, APPEND, "public_url: syncd.corp.example\n", 5, ("'public_url'", "write https://host"))),  # noqa: E501
+    case("base-url-without-scheme", BadFile(JIRA_YAML, "base_url: http://127.0.0.1:8081", "base_url: jira.corp.example", 5, ("'connection.base_url'", "not an http(s) URL"))),  # noqa: E501
+    case("base-url-with-password", BadFile(JIRA_YAML, "base_url: http://127.0.0.1:8081", "base_url: https://bot:pw@jira.corp.example", 5, ("'connection.base_url'", "no user or password"))),  # noqa: E501
+    case("credential-file-dev-zero", BadFile(JIRA_YAML, "{env: SYNCD_JIRA_TOKEN}", "{file: /dev/zero}", 7, ("/dev/zero is not a regular file",))),  # noqa: E501
+    case("credential-file-a-directory", BadFile(JIRA_YAML, "{env: SYNCD_JIRA_TOKEN}", "{file: /etc}", 7, ("/etc is not a regular file",))),  # noqa: E501
+    case("billion-laughs", BadFile(SYNCD_YAML, APPEND, LAUGHS, 9, ("aliases expand to more than 10000 values", "use fewer aliases"))),  # noqa: E501
+    case("alias-inside-itself", BadFile(SYNCD_YAML, APPEND, "loop: &loop [*loop]\n", 5, ("alias *loop is inside the collection it names",))),  # noqa: E501
+    case("5000-nested-lists", BadFile(SYNCD_YAML, APPEND, "deep: " + "[" * 5000 + "]" * 5000 + "\n", 5, ("nested more than 100 levels deep", "flatten it"))),  # noqa: E501
+    case("integer-of-5000-digits", BadFile(SYNCD_YAML, APPEND, "workers: " + "9" * 5000 + "\n", 5, ("a value cannot be read", "4300 digits"))),  # noqa: E501
+    case("nul-byte", BadFile(JIRA_YAML, "project: ENG", "project: EN\x00G", 8, ("NUL byte", "save the file as UTF-8"))),
+    case("control-character", BadFile(JIRA_YAML, "project: ENG", "project: EN\x07G", 8, ("control character U+0007", "remove it"))),  # noqa: E501
+    case("latin-1", BadFile(TRELLO_YAML, "  eli@corp.example: eli", "  eli@corp.example: \u00e9li", 14, ("byte 0xe9 is not UTF-8", "save the file as UTF-8"), "latin-1")),  # noqa: E501
+    case("utf-16", BadFile(MAPPING, APPEND, "", 1, ("saved as UTF-16", "save the file as UTF-8"), "utf-16")),
+    case("larger-than-1-mib", BadFile(MAPPING, APPEND, "# " + "x" * 1_100_000 + "\n", 25, ("larger than 1024 KiB",))),
+    case("write-target-not-in-map", BadFile(MAPPING, "engineering: {doing: In Progress}", "engineering: {doing: Done}", 19, ("engineering would write 'Done' for 'doing'", "write one of ['Blocked', 'In Progress', 'In Review']"))),  # noqa: E501
     case("mapping-duplicate-field", BadFile(MAPPING, "comments: true", "  title: {rule: manual}\ncomments: true", 24, ("'title'", "more than once"))),  # noqa: E501
 ]  # fmt: skip
 
@@ -122,7 +151,7 @@ def test_a_bad_file_fails_check_with_its_line_and_fix(
     else:
         assert text.count(bad.old) == 1, f"the edit must be unambiguous in {bad.file}"
         edited = text.replace(bad.old, bad.new)
-    path.write_text(edited)
+    path.write_bytes(edited.encode(bad.encoding))
     before = snapshot(tmp_path)
     result = CliRunner().invoke(app, ["check", "--config", "config", "--mappings", "mappings"])
     assert snapshot(tmp_path) == before
@@ -136,6 +165,182 @@ def test_a_bad_file_fails_check_with_its_line_and_fix(
         assert any(words in line for line in located), f"{words!r} not in {located}"
     if "tok-typed-into-the-file" in edited:
         assert "tok-typed-into-the-file" not in result.output  # a credential typed in is never echoed back
+
+
+# ----- the configuration as a whole ------------------------------------------------------------------------
+
+
+def copy_file(source: str, target: str, edit: Callable[[str], str] = lambda text: text) -> Callable[[Path], None]:
+    """An edit of the tree: ``source`` copied to ``target`` (a person's copy-and-rename), changed by ``edit``."""
+
+    def apply(root: Path) -> None:
+        (root / target).write_text(edit((root / source).read_text()))
+
+    return apply
+
+
+def big_credential_file(root: Path) -> None:
+    """Engineering's token read from a 70,000-byte file (a log, a dump: anything but a token)."""
+    (root / "token").write_text("x" * 70_000)
+    department = root / JIRA_YAML
+    department.write_text(department.read_text().replace("{env: SYNCD_JIRA_TOKEN}", f"{{file: {root / 'token'}}}"))
+
+
+@dataclass(frozen=True)
+class BadTree:
+    """A configuration whose files are each right but wrong together, and the one line that must say so."""
+
+    edit: Callable[[Path], None]
+    args: tuple[str, ...]
+    located: str
+    """``file:line`` (or the directory) the message starts with."""
+    fix: tuple[str, ...]
+
+
+BAD_TREES = {
+    "department-copied-same-endpoint": BadTree(
+        copy_file("config/departments/marketing.yaml", "config/departments/marketing-copy.yaml"),
+        ("--config", "config", "--mappings", "mappings"),
+        "config/departments/marketing.yaml:6: ",
+        ("syncs the same asana project as 'marketing-copy'", "one department per project"),
+    ),
+    "mapping-copied": BadTree(
+        copy_file(MAPPING, "mappings/launch-requests-copy.yaml"),
+        ("--config", "config", "--mappings", "mappings"),
+        "mappings/launch-requests.yaml:4: ",
+        ("both sync ['engineering', 'sales', 'marketing']", "an item of engineering can be in both", "disjoint scopes"),
+    ),
+    "two-mappings-one-group-name": BadTree(
+        copy_file(MAPPING, "mappings/other.yaml", lambda _: "group: launch-requests\nmembers: {engineering: {}}\nfields: {title: {}}\n"),  # noqa: E501
+        ("--config", "config", "--mappings", "mappings"),
+        "mappings/other.yaml:1: ",
+        ("group 'launch-requests' is also defined in", "give each group its own name"),
+    ),
+    "credential-file-over-64-kib": BadTree(
+        big_credential_file,
+        ("--config", "config", "--mappings", "mappings"),
+        f"{JIRA_YAML}:7: ",
+        ("is larger than 64 KiB: not a credential",),
+    ),
+    "mappings-directory-missing": BadTree(
+        lambda root: None, ("--config", "config", "--mappings", "/nonexistent"), "/nonexistent: ", ("no such mappings directory",)  # noqa: E501
+    ),
+    "config-directory-missing": BadTree(
+        lambda root: None, ("--config", "/nonexistent", "--mappings", "mappings"), "/nonexistent: ", ("no such configuration directory",)  # noqa: E501
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(BAD_TREES))
+def test_a_configuration_wrong_as_a_whole_fails_check(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copies that mirror a project into itself or sync items twice, missing directories: exit 2 and file:line."""
+    bad = BAD_TREES[name]
+    for variable in [variable for variable in os.environ if variable.startswith("SYNCD_")]:
+        monkeypatch.delenv(variable)
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    bad.edit(tmp_path)
+    result = CliRunner().invoke(app, ["check", *bad.args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    located = [line for line in result.stderr.splitlines() if line.startswith(f"error: {bad.located}")]
+    assert located, result.stderr
+    for words in bad.fix:
+        assert any(words in line for line in located), f"{words!r} not in {located}"
+
+
+def test_scopes_that_split_the_items_are_two_groups(tmp_path: Path) -> None:
+    """Two groups over the same members with disjoint label scopes are not copies: `syncd check` accepts them."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    text = (tmp_path / MAPPING).read_text()
+    (tmp_path / MAPPING).write_text(text.replace("  sales: {}\n", "  sales: {scope: {labels: [launch]}}\n"))
+    infra = "members:\n  engineering: {scope: {labels: [infra]}}\n  sales: {scope: {labels: [infra]}}\n"
+    (tmp_path / "mappings" / "infra.yaml").write_text(infra + "fields: {title: {}}\n")
+    result = CliRunner().invoke(
+        app, ["check", "--config", str(tmp_path / "config"), "--mappings", str(tmp_path / "mappings")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 sync groups" in result.stderr
+
+
+# ----- a store that cannot be opened ---------------------------------------------------------------------------
+
+UNREACHABLE = "postgresql+psycopg://nobody:hunter2@127.0.0.1:1/syncd"
+
+
+@pytest.mark.parametrize("command", ["once", "plan", "status", "audit", "conflicts list", "quarantine list", "run"])
+def test_an_unavailable_store_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
+    """Every command that opens the store says so in one line, password masked, exit 2 (not 480 lines of traceback)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")},
+        "SYNCD_STORE": UNREACHABLE,
+        "SYNCD_LISTEN": "127.0.0.1:0",
+        **{f"SYNCD_{name}": "unused" for name in ("JIRA_TOKEN", "TRELLO_KEY", "TRELLO_TOKEN", "ASANA_TOKEN")},
+    }
+    takes_mappings = command in {"once", "plan", "run"}
+    args = ["--config", str(ROOT / "config"), *(["--mappings", str(ROOT / "mappings")] if takes_mappings else [])]
+    done = subprocess.run(
+        [str(SYNCD), *command.split(), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "error: cannot open the store postgresql+psycopg://nobody:***@127.0.0.1:1/syncd: connection failed"
+    ), done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_a_store_path_under_a_file_is_one_line(tmp_path: Path) -> None:
+    """sqlite under a path that is a file (no directory can be made there): one line, exit 2."""
+    (tmp_path / "a-file").write_text("")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")},
+        "SYNCD_STORE": f"sqlite:///{tmp_path}/a-file/syncd.db",
+    }
+    done = subprocess.run(
+        [str(SYNCD), "status", "--config", str(ROOT / "config")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"error: cannot create the store's directory {tmp_path}/a-file: File exists"]
+
+
+def test_sigterm_is_prompt_while_an_alias_bomb_is_reloaded(tmp_path: Path) -> None:
+    """SIGHUP with a 'billion laughs' file: rejected at once, the daemon keeps running; a SIGTERM then drains it."""
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")},
+        "CONFIG_DIR": str(config),
+        "SYNCD_STORE": f"sqlite:///{tmp_path / 'syncd.db'}",
+        "SYNCD_LISTEN": "127.0.0.1:0",
+        "SYNCD_POLL_INTERVAL_S": "600",
+        **{f"SYNCD_{name}": "unused" for name in ("JIRA_TOKEN", "TRELLO_KEY", "TRELLO_TOKEN", "ASANA_TOKEN")},
+    }
+    (tmp_path / "mappings").mkdir()  # no group, so no pass is in flight to drain: only the reload could hold SIGTERM
+    with DaemonProcess(env, tmp_path / "mappings") as running:
+        (config / "syncd.yaml").write_text((config / "syncd.yaml").read_text() + LAUGHS)
+        started = time.monotonic()
+        running.signal(signal.SIGHUP)
+        rejected = running.wait_logged("reload.rejected", timeout_s=10)
+        assert time.monotonic() - started < 5
+        assert "aliases expand to more than 10000 values" in " ".join(rejected["errors"])
+        assert running.get("/healthz").status_code == 200
+        running.signal(signal.SIGHUP)
+        running.signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert running.wait(timeout_s=20) == 0
+        assert time.monotonic() - started < 10
 
 
 # ----- webhook deliveries to a running daemon ----------------------------------------------------------------
