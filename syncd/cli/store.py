@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def open_store(config_dir: Path) -> Iterator[Store]:
-    """The configured store, migrated; raises ConfigError or StoreUnavailable (the handler says it, exits 2)."""
+def open_store(config_dir: Path, *, keyed: bool = True) -> Iterator[Store]:
+    """The configured store, migrated; raises ConfigError or StoreUnavailable (the handler says it, exits 2).
+
+    ``keyed``: with the audit key (a configured key that cannot be read is an error), for commands that append
+    audit events or verify them; a read-only listing needs no secret.
+    """
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
 
     from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
@@ -25,7 +29,7 @@ def open_store(config_dir: Path) -> Iterator[Store]:
 
     config = load_config(config_dir)
     try:
-        store = Store(config.instance.store)
+        store = Store(config.instance.store, audit_key=config.instance.audit_secret() if keyed else None)
         try:
             store.migrate()
             yield store

@@ -42,7 +42,7 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool) -> list[Any]
     from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config, groups = load(config_dir, mappings_dir)
-    store = Store(config.instance.store)
+    store = Store(config.instance.store, audit_key=config.instance.audit_secret())
     reports = []
     workers = config.instance.apply_workers
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="syncd-apply") if workers > 1 else None

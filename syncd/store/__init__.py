@@ -156,8 +156,10 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
 class Store:
     """One state database."""
 
-    def __init__(self, url: str, **engine_options: Any) -> None:  # noqa: ANN401 - passed to create_engine
+    def __init__(self, url: str, *, audit_key: bytes | None = None, **engine_options: Any) -> None:  # noqa: ANN401 - passed to create_engine
         self.url = url
+        self.audit_key = audit_key
+        """The audit chain's HMAC key (:mod:`syncd.audit`), from the configuration, never from this database."""
         self.engine: Engine = create_engine(url, **engine_options)
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
@@ -183,7 +185,7 @@ class Store:
     def transaction(self) -> Iterator[Tx]:
         """One database transaction: committed when the block ends, rolled back if it raises."""
         with self.engine.begin() as connection:
-            yield Tx(connection)
+            yield Tx(connection, audit_key=self.audit_key)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -205,8 +207,18 @@ class Store:
             return 0
         return int(self._scalar("SELECT count(*) FROM quarantine WHERE held") or 0)
 
+    def audit_head(self) -> tuple[int, str] | None:
+        """The audit chain's last seq and hash (the checkpoint to export); None while there is no head row."""
+        row = self._row("SELECT seq, hash FROM audit_head WHERE id = 1")
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def _scalar(self, sql: str) -> Any:  # noqa: ANN401 - whatever the database answers
-        """One value through the DB-API connection: no SQLAlchemy transaction, so no SQLite write lock is taken.
+        """One value through the DB-API connection (see :meth:`_row`)."""
+        row = self._row(sql)
+        return row[0] if row else None
+
+    def _row(self, sql: str) -> Any:  # noqa: ANN401 - whatever the database answers
+        """One row through the DB-API connection: no SQLAlchemy transaction, so no SQLite write lock is taken.
 
         A scrape or a readiness probe must neither wait for a pass's write lock nor hold one up.
         """
@@ -220,14 +232,16 @@ class Store:
                 cursor.close()
         finally:
             connection.close()
-        return row[0] if row else None
+        return row
 
 
 class Tx:
     """Reads and writes inside one transaction (see :meth:`Store.transaction`)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, audit_key: bytes | None = None) -> None:
         self.connection = connection
+        self.audit_key = audit_key
+        """The key :func:`syncd.audit.append` signs each event with (None: the chain is unkeyed)."""
 
     # ----- items and links ------------------------------------------------------------------------------
 
