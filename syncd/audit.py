@@ -1,19 +1,33 @@
 """The audit log: one append-only event per decision and per remote write, hash-chained so tampering shows.
 
 Each event is appended inside the store transaction that commits the state it describes (so the log and the
-state never disagree). Its hash is SHA-256 over the previous event's hash and a canonical JSON serialisation of
-its content (sorted keys, ISO times), so editing, deleting, inserting or reordering a row breaks the chain at
-that row, which :func:`verify` finds. Appends take a row lock on the chain head (``audit_head``): concurrent
-writers, threads or replicas on PostgreSQL, queue up and the chain never forks. Values are canonical field values
-only: never a credential.
+state never disagree). Its hash covers the previous event's hash, its seq, every column ``syncd audit`` filters on
+(``at``, ``kind``, ``group_name``, ``sync_id``) and a canonical JSON serialisation of its content (sorted keys, ISO
+times), so editing, deleting, inserting or reordering a row breaks the chain at that row, which :func:`verify`
+finds. Appends take a row lock on the chain head (``audit_head``): concurrent writers, threads or replicas on
+PostgreSQL, queue up and the chain never forks. Values are canonical field values only: never a credential.
+
+Hash formats, recorded per event in ``hash_format`` (never upgraded in place: re-chaining would launder edits):
+
+- 1: SHA-256 of the content alone (events written before migration 0009). The columns are still checked against
+  the content, which holds the same values.
+- 2: SHA-256 of every column: written when no ``audit_key`` is configured. Anyone who can write to the database
+  can recompute it, so only an exported checkpoint (:func:`head`) shows a re-chained log.
+- 3: HMAC-SHA256 of every column with ``audit_key``, a secret kept out of the database: a re-chained log no longer
+  verifies. A format never goes down along the chain, so stripping the key from new events is found too.
+
+Cutting the end of the log and moving the head back leaves a chain that verifies in every format: that is what
+the checkpoints are for (``syncd audit head``, the daemon's ``audit.head`` log line, ``syncd_audit_head_seq``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +36,9 @@ from sqlalchemy import Row, insert, select, update
 
 from syncd.store import Store, Tx
 from syncd.store.schema import GENESIS, audit, audit_head
+
+CONTENT_SHA256, COLUMNS_SHA256, COLUMNS_HMAC = 1, 2, 3
+"""The hash formats (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,9 @@ class AuditEvent:
     at: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))
 
 
+_FIELDS = frozenset(each.name for each in dataclasses.fields(AuditEvent))
+
+
 @dataclass(frozen=True)
 class Recorded:
     """An event as stored: its place in the chain and its hashes."""
@@ -59,66 +79,285 @@ class Recorded:
     hash: str
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at one moment, exported where the database's administrators cannot rewrite it."""
+
+    seq: int
+    hash: str
+
+    def to_json(self) -> str:
+        """One JSON line, as ``syncd audit head`` prints it and ``--checkpoint`` reads it back."""
+        return json.dumps({"seq": self.seq, "hash": self.hash})
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One audit row, every column read and type-checked: what a hash format covers."""
+
+    seq: int
+    at: datetime
+    kind: str
+    group_name: str | None
+    sync_id: str | None
+    content: dict[str, Any]
+    prev_hash: str
+    hash: str
+    hash_format: int
+
+
+class _Unreadable(Exception):  # noqa: N818 - a verdict about a row, raised to leave the parsing early
+    """A row whose columns are not what syncd writes: missing, of the wrong type, or not JSON."""
+
+
 def _content(event: AuditEvent) -> dict[str, Any]:
     content = asdict(event)
     content["at"] = event.at.astimezone(UTC).isoformat()
     return content
 
 
-def _digest(prev_hash: str, seq: int, content: dict[str, Any]) -> str:
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(f"{prev_hash}\n{seq}\n{canonical}".encode()).hexdigest()
+def _canonical(value: Any) -> str:  # noqa: ANN401 - any JSON value of the log
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _digest(row: _Stored, key: bytes | None) -> str | None:
+    """The hash ``row`` must carry in its format; None for a keyed row when no key is at hand."""
+    if row.hash_format == CONTENT_SHA256:
+        return hashlib.sha256(f"{row.prev_hash}\n{row.seq}\n{_canonical(row.content)}".encode()).hexdigest()
+    covered = {
+        "format": row.hash_format,
+        "prev_hash": row.prev_hash,
+        "seq": row.seq,
+        "at": row.at.astimezone(UTC).isoformat(),
+        "kind": row.kind,
+        "group_name": row.group_name,
+        "sync_id": row.sync_id,
+        "content": row.content,
+    }
+    message = _canonical(covered).encode()
+    if row.hash_format == COLUMNS_SHA256:
+        return hashlib.sha256(message).hexdigest()
+    return None if key is None else hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def append(tx: Tx, event: AuditEvent) -> Recorded:
-    """Add one event at the end of the chain, in the caller's transaction."""
+    """Add one event at the end of the chain, in the caller's transaction (keyed if the store has a key)."""
     head = tx.connection.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update()).one()
-    seq = int(head.seq) + 1
     content = _content(event)
-    digest = _digest(head.hash, seq, content)
-    tx.connection.execute(
-        insert(audit).values(
-            seq=seq,
-            at=event.at.astimezone(UTC),  # UTC, so time filters compare alike on SQLite (no zones there)
-            kind=event.kind,
-            group_name=event.group,
-            sync_id=event.sync_id,
-            content=content,
-            prev_hash=head.hash,
-            hash=digest,
-        )
+    row = _Stored(
+        seq=int(head.seq) + 1,
+        at=event.at.astimezone(UTC),  # UTC, so time filters compare alike on SQLite (no zones there)
+        kind=event.kind,
+        group_name=event.group,
+        sync_id=event.sync_id,
+        content=content,
+        prev_hash=head.hash,
+        hash="",
+        hash_format=COLUMNS_SHA256 if tx.audit_key is None else COLUMNS_HMAC,
     )
-    tx.connection.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
-    return Recorded(seq, event, head.hash, digest)
+    digest = _digest(row, tx.audit_key)
+    assert digest is not None  # a keyed format is chosen only with a key
+    tx.connection.execute(insert(audit).values(**{**asdict(row), "hash": digest}))
+    tx.connection.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=row.seq, hash=digest))
+    return Recorded(row.seq, event, head.hash, digest)
+
+
+def head(store: Store) -> Checkpoint | None:
+    """The chain's head now, to export as a checkpoint; None if its row was deleted."""
+    found = store.audit_head()
+    return None if found is None else Checkpoint(*found)
 
 
 @dataclass(frozen=True)
 class Verification:
-    """The outcome of checking the chain: where it first breaks, if anywhere, and why."""
+    """The outcome of checking the chain: where it first breaks, if anywhere, and why; how well it is protected."""
 
     ok: bool
     events: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    keyed: int = 0
+    """Events whose HMAC was checked with the key."""
+    unkeyed: int = 0
+    """Events chained by plain SHA-256 (formats 1 and 2): someone with database write access could re-chain them."""
+    unchecked: int = 0
+    """Keyed events whose HMAC could not be checked: no key was given."""
+    checkpoints: int = 0
+    """Checkpoints the chain was found to still contain."""
 
 
-def verify(store: Store) -> Verification:
-    """Recompute the whole chain; report the first event whose content, order or link was changed."""
+_READ = "SELECT seq, at, kind, group_name, sync_id, content, prev_hash, hash, hash_format FROM audit ORDER BY seq"
+"""Through the driver, not the typed table: a corrupt value must become a verdict, not an exception on fetch."""
+
+
+def _text(value: object, column: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _Unreadable(f"its {column} is {type(value).__name__}, not text")
+    return value
+
+
+def _instant(value: object, column: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Unreadable(f"its {column} is not a time") from None
+    if not isinstance(value, datetime):
+        raise _Unreadable(f"its {column} is {type(value).__name__}, not a time")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite keeps UTC without its zone
+
+
+def _parse(raw: Sequence[Any]) -> _Stored:
+    """The row's columns as syncd wrote them, or _Unreadable saying which one is not."""
+    seq, at, kind, group_name, sync_id, content, prev_hash, digest, hash_format = raw
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            raise _Unreadable("its content is not JSON") from None
+    if not isinstance(content, dict):
+        raise _Unreadable("its content is not a JSON object")
+    if not _FIELDS.issuperset(content) or not {"kind", "at"}.issubset(content):
+        raise _Unreadable("its content is not an audit event (fields missing or unknown)")
+    if hash_format not in (CONTENT_SHA256, COLUMNS_SHA256, COLUMNS_HMAC) or isinstance(hash_format, bool):
+        raise _Unreadable(f"its hash format {hash_format!r} is not one syncd writes")
+    return _Stored(
+        seq=seq,
+        at=_instant(at, "time"),
+        kind=str(_text(kind, "kind")),
+        group_name=_text(group_name, "group_name", optional=True),
+        sync_id=_text(sync_id, "sync_id", optional=True),
+        content=content,
+        prev_hash=str(_text(prev_hash, "prev_hash")),
+        hash=str(_text(digest, "hash")),
+        hash_format=hash_format,
+    )
+
+
+def _column_edited(row: _Stored) -> str | None:
+    """Which filtered column no longer says what the (hashed) content says, if any."""
+    content = row.content
+    written = {"kind": content.get("kind"), "group_name": content.get("group"), "sync_id": content.get("sync_id")}
+    for column, value in written.items():
+        if getattr(row, column) != value:
+            return column
+    try:
+        return None if row.at == _instant(content.get("at"), "content's time") else "at"
+    except _Unreadable:
+        return "at"
+
+
+class _Chain:
+    """Walks the rows in seq order, checking each against the one before; the first finding ends the walk."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self.key = key
+        self.previous, self.expected_seq, self.format = GENESIS, 1, CONTENT_SHA256
+        self.hashes: dict[int, str] = {}
+        self.keyed = self.unkeyed = self.unchecked = 0
+
+    def finding(self, raw: Sequence[Any]) -> tuple[int, str] | None:
+        """The seq and reason of what is wrong with this row, or None (and the row is taken as the new end)."""
+        seq = raw[0]
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return self.expected_seq, f"event {self.expected_seq} cannot be read: its seq is {seq!r}"
+        if seq != self.expected_seq:
+            return self.expected_seq, f"event {self.expected_seq} is missing"
+        try:
+            row = _parse(raw)
+        except _Unreadable as unreadable:
+            return seq, f"it cannot be read: {unreadable}"
+        reason = self._reason(row)
+        if reason is not None:
+            return seq, reason
+        self.previous, self.expected_seq, self.format = row.hash, seq + 1, row.hash_format
+        self.hashes[seq] = row.hash
+        return None
+
+    def _reason(self, row: _Stored) -> str | None:
+        """What is wrong with a readable row in its place, or None (and it is counted by how it was checked)."""
+        if row.prev_hash != self.previous:
+            return "its link to the previous event was changed"
+        column = _column_edited(row)
+        if column is not None:
+            return f"its {column} column was changed after it was written (it no longer matches its content)"
+        if row.hash_format < self.format:
+            return f"it is chained in hash format {row.hash_format}, older than format {self.format} before it"
+        expected = _digest(row, self.key)
+        if expected is None:
+            self.unchecked += 1
+        elif not hmac.compare_digest(expected.encode(), row.hash.encode()):
+            if row.hash_format == COLUMNS_HMAC:  # the one finding a wrong key also gives: say so
+                return "its content was changed after it was written (or audit_key is not the key it was written with)"
+            return "its content was changed after it was written"
+        elif row.hash_format == COLUMNS_HMAC:
+            self.keyed += 1
+        else:
+            self.unkeyed += 1
+        return None
+
+
+def _head_finding(found: Sequence[Any] | None, last: int, last_hash: str) -> tuple[int | None, str] | None:
+    """What is wrong with the chain head, given the chain's last event, or None."""
+    if found is None:
+        return None, f"its head (the audit_head row) was deleted; the last event is {last}"
+    seq, digest = found
+    if not isinstance(seq, int) or not isinstance(digest, str):
+        return None, "its head (the audit_head row) cannot be read"
+    if seq > last:
+        return last + 1, "events at the end of the chain were removed"
+    if seq < last:
+        return seq + 1, f"its head was moved back to event {seq}: events after it are no longer part of the chain"
+    if digest != last_hash:
+        return last or None, "its head's hash was changed"
+    return None
+
+
+def _checkpoint_finding(chain: _Chain, checkpoint: Checkpoint) -> tuple[int, str] | None:
+    """Whether the chain still holds the checkpoint's event with the checkpoint's hash."""
+    last = chain.expected_seq - 1
+    if checkpoint.seq == 0:
+        return None if checkpoint.hash == GENESIS else (1, "the checkpoint of event 0 names a hash no chain starts at")
+    if checkpoint.seq > last:
+        return last + 1, (
+            f"the chain ends at event {last}, but a checkpoint says event {checkpoint.seq} was written: "
+            "events were removed from the end and the head moved back"
+        )
+    if chain.hashes[checkpoint.seq] != checkpoint.hash:
+        return checkpoint.seq, "its hash differs from the checkpoint: the chain was rewritten up to here"
+    return None
+
+
+def verify(store: Store, checkpoints: Iterable[Checkpoint] = ()) -> Verification:
+    """Recompute the whole chain (HMACs with the store's key), then find each checkpoint in it.
+
+    The first finding wins and names the event; an unreadable row is a finding too, never an exception.
+    """
     with store.transaction() as tx:
-        rows = tx.connection.execute(select(audit).order_by(audit.c.seq)).all()
-        head = tx.connection.execute(select(audit_head).where(audit_head.c.id == 1)).one()
-    previous, expected_seq = GENESIS, 1
-    for row in rows:
-        if row.seq != expected_seq:
-            return Verification(False, len(rows), expected_seq, f"event {expected_seq} is missing")
-        if row.prev_hash != previous:
-            return Verification(False, len(rows), row.seq, "its link to the previous event was changed")
-        if _digest(previous, row.seq, row.content) != row.hash:
-            return Verification(False, len(rows), row.seq, "its content was changed after it was written")
-        previous, expected_seq = row.hash, expected_seq + 1
-    if head.seq != len(rows) or head.hash != previous:
-        return Verification(False, len(rows), len(rows) + 1, "events at the end of the chain were removed")
-    return Verification(True, len(rows))
+        rows = tx.connection.exec_driver_sql(_READ).all()
+        found = tx.connection.exec_driver_sql("SELECT seq, hash FROM audit_head WHERE id = 1").first()
+    chain = _Chain(store.audit_key)
+
+    def verdict(ok: bool, seq: int | None = None, reason: str | None = None, checked: int = 0) -> Verification:
+        counts = {"keyed": chain.keyed, "unkeyed": chain.unkeyed, "unchecked": chain.unchecked}
+        return Verification(ok, len(rows), seq, reason, **counts, checkpoints=checked)
+
+    for raw in rows:
+        finding = chain.finding(raw)
+        if finding is not None:
+            return verdict(False, *finding)
+    at_head = _head_finding(found, chain.expected_seq - 1, chain.previous)
+    if at_head is not None:
+        return verdict(False, *at_head)
+    checked = 0
+    for checkpoint in checkpoints:
+        missing = _checkpoint_finding(chain, checkpoint)
+        if missing is not None:
+            return verdict(False, *missing, checked=checked)
+        checked += 1
+    return verdict(True, checked=checked)
 
 
 def _recorded(row: Row[Any]) -> Recorded:

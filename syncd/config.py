@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -193,6 +194,20 @@ class Department(_Strict):
         return {key.lower(): value for key, value in people.items()}
 
 
+class _Environment(EnvSettingsSource):
+    """``SYNCD_<NAME>`` overrides, except of ``audit_key``.
+
+    Its conventional variable, ``SYNCD_AUDIT_KEY``, holds the key itself: never to be read as the setting naming
+    where the key is (nor echoed in a validation error).
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Nothing for ``audit_key``; every other setting as pydantic-settings reads it."""
+        if field_name == "audit_key":
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
 class Instance(BaseSettings):
     """The instance (``config/syncd.yaml``); any setting can be overridden by ``SYNCD_<NAME>`` in the environment."""
 
@@ -240,6 +255,15 @@ class Instance(BaseSettings):
         description="seconds a group's lease outlives its holder's last renewal (renewed every third of it); "
         "shorter fails over sooner after a crash, but a paused process loses its groups sooner",
     )
+    audit_key: Secret | None = Field(
+        None,
+        description="where the audit chain's HMAC key comes from, e.g. {env: SYNCD_AUDIT_KEY}: kept out of the "
+        "database, so someone who can write there cannot re-chain edited events (None: the chain is unkeyed)",
+    )
+
+    def audit_secret(self) -> bytes | None:
+        """The audit chain's HMAC key, read now (a missing one raises naming where it was looked for); None: unkeyed."""
+        return None if self.audit_key is None else self.audit_key.resolve().encode()
 
     @field_validator("listen")
     @classmethod
@@ -260,7 +284,7 @@ class Instance(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The environment overrides the file (init values), so an operator can change a setting without an edit."""
-        return (env_settings, init_settings)
+        return (_Environment(settings_cls), init_settings)
 
 
 class Config(_Strict):

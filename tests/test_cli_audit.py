@@ -396,6 +396,37 @@ class TestVerify:
         assert result.stderr == "audit chain broken at event 2: its link to the previous event was changed\n"
 
 
+class TestCheckpoints:
+    def test_head_prints_one_json_line(self, config_dir: Path, log: list[Recorded]) -> None:
+        """`syncd audit head` prints the last seq and hash, the line to keep outside the database."""
+        result = syncd_audit(config_dir, "head")
+        assert result.exit_code == 0
+        assert json.loads(result.stdout) == {"seq": 7, "hash": log[-1].hash}
+        assert result.stdout.count("\n") == 1
+
+    def test_verify_holds_the_exported_head(self, config_dir: Path, log: list[Recorded]) -> None:
+        """The head just exported is held; an unkeyed chain says so as a warning, not as a failure."""
+        checkpoint = syncd_audit(config_dir, "head").stdout.strip()
+        result = syncd_audit(config_dir, "verify", "--checkpoint", checkpoint)
+        assert (result.exit_code, result.stdout) == (0, "audit chain ok: 7 events, 1 checkpoint held\n")
+        assert "warning: 7 events are unkeyed: an edit by someone with database write access can be re-chained" in (
+            " ".join(result.stderr.split())
+        )
+
+    def test_a_checkpoint_of_another_history_is_named(self, config_dir: Path, log: list[Recorded]) -> None:
+        """A checkpoint whose hash the chain does not hold names that event."""
+        result = syncd_audit(config_dir, "verify", "--checkpoint", json.dumps({"seq": 4, "hash": "f" * 64}))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("audit chain broken at event 4: its hash differs from the checkpoint")
+
+    @pytest.mark.parametrize("given", ['{"seq": "x"}', "{not json", "missing-file.jsonl"])
+    def test_a_malformed_checkpoint_exits_2(self, config_dir: Path, log: list[Recorded], given: str) -> None:
+        """A checkpoint that cannot be read is a usage error, not a verdict about the chain."""
+        result = syncd_audit(config_dir, "verify", "--checkpoint", given)
+        assert result.exit_code == 2
+        assert "Traceback" not in result.output
+
+
 class TestErrors:
     def test_a_config_error_exits_2(self, config_dir: Path) -> None:
         """A broken syncd.yaml is reported with its file, for listing and verifying alike."""

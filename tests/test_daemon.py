@@ -286,10 +286,15 @@ class TestPolling:
                 assert f'syncd_api_requests_total{{status="ok",tool="{tool}"}}' in metrics
             assert f'syncd_passes_total{{group="{GROUP}",outcome="ok"}}' in metrics
             assert "syncd_quarantined_items 0.0" in metrics
+            head = next(line for line in metrics.splitlines() if line.startswith("syncd_audit_head_seq "))
+            assert float(head.split()[-1]) > 0  # the rename's writes were audited
             assert not daemon.logged("webhook.registered")  # no public_url: polling only
             daemon.signal(signal.SIGTERM)
             assert daemon.wait() == 0
             daemon.wait_logged("shutdown.finished", timeout_s=1)
+            checkpoint = daemon.logged("audit.head")[-1]  # logged at start and again at exit: a checkpoint
+            assert checkpoint["seq"] >= float(head.split()[-1])
+            assert len(checkpoint["hash"]) == 64
 
     def test_readyz_follows_a_tool_outage(self, sandbox: Sandbox, polling: dict[str, str], quiet: Path) -> None:
         """While Jira answers 503, /readyz is 503 naming Jira's endpoint; once it recovers, 200 again."""

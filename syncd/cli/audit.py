@@ -1,4 +1,4 @@
-"""``syncd audit`` lists and exports the audit log; ``syncd audit verify`` recomputes its hash chain.
+"""``syncd audit`` lists and exports the audit log; ``verify`` recomputes its hash chain; ``head`` exports a checkpoint.
 
 Reading the log needs only the store (no credentials, no tool is contacted). Listings, filtered by item, ref, group,
 department, person, field, kind and time, go to standard output (a Rich table for a person, JSON Lines or CSV for a
@@ -25,9 +25,11 @@ from syncd.cli.handler import Outcome
 from syncd.cli.store import open_store
 
 if TYPE_CHECKING:
-    from syncd.audit import Recorded
+    from syncd.audit import Checkpoint, Recorded
 
-audit_app = typer.Typer(help="Review the audit log: list or export its events, verify its hash chain.")
+audit_app = typer.Typer(
+    help="Review the audit log: list or export its events, verify its hash chain, export its head as a checkpoint."
+)
 
 _SHORT = 40
 """Characters of a new value shown in the table; the exports carry it whole."""
@@ -146,7 +148,7 @@ def audit_list(
         return
     from syncd.audit import query  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    with open_store(config_dir) as store:
+    with open_store(config_dir, keyed=False) as store:
         recorded = query(
             store,
             sync_id=item,
@@ -172,26 +174,109 @@ def audit_list(
             writer.writerow({column: _flat(value) for column, value in _exported(each).items()})
 
 
+def _config_dir(ctx: typer.Context, config_dir: Path | None) -> Path:
+    """``syncd audit --config DIR verify`` says it before the subcommand."""
+    if config_dir is not None:
+        return config_dir
+    return ctx.parent.params["config_dir"] if ctx.parent is not None else Path("config")
+
+
+def _checkpoints(value: str) -> list[Checkpoint]:
+    """``--checkpoint``: one JSON object, or a file of them, one a line (``syncd audit head >> FILE``, log lines).
+
+    Checked before the store is opened, so a mistyped checkpoint is a usage error (exit 2), not a verdict.
+    """
+    from syncd.audit import Checkpoint  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    if value.lstrip().startswith("{"):
+        lines, where = [value], "the checkpoint"
+    else:
+        try:
+            lines, where = Path(value).read_text(encoding="utf-8").splitlines(), value
+        except OSError as error:
+            raise typer.BadParameter(f"cannot read {value}: {error.strerror}") from None
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+            seq, digest = parsed["seq"], parsed["hash"]
+        except (ValueError, TypeError, KeyError):
+            seq = digest = None
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(digest, str):
+            raise typer.BadParameter(f'{where}, line {number}: not a checkpoint like {{"seq": 12, "hash": "..."}}')
+        found.append(Checkpoint(seq, digest))
+    if not found:
+        raise typer.BadParameter(f"{where} holds no checkpoint")
+    return found
+
+
+@audit_app.command("head")
+def audit_head(
+    ctx: typer.Context,
+    config_dir: Annotated[
+        Path | None, typer.Option("--config", help="The configuration directory (default: config).")
+    ] = None,
+) -> Outcome:
+    """Print the chain's head as one JSON line, a checkpoint to keep where the database's admins cannot edit it."""
+    from syncd.audit import head  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    with open_store(_config_dir(ctx, config_dir), keyed=False) as store:
+        checkpoint = head(store)
+    if checkpoint is None:
+        stderr.print("[red]audit chain broken:[/] its head (the audit_head row) was deleted", highlight=False)
+        return Outcome.ATTENTION
+    typer.echo(checkpoint.to_json())
+    return Outcome.OK
+
+
 @audit_app.command("verify")
 def audit_verify(
     ctx: typer.Context,
     config_dir: Annotated[
         Path | None, typer.Option("--config", help="The configuration directory (default: config).")
     ] = None,
+    checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="FILE_OR_JSON",
+            help="A checkpoint from `syncd audit head` (or a file of them, one a line) the chain must still hold: "
+            "finds events cut from the end with the head moved back. Repeatable.",
+        ),
+    ] = None,
 ) -> Outcome:
-    """Recompute the hash chain; exit 1 naming the first event that was edited, deleted, inserted or reordered."""
+    """Recompute the hash chain; exit 1 naming the first event edited, deleted, inserted, reordered or unreadable."""
     from syncd.audit import verify  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    if config_dir is None:  # `syncd audit --config DIR verify` says it before the subcommand
-        config_dir = ctx.parent.params["config_dir"] if ctx.parent is not None else Path("config")
-    with open_store(config_dir) as store:
-        result = verify(store)
+    checkpoints = [each for given in checkpoint or [] for each in _checkpoints(given)]
+    with open_store(_config_dir(ctx, config_dir)) as store:
+        result = verify(store, checkpoints)
     if not result.ok:
         # A finding, not an error: the verification worked and this is what it found.
+        where = f" at event {result.first_bad_seq}" if result.first_bad_seq is not None else ""
+        stderr.print(f"[red]audit chain broken[/]{where}: {escape(result.reason or '')}", highlight=False)
+        return Outcome.ATTENTION
+    if result.unchecked:
         stderr.print(
-            f"[red]audit chain broken[/] at event {result.first_bad_seq}: {escape(result.reason or '')}",
+            f"[red]cannot verify[/] {result.unchecked} keyed events without the audit key: "
+            "configure audit_key as it was when they were written",
             highlight=False,
         )
-        return Outcome.ATTENTION
-    typer.echo(f"audit chain ok: {result.events} events")
+        return Outcome.REFUSED
+    if result.unkeyed:
+        stderr.print(
+            f"[yellow]warning:[/] {result.unkeyed} events are unkeyed: an edit by someone with database write access "
+            "can be re-chained; set audit_key, and keep checkpoints (`syncd audit head`) outside the database",
+            highlight=False,
+        )
+    if not result.checkpoints and result.events:
+        stderr.print(
+            "note: no checkpoint given: events cut from the end with the head moved back cannot be told apart "
+            "from a shorter log (--checkpoint)",
+            highlight=False,
+        )
+    count = result.checkpoints
+    held = f", {count} checkpoint{'' if count == 1 else 's'} held" if count else ""
+    typer.echo(f"audit chain ok: {result.events} events{held}")
     return Outcome.OK

@@ -53,12 +53,16 @@ def unavailable(url: str, error: SQLAlchemyError, doing: str = "open") -> StoreU
 
 
 @contextmanager
-def open_store(config_dir: Path) -> Iterator[Store]:
-    """The configured store, migrated; raises ConfigError or StoreUnavailable (the handler says it, exits 2)."""
+def open_store(config_dir: Path, *, keyed: bool = True) -> Iterator[Store]:
+    """The configured store, migrated; raises ConfigError or StoreUnavailable (the handler says it, exits 2).
+
+    ``keyed``: with the audit key (a configured key that cannot be read is an error), for commands that append
+    audit events or verify them; a read-only listing needs no secret.
+    """
     from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config = load_config(config_dir)
-    with _opened(config.instance.store) as store:
+    with _opened(config.instance.store, config.instance.audit_secret() if keyed else None) as store:
         yield store
 
 
@@ -73,7 +77,7 @@ def open_leases(config_dir: Path) -> Iterator[Leases]:
     from syncd.leasing import Leases  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config = load_config(config_dir)
-    with _opened(config.instance.store) as store:
+    with _opened(config.instance.store, config.instance.audit_secret()) as store:
         leases = Leases(store, ttl_s=config.instance.lease_ttl_s)
         try:
             yield leases
@@ -82,12 +86,12 @@ def open_leases(config_dir: Path) -> Iterator[Leases]:
 
 
 @contextmanager
-def _opened(url: str) -> Iterator[Store]:
+def _opened(url: str, audit_key: bytes | None) -> Iterator[Store]:
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
 
     from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
-    store = Store(url)
+    store = Store(url, audit_key=audit_key)
     try:
         try:
             store.migrate()

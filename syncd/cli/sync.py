@@ -51,7 +51,7 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
     from syncd.store import Store  # noqa: PLC0415 - keeps `syncd --help` fast
 
     config, groups = load(config_dir, mappings_dir)
-    store = Store(config.instance.store)
+    store = Store(config.instance.store, audit_key=config.instance.audit_secret())
     leases = Leases(store, ttl_s=config.instance.lease_ttl_s)
     reports = []
     workers = config.instance.apply_workers

@@ -23,7 +23,7 @@ from syncd.connector import Capabilities
 from syncd.daemon import web
 from syncd.daemon.health import Readiness
 from syncd.daemon.logs import configure_logging, log
-from syncd.daemon.metrics import Metrics, ObserveRequests
+from syncd.daemon.metrics import AUDIT_HEAD_EVERY_S, Metrics, ObserveRequests, log_audit_head
 from syncd.daemon.passes import Passes
 from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
 from syncd.daemon.scheduler import Scheduler
@@ -54,7 +54,7 @@ class Daemon:
             config_dir, mappings_dir, connector_for, capabilities=capabilities, generation=1, previous=None
         )
         instance = self.runtime.config.instance
-        self.store = Store(instance.store)
+        self.store = Store(instance.store, audit_key=instance.audit_secret())
         self.leases = Leases(self.store, ttl_s=instance.lease_ttl_s, on_lost=_lost)
         self.metrics = Metrics(self.store)
         self.scheduler = Scheduler(debounce_s=instance.webhook_debounce_s, clock=clock)
@@ -64,6 +64,7 @@ class Daemon:
         self._reload_requested = False
         self._reloading: threading.Thread | None = None
         self._stop_observing: Callable[[], None] | None = None
+        self._clock = clock
         self._server: BaseWSGIServer | None = None
         self.health = Readiness(clock)
         self.passes = Passes(
@@ -102,6 +103,7 @@ class Daemon:
             webhooks=self.runtime.config.instance.public_url is not None,
             config_version=self.runtime.version,
         )
+        log_audit_head(self.store)
         self.webhooks.register(self.runtime)
         return url
 
@@ -115,9 +117,13 @@ class Daemon:
             raise
         if on_listening is not None:
             on_listening(url)
+        checkpointed = self._clock()
         while not self._stopping.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
+            if self._clock() - checkpointed >= AUDIT_HEAD_EVERY_S:
+                checkpointed = self._clock()
+                log_audit_head(self.store)
             reloading = self._reloading is not None and self._reloading.is_alive()
             if self._reload_requested and not reloading and not self._stopping.is_set():
                 # On a thread of its own: however long the files take to read, SIGTERM is handled at once.
@@ -188,6 +194,7 @@ class Daemon:
         if unfinished:
             log.error("shutdown.timed_out", unfinished=unfinished, timeout_s=timeout)
             return 1
+        log_audit_head(self.store)
         self.store.close()
         log.info("shutdown.finished")
         return 0

@@ -43,6 +43,42 @@ class _Quarantined(Collector):
         yield gauge
 
 
+AUDIT_HEAD_EVERY_S = 60.0
+"""How often the daemon logs the audit chain's head: a checkpoint outside the store, at most a minute old."""
+
+
+def log_audit_head(store: Store) -> None:
+    """Log the audit chain's head (``audit.head``): shipped off the host, it is a checkpoint ``verify`` can use."""
+    try:
+        found = store.audit_head()
+    except Exception as error:  # a checkpoint missed is logged, never a reason to stop syncing
+        log.warning("audit.head_unreadable", error=type(error).__name__)
+        return
+    if found is None:
+        log.error("audit.head_missing")  # deleted: syncd cannot append, and `syncd audit verify` names it
+        return
+    log.info("audit.head", seq=found[0], hash=found[1])
+
+
+class _AuditHead(Collector):
+    """``syncd_audit_head_seq``: the audit chain's last seq, read at scrape time; it must never go down."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge; none while the head cannot be read (an alert on its absence sees that)."""
+        gauge = GaugeMetricFamily("syncd_audit_head_seq", "Seq of the audit chain's last event (never decreases).")
+        try:
+            found = self.store.audit_head()
+        except Exception as error:  # a scrape must not fail because the store hiccuped
+            log.warning("metrics.audit_head_unreadable", error=type(error).__name__)
+            return
+        if found is not None:
+            gauge.add_metric([], float(found[0]))
+            yield gauge
+
+
 class Metrics:
     """The daemon's Prometheus metrics, in their own registry (never the process-global one)."""
 
@@ -70,6 +106,7 @@ class Metrics:
             registry=r,
         )
         r.register(_Quarantined(store))
+        r.register(_AuditHead(store))
 
     def request(self, tool: str, status: str) -> None:
         """Count one API request attempt (the connectors' pacing observer)."""

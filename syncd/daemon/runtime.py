@@ -18,8 +18,8 @@ from syncd.daemon.logs import log
 from syncd.errors import SyncdError
 from syncd.mapping import Group, compile_groups
 
-RESTART_ONLY = ("store", "listen", "workers")
-"""Instance settings a reload cannot change: the store, the server and the pool are built once."""
+RESTART_ONLY = ("store", "listen", "workers", "audit_key")
+"""Instance settings a reload cannot change: the store (with its audit key), the server and the pool are built once."""
 
 
 class ConnectorFactory(Protocol):

@@ -167,8 +167,10 @@ MIGRATION_LOCK = 0x73796E6364
 class Store:
     """One state database."""
 
-    def __init__(self, url: str, **engine_options: Any) -> None:  # noqa: ANN401 - passed to create_engine
+    def __init__(self, url: str, *, audit_key: bytes | None = None, **engine_options: Any) -> None:  # noqa: ANN401 - passed to create_engine
         self.url = url
+        self.audit_key = audit_key
+        """The audit chain's HMAC key (:mod:`syncd.audit`), from the configuration, never from this database."""
         self.engine: Engine = create_engine(url, **engine_options)
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
@@ -214,7 +216,7 @@ class Store:
         the block is committed, once another process holds the group.
         """
         with self.engine.begin() as connection:
-            tx = Tx(connection)
+            tx = Tx(connection, audit_key=self.audit_key)
             if self.lease is not None:
                 tx.fence(self.lease)
             yield tx
@@ -271,8 +273,18 @@ class Store:
             return 0
         return int(self._scalar("SELECT count(*) FROM quarantine WHERE held") or 0)
 
+    def audit_head(self) -> tuple[int, str] | None:
+        """The audit chain's last seq and hash (the checkpoint to export); None while there is no head row."""
+        row = self._row("SELECT seq, hash FROM audit_head WHERE id = 1")
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def _scalar(self, sql: str) -> Any:  # noqa: ANN401 - whatever the database answers
-        """One value through the DB-API connection: no SQLAlchemy transaction, so no SQLite write lock is taken.
+        """One value through the DB-API connection (see :meth:`_row`)."""
+        row = self._row(sql)
+        return row[0] if row else None
+
+    def _row(self, sql: str) -> Any:  # noqa: ANN401 - whatever the database answers
+        """One row through the DB-API connection: no SQLAlchemy transaction, so no SQLite write lock is taken.
 
         A scrape or a readiness probe must neither wait for a pass's write lock nor hold one up.
         """
@@ -286,14 +298,16 @@ class Store:
                 cursor.close()
         finally:
             connection.close()
-        return row[0] if row else None
+        return row
 
 
 class Tx:
     """Reads and writes inside one transaction (see :meth:`Store.transaction`)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, audit_key: bytes | None = None) -> None:
         self.connection = connection
+        self.audit_key = audit_key
+        """The key :func:`syncd.audit.append` signs each event with (None: the chain is unkeyed)."""
 
     def fence(self, lease: Lease) -> None:
         """Raise LeaseLost unless ``lease`` still holds its group (same holder and token, not expired)."""

@@ -14,7 +14,8 @@
   a copy of one (origin = the original's endpoint and id), so nothing is copied twice and nothing echoes.
 - ``leases``: per group, the one process allowed to write it (``holder``), until ``expires_at``, and ``token``, the
   fencing token: bumped at each change of holder, checked by every commit of the group's work.
-- ``audit``: append-only, hash-chained events; ``audit_head`` holds the chain's last hash, locked by each append.
+- ``audit``: append-only, hash-chained events, each with the ``hash_format`` it was chained in (see
+  :mod:`syncd.audit`); ``audit_head`` holds the chain's last seq and hash, locked by each append.
 """
 
 from __future__ import annotations
@@ -181,6 +182,8 @@ audit = Table(
     Column("content", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # 1: SHA-256 of the content (rows written before 0009), 2: SHA-256 of every column, 3: HMAC of every column.
+    Column("hash_format", Integer, nullable=False, server_default="1"),
 )
 
 audit_head = Table(

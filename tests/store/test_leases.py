@@ -10,11 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from syncd.errors import LeaseLost, SchemaTooNew
 from syncd.store import Lease, Store
 from tests.store.conftest import fresh_postgres_database
+
+_ALEMBIC = AlembicConfig()
+_ALEMBIC.set_main_option("script_location", str(Path(__file__).resolve().parents[2] / "syncd" / "store" / "migrations"))
+HEAD = ScriptDirectory.from_config(_ALEMBIC).get_current_head()
+"""The newest revision this syncd knows (what a migrated store is at)."""
 
 A = "host-a:101:aaaaaa"
 B = "host-b:202:bbbbbb"
@@ -134,7 +141,7 @@ class TestSchemaVersion:
         with pytest.raises(SchemaTooNew) as refused:
             store.migrate()
         assert str(refused.value) == (
-            "the store's schema is at revision 9999, newer than this syncd knows (0008): upgrade syncd"
+            f"the store's schema is at revision 9999, newer than this syncd knows ({HEAD}): upgrade syncd"
         )
 
 
@@ -169,7 +176,7 @@ class TestMigrationRace:
         assert [(outcome.returncode, outcome.stderr) for outcome in outcomes] == [(0, "")] * 3
         engine = create_engine(empty_postgres_database)
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0008"]
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
         engine.dispose()
 
     def test_three_processes_migrate_a_fresh_sqlite_file_at_once(self, tmp_path: Path) -> None:
