@@ -44,7 +44,7 @@ from connectors.asana.capabilities import CAPABILITIES
 from connectors.asana.errors import TOOL, refused_field, translate
 from connectors.base import Connector, ConnectorBase
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
-from connectors.webhooks import DeliveryLog
+from connectors.webhooks import DeliveryLog, body_identity
 from syncd.connector import Capabilities
 from syncd.crash import crash_point
 from syncd.errors import (
@@ -731,11 +731,11 @@ class AsanaConnector(ConnectorBase[Sdk]):
             raise AuthFailed(
                 TOOL, "webhook signature does not match: the delivery is not from Asana, or the secret changed"
             )
-        if not self._deliveries.first_time(hashlib.sha256(body).hexdigest()):
+        if not self._deliveries.first_time(body_identity(body)):  # the body is all Asana signs
             return []
         try:
             events = json.loads(body)["events"]
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise InvalidItem(TOOL, "webhook body is not an Asana event delivery") from error
         refs = [gid for event in events if (gid := _task_of(event)) is not None and not self._caused(event)]
         return list(dict.fromkeys(refs))
@@ -757,6 +757,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
         """An unchanged registration keeps the secret its handshake agreed (a reload builds a new connector)."""
         if isinstance(earlier, AsanaConnector) and earlier.project_gid == self.project_gid:
             self.webhook_secret = earlier.webhook_secret
+            self._deliveries = earlier._deliveries  # deliveries seen stay seen across a reload
 
     def verifiable(self) -> bool:
         """Deliveries can be checked once a handshake gave the secret (none reached this process: polled only)."""

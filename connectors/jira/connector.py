@@ -41,7 +41,7 @@ from connectors.jira.capabilities import CAPABILITIES
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
-from connectors.webhooks import DeliveryLog
+from connectors.webhooks import DeliveryLog, body_identity
 from syncd.connector import Capabilities
 from syncd.crash import crash_point
 from syncd.errors import (
@@ -762,21 +762,26 @@ class JiraConnector(ConnectorBase[JIRA]):
         return self._comment(ref, created)
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
-        """Issue keys of a signed admin-webhook delivery; a repeated delivery (same identifier) yields nothing."""
+        """Issue keys of a signed admin-webhook delivery; a repeated or stale signed body yields nothing.
+
+        Repeats are recognised by the signed body (its digest, and its ``timestamp``), never by the
+        ``X-Atlassian-Webhook-Identifier`` header: the signature does not cover it, so a replay could change it.
+        """
         if not self.webhook_secret:
             raise ToolConfigError(TOOL, "no webhook secret configured: set the secret the Jira webhook signs with")
         lowered = {k.lower(): v for k, v in headers.items()}
         expected = "sha256=" + hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(lowered.get("x-hub-signature", "").encode(), expected.encode()):
             raise AuthFailed(TOOL, "webhook signature does not match: not from Jira, or the secret changed")
-        identifier = lowered.get("x-atlassian-webhook-identifier")
-        if identifier and not self._deliveries.first_time(identifier):
-            return []
         try:
             event = json.loads(body)
             key = event["issue"]["key"]
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise InvalidItem(TOOL, "webhook body names no issue") from error
+        stamp = event.get("timestamp")
+        signed_at = stamp / 1000 if isinstance(stamp, int | float) and not isinstance(stamp, bool) else None
+        if not self._deliveries.first_time(body_identity(body), signed_at):
+            return []
         if self._me and _user_id(event.get("user")) == self._me:
             return []  # syncd's own write (the event's user is syncd's account): nothing new to read
         return [str(key)]
@@ -798,7 +803,9 @@ class JiraConnector(ConnectorBase[JIRA]):
         raise ToolConfigError(TOOL, "Jira webhooks have no handshake")
 
     def keep_agreed_secret(self, earlier: Connector) -> None:
-        """Nothing is agreed: the secret is the configured one."""
+        """Nothing is agreed (the secret is the configured one); deliveries seen stay seen across a reload."""
+        if isinstance(earlier, JiraConnector):
+            self._deliveries = earlier._deliveries
 
     def verifiable(self) -> bool:
         """Deliveries can be checked while a secret is configured."""

@@ -41,7 +41,7 @@ from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.trello.capabilities import CAPABILITIES
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
-from connectors.webhooks import DeliveryLog
+from connectors.webhooks import DeliveryLog, body_identity
 from syncd.connector import Capabilities
 from syncd.errors import AuthFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
@@ -115,6 +115,14 @@ def _comment_badge(badges: object) -> int | None:
 
 def _parse_time(text: str) -> datetime:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _signed_at(date: object) -> float | None:
+    """A delivery's action date as epoch seconds (for replay detection); None if it has none readable."""
+    try:
+        return _parse_time(date).timestamp() if isinstance(date, str) else None
+    except ValueError:
+        return None
 
 
 def _format_due(due: date | datetime | None) -> str | None:
@@ -580,9 +588,11 @@ class TrelloConnector(ConnectorBase[_Client]):
         try:
             action = json.loads(body)["action"]
             card = action["data"].get("card") or {}
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             raise InvalidItem(TOOL, "webhook body is not a Trello action delivery") from error
-        if "id" in action and not self._deliveries.first_time(str(action["id"])):
+        # The action id and date are in the signed body (signed with the callback URL): a replay keeps both.
+        identity = str(action["id"]) if "id" in action else body_identity(body)
+        if not self._deliveries.first_time(identity, _signed_at(action.get("date"))):
             return []
         if self._me is not None and action.get("idMemberCreator") == self._me:
             return []  # syncd's own write (the action's creator is syncd's member): nothing new to read
@@ -607,7 +617,9 @@ class TrelloConnector(ConnectorBase[_Client]):
         raise ToolConfigError(TOOL, "Trello webhooks have no handshake")
 
     def keep_agreed_secret(self, earlier: Connector) -> None:
-        """Nothing is agreed: the secret is the application's."""
+        """Nothing is agreed (the secret is the application's); deliveries seen stay seen across a reload."""
+        if isinstance(earlier, TrelloConnector):
+            self._deliveries = earlier._deliveries
 
     def verifiable(self) -> bool:
         """Deliveries can be checked with the application secret and the callback URL they were signed over."""

@@ -17,8 +17,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer
-
 from syncd.connector import Capabilities
 from syncd.daemon import web
 from syncd.daemon.health import Readiness
@@ -65,7 +63,7 @@ class Daemon:
         self._reloading: threading.Thread | None = None
         self._stop_observing: Callable[[], None] | None = None
         self._clock = clock
-        self._server: BaseWSGIServer | None = None
+        self._server: web.Server | None = None
         self.health = Readiness(clock)
         self.passes = Passes(
             runtime=lambda: self.runtime,
@@ -91,7 +89,8 @@ class Daemon:
     def start(self) -> str:
         """Migrate the store, serve HTTP, start polling and register webhooks; the URL served on."""
         self.store.migrate()
-        self._server, url = web.serve(self.runtime.config.instance.listen, self.app)
+        instance = self.runtime.config.instance
+        self._server, url = web.serve(instance.listen, self.app, max_body_bytes=instance.max_webhook_bytes)
         if self._observe_requests is not None:
             self._stop_observing = self._observe_requests(self.metrics.request)
         self.passes.start()

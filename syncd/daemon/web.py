@@ -1,9 +1,10 @@
-"""The daemon's HTTP face: the WSGI routes and the threaded server they are served on.
+"""The daemon's HTTP face: the WSGI routes and the production server (waitress) they are served on.
 
 One application answers ``/healthz``, ``/readyz``, ``/metrics`` and ``/webhooks/<department>``. Its own module
 because routing and serving are plumbing the other parts should not know about: liveness, readiness, metrics and
 webhooks each come from their own owner, and this only turns their answers into HTTP. (Named ``web``, not
-``http``, so that it is never mistaken for the standard library's package.)
+``http``, so that it is never mistaken for the standard library's package.) The server bounds what a client can
+hold: connections, idle and slow requests, header and body sizes, worker threads (see the constants below).
 """
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from syncd.daemon.metrics import Metrics
@@ -87,22 +93,100 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def serve(listen: str, app: App) -> tuple[BaseWSGIServer, str]:
+THREADS = 4
+"""Worker threads answering requests: every answer is quick (a verify and a queue, a render), so few suffice."""
+CONNECTION_LIMIT = 500
+"""Open connections beyond which waitress stops accepting (the backlog waits): file descriptors stay bounded."""
+IDLE_TIMEOUT_S = 10
+"""A connection silent this long, with no request being answered, is closed (a request line and then nothing)."""
+REQUEST_DEADLINE_S = 30
+"""A request (headers and body) must arrive whole within this, however slowly it trickles."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Request line and headers beyond this are refused with 431; the tools send a few KB."""
+
+
+class _TimedParser(HTTPRequestParser):  # type: ignore[misc] # waitress has no type hints
+    """A request parser that remembers when the request's first bytes arrived (for :attr:`Server.maintenance`)."""
+
+    def __init__(self, adj: Adjustments) -> None:
+        super().__init__(adj)
+        self.started = time.time()  # waitress's own activity times are wall-clock: compared with them
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc] # waitress has no type hints
+    parser_class = _TimedParser
+
+
+class Server(TcpWSGIServer):  # type: ignore[misc] # waitress has no type hints
+    """Waitress's server plus a deadline for a whole request, and a stop that ends its loop from its own thread.
+
+    ``channel_timeout`` closes a connection that sends nothing for a while; a client trickling a byte every few
+    seconds would keep one forever, so an unfinished request also has a deadline. Connections cost no thread
+    here (waitress reads them all on one loop): a slow client holds a socket, never a worker.
+    """
+
+    channel_class = _Channel
+
+    def __init__(self, app: Callable[..., Any], listener: socket.socket, adjustments: Adjustments) -> None:
+        sockinfo = (listener.family, listener.type, listener.proto, listener.getsockname())
+        super().__init__(app, None, True, listener, adj=adjustments, bind_socket=False, sockinfo=sockinfo)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="syncd-http", daemon=True)
+
+    def maintenance(self, now: float) -> None:
+        """Close idle connections (waitress's rule), and any whose unfinished request began too long ago."""
+        super().maintenance(now)
+        cutoff = now - REQUEST_DEADLINE_S
+        for channel in list(self.active_channels.values()):
+            request = channel.request
+            if not channel.requests and isinstance(request, _TimedParser) and request.started < cutoff:
+                channel.will_close = True
+
+    def _loop(self) -> None:
+        """Waitress's event loop, one poll at a time, so that :meth:`stop` ends it here and not under its feet."""
+        while not self.stopping.is_set():
+            wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
+        wasyncore.close_all(self._map)
+
+    def stop(self) -> None:
+        """Close the listening socket and every connection, then let the workers finish (5 s at most)."""
+        self.stopping.set()
+        self.pull_trigger()  # wakes the loop's poll at once
+        self.thread.join(timeout=5)
+        self.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+
+
+def serve(listen: str, app: App, *, max_body_bytes: int = 1_048_576) -> tuple[Server, str]:
     """Serve ``app`` on ``listen`` (host:port) from a background thread; the server and the URL it serves on.
 
-    Raises SyncdError for a malformed ``listen``, OSError when the address cannot be bound.
+    The webhook route refuses (and counts) bodies over ``max_body_bytes`` itself; the server refuses with 413,
+    before buffering them, bodies over twice that (waitress reads a whole body before the app runs, so this is
+    what bounds memory and disk). Raises SyncdError for a malformed ``listen``, OSError when the address cannot be
+    bound.
     """
     host, port = _split_listen(listen)
-    # Bound here, not by werkzeug: a port in use is then an OSError the CLI reports, not werkzeug's sys.exit.
-    with socket.create_server((host, port), family=_family(host)) as listener:
-        server = make_server(host, port, app.wsgi_app, threaded=True, fd=listener.fileno())
-    if isinstance(server, ThreadedWSGIServer):
-        server.daemon_threads = True  # a hung client connection must not hold the process at exit
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="syncd-http", daemon=True).start()
-    return server, f"http://{host}:{server.server_address[1]}"
+    # Bound here, not by waitress: a port in use is then an OSError the CLI reports, with the daemon's wording.
+    listener = socket.create_server((host, port), family=_family(host), backlog=1024)
+    try:
+        adjustments = Adjustments(
+            threads=THREADS,
+            connection_limit=CONNECTION_LIMIT,
+            channel_timeout=IDLE_TIMEOUT_S,
+            cleanup_interval=1,  # how often timeouts are checked: the default 30 s would triple IDLE_TIMEOUT_S
+            max_request_header_size=MAX_HEADER_BYTES,
+            max_request_body_size=2 * max_body_bytes,
+            asyncore_use_poll=True,  # select() stops at file descriptor 1024
+            ident="syncd",
+            clear_untrusted_proxy_headers=False,  # no proxy is trusted, and no route reads those headers
+        )
+        server = Server(app.wsgi_app, listener, adjustments)
+    except BaseException:
+        listener.close()
+        raise
+    server.thread.start()
+    return server, f"http://{host}:{server.effective_port}"
 
 
-def stop(server: BaseWSGIServer) -> None:
-    """Stop serving and close the listening socket."""
-    server.shutdown()
-    server.server_close()
+def stop(server: Server) -> None:
+    """Stop serving and close the listening socket and every connection."""
+    server.stop()

@@ -493,13 +493,21 @@ class TestJiraServer:
 
 class TestJiraWebhooks:
     def test_a_signed_delivery_is_accepted_once(self, emulator: JiraEmulator) -> None:
-        """A delivery signed sha256=HMAC(body) names its issue; the same identifier again yields nothing."""
+        """A delivery signed sha256=HMAC(body) names its issue; the same signed body again yields nothing.
+
+        Even under a new X-Atlassian-Webhook-Identifier: the signature does not cover that header.
+        """
         connector = _connector(emulator, webhook_secret="hook-secret")
         body = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"key": "ENG-1"}}).encode()
         signature = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
         headers = {"X-Hub-Signature": signature, "X-Atlassian-Webhook-Identifier": "delivery-1"}
         assert connector.verify_webhook(headers, body) == ["ENG-1"]
         assert connector.verify_webhook(headers, body) == []
+        assert connector.verify_webhook({**headers, "X-Atlassian-Webhook-Identifier": "delivery-2"}, body) == []
+        deep = b"[" * 100_000 + b"]" * 100_000
+        deep_signature = "sha256=" + hmac.new(b"hook-secret", deep, hashlib.sha256).hexdigest()
+        with pytest.raises(InvalidItem):
+            connector.verify_webhook({"X-Hub-Signature": deep_signature}, deep)
         with pytest.raises(AuthFailed):
             connector.verify_webhook({"X-Hub-Signature": "sha256=00"}, body)
 
