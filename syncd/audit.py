@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 
+from syncd.redact import redact
 from syncd.store import Store, Tx
 from syncd.store.schema import GENESIS, audit, audit_head
 
@@ -72,6 +73,8 @@ def _digest(prev_hash: str, seq: int, content: dict[str, Any]) -> str:
 
 def append(tx: Tx, event: AuditEvent) -> Recorded:
     """Add one event at the end of the chain, in the caller's transaction."""
+    # Redaction (issue 17): the message may quote a tool's text; masked before it is hashed, so the chain holds it.
+    event = dataclasses.replace(event, message=redact(event.message)) if event.message else event
     head = tx.connection.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update()).one()
     seq = int(head.seq) + 1
     content = _content(event)

@@ -14,6 +14,7 @@ from syncd.audit import AuditEvent, append
 from syncd.errors import ConnectorError, EndpointDown, RetriableError, SyncdError
 from syncd.mapping import Group
 from syncd.pass_data import PassReport
+from syncd.redact import redact
 from syncd.store import Tx
 from syncd.uncertain import Uncertain
 
@@ -29,7 +30,7 @@ class Failures:
 
     def strike(self, tx: Tx, sync_id: str, error: Exception, *, force: bool = False) -> None:
         """Record the failure; hold the item out after too many in a row (``force``: at once)."""
-        message = str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}"
+        message = redact(str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}")
         self.report.failures[sync_id] = message
         if tx.item_group(sync_id) is None:
             tx.new_item(sync_id, self.group)
