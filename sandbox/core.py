@@ -13,6 +13,7 @@ slept outside the lock so a slow emulator still serves requests concurrently.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import random
@@ -142,7 +143,9 @@ class FaultRule:
     ``rate`` is the probability per matching request; ``times`` caps how often the rule fires (None: no cap);
     ``method``, ``writes`` (only POST, PUT, PATCH, DELETE) and ``path`` (a regular expression searched in the
     path) restrict which requests match; ``after`` lets that many matching requests through first (the second
-    transition of a move, not the first).
+    transition of a move, not the first). ``echo`` (``status``, ``status_after``): the error text quotes the
+    request, its URL with the query string and its headers, as many proxies' error pages do (a Trello URL holds
+    the key and token, an ``Authorization`` header the Jira and Asana credentials).
     """
 
     kind: str = "status"
@@ -155,6 +158,7 @@ class FaultRule:
     retry_after: str | None = None
     writes: bool = False
     after: int = 0
+    echo: bool = False
 
     KINDS: ClassVar[frozenset[str]] = frozenset(
         {"status", "status_after", "drop", "drop_after", "delay", "delay_after"}
@@ -456,7 +460,7 @@ class Emulator:
         response = self._route(request, admin=False)
         if terminal is not None:
             request.get_data()  # a handler that refused early left the body unread: read it as a server would
-            response = self._fault_after(environ, terminal, response)
+            response = self._fault_after(environ, terminal, response, request)
         return response
 
     def _fault_before(self, request: Request, environ: dict[str, Any], rule: FaultRule) -> Response:
@@ -467,11 +471,11 @@ class Emulator:
         # Read the body a real server would have received: left unread on a kept-alive connection, werkzeug
         # would parse it as the next request there (and log a 400 for it).
         request.get_data()
-        response = self._injected_status(rule)
+        response = self._injected_status(rule, request)
         self._count(request, response.status_code, None)
         return response
 
-    def _fault_after(self, environ: dict[str, Any], rule: FaultRule, response: Response) -> Response:
+    def _fault_after(self, environ: dict[str, Any], rule: FaultRule, response: Response, request: Request) -> Response:
         """Lose or delay the answer of a request that was processed (counters keep the upstream's status)."""
         if rule.kind == "drop_after":
             self._drop(environ)
@@ -479,18 +483,30 @@ class Emulator:
             # Slept outside the lock: the write is visible to other requests while this answer is late.
             time.sleep(rule.delay_ms / 1000)
             return response
-        return self.gateway_error(rule)
+        return self.gateway_error(rule, request)
 
-    def _injected_status(self, rule: FaultRule) -> Response:
+    @staticmethod
+    def _echoed(rule: FaultRule, request: Request | None) -> str:
+        """The request as an echoing proxy quotes it (``rule.echo``), on lines after the message; else nothing."""
+        if not rule.echo or request is None:
+            return ""
+        # Authorization first: the connectors quote the first 200 characters, and the test is about that header.
+        ordered = sorted(request.headers.items(), key=lambda header: header[0].lower() != "authorization")
+        headers = "".join(f"\n{name}: {value}" for name, value in ordered)
+        return f"\n{request.method} {request.url}{headers}"
+
+    def _injected_status(self, rule: FaultRule, request: Request | None = None) -> Response:
         if rule.status == 429:
             response = self.rate_limited(RateWindow("injected", 0, 1), 1.0)
             if rule.retry_after is not None:
                 response.headers["Retry-After"] = rule.retry_after
             return response
         headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
-        return self.error_response(ApiError(rule.status, "Injected fault", headers=headers))
+        return self.error_response(
+            ApiError(rule.status, "Injected fault" + self._echoed(rule, request), headers=headers)
+        )
 
-    def gateway_error(self, rule: FaultRule) -> Response:
+    def gateway_error(self, rule: FaultRule, request: Request | None = None) -> Response:
         """A proxy's 5xx for an answer it lost (``status_after``): its own short HTML page, not the tool's JSON.
 
         No vendor documents this body; the unfavourable reading is the one chosen: the load balancer or edge in
@@ -500,7 +516,8 @@ class Emulator:
         py-trello's ``ResourceUnavailable`` and asana's ``ApiException.status``.
         """
         phrase = HTTP_STATUS_CODES.get(rule.status, "Server Error")
-        page = f"<html><body><h1>{rule.status} {phrase}</h1></body></html>\n"
+        echoed = html.escape(self._echoed(rule, request), quote=False)
+        page = f"<html><body><h1>{rule.status} {phrase}</h1>{f'<pre>{echoed}</pre>' if echoed else ''}</body></html>\n"
         headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
         return Response(page, status=rule.status, headers=headers, content_type=GATEWAY_CONTENT_TYPE)
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 
+from syncd.redact import redact
 from syncd.store import Store, Tx
 from syncd.store.schema import GENESIS, audit, audit_head
 
@@ -142,6 +143,8 @@ def _digest(row: _Stored, key: bytes | None) -> str | None:
 
 def append(tx: Tx, event: AuditEvent) -> Recorded:
     """Add one event at the end of the chain, in the caller's transaction (keyed if the store has a key)."""
+    # Redaction (issue 17): the message may quote a tool's text; masked before it is hashed, so the chain holds it.
+    event = dataclasses.replace(event, message=redact(event.message)) if event.message else event
     head = tx.connection.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update()).one()
     content = _content(event)
     row = _Stored(

@@ -8,15 +8,15 @@ here, before a pass, turns a pass that would strike or quarantine item after ite
 Pure apart from the connectors it is handed: the caller (the CLI, the composition root) passes the factory and
 each tool's :class:`~syncd.connector.Capabilities` in, so this module never imports ``connectors/`` nor names a
 tool. Messages never carry a credential: they name where a credential comes from (the environment variable or
-file), and every message is scrubbed of the department's credential values in case a tool echoed one back.
+file), and every message passes :func:`syncd.redact.redact` (which knows every credential a connector resolved) in
+case a tool echoed one back.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from syncd.config import Config, Department, JiraConnection, Secret, TrelloConnection
 from syncd.connector import Capabilities, StatusMechanism
@@ -30,6 +30,7 @@ from syncd.errors import (
 )
 from syncd.mapping import Group
 from syncd.model import Schema
+from syncd.redact import redact
 
 
 class Describer(Protocol):
@@ -71,8 +72,7 @@ def online_problems(
             for group in groups:
                 if name in group.codecs:
                     found += _group_problems(name, department, tool, schema, group)
-        secrets = _secret_values(department)
-        problems += [_scrub(f"{name}: {problem}", secrets) for problem in dict.fromkeys(found)]
+        problems += [redact(f"{name}: {problem}") for problem in dict.fromkeys(found)]
     return problems
 
 
@@ -111,35 +111,8 @@ def _not_described(department: Department, capabilities: Capabilities, error: Sy
             return f"the {workspace} does not exist or the account cannot see it ({error.message})"
         return f"cannot use the {workspace}: {error.message}"
     if isinstance(error, RetriableError):
-        return f"{tool} at {_shown_url(connection.base_url)} did not answer ({error.message}): check base_url"
+        return f"{tool} at {redact(connection.base_url)} did not answer ({error.message}): check base_url"
     return str(error)  # a credential that cannot be read: the message names the variable or file
-
-
-def _shown_url(url: str) -> str:
-    """The base URL without user info, query or fragment, which could hold a credential."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
-def _secret_values(department: Department) -> list[str]:
-    """The department's credential values, to scrub from messages (those that cannot be read are not in them)."""
-    connection = department.connection
-    values: list[str] = []
-    for field in type(connection).model_fields:
-        secret = getattr(connection, field)
-        if isinstance(secret, Secret):
-            try:
-                values.append(secret.resolve())
-            except SyncdError:
-                continue
-    return [value for value in values if value]
-
-
-def _scrub(message: str, secrets: Iterable[str]) -> str:
-    """The message with every credential value masked: a tool's error text might quote one back."""
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return message
 
 
 # ----- people ----------------------------------------------------------------------------------------------------

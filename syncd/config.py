@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ from sqlalchemy.exc import ArgumentError
 
 from syncd.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-exported: its callers import it from here
 from syncd.errors import SyncdError
+from syncd.redact import remember
 from syncd.yamlfile import FileError, line_of, load_yaml_model
 
 MAX_CREDENTIAL_BYTES = 65_536
@@ -97,11 +99,16 @@ class Secret(_Strict):
         return path
 
     def resolve(self) -> str:
-        """Read the credential now; the error names where it was looked for, never its value."""
+        """Read the credential now, and register it with :mod:`syncd.redact` so no message can quote it back.
+
+        The error names where it was looked for, never its value; nor a "variable name" that looks like the
+        credential itself (``{env: <the token>}``), which is registered as a secret instead.
+        """
         if self.env is not None:
             value = os.environ.get(self.env)
             if not value:
-                raise SyncdError(f"environment variable {self.env} is not set: export it with the credential")
+                raise SyncdError(f"{_variable(self.env)} is not set: export it with the credential")
+            remember(value)
             return value
         assert self.file is not None  # guaranteed by the validator
         try:
@@ -114,11 +121,28 @@ class Secret(_Strict):
         if len(data) > MAX_CREDENTIAL_BYTES:
             raise SyncdError(f"the credential file {self.file} is larger than {MAX_CREDENTIAL_BYTES // 1024} KiB")
         try:
-            return data.decode("utf-8").strip()
+            value = data.decode("utf-8").strip()
         except UnicodeDecodeError as exc:
             raise SyncdError(
                 f"the credential file {self.file} is not UTF-8 text: save the credential as UTF-8"
             ) from exc
+        remember(value)
+        return value
+
+
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+"""How syncd's docs name credential variables (``SYNCD_TRELLO_TOKEN``); a token is rarely all upper case."""
+
+
+def _variable(name: str) -> str:
+    """How an unset variable is named in a message: by its name, unless the name may be the credential itself."""
+    if _VARIABLE_NAME.fullmatch(name):
+        return f"environment variable {name}"
+    remember(name)
+    return (
+        "the environment variable named in 'env' (its name is not shown: it does not look like a variable name, "
+        "and may be the credential itself; write {env: VARIABLE})"
+    )
 
 
 class JiraConnection(_Strict):
@@ -220,7 +244,9 @@ class Instance(BaseSettings):
     def _store_url(cls, url: str) -> str:
         """Refuse a URL syncd cannot open now, not at the first pass (the credentials in it are never echoed)."""
         try:
-            dialect = make_url(url).get_backend_name()
+            parsed = make_url(url)
+            remember(parsed.password if isinstance(parsed.password, str) else None)
+            dialect = parsed.get_backend_name()
         except ArgumentError:
             dialect = None
         if dialect not in {"sqlite", "postgresql"}:

@@ -43,6 +43,7 @@ from syncd.pass_data import PassReport, Touched, endpoint_key
 from syncd.plan import Plan
 from syncd.reading import Found, Reader
 from syncd.recovery import Recovery
+from syncd.redact import redact
 from syncd.store import Lease, Store
 
 __all__ = ["FOLD_ROUNDS", "Pass", "PassReport", "endpoint_key"]
@@ -325,7 +326,7 @@ class Pass:
 
     def _record_endpoints(self, down: Mapping[str, ConnectorError], *, read: set[str]) -> None:
         """Remember which endpoints failed and why (``syncd status``), and which answered again."""
-        self.report.down = {member: f"{type(error).__name__}: {error}" for member, error in down.items()}
+        self.report.down = {member: redact(f"{type(error).__name__}: {error}") for member, error in down.items()}
         self.report.fatal = {member for member, error in down.items() if isinstance(error, FatalError)}
         with self.store.transaction() as tx:
             for member in self.group.codecs:

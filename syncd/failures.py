@@ -15,6 +15,7 @@ from syncd.audit import AuditEvent, append
 from syncd.errors import ConnectorError, EndpointDown, RetriableError, SyncdError
 from syncd.mapping import Group
 from syncd.pass_data import PassReport
+from syncd.redact import redact
 from syncd.store import Tx
 from syncd.uncertain import Uncertain
 
@@ -35,7 +36,7 @@ class Failures:
 
         An item counts at most one strike per pass, however often a pass tries it (a round of folded hints may).
         """
-        message = str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}"
+        message = redact(str(error) if isinstance(error, SyncdError) else f"{type(error).__name__}: {error}")
         self.report.failures[sync_id] = message
         if tx.item_group(sync_id) is None:
             tx.new_item(sync_id, self.group)

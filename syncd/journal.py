@@ -18,6 +18,7 @@ from typing import Any
 
 from syncd.model import Record
 from syncd.plan import Step, StepKind, Value
+from syncd.redact import redact
 
 KINDS: frozenset[str] = frozenset({"create", "write", "archive", "unlink"})
 
@@ -122,7 +123,7 @@ def done(version: str | None) -> dict[str, Any]:
 
 def uncertain(reason: str) -> dict[str, Any]:
     """The progress to note when the pass cannot tell whether the write was made."""
-    return {"uncertain": reason}
+    return {"uncertain": redact(reason)}  # a tool's text, stored: masked (issue 17)
 
 
 def committed() -> dict[str, Any]:

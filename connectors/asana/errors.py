@@ -3,7 +3,8 @@
 The asana v5 SDK raises ``asana.rest.ApiException`` for an HTTP error answer (with ``status``, ``headers`` and
 the raw ``body``), and urllib3's exceptions when no answer came (the connector disables the SDK's own retries,
 so these arrive unwrapped, or as ``MaxRetryError`` from the pool). Messages carry Asana's own error text and the
-ref, never the token: the SDK keeps it in a header, which is never quoted here.
+ref, never the token: the SDK keeps it in a header, which is never quoted here; the text passes
+:func:`syncd.redact.redact` all the same (a proxy's page, or Asana's message, may echo the request).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from syncd.errors import (
     ServiceUnavailable,
     ToolConfigError,
 )
+from syncd.redact import redact
 
 TOOL = "asana"
 
@@ -35,7 +37,7 @@ def asana_message(body: object) -> str:
     """Asana's own error text from an ``{"errors": [{"message": ...}]}`` body, or a short fallback."""
     try:
         parsed = json.loads(body if isinstance(body, str | bytes) else "")
-        return "; ".join(str(error["message"]) for error in parsed["errors"])
+        return redact("; ".join(str(error["message"]) for error in parsed["errors"]))
     except (ValueError, KeyError, TypeError):
         return "no error message in the answer"
 

@@ -3,7 +3,8 @@
 python-jira raises ``JIRAError`` (``status_code``, ``text``, ``response``) once its own retries are exhausted;
 the connector sets them to zero, so every outcome arrives here once and :mod:`connectors.pacing` decides. Jira's
 error bodies are ``{"errorMessages": [...], "errors": {field: message}}``; messages quote those, never the URL or
-headers (the Authorization header holds the token).
+headers (the Authorization header holds the token), and only after :func:`syncd.redact.redact`: a proxy's page
+may echo the request.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from syncd.errors import (
     ToolConfigError,
 )
 from syncd.model import FIELDS
+from syncd.redact import redact
 
 TOOL = "jira"
 REFUSED_FIELDS = {
@@ -39,14 +41,14 @@ REFUSED_FIELDS = {
 
 
 def jira_message(text: str | None) -> str:
-    """Jira's own error text from an errorMessages/errors body, or a short fallback."""
+    """Jira's own error text from an errorMessages/errors body, or a short fallback; redacted, then cut."""
     try:
         body = json.loads(text or "")
         parts = [str(m) for m in body.get("errorMessages") or []]
         parts += [f"{field}: {message}" for field, message in (body.get("errors") or {}).items()]
-        return "; ".join(parts) or "no error message in the answer"
+        return redact("; ".join(parts)) or "no error message in the answer"
     except (ValueError, AttributeError):
-        return (text or "no error message in the answer").strip()[:200]
+        return redact(text or "no error message in the answer").strip()[:200]
 
 
 def refused_field(error: JIRAError) -> str | None:

@@ -3,7 +3,8 @@
 py-trello raises ``Unauthorized`` for 401 and ``ResourceUnavailable`` (status and body text only) for every other
 non-200 answer; it drops the response, so the transport keeps the last one to read Retry-After from. Trello's
 error bodies are short plain text ("invalid id", "invalid token"); messages quote them, never the URL, whose query
-string carries the key and token.
+string carries the key and token. A proxy's error page may echo the request, URL included: a body is quoted only
+after :func:`syncd.redact.redact`, and cut only after that (a cut token would no longer match).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from syncd.errors import (
     ServiceUnavailable,
     ToolConfigError,
 )
+from syncd.redact import redact
 
 TOOL = "trello"
 REFUSED_FIELDS = {
@@ -49,9 +51,9 @@ def refused_field(message: str) -> str | None:
 
 
 def _body_text(error: ResourceUnavailable) -> str:
-    """Trello's message without py-trello's " at <url>" suffix (the URL holds credentials)."""
+    """Trello's message without py-trello's " at <url>" suffix (the URL holds credentials), redacted."""
     message = str(getattr(error, "_msg", "")).split(" at https://", 1)[0].split(" at http://", 1)[0]
-    return message.strip()[:200] or "no message"
+    return redact(message).strip()[:200] or "no message"
 
 
 def translate(  # noqa: PLR0911 - one return per row of the table reads best

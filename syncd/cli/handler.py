@@ -20,8 +20,9 @@ group, catches both around every command and subcommand:
 
 Every error exits 2 ("nothing more was done; a person must act"), as scripts and tests have always relied on; 1 is
 an outcome, never an error. A closed pipe (``syncd audit | head``) is left to Typer, which exits 1 quietly.
-Messages never carry a traceback (whose locals could hold a credential), and go through Rich escaped, so a value
-like ``[red]`` from a tool is printed as written.
+Messages never carry a traceback (whose locals could hold a credential), pass :func:`syncd.redact.redact` (a
+tool's text or a quoted store URL may hold one), and go through Rich escaped, so a value like ``[red]`` from a tool
+is printed as written.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typer.core import TyperGroup
 
 from syncd.cli.console import stderr
 from syncd.errors import CheckFailed, SyncdError
+from syncd.redact import redact
 
 if TYPE_CHECKING:
     # Typer vendors Click (constraints.txt pins it): TyperGroup.invoke takes its Context, of which typer's is a kind.
@@ -55,7 +57,7 @@ def report(error: SyncdError | OSError) -> Outcome:
     """Say what went wrong on standard error, without a traceback; the exit code, per the module's table."""
     problems = error.problems if isinstance(error, CheckFailed) else [str(error)]
     for problem in problems:
-        stderr.print(f"[red]error:[/] {escape(problem)}", highlight=False)
+        stderr.print(f"[red]error:[/] {escape(redact(problem))}", highlight=False)
     return Outcome.REFUSED
 
 

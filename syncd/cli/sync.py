@@ -96,6 +96,8 @@ def once(
     credentials or configuration (exit 2) needs a person, and so does a group another process kept writing for
     longer than ``--wait`` (exit 2, naming it).
     """
+    from syncd.redact import redact  # noqa: PLC0415 - keeps `syncd --help` fast
+
     reports = _passes(config_dir, mappings_dir, dry_run=False, wait_s=wait)
     for report in reports:
         stderr.print(
@@ -103,12 +105,12 @@ def once(
             f"{len(report.problems)} values not mapped, {len(report.failures)} failed"
         )
         for member, error in sorted(report.down.items()):
-            stderr.print(f"  [red]not read[/] {member}: {escape(error)}", highlight=False)
+            stderr.print(f"  [red]not read[/] {member}: {escape(redact(error))}", highlight=False)
         for sync_id, failure in report.failures.items():
-            stderr.print(f"  [red]failed[/] {sync_id}: {escape(failure)}", highlight=False)
+            stderr.print(f"  [red]failed[/] {sync_id}: {escape(redact(failure))}", highlight=False)
         for sync_id, member, refusal in report.refused:
             stderr.print(
-                f"  [yellow]left out[/] {sync_id} {refusal.field} in {member}: {escape(refusal.message)}",
+                f"  [yellow]left out[/] {sync_id} {refusal.field} in {member}: {escape(redact(refusal.message))}",
                 highlight=False,
             )
     if any(report.fatal for report in reports):

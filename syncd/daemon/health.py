@@ -2,10 +2,14 @@
 
 Its own module because "ready" is a judgement over several sources (shutdown, the store, every endpoint's last
 poll and its age) that the passes feed from worker threads and the HTTP server reads from its own.
+
+``/readyz`` is unauthenticated, so a failing endpoint is named with its error's class only (``AuthFailed``,
+``ServiceUnavailable``), never a tool's text, which may echo a request and its credentials; the log has the text.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +32,16 @@ class _Poll:
     ok: bool
     at: float
     error: str | None = None
+    """The error's class name only (the module docstring says why)."""
+
+
+_CLASS = re.compile(r"[A-Za-z_]\w*(?=: )")
+
+
+def _error_class(text: str) -> str:
+    """The class a pass report's ``"AuthFailed: message"`` names; never the message."""
+    found = _CLASS.match(text)
+    return found[0] if found else "error"
 
 
 class Readiness:
@@ -59,7 +73,7 @@ class Readiness:
                 if ok and member in (down or {}):
                     previous = self._polls.get(key)
                     since = previous.at if previous is not None and not previous.ok else now
-                    self._polls[key] = _Poll(False, since, (down or {})[member])
+                    self._polls[key] = _Poll(False, since, _error_class((down or {})[member]))
                     log.warning("endpoint.failing", endpoint=key, error=(down or {})[member])
                 elif ok:
                     self._polls[key] = _Poll(True, now)
@@ -69,8 +83,8 @@ class Readiness:
                     continue
                 else:
                     previous = self._polls.get(key)
-                    message = str(error) if error is not None else "the pass failed unexpectedly (see the log)"
-                    self._polls[key] = _Poll(False, previous.at if previous else now, message)
+                    kind = type(error).__name__ if error is not None else "the pass failed unexpectedly (see the log)"
+                    self._polls[key] = _Poll(False, previous.at if previous else now, kind)
 
     def keep_groups(self, groups: Iterable[str]) -> None:
         """Forget the endpoints of groups a reload removed."""

@@ -13,15 +13,28 @@ from typing import Any, TextIO
 
 import structlog
 
+from syncd.redact import MASK, redact
+
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "credential", "signature")
 
 
 def _redact(logger: object, method: str, event: dict[str, Any]) -> dict[str, Any]:
-    """Blank any field named like a credential: defence in depth, syncd never passes one on purpose."""
-    for key in event:
+    """Blank any field named like a credential and mask credentials in every text field (:mod:`syncd.redact`).
+
+    Fields are masked one by one so the JSON stays well formed; :func:`_redact_line` then covers what is rendered
+    later (an exception's traceback, a library's message).
+    """
+    for key, value in event.items():
         if any(word in key.lower() for word in _SECRET_WORDS):
-            event[key] = "[redacted]"
+            event[key] = MASK
+        elif isinstance(value, str):
+            event[key] = redact(value)
     return event
+
+
+def _redact_line(logger: object, method: str, line: str) -> str:
+    """The rendered line, masked again: tracebacks are rendered after the field processors ran."""
+    return redact(line)
 
 
 def configure_logging(stream: TextIO | None = None) -> None:
@@ -39,11 +52,12 @@ def configure_logging(stream: TextIO | None = None) -> None:
     ]
     if stream.isatty():
         renderer: Any = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
-        tail: list[Any] = [renderer]
+        tail: list[Any] = [renderer, _redact_line]
     else:
         tail = [
             structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             structlog.processors.JSONRenderer(default=str),
+            _redact_line,
         ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

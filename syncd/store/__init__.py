@@ -3,7 +3,9 @@
 :class:`Store` opens the database from a SQLAlchemy URL and migrates it; :meth:`Store.transaction` yields a
 :class:`Tx` whose methods read and write items, links, base values, cursors and the journal inside ONE database
 transaction (committed when the block ends, rolled back on any exception), so a pass commits base values, link
-versions and audit events together or not at all. The tables are in :mod:`syncd.store.schema`.
+versions and audit events together or not at all. The tables are in :mod:`syncd.store.schema`. Error texts
+(refusals, failing endpoints, strikes) pass :func:`syncd.redact.redact` on their way in: a tool's text may echo a
+credential, and a store dump or ``syncd status`` must not.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from syncd.errors import LeaseLost as LeaseLost
 from syncd.errors import SchemaTooNew
 from syncd.errors import StoreUnavailable as StoreUnavailable
 from syncd.plan import Refusal
+from syncd.redact import redact
 from syncd.store import leases as _leases
 from syncd.store.leases import Lease
 from syncd.store.schema import (
@@ -490,7 +493,7 @@ class Tx:
                 field=refusal.field,
                 value=refusal.value,
                 held=refusal.held,
-                message=refusal.message,
+                message=redact(refusal.message),
                 at=refusal.at.astimezone(UTC),
             )
         )
@@ -514,7 +517,7 @@ class Tx:
 
     def endpoint_failing(self, endpoint: str, error: str) -> None:
         """Record that an endpoint's tool could not be read (keeping since when it fails)."""
-        now = datetime.now(UTC)
+        now, error = datetime.now(UTC), redact(error)
         changed = self.connection.execute(
             update(endpoint_state).where(endpoint_state.c.endpoint == endpoint).values(checked_at=now, error=error)
         ).rowcount
@@ -594,7 +597,7 @@ class Tx:
         A retriable failure (the tool was down or throttling) is remembered, so the item is retried, but does not
         count towards holding it: an outage must not quarantine everything it touched.
         """
-        now = datetime.now(UTC)
+        now, error = datetime.now(UTC), redact(error)
         row = self.connection.execute(select(quarantine).where(quarantine.c.sync_id == sync_id)).first()
         strikes = (row.strikes if row else 0) + (1 if counts else 0)
         values = {"strikes": strikes, "error": error, "held": strikes >= limit, "last_at": now, "group_name": group}
