@@ -18,6 +18,8 @@ SDKS = {"jira", "trello", "asana"}
 CLI = ROOT / "syncd" / "cli"
 BUILDS_CONNECTORS = {CLI / "sync.py", CLI / "check.py"}
 """The composition root: the commands that build connectors for the engine (sync, check --online)."""
+DEMO = ROOT / "syncd" / "demo"
+"""``syncd demo``, a composition root of the sandbox: every module of the package may import it and name tools."""
 
 
 def _imports(path: Path) -> Iterator[tuple[int, str]]:
@@ -55,7 +57,7 @@ class TestDependenciesPointInward:
         """The emulators are a package of their own: only the commands that start them (``syncd demo``, the
         CLI's sandbox) import them; nothing of the engine depends on them.
         """
-        allowed = path in {CLI / "sandbox.py", ROOT / "syncd" / "demo.py"}
+        allowed = path == CLI / "sandbox.py" or path.parent == DEMO
         offending = [
             f"{path.relative_to(ROOT)}:{line} imports {name}"
             for line, name in _imports(path)
@@ -87,20 +89,23 @@ class TestDependenciesPointInward:
         ]
         assert offending == []
 
-    def test_the_daemons_parts_import_each_other_without_cycles(self) -> None:
-        """syncd/daemon/ is layered: its modules import one another in one direction, and only the package's
-        ``__init__`` imports ``core``, the composition of the parts.
+    @pytest.mark.parametrize(
+        ("name", "known"), [("daemon", {"core", "scheduler", "web"}), ("demo", {"core", "child", "view"})]
+    )
+    def test_a_packages_parts_import_each_other_without_cycles(self, name: str, known: set[str]) -> None:
+        """syncd/daemon/ and syncd/demo/ are layered: their modules import one another in one direction, and only
+        the package's ``__init__`` imports ``core``, the composition of the parts.
         """
-        package = ROOT / "syncd" / "daemon"
+        package = ROOT / "syncd" / name
         parts = {path.stem for path in package.glob("*.py")} - {"__init__"}
         imports: dict[str, set[str]] = {}
         for part in parts:
-            named = {name.removeprefix("syncd.daemon.") for _, name in _imports(package / f"{part}.py")}
+            named = {module.removeprefix(f"syncd.{name}.") for _, module in _imports(package / f"{part}.py")}
             tree = ast.parse((package / f"{part}.py").read_text(encoding="utf-8"))
             named |= {  # `from syncd.daemon import web`
                 alias.name
                 for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.module == "syncd.daemon"
+                if isinstance(node, ast.ImportFrom) and node.module == f"syncd.{name}"
                 for alias in node.names
             }
             imports[part] = named & parts
@@ -116,14 +121,14 @@ class TestDependenciesPointInward:
 
         for part in sorted(parts):
             visit(part, ())
-        assert {"core", "scheduler", "web"} <= parts  # the scan sees the real package
+        assert known <= parts  # the scan sees the real package
 
     def test_the_rule_sees_real_modules(self) -> None:
         """The scans above cover the packages (a rule that checks nothing would pass silently)."""
         assert len(_modules("syncd")) >= 5
         assert len(_modules("sandbox")) >= 5
         assert any(name == "werkzeug.routing" for _, name in _imports(ROOT / "sandbox" / "core.py"))
-        assert any(name == "sandbox.org" for _, name in _imports(ROOT / "syncd" / "demo.py"))
+        assert any(name == "sandbox.org" for path in DEMO.glob("*.py") for _, name in _imports(path))
 
 
 def _tool_modules() -> list[Path]:
@@ -203,13 +208,14 @@ class TestOneConnectorBase:
 
 # The configuration layer (the files people write name their tool) and the composition root (which builds each
 # tool's connector) may name tools; the rest of syncd/ is the tool-neutral core.
-CONFIGURATION_LAYER = {"config.py", "scaffold.py", "demo.py"}
+CONFIGURATION_LAYER = {"config.py", "scaffold.py"}
+CONFIGURATION_PACKAGES = {"cli", "demo"}
 
 
 def _core_modules() -> list[Path]:
     def configuration(path: Path) -> bool:
         relative = path.relative_to(ROOT / "syncd")
-        return str(relative) in CONFIGURATION_LAYER or relative.parts[0] == "cli"
+        return str(relative) in CONFIGURATION_LAYER or relative.parts[0] in CONFIGURATION_PACKAGES
 
     return [path for path in _modules("syncd") if not configuration(path)]
 
@@ -261,6 +267,8 @@ class TestTheCoreNamesNoTool:
         assert {name for _, name in _tool_names(ROOT / "syncd" / "config.py")} >= SDKS
         assert ROOT / "syncd" / "mapping.py" in _core_modules()
         assert ROOT / "syncd" / "config.py" not in _core_modules()
+        assert {name for _, name in _tool_names(DEMO / "compare.py")} >= SDKS
+        assert DEMO / "compare.py" not in _core_modules()
 
         assert any(name == "connectors.factory" for path in BUILDS_CONNECTORS for _, name in _imports(path))
 
