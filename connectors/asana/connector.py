@@ -166,7 +166,16 @@ class AsanaConnector(ConnectorBase[Sdk]):
         configuration.host = self._base_url + "/api/1.0"
         configuration.access_token = self._token
         configuration.retry_strategy = False  # one retry policy: connectors.pacing
-        return asana.ApiClient(configuration)
+        client = asana.ApiClient(configuration)
+        # The SDK starts a thread pool per client for asynchronous requests, which syncd never makes; its
+        # finaliser closes that pool, and at interpreter exit that fails on torn-down pipes ("Exception ignored
+        # ... Bad file descriptor" on standard error). Closed here, and forgotten, the finaliser has nothing to do.
+        pool = getattr(client, "pool", None)
+        if pool is not None:
+            del client.pool
+            pool.close()
+            pool.join()
+        return client
 
     def _translate(self, error: Exception, ref: str | None) -> ConnectorError:
         return translate(error, ref)
