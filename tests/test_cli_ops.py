@@ -18,6 +18,7 @@ from syncd.cli import app
 from syncd.plan import Refusal
 from syncd.store import HeldConflict, Quarantined, Store
 from syncd.store.schema import conflicts, cursors, quarantine
+from tests.store.conftest import SCHEMA_HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 C1 = "01HXAAAA0000000000000000S1"
@@ -458,7 +459,8 @@ class TestNewerSchema:
             result = syncd(config_dir, *command)
             assert result.exit_code == 2, command
             assert result.stderr == (
-                "error: the store's schema is at revision 0099, newer than this syncd knows (0008): upgrade syncd\n"
+                "error: the store's schema is at revision 0099, newer than this syncd knows "
+                f"({SCHEMA_HEAD}): upgrade syncd\n"
             )
 
 

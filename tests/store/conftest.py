@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, make_url, text
 
 from syncd.store import Store
@@ -56,3 +58,17 @@ def fresh_postgres_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _schema_head() -> str:
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(__file__).resolve().parents[2] / "syncd" / "store" / "migrations")
+    )
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+SCHEMA_HEAD = _schema_head()
+"""The newest schema revision this syncd knows: where a migrated store is, what a newer one is refused against."""

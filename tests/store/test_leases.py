@@ -10,18 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic.config import Config as AlembicConfig
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from syncd.errors import LeaseLost, SchemaTooNew
 from syncd.store import Lease, Store
+from tests.store.conftest import SCHEMA_HEAD as HEAD
 from tests.store.conftest import fresh_postgres_database
-
-_ALEMBIC = AlembicConfig()
-_ALEMBIC.set_main_option("script_location", str(Path(__file__).resolve().parents[2] / "syncd" / "store" / "migrations"))
-HEAD = ScriptDirectory.from_config(_ALEMBIC).get_current_head()
-"""The newest revision this syncd knows (what a migrated store is at)."""
 
 A = "host-a:101:aaaaaa"
 B = "host-b:202:bbbbbb"
