@@ -9,12 +9,14 @@ be renewed is dropped (the pass holding it is fenced out at its next commit, see
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from syncd.errors import LeaseHeld
 from syncd.store import Lease, Store
@@ -23,6 +25,28 @@ from syncd.store import Lease, Store
 def replica_id() -> str:
     """The calling process's holder name in lease rows: ``host:pid:suffix`` (the suffix tells a reused pid apart)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def share(groups: Iterable[str], replicas: Iterable[str]) -> dict[str, str]:
+    """Each group's preferred owner among the live ``replicas``: balanced, and stable as replicas come and go.
+
+    Rendezvous hashing ranks the replicas for each group (the same ranking on every replica, whatever order it
+    lists them in); groups, in name order, go to their best-ranked replica that has fewer than ceil(groups /
+    replicas). So no replica owns more than its share, and a replica joining or leaving moves few groups.
+    """
+    names = sorted(set(groups))
+    live = sorted(set(replicas))
+    if not live:
+        return {}
+    capacity = math.ceil(len(names) / len(live))
+    owned = dict.fromkeys(live, 0)
+    owners: dict[str, str] = {}
+    for group in names:
+        ranked = sorted(live, key=lambda replica: hashlib.sha256(f"{group}\0{replica}".encode()).digest(), reverse=True)
+        owner = next(replica for replica in ranked if owned[replica] < capacity)
+        owners[group] = owner
+        owned[owner] += 1
+    return owners
 
 
 class Leases:

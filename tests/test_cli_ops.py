@@ -497,6 +497,7 @@ class TestStatus:
                             "message": ASANA_SAYS,
                         }
                     ],
+                    "owner": None,
                 },
                 "pricing": {
                     "items": 1,
@@ -505,8 +506,10 @@ class TestStatus:
                     "retrying": 1,
                     "conflicts": {"open": 0, "decided": 0},
                     "refused": [],
+                    "owner": None,
                 },
             },
+            "replicas": [],
         }
         assert result.stderr == (
             "attention: 1 item quarantined (syncd quarantine list), 2 conflicts open (syncd conflicts list)\n"
@@ -546,6 +549,7 @@ class TestStatus:
             "failing_endpoints": 0,
             "refused_values": 0,
             "audit_events": 0,
+            "replicas": [],
             "groups": {},
         }
 
@@ -554,8 +558,8 @@ class TestStatus:
         result = syncd(config_dir, "status")
         assert result.exit_code == 1
         assert rows(result) == [
-            ["launch", "3", "1", "0", "2", "0"],
-            ["pricing", "1", "0", "1", "0", "0"],
+            ["launch", "3", "1", "0", "2", "0", "-", ""],
+            ["pricing", "1", "0", "1", "0", "0", "-", ""],
             ["launch", "engineering", "3", "2024-05-01 13:00:00", ""],
             ["launch", "marketing", "1", "never", ""],
             ["launch", "sales", "2", "2024-05-01 14:00:00", ""],

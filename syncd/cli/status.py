@@ -1,8 +1,9 @@
 """``syncd status``: every sync group summed up for a person or a monitoring script.
 
 Items, endpoints and their last pass, failing items, queued conflicts, values a tool refused, the audit log's
-length: all read from the store (no credential, no tool contacted). Its exit code says whether anything waits for
-a person (:attr:`Outcome.ATTENTION`), so cron can alert on it.
+length, every daemon replica and which one owns each group: all read from the store (no credential, no tool
+contacted). Its exit code says whether anything waits for a person (:attr:`Outcome.ATTENTION`), so cron can alert
+on it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,34 @@ def _group_status() -> dict[str, Any]:
         "retrying": 0,
         "conflicts": {"open": 0, "decided": 0},
         "refused": [],
+        "owner": None,
     }
+
+
+def _replicas(tx: Tx, groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every replica in the registry (live or recently gone), and each group's lease holder and fencing token."""
+    from syncd.store import leases as lease_rows  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import replicas as registry  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    now = lease_rows.now(tx.connection)
+    found = registry.registry(tx.connection)
+    for lease in lease_rows.holders(tx.connection):
+        groups.setdefault(lease.group, _group_status())["owner"] = {
+            "replica": lease.holder if lease.live(now) else None,
+            "token": lease.token,
+            "since": lease.acquired_at.astimezone(UTC).isoformat() if lease.live(now) else None,
+        }
+    return [
+        {
+            "replica": each.replica_id,
+            "host": each.host,
+            "pid": each.pid,
+            "started": each.started_at.astimezone(UTC).isoformat(),
+            "last_seen": each.seen_at.astimezone(UTC).isoformat(),
+            "live": each.live(now),
+        }
+        for each in found
+    ]
 
 
 def _status(tx: Tx) -> dict[str, Any]:
@@ -107,6 +135,7 @@ def _status(tx: Tx) -> dict[str, Any]:
                 }
             )
     audit_events = execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar() or 0
+    replicas = _replicas(tx, groups)
     ordered = {name: groups[name] for name in sorted(groups)}
     for each in ordered.values():
         each["endpoints"] = dict(sorted(each["endpoints"].items()))
@@ -120,6 +149,7 @@ def _status(tx: Tx) -> dict[str, Any]:
         "failing_endpoints": unreadable,
         "refused_values": sum(len(each["refused"]) for each in ordered.values()),
         "audit_events": audit_events,
+        "replicas": replicas,
         "groups": ordered,
     }
 
@@ -132,6 +162,8 @@ def _print_status(summary: dict[str, Any]) -> None:
     groups.add_column("group", overflow="fold")
     for heading in ("items", "quarantined", "retrying", "open conflicts", "decided conflicts"):
         groups.add_column(heading, justify="right")
+    groups.add_column("owner", overflow="fold")
+    groups.add_column("token", justify="right")
     endpoints = Table(title="endpoints")
     for heading in ("group", "endpoint"):
         endpoints.add_column(heading, overflow="fold")
@@ -140,7 +172,9 @@ def _print_status(summary: dict[str, Any]) -> None:
     endpoints.add_column("failing", overflow="fold")
     for name, each in summary["groups"].items():
         counts = (each["items"], each["quarantined"], each["retrying"], *each["conflicts"].values())
-        groups.add_row(Text(name), *(str(count) for count in counts))
+        owner = each["owner"] or {}
+        token = str(owner["token"]) if owner else ""
+        groups.add_row(Text(name), *(str(count) for count in counts), Text(owner.get("replica") or "-"), token)
         for member, place in each["endpoints"].items():
             last = datetime.fromisoformat(place["last_pass"]) if place["last_pass"] else None
             failing = place["failing"]
@@ -148,6 +182,16 @@ def _print_status(summary: dict[str, Any]) -> None:
             endpoints.add_row(Text(name), Text(member), str(place["links"]), utc_time(last), Text(why))
     print_table(groups)
     print_table(endpoints)
+    if summary["replicas"]:
+        replicas = Table(title="daemon replicas")
+        for heading in ("replica", "host", "pid", "started (UTC)", "last seen (UTC)", "live"):
+            replicas.add_column(heading, overflow="fold")
+        for row in summary["replicas"]:
+            started = utc_time(datetime.fromisoformat(row["started"]))
+            seen = utc_time(datetime.fromisoformat(row["last_seen"]))
+            live = "yes" if row["live"] else "no"
+            replicas.add_row(Text(row["replica"]), Text(row["host"]), str(row["pid"]), started, seen, live)
+        print_table(replicas)
     if summary["refused_values"]:
         refused = Table(title="values a tool refused (left out there; tried again once they change)")
         for heading in ("group", "item", "endpoint", "field", "value", "since (UTC)", "tool's message"):
@@ -169,7 +213,10 @@ def status(
     ] = StatusFormat.table,
     config_dir: ConfigOption = Path("config"),
 ) -> Outcome:
-    """Sum up every sync group: items, endpoints, failing items, queued conflicts, values a tool refused.
+    """Sum up every sync group: items, endpoints, failing items, queued conflicts, values a tool refused, owners.
+
+    Also every daemon replica (live or gone within a day) and which one holds each group's lease, with its fencing
+    token.
 
     A refused value is left out for that tool only and the rest of its item syncs, so it does not fail the status.
     Exit 0: all clear; 1: an item is quarantined, a conflict is open or an endpoint's tool cannot be read (for cron

@@ -13,6 +13,9 @@ What runs where (DESIGN.md, "Daemon"):
   and ``/webhooks/<department>``. A webhook is verified by a connector reserved for that (it does no I/O), and
   its refs become hints: debounced for ``webhook_debounce_s``, de-duplicated per (group, member, ref), bounded
   per group; a group whose hints overflow gets an immediate full pass instead, so nothing is lost;
+- a **replica** thread heartbeats this daemon's row in the store's registry every third of ``lease_ttl_s``; on
+  PostgreSQL the live replicas share the groups (each group's preferred owner takes it, others hand it over
+  between passes) and a webhook delivery for a group held elsewhere is forwarded to its owner by ``NOTIFY``;
 - the **main thread** waits for signals: SIGTERM/SIGINT drains (no new passes, webhooks answer 503, in-flight
   passes get ``shutdown_timeout_s``), a second one exits at once; SIGHUP validates and then swaps the
   configuration and mappings between passes.
@@ -24,7 +27,9 @@ The package, one idea per module (arrows are imports; nothing but ``core`` impor
     scheduler   when each group runs which pass: polling, debounced hints, one pass per group (no I/O)
     metrics     the Prometheus metrics and their registry (quarantine count read at scrape)  <- logs
     health      each endpoint's last full pass, and the readiness verdict  <- logs, runtime
-    webhooks    registering webhooks, verifying deliveries into hints  <- logs, runtime, scheduler, metrics
+    sharing     the replica registry, which groups are this replica's, hints forwarded between replicas  <- logs,
+                scheduler
+    webhooks    registering webhooks, verifying deliveries into hints  <- logs, runtime, metrics
     passes      the dispatcher, the pass pool, per-thread connectors, a pass's log line  <- all the above
     web         WSGI routes (/healthz /readyz /metrics /webhooks/<department>) and the server  <- metrics, webhooks
     core        Daemon: builds the parts, start, signals, reload, shutdown and exit code; run()  <- everything

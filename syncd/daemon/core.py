@@ -25,6 +25,7 @@ from syncd.daemon.metrics import AUDIT_HEAD_EVERY_S, Metrics, ObserveRequests, l
 from syncd.daemon.passes import Passes
 from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
 from syncd.daemon.scheduler import Scheduler
+from syncd.daemon.sharing import Sharing
 from syncd.daemon.webhooks import Webhooks
 from syncd.leasing import Leases
 from syncd.store import Lease, Store
@@ -65,11 +66,17 @@ class Daemon:
         self._clock = clock
         self._server: web.Server | None = None
         self.health = Readiness(clock)
+        self.sharing = Sharing(
+            store=self.store, leases=self.leases, scheduler=self.scheduler, groups=lambda: self.runtime.groups
+        )
+        self.metrics.observe_sharing(
+            groups=lambda: self.runtime.groups, owned=self.sharing.owned, live=self.sharing.live
+        )
         self.passes = Passes(
             runtime=lambda: self.runtime,
             connector_for=connector_for,
             store=self.store,
-            leases=self.leases,
+            sharing=self.sharing,
             scheduler=self.scheduler,
             metrics=self.metrics,
             readiness=self.health,
@@ -78,7 +85,7 @@ class Daemon:
         self.webhooks = Webhooks(
             runtime=lambda: self.runtime,
             connector_for=connector_for,
-            scheduler=self.scheduler,
+            hint=self.sharing.hint,
             metrics=self.metrics,
             stopping=self._stopping,
         )
@@ -93,11 +100,13 @@ class Daemon:
         self._server, url = web.serve(instance.listen, self.app, max_body_bytes=instance.max_webhook_bytes)
         if self._observe_requests is not None:
             self._stop_observing = self._observe_requests(self.metrics.request)
+        self.sharing.start()
         self.passes.start()
         log.info(
             "started",
             listen=url,
             groups=sorted(self.runtime.groups),
+            replica=self.sharing.replica,
             workers=self.runtime.config.instance.workers,
             webhooks=self.runtime.config.instance.public_url is not None,
             config_version=self.runtime.version,
@@ -147,6 +156,7 @@ class Daemon:
         if self._stop_observing is not None:
             self._stop_observing()
             self._stop_observing = None
+        self.sharing.stop()
         self._release_leases()
         self.store.close()
 
@@ -188,7 +198,9 @@ class Daemon:
             self._stop_observing()
             self._stop_observing = None
         # Released even with passes still running: those are fenced out at their next commit, and the groups'
-        # next holder need not wait lease_ttl_s for them.
+        # next holder need not wait lease_ttl_s for them; this replica leaves the registry first, so the others
+        # count it out when they take them.
+        self.sharing.stop()
         self._release_leases()
         if unfinished:
             log.error("shutdown.timed_out", unfinished=unfinished, timeout_s=timeout)
@@ -232,7 +244,11 @@ class Daemon:
 
     def readiness(self) -> dict[str, Any]:
         """What /readyz answers: ready, and otherwise each reason (store, endpoint, shutdown)."""
-        return self.health.verdict(self.runtime, self.store, stopping=self._stopping.is_set())
+        owned = self.sharing.owned()
+        # With several replicas each answers for the groups it owns; on SQLite (one daemon) for every group.
+        judged = owned if self.sharing.fair else None
+        verdict = self.health.verdict(self.runtime, self.store, stopping=self._stopping.is_set(), groups=judged)
+        return {**verdict, "replica": self.sharing.replica, "groups_owned": owned}
 
 
 def _lost(lease: Lease) -> None:

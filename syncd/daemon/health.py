@@ -92,8 +92,14 @@ class Readiness:
         with self._lock:
             self._polls = {k: v for k, v in self._polls.items() if k.split("/", 1)[0] in kept}
 
-    def verdict(self, runtime: Runtime, store: Store, *, stopping: bool) -> dict[str, Any]:
-        """What /readyz answers: ready, and otherwise each reason (store, endpoint, shutdown)."""
+    def verdict(
+        self, runtime: Runtime, store: Store, *, stopping: bool, groups: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """What /readyz answers: ready, and otherwise each reason (store, endpoint, shutdown).
+
+        ``groups``: the groups whose endpoints count (a replica's own; None: every configured group). Another
+        replica's groups are that replica's to poll, so they make this one neither ready nor unready.
+        """
         reasons: dict[str, str] = {}
         if stopping:
             reasons["daemon"] = "shutting down"
@@ -104,7 +110,10 @@ class Readiness:
         now = self._clock()
         with self._lock:
             polls = dict(self._polls)
+        judged = set(runtime.groups) if groups is None else set(groups)
         for name, group in sorted(runtime.groups.items()):
+            if name not in judged:
+                continue
             limit = READY_POLLS * runtime.interval(name)
             for member in group.codecs:
                 key = endpoint_key(name, member)

@@ -6,7 +6,7 @@ are all declared here, in the daemon's own registry, never the process-global on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -79,6 +79,33 @@ class _AuditHead(Collector):
             yield gauge
 
 
+class _Sharing(Collector):
+    """``syncd_group_owned`` per configured group (1: this replica holds it) and ``syncd_replicas_live``."""
+
+    def __init__(
+        self, groups: Callable[[], Iterable[str]], owned: Callable[[], Iterable[str]], live: Callable[[], int]
+    ) -> None:
+        self.groups = groups
+        self.owned = owned
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        """The configured groups only (bounded labels), read at scrape time."""
+        owned = GaugeMetricFamily(
+            "syncd_group_owned",
+            "1 if this replica holds the group's lease (it runs its passes), else 0.",
+            None,
+            ["group"],
+        )
+        mine = set(self.owned())
+        for group in sorted(self.groups()):
+            owned.add_metric([group], 1.0 if group in mine else 0.0)
+        yield owned
+        live = GaugeMetricFamily("syncd_replicas_live", "Replicas whose registry heartbeat is current (this one too).")
+        live.add_metric([], float(self.live()))
+        yield live
+
+
 class Metrics:
     """The daemon's Prometheus metrics, in their own registry (never the process-global one)."""
 
@@ -107,6 +134,12 @@ class Metrics:
         )
         r.register(_Quarantined(store))
         r.register(_AuditHead(store))
+
+    def observe_sharing(
+        self, *, groups: Callable[[], Iterable[str]], owned: Callable[[], Iterable[str]], live: Callable[[], int]
+    ) -> None:
+        """Serve which groups this replica owns, and how many replicas are live (read at each scrape)."""
+        self.registry.register(_Sharing(groups, owned, live))
 
     def request(self, tool: str, status: str) -> None:
         """Count one API request attempt (the connectors' pacing observer)."""

@@ -5,9 +5,11 @@ decides what is due, this hands it to ``instance.workers`` threads (one pass per
 stops handing over and waits for what is in flight.
 
 One pass per group at a time holds across processes too: a pass runs only under the group's lease
-(:class:`syncd.leasing.Leases`, renewed in the background). A group another process holds is skipped (said once)
-and tried again at its next turn; a pass fenced out mid-way (LeaseLost: this process stalled past its lease) stops,
-and the group's lease is taken again at a later turn, its journal recovered by whoever holds it then.
+(:class:`syncd.leasing.Leases`, renewed in the background), claimed through :class:`~syncd.daemon.sharing.Sharing`
+(which, with several replicas, also says whether the group is this replica's to take). A group another process
+holds is skipped (said once) and tried again at its next turn; a pass fenced out mid-way (LeaseLost: this process
+stalled past its lease) stops, and the group's lease is taken again at a later turn, its journal recovered by
+whoever holds it then. When a pass ends, a group another live replica should own is handed over.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from syncd.daemon.logs import log
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.runtime import ConnectorFactory, Runtime
 from syncd.daemon.scheduler import Job, Scheduler
+from syncd.daemon.sharing import Sharing
 from syncd.engine import Pass
 from syncd.errors import LeaseLost, SyncdError
-from syncd.leasing import Leases
 from syncd.mapping import Group
 from syncd.store import Lease, Store
 
@@ -40,7 +42,7 @@ class Passes:
         runtime: Callable[[], Runtime],
         connector_for: ConnectorFactory,
         store: Store,
-        leases: Leases,
+        sharing: Sharing,
         scheduler: Scheduler,
         metrics: Metrics,
         readiness: Readiness,
@@ -51,7 +53,7 @@ class Passes:
         """The configuration in force now; a pass keeps the one it started with, whatever a reload does."""
         self._connector_for = connector_for
         self._store = store
-        self._leases = leases
+        self._sharing = sharing
         self._held_elsewhere: set[str] = set()
         """Groups last found leased by another process (said once, until this process takes them)."""
         self._scheduler = scheduler
@@ -133,8 +135,8 @@ class Passes:
             self._scheduler.done(job, started)
 
     def _lease(self, group: str) -> Lease | None:
-        """The group's lease, taken or renewed now; None (logged once) while another process holds it."""
-        lease = self._leases.try_take(group)
+        """The group's lease, taken or renewed now; None (logged once) while it is not this process's."""
+        lease = self._sharing.claim(group)
         if lease is None:
             if group not in self._held_elsewhere:
                 self._held_elsewhere.add(group)
@@ -145,6 +147,7 @@ class Passes:
                     group=group,
                     holder=holder.holder if holder is not None else None,
                     since=holder.acquired_at.isoformat() if holder is not None else None,
+                    preferred=self._sharing.preferred(group),
                 )
             return None
         if group in self._held_elsewhere:
@@ -153,7 +156,6 @@ class Passes:
         return lease
 
     def _pass(self, runtime: Runtime, group: Group, job: Job) -> None:
-        kind = "full" if job.hints is None else "hinted"
         started = self._clock()
         try:
             lease = self._lease(group.name)
@@ -162,6 +164,13 @@ class Passes:
             return
         if lease is None:
             return
+        try:
+            self._run_pass(runtime, group, job, lease, started)
+        finally:
+            self._sharing.finished(group.name)
+
+    def _run_pass(self, runtime: Runtime, group: Group, job: Job, lease: Lease, started: float) -> None:
+        kind = "full" if job.hints is None else "hinted"
         try:
             connectors = self._connectors(runtime)
             members = {member: connectors[member] for member in group.codecs}

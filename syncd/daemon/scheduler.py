@@ -92,6 +92,18 @@ class Scheduler:
             self.changed.notify_all()
             return "queued"
 
+    def poll_now(self, group: str) -> None:
+        """Run a full pass of the group at once (this replica has just taken it over: catch up without waiting)."""
+        with self.changed:
+            schedule = self._groups.get(group)
+            if schedule is None or self._closed:
+                return
+            schedule.full_requested = True
+            schedule.hints.clear()
+            schedule.hint_count = 0
+            schedule.first_hint_at = None
+            self.changed.notify_all()
+
     def take(self) -> list[Job]:
         """The passes due now (each group marked running until :meth:`done`); a full pass absorbs waiting hints."""
         jobs: list[Job] = []

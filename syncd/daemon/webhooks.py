@@ -18,7 +18,6 @@ from syncd.connector import Connector
 from syncd.daemon.logs import log
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.runtime import ConnectorFactory, Runtime
-from syncd.daemon.scheduler import Scheduler
 from syncd.errors import AuthFailed, ConnectorError, SyncdError, ToolConfigError
 
 OTHER_DEPARTMENT = "other"
@@ -33,14 +32,15 @@ class Webhooks:
         *,
         runtime: Callable[[], Runtime],
         connector_for: ConnectorFactory,
-        scheduler: Scheduler,
+        hint: Callable[[str, str, list[str]], str],
         metrics: Metrics,
         stopping: threading.Event,
     ) -> None:
         self._runtime = runtime
         """The configuration in force now (a reload swaps it while a registration may run)."""
         self._connector_for = connector_for
-        self._scheduler = scheduler
+        self._hint = hint
+        """Queues a delivery's refs for a group: here if this replica holds it, else forwarded to its owner."""
         self._metrics = metrics
         self._stopping = stopping
         self._lock = threading.Lock()
@@ -127,7 +127,11 @@ class Webhooks:
         return Response(status=200, headers=echoed)
 
     def _delivery(self, request: Request, department: str, verifier: Connector) -> Response:
-        """Verify a delivery, then queue its refs as hints for every group the department is a member of."""
+        """Verify a delivery, then queue its refs as hints for every group the department is a member of.
+
+        A group another replica holds gets them forwarded (``forwarded``); on SQLite there is one host, and a
+        group held by another process (a ``syncd once``) reads the change at its next poll here.
+        """
         runtime = self._runtime()
         limit = runtime.config.instance.max_webhook_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -142,8 +146,9 @@ class Webhooks:
             return self._answer(department, "unauthorized", 401, error=error.message)
         except ConnectorError as error:
             return self._answer(department, "malformed", 400, error=error.message)
-        outcomes = {self._scheduler.hint(group, department, refs) for group in runtime.groups_of(department)}
-        outcome = "overflow" if "overflow" in outcomes else "queued" if refs else "no_refs"
+        outcomes = {self._hint(group, department, refs) for group in runtime.groups_of(department)}
+        outcome = next((each for each in ("overflow", "queued", "forwarded") if each in outcomes), "queued")
+        outcome = outcome if refs else "no_refs"
         return self._answer(department, outcome, 200, refs=len(refs))
 
     def _answer(self, department: str, outcome: str, status: int, **details: Any) -> Response:  # noqa: ANN401 - log fields

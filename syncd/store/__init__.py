@@ -11,7 +11,8 @@ credential, and a store dump or ``syncd status`` must not.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +35,9 @@ from syncd.errors import StoreUnavailable as StoreUnavailable
 from syncd.plan import Refusal
 from syncd.redact import redact
 from syncd.store import leases as _leases
+from syncd.store import replicas as _replicas
 from syncd.store.leases import Lease
+from syncd.store.replicas import Replica as Replica
 from syncd.store.schema import (
     base,
     behind,
@@ -255,6 +258,52 @@ class Store:
         """The lease clock's time now, and every group's lease row (live where ``expires_at`` is later)."""
         with self.engine.begin() as connection:
             return _leases.now(connection), _leases.holders(connection)
+
+    # ----- the replica registry and hints between replicas (see syncd.store.replicas) --------------------------
+
+    def heartbeat(self, replica_id: str, host: str, pid: int, ttl_s: float) -> tuple[datetime, list[Replica]]:
+        """Register or renew this replica for ``ttl_s``; the lease clock's time and every replica row after."""
+        with self.engine.begin() as connection:
+            _replicas.heartbeat(connection, replica_id, host, pid, ttl_s)
+            return _leases.now(connection), _replicas.registry(connection)
+
+    def leave(self, replica_id: str) -> None:
+        """Mark a replica gone now (its clean shutdown), so the others need not wait for its heartbeat to lapse."""
+        with self.engine.begin() as connection:
+            _replicas.leave(connection, replica_id)
+
+    def replicas(self) -> tuple[datetime, list[Replica]]:
+        """The lease clock's time now, and every replica row (live where ``expires_at`` is later)."""
+        with self.engine.begin() as connection:
+            return _leases.now(connection), _replicas.registry(connection)
+
+    @property
+    def shared(self) -> bool:
+        """Whether replicas on several hosts can share this store (PostgreSQL; SQLite is one host's file)."""
+        return self.engine.dialect.name == "postgresql"
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Send a PostgreSQL notification to every session listening on ``channel`` (delivered at commit)."""
+        with self.engine.begin() as connection:
+            connection.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+
+    def listen(self, channel: str, received: Callable[[str], None], stop: threading.Event) -> None:
+        """Hand each notification on ``channel`` to ``received`` until ``stop`` is set (PostgreSQL; blocks).
+
+        On a connection of its own, outside the pool (a session that LISTENs must stay open and idle); checked
+        for ``stop`` each second. Raises whatever the driver raises when the connection fails (the caller retries).
+        """
+        import psycopg  # noqa: PLC0415 - only a PostgreSQL store listens
+        from psycopg import sql  # noqa: PLC0415 - likewise
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            while not stop.is_set():
+                for note in connection.notifies(timeout=1.0):
+                    received(note.payload)
+                    if stop.is_set():
+                        return
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -14,6 +14,8 @@
   a copy of one (origin = the original's endpoint and id), so nothing is copied twice and nothing echoes.
 - ``leases``: per group, the one process allowed to write it (``holder``), until ``expires_at``, and ``token``, the
   fencing token: bumped at each change of holder, checked by every commit of the group's work.
+- ``replicas``: per running daemon (its replica id, the lease holder name), its host and pid, when it started,
+  its last heartbeat (``seen_at``) and when that lapses (``expires_at``): the live ones share the groups.
 - ``audit``: append-only, hash-chained events, each with the ``hash_format`` it was chained in (see
   :mod:`syncd.audit`); ``audit_head`` holds the chain's last seq and hash, locked by each append.
 """
@@ -168,6 +170,17 @@ leases = Table(
     Column("token", Integer, nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("renewed_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("replica_id", String(300), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
