@@ -18,13 +18,47 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from syncd.errors import LeaseHeld
+from syncd.errors import LeaseHeld, holder_host_pid
 from syncd.store import Lease, Store
 
 
 def replica_id() -> str:
-    """The calling process's holder name in lease rows: ``host:pid:suffix`` (the suffix tells a reused pid apart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """The calling process's holder name in lease rows: ``host:pid:namespace-suffix``.
+
+    The suffix tells a reused pid apart; the PID namespace (Linux) says where the pid means something, so that a
+    holder found dead (see :func:`gone`) is one of this host's processes in this namespace, not a container's.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{_namespace()}-{secrets.token_hex(3)}"
+
+
+def _namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
+def gone(holder: str) -> bool:
+    """Whether a holder is a process of this host and PID namespace that no longer runs (killed, crashed).
+
+    Such a lease would otherwise keep its group for the rest of its TTL: an operator who runs ``syncd once`` again
+    after one was killed would wait for nothing. Anything uncertain (another host, another namespace, a pid now
+    running something else) counts as alive: the lease then expires as usual.
+    """
+    host, pid = holder_host_pid(holder)
+    if (
+        host != socket.gethostname()
+        or not pid.isdigit()
+        or not holder.rpartition(":")[2].startswith(_namespace() + "-")
+    ):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def share(groups: Iterable[str], replicas: Iterable[str]) -> dict[str, str]:
@@ -70,8 +104,18 @@ class Leases:
         self._renewer: threading.Thread | None = None
 
     def try_take(self, group: str) -> Lease | None:
-        """Take (or renew) the group's lease once; None while another process holds it."""
+        """Take (or renew) the group's lease once; None while another process holds it.
+
+        A lease whose holder is a process of this host that no longer runs is released first (see :func:`gone`):
+        the dead process can commit nothing, and what it left in the journal is recovered by this one's pass.
+        """
         lease = self.store.acquire(group, self.holder, self.ttl_s)
+        if lease is None:
+            now, rows = self.store.holders()
+            current = next((row for row in rows if row.group == group and row.live(now)), None)
+            if current is not None and current.holder != self.holder and gone(current.holder):
+                self.store.release(current)  # only if it is still that holder's, with that token
+                lease = self.store.acquire(group, self.holder, self.ttl_s)
         with self._lock:
             if lease is None:
                 self._held.pop(group, None)

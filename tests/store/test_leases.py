@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from syncd.errors import LeaseLost, SchemaTooNew
+from syncd.leasing import Leases, gone, replica_id
 from syncd.store import Lease, Store
 from tests.store.conftest import SCHEMA_HEAD as HEAD
 from tests.store.conftest import fresh_postgres_database
@@ -84,6 +85,39 @@ def _write_then_fence(store: Store, lease: Lease) -> None:
     with store.transaction() as tx:
         tx.new_item("S1", "launch")
         tx.fence(lease)
+
+
+class TestDeadHolder:
+    def test_a_lease_of_a_killed_process_on_this_host_is_taken_at_once(self, store: Store) -> None:
+        """``syncd once`` killed while it held a group: the next command takes the group now, not after the TTL."""
+        child = subprocess.run(
+            [sys.executable, "-c", "from syncd.leasing import replica_id; print(replica_id())"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        dead = child.stdout.strip()  # the holder name of a process that has ended
+        assert gone(dead)
+        assert store.acquire("g", dead, 600) is not None
+        leases = Leases(store, ttl_s=600)
+        try:
+            lease = leases.try_take("g")
+            assert lease is not None
+            assert lease.token == 2
+        finally:
+            leases.close()
+
+    def test_a_live_holder_or_one_elsewhere_keeps_its_lease(self, store: Store) -> None:
+        """This process, a process on another host, or in another PID namespace: never taken for dead."""
+        assert not gone(replica_id())
+        assert store.acquire("g", "elsewhere:1:0-abcdef", 600) is not None
+        assert not gone("elsewhere:1:0-abcdef")
+        leases = Leases(store, ttl_s=600)
+        try:
+            assert leases.try_take("g") is None
+        finally:
+            leases.close()
 
 
 class TestFence:
