@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from sqlalchemy.exc import ArgumentError
 
 from syncd.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-exported: its callers import it from here
 from syncd.errors import SyncdError
+from syncd.guard import Threshold
 from syncd.redact import remember
 from syncd.yamlfile import FileError, line_of, load_yaml_model
 
@@ -196,6 +198,23 @@ class AsanaConnection(_Strict):
 Connection = Annotated[JiraConnection | TrelloConnection | AsanaConnection, Field(discriminator="tool")]
 
 
+class MassChange(_Strict):
+    """When one pass's archives, unlinks or recreates toward an endpoint are a mass change held for a person.
+
+    Held when they exceed both ``max_items`` and ``max_share`` of the endpoint's linked items (see
+    :mod:`syncd.guard`).
+    """
+
+    max_items: int = Field(10, ge=0, description="more destructive steps than this toward one endpoint in one pass")
+    max_share: float = Field(
+        0.2, ge=0, le=1, description="... and more than this share of the items the endpoint links"
+    )
+
+    def threshold(self) -> Threshold:
+        """The engine's form of it."""
+        return Threshold(self.max_items, self.max_share)
+
+
 class Department(_Strict):
     """One department and the tool it works in (``config/departments/<name>.yaml``)."""
 
@@ -208,6 +227,7 @@ class Department(_Strict):
     poll_interval_s: float | None = Field(
         None, gt=0, le=DAY_S, description="overrides the instance's poll interval (at most a day)"
     )
+    mass_change: MassChange | None = Field(None, description="overrides the instance's mass-change threshold")
 
     @field_validator("people")
     @classmethod
@@ -281,6 +301,11 @@ class Instance(BaseSettings):
         description="seconds a group's lease outlives its holder's last renewal (renewed every third of it); "
         "shorter fails over sooner after a crash, but a paused process loses its groups sooner",
     )
+    mass_change: MassChange = Field(
+        default_factory=MassChange,
+        description="when archives, unlinks or recreates toward one endpoint in one pass are held for a person "
+        "(`syncd guard`); a department's own setting overrides it",
+    )
     audit_key: Secret | None = Field(
         None,
         description="where the audit chain's HMAC key comes from, e.g. {env: SYNCD_AUDIT_KEY}: kept out of the "
@@ -319,6 +344,14 @@ class Config(_Strict):
     root: Path
     instance: Instance
     departments: dict[str, Department]
+
+    def mass_change(self, members: Iterable[str]) -> dict[str, Threshold]:
+        """Each member's mass-change threshold: its department's, else the instance's."""
+        return {
+            member: (department.mass_change or self.instance.mass_change).threshold()
+            for member in members
+            if (department := self.departments.get(member)) is not None
+        }
 
 
 def load_config(root: Path | str) -> Config:

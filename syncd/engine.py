@@ -7,6 +7,8 @@ The stages, in the order of DESIGN.md's data flow, each in its own module:
   those items, all members at once and no store transaction open while a tool is waited on;
 - **plan** (:mod:`syncd.decide`, pure): each item's plan; where the plan needs the tools' history, the stage says
   which, the pass reads it for every item at once, and plans again;
+- **guard** (:mod:`syncd.guarding`): a mass change (many archives, unlinks or recreates toward one endpoint) is
+  held for a person, the rest goes on;
 - **apply** (:mod:`syncd.executor`): each plan journaled, applied and committed in one transaction, then the item's
   comments mirrored (:mod:`syncd.comment_mirror`); items are applied in parallel when a pool is given;
 - **advance**: cursors move last, once every item read is committed or recorded as failed (and retried by id).
@@ -36,6 +38,8 @@ from syncd.errors import ConnectorError, FatalError
 from syncd.executor import Executor
 from syncd.failures import Failures
 from syncd.fanout import each
+from syncd.guard import Threshold
+from syncd.guarding import Guarding
 from syncd.mapping import Group
 from syncd.merge import Item, heed
 from syncd.model import FieldChange
@@ -74,8 +78,11 @@ class Pass:
         pool: concurrent.futures.Executor | None = None,
         connectors_for_thread: Callable[[], Mapping[str, Connector]] | None = None,
         lease: Lease | None = None,
+        mass_change: Mapping[str, Threshold] | None = None,
     ) -> None:
         """Set up a pass; with ``pool``, items are applied in parallel; with ``lease``, every commit is fenced.
+
+        ``mass_change``: member -> its mass-change threshold (the defaults where none is given).
 
         A backfill is bound by API latency, not by syncd: each pool thread uses its own connectors from
         ``connectors_for_thread``, since SDK clients are not thread-safe.
@@ -95,6 +102,7 @@ class Pass:
             group.name, self.report, quarantine_after=quarantine_after, config_version=config_version
         )
         self.reader = Reader(group, connectors, self.store, self.report)
+        self.guarding = Guarding(group.name, self.store, self.report, mass_change or {}, config_version=config_version)
 
     def run(
         self,
@@ -118,7 +126,7 @@ class Pass:
         found = self.reader.read(hints=hints, replan=replan, skip=skip)
         work = self._plan_all(found, decisions)
         if not dry_run:
-            self._apply_all(work)
+            self._apply_all(self.guarding.screen(work, self.report.emptied))
         if not dry_run and follow is not None:
             self._fold(follow, skip, found.down)
         if not dry_run and hints is None:
@@ -130,6 +138,8 @@ class Pass:
                         tx.set_cursor(endpoint_key(self.group.name, member), batch.cursor)
         read = set(found.batches) if hints is None else set(hints) & set(found.batches)
         self._record_endpoints(found.down, read=read)
+        if not dry_run:
+            self.guarding.settle()
         return self.report
 
     def _fold(self, follow: Callable[[], Hints | None], skip: set[str], down: dict[str, ConnectorError]) -> None:
@@ -146,7 +156,7 @@ class Pass:
                 return
             self.report.folded += sum(len(refs) for refs in more.values())
             found = self.reader.read(hints=more, skip=skip)
-            self._apply_all(self._plan_all(found, {}))
+            self._apply_all(self.guarding.screen(self._plan_all(found, {}), self.report.emptied))
             for member, error in found.down.items():
                 down.setdefault(member, error)
 
@@ -322,7 +332,9 @@ class Pass:
             for conflict in tx.conflicts(group=self.group.name, states=("decided",)):
                 if conflict.take is not None:
                     decisions[conflict.sync_id][conflict.field] = conflict.take
-        return replan | set(decisions), held | unresolved, decisions
+        # Items a mass-change guard names are planned again every pass: held while it is pending, let through (or
+        # kept, if rejected) once a person decided.
+        return replan | set(decisions) | self.guarding.guarded(), held | unresolved, decisions
 
     def _record_endpoints(self, down: Mapping[str, ConnectorError], *, read: set[str]) -> None:
         """Remember which endpoints failed and why (``syncd status``), and which answered again."""

@@ -291,8 +291,8 @@ class SideEmptied(SyncdError):
 
     def __init__(self, endpoint: str, linked: int, listed: int) -> None:
         super().__init__(
-            f"{endpoint}: lists {listed} of {linked} linked items; refusing to treat the rest as deleted "
-            "(check the endpoint's scope and credentials, or confirm the deletion with a person)"
+            f"{endpoint}: lists {listed} of {linked} linked items; what is missing is held as a mass change, not "
+            "propagated (check the endpoint's scope and credentials, then `syncd guard list` to decide)"
         )
         self.endpoint = endpoint
         self.linked = linked

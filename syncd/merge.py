@@ -150,9 +150,6 @@ def heed(view: View, base: Mapping[str, Value] | None, refusals: Mapping[str, Re
     return view if values == view.values else replace(view, values=values)
 
 
-_MISSING = object()
-
-
 @dataclass(frozen=True)
 class FieldDecision:
     """The outcome of merging one field."""
@@ -328,7 +325,7 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         steps.append(Unlink(endpoint, ref, f"left the scope of {endpoint}"))
     for endpoint in creating:
         # A member that should hold the item has none yet: mirror it there.
-        steps.append(Create(endpoint, _mirror_values(new_base), f"new in {', '.join(item.views)}"))
+        steps.append(Create(endpoint, mirror_values(new_base), f"new in {', '.join(item.views)}"))
     waiting = _waiting(policy, item, base, new_base, absent)
     return Plan(item.sync_id, policy.group, tuple(_dedupe(steps)), tuple(conflicts), new_base, origins, waiting)
 
@@ -417,17 +414,17 @@ def _deletion_steps(
     """What deletions at some endpoints mean for the others."""
     if not item.deleted:
         return []
+    # A field the base does not hold was empty when the tools last agreed: a view holding it empty did not change
+    # it (taken for a change, most deleted items read as modified, were recreated, and a mass deletion split in
+    # two: recreates here, archives there, each under the mass-change threshold; found by issue 17's catalogue).
     modified_since_base = item.base is not None and any(
-        not same(view.values[name], base.get(name, _MISSING))
-        for view in views
-        for name in policy.fields
-        if name in view.values
+        not same(view.values[name], base.get(name)) for view in views for name in policy.fields if name in view.values
     )
     steps: list[Step] = []
     for endpoint in sorted(item.deleted):
         if modified_since_base:
             # Deleted here but modified elsewhere since the base: the modification wins, the mirror is recreated.
-            steps.append(Create(endpoint, _mirror_values(new_base), f"deleted at {endpoint} but modified elsewhere"))
+            steps.append(Create(endpoint, mirror_values(new_base), f"deleted at {endpoint} but modified elsewhere"))
         elif policy.on_delete == "archive":
             # Deleted here, untouched elsewhere: archive the mirrors (never delete what people may still need).
             steps += [Archive(v.endpoint, v.ref, f"deleted at {endpoint}") for v in views if not v.archived]
@@ -437,7 +434,8 @@ def _deletion_steps(
     return steps
 
 
-def _mirror_values(base: Mapping[str, Value]) -> dict[str, Value]:
+def mirror_values(base: Mapping[str, Value]) -> dict[str, Value]:
+    """The values a new mirror is made with: the agreed ones, without the pseudo-fields."""
     return {name: value for name, value in base.items() if name != ARCHIVED and value is not None}
 
 

@@ -46,6 +46,12 @@ class PassReport:
     """Refs of webhook hints that arrived during the pass and were folded into it (see ``Pass.run``'s follow)."""
     refused: list[tuple[str, str, Refusal]] = field(default_factory=list)
     """(item, member, refusal) for each value a tool refused in this pass's writes: left out there only."""
+    held: set[str] = field(default_factory=set)
+    """Items a pending mass-change guard holds (not applied, planned again next pass): see :mod:`syncd.guarding`."""
+    guards: list[str] = field(default_factory=list)
+    """The pending guards holding items after this pass (opened, grown or still waiting)."""
+    emptied: dict[str, str] = field(default_factory=dict)
+    """Members whose full listing missed most linked items (-> what it listed): their deletions are held."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -56,8 +62,11 @@ class PassReport:
 
     @property
     def ok(self) -> bool:
-        """Whether every item synced and every member was read (problems are reported values, not failures)."""
-        return not self.failures and not self.down
+        """Whether every item synced, every member was read and no mass change waits for a person.
+
+        Values a tool refused or could not map are reported, not failures.
+        """
+        return not self.failures and not self.down and not self.held
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 from ulid import ULID
 
 from syncd.connector import Connector
-from syncd.errors import ConnectorError
+from syncd.errors import ConnectorError, SideEmptied
 from syncd.fanout import each
 from syncd.mapping import Group
 from syncd.merge import check_side, heed, same
@@ -213,8 +213,12 @@ class Reader:
                     linked += 1
                     if link.ref not in listed:
                         unlisted.append(link)
-                # A listing missing most linked items is an outage, not a mass deletion.
-                check_side(key, linked, linked - len(unlisted))
+                try:
+                    check_side(key, linked, linked - len(unlisted))
+                except SideEmptied as emptied:
+                    # Most linked items missing looks like an outage: whatever is confirmed gone by reading it back
+                    # is held by the mass-change guard whatever its number (syncd.guarding), the rest syncs on.
+                    self.report.emptied[member] = str(emptied)
                 missing[member] = unlisted
         return touched, {member: links for member, links in missing.items() if links}
 

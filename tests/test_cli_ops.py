@@ -475,6 +475,7 @@ class TestStatus:
             "open_conflicts": 2,
             "failing_endpoints": 0,
             "refused_values": 1,
+            "guards": [],
             "audit_events": 0,
             "groups": {
                 "launch": {
@@ -548,6 +549,7 @@ class TestStatus:
             "open_conflicts": 0,
             "failing_endpoints": 0,
             "refused_values": 0,
+            "guards": [],
             "audit_events": 0,
             "replicas": [],
             "groups": {},

@@ -13,17 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from connectors.base import Connector
 from connectors.jira import JiraConnector
 from sandbox.org import Sandbox
 from sandbox.seed import SERVICE_ACCOUNT, token_for
 from syncd.audit import events
 from syncd.engine import Pass, endpoint_key
-from syncd.errors import SideEmptied
 from syncd.mapping import Group
-from syncd.store import Store
+from syncd.store import Store, guards
 from tests.connectors.receiver import Receiver
 from tests.syncd_env import run
 
@@ -101,22 +98,25 @@ class TestJiraDeletions:
         assert all(e.message == "deleted at engineering" for e in archives)
         assert run(group, connectors, store) == 0
 
-    def test_a_check_missing_most_issues_is_an_outage_not_a_mass_deletion(
+    def test_a_check_missing_most_issues_is_held_not_propagated(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
     ) -> None:
-        """A listing that misses most linked issues stops the pass (SideEmptied), as a full scan's would: nothing
-        is archived and the cursor stays, so the next poll lists again."""
+        """A listing that misses most linked issues (SideEmptied) no longer stops the group: what is confirmed gone
+        is held by a mass-change guard whatever its number, nothing is archived, and the pass ends."""
         items = mirrored(group, connectors, store)
         assert len(items) >= 5
         ana = sandbox.jira.act_as(ANA)
         for refs in items:
             ana.delete(refs["engineering"])
         age_deletion_check(group, connectors, store)
-        due = jira_cursor(group, store)
-        with pytest.raises(SideEmptied, match="lists 0 of"):
-            Pass(group, connectors, store).run()
+        report = Pass(group, connectors, store).run()
+        assert "lists 0 of" in report.emptied["engineering"]
+        assert len(report.held) == len(items)
         assert not any(any(archived(connectors, refs).values()) for refs in items)
-        assert jira_cursor(group, store) == due  # still due: the next poll lists again
+        with store.transaction() as tx:
+            held = [guard for guard in guards.active(tx) if guard.state == "pending"]
+        assert sorted(guard.endpoint for guard in held) == ["marketing", "sales"]
+        assert all("listing emptied" in guard.reason for guard in held)
 
     def test_the_issue_deleted_webhook_archives_the_mirrors_at_once(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store

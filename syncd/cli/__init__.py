@@ -8,6 +8,7 @@ module          owns
 ``audit``       ``audit`` (list, export) and ``audit verify``
 ``conflicts``   ``conflicts list|show|resolve``
 ``quarantine``  ``quarantine list|retry``
+``guard``       ``guard list|show|confirm|reject``: mass changes held for a person
 ``status``      ``status``
 ``scaffold``    ``init department|group``
 ``sandbox``     ``sandbox serve`` (the only module here that imports the emulators)
@@ -32,6 +33,7 @@ from syncd import __version__
 from syncd.cli import check, demo, status, sync
 from syncd.cli.audit import audit_app
 from syncd.cli.conflicts import conflicts_app
+from syncd.cli.guard import guard_app
 from syncd.cli.handler import Handled
 from syncd.cli.quarantine import quarantine_app
 from syncd.cli.sandbox import sandbox_app
@@ -56,6 +58,7 @@ app.command("demo")(demo.demo)
 app.add_typer(audit_app, name="audit")
 app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(guard_app, name="guard")
 app.command("status")(status.status)
 app.add_typer(init_app, name="init")
 

@@ -134,6 +134,10 @@ def _status(tx: Tx) -> dict[str, Any]:
                     "message": refusal.message,
                 }
             )
+    from syncd.cli.guard import as_json  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    held = [as_json(guard) for guard in guards.active(tx) if guard.state == "pending"]
     audit_events = execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar() or 0
     replicas = _replicas(tx, groups)
     ordered = {name: groups[name] for name in sorted(groups)}
@@ -143,11 +147,12 @@ def _status(tx: Tx) -> dict[str, Any]:
     open_conflicts = sum(each["conflicts"]["open"] for each in ordered.values())
     unreadable = sum(1 for each in ordered.values() for place in each["endpoints"].values() if place["failing"])
     return {
-        "ok": quarantined == 0 and open_conflicts == 0 and unreadable == 0,
+        "ok": quarantined == 0 and open_conflicts == 0 and unreadable == 0 and not held,
         "quarantined": quarantined,
         "open_conflicts": open_conflicts,
         "failing_endpoints": unreadable,
         "refused_values": sum(len(each["refused"]) for each in ordered.values()),
+        "guards": held,
         "audit_events": audit_events,
         "replicas": replicas,
         "groups": ordered,
@@ -204,6 +209,14 @@ def _print_status(summary: dict[str, Any]) -> None:
                 cells = (name, row["item"], row["endpoint"], row["field"], shown, since, row["message"])
                 refused.add_row(*(Text(cell) for cell in cells))
         print_table(refused)
+    if summary["guards"]:
+        held = Table(title="mass changes held for a person (syncd guard show ID, then confirm or reject)")
+        for heading in ("guard", "group", "endpoint", "from", "items", "why"):
+            held.add_column(heading, overflow="fold")
+        for guard in summary["guards"]:
+            row = (guard["id"], guard["group"], guard["endpoint"], ", ".join(guard["sources"]), str(guard["items"]))
+            held.add_row(*(Text(cell) for cell in row), Text(guard["reason"]))
+        print_table(held)
     typer.echo(f"audit log: {summary['audit_events']} events")
 
 
@@ -219,8 +232,8 @@ def status(
     token.
 
     A refused value is left out for that tool only and the rest of its item syncs, so it does not fail the status.
-    Exit 0: all clear; 1: an item is quarantined, a conflict is open or an endpoint's tool cannot be read (for cron
-    alerts); 2: config or store unreadable.
+    Exit 0: all clear; 1: an item is quarantined, a conflict is open, an endpoint's tool cannot be read or a mass
+    change is held for a person (for cron alerts); 2: config or store unreadable.
     """
     with open_store(config_dir) as store, store.transaction() as tx:
         summary = _status(tx)
@@ -233,7 +246,12 @@ def status(
         stderr.print(
             f"attention: {_many(summary['quarantined'], 'item')} quarantined (syncd quarantine list), "
             f"{_many(summary['open_conflicts'], 'conflict')} open (syncd conflicts list)"
-            + (f", {_many(failing, 'endpoint')} failing (see the endpoints table)" if failing else ""),
+            + (f", {_many(failing, 'endpoint')} failing (see the endpoints table)" if failing else "")
+            + "".join(
+                f", guard {guard['id']} holds {_many(guard['items'], 'item')} at {guard['group']}/{guard['endpoint']}"
+                f" (syncd guard show {guard['id']})"
+                for guard in summary["guards"]
+            ),
             highlight=False,
         )
         return Outcome.ATTENTION

@@ -70,7 +70,14 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
             lease = None if dry_run else leases.take(group.name, wait_s=wait_s)
             try:
                 run = Pass(
-                    group, build(), store, config_version=version, pool=pool, connectors_for_thread=build, lease=lease
+                    group,
+                    build(),
+                    store,
+                    config_version=version,
+                    pool=pool,
+                    connectors_for_thread=build,
+                    lease=lease,
+                    mass_change=config.mass_change(group.codecs),
                 )
                 reports.append(run.run(dry_run=dry_run))
             except SQLAlchemyError as error:  # the store went away or filled up mid-pass
@@ -90,7 +97,9 @@ def once(
     mappings_dir: MappingsOption = Path("mappings"),
     wait: WaitOption = 10.0,
 ) -> Outcome:
-    """Run one pass over every sync group; exit 1 if an item failed or a tool could not be read, 2 if refused.
+    """Run one pass over every sync group; exit 1 if something waits (a failed item, an unread tool, a guard).
+
+    Exit 2 if refused. A held mass change (`syncd guard list`) waits for a person's decision.
 
     An item that failed and a tool that did not answer are retried on the next pass; a tool that refused syncd's
     credentials or configuration (exit 2) needs a person, and so does a group another process kept writing for
@@ -108,6 +117,12 @@ def once(
             stderr.print(f"  [red]not read[/] {member}: {escape(redact(error))}", highlight=False)
         for sync_id, failure in report.failures.items():
             stderr.print(f"  [red]failed[/] {sync_id}: {escape(redact(failure))}", highlight=False)
+        if report.held:
+            stderr.print(
+                f"  [yellow]held[/] {len(report.held)} items of a mass change, waiting for a person: "
+                f"guards {', '.join(report.guards)} (syncd guard show ID, then syncd guard confirm|reject ID)",
+                highlight=False,
+            )
         for sync_id, member, refusal in report.refused:
             stderr.print(
                 f"  [yellow]left out[/] {sync_id} {refusal.field} in {member}: {escape(redact(refusal.message))}",

@@ -44,6 +44,26 @@ def _error_class(text: str) -> str:
     return found[0] if found else "error"
 
 
+def _held(store: Store) -> list[dict[str, Any]]:
+    """The pending mass-change guards, for /readyz: ids, where, how many items (no titles: it is unauthenticated)."""
+    from syncd.store import guards  # noqa: PLC0415 - read only by /readyz
+
+    try:
+        with store.transaction() as tx:
+            pending = [guard for guard in guards.active(tx) if guard.state == "pending"]
+    except Exception:  # the store's own check above says it does not answer
+        return []
+    return [
+        {
+            "id": guard.id,
+            "endpoint": f"{guard.group}/{guard.endpoint}",
+            "items": len(guard.items),
+            "decide": f"syncd guard show {guard.id}",
+        }
+        for guard in pending
+    ]
+
+
 class Readiness:
     """The last full pass's result per endpoint (thread-safe), and the readiness verdict built on it."""
 
@@ -124,4 +144,7 @@ class Readiness:
                     reasons[key] = f"last poll failed: {poll.error}"
                 elif now - poll.at > limit:
                     reasons[key] = f"last successful poll {now - poll.at:.1f} s ago (limit {limit:.1f} s)"
-        return {"ready": not reasons, "not_ready": reasons}
+        # A held mass change waits for a person but stops nothing else: the daemon stays ready (a 503 would take it
+        # out of service and stop every other group's webhooks) and says why it is degraded.
+        held = _held(store)
+        return {"ready": not reasons, "not_ready": reasons, "degraded": bool(held), "guards": held}

@@ -183,6 +183,7 @@ class Passes:
                 pool=self.apply_pool if parallel else None,
                 connectors_for_thread=(lambda: self._connectors(runtime)) if parallel else None,
                 lease=lease,
+                mass_change=runtime.config.mass_change(group.codecs),
             ).run(hints=job.hints, follow=lambda: self._scheduler.take_hints(group.name))
         except LeaseLost as error:
             duration = round(self._clock() - started, 3)

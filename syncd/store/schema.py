@@ -16,6 +16,9 @@
   fencing token: bumped at each change of holder, checked by every commit of the group's work.
 - ``replicas``: per running daemon (its replica id, the lease holder name), its host and pid, when it started,
   its last heartbeat (``seen_at``) and when that lapses (``expires_at``): the live ones share the groups.
+- ``guards``: mass changes held for a person (see :mod:`syncd.guard`): per group and affected endpoint, the items
+  and the destructive steps held, the state (pending, confirmed, rejected), who decided and when, and ``open``: the
+  items a decided guard still has to be applied to (``settled_at`` once none are left).
 - ``audit``: append-only, hash-chained events, each with the ``hash_format`` it was chained in (see
   :mod:`syncd.audit`); ``audit_head`` holds the chain's last seq and hash, locked by each append.
 """
@@ -197,6 +200,27 @@ audit = Table(
     Column("hash", String(64), nullable=False),
     # 1: SHA-256 of the content (rows written before 0009), 2: SHA-256 of every column, 3: HMAC of every column.
     Column("hash_format", Integer, nullable=False, server_default="1"),
+)
+
+guards = Table(
+    "guards",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("group_name", String(200), nullable=False, index=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("sources", JSON, nullable=False),
+    # sync_id -> {source, what, ref, source_ref, title, reason}: what would be done to the item, and why.
+    Column("items", JSON, nullable=False),
+    Column("linked", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    # pending: held for a person; confirmed: the next passes apply it; rejected: the next passes keep the mirrors.
+    Column("state", String(20), nullable=False, index=True),
+    Column("open", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("settled_at", DateTime(timezone=True), nullable=True),
 )
 
 audit_head = Table(

@@ -33,7 +33,7 @@ from syncd.audit import verify
 from syncd.cli import app
 from syncd.engine import Pass, PassReport
 from syncd.mapping import Group, compile_group
-from syncd.store import Store
+from syncd.store import Store, guards
 from tests.reliability import sandbox_environment
 from tests.syncd_env import ROOT, SYNCD, sandbox_connectors
 from tests.test_daemon import DaemonProcess, wait_for
@@ -624,4 +624,52 @@ def test_an_unparseable_asana_date_is_reported_and_the_rest_syncs(world: World) 
     report = world.run()
     assert report.problems or report.failures
     assert world.renamed_everywhere()
+    assert verify(world.store).ok
+
+
+# ----- mass changes (issue 17) ------------------------------------------------------------------------------
+
+
+def _archive(sandbox: Sandbox, card: str) -> None:
+    sandbox.trello.act_as("eli@corp.example").archive(card)
+
+
+def _delete(sandbox: Sandbox, card: str) -> None:
+    sandbox.trello.act_as("eli@corp.example").delete(card)
+
+
+@pytest.mark.parametrize("change", [_archive, _delete], ids=["archive 24 of 29 cards", "delete 24 of 29 cards"])
+def test_a_mass_change_in_trello_is_held_and_the_rest_keeps_syncing(
+    world: World, tmp_path: Path, change: Callable[[Sandbox, str], None]
+) -> None:
+    """Eli archives (or deletes) 24 of the 29 cards while another card is renamed: the rename syncs, no Jira issue
+    moves to Done and no Asana task leaves its project, the pass is not ok, and `syncd status` exits 1 naming the
+    guards and the command to decide (it used to exit 0 and say ok)."""
+    settle(world)
+    environment = sandbox_environment(world.sandbox, tmp_path)
+    with world.store.transaction() as tx:
+        refs = [
+            {key.split("/", 1)[1]: each.ref for key, each in tx.links(link.sync_id).items()}
+            for link in tx.endpoint_links(f"{world.group.name}/sales")
+        ]
+    renamed = world.card(RENAMED)
+    chosen = [each for each in refs if each["sales"] != renamed][:24]
+    for each in chosen:
+        change(world.sandbox, each["sales"])
+    world.rename_elsewhere()
+
+    report = world.run()
+
+    assert len(report.held) == 24
+    assert not report.ok
+    assert world.renamed_everywhere()
+    for member in ("engineering", "marketing"):
+        records = world.connectors[member].fetch([each[member] for each in chosen])
+        assert [record.archived for record in records] == [False] * 24
+    result = CliRunner().invoke(app, ["status", "--config", environment["CONFIG_DIR"]], env=environment)
+    assert result.exit_code == 1
+    with world.store.transaction() as tx:
+        held = [guard for guard in guards.active(tx) if guard.state == "pending"]
+    assert sorted(guard.endpoint for guard in held) == ["engineering", "marketing"]
+    assert all(f"syncd guard show {guard.id}" in result.output for guard in held)
     assert verify(world.store).ok

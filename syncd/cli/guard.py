@@ -1,0 +1,213 @@
+"""``syncd guard``: mass changes held for a person (many archives, unlinks or recreates toward one endpoint).
+
+List them, show one whole, confirm or reject one. Only the store is needed (no credential, no tool contacted): a
+decision is recorded with its audit event (naming who decided) in one transaction, under the group's lease, and
+the group's next pass applies it: ``confirm`` lets the held steps through for exactly the guard's items; ``reject``
+keeps the mirrors as they are (see :func:`syncd.guard.rejected` and docs/engine.md, "Mass changes").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from syncd.cli.console import print_table, stderr, utc_time
+from syncd.cli.options import ByOption, ConfigOption, operator
+from syncd.cli.store import WaitOption, open_leases, open_store
+from syncd.errors import CommandRefused
+
+if TYPE_CHECKING:
+    from syncd.store import Tx
+    from syncd.store.guards import Guard
+
+guard_app = typer.Typer(
+    help="Mass changes held for a person: list them, show one, confirm (apply) or reject (keep the mirrors).",
+    no_args_is_help=True,
+)
+
+
+class GuardFormat(StrEnum):
+    """How ``syncd guard list`` prints: a table for a person, JSON for a script."""
+
+    table = "table"
+    json = "json"
+
+
+def as_json(guard: Guard) -> dict[str, Any]:
+    """A guard as ``--format json`` and ``syncd status`` give it."""
+    return {
+        "id": guard.id,
+        "group": guard.group,
+        "endpoint": guard.endpoint,
+        "sources": guard.sources,
+        "state": guard.state,
+        "items": len(guard.items),
+        "open": len(guard.open),
+        "linked": guard.linked,
+        "reason": guard.reason,
+        "created_at": guard.created_at.isoformat(),
+        "decided_by": guard.decided_by,
+        "decided_at": guard.decided_at.isoformat() if guard.decided_at else None,
+        "settled_at": guard.settled_at.isoformat() if guard.settled_at else None,
+    }
+
+
+def _find(tx: Tx, guard_id: str) -> Guard:
+    """The guard an id or a unique prefix of it names; refused saying whether none or several match."""
+    from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    wanted = guard_id.strip()
+    if not wanted:
+        raise CommandRefused("a guard id is required: `syncd guard list` shows them")
+    found = [guard for guard in guards.matching(tx, wanted) if guard.id.startswith(wanted)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        shown = ", ".join(guard.id for guard in found[:5])
+        raise CommandRefused(
+            f"guard id {wanted!r} is ambiguous: {len(found)} guards start with it ({shown}); type more"
+        )
+    raise CommandRefused(f"no guard {wanted!r}: `syncd guard list --all` shows every guard id")
+
+
+@guard_app.command("list")
+def guard_list(
+    group: Annotated[str | None, typer.Option(help="Only this sync group.")] = None,
+    include_settled: Annotated[
+        bool, typer.Option("--all", help="Include settled guards (decided and applied).")
+    ] = False,
+    output_format: Annotated[GuardFormat, typer.Option("--format", help="table to read, json for scripts.")] = (
+        GuardFormat.table
+    ),
+    config_dir: ConfigOption = Path("config"),
+) -> None:
+    """List the held mass changes, pending ones first (then decided ones the next pass applies)."""
+    from rich.table import Table  # noqa: PLC0415 - keeps `syncd --help` fast
+    from rich.text import Text  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    with open_store(config_dir, keyed=False) as store, store.transaction() as tx:
+        found = guards.listing(tx, group, settled=include_settled)
+    if output_format is GuardFormat.json:
+        sys.stdout.write(json.dumps([as_json(guard) for guard in found], ensure_ascii=False) + "\n")
+        return
+    if not found:
+        stderr.print("no guards" if include_settled else "no mass change is held")
+        return
+    table = Table(title="guards")
+    table.add_column("id", no_wrap=True)
+    for heading in ("group", "endpoint", "from", "items", "state", "reason"):
+        table.add_column(heading, overflow="fold")
+    table.add_column("held since (UTC)", no_wrap=True)
+    for guard in found:
+        state = guard.state if guard.decided_by is None else f"{guard.state} by {guard.decided_by}"
+        if guard.settled_at is not None:
+            state += " (applied)"
+        cells = (guard.id, guard.group, guard.endpoint, ", ".join(guard.sources), str(len(guard.items)), state)
+        table.add_row(*(Text(cell) for cell in cells), Text(guard.reason), utc_time(guard.created_at))
+    print_table(table)
+
+
+@guard_app.command("show")
+def guard_show(
+    guard_id: Annotated[str, typer.Argument(metavar="ID", help="The guard's id, or a unique prefix of it.")],
+    config_dir: ConfigOption = Path("config"),
+) -> None:
+    """Show one guard in full: every item, its title and refs, and what would be done to it."""
+    with open_store(config_dir, keyed=False) as store, store.transaction() as tx:
+        guard = _find(tx, guard_id)
+    lines = [
+        f"guard     {guard.id}",
+        f"group     {guard.group}",
+        f"endpoint  {guard.endpoint} ({guard.linked} linked items)",
+        f"from      {', '.join(guard.sources)}",
+        f"state     {guard.state}" + (f" by {guard.decided_by}" if guard.decided_by else ""),
+        f"held      {utc_time(guard.created_at)} UTC",
+        f"why       {guard.reason}",
+        f"items     {len(guard.items)} ({len(guard.open)} not applied yet)",
+    ]
+    for sync_id, detail in sorted(guard.items.items(), key=lambda each: str(each[1].get("title") or "")):
+        title = detail.get("title") or "(no title)"
+        lines.append(
+            f"  {sync_id}  {detail['what']} {guard.endpoint} {detail.get('ref') or '-'}  "
+            f"({detail['source']} {detail.get('source_ref') or '-'}: {detail.get('reason')})  {title}"
+        )
+    if guard.state == "pending":
+        lines += [
+            f"decide    syncd guard confirm {guard.id}   (the next pass applies these steps)",
+            f"          syncd guard reject {guard.id}    (the mirrors at {guard.endpoint} stay as they are)",
+        ]
+    typer.echo("\n".join(lines))
+
+
+def _decide(guard_id: str, state: str, by: str | None, wait: float, config_dir: Path) -> Guard:
+    """Record a person's decision on a pending guard, under the group's lease, with its audit event."""
+    from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    with open_leases(config_dir) as leases:
+        with leases.store.transaction() as tx:
+            group = _find(tx, guard_id).group
+        lease = leases.take(group, wait_s=wait)
+        with leases.store.fenced(lease).transaction() as tx:
+            guard = _find(tx, guard_id)
+            if guard.state != "pending":
+                raise CommandRefused(
+                    f"guard {guard.id} was already {guard.state} by {guard.decided_by or 'unknown'}: "
+                    "a decision is not taken back (`syncd guard show` says what it did)"
+                )
+            person = operator(by)
+            guards.decide(tx, guard.id, state, person)
+            append(
+                tx,
+                AuditEvent(
+                    "guard",
+                    group=guard.group,
+                    endpoint=guard.endpoint,
+                    new={"guard": guard.id, "items": len(guard.items)},
+                    origin=",".join(guard.sources) or None,
+                    person=person,
+                    outcome=state,
+                    message=f"{guard.reason}; applied by the next pass",
+                ),
+            )
+    return guard
+
+
+@guard_app.command("confirm")
+def guard_confirm(
+    guard_id: Annotated[str, typer.Argument(metavar="ID", help="The guard's id, or a unique prefix of it.")],
+    by: ByOption = None,
+    wait: WaitOption = 10.0,
+    config_dir: ConfigOption = Path("config"),
+) -> None:
+    """Let a held mass change through: the group's next pass applies the held steps to exactly these items."""
+    guard = _decide(guard_id, "confirmed", by, wait, config_dir)
+    typer.echo(
+        f"confirmed guard {guard.id}: the next pass of {guard.group} applies the {len(guard.items)} held changes "
+        f"at {guard.endpoint}."
+    )
+
+
+@guard_app.command("reject")
+def guard_reject(
+    guard_id: Annotated[str, typer.Argument(metavar="ID", help="The guard's id, or a unique prefix of it.")],
+    by: ByOption = None,
+    wait: WaitOption = 10.0,
+    config_dir: ConfigOption = Path("config"),
+) -> None:
+    """Refuse a held mass change: the mirrors at the endpoint stay; items deleted at the source are restored there.
+
+    Archived sources stay archived and the item is recorded archived, so nothing is tried again (no flapping).
+    """
+    guard = _decide(guard_id, "rejected", by, wait, config_dir)
+    typer.echo(
+        f"rejected guard {guard.id}: the {len(guard.items)} mirrors at {guard.endpoint} stay as they are; the next "
+        f"pass of {guard.group} restores items deleted at {', '.join(guard.sources)} there."
+    )

@@ -1,0 +1,242 @@
+"""The mass-change guard (issue 17): many archives, deletions or unlinks toward one endpoint in one pass are held
+for a person; the rest of the group keeps syncing; ``syncd status`` exits 1 naming the guard; ``syncd guard``
+confirms (the next pass applies exactly the held steps) or rejects (the mirrors stay, nothing flaps).
+
+Whole passes over the three sandbox tools with the real connectors and the shipped mapping; the CLI in-process on
+the same store. The seeded organisation mirrors 29 items.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.base import Connector
+from sandbox.org import Sandbox
+from syncd.audit import events
+from syncd.cli import app
+from syncd.engine import Pass, PassReport, endpoint_key
+from syncd.guard import Threshold
+from syncd.mapping import Group
+from syncd.store import Store
+from syncd.store import guards as stored
+from tests.syncd_env import run
+
+ELI = "eli@corp.example"
+GUS = "gus@corp.example"
+
+
+def mirrored(group: Group, connectors: dict[str, Connector], store: Store) -> list[dict[str, str]]:
+    """Mirror the organisation and let it settle; every item's refs (member -> ref)."""
+    run(group, connectors, store)
+    assert run(group, connectors, store) == 0
+    with store.transaction() as tx:
+        return [
+            {key.split("/", 1)[1]: each.ref for key, each in tx.links(link.sync_id).items()}
+            for link in tx.endpoint_links(endpoint_key(group.name, "sales"))
+        ]
+
+
+def archived(world: World, member: str, refs: list[dict[str, str]]) -> list[bool]:
+    """Whether each item's mirror at ``member`` is archived (a Jira issue flagged, an Asana task out of the project)."""
+    found = {record.ref: record for record in world.connectors[member].fetch([each[member] for each in refs])}
+    return [found[each[member]].archived if each[member] in found else True for each in refs]
+
+
+def pending(store: Store) -> dict[str, stored.Guard]:
+    """The pending guards by the endpoint they hold."""
+    with store.transaction() as tx:
+        return {guard.endpoint: guard for guard in stored.active(tx) if guard.state == "pending"}
+
+
+@dataclass(frozen=True)
+class World:
+    """The sandbox, the group mirrored over it, and the environment the CLI runs in on the same store."""
+
+    sandbox: Sandbox
+    group: Group
+    connectors: dict[str, Connector]
+    store: Store
+    items: list[dict[str, str]]
+    """Every item's refs (member -> ref): the 29 seeded items, mirrored."""
+    environment: dict[str, str]
+
+    def run(self, **kwargs: Any) -> PassReport:
+        """One pass over the group."""
+        return Pass(self.group, self.connectors, self.store).run(**kwargs)
+
+
+@pytest.fixture
+def world(
+    sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store, environment: dict[str, str]
+) -> World:
+    found = mirrored(group, connectors, store)
+    assert len(found) == 29
+    return World(sandbox, group, connectors, store, found, environment)
+
+
+def archive_24_cards(world: World) -> list[dict[str, str]]:
+    """Eli archives 24 of the 29 cards in Trello; the items he archived."""
+    eli = world.sandbox.trello.act_as(ELI)
+    for each in world.items[:24]:
+        eli.archive(each["sales"])
+    return world.items[:24]
+
+
+def cli(world: World, *args: str) -> tuple[int, str]:
+    """Run ``syncd ARGS --config DIR`` in-process on the test's store; its exit code and everything it printed."""
+    environment = world.environment
+    result = CliRunner().invoke(app, [*args, "--config", environment["CONFIG_DIR"]], env=environment)
+    return result.exit_code, result.output
+
+
+class TestArchiveInTrello:
+    def test_24_of_29_archives_are_held_and_the_rest_keeps_syncing(self, world: World) -> None:
+        """Nothing is archived in Jira or Asana, one guard per affected endpoint, a rename in Asana goes through,
+        the pass is not ok and `syncd status` exits 1 naming both guards with the command to decide."""
+        gone = archive_24_cards(world)
+        kept = world.items[24]
+        renamed = "Renamed while Trello was being archived"
+        world.sandbox.asana.act_as(GUS).update_task(kept["marketing"], name=renamed)
+
+        report = world.run()
+
+        assert len(report.held) == 24
+        assert not report.ok
+        assert archived(world, "engineering", gone) == [False] * 24
+        assert archived(world, "marketing", gone) == [False] * 24
+        card = world.connectors["sales"].fetch([kept["sales"]])[0]
+        assert world.group.codecs["sales"].decode(card)[0].values["title"] == renamed
+        guards = pending(world.store)
+        assert sorted(guards) == ["engineering", "marketing"]
+        assert all(len(guard.items) == 24 and guard.sources == ["sales"] for guard in guards.values())
+        held = [e.event for e in events(world.store) if e.event.kind == "guard"]
+        assert sorted(e.endpoint or "" for e in held) == ["engineering", "marketing"]
+        assert all(e.outcome == "held" and "syncd guard confirm" in (e.message or "") for e in held)
+
+        code, said = cli(world, "status")
+        assert code == 1
+        assert all(f"syncd guard show {guard.id}" in said for guard in guards.values())
+        code, said = cli(world, "status", "--format", "json")
+        assert code == 1
+        summary = json.loads(next(line for line in said.splitlines() if line.startswith("{")))
+        assert {each["id"] for each in summary["guards"]} == {g.id for g in guards.values()}
+
+    def test_a_later_pass_holds_the_same_items_in_the_same_guard(self, world: World) -> None:
+        """The held items are planned again and held again: no write, no second guard, no new audit event."""
+        gone = archive_24_cards(world)
+        world.run()
+        first = pending(world.store)
+        report = world.run()
+        assert report.writes == 0
+        assert len(report.held) == 24
+        assert {k: g.id for k, g in pending(world.store).items()} == {k: g.id for k, g in first.items()}
+        assert len([e for e in events(world.store) if e.event.kind == "guard"]) == 2
+        assert archived(world, "engineering", gone) == [False] * 24
+
+    def test_confirm_applies_exactly_the_held_archives_on_the_next_pass(self, world: World) -> None:
+        """`guard confirm ID --by` for both endpoints: audited with the person; the next pass archives the 24
+        mirrors and no other; the guards settle, `syncd status` exits 0 and the next pass is quiet."""
+        gone = archive_24_cards(world)
+        world.run()
+        for guard in pending(world.store).values():
+            code, said = cli(world, "guard", "confirm", guard.id[:12], "--by", "ops@corp.example")
+            assert code == 0, said
+        decisions = [e.event for e in events(world.store) if e.event.kind == "guard" and e.event.person]
+        assert {(e.outcome, e.person) for e in decisions} == {("confirmed", "ops@corp.example")}
+
+        assert world.run().ok
+        assert archived(world, "engineering", gone) == [True] * 24
+        assert archived(world, "marketing", gone) == [True] * 24
+        assert archived(world, "engineering", world.items[24:]) == [False] * 5
+        with world.store.transaction() as tx:
+            assert stored.active(tx) == []
+        assert cli(world, "status")[0] == 0
+        assert world.run().writes == 0
+
+    def test_reject_keeps_the_mirrors_and_nothing_flaps(self, world: World) -> None:
+        """`guard reject`: the Jira and Asana mirrors stay active over two more passes, which write nothing."""
+        gone = archive_24_cards(world)
+        world.run()
+        for guard in pending(world.store).values():
+            assert cli(world, "guard", "reject", guard.id, "--by", "ops@corp.example")[0] == 0
+        assert world.run().ok
+        for _ in range(2):
+            report = world.run()
+            assert report.ok
+            assert report.writes == 0
+        assert archived(world, "engineering", gone) == [False] * 24
+        assert archived(world, "marketing", gone) == [False] * 24
+        assert archived(world, "sales", gone) == [True] * 24  # Eli's archive stands where he made it
+        code, said = cli(world, "guard", "list", "--all", "--format", "json")
+        assert code == 0
+        assert {(g["state"], g["decided_by"]) for g in json.loads(said)} == {("rejected", "ops@corp.example")}
+        assert cli(world, "status")[0] == 0
+
+
+class TestDeletions:
+    def test_24_deleted_asana_tasks_are_held_and_a_rejection_restores_them(self, world: World) -> None:
+        """Gus deletes 24 tasks: nothing is archived in Jira or Trello; rejected, the tasks are made again in Asana
+        from the agreed values, and the group is quiet after."""
+        gus = world.sandbox.asana.act_as(GUS)
+        deleted = world.items[:24]
+        for each in deleted:
+            gus.delete(each["marketing"])
+        report = world.run()
+        assert len(report.held) == 24
+        assert archived(world, "engineering", deleted) == [False] * 24
+        assert archived(world, "sales", deleted) == [False] * 24
+        guards = pending(world.store)
+        assert sorted(guards) == ["engineering", "sales"]
+        code, said = cli(world, "guard", "show", guards["sales"].id)
+        assert code == 0
+        assert said.count(" archive sales ") == 24
+        for guard in guards.values():
+            assert cli(world, "guard", "reject", guard.id, "--by", "ops@corp.example")[0] == 0
+        assert world.run().ok
+        with world.store.transaction() as tx:
+            assert len(tx.endpoint_links(endpoint_key(world.group.name, "marketing"))) == 29
+        assert archived(world, "engineering", deleted) == [False] * 24
+        assert world.run().writes == 0
+
+
+class TestBelowThreshold:
+    def test_a_single_archive_flows_through_as_before(self, world: World) -> None:
+        """One card archived: its mirrors are archived in the same pass, no guard."""
+        world.sandbox.trello.act_as(ELI).archive(world.items[0]["sales"])
+        report = world.run()
+        assert report.ok
+        assert not report.held
+        assert archived(world, "engineering", world.items[:1]) == [True]
+        assert pending(world.store) == {}
+
+    def test_a_department_threshold_overrides_the_default(self, world: World) -> None:
+        """With max_items 2 and max_share 5 % for Jira, three archives are held there and go through to Asana."""
+        for each in world.items[:3]:
+            world.sandbox.trello.act_as(ELI).archive(each["sales"])
+        thresholds = {"engineering": Threshold(max_items=2, max_share=0.05)}
+        report = Pass(world.group, world.connectors, world.store, mass_change=thresholds).run()
+        assert len(report.held) == 3
+        assert sorted(pending(world.store)) == ["engineering"]
+        assert archived(world, "engineering", world.items[:3]) == [False] * 3
+
+
+class TestWebhooks:
+    def test_a_webhook_hinted_pass_counts_too(self, world: World) -> None:
+        """The 24 archives named by webhook hints, in one targeted pass: held as a full pass's would be."""
+        gone = archive_24_cards(world)
+        report = world.run(hints={"sales": [each["sales"] for each in gone]})
+        assert len(report.held) == 24
+        assert sorted(pending(world.store)) == ["engineering", "marketing"]
+        assert archived(world, "marketing", gone) == [False] * 24
+
+
+def test_an_unknown_guard_is_refused_naming_the_command_that_lists_them(world: World) -> None:
+    """An unknown id is refused (exit 2) naming the command that lists guards."""
+    code, said = cli(world, "guard", "confirm", "nope", "--by", "ops")
+    assert code == 2
+    assert "syncd guard list" in said
