@@ -187,6 +187,15 @@ def _print_status(summary: dict[str, Any]) -> None:
             endpoints.add_row(Text(name), Text(member), str(place["links"]), utc_time(last), Text(why))
     print_table(groups)
     print_table(endpoints)
+    _print_others(summary)
+    typer.echo(f"audit log: {summary['audit_events']} events")
+
+
+def _print_others(summary: dict[str, Any]) -> None:
+    """The tables printed only when there is something in them: replicas, refused values, held mass changes."""
+    from rich.table import Table  # noqa: PLC0415 - keeps `syncd --help` fast
+    from rich.text import Text  # noqa: PLC0415 - keeps `syncd --help` fast
+
     if summary["replicas"]:
         replicas = Table(title="daemon replicas")
         for heading in ("replica", "host", "pid", "started (UTC)", "last seen (UTC)", "live"):
@@ -217,7 +226,6 @@ def _print_status(summary: dict[str, Any]) -> None:
             row = (guard["id"], guard["group"], guard["endpoint"], ", ".join(guard["sources"]), str(guard["items"]))
             held.add_row(*(Text(cell) for cell in row), Text(guard["reason"]))
         print_table(held)
-    typer.echo(f"audit log: {summary['audit_events']} events")
 
 
 def status(
