@@ -199,20 +199,27 @@ Connection = Annotated[JiraConnection | TrelloConnection | AsanaConnection, Fiel
 
 
 class MassChange(_Strict):
-    """When one pass's archives, unlinks or recreates toward an endpoint are a mass change held for a person.
+    """When the archives, unlinks or recreates toward an endpoint are a mass change held for a person.
 
-    Held when they exceed both ``max_items`` and ``max_share`` of the endpoint's linked items (see
-    :mod:`syncd.guard`).
+    Held when those of one pass, with those applied toward it in the last ``window_s`` seconds, exceed both
+    ``max_items`` and ``max_share`` of the endpoint's linked items (see :mod:`syncd.guard`).
     """
 
     max_items: int = Field(10, ge=0, description="more destructive steps than this toward one endpoint in one pass")
     max_share: float = Field(
         0.2, ge=0, le=1, description="... and more than this share of the items the endpoint links"
     )
+    window_s: float = Field(
+        600.0,
+        ge=0,
+        le=86_400,
+        description="destructive steps applied toward the endpoint this many seconds before count too, so a mass "
+        "change arriving one webhook at a time is held once it adds up (0: one pass alone)",
+    )
 
     def threshold(self) -> Threshold:
         """The engine's form of it."""
-        return Threshold(self.max_items, self.max_share)
+        return Threshold(self.max_items, self.max_share, self.window_s)
 
 
 class Department(_Strict):

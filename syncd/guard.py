@@ -9,13 +9,14 @@ A step is **destructive** toward the endpoint it acts on when it takes a mirror 
 
 A :class:`~syncd.plan.Write` never is: archiving is always an Archive step, never a status write.
 
-Per pass, the new destructive steps are counted (one per item) per affected endpoint, and per source (the
-member whose archives or deletions they come from, so a mass deletion whose consequences split into archives
-here and recreates there is still one). A count **trips** when it exceeds both ``max_items`` and ``max_share`` of
-that member's linked items (:meth:`Threshold.trips`), so a small group is not stopped by a few archives; a
-tripped endpoint holds all its new destructive steps, a tripped source all of its own. Steps also trip whatever
-their number when their source's listing emptied (:class:`~syncd.errors.SideEmptied`: an
-outage looks like a mass deletion). The engine (:mod:`syncd.engine`) holds what trips in a guard and applies the
+Per pass, the new destructive steps are counted (one per item) per affected endpoint, with the items archived or
+unlinked there in the last ``window_s`` seconds (from the audit log: a mass archive that arrives one webhook at a
+time adds up), and per source (the member whose archives or deletions they come from, so a mass deletion whose
+consequences split into archives here and recreates there is still one). A count **trips** when it exceeds both
+``max_items`` and ``max_share`` of that member's linked items (:meth:`Threshold.trips`), so a small group is not
+stopped by a few archives; a tripped endpoint holds all its new destructive steps, a tripped source all of its
+own. Steps also trip whatever their number when their source's listing emptied (:class:`~syncd.errors.SideEmptied`:
+an outage looks like a mass deletion). The engine (:mod:`syncd.engine`) holds what trips in a guard and applies the
 rest; this module decides nothing about the store.
 """
 
@@ -38,6 +39,8 @@ class Threshold:
 
     max_items: int = 10
     max_share: float = 0.2
+    window_s: float = 600.0
+    """Destructive steps applied toward the endpoint this long before the pass count with the pass's own."""
 
     def trips(self, count: int, linked: int) -> bool:
         """Whether ``count`` destructive steps toward an endpoint linking ``linked`` items are a mass change.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -32,9 +33,32 @@ from syncd.plan import Plan
 from syncd.store import Store, Tx
 from syncd.store import guards as stored
 from syncd.store.guards import Guard
-from syncd.store.schema import links
+from syncd.store.schema import audit, links
 
 Work = list[tuple[Plan, Touched]]
+
+
+def _recent(tx: Tx, group: str, window_s: float) -> dict[str, dict[str, datetime]]:
+    """Member -> item -> when it was last archived or unlinked there, in the last ``window_s`` seconds (audit log)."""
+    if window_s <= 0:
+        return {}
+    since = datetime.now(UTC) - timedelta(seconds=window_s)
+    rows = tx.connection.execute(
+        select(audit.c.sync_id, audit.c.at, audit.c.content)
+        .where(audit.c.group_name == group, audit.c.kind.in_(("archive", "unlink")), audit.c.at >= since)
+        .order_by(audit.c.seq.desc())
+        .limit(RECENT_LIMIT)
+    )
+    found: dict[str, dict[str, datetime]] = defaultdict(dict)
+    for sync_id, at, content in rows.all():
+        endpoint = content.get("endpoint") if isinstance(content, dict) else None
+        if isinstance(endpoint, str) and sync_id:
+            found[endpoint].setdefault(str(sync_id), at if at.tzinfo is not None else at.replace(tzinfo=UTC))
+    return found
+
+
+RECENT_LIMIT = 100_000
+"""At most this many recent events are read for the window: far more than any threshold needs to trip."""
 
 
 def _grouped(tx: Tx, group: str) -> dict[str, int]:
@@ -74,11 +98,15 @@ class Guarding:
 
     def screen(self, work: Sequence[tuple[Plan, Touched]], emptied: Mapping[str, str]) -> Work:
         """The work to apply: held items left out, rejected steps taken out; guards opened or grown on the way."""
+        found = {plan.sync_id: destructive(plan, item) for plan, item in work}
+        window = max((threshold.window_s for threshold in self.thresholds.values()), default=Threshold().window_s)
         with self.store.transaction() as tx:
             active = stored.active(tx, self.group)
             linked = _grouped(tx, self.group)
             bases = tx.bases(plan.sync_id for plan, _ in work)
-        found = {plan.sync_id: destructive(plan, item) for plan, item in work}
+            recent = _recent(tx, self.group, window) if any(found.values()) else {}
+        now = datetime.now(UTC)
+        before: dict[str, int] = {}
         verdicts, new = self._verdicts(active, found)
         pending = {guard.endpoint: guard for guard in active if guard.state == "pending"}
         holding: dict[str, dict[str, dict[str, Any]]] = {
@@ -88,8 +116,14 @@ class Guarding:
         opened: dict[str, str] = {}
         surging = self._surging(new, linked)
         for endpoint, steps in sorted(new.items()):
-            count = len({d.sync_id for d in steps})
             threshold = self.thresholds.get(endpoint, Threshold())
+            earlier = {
+                sync_id
+                for sync_id, at in recent.get(endpoint, {}).items()
+                if (now - at).total_seconds() <= threshold.window_s
+            }
+            count = len({d.sync_id for d in steps} | earlier)
+            before[endpoint] = len(earlier - {d.sync_id for d in steps})
             if endpoint in pending or threshold.trips(count, linked.get(endpoint, 0)):
                 holds = list(steps)
             else:
@@ -102,7 +136,9 @@ class Guarding:
                 holding[endpoint][d.sync_id] = d.detail(items[d.sync_id], bases.get(d.sync_id))
                 verdicts[(d.sync_id, endpoint)] = "pending"
             if endpoint not in pending:
-                opened[endpoint] = self._why(endpoint, holds, linked.get(endpoint, 0), threshold, emptied)
+                opened[endpoint] = self._why(
+                    endpoint, holds, linked.get(endpoint, 0), threshold, emptied, before=before.get(endpoint, 0)
+                )
         # A pending guard's item whose plan no longer changes the endpoint that way settled itself (a person undid
         # the archive meanwhile): it leaves the guard.
         for endpoint in pending:
@@ -153,7 +189,14 @@ class Guarding:
         return verdicts, new
 
     def _why(
-        self, endpoint: str, steps: Sequence[Destructive], linked: int, threshold: Threshold, emptied: Mapping[str, str]
+        self,
+        endpoint: str,
+        steps: Sequence[Destructive],
+        linked: int,
+        threshold: Threshold,
+        emptied: Mapping[str, str],
+        *,
+        before: int = 0,
     ) -> str:
         """The guard's reason, as a person reads it."""
         kinds = defaultdict(set)
@@ -165,10 +208,13 @@ class Guarding:
         if said:
             return f"{what} at {endpoint} from {', '.join(sources)}, whose listing emptied: {'; '.join(said)}"
         count = len({d.sync_id for d in steps})
-        return (
-            f"{what} at {endpoint} from {', '.join(sources)} in one pass: {count} of {linked} linked items "
-            f"(more than {threshold.max_items} and {threshold.max_share:.0%})"
-        )
+        limits = f"(more than {threshold.max_items} and {threshold.max_share:.0%})"
+        if before:
+            return (
+                f"{what} at {endpoint} from {', '.join(sources)}, after {before} applied there in the last "
+                f"{threshold.window_s:.0f} s: {count + before} of {linked} linked items {limits}"
+            )
+        return f"{what} at {endpoint} from {', '.join(sources)} in one pass: {count} of {linked} linked items {limits}"
 
     def _store(
         self,

@@ -234,6 +234,38 @@ class TestWebhooks:
         assert sorted(pending(world.store)) == ["engineering", "marketing"]
         assert archived(world, "marketing", gone) == [False] * 24
 
+    def test_archives_arriving_one_webhook_at_a_time_add_up_to_a_guard(self, world: World) -> None:
+        """Eli archives cards one by one, each its own webhook and pass: the first ten flow through (within the
+        threshold), the eleventh and later are held, since the archives of the last ten minutes count too.
+        """
+        eli = world.sandbox.trello.act_as(ELI)
+        thresholds = {member: Threshold(max_items=10, max_share=0.2) for member in world.group.codecs}
+        held: list[str] = []
+        for each in world.items[:14]:
+            eli.archive(each["sales"])
+            report = Pass(world.group, world.connectors, world.store, mass_change=thresholds).run(
+                hints={"sales": [each["sales"]]}
+            )
+            held += report.held
+        assert archived(world, "engineering", world.items[:10]) == [True] * 10
+        assert archived(world, "engineering", world.items[10:14]) == [False] * 4
+        guards = pending(world.store)
+        assert sorted(guards) == ["engineering", "marketing"]
+        assert "in the last 600 s" in guards["engineering"].reason
+        assert len(guards["engineering"].items) == 4
+
+    def test_a_window_of_zero_counts_each_pass_alone(self, world: World) -> None:
+        """With ``window_s: 0`` each pass is judged alone: fourteen single archives all flow through."""
+        eli = world.sandbox.trello.act_as(ELI)
+        thresholds = {member: Threshold(max_items=10, max_share=0.2, window_s=0) for member in world.group.codecs}
+        for each in world.items[:14]:
+            eli.archive(each["sales"])
+            Pass(world.group, world.connectors, world.store, mass_change=thresholds).run(
+                hints={"sales": [each["sales"]]}
+            )
+        assert archived(world, "engineering", world.items[:14]) == [True] * 14
+        assert pending(world.store) == {}
+
 
 def test_an_unknown_guard_is_refused_naming_the_command_that_lists_them(world: World) -> None:
     """An unknown id is refused (exit 2) naming the command that lists guards."""
