@@ -431,6 +431,24 @@ class TestLeaseHeld:
         assert result.stderr.count("\n") == 1
         assert held(state, C1).state == "open"
 
+    def test_a_decision_is_recorded_at_once_while_a_running_daemon_holds_the_group(
+        self, config_dir: Path, state: Store
+    ) -> None:
+        """A daemon holds its groups for as long as it runs: a lead's decision is recorded without waiting for it,
+        for the daemon's next pass to apply, and the daemon keeps its lease.
+        """
+        state.heartbeat(self.HOLDER, "replica-7", 4242, 60)  # a live `syncd run` replica...
+        lease = state.acquire("launch", self.HOLDER, 60)  # ...holding the group
+        assert lease is not None
+        result = syncd(config_dir, "conflicts", "resolve", C1, "--take", "sales", "--by", "ana", "--wait", "0")
+        assert result.exit_code == 0, result.output
+        assert (held(state, C1).state, held(state, C1).take) == ("decided", "sales")
+        result = syncd(config_dir, "quarantine", "retry", "S3", "--by", "ana", "--wait", "0")
+        assert result.exit_code == 0, result.output
+        assert not failing(state, "S3").held
+        now, rows = state.holders()
+        assert [(row.holder, row.token, row.live(now)) for row in rows] == [(self.HOLDER, lease.token, True)]
+
     def test_a_released_lease_lets_the_command_through_and_is_released_after(
         self, config_dir: Path, state: Store
     ) -> None:

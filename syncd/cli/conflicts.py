@@ -16,7 +16,7 @@ import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import WaitOption, open_leases, open_store
+from syncd.cli.store import WaitOption, decision_store, open_leases, open_store
 from syncd.errors import CommandRefused
 
 if TYPE_CHECKING:
@@ -174,16 +174,15 @@ def conflicts_resolve(
 ) -> None:
     """Decide a held conflict: the field takes DEPARTMENT's value everywhere on the group's next pass (audited).
 
-    A decision writes the group's state, so the group's lease is taken first (a pass in another process is waited
-    for up to ``--wait`` seconds) and the conflict is read again under it.
+    Recorded under the group's lease (waiting up to --wait for another command to finish), or at once while a
+    running daemon holds the group.
     """
     from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
 
     with open_leases(config_dir) as leases:
         with leases.store.transaction() as tx:
             group = _find(tx, conflict_id).group
-        lease = leases.take(group, wait_s=wait)
-        with leases.store.fenced(lease).transaction() as tx:
+        with decision_store(leases, group, wait_s=wait).transaction() as tx:
             conflict = _find(tx, conflict_id)
             if conflict.state == "closed":
                 raise CommandRefused(

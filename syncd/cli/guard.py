@@ -1,9 +1,10 @@
 """``syncd guard``: mass changes held for a person (many archives, unlinks or recreates toward one endpoint).
 
 List them, show one whole, confirm or reject one. Only the store is needed (no credential, no tool contacted): a
-decision is recorded with its audit event (naming who decided) in one transaction, under the group's lease, and
-the group's next pass applies it: ``confirm`` lets the held steps through for exactly the guard's items; ``reject``
-keeps the mirrors as they are (see :func:`syncd.guard.rejected` and docs/engine.md, "Mass changes").
+decision is recorded with its audit event (naming who decided) in one transaction (under the group's lease, or at
+once while a running daemon holds the group), and the group's next pass applies it: ``confirm`` lets the held
+steps through for exactly the guard's items; ``reject`` keeps the mirrors as they are (see
+:func:`syncd.guard.rejected` and docs/engine.md, "Mass changes").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import WaitOption, open_leases, open_store
+from syncd.cli.store import WaitOption, decision_store, open_leases, open_store
 from syncd.errors import CommandRefused
 
 if TYPE_CHECKING:
@@ -147,15 +148,14 @@ def guard_show(
 
 
 def _decide(guard_id: str, state: str, by: str | None, wait: float, config_dir: Path) -> Guard:
-    """Record a person's decision on a pending guard, under the group's lease, with its audit event."""
+    """Record a person's decision on a pending guard with its audit event (see :func:`decision_store`)."""
     from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
 
     with open_leases(config_dir) as leases:
         with leases.store.transaction() as tx:
             group = _find(tx, guard_id).group
-        lease = leases.take(group, wait_s=wait)
-        with leases.store.fenced(lease).transaction() as tx:
+        with decision_store(leases, group, wait_s=wait).transaction() as tx:
             guard = _find(tx, guard_id)
             if guard.state != "pending":
                 raise CommandRefused(

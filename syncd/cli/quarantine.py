@@ -14,7 +14,7 @@ import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import WaitOption, open_leases, open_store
+from syncd.cli.store import WaitOption, decision_store, open_leases, open_store
 from syncd.errors import CommandRefused
 
 if TYPE_CHECKING:
@@ -85,8 +85,7 @@ def quarantine_retry(
             found = tx.quarantine_entry(item)
         if found is None:
             raise CommandRefused(f"item {item!r} is not quarantined: `syncd quarantine list` shows the items that are")
-        lease = leases.take(found.group, wait_s=wait)
-        with leases.store.fenced(lease).transaction() as tx:
+        with decision_store(leases, found.group, wait_s=wait).transaction() as tx:
             entry = _still_quarantined(tx, item)
             person = operator(by)
             tx.release(item)

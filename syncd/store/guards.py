@@ -130,10 +130,13 @@ def hold(
 
 
 def replace_items(tx: Tx, guard_id: str, items: Mapping[str, Mapping[str, Any]], *, linked: int) -> None:
-    """A pending guard's items as the latest pass found them (more were added, or some settled themselves)."""
+    """A pending guard's items as the latest pass found them (more were added, or some settled themselves).
+
+    Only while it is still pending: a person who decided it meanwhile decided on the items they were shown.
+    """
     tx.connection.execute(
         update(guards)
-        .where(guards.c.id == guard_id)
+        .where(guards.c.id == guard_id, guards.c.state == "pending")
         .values(
             items={key: dict(value) for key, value in items.items()},
             sources=sorted({str(detail["source"]) for detail in items.values()}),
@@ -149,7 +152,7 @@ def decide(tx: Tx, guard_id: str, state: str, person: str) -> None:
     now = datetime.now(UTC)
     tx.connection.execute(
         update(guards)
-        .where(guards.c.id == guard_id)
+        .where(guards.c.id == guard_id, guards.c.state == "pending")
         .values(state=state, decided_by=person, decided_at=now, updated_at=now)
     )
 
