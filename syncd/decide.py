@@ -88,7 +88,7 @@ def _returned_wanted(policy: GroupPolicy, whole: Item, item: Touched) -> dict[st
                 and view.endpoint in item.synced
                 and name in view.values
                 and same(view.values[name], whole.base.get(name))
-                and (field_policy.sources is None or view.endpoint in field_policy.sources)
+                and field_policy.counts(view.endpoint)
             ):
                 wanted[view.endpoint].add(name)
     return dict(wanted)

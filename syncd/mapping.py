@@ -1,7 +1,8 @@
 """Sync-group mappings (``mappings/<group>.yaml``) compiled into per-endpoint codecs: record <-> canonical values.
 
 A group file names its members (departments), each member's scope, where new items are mirrored, and per
-canonical field its conflict rule, which members may change it, and value maps. :func:`compile_group` turns it
+canonical field its conflict rule, which members hold it (``members`` / ``except``: a department may keep a field
+to itself), which of them may change it (``from``), and value maps. :func:`compile_group` turns it
 into a :class:`Group`: the planner's :class:`~syncd.merge.GroupPolicy` plus one :class:`Codec` per member.
 
 A codec decodes a connector :class:`~syncd.model.Record` into canonical values (status through the value map,
@@ -71,6 +72,12 @@ class FieldSpec(_Strict):
 
     rule: Literal["latest", "union", "merge-text", "manual"] | RuleSpec = "latest"
     sources: list[str] | None = Field(None, alias="from", description="members whose changes count (default: all)")
+    members: list[str] | None = Field(
+        None, description="the only members that hold this field (default: all); the others never read or write it"
+    )
+    excluded: list[str] | None = Field(
+        None, alias="except", description="the members that do not hold this field (the others do)"
+    )
     map: dict[str, dict[str, str]] = Field(default_factory=dict, description="member -> tool value -> canonical")
     write: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="member -> canonical -> tool value to write when several map to it"
@@ -111,6 +118,13 @@ class GroupFile(_Strict):
     fields: dict[str, FieldSpec]
     comments: bool = True
 
+    def holders(self, name: str) -> tuple[str, ...]:
+        """The members that hold field ``name`` (``members``, or all but ``except``), in member order."""
+        spec = self.fields[name]
+        if spec.members is not None:
+            return tuple(member for member in self.members if member in spec.members)
+        return tuple(member for member in self.members if member not in (spec.excluded or []))
+
     @model_validator(mode="after")
     def _consistent(self) -> GroupFile:
         unknown_fields = sorted(set(self.fields) - set(FIELDS))
@@ -123,6 +137,8 @@ class GroupFile(_Strict):
         places: list[tuple[tuple[str, ...], set[str]]] = [(("create_in",), set(self.create_in))]
         for name, spec in self.fields.items():
             places += [
+                ((("fields", name, "members")), set(spec.members or [])),
+                ((("fields", name, "except")), set(spec.excluded or [])),
                 ((("fields", name, "from")), set(spec.sources or [])),
                 ((("fields", name, "map")), set(spec.map)),
                 ((("fields", name, "write")), set(spec.write)),
@@ -135,8 +151,50 @@ class GroupFile(_Strict):
             where = next(loc for loc, named in places if named - members)
             raise Located(where, f"{strangers} are not members of the group: add them under 'members' or fix the name")
         for name, spec in self.fields.items():
+            self._check_holders(name, spec)
             _check_write_targets(name, spec)
         return self
+
+    def _check_holders(self, name: str, spec: FieldSpec) -> None:
+        """A field held by some members only: said one way, held by two or more, and named only where it is held."""
+        if spec.members is not None and spec.excluded is not None:
+            raise Located(
+                ("fields", name, "except"),
+                f"fields.{name} has both 'members' (who holds it) and 'except' (who does not): keep one",
+            )
+        key = "members" if spec.members is not None else "except"
+        holders = self.holders(name)
+        if len(holders) == len(self.members):
+            return
+        if name == "title":
+            raise Located(
+                ("fields", name, key),
+                "every member holds the title: a mirror can be created at any member, and each tool needs a title; "
+                f"remove '{key}' from fields.title",
+            )
+        if len(holders) < 2:
+            raise Located(
+                ("fields", name, key),
+                f"fields.{name} would be held by {list(holders) or 'no member'} only, and a field one member "
+                f"holds syncs nothing: list at least two members, or remove fields.{name}",
+            )
+        others = sorted(set(self.members) - set(holders))
+        named: list[tuple[tuple[str, ...], set[str]]] = [
+            (("fields", name, "from"), set(spec.sources or [])),
+            (("fields", name, "map"), set(spec.map)),
+            (("fields", name, "write"), set(spec.write)),
+        ]
+        if isinstance(spec.rule, RuleSpec):
+            ruled = {spec.rule.owner} if spec.rule.owner else set(spec.rule.prefer or [])
+            named.append((("fields", name, "rule"), ruled))
+        for where, members in named:
+            strangers = sorted(members & set(others))
+            if strangers:
+                raise Located(
+                    where,
+                    f"{strangers} do not hold fields.{name} (it is held by {list(holders)}): "
+                    f"name only members that hold it here, or let {strangers} hold it",
+                )
 
 
 def _check_write_targets(name: str, spec: FieldSpec) -> None:
@@ -310,6 +368,8 @@ class Codec:
         A member scoped by labels gets its scope label on every mirror syncd creates there, and keeps one when
         labels are written: otherwise the mirror would leave the scope at once, be unlinked, and be created again.
         """
+        if "labels" not in self.specs and "labels" in values:
+            values = {name: value for name, value in values.items() if name != "labels"}  # not held: scope label only
         values = self._keep_in_scope(values, create=create)
         fields: dict[str, Any] = {}
         problems: list[MappingProblem] = []
@@ -536,19 +596,32 @@ def compile_group(path: Path | str, tools: Mapping[str, str], capabilities: Mapp
             line_of(path, ("members", missing[0])),
             f"members {missing} have no file in config/departments/: add one or fix the name",
         )
+    holders = {name: spec.holders(name) for name in spec.fields}
     policy = GroupPolicy(
         group=spec.group or path.stem,
         members=tuple(spec.members),
         fields={
-            name: FieldPolicy(_rule(field_spec), frozenset(field_spec.sources) if field_spec.sources else None)
+            name: FieldPolicy(
+                _rule(field_spec),
+                frozenset(field_spec.sources) if field_spec.sources else None,
+                frozenset(holders[name]) if len(holders[name]) < len(spec.members) else None,
+            )
             for name, field_spec in spec.fields.items()
         },
         create_in=frozenset(spec.create_in),
         on_delete=spec.on_delete,
         scope_labels={member: s.scope.labels[0] for member, s in spec.members.items() if s.scope.labels},
     )
+    # A member's codec knows only the fields it holds: it never decodes the others (its view has no value for
+    # them) and never encodes them, so the planner can neither read nor write them there.
     codecs = {
-        member: Codec(member, tools[member], spec.fields, settings.scope, capabilities[tools[member]])
+        member: Codec(
+            member,
+            tools[member],
+            {name: field_spec for name, field_spec in spec.fields.items() if member in holders[name]},
+            settings.scope,
+            capabilities[tools[member]],
+        )
         for member, settings in spec.members.items()
     }
     return Group(policy.group, policy, codecs, spec.comments, path)

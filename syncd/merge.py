@@ -9,7 +9,8 @@ Rules (per field): ``owner`` (that department's value wins; edits elsewhere are 
 change wins, ties by member order), ``prefer`` (fixed precedence), ``union`` (set fields merge adds and
 removes), ``merge-text`` (3-way merge of non-overlapping line edits, else ``latest``), ``manual`` (nothing is
 written; the conflict waits for a person). A change at an endpoint that is not a source of the field (one-way
-fields) does not count and is reverted.
+fields) does not count and is reverted. A field held by some members only (``FieldPolicy.holders``) is merged
+among them: the others are neither read nor written for it, so it stays whatever their people make it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ class FieldPolicy:
     rule: Rule = Rule("latest")
     sources: frozenset[str] | None = None
     """Endpoints whose changes count (None: all). Changes elsewhere are reverted."""
+    holders: frozenset[str] | None = None
+    """Endpoints that hold the field (None: all). The others are never read or written for it, not even on
+    create: a department keeps a field to itself, and the base holds the value its holders agreed on."""
+
+    def holds(self, endpoint: str) -> bool:
+        """Whether the field exists at ``endpoint`` for this group (it is read and written there)."""
+        return self.holders is None or endpoint in self.holders
+
+    def counts(self, endpoint: str) -> bool:
+        """Whether a change of the field at ``endpoint`` counts: it holds the field and is one of its sources."""
+        return self.holds(endpoint) and (self.sources is None or endpoint in self.sources)
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,7 @@ def changes(
         view.endpoint: view.values[name]
         for view in views
         if name in view.values
-        and (policy.sources is None or view.endpoint in policy.sources)
+        and policy.counts(view.endpoint)
         and (name in view.returned or (not same(view.values[name], base_value) and not echo(view)))
     }
 
@@ -199,7 +211,7 @@ def merge_field(
     ``echoes`` are values syncd itself wrote at an endpoint in a plan that did not complete: an endpoint holding
     its echo did not change the field (it holds a copy of another endpoint's change).
     """
-    present = [view for view in views if name in view.values]
+    present = [view for view in views if name in view.values and policy.holds(view.endpoint)]
     # A field the base does not hold was empty when the tools last agreed (empty values are not stored).
     base_value = base.get(name)
     changed = changes(name, policy, base, views, echoes)
@@ -300,8 +312,11 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
     absent = [m for m in policy.members if m in policy.create_in and m not in linked]
     # A member that cannot be read now gets nothing this pass: a create there waits (its mirror may exist).
     creating = [m for m in absent if m not in item.unavailable]
-    required = sorted({policy.scope_labels[m] for m in creating if m in policy.scope_labels})
-    if required and "labels" in policy.fields:
+    labels = policy.fields.get("labels")
+    # A member that does not hold labels gets its scope label from its codec alone: the others' labels stay theirs.
+    scoped = [m for m in creating if m in policy.scope_labels and labels is not None and labels.holds(m)]
+    required = sorted({policy.scope_labels[m] for m in scoped})
+    if required:
         # Mirroring into a member scoped by a label: the item takes that label everywhere, in this very pass, so
         # the new mirror stays in scope and the tools agree at once (instead of the label propagating a pass later).
         new_base["labels"] = sorted({*(new_base.get("labels") or []), *required}, key=_order)
@@ -325,7 +340,7 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         steps.append(Unlink(endpoint, ref, f"left the scope of {endpoint}"))
     for endpoint in creating:
         # A member that should hold the item has none yet: mirror it there.
-        steps.append(Create(endpoint, mirror_values(new_base), f"new in {', '.join(item.views)}"))
+        steps.append(Create(endpoint, mirror_values(new_base, policy, endpoint), f"new in {', '.join(item.views)}"))
     waiting = _waiting(policy, item, base, new_base, absent)
     return Plan(item.sync_id, policy.group, tuple(_dedupe(steps)), tuple(conflicts), new_base, origins, waiting)
 
@@ -333,12 +348,16 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
 def _waiting(
     policy: GroupPolicy, item: Item, base: Mapping[str, Value], new_base: Mapping[str, Value], absent: list[str]
 ) -> tuple[str, ...]:
-    """Members that cannot be read now and are behind the new base: a create, a change, or older values held."""
-    changed = any(not same(new_base.get(name), base.get(name)) for name in policy.fields)
+    """Members that cannot be read now and are behind the new base: a create, a change, or older values held.
+
+    A change counts for a member only in a field it holds: a field kept elsewhere leaves it as up to date as before.
+    """
+    changed = {name for name in policy.fields if not same(new_base.get(name), base.get(name))}
     return tuple(
         member
         for member, ref in sorted(item.unavailable.items())
-        if (ref is None and member in absent) or (ref is not None and (changed or member in item.behind))
+        if (ref is None and member in absent)
+        or (ref is not None and (any(policy.fields[n].holds(member) for n in changed) or member in item.behind))
     )
 
 
@@ -355,7 +374,7 @@ def _merge_fields(
     for name, declared in policy.fields.items():
         take = item.decisions.get(name)
         # A person decided a held conflict: the chosen endpoint's value wins, like an owner's would.
-        field_policy = declared if take is None else FieldPolicy(Rule("owner", owner=take), declared.sources)
+        field_policy = declared if take is None else replace(declared, rule=Rule("owner", owner=take))
         field_base, field_echoes = _catching_up(name, base, views, item.echoes, item.behind)
         decision = merge_field(name, field_policy, field_base, views, field_echoes)
         if decision.conflict is not None:
@@ -399,8 +418,12 @@ def _write_for(
     """The fields whose canonical value differs at this endpoint (lossy maps compare canonically: no flap)."""
     values = {
         name: new_base[name]
-        for name in policy.fields
-        if name in view.values and name in new_base and name not in held and not same(view.values[name], new_base[name])
+        for name, field_policy in policy.fields.items()
+        if name in view.values
+        and name in new_base
+        and name not in held
+        and field_policy.holds(view.endpoint)
+        and not same(view.values[name], new_base[name])
     }
     if not values:
         return None
@@ -418,13 +441,17 @@ def _deletion_steps(
     # it (taken for a change, most deleted items read as modified, were recreated, and a mass deletion split in
     # two: recreates here, archives there, each under the mass-change threshold; found by issue 17's catalogue).
     modified_since_base = item.base is not None and any(
-        not same(view.values[name], base.get(name)) for view in views for name in policy.fields if name in view.values
+        not same(view.values[name], base.get(name))
+        for view in views
+        for name, field_policy in policy.fields.items()
+        if name in view.values and field_policy.holds(view.endpoint)
     )
     steps: list[Step] = []
     for endpoint in sorted(item.deleted):
         if modified_since_base:
             # Deleted here but modified elsewhere since the base: the modification wins, the mirror is recreated.
-            steps.append(Create(endpoint, mirror_values(new_base), f"deleted at {endpoint} but modified elsewhere"))
+            values = mirror_values(new_base, policy, endpoint)
+            steps.append(Create(endpoint, values, f"deleted at {endpoint} but modified elsewhere"))
         elif policy.on_delete == "archive":
             # Deleted here, untouched elsewhere: archive the mirrors (never delete what people may still need).
             steps += [Archive(v.endpoint, v.ref, f"deleted at {endpoint}") for v in views if not v.archived]
@@ -434,9 +461,20 @@ def _deletion_steps(
     return steps
 
 
-def mirror_values(base: Mapping[str, Value]) -> dict[str, Value]:
-    """The values a new mirror is made with: the agreed ones, without the pseudo-fields."""
-    return {name: value for name, value in base.items() if name != ARCHIVED and value is not None}
+def mirror_values(
+    base: Mapping[str, Value], policy: GroupPolicy | None = None, endpoint: str | None = None
+) -> dict[str, Value]:
+    """The values a new mirror is made with: the agreed ones, without the pseudo-fields.
+
+    Given the group's ``policy`` and the mirror's ``endpoint``, only the fields that endpoint holds.
+    """
+    return {
+        name: value
+        for name, value in base.items()
+        if name != ARCHIVED
+        and value is not None
+        and (policy is None or endpoint is None or name not in policy.fields or policy.fields[name].holds(endpoint))
+    }
 
 
 def _dedupe(steps: list[Step]) -> list[Step]:

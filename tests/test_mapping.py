@@ -57,6 +57,70 @@ class TestCompile:
             compile_group(path, TOOLS, CAPABILITIES)
 
 
+class TestPerMemberFields:
+    """A field held by some members only (``members`` or ``except``): the others never read or write it."""
+
+    HEAD = "members:\n  engineering: {}\n  sales: {}\n  marketing: {}\nfields:\n  title: {}\n"
+
+    def compiled(self, tmp_path: Path, labels: str) -> Group:
+        path = tmp_path / "g.yaml"
+        path.write_text(self.HEAD + f"  labels: {labels}\n")
+        return compile_group(path, TOOLS, CAPABILITIES)
+
+    @pytest.mark.parametrize("labels", ["{rule: union, members: [engineering, sales]}", "{except: [marketing]}"])
+    def test_members_or_except_name_the_holders(self, tmp_path: Path, labels: str) -> None:
+        """Either spelling: the policy knows the holders, and marketing's codec neither decodes nor encodes labels."""
+        group = self.compiled(tmp_path, labels)
+        assert group.policy.fields["labels"].holders == frozenset({"engineering", "sales"})
+        assert group.policy.fields["title"].holders is None
+        marketing = group.codecs["marketing"]
+        view, problems = marketing.decode(record("asana", title="x", labels=("press",)))
+        assert view.values == {"title": "x"}
+        assert problems == []
+        assert marketing.encode({"title": "x", "labels": ["api"]}, create=True) == ({"title": "x"}, [])
+        fields, _ = group.codecs["sales"].encode({"labels": ["api"]})
+        assert fields == {"labels": ("api",)}
+
+    def test_a_scoped_member_that_does_not_hold_labels_still_gets_its_scope_label(self, tmp_path: Path) -> None:
+        """Its mirrors must stay in scope: the scope label alone, never the item's labels."""
+        path = tmp_path / "g.yaml"
+        path.write_text(
+            "members:\n  engineering: {scope: {labels: [launch]}}\n  sales: {}\n  marketing: {}\n"
+            "fields:\n  labels: {except: [engineering]}\n"
+        )
+        codec = compile_group(path, TOOLS, CAPABILITIES).codecs["engineering"]
+        assert codec.encode({"title": "x", "labels": ["api"]}, create=True)[0]["labels"] == ("launch",)
+
+    @pytest.mark.parametrize(
+        ("labels", "line", "message"),
+        [
+            ("{members: [engineering, finance]}", 7, r"\['finance'\] are not members"),
+            ("{except: [finanse]}", 7, r"\['finanse'\] are not members"),
+            ("{members: [sales], except: [marketing]}", 7, "has both 'members' .* and 'except' .*: keep one"),
+            ("{members: [sales]}", 7, r"held by \['sales'\] only.*list at least two members"),
+            ("{except: [engineering, sales]}", 7, r"held by \['marketing'\] only"),
+            ("{members: []}", 7, "held by no member only"),
+            ("{except: [marketing], rule: {owner: marketing}}", 7, r"\['marketing'\] do not hold fields.labels"),
+            ("{except: [marketing], rule: {prefer: [sales, marketing]}}", 7, "do not hold fields.labels"),
+            ("{except: [marketing], from: [marketing]}", 7, "do not hold fields.labels"),
+            ("{except: [marketing], map: {marketing: {a: b}}}", 7, "do not hold fields.labels"),
+        ],
+    )
+    def test_mistakes_are_errors_with_a_line_and_the_fix(
+        self, tmp_path: Path, labels: str, line: int, message: str
+    ) -> None:
+        """Unknown members, both keys, fewer than two holders, a rule or map for a member that does not hold it."""
+        with pytest.raises(FileError, match=rf"g.yaml:{line}: .*{message}"):
+            self.compiled(tmp_path, labels)
+
+    def test_every_member_holds_the_title(self, tmp_path: Path) -> None:
+        """A mirror can be created at any member, and every tool needs a title."""
+        path = tmp_path / "g.yaml"
+        path.write_text(self.HEAD.replace("title: {}", "title: {except: [marketing]}"))
+        with pytest.raises(FileError, match=r"g.yaml:6: .*every member holds the title"):
+            compile_group(path, TOOLS, CAPABILITIES)
+
+
 class TestStatus:
     def test_many_to_one_decodes_to_one_canonical_value(self, group: Group) -> None:
         """Jira's In Review and In Progress both mean doing."""

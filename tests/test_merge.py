@@ -246,6 +246,72 @@ class TestDirection:
         assert result.steps == (Write("sales", "sales-1", {"status": "doing"}, "status from base"),)
 
 
+class TestPerMemberFields:
+    """Labels held by engineering and sales only: marketing is neither read nor written for them."""
+
+    @staticmethod
+    def held(**item: Any) -> tuple[GroupPolicy, Item]:
+        kept = FieldPolicy(Rule("union"), holders=frozenset({"engineering", "sales"}))
+        group = replace(policy(), fields={**policy().fields, "labels": kept})
+        return group, Item("s1", **item)
+
+    def test_a_change_at_a_holder_reaches_the_other_holder_only(self) -> None:
+        """Ana adds a label in Jira: Trello gets it, the Asana task keeps its own tags untouched."""
+        views = agreed(engineering={"labels": ["api", "launch"]}, marketing={"labels": ["press"]})
+        result = plan(*self.held(base=BASE, views=views))
+        assert result.steps == (Write("sales", "sales-1", {"labels": ["api", "launch"]}, "labels from engineering"),)
+        assert result.base["labels"] == ["api", "launch"]
+
+    def test_a_change_at_a_member_that_does_not_hold_the_field_is_not_read(self) -> None:
+        """Gus tags the task in Asana: no change for anyone, nothing reverted, the base keeps the holders' value."""
+        result = plan(*self.held(base=BASE, views=agreed(marketing={"labels": ["launch", "press"]})))
+        assert result.quiet
+        assert result.base == BASE
+
+    def test_holders_conflict_by_the_rule_among_themselves(self) -> None:
+        """Both holders edit labels: union of theirs; marketing's tags take no part and get no write."""
+        views = agreed(
+            engineering={"labels": ["api", "launch"]}, sales={"labels": []}, marketing={"labels": ["social"]}
+        )
+        result = plan(*self.held(base=BASE, views=views))
+        (conflict,) = result.conflicts
+        assert set(conflict.values) == {"engineering", "sales"}
+        assert result.base["labels"] == ["api"]
+        assert {s.endpoint for s in result.steps} == {"engineering", "sales"}
+
+    def test_a_mirror_created_at_a_member_that_does_not_hold_the_field_gets_no_value(self) -> None:
+        """A new card: the Jira issue is created with its labels, the Asana task without any."""
+        views = {"sales": view("sales", title="New", status="todo", labels=["pricing"])}
+        result = plan(*self.held(base=None, views=views))
+        creates = {s.endpoint: s.values for s in result.steps if isinstance(s, Create)}
+        assert creates == {
+            "engineering": {"title": "New", "status": "todo", "labels": ["pricing"]},
+            "marketing": {"title": "New", "status": "todo"},
+        }
+
+    def test_an_item_new_at_a_member_that_does_not_hold_the_field_brings_none(self) -> None:
+        """A new Asana task with tags: its mirrors are created without labels, and its tags stay as they are."""
+        views = {"marketing": view("marketing", title="New", status="todo", labels=["press"])}
+        result = plan(*self.held(base=None, views=views))
+        assert [s.values for s in result.steps if isinstance(s, Create)] == [{"title": "New", "status": "todo"}] * 2
+        assert "labels" not in result.base
+
+    def test_a_member_that_cannot_be_read_is_not_behind_on_a_field_it_does_not_hold(self) -> None:
+        """Asana is down while labels change in Jira: the task misses nothing, so the item does not wait for it."""
+        views = agreed(engineering={"labels": ["api", "launch"]})
+        del views["marketing"]
+        result = plan(*self.held(base=BASE, views=views, unavailable={"marketing": "marketing-1"}))
+        assert result.waiting == ()
+
+    def test_a_scope_label_is_required_only_where_the_field_is_held(self) -> None:
+        """Marketing scoped by a label it does not hold as a field: the item's labels do not take it."""
+        group, item = self.held(base=None, views={"sales": view("sales", title="New", labels=["pricing"])})
+        result = plan(replace(group, scope_labels={"marketing": "launch"}), item)
+        assert result.base["labels"] == ["pricing"]
+        result = plan(replace(group, scope_labels={"engineering": "launch"}), item)
+        assert result.base["labels"] == ["launch", "pricing"]
+
+
 class TestLifecycle:
     def test_a_new_item_is_mirrored_where_the_group_says(self) -> None:
         """First seen in sales: created in engineering and marketing with sales' values."""

@@ -7,10 +7,15 @@ sync passes. When the edits stop, a lead settles the conflicts the ``manual`` ru
 - quiescence: a further pass writes nothing;
 - no duplicates: no two records in a tool carry the same item's marker, and every record in scope is linked;
 - audit: every remote write of every pass has its event, and the chain verifies.
+
+:class:`PeopleKeepingLabels` runs the same people on a group whose labels Engineering and Sales hold and Marketing
+does not (a per-member field): people also label issues and cards and tag tasks, and Asana's tags must end exactly
+as Marketing's people left them.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -25,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from connectors.base import Connector
 from connectors.factory import CAPABILITIES
+from sandbox.asana import edits
 from sandbox.org import Sandbox
 from syncd.audit import events, verify
 from syncd.engine import Pass, endpoint_key
@@ -44,6 +50,7 @@ STATUSES = {
     "marketing": ["Backlog", "In progress", "Shipped"],
 }
 MEMBERS = tuple(PEOPLE)
+TOOLS = {"engineering": "jira", "sales": "trello", "marketing": "asana"}
 
 words = st.lists(st.sampled_from(["alpha", "beta", "gamma", "launch", "page", "v2", "pricing"]), min_size=1, max_size=3)
 titles = words.map(" ".join)
@@ -66,11 +73,7 @@ class People(RuleBasedStateMachine):
         self.directory = Path(tempfile.mkdtemp(prefix="syncd-sm-"))
         self.store = Store(f"sqlite:///{self.directory / 'syncd.db'}")
         self.store.migrate()
-        self.group: Group = compile_group(
-            ROOT / "mappings" / "launch-requests.yaml",
-            {"engineering": "jira", "sales": "trello", "marketing": "asana"},
-            CAPABILITIES,
-        )
+        self.group: Group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
         self.connectors = _connectors(self.sandbox)
         self.passes = 0
 
@@ -235,10 +238,67 @@ class People(RuleBasedStateMachine):
             assert differing == {}, (member, record.ref, differing)
 
 
-People.TestCase.settings = settings(
+class PeopleKeepingLabels(People):
+    """The same people on a group whose labels Marketing does not hold: its tags are its own, never synced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        shipped = (ROOT / "mappings" / "launch-requests.yaml").read_text()
+        kept, found = re.subn(
+            r"^  labels: \{rule: union\}", "  labels: {rule: union, members: [engineering, sales]}", shipped, flags=re.M
+        )
+        assert found == 1, "the shipped group's labels line changed: update this variant"
+        path = self.directory / "launch-requests.yaml"
+        path.write_text(kept)
+        self.group = compile_group(path, TOOLS, CAPABILITIES)
+        self.tags = self._tags()
+        """Task gid -> the tags Marketing's people gave it: all a task may hold (syncd's tasks: none)."""
+
+    def _tags(self) -> dict[str, list[str]]:
+        return {gid: sorted(tag.name for tag in task.tags) for gid, task in self.sandbox.asana.state.tasks.items()}
+
+    @rule(member=members, label=st.sampled_from(["urgent", "enterprise"]), add=st.booleans(), data=st.data())
+    def label(self, member: str, label: str, add: bool, data: st.DataObject) -> None:
+        """Ana labels an issue, Eli a card (board labels), Gus tags a task (Asana's own tags)."""
+        refs = self._refs(member)
+        if not refs:
+            return
+        ref = data.draw(st.sampled_from(refs))
+        person = PEOPLE[member]
+        self.sandbox.clock.advance(1)
+        if member == "engineering":
+            labels = set(self.sandbox.jira.state.issues[ref].labels)
+            self.sandbox.jira.act_as(person).update(ref, labels=sorted(labels | {label} if add else labels - {label}))
+        elif member == "sales":
+            trello = self.sandbox.trello.state
+            held = {trello.labels[each].name for each in trello.cards[ref].id_labels}
+            actor = self.sandbox.trello.act_as(person)
+            if add and label not in held:
+                actor.add_label(ref, label)
+            elif not add and label in held:
+                actor.remove_label(ref, label)
+        else:
+            user = self.sandbox.asana.act_as(person).user
+            with self.sandbox.asana.lock:
+                state = self.sandbox.asana.state
+                tag = state.find_tag("press" if label == "urgent" else "web")
+                assert tag is not None
+                (edits.add_tag if add else edits.remove_tag)(state, user, state.task(ref), tag)
+            self.tags[ref] = self._tags()[ref]
+
+    def _check(self) -> None:
+        super()._check()
+        tags = self._tags()
+        assert {gid: tags[gid] for gid in tags if tags[gid] != self.tags.get(gid, [])} == {}
+
+
+SETTINGS = settings(
     max_examples=12,
     stateful_step_count=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+People.TestCase.settings = SETTINGS
 TestPeople = People.TestCase
+PeopleKeepingLabels.TestCase.settings = settings(SETTINGS, max_examples=8)
+TestPeopleKeepingLabels = PeopleKeepingLabels.TestCase
