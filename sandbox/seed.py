@@ -142,6 +142,20 @@ class AsanaTask(_Strict):
     due_at: datetime | None = None
     completed: bool = False
     tags: list[str] = Field(default_factory=list)
+    custom_fields: dict[str, str | float | date | list[str]] = Field(
+        default_factory=dict,
+        description="values by field name: an option name (a list for multi_enum), text, number, date, e-mails",
+    )
+
+
+class AsanaCustomField(_Strict):
+    """A custom field of a project (Asana's custom field setting), with its options for enum types."""
+
+    name: str
+    type: Literal["enum", "multi_enum", "text", "number", "date", "people"]
+    options: list[str] = Field(default_factory=list, description="enum option names, in order")
+    precision: int = Field(0, ge=0, le=6)
+    description: str = ""
 
 
 class AsanaProject(_Strict):
@@ -151,6 +165,7 @@ class AsanaProject(_Strict):
     sections: list[str]
     tags: list[str] = Field(default_factory=list)
     members: list[str] = Field(default_factory=list)
+    custom_fields: list[AsanaCustomField] = Field(default_factory=list)
     tasks: list[AsanaTask] = Field(default_factory=list)
 
 
