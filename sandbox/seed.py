@@ -113,6 +113,24 @@ class TrelloCard(_Strict):
     # `list` (the field) shadows the builtin inside this class body, hence builtins.list.
     members: builtins.list[str] = Field(default_factory=builtins.list)
     labels: builtins.list[str] = Field(default_factory=builtins.list)
+    customFields: dict[str, str | bool | float | datetime] = Field(  # noqa: N815 - Trello's own name
+        default_factory=dict, description="values by field name: an option's text, text, number, date, checked"
+    )
+
+
+class TrelloCustomFieldOption(_Strict):
+    """A choice of a list custom field."""
+
+    text: str
+    color: str = "none"
+
+
+class TrelloCustomField(_Strict):
+    """A custom field of a board (the Custom Fields power-up)."""
+
+    name: str
+    type: Literal["checkbox", "list", "number", "text", "date"]
+    options: list[TrelloCustomFieldOption] = Field(default_factory=list)
 
 
 class TrelloBoard(_Strict):
@@ -122,6 +140,7 @@ class TrelloBoard(_Strict):
     lists: list[str]
     labels: list[TrelloLabel] = Field(default_factory=list)
     members: list[str] = Field(default_factory=list, description="e-mails; the service account is always one")
+    customFields: list[TrelloCustomField] = Field(default_factory=list)  # noqa: N815 - Trello's own name
     cards: list[TrelloCard] = Field(default_factory=list)
 
 
