@@ -73,6 +73,18 @@ class JiraIssue(_Strict):
     labels: list[str] = Field(default_factory=list)
     duedate: date | None = None
     issuetype: str = "Task"
+    custom_fields: dict[str, str | float | date | list[str]] = Field(
+        default_factory=dict,
+        description="values by field name: an option (a list for multiselect and labels), text, number, date, e-mail",
+    )
+
+
+class JiraCustomField(_Strict):
+    """A custom field of the site (on every project's screens), with its options for select types."""
+
+    name: str
+    type: Literal["select", "multiselect", "textfield", "float", "datepicker", "userpicker", "labels"]
+    options: list[str] = Field(default_factory=list)
 
 
 class JiraProject(_Strict):
@@ -92,6 +104,7 @@ class JiraSeed(_Strict):
     timezone: str = Field("UTC", description="the API user's time zone, which JQL dates are read in")
     priorities: list[str] = Field(default_factory=lambda: ["Highest", "High", "Medium", "Low", "Lowest"])
     issuetypes: list[str] = Field(default_factory=lambda: ["Task", "Bug", "Story"])
+    custom_fields: list[JiraCustomField] = Field(default_factory=list)
     projects: list[JiraProject]
 
 
