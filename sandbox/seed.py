@@ -73,6 +73,18 @@ class JiraIssue(_Strict):
     labels: list[str] = Field(default_factory=list)
     duedate: date | None = None
     issuetype: str = "Task"
+    custom_fields: dict[str, str | float | date | list[str]] = Field(
+        default_factory=dict,
+        description="values by field name: an option (a list for multiselect and labels), text, number, date, e-mail",
+    )
+
+
+class JiraCustomField(_Strict):
+    """A custom field of the site (on every project's screens), with its options for select types."""
+
+    name: str
+    type: Literal["select", "multiselect", "textfield", "float", "datepicker", "userpicker", "labels"]
+    options: list[str] = Field(default_factory=list)
 
 
 class JiraProject(_Strict):
@@ -92,6 +104,7 @@ class JiraSeed(_Strict):
     timezone: str = Field("UTC", description="the API user's time zone, which JQL dates are read in")
     priorities: list[str] = Field(default_factory=lambda: ["Highest", "High", "Medium", "Low", "Lowest"])
     issuetypes: list[str] = Field(default_factory=lambda: ["Task", "Bug", "Story"])
+    custom_fields: list[JiraCustomField] = Field(default_factory=list)
     projects: list[JiraProject]
 
 
@@ -113,6 +126,24 @@ class TrelloCard(_Strict):
     # `list` (the field) shadows the builtin inside this class body, hence builtins.list.
     members: builtins.list[str] = Field(default_factory=builtins.list)
     labels: builtins.list[str] = Field(default_factory=builtins.list)
+    customFields: dict[str, str | bool | float | datetime] = Field(  # noqa: N815 - Trello's own name
+        default_factory=dict, description="values by field name: an option's text, text, number, date, checked"
+    )
+
+
+class TrelloCustomFieldOption(_Strict):
+    """A choice of a list custom field."""
+
+    text: str
+    color: str = "none"
+
+
+class TrelloCustomField(_Strict):
+    """A custom field of a board (the Custom Fields power-up)."""
+
+    name: str
+    type: Literal["checkbox", "list", "number", "text", "date"]
+    options: list[TrelloCustomFieldOption] = Field(default_factory=list)
 
 
 class TrelloBoard(_Strict):
@@ -122,6 +153,7 @@ class TrelloBoard(_Strict):
     lists: list[str]
     labels: list[TrelloLabel] = Field(default_factory=list)
     members: list[str] = Field(default_factory=list, description="e-mails; the service account is always one")
+    customFields: list[TrelloCustomField] = Field(default_factory=list)  # noqa: N815 - Trello's own name
     cards: list[TrelloCard] = Field(default_factory=list)
 
 
@@ -142,6 +174,20 @@ class AsanaTask(_Strict):
     due_at: datetime | None = None
     completed: bool = False
     tags: list[str] = Field(default_factory=list)
+    custom_fields: dict[str, str | float | date | list[str]] = Field(
+        default_factory=dict,
+        description="values by field name: an option name (a list for multi_enum), text, number, date, e-mails",
+    )
+
+
+class AsanaCustomField(_Strict):
+    """A custom field of a project (Asana's custom field setting), with its options for enum types."""
+
+    name: str
+    type: Literal["enum", "multi_enum", "text", "number", "date", "people"]
+    options: list[str] = Field(default_factory=list, description="enum option names, in order")
+    precision: int = Field(0, ge=0, le=6)
+    description: str = ""
 
 
 class AsanaProject(_Strict):
@@ -151,6 +197,7 @@ class AsanaProject(_Strict):
     sections: list[str]
     tags: list[str] = Field(default_factory=list)
     members: list[str] = Field(default_factory=list)
+    custom_fields: list[AsanaCustomField] = Field(default_factory=list)
     tasks: list[AsanaTask] = Field(default_factory=list)
 
 

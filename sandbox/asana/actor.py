@@ -47,6 +47,31 @@ class AsanaActor:
             state = self.emulator.state
             edits.update_task(state, self.user, state.task(gid), fields)
 
+    def set_field(self, gid: str, name: str, value: object) -> None:
+        """Set the custom field called ``name`` as a person picks it in Asana's web app.
+
+        ``value``: an option name (a list of them for multi_enum), text, number, ``YYYY-MM-DD``, or e-mails for
+        people; None clears it.
+        """
+        with self.emulator.lock:
+            state = self.emulator.state
+            task = state.task(gid)
+            custom_field = next((f for f in task.custom_fields() if f.name == name), None)
+            if custom_field is None:
+                raise ApiError(400, f"custom_fields: no custom field called {name!r} on task {gid}")
+            raw: object = value
+            options = {option.name: option.gid for option in custom_field.enum_options}
+            if value is not None and custom_field.resource_subtype == "enum":
+                raw = options.get(str(value), str(value))
+            elif value is not None and custom_field.resource_subtype == "multi_enum":
+                raw = [options.get(str(item), str(item)) for item in value] if isinstance(value, list) else value
+            elif value is not None and custom_field.resource_subtype == "people":
+                people = value if isinstance(value, list) else [value]
+                raw = [state.user(str(email), self.user).gid for email in people]
+            elif value is not None and custom_field.resource_subtype == "date":
+                raw = {"date": str(value)}
+            edits.update_task(state, self.user, task, {"custom_fields": {custom_field.gid: raw}})
+
     def move(self, gid: str, section_name: str) -> None:
         """Move a task to the named section of one of its projects (its status there)."""
         with self.emulator.lock:

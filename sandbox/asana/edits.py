@@ -1,4 +1,4 @@
-"""How a task changes: creation, field updates, section moves, projects, tags, comments, attachments, deletion.
+"""How a task changes: creation, field updates, custom fields, section moves, projects, tags, comments, deletion.
 
 Each edit validates its input the way Asana does (with Asana's 400 messages), applies it, and records the
 system stories and events Asana writes for it, authored by whoever made the change. The HTTP handlers and the
@@ -12,7 +12,20 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.asana.model import Attachment, Membership, Project, Section, Story, Tag, Task, User
+from sandbox.asana.model import (
+    Attachment,
+    CustomField,
+    CustomValue,
+    EnumOption,
+    Membership,
+    Project,
+    Section,
+    Story,
+    Tag,
+    Task,
+    User,
+)
+from sandbox.asana.render import display_value
 from sandbox.asana.richtext import html_to_text, text_to_html
 from sandbox.asana.state import AsanaState, parse_date, parse_datetime
 from sandbox.core import ApiError
@@ -126,7 +139,8 @@ def create_task(state: AsanaState, user: User, data: dict[str, Any], *, app: str
     _set_dates(task, data)
     task.resource_subtype = _subtype(data.get("resource_subtype", "default_task"))
     _set_external(task, data.get("external"), app)
-    _check_custom_fields(data.get("custom_fields"))
+    fields = [s.custom_field for project, _ in placements for s in project.custom_field_settings]
+    custom = _custom_values(state, user, fields, data.get("custom_fields"))
     if data.get("assignee") is not None:
         task.assignee = state.user(str(data["assignee"]), user, "assignee")
         _follow(task, task.assignee)
@@ -145,6 +159,7 @@ def create_task(state: AsanaState, user: User, data: dict[str, Any], *, app: str
         state.event(user, task, "added", parent=section, scopes=scopes)
     for ref in data.get("tags") or []:
         add_tag(state, user, task, state.tag(str(ref), "tags"))
+    task.custom_values.update(custom)  # set with the task: Asana writes no change story for a creation's values
     return task
 
 
@@ -180,10 +195,124 @@ def _subtype(value: object) -> str:
     return str(value)
 
 
-def _check_custom_fields(value: object) -> None:
-    # The seeded projects have no custom fields, so any value names a field that is not on the task.
-    for gid in value if isinstance(value, dict | list) else []:
-        raise ApiError(400, f"custom_fields: Custom field with ID {gid} is not on given object")
+def _custom_values(state: AsanaState, user: User, fields: list[CustomField], value: object) -> dict[str, CustomValue]:
+    """Resolve a ``custom_fields`` body (field gid -> value) into values, refusing it whole on any bad entry.
+
+    Spec: TaskRequestBase ``custom_fields`` is "An object where each key is the GID of a custom field and its
+    corresponding value is either an enum GID, string, number, object, or array (depending on the custom field
+    type)"; only the fields of the task's projects can hold a value (custom fields guide: a custom field setting
+    on a project gives each task in it the field). Where the spec is loose the sandbox takes one form per type,
+    the unfavourable reading: enum an option gid (a string), multi_enum a list of option gids, number a JSON
+    number (not a numeric string), text a string, date ``{"date": "YYYY-MM-DD"}`` (the guide's object; a bare
+    string or ``date_time`` is refused), people a list of user gids; null (and [] for lists) clears. A disabled
+    option is refused (EnumOption: "will no longer be selectable").
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError(400, "custom_fields: Must be an object mapping custom field gids to values")
+    by_gid = {custom_field.gid: custom_field for custom_field in fields}
+    resolved: dict[str, CustomValue] = {}
+    for gid, raw in value.items():
+        custom_field = by_gid.get(str(gid))
+        if custom_field is None:
+            raise ApiError(400, f"custom_fields: Custom field with ID {gid} is not on given object")
+        resolved[custom_field.gid] = _custom_value(state, user, custom_field, raw)
+    return resolved
+
+
+def _custom_value(state: AsanaState, user: User, custom_field: CustomField, raw: object) -> CustomValue:  # noqa: PLR0911
+    kind, gid = custom_field.resource_subtype, custom_field.gid
+    where = f"custom_fields: {custom_field.name} ({gid})"
+    if raw is None:
+        return [] if kind in ("multi_enum", "people") else None
+    if kind == "enum":
+        return _option(custom_field, raw, where)
+    if kind == "multi_enum":
+        if not isinstance(raw, list):
+            raise ApiError(400, f"{where}: A multi_enum value must be a list of enum option gids")
+        return _dedupe([_option(custom_field, item, where) for item in raw])
+    if kind == "people":
+        if not isinstance(raw, list) or not all(isinstance(item, str) and item.isdigit() for item in raw):
+            raise ApiError(400, f"{where}: A people value must be a list of user gids")
+        unknown = [item for item in raw if item not in state.users]
+        if unknown:
+            raise ApiError(400, f"{where}: Not a recognized user: {unknown[0]}")
+        return _dedupe([state.user(item, user, "custom_fields") for item in raw])
+    if kind == "number":
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ApiError(400, f"{where}: A number value must be a number, got {raw!r}")
+        return raw
+    if kind == "text":
+        if not isinstance(raw, str):
+            raise ApiError(400, f"{where}: A text value must be a string, got {raw!r}")
+        return raw or None
+    if not isinstance(raw, dict) or set(raw) != {"date"}:
+        raise ApiError(400, f'{where}: A date value must be an object {{"date": "YYYY-MM-DD"}}, got {raw!r}')
+    return parse_date(raw["date"], where)
+
+
+def _option(custom_field: CustomField, raw: object, where: str) -> EnumOption:
+    option = custom_field.option(raw) if isinstance(raw, str) else None
+    if option is None:
+        raise ApiError(400, f"{where}: {raw!r} is not an enum option of this custom field")
+    if not option.enabled:
+        raise ApiError(400, f"{where}: The enum option {option.name} ({option.gid}) is disabled")
+    return option
+
+
+def _dedupe(items: list[Any]) -> list[Any]:
+    return [item for index, item in enumerate(items) if all(item is not other for other in items[:index])]
+
+
+STORY_VALUE_KEYS = {
+    "enum": "enum_value", "multi_enum": "multi_enum_values", "number": "number_value", "text": "text_value",
+    "date": "date_value", "people": "people_value",
+}  # fmt: skip
+"""The StoryResponse ``old_*``/``new_*`` key of each type."""
+
+
+def _story_value(value: CustomValue) -> object:
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    return value
+
+
+def set_custom_value(state: AsanaState, user: User, task: Task, custom_field: CustomField, value: CustomValue) -> None:
+    """Change one custom field value of ``task``, with its story and event (no-op when it is unchanged).
+
+    Stories: ``<type>_custom_field_changed`` with ``custom_field`` and the spec's conditional ``old_<type>_value``
+    / ``new_<type>_value`` keys; a key the spec does not let be null (``new_enum_value``, the text and number ones)
+    is left out when the value is blank. Event: a ``changed`` task whose change names the field
+    (``{"field": "custom_fields", "new_value": <the custom field>}``) but not the value: read the task for it.
+    """
+    old = task.custom_values.get(custom_field.gid)
+    blank: CustomValue = [] if custom_field.resource_subtype in ("multi_enum", "people") else None
+    if _same(old if old is not None else blank, value):
+        return
+    task.custom_values[custom_field.gid] = value
+    kind = custom_field.resource_subtype
+    shown = display_value(custom_field, value)
+    text = f'changed {custom_field.name} to "{shown}"' if shown is not None else f"cleared {custom_field.name}"
+    key = STORY_VALUE_KEYS[kind]
+    details: dict[str, Any] = {"custom_field": custom_field}
+    for prefix, item in (("old_", old), ("new_", value)):
+        if kind in ("multi_enum", "people"):
+            details[prefix + key] = item or []
+        elif item is not None:
+            details[prefix + key] = _story_value(item)
+        elif prefix == "old_" and kind == "number":  # the one scalar the spec lets be null
+            details[prefix + key] = None
+    state.add_story(task, user, f"{kind}_custom_field_changed", text, **details)
+    state.task_changed(task, user, "custom_fields", custom_field)
+
+
+def _same(old: object, new: object) -> bool:
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
+    if isinstance(old, EnumOption | User) or isinstance(new, EnumOption | User):
+        return old is new
+    return old == new
 
 
 def _follow(task: Task, user: User) -> None:
@@ -214,7 +343,7 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any],
         if key not in UPDATE_FIELDS:
             message = "Cannot write this property" if key in CREATE_FIELDS else "Unknown property"
             raise ApiError(400, f"{key}: {message}")
-    _check_custom_fields(data.get("custom_fields"))
+    custom = _custom_values(state, user, task.custom_fields(), data.get("custom_fields"))
     if app is not None and "external" in data:
         _check_external(data["external"])
     texts = _text_fields(data, "notes", "html_notes")
@@ -254,6 +383,9 @@ def update_task(state: AsanaState, user: User, task: Task, data: dict[str, Any],
         state.task_changed(task, user, "resource_subtype")
     if "external" in data and _set_external(task, data["external"], app):
         task.modified_at = now
+    by_gid = {custom_field.gid: custom_field for custom_field in task.custom_fields()}
+    for gid, value in custom.items():
+        set_custom_value(state, user, task, by_gid[gid], value)
     return task
 
 

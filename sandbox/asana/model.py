@@ -1,4 +1,4 @@
-"""The Asana objects the emulator keeps: users, workspace, projects, sections, tags, tasks, stories, attachments.
+"""The Asana objects the emulator keeps: users, workspace, projects, sections, tags, custom fields, tasks, stories.
 
 Plain mutable records (webhooks and events too); :mod:`.state` owns how they change and :mod:`.render` how they
 look on the wire. Nested references are the objects themselves (a task's assignee is a :class:`User`), so renaming
@@ -45,6 +45,73 @@ class Section:
 
 
 @dataclass(eq=False)
+class EnumOption:
+    """One choice of an ``enum``/``multi_enum`` custom field (spec: EnumOption); never deleted, only disabled."""
+
+    gid: str
+    name: str
+    color: str = "none"
+    enabled: bool = True
+    resource_type: str = "enum_option"
+
+
+CUSTOM_FIELD_TYPES = ("enum", "multi_enum", "text", "number", "date", "people")
+"""The spec's CustomFieldResponse ``resource_subtype`` values the sandbox emulates (``reference`` is not)."""
+
+
+@dataclass(eq=False)
+class CustomField:
+    """A custom field definition (spec: CustomFieldResponse); its values live on the tasks."""
+
+    gid: str
+    name: str
+    resource_subtype: str
+    workspace: Workspace
+    created_by: User | None
+    description: str = ""
+    enum_options: list[EnumOption] = field(default_factory=list)
+    precision: int = 0
+    resource_type: str = "custom_field"
+
+    def option(self, gid: str) -> EnumOption | None:
+        """The enum option with this gid, if the field has it."""
+        return next((option for option in self.enum_options if option.gid == gid), None)
+
+
+@dataclass(eq=False)
+class CustomFieldSetting:
+    """A custom field added to a project: every task of the project can hold a value of it."""
+
+    gid: str
+    custom_field: CustomField
+    project: Project
+    is_important: bool = True
+    resource_type: str = "custom_field_setting"
+
+
+CustomValue = EnumOption | list[EnumOption] | str | int | float | date | list[User] | None
+"""A task's value of one custom field, by type: option, options, text, number, date, people (None: blank)."""
+
+
+@dataclass(eq=False)
+class FieldValue:
+    """One entry of a task's ``custom_fields``: the field and the task's value (``gid`` is the field's, per spec)."""
+
+    field: CustomField
+    value: CustomValue
+
+    @property
+    def gid(self) -> str:
+        """The custom field's gid, as the spec's TaskResponse says a value's gid is."""
+        return self.field.gid
+
+    @property
+    def resource_type(self) -> str:
+        """Values are ``custom_field`` resources on the wire."""
+        return "custom_field"
+
+
+@dataclass(eq=False)
 class Project:
     """A project with its ordered sections, members and task order."""
 
@@ -57,6 +124,7 @@ class Project:
     members: list[User] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     task_order: list[Task] = field(default_factory=list)
+    custom_field_settings: list[CustomFieldSetting] = field(default_factory=list)
     resource_type: str = "project"
 
 
@@ -105,6 +173,8 @@ class Task:
     followers: list[User] = field(default_factory=list)
     externals: dict[str, dict[str, str]] = field(default_factory=dict)
     """Custom external data per OAuth app id: each app sees and sets only its own (see :mod:`.edits`)."""
+    custom_values: dict[str, CustomValue] = field(default_factory=dict)
+    """Custom field values by field gid; only the fields of the task's projects show (see :meth:`custom_fields`)."""
     resource_subtype: str = "default_task"
     resource_type: str = "task"
 
@@ -116,6 +186,15 @@ class Task:
     def membership(self, project: Project) -> Membership | None:
         """The task's membership in ``project``, if it is in it."""
         return next((m for m in self.memberships if m.project is project), None)
+
+    def custom_fields(self) -> list[CustomField]:
+        """The fields the task can hold: those of its projects, in project then setting order, each once."""
+        fields: list[CustomField] = []
+        for project in self.projects:
+            for setting in project.custom_field_settings:
+                if setting.custom_field not in fields:
+                    fields.append(setting.custom_field)
+        return fields
 
 
 @dataclass(eq=False)

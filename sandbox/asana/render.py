@@ -14,7 +14,11 @@ from typing import Any, TypeGuard
 
 from sandbox.asana.model import (
     Attachment,
+    CustomField,
+    CustomFieldSetting,
+    EnumOption,
     Event,
+    FieldValue,
     Membership,
     Project,
     Section,
@@ -40,13 +44,24 @@ COMPACT: dict[str, tuple[str, ...]] = {
     "story": ("gid", "resource_type", "created_at", "created_by", "resource_subtype", "text"),
     "webhook": ("gid", "resource_type", "active", "resource", "target"),
     "attachment": ("gid", "resource_type", "name", "resource_subtype"),
-}
+    # GET /workspaces/{gid}/custom_fields answers CustomFieldCompact: the definition, enum options included.
+    "custom_field": (
+        "gid", "resource_type", "name", "resource_subtype", "type", "enum_options", "is_formula_field",
+        "representation_type", "id_prefix",
+    ),
+    "custom_field_setting": ("gid", "resource_type", "custom_field", "is_important", "parent", "project"),
+    "enum_option": ("gid", "resource_type", "name", "enabled", "color"),
+}  # fmt: skip
 OPT_IN: dict[str, frozenset[str]] = {
     # completed_by is answered on request only, as by the real service.
     "task": frozenset({"html_notes", "external", "completed_by"}),
     "story": frozenset({"html_text"}),
+    "custom_field": frozenset({"description"}),  # CustomFieldBase: "[Opt In]. The description of the custom field."
 }
-Resource = User | Workspace | Project | Section | Tag | Task | Story | Webhook | Attachment
+Resource = (
+    User | Workspace | Project | Section | Tag | Task | Story | Webhook | Attachment | CustomField | CustomFieldSetting
+    | EnumOption | FieldValue
+)  # fmt: skip
 ASSET_URL = "https://app.asana.com/app/asana/-/get_asset?asset_id="
 """Where ``permanent_url`` points, in the form of the spec's example."""
 
@@ -138,6 +153,8 @@ class Renderer:
             return {"project": self.compact(value.project), "section": self.compact(value.section)}
         if isinstance(value, dict):
             return {key: self.plain(item) for key, item in value.items()}
+        if isinstance(value, FieldValue):  # a task's custom_fields hold the whole value record, not a compact one
+            return {key: self.plain(item) for key, item in self.values(value).items()}
         if _is_resource(value):
             return self.compact(value)
         return value
@@ -172,7 +189,22 @@ class Renderer:
             }  # fmt: skip
         if isinstance(obj, Attachment):
             return base | self._attachment(obj)
+        if isinstance(obj, FieldValue | CustomField | CustomFieldSetting | EnumOption):
+            return base | self._custom(obj)
         return base | self._webhook(obj)
+
+    def _custom(self, obj: FieldValue | CustomField | CustomFieldSetting | EnumOption) -> dict[str, Any]:
+        """A custom field's definition, setting, option, or a task's value of it."""
+        if isinstance(obj, FieldValue):
+            return self._definition(obj.field) | _field_value(obj)
+        if isinstance(obj, CustomField):
+            return self._definition(obj) | {"description": obj.description}
+        if isinstance(obj, CustomFieldSetting):
+            return {
+                "custom_field": obj.custom_field, "is_important": obj.is_important, "parent": obj.project,
+                "project": obj.project,
+            }  # fmt: skip
+        return {"name": obj.name, "enabled": obj.enabled, "color": obj.color}
 
     def _task(self, task: Task) -> dict[str, Any]:
         first_project = task.projects[0].gid if task.projects else "0"
@@ -181,7 +213,8 @@ class Renderer:
             "html_notes": task.html_notes, "completed": task.completed, "completed_at": task.completed_at,
             "completed_by": task.completed_by, "assignee": task.assignee, "due_on": task.due_on,
             "due_at": task.due_at, "start_on": task.start_on, "start_at": None, "memberships": task.memberships,
-            "projects": task.projects, "tags": task.tags, "custom_fields": [], "created_at": task.created_at,
+            "projects": task.projects, "tags": task.tags, "created_at": task.created_at,
+            "custom_fields": [FieldValue(f, task.custom_values.get(f.gid)) for f in task.custom_fields()],
             "created_by": task.created_by, "modified_at": task.modified_at,
             "permalink_url": f"https://app.asana.com/0/{first_project}/{task.gid}", "workspace": task.workspace,
             "followers": task.followers, "num_subtasks": 0, "parent": None, "liked": False, "likes": [],
@@ -204,13 +237,35 @@ class Renderer:
     def _project(self, project: Project) -> dict[str, Any]:
         return {
             "name": project.name, "archived": False, "color": None, "created_at": project.created_at,
-            "modified_at": project.modified_at, "current_status": None, "custom_field_settings": [],
+            "modified_at": project.modified_at, "current_status": None,
+            "custom_field_settings": project.custom_field_settings,
             "default_view": "board", "due_on": None, "start_on": None, "members": project.members,
             "followers": project.members, "notes": "", "html_notes": "<body></body>", "owner": project.owner,
             "public": True, "privacy_setting": "public_to_workspace", "completed": False, "completed_at": None,
             "completed_by": None, "workspace": project.workspace,
             "permalink_url": f"https://app.asana.com/0/{project.gid}/list",
         }  # fmt: skip
+
+    @staticmethod
+    def _definition(custom_field: CustomField) -> dict[str, Any]:
+        """What a custom field is (spec: CustomFieldBase/CustomFieldResponse), conditional keys by type.
+
+        ``enum_options`` only for enum and multi_enum, ``precision``/``format`` only for numbers ("Only relevant
+        for custom fields of type Number"): a client must not expect a key its field's type does not have.
+        """
+        kind = custom_field.resource_subtype
+        values: dict[str, Any] = {
+            "name": custom_field.name, "resource_subtype": kind, "type": kind, "representation_type": kind,
+            "id_prefix": None, "is_formula_field": False, "is_value_read_only": False, "enabled": True,
+            "is_global_to_workspace": False, "has_notifications_enabled": True, "asana_created_field": None,
+            "created_by": custom_field.created_by, "privacy_setting": "public_with_guests",
+            "default_access_level": "user",
+        }  # fmt: skip
+        if kind in ("enum", "multi_enum"):
+            values["enum_options"] = custom_field.enum_options
+        if kind == "number":
+            values |= {"precision": custom_field.precision, "format": "none", "currency_code": None}
+        return values
 
     @staticmethod
     def _attachment(attachment: Attachment) -> dict[str, Any]:
@@ -260,5 +315,46 @@ class Renderer:
         return body
 
 
+def display_value(custom_field: CustomField, value: object) -> str | None:
+    """The spec's ``display_value``: "A string representation for the value", null when the value is blank.
+
+    Options by name and people by name, joined with ", "; numbers rounded to the field's precision.
+    """
+    if value is None or value in ([], ""):
+        return None
+    if isinstance(value, list):
+        return ", ".join(item.name for item in value)
+    if isinstance(value, EnumOption):
+        return value.name
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, int | float) and custom_field.resource_subtype == "number":
+        return f"{value:.{custom_field.precision}f}"
+    return str(value)
+
+
+def _field_value(entry: FieldValue) -> dict[str, Any]:
+    """A task's value of one field: only the key of the field's type ("*Conditional*" in CustomFieldCompact)."""
+    kind, value = entry.field.resource_subtype, entry.value
+    values: dict[str, Any] = {"display_value": display_value(entry.field, value)}
+    if kind == "enum":
+        values["enum_value"] = value
+    elif kind == "multi_enum":
+        values["multi_enum_values"] = value or []
+    elif kind == "people":
+        values["people_value"] = value or []
+    elif kind == "number":
+        values["number_value"] = value
+    elif kind == "text":
+        values["text_value"] = value
+    elif kind == "date":  # no ``date_time``: the spec's says null without a time but types it a non-null string
+        values["date_value"] = {"date": value.isoformat()} if isinstance(value, date) else None
+    return values
+
+
 def _is_resource(value: object) -> TypeGuard[Resource]:
-    return isinstance(value, User | Workspace | Project | Section | Tag | Task | Story | Webhook | Attachment)
+    return isinstance(
+        value,
+        User | Workspace | Project | Section | Tag | Task | Story | Webhook | Attachment | CustomField
+        | CustomFieldSetting | EnumOption | FieldValue,
+    )  # fmt: skip

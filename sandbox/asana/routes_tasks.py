@@ -36,6 +36,7 @@ def task_rules() -> list[Rule]:
         ("/projects/<project_gid>/tasks", "list_project_tasks", "GET"),
         ("/sections/<section_gid>/tasks", "list_section_tasks", "GET"),
         ("/sections/<section_gid>/addTask", "add_task_to_section", "POST"),
+        ("/tags/<tag_gid>/tasks", "list_tag_tasks", "GET"),
     ]
     return [Rule(p + path, endpoint=endpoint, methods=[method]) for path, endpoint, method in rules]
 
@@ -92,6 +93,13 @@ class TaskRoutes(AsanaBase):
         project = section.project
         tasks = [t for t in project.task_order if (m := t.membership(project)) is not None and m.section is section]
         return self.page(request, principal, self._filtered(request, tasks))
+
+    def list_tag_tasks(self, request: Request, principal: Principal, tag_gid: str) -> Response:
+        """GET /tags/{gid}/tasks (spec getTasksForTag): the tasks carrying the tag."""
+        tag = self.state.tag(tag_gid)
+        return self.page(
+            request, principal, self._filtered(request, [t for t in self.state.tasks.values() if tag in t.tags])
+        )
 
     def create_task(self, request: Request, principal: Principal) -> Response:
         """POST /tasks."""

@@ -1,4 +1,8 @@
-"""Routes of the workspace's structure: users, workspaces, projects, sections, tags."""
+"""Routes of the workspace's structure: users, workspaces, projects, sections, tags, custom fields.
+
+Custom fields (spec paths ``/custom_fields/{custom_field_gid}``, ``/workspaces/{workspace_gid}/custom_fields``,
+``/projects/{project_gid}/custom_field_settings``) are read-only here: the seed defines them, tasks hold values.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ def workspace_rules() -> list[Rule]:
         Rule(f"{p}/tags", endpoint="list_tags", methods=["GET"]),
         Rule(f"{p}/tags", endpoint="create_tag", methods=["POST"]),
         Rule(f"{p}/tags/<tag_gid>", endpoint="get_tag", methods=["GET"]),
+        Rule(f"{p}/workspaces/<workspace_gid>/custom_fields", endpoint="list_workspace_custom_fields", methods=["GET"]),
+        Rule(f"{p}/custom_fields/<custom_field_gid>", endpoint="get_custom_field", methods=["GET"]),
     ]
 
 
@@ -107,9 +113,17 @@ class WorkspaceRoutes(AsanaBase):
         return self.one(request, principal, section, 201)
 
     def list_custom_field_settings(self, request: Request, principal: Principal, project_gid: str) -> Response:
-        """GET /projects/{gid}/custom_field_settings (the seeded projects have no custom fields)."""
-        self.state.project(project_gid)
-        return self.page(request, principal, [])
+        """GET /projects/{gid}/custom_field_settings: the fields added to the project, each with its definition."""
+        return self.page(request, principal, list(self.state.project(project_gid).custom_field_settings))
+
+    def list_workspace_custom_fields(self, request: Request, principal: Principal, workspace_gid: str) -> Response:
+        """GET /workspaces/{gid}/custom_fields: every custom field definition of the workspace (compact)."""
+        self.state.workspace_ref(workspace_gid)
+        return self.page(request, principal, list(self.state.custom_fields.values()))
+
+    def get_custom_field(self, request: Request, principal: Principal, custom_field_gid: str) -> Response:
+        """GET /custom_fields/{gid}: the definition (``description`` is opt-in, as the spec's CustomFieldBase says)."""
+        return self.one(request, principal, self.state.custom_field(custom_field_gid))
 
     def get_section(self, request: Request, principal: Principal, section_gid: str) -> Response:
         """GET /sections/{gid}."""

@@ -14,6 +14,10 @@ from typing import Any, TypeVar
 
 from sandbox.asana.model import (
     Attachment,
+    CustomField,
+    CustomFieldSetting,
+    CustomValue,
+    EnumOption,
     Event,
     Membership,
     Project,
@@ -27,7 +31,7 @@ from sandbox.asana.model import (
 )
 from sandbox.asana.richtext import text_to_html
 from sandbox.core import ApiError, Clock, IdSequence
-from sandbox.seed import Seed
+from sandbox.seed import AsanaCustomField, AsanaTask, Seed
 
 FIRST_GID = 1208000000000001
 """Real gids are 16-digit numbers; starting here gives the same realistic gids on every start."""
@@ -50,6 +54,9 @@ class AsanaState:
         self.tasks: dict[str, Task] = {}
         self.stories: dict[str, Story] = {}
         self.attachments: dict[str, Attachment] = {}
+        self.custom_fields: dict[str, CustomField] = {}
+        self.custom_field_settings: dict[str, CustomFieldSetting] = {}
+        self.enum_options: dict[str, EnumOption] = {}
         self.webhooks: dict[str, Webhook] = {}
         self.events: list[Event] = []
         self.listeners: list[EventListener] = []
@@ -61,6 +68,8 @@ class AsanaState:
             self.users[user.gid] = user
             self.users_by_email[user.email.lower()] = user
         self._load_projects(seed)
+        # Custom fields take their gids after everything else, so the gids of the other seeded objects stay put.
+        self._load_custom_fields(seed)
 
     def new_gid(self) -> str:
         """Return the next gid (one sequence for all kinds, like Asana's global ids)."""
@@ -117,6 +126,60 @@ class AsanaState:
                 )
                 self.tasks[task.gid] = task
                 project.task_order.append(task)
+
+    def _load_custom_fields(self, seed: Seed) -> None:
+        for spec, project in zip(seed.asana.projects, list(self.projects.values()), strict=True):
+            for field_spec in spec.custom_fields:
+                custom_field = self.find_custom_field(field_spec.name) or self.add_custom_field(field_spec, project)
+                setting = CustomFieldSetting(gid=self.new_gid(), custom_field=custom_field, project=project)
+                project.custom_field_settings.append(setting)
+                self.custom_field_settings[setting.gid] = setting
+            for task, item in zip(project.task_order, spec.tasks, strict=True):
+                self._seed_values(task, item)
+
+    def add_custom_field(self, spec: AsanaCustomField, project: Project) -> CustomField:
+        """Create a custom field (and its enum options) in the workspace, created by the project's owner."""
+        custom_field = CustomField(
+            gid=self.new_gid(),
+            name=spec.name,
+            resource_subtype=spec.type,
+            workspace=self.workspace,
+            created_by=project.owner,
+            description=spec.description,
+            precision=spec.precision,
+        )
+        for name in spec.options:
+            option = EnumOption(gid=self.new_gid(), name=name)
+            custom_field.enum_options.append(option)
+            self.enum_options[option.gid] = option
+        self.custom_fields[custom_field.gid] = custom_field
+        return custom_field
+
+    def find_custom_field(self, name: str) -> CustomField | None:
+        """Return the custom field called ``name``, if there is one."""
+        return next((f for f in self.custom_fields.values() if f.name == name), None)
+
+    def _seed_values(self, task: Task, item: AsanaTask) -> None:
+        fields = {custom_field.name: custom_field for custom_field in task.custom_fields()}
+        for name, raw in item.custom_fields.items():
+            custom_field = fields[name]
+            kind = custom_field.resource_subtype
+            value: CustomValue
+            if kind == "enum":
+                value = next(o for o in custom_field.enum_options if o.name == raw)
+            elif kind == "multi_enum":
+                names = raw if isinstance(raw, list) else [str(raw)]
+                value = [o for o in custom_field.enum_options if o.name in names]
+            elif kind == "people":
+                emails = raw if isinstance(raw, list) else [str(raw)]
+                value = [self.users_by_email[email.lower()] for email in emails]
+            elif kind == "date":
+                value = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+            elif kind == "number":
+                value = raw if isinstance(raw, int | float) else float(str(raw))
+            else:
+                value = str(raw)
+            task.custom_values[custom_field.gid] = value
 
     def add_section(self, project: Project, name: str) -> Section:
         """Create a section at the end of ``project``."""
@@ -208,6 +271,10 @@ class AsanaState:
                     return task
             raise ApiError(404, f"{param}: Unknown object: {ref}")
         return self._get(self.tasks, ref, param)
+
+    def custom_field(self, gid: str, param: str = "custom_field") -> CustomField:
+        """Resolve a custom field gid."""
+        return self._get(self.custom_fields, gid, param)
 
     def attachment(self, gid: str, param: str = "attachment") -> Attachment:
         """Resolve an attachment gid."""

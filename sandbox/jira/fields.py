@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from sandbox.core import JSON, ApiError
+from sandbox.jira import custom
 from sandbox.jira.model import RESOLUTIONS, JiraState
 from sandbox.jira.richtext import is_adf, wiki_to_adf
 
@@ -81,7 +82,7 @@ class FieldReader:
                 verb, operand = next(iter(operation.items()))
                 if verb == "set":
                     value = self.value(name, operand, errors)
-                elif name == "labels" and verb in ("add", "remove"):
+                elif self._is_labels(name) and verb in ("add", "remove"):
                     label = self.value(name, [operand], errors)
                     labels = list(value or [])
                     if verb == "add" and label and label[0] not in labels:
@@ -95,8 +96,18 @@ class FieldReader:
                 changes[name] = value
         return changes, comments
 
+    def editable(self) -> tuple[str, ...]:
+        """The fields an edit or create may set: the system ones and every custom field of the site."""
+        return (*EDITABLE, *self.state.custom_fields)
+
+    def _is_labels(self, name: str) -> bool:
+        found = self.state.custom_fields.get(name)
+        return name == "labels" or (found is not None and found.kind == "labels")
+
     def value(self, name: str, value: JSON, errors: dict[str, str]) -> Any:  # noqa: ANN401, PLR0911 - one parser per field
         """Parse one field's value; on a bad value record Jira's message in ``errors``."""
+        if name in self.state.custom_fields:
+            return custom.parse(self.state.custom_fields[name], value, errors, self.person)
         if name == "summary":
             return self.summary(value, errors)
         if name == "description":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from sandbox.core import JSON
 from sandbox.jira.richtext import wiki_to_adf
@@ -114,6 +115,31 @@ class Comment:
     update_author: str
 
 
+@dataclass(frozen=True)
+class FieldOption:
+    """An option of a select or multiselect custom field (in its one, global context)."""
+
+    id: str
+    value: str
+    disabled: bool = False
+
+
+@dataclass
+class CustomField:
+    """A custom field: ``kind`` is the last part of its type key (``select``, ``float``, ...)."""
+
+    id: str
+    name: str
+    kind: str
+    context_id: str
+    options: list[FieldOption] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        """The numeric part of the id (the schema's ``customId``, JQL's ``cf[10001]``)."""
+        return int(self.id.removeprefix("customfield_"))
+
+
 @dataclass
 class Issue:
     """An issue with its fields, comments, changelog and entity properties."""
@@ -138,6 +164,8 @@ class Issue:
     comments: list[Comment] = field(default_factory=list)
     histories: list[History] = field(default_factory=list)
     properties: dict[str, JSON] = field(default_factory=dict)
+    custom: dict[str, Any] = field(default_factory=dict)
+    """Custom field values by field id (options, text, number, date, e-mail, label list); absent means empty."""
 
 
 @dataclass
@@ -154,6 +182,22 @@ class Webhook:
     exclude_body: bool
     updated_by: str
     updated: datetime
+
+
+def _seed_value(custom: CustomField, raw: object) -> Any:  # noqa: ANN401 - the value's type is the field's
+    """A seeded value in the internal form: options, text, float, date, e-mail, labels."""
+    if custom.kind == "select":
+        return next(o for o in custom.options if o.value == raw)
+    if custom.kind == "multiselect":
+        names = raw if isinstance(raw, list) else [raw]
+        return [o for o in custom.options if o.value in names]
+    if custom.kind == "labels":
+        return list(raw) if isinstance(raw, list) else [str(raw)]
+    if custom.kind == "float":
+        return float(str(raw))
+    if custom.kind == "datepicker":
+        return raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+    return str(raw)
 
 
 def account_id_for(email: str) -> str:
@@ -173,6 +217,7 @@ class JiraState:
     projects: dict[str, Project] = field(default_factory=dict)
     issues: dict[str, Issue] = field(default_factory=dict)
     webhooks: dict[int, Webhook] = field(default_factory=dict)
+    custom_fields: dict[str, CustomField] = field(default_factory=dict)
     next_issue_id: int = 10000
     next_comment_id: int = 10000
     next_history_id: int = 10000
@@ -226,7 +271,26 @@ class JiraState:
                 if state.statuses[issue.status].category == "done":
                     issue.resolution = RESOLUTIONS[0][1]
                     issue.resolutiondate = now
+        state._seed_custom_fields(seed)
         return state
+
+    def _seed_custom_fields(self, seed: Seed) -> None:
+        """Custom fields ``customfield_10001``..., options from 10100, contexts from 10200 (as a fresh site)."""
+        option_ids = iter(range(10100, 10200))
+        for index, spec in enumerate(seed.jira.custom_fields):
+            options = [FieldOption(str(next(option_ids)), name) for name in spec.options]
+            custom = CustomField(f"customfield_{10001 + index}", spec.name, spec.type, str(10200 + index), options)
+            self.custom_fields[custom.id] = custom
+        by_name = {custom.name: custom for custom in self.custom_fields.values()}
+        for project in seed.jira.projects:
+            issues = [i for i in self.issues.values() if i.project == project.key]
+            for issue, item in zip(issues, project.issues, strict=True):
+                for name, raw in item.custom_fields.items():
+                    issue.custom[by_name[name].id] = _seed_value(by_name[name], raw)
+
+    def custom_field_by_name(self, name: str) -> CustomField | None:
+        """The custom field called ``name``, if the site has one."""
+        return next((f for f in self.custom_fields.values() if f.name == name), None)
 
     @property
     def service_email(self) -> str:

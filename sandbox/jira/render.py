@@ -14,6 +14,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sandbox.core import JSON
+from sandbox.jira import custom
 from sandbox.jira.model import (
     RESOLUTIONS,
     STATUS_CATEGORIES,
@@ -72,19 +73,23 @@ def jira_time(moment: datetime, zone: ZoneInfo) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}" + local.strftime("%z")
 
 
-def select_fields(requested: Iterable[str] | None, default: str = "*all") -> list[str]:
-    """Resolve a ``fields`` parameter (``*all``, ``*navigable``, names, ``-name`` exclusions) to field ids."""
+def select_fields(requested: Iterable[str] | None, default: str = "*all", custom: Iterable[str] = ()) -> list[str]:
+    """Resolve a ``fields`` parameter (``*all``, ``*navigable``, names, ``-name`` exclusions) to field ids.
+
+    ``custom`` are the site's custom field ids: ``*all`` and ``*navigable`` include them (empty ones as null).
+    """
     names = [part.strip() for item in (requested or [default]) for part in item.split(",") if part.strip()]
     if not names:
         names = [default]
+    customs = tuple(custom)
     chosen: list[str] = []
     excluded = {name[1:] for name in names if name.startswith("-")}
     for name in names:
         if name == "*all":
-            chosen.extend(ALL_FIELDS)
+            chosen.extend((*ALL_FIELDS, *customs))
         elif name == "*navigable":
-            chosen.extend(f for f in ALL_FIELDS if f not in NOT_NAVIGABLE)
-        elif name in ALL_FIELDS:
+            chosen.extend((*(f for f in ALL_FIELDS if f not in NOT_NAVIGABLE), *customs))
+        elif name in ALL_FIELDS or name in customs:
             chosen.append(name)
     return [name for name in dict.fromkeys(chosen) if name not in excluded]
 
@@ -305,6 +310,8 @@ class Renderer:
 
     def field_value(self, issue: Issue, name: str) -> JSON:  # noqa: PLR0911 - one branch per field
         """The wire value of one issue field."""
+        if name in self.state.custom_fields:
+            return custom.render(self.state.custom_fields[name], issue.custom.get(name), self.api, self.user)
         if name == "summary":
             return issue.summary
         if name == "labels":
@@ -329,6 +336,12 @@ class Renderer:
             return self.resolution(issue.resolution)
         return self.comment_page(issue, 0, max(len(issue.comments), 1) if issue.comments else 0)
 
+    def field_name(self, field_id: str) -> str:
+        """A field's display name: a system field's, or a custom field's own."""
+        if field_id in self.state.custom_fields:
+            return self.state.custom_fields[field_id].name
+        return FIELD_NAMES.get(field_id, field_id)
+
     def issue(self, issue: Issue, fields: list[str], expand: Iterable[str] = ()) -> JSON:
         """An issue with the chosen fields and expansions."""
         expansions = {e.strip() for item in expand for e in item.split(",") if e.strip()}
@@ -349,7 +362,11 @@ class Renderer:
                     rendered[name] = moment.astimezone(self.zone).strftime("%d/%b/%y %I:%M %p")
             body["renderedFields"] = rendered
         if "names" in expansions:
-            body["names"] = {name: FIELD_NAMES[name] for name in fields}
+            body["names"] = {name: self.field_name(name) for name in fields}
+        if "schema" in expansions:
+            body["schema"] = {
+                n: custom.schema(self.state.custom_fields[n]) for n in fields if n in self.state.custom_fields
+            }
         if "changelog" in expansions:
             body["changelog"] = {
                 "startAt": 0,

@@ -8,6 +8,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox.core import JSON, ApiError, Principal
+from sandbox.jira import custom
 from sandbox.jira.base import JiraBase
 from sandbox.jira.fields import EDITABLE, FieldReader, validation_error
 from sandbox.jira.model import Issue
@@ -26,6 +27,7 @@ class IssueRoutes(JiraBase):
             self.api_rule("/issue/<issue_id>", "get_issue", ["GET"]),
             self.api_rule("/issue/<issue_id>", "edit_issue", ["PUT"]),
             self.api_rule("/issue/<issue_id>", "delete_issue", ["DELETE"]),
+            self.api_rule("/issue/<issue_id>/editmeta", "get_editmeta", ["GET"]),
             self.api_rule("/issue/<issue_id>/transitions", "get_transitions", ["GET"]),
             self.api_rule("/issue/<issue_id>/transitions", "do_transition", ["POST"]),
             self.api_rule("/issue/<issue_id>/comment", "list_comments", ["GET"]),
@@ -66,8 +68,8 @@ class IssueRoutes(JiraBase):
             errors["status"] = "Field 'status' cannot be set. It is not on the appropriate screen, or unknown."
             del fields["status"]
         reader = self.reader(version)
-        changes = reader.read(fields, EDITABLE, errors)
-        updates, raw_comments = reader.read_update(dict(body.get("update") or {}), changes, EDITABLE, errors)
+        changes = reader.read(fields, reader.editable(), errors)
+        updates, raw_comments = reader.read_update(dict(body.get("update") or {}), changes, reader.editable(), errors)
         changes.update(updates)
         comments = [self._comment_body(reader, raw, errors) for raw in raw_comments]
         properties = self._create_properties(body.get("properties") if isinstance(body, dict) else None, errors)
@@ -98,7 +100,9 @@ class IssueRoutes(JiraBase):
     def issue_json(self, issue: Issue, renderer: Renderer, request: Request, default_fields: str) -> JSON:
         """An issue as requested by ``fields``/``expand``/``properties`` query parameters."""
         body = renderer.issue(
-            issue, select_fields(self.listed(request, "fields"), default_fields), self.listed(request, "expand")
+            issue,
+            select_fields(self.listed(request, "fields"), default_fields, self.state.custom_fields),
+            self.listed(request, "expand"),
         )
         wanted = self.listed(request, "properties")
         if wanted:
@@ -114,9 +118,10 @@ class IssueRoutes(JiraBase):
         body = body if isinstance(body, dict) else {}
         reader = self.reader(version)
         errors: dict[str, str] = {}
-        changes = reader.read(dict(body.get("fields") or {}), EDITABLE, errors)
+        changes = reader.read(dict(body.get("fields") or {}), reader.editable(), errors)
         current: dict[str, Any] = {name: getattr(issue, name) for name in EDITABLE}
-        updates, raw_comments = reader.read_update(dict(body.get("update") or {}), current, EDITABLE, errors)
+        current |= {fid: issue.custom.get(fid, custom.empty(f)) for fid, f in self.state.custom_fields.items()}
+        updates, raw_comments = reader.read_update(dict(body.get("update") or {}), current, reader.editable(), errors)
         changes.update(updates)
         comments = [self._comment_body(reader, raw, errors) for raw in raw_comments]
         if errors:
@@ -125,6 +130,45 @@ class IssueRoutes(JiraBase):
         if request.args.get("returnIssue") == "true":
             return self.json(self.issue_json(issue, self.renderer(principal, version), request, "*all"))
         return self.empty()
+
+    def get_editmeta(self, request: Request, principal: Principal, version: str, issue_id: str) -> Response:
+        """GET issue/{key}/editmeta: the editable fields with schema, operations and ``allowedValues``.
+
+        Spec: Get edit issue metadata (``IssueUpdateMetadata`` of ``FieldMetadata``). Select fields list their
+        enabled options (``{self, value, id}``), ``priority`` and ``issuetype`` their values; where syncd reads a
+        custom field's options on Server (no context API there).
+        """
+        self.viewer(principal)
+        issue = self.service.issue(issue_id)
+        renderer = self.renderer(principal, version)
+        fields: dict[str, JSON] = {}
+        system = {
+            "summary": ({"type": "string", "system": "summary"}, ["set"], None),
+            "priority": (
+                {"type": "priority", "system": "priority"}, ["set"],
+                [renderer.priority(name) for _, name in self.state.priorities],
+            ),
+            "labels": ({"type": "array", "items": "string", "system": "labels"}, ["add", "set", "remove"], None),
+            "duedate": ({"type": "date", "system": "duedate"}, ["set"], None),
+            "assignee": ({"type": "user", "system": "assignee"}, ["set"], None),
+        }  # fmt: skip
+        for name, (field_schema, operations, allowed) in system.items():
+            fields[name] = {"required": name == "summary", "schema": field_schema, "name": renderer.field_name(name)}
+            fields[name] |= {"key": name, "operations": operations}
+            if allowed is not None:
+                fields[name]["allowedValues"] = allowed
+        for fid, definition in self.state.custom_fields.items():
+            entry: dict[str, JSON] = {
+                "required": False, "schema": custom.schema(definition), "name": definition.name, "key": fid,
+                "operations": ["add", "set", "remove"] if definition.kind == "labels" else ["set"],
+            }  # fmt: skip
+            if definition.kind in ("select", "multiselect"):
+                entry["allowedValues"] = [
+                    custom.option_json(renderer.api, o) for o in definition.options if not o.disabled
+                ]
+            fields[fid] = entry
+        del issue
+        return self.json({"fields": fields})
 
     def delete_issue(self, request: Request, principal: Principal, version: str, issue_id: str) -> Response:
         """DELETE issue: 204, then 404."""

@@ -105,7 +105,7 @@ class SearchRoutes(JiraBase):
     def _render(
         cls, renderer: Renderer, issues: list[Issue], params: dict[str, JSON], default_fields: str
     ) -> list[JSON]:
-        fields = select_fields(_strings(params.get("fields")), default_fields)
+        fields = select_fields(_strings(params.get("fields")), default_fields, renderer.state.custom_fields)
         expand = _strings(params.get("expand"))
         wanted = cls._wanted_properties(params)
         rendered = []

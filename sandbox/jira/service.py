@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from sandbox.core import JSON, ApiError, Clock
+from sandbox.jira import custom
 from sandbox.jira.fields import validation_error
 from sandbox.jira.model import RESOLUTIONS, ChangeItem, Comment, History, Issue, JiraState, Transition
 from sandbox.jira.render import available
@@ -60,7 +61,10 @@ class JiraService:
         issue = self.state.new_issue(project, changes["summary"], creator=actor, now=now)
         issue.reporter = actor
         for name, value in changes.items():
-            setattr(issue, name, list(value) if name == "labels" else value)
+            if name in self.state.custom_fields:
+                issue.custom[name] = value
+            else:
+                setattr(issue, name, list(value) if name == "labels" else value)
         issue.properties.update(properties or {})
         self.emit(Event("jira:issue_created", "issue_created", issue, actor))
         return issue
@@ -178,6 +182,13 @@ class JiraService:
     def _apply(self, issue: Issue, changes: dict[str, Any]) -> list[ChangeItem]:
         items: list[ChangeItem] = []
         for name, new in changes.items():
+            definition = self.state.custom_fields.get(name)
+            if definition is not None:
+                old = issue.custom.get(name, custom.empty(definition))
+                if old != new:
+                    items.append(custom.change_item(self.state, self.cloud, definition, old, new))
+                    issue.custom[name] = new
+                continue
             old = getattr(issue, name)
             if old == new:
                 continue

@@ -136,7 +136,7 @@ class WebhookHub:
             "webhookEvent": name,
             "issue_event_type_name": event.type_name,
             "user": renderer.user(event.actor),
-            "issue": renderer.issue(event.issue, select_fields(["*navigable"])),
+            "issue": renderer.issue(event.issue, select_fields(["*navigable"], custom=renderer.state.custom_fields)),
         }
         if event.history is not None:
             body["changelog"] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sandbox.core import JSON, ApiError
 from sandbox.trello.base import TrelloBase
+from sandbox.trello.customfields import VALUE_KEYS, set_item
 from sandbox.trello.ids import is_object_id
 from sandbox.trello.model import Card, Member, TrelloList
 
@@ -114,6 +115,26 @@ class TrelloActor:
         with self.emulator.lock:
             card = self._card(card_id)
             self.emulator.editor.remove_label(card, self._label_id(card, label_name_or_id), self.member)
+
+    def set_custom_field(self, card_id: str, name: str, value: JSON) -> None:
+        """Set the custom field called ``name`` on a card as a person picks it (an updateCustomFieldItem action).
+
+        ``value``: an option's text for a list field, text, number, ISO date, true/false; None (or "") clears it.
+        """
+        with self.emulator.lock:
+            state = self.emulator.state
+            card = self._card(card_id)
+            board = state.boards[card.id_board]
+            custom_field = next((f for f in state.board_custom_fields(board) if f.name == name), None)
+            if custom_field is None:
+                raise ApiError(400, f"no custom field {name!r} on the card's board")
+            body: dict[str, JSON]
+            if custom_field.type == "list":
+                option = next((o.id for o in custom_field.options if o.text == value), str(value or ""))
+                body = {"idValue": option}
+            else:
+                body = {"value": "" if value in (None, "") else {VALUE_KEYS[custom_field.type]: value}}
+            set_item(state, card, custom_field, body, self.member)
 
     def archive(self, card_id: str) -> None:
         """Archive (close) a card."""

@@ -1,4 +1,4 @@
-"""The Trello objects the emulator keeps: members, boards, lists, labels, cards, attachments, actions, webhooks.
+"""The Trello objects the emulator keeps: members, boards, lists, labels, custom fields, cards, actions, webhooks.
 
 Plain mutable records; how they look on the wire lives in :mod:`render`, how they change in :mod:`state`.
 """
@@ -104,6 +104,49 @@ class Attachment:
     pos: float
 
 
+CUSTOM_FIELD_TYPES = ("checkbox", "list", "number", "text", "date")
+"""The spec's POST /customFields ``type`` enum: the Custom Fields power-up's field types."""
+
+
+@dataclass
+class CustomFieldOption:
+    """One choice of a ``list`` custom field: ``value.text`` and a colour, as GET /boards/{id}/customFields shows."""
+
+    id: str
+    id_custom_field: str
+    text: str
+    color: str
+    pos: float
+
+
+@dataclass
+class CustomField:
+    """A board's custom field definition (spec schema ``CustomField``); cards hold items of it."""
+
+    id: str
+    id_board: str
+    name: str
+    type: str
+    pos: float
+    options: list[CustomFieldOption] = field(default_factory=list)
+    card_front: bool = True
+
+
+@dataclass
+class CustomFieldItem:
+    """A card's value of one custom field (spec schema ``CustomFieldItems``): ``value`` or, for lists, ``idValue``.
+
+    Values are stored as Trello shows them: ``{"text"}``, ``{"number": "<as a string>"}``, ``{"date": <ISO>}``,
+    ``{"checked": "true"}``; a cleared field has no item.
+    """
+
+    id: str
+    id_custom_field: str
+    id_card: str
+    value: dict[str, str] | None = None
+    id_value: str | None = None
+
+
 @dataclass
 class Card:
     """A card; ``deleted`` cards are gone from every route and survive only in their actions."""
@@ -123,6 +166,7 @@ class Card:
     id_members: list[str] = field(default_factory=list)
     id_labels: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    custom_items: list[CustomFieldItem] = field(default_factory=list)
     id_attachment_cover: str | None = None
     subscribed: bool = False
     deleted: bool = False

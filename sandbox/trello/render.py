@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sandbox.core import ApiError
+from sandbox.trello.customfields import item_json
 from sandbox.trello.ids import short_link, slug
 from sandbox.trello.model import Action, Attachment, Board, Card, Label, Member, TrelloList, Webhook, iso
 from sandbox.trello.state import TrelloState
@@ -277,7 +278,7 @@ def card_json(
     }
     selected = select(full, fields)
     if custom_fields:
-        selected["customFieldItems"] = []
+        selected["customFieldItems"] = [item_json(item) for item in card.custom_items]
     listed = card_attachments(card, attachments, attachment_fields)
     if listed is not None:
         selected["attachments"] = listed

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.core import ApiError, Principal
 from sandbox.trello.actions import int_param
 from sandbox.trello.base import TrelloBase
+from sandbox.trello.customfields import field_json
 from sandbox.trello.ids import is_object_id
 from sandbox.trello.model import Board, Card, TrelloList
 from sandbox.trello.render import (
@@ -45,6 +46,8 @@ class BoardRoutes(TrelloBase):
             Rule("/1/boards/<board>/labels", endpoint="get_board_labels", methods=["GET"]),
             Rule("/1/boards/<board>/labels", endpoint="post_board_label", methods=["POST"]),
             Rule("/1/boards/<board>/members", endpoint="get_board_members", methods=["GET"]),
+            Rule("/1/boards/<board>/customFields", endpoint="get_board_custom_fields", methods=["GET"]),
+            Rule("/1/customFields/<field_id>", endpoint="get_custom_field", methods=["GET"]),
             Rule("/1/boards/<board>/cards", endpoint="get_board_cards", methods=["GET"]),
             Rule("/1/boards/<board>/cards/<which>", endpoint="get_board_cards", methods=["GET"]),
             Rule(f"/1/boards/<board>/<any({BOARD_FIELDS}):field>", endpoint="get_board_field", methods=["GET"]),
@@ -135,6 +138,17 @@ class BoardRoutes(TrelloBase):
     def get_board(self, request: Request, principal: Principal, board: str) -> Response:
         """GET /1/boards/{id}."""
         return self.json(board_json(self.state, self.board_for(principal, board), request.args.get("fields")))
+
+    def get_board_custom_fields(self, request: Request, principal: Principal, board: str) -> Response:
+        """GET /1/boards/{id}/customFields: the board's Custom Fields power-up definitions, in position order."""
+        found = self.board_for(principal, board)
+        return self.json([field_json(f) for f in self.state.board_custom_fields(found)])
+
+    def get_custom_field(self, request: Request, principal: Principal, field_id: str) -> Response:
+        """GET /1/customFields/{id}: one definition, on a board the requester can see."""
+        custom_field = self.state.custom_field(field_id)
+        self.board_for(principal, custom_field.id_board)
+        return self.json(field_json(custom_field))
 
     def get_board_field(self, request: Request, principal: Principal, board: str, field: str) -> Response:
         """GET /1/boards/{id}/{field}: one field as ``{"_value": ...}`` (py-trello's get_last_activity)."""

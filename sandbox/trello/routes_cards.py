@@ -7,6 +7,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.core import ApiError, Principal
 from sandbox.trello.cards import CARD_FIELDS
+from sandbox.trello.customfields import item_json, set_item
 from sandbox.trello.ids import is_object_id
 from sandbox.trello.model import Card
 from sandbox.trello.render import MEMBER_NESTED_FIELDS, board_json, card_json, list_json, member_json
@@ -35,6 +36,11 @@ class CardRoutes(BoardRoutes):
             Rule("/1/cards/<card>/board", endpoint="get_card_board", methods=["GET"]),
             Rule("/1/cards/<card>/checklists", endpoint="get_card_checklists", methods=["GET"]),
             Rule("/1/cards/<card>/pluginData", endpoint="get_card_plugin_data", methods=["GET"]),
+            Rule("/1/cards/<card>/customFieldItems", endpoint="get_card_custom_items", methods=["GET"]),
+            Rule("/1/cards/<card>/customField/<field_id>/item", endpoint="put_card_custom_item", methods=["PUT"]),
+            # py-trello's Card.set_custom_field and CustomField setters PUT to the singular /1/card/..., which
+            # Trello serves as the same route; the spec names only /cards/.
+            Rule("/1/card/<card>/customField/<field_id>/item", endpoint="put_card_custom_item", methods=["PUT"]),
         ]
 
     def card_for(self, principal: Principal, ident: str) -> Card:
@@ -161,6 +167,20 @@ class CardRoutes(BoardRoutes):
         """GET /1/cards/{id}/checklists: the sandbox keeps no checklists, so always empty."""
         self.card_for(principal, card)
         return self.json([])
+
+    def get_card_custom_items(self, request: Request, principal: Principal, card: str) -> Response:
+        """GET /1/cards/{id}/customFieldItems: the card's set custom fields (a blank field has no item)."""
+        return self.json([item_json(item) for item in self.card_for(principal, card).custom_items])
+
+    def put_card_custom_item(self, request: Request, principal: Principal, card: str, field_id: str) -> Response:
+        """PUT /1/cards/{idCard}/customField/{idCustomField}/item: set or clear one custom field (JSON body)."""
+        found = self.card_for(principal, card)
+        custom_field = self.state.custom_field(field_id)
+        body = self.body_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "Invalid custom field item value.")
+        body = {key: value for key, value in body.items() if key not in {"key", "token"}}
+        return self.json(set_item(self.state, found, custom_field, body, self.actor(principal)))
 
     def get_card_plugin_data(self, request: Request, principal: Principal, card: str) -> Response:
         """GET /1/cards/{id}/pluginData: no Power-Ups in the sandbox, so always empty."""

@@ -18,6 +18,7 @@ from sandbox.trello.model import (
     Action,
     Board,
     Card,
+    CustomField,
     Label,
     Member,
     Organization,
@@ -73,6 +74,7 @@ class TrelloState:
         self.boards: dict[str, Board] = {}
         self.lists: dict[str, TrelloList] = {}
         self.labels: dict[str, Label] = {}
+        self.custom_fields: dict[str, CustomField] = {}
         self.cards: dict[str, Card] = {}
         self.actions: list[Action] = []
         self.actions_by_id: dict[str, Action] = {}
@@ -141,6 +143,19 @@ class TrelloState:
         if found is None:
             raise not_found()
         return found
+
+    def custom_field(self, ident: str) -> CustomField:
+        """Return a custom field definition by id."""
+        if not is_object_id(ident):
+            raise ApiError(400, "invalid id")
+        found = self.custom_fields.get(ident)
+        if found is None:
+            raise not_found()
+        return found
+
+    def board_custom_fields(self, board: Board) -> list[CustomField]:
+        """Return a board's custom field definitions in position order."""
+        return sorted((f for f in self.custom_fields.values() if f.id_board == board.id), key=lambda f: f.pos)
 
     def card(self, ident: str) -> Card:
         """Return a card by id or short link; deleted cards are 404 (they survive only as actions)."""
