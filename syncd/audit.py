@@ -58,6 +58,12 @@ class AuditEvent:
     origin: str | None = None
     """The department whose change this propagates."""
     person: str | None = None
+    """Who made the change (e-mail), when one person made all of it; a decision's: who decided."""
+    people: dict[str, str] | None = None
+    """Field -> who made the change of it this event carries, from the origin tool's history (a write may carry
+    several people's changes; ``person`` is set only when they are one). None on events written before it."""
+    decided_by: dict[str, str] | None = None
+    """Field -> who decided the held conflict whose outcome this write applies (``syncd conflicts resolve``)."""
     rule: str | None = None
     loser: Any = None
     """A conflict's losing value: never lost, it is here."""
@@ -377,8 +383,12 @@ def _matches(
         return False
     if department is not None and department not in (content.get("endpoint"), content.get("origin")):
         return False
-    if person is not None and (content.get("person") or "").casefold() != person.casefold():
-        return False
+    if person is not None:
+        # Named as the change's author, one of a write's per-field people, or who decided what it applies.
+        named = [content.get("person"), *(content.get("people") or {}).values()]
+        named += (content.get("decided_by") or {}).values()
+        if person.casefold() not in {(each or "").casefold() for each in named}:
+            return False
     if field is not None and content.get("field") != field:
         # A write or create names no single field: its new value is the mapping of the fields it wrote.
         new = content.get("new")
@@ -402,8 +412,9 @@ def query(
 ) -> list[Recorded]:
     """Stored events matching every given filter, oldest first; with ``limit``, only the newest that many.
 
-    ``department`` matches the endpoint written or the origin of the change; ``person`` ignores case (people are
-    e-mail addresses); ``field`` also matches a write or create that wrote that field. ``since`` is inclusive and
+    ``department`` matches the endpoint written or the origin of the change; ``person`` matches the event's person,
+    one of its per-field ``people`` or who decided what it applies, ignoring case (people are e-mail addresses);
+    ``field`` also matches a write or create that wrote that field. ``since`` is inclusive and
     ``until`` exclusive, so consecutive windows never count an event twice; both must be timezone-aware.
     """
     if limit is not None and limit < 0:

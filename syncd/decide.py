@@ -2,11 +2,15 @@
 
 Pure (no I/O): :func:`decide` either returns the item's plan or says which members' history of the item it needs
 (:class:`HistoryWanted`); the pass reads those histories, every item's at once, and asks again. History is wanted
-only in two cases, and each endpoint's history is read at most once per item:
+in three cases, and each endpoint's history is read at most once per item:
 
 - a field moved away and back at one endpoint while it changed at another (:func:`_returned`): by state alone that
   endpoint looks untouched;
-- a conflict decided by time (:func:`_timed`): the rule weighs when each field changed, not when the item did.
+- a conflict decided by time (:func:`_timed`): the rule weighs when each field changed, not when the item did;
+- attribution (:func:`_attributed`): the plan writes a value changed at a member (its origin), and the audit log
+  names, per field, the person who made that change. A record does not say who edited it (no tool's read does),
+  so the origin's history is the only source that can be trusted: one read per origin member of an item that is
+  written, shared with the two cases above.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, replace
 from syncd.merge import GroupPolicy, Item, changes, plan, same
 from syncd.model import FieldChange, last_changes
 from syncd.pass_data import Touched
-from syncd.plan import Plan, View
+from syncd.plan import Create, Plan, View, Write
 
 TIMED_RULES = frozenset({"latest", "merge-text", "prefer"})
 """Rules whose decision can come down to which change was later (merge-text and prefer fall back to latest)."""
@@ -59,10 +63,13 @@ def decide(policy: GroupPolicy, whole: Item, item: Touched, histories: Histories
         if missing:
             return HistoryWanted(frozenset(missing))
     timed = _timed(decided, views, histories)
-    if not timed:
-        return Decided(decided, views)
-    views |= timed
-    return Decided(plan(policy, replace(whole, views=views)), views)
+    if timed:
+        views |= timed
+        decided = plan(policy, replace(whole, views=views))
+    missing = _origins(decided, views) - histories.keys()
+    if missing:
+        return HistoryWanted(frozenset(missing))
+    return Decided(replace(decided, people=_attributed(decided, views, histories)), views)
 
 
 def _returned_wanted(policy: GroupPolicy, whole: Item, item: Touched) -> dict[str, set[str]]:
@@ -175,3 +182,35 @@ def _copies_at_their_origin(decided: Plan, timed: dict[str, View], copied: dict[
                 view = timed[member]
                 timed[member] = replace(view, field_times={**view.field_times, name: max(origins)})
     return timed
+
+
+def _carried(decided: Plan) -> set[str]:
+    """The fields whose change the plan carries somewhere: written or created, or decided by a rule or a person."""
+    written = {name for step in decided.steps if isinstance(step, Write | Create) for name in step.values}
+    decided_fields = {conflict.field for conflict in decided.conflicts if not conflict.held}
+    return {name for name in written | decided_fields if name in decided.origins}
+
+
+def _origins(decided: Plan, views: Mapping[str, View]) -> set[str]:
+    """The members whose history names the people of the changes the plan carries (read this pass, so readable)."""
+    return {decided.origins[name] for name in _carried(decided)} & views.keys()
+
+
+def _attributed(decided: Plan, views: Mapping[str, View], histories: Histories) -> dict[str, str]:
+    """Field -> who made the change the plan carries: the last person's change of it at its origin.
+
+    Only changes up to the record read count (a later one is not in the value planned). syncd's own copies name no
+    one; a tool that could not answer, or a person without a known e-mail, leaves the field unnamed, never guessed.
+    """
+    people: dict[str, str] = {}
+    for name in sorted(_carried(decided)):
+        member = decided.origins[name]
+        history = histories.get(member)
+        if history is None or member not in views:
+            continue
+        read_at = views[member].modified
+        theirs = [c for c in history if c.field == name and not c.by_self and c.at <= read_at]
+        last = max(theirs, key=lambda change: change.at, default=None)
+        if last is not None and last.person:
+            people[name] = last.person
+    return people

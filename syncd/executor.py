@@ -320,6 +320,7 @@ class Executor:
         for member in (*item.deleted, *item.out_of_scope):
             tx.unlink(sync_id, endpoint_key(group, member))
         known = Counter(row.endpoint for row in tx.comment_rows(sync_id)) if self.group.comments else None
+        deciders = _deciders(tx, decided)
         # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote: a
         # person's edit that landed between the write and the read-back must not be taken for syncd's.
         mine = [
@@ -346,7 +347,7 @@ class Executor:
             self._note_values(tx, decided, item, step, written, applied=applied)
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
-            append(tx, self._event(decided, item, step, written))
+            append(tx, self._event(decided, item, step, written, deciders))
             if failed and isinstance(step, Write | Create) and written is not None:
                 # The base stays as it was, so these values must not look like a change made at that endpoint. A
                 # create's are all the new mirror holds (a create cut short leaves the tool's defaults, say To Do).
@@ -518,6 +519,8 @@ class Executor:
                     field=conflict.field,
                     new=conflict.result,
                     origin=conflict.winner,
+                    # A rule decided, not a person: it names whose change won (a person's decision: see resolve).
+                    people=_winner(decided, conflict.field, conflict.winner),
                     rule=conflict.rule,
                     loser=losers or None,
                     outcome="held" if conflict.held else "decided",
@@ -545,11 +548,24 @@ class Executor:
                     ),
                 )
 
-    def _event(self, decided: Plan, item: Touched, step: Step, record: Record | None) -> AuditEvent:
+    def _event(
+        self, decided: Plan, item: Touched, step: Step, record: Record | None, deciders: Mapping[str, str]
+    ) -> AuditEvent:
+        """A remote write's event: what it replaced with what, and whose change (per field) and decision it carries.
+
+        ``people`` names, per field carrying a change, who made it (from the origin's history: :mod:`syncd.decide`);
+        ``person`` only when that is one person for every such field, so no write names someone for a change they
+        did not make. A field a conflict decided names its rule; one a person decided names them in ``decided_by``.
+        """
         values = step.values if isinstance(step, Write | Create) else None
-        origins = sorted({decided.origins[name] for name in values or {} if name in decided.origins})
+        carried = sorted(name for name in values or {} if name in decided.origins)
+        origins = sorted({decided.origins[name] for name in carried})
         origin = origins[0] if len(origins) == 1 else (",".join(origins) or None)
-        person = item.views[origins[0]].person if len(origins) == 1 and origins[0] in item.views else None
+        people = {name: decided.people[name] for name in carried if name in decided.people}
+        authors = set(people.values())
+        person = authors.pop() if len(authors) == 1 and len(people) == len(carried) else None
+        rules = sorted({c.rule for c in decided.conflicts if not c.held and c.field in carried})
+        decided_by = {name: deciders[name] for name in carried if name in deciders}
         return AuditEvent(
             step.kind,
             group=self.group.name,
@@ -560,6 +576,9 @@ class Executor:
             new=values,
             origin=origin,
             person=person,
+            people=people or None,
+            decided_by=decided_by or None,
+            rule=",".join(rules) or None,
             outcome="applied",
             config_version=self.config_version,
             message=step.reason,
@@ -577,6 +596,24 @@ class Executor:
             ]
             if times:
                 self.report.lags.append(max(0.0, (now - max(times)).total_seconds()))
+
+
+def _deciders(tx: Tx, decided: Plan) -> dict[str, str]:
+    """Field -> who decided the held conflict this plan applies (read only when the plan applies a decision)."""
+    if not any(conflict.rule.startswith("manual:") for conflict in decided.conflicts):
+        return {}
+    return {
+        queued.field: queued.resolved_by
+        for queued in tx.conflicts(sync_id=decided.sync_id)
+        if queued.state == "decided" and queued.resolved_by
+    }
+
+
+def _winner(decided: Plan, name: str, winner: str | None) -> dict[str, str] | None:
+    """The person whose change won a conflict, as ``{field: e-mail}``, when the winner's history names them."""
+    if winner is None or decided.origins.get(name) != winner or name not in decided.people:
+        return None
+    return {name: decided.people[name]}
 
 
 def _unfinished(error: Exception | None) -> bool:

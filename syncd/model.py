@@ -101,11 +101,16 @@ class Record:
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One change of one field, from the tool's own history: when, and whether syncd's own account made it."""
+    """One change of one field, from the tool's own history: when, whether syncd's own account made it, and who.
+
+    ``person`` is the author's e-mail as the connector maps people (its directory first), for the audit log's
+    attribution; None where the tool does not say or the person has no known e-mail (never guessed).
+    """
 
     field: str
     at: datetime
     by_self: bool
+    person: str | None = None
 
 
 def last_changes(history: Sequence[FieldChange]) -> dict[str, datetime]:

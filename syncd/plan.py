@@ -34,7 +34,8 @@ class View:
     field_times: Mapping[str, datetime] = field(default_factory=dict)
     """When each field last changed there, where the tool says (else the item's modification time counts)."""
     person: str | None = None
-    """Who made the latest change there (e-mail), for the audit log."""
+    """The item's first assignee there (e-mail), as the mapping decodes it: not who changed anything, so the audit
+    log no longer names it (a write's people come from the tools' history: :attr:`Plan.people`)."""
     archived: bool = False
     returned: frozenset[str] = frozenset()
     """Fields a person changed there since the base was agreed and that ended back at the base's value (moved
@@ -132,6 +133,10 @@ class Plan:
     """Field -> the endpoint whose change the new base value came from (for audit attribution)."""
     waiting: tuple[str, ...] = ()
     """Members that could not be read this pass and still lack the item or part of it: they catch up later."""
+    people: Mapping[str, str] = field(default_factory=dict)
+    """Field -> who made the change the new base value carries (e-mail), from its origin's history: the audit
+    log's per-field attribution. Filled by the plan stage (:mod:`syncd.decide`); a field nobody can be named for
+    (the tool could not answer, the person has no e-mail) is absent."""
 
     @property
     def writes(self) -> tuple[Step, ...]:

@@ -120,6 +120,8 @@ HEADER = [
     "new",
     "origin",
     "person",
+    "people",
+    "decided_by",
     "rule",
     "loser",
     "outcome",
@@ -281,6 +283,8 @@ class TestFormats:
             "new": {"title": "[bold]Bulk seats[/bold]"},
             "origin": "marketing",
             "person": "joe@corp.example",
+            "people": None,
+            "decided_by": None,
             "rule": None,
             "loser": None,
             "outcome": "applied",
@@ -449,3 +453,43 @@ class TestErrors:
         assert "error: cannot create the store's directory " in result.stderr
         assert "blocker/dir: Not a directory" in result.stderr
         assert "Traceback" not in result.output
+
+
+class TestPerFieldPeople:
+    SHARED = AuditEvent(
+        "write",
+        group="launch",
+        sync_id="S9",
+        endpoint="engineering",
+        refs={"engineering": "ENG-9"},
+        new={"title": "Launch v2", "due": "2027-03-05"},
+        origin="marketing,sales",
+        people={"title": "eli@corp.example", "due": "gus@corp.example"},
+        decided_by={"due": "lead@corp.example"},
+        rule="manual:marketing",
+        at=datetime(2024, 5, 5, 9, 0, tzinfo=UTC),
+    )
+
+    @pytest.fixture
+    def shared(self, store: Store) -> Recorded:
+        with store.transaction() as tx:
+            return append(tx, self.SHARED)
+
+    def test_the_table_names_each_fields_person_and_the_decider(self, config_dir: Path, shared: Recorded) -> None:
+        """A write carrying two people's changes names each per field, and who decided what it applies."""
+        rows = table_rows(syncd_audit(config_dir))
+        assert rows[1][9] == "due: gus@corp.example; title: eli@corp.example; decided by lead@corp.example"
+
+    def test_the_export_carries_people_and_deciders(self, config_dir: Path, shared: Recorded) -> None:
+        """JSON Lines keep the per-field people and deciders as mappings (lossless)."""
+        (line,) = [json.loads(each) for each in syncd_audit(config_dir, "--format", "jsonl").stdout.splitlines()]
+        assert (line["person"], line["people"], line["decided_by"]) == (
+            None,
+            {"title": "eli@corp.example", "due": "gus@corp.example"},
+            {"due": "lead@corp.example"},
+        )
+
+    @pytest.mark.parametrize("who", ["eli@corp.example", "GUS@corp.example", "lead@corp.example"])
+    def test_person_finds_a_write_by_any_of_its_people(self, config_dir: Path, shared: Recorded, who: str) -> None:
+        """--person matches one of a write's per-field people, or who decided what it applies."""
+        assert seqs(syncd_audit(config_dir, "--format", "jsonl", "--person", who)) == [1]

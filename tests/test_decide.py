@@ -63,13 +63,50 @@ class TestHistoryAsData:
         assert isinstance(outcome, Decided)
         assert outcome.plan.base["status"] == "done"
 
-    def test_an_owner_rule_needs_no_history(self) -> None:
-        """A conflict the owner decides is not about time: the plan comes at once, with no read asked for."""
+    def test_an_owner_rule_needs_only_the_winners_history(self) -> None:
+        """A conflict the owner decides is not about time: only the winner's history is read, to name its author."""
         found = views({"engineering": 5, "sales": 9}, engineering={"status": "doing"}, sales={"status": "done"})
         item = touched(found, {"engineering", "sales"})
-        outcome = decide(policy(Rule("owner", owner="engineering")), Item("s1", BASE, found), item, {})
+        whole = Item("s1", BASE, found)
+        rule = Rule("owner", owner="engineering")
+        assert decide(policy(rule), whole, item, {}) == HistoryWanted(frozenset({"engineering"}))
+        ana = [FieldChange("status", T0 + timedelta(minutes=5), by_self=False, person="ana@corp.example")]
+        outcome = decide(policy(rule), whole, item, {"engineering": ana})
         assert isinstance(outcome, Decided)
         assert outcome.plan.base["status"] == "doing"
+        assert outcome.plan.people == {"status": "ana@corp.example"}
+
+
+class TestAttribution:
+    def test_the_last_persons_change_up_to_the_read_names_the_field(self) -> None:
+        """Ana's move is in the value read; syncd's later copy and Ben's move after the read are not hers to lose."""
+        found = views({"engineering": 5}, engineering={"status": "doing"})
+        item = touched(found, {"engineering"})
+        history = [
+            FieldChange("status", T0 + timedelta(minutes=2), by_self=False, person="chen@corp.example"),
+            FieldChange("status", T0 + timedelta(minutes=4), by_self=False, person="ana@corp.example"),
+            FieldChange("status", T0 + timedelta(minutes=5), by_self=True, person=None),
+            FieldChange("status", T0 + timedelta(minutes=7), by_self=False, person="ben@corp.example"),
+        ]
+        outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), item, {"engineering": history})
+        assert isinstance(outcome, Decided)
+        assert outcome.plan.people == {"status": "ana@corp.example"}
+
+    def test_a_tool_that_cannot_answer_names_no_one(self) -> None:
+        """No history (None): the write is planned all the same and names no one rather than a guess."""
+        found = views({"engineering": 5}, engineering={"status": "doing"})
+        item = touched(found, {"engineering"})
+        outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), item, {"engineering": None})
+        assert isinstance(outcome, Decided)
+        assert outcome.plan.people == {}
+        assert outcome.plan.origins == {"status": "engineering"}
+
+    def test_a_quiet_item_reads_no_history(self) -> None:
+        """Nothing changed, nothing is written: no history is asked for (attribution costs only what is written)."""
+        found = views({})
+        outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), touched(found, set()), {})
+        assert isinstance(outcome, Decided)
+        assert outcome.plan.quiet
 
     def test_a_field_moved_away_and_back_is_found_in_the_history_and_weighed(self) -> None:
         """Engineering moved to Done and back while Sales moved to Done earlier: the owner's return is a change."""

@@ -667,7 +667,10 @@ class AsanaConnector(ConnectorBase[Sdk]):
             lambda: list(
                 asana.StoriesApi(self._client()).get_stories_for_task(
                     ref,
-                    {"opt_fields": "resource_subtype,created_at,created_by.gid", "limit": PAGE_SIZE},
+                    {
+                        "opt_fields": "resource_subtype,created_at,created_by.gid,created_by.email,created_by.name",
+                        "limit": PAGE_SIZE,
+                    },
                     **self._timeout,
                 )
             ),
@@ -677,9 +680,12 @@ class AsanaConnector(ConnectorBase[Sdk]):
         changes: list[FieldChange] = []
         for story in stories:
             moment = _parse_time(story["created_at"])
-            by_self = str((story.get("created_by") or {}).get("gid")) == me
+            author = story.get("created_by") or {}
+            by_self = str(author.get("gid")) == me
+            # As comments map their authors: the directory, else the e-mail shown (looked up once per user, cached).
+            person = self._person(author, look_up=not by_self).email if author else None
             changes += [
-                FieldChange(name, moment, by_self)
+                FieldChange(name, moment, by_self, person)
                 for name in HISTORY_STORIES.get(str(story.get("resource_subtype")), ())
             ]
         return changes

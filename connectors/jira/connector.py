@@ -286,15 +286,21 @@ class JiraConnector(ConnectorBase[JIRA]):
         issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "created,creator", "expand": "changelog"})
         me = self._my_id()
         created = _parse_time(issue["fields"]["created"])
-        by_self = _user_id(issue["fields"].get("creator")) == me
-        changes = [FieldChange(name, created, by_self) for names in HISTORY_FIELDS.values() for name in names]
+        creator = issue["fields"].get("creator")
+        by_self, person = _user_id(creator) == me, self._author(creator)
+        changes = [FieldChange(name, created, by_self, person) for names in HISTORY_FIELDS.values() for name in names]
         for entry in (issue.get("changelog") or {}).get("histories") or []:
-            moment, author = _parse_time(entry["created"]), _user_id(entry.get("author"))
+            moment, author = _parse_time(entry["created"]), entry.get("author")
+            by_self, person = _user_id(author) == me, self._author(author)
             for item in entry.get("items") or []:
                 changes += [
-                    FieldChange(n, moment, author == me) for n in HISTORY_FIELDS.get(str(item.get("field")), ())
+                    FieldChange(n, moment, by_self, person) for n in HISTORY_FIELDS.get(str(item.get("field")), ())
                 ]
         return changes
+
+    def _author(self, user: Json | None) -> str | None:
+        """The e-mail of a changelog entry's author, mapped as assignees are (no request: the entry names them)."""
+        return self._person(user).email if isinstance(user, dict) and user else None
 
     def _my_id(self) -> str | None:
         """The account syncd uses here (``/myself``, read once), to tell its own changes from people's."""

@@ -539,6 +539,8 @@ class TrelloConnector(ConnectorBase[_Client]):
         changes: list[FieldChange] = []
         for action in actions:
             moment, by_self = _parse_time(str(action["date"])), action.get("idMemberCreator") == me
+            # Mapped as card members are: the board's member list is read once per connector, then cached.
+            person = self._person(str(action["idMemberCreator"])).email if action.get("idMemberCreator") else None
             kind = action.get("type")
             if kind == "createCard":
                 names: tuple[str, ...] = tuple(name for fields in HISTORY_FIELDS.values() for name in fields)
@@ -547,7 +549,7 @@ class TrelloConnector(ConnectorBase[_Client]):
                 names = tuple(name for key in old for name in HISTORY_FIELDS.get(key, ()))
             else:
                 names = HISTORY_ACTIONS[str(kind)]
-            changes += [FieldChange(name, moment, by_self) for name in names]
+            changes += [FieldChange(name, moment, by_self, person) for name in names]
         return changes
 
     def _my_id(self) -> str:

@@ -25,7 +25,7 @@ from syncd.cli.handler import Outcome
 from syncd.cli.store import open_store
 
 if TYPE_CHECKING:
-    from syncd.audit import Checkpoint, Recorded
+    from syncd.audit import AuditEvent, Checkpoint, Recorded
 
 audit_app = typer.Typer(
     help="Review the audit log: list or export its events, verify its hash chain, export its head as a checkpoint."
@@ -82,6 +82,17 @@ def _short(value: Any) -> str:  # noqa: ANN401 - any JSON value of the log
     return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"
 
 
+def _who(event: AuditEvent) -> str | None:
+    """The person cell: the one person, else each field's (``due: eli@...``), and who decided what a write applies."""
+    people = event.people or {}
+    named = event.person or "; ".join(f"{name}: {who}" for name, who in sorted(people.items())) or None
+    deciders = sorted(set((event.decided_by or {}).values()))
+    if not deciders:
+        return named
+    decided = f"decided by {', '.join(deciders)}"
+    return f"{named}; {decided}" if named else decided
+
+
 def _print_table(recorded: list[Recorded]) -> None:
     from rich.table import Table  # noqa: PLC0415 - keeps `syncd --help` fast
     from rich.text import Text  # noqa: PLC0415 - keeps `syncd --help` fast
@@ -104,7 +115,7 @@ def _print_table(recorded: list[Recorded]) -> None:
             event.field,
             _short(event.new),
             event.origin,
-            event.person,
+            _who(event),
             event.rule,
             event.outcome,
             event.message,
@@ -126,7 +137,10 @@ def audit_list(
     department: Annotated[
         str | None, typer.Option(help="Only events written to this department or propagating its change.")
     ] = None,
-    person: Annotated[str | None, typer.Option(help="Only changes by this person (e-mail, any case).")] = None,
+    person: Annotated[
+        str | None,
+        typer.Option(help="Only events naming this person (e-mail, any case): their change, or their decision."),
+    ] = None,
     field: Annotated[str | None, typer.Option(help="Only events about this canonical field.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only this kind: write, create, archive, conflict, ...")] = None,
     since: Annotated[

@@ -46,6 +46,9 @@ def lost_answer(fault: str, *, path: str) -> FaultRule:
 class Human(Protocol):
     """A person editing in the tool, outside syncd."""
 
+    email: str
+    """Who they are, as the department's people directory names them."""
+
     def rename(self, ref: str, title: str) -> None:
         """Change the item's title."""
         ...
@@ -243,6 +246,18 @@ class ConnectorContract:
         people = {change.field for change in history if not change.by_self}
         assert {"title", "status"} <= people
         assert all(change.by_self for change in history if change.at <= created.modified)
+
+    def test_history_names_the_person_of_each_change(
+        self, connector: Connector, human: Human, emulator: Emulator, statuses: tuple[str, str]
+    ) -> None:
+        """A person's change of a field reads back with that person's e-mail (the audit log's attribution)."""
+        created = connector.create({"title": "Contract: who", "status": statuses[0]}, marker="sync-history-2")
+        emulator.clock.advance(60)
+        human.rename(created.ref, "Renamed by a person")
+        history = connector.history(created.ref)
+        renames = [change for change in history if change.field == "title" and not change.by_self]
+        assert renames
+        assert {change.person for change in renames} == {human.email}
 
     def test_a_writes_answer_counts_the_comments_or_says_it_cannot(self, connector: Connector) -> None:
         """What a write returns tells how many comments the record has, or None: then the engine must read them.

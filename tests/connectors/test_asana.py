@@ -74,6 +74,7 @@ class AsanaHuman:
 
     def __init__(self, emulator: AsanaEmulator) -> None:
         self.actor = emulator.act_as("gus@corp.example")
+        self.email = "gus@corp.example"
 
     def rename(self, ref: str, title: str) -> None:
         self.actor.update_task(ref, name=title)

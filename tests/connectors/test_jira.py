@@ -89,6 +89,7 @@ class JiraHuman:
 
     def __init__(self, emulator: JiraEmulator) -> None:
         self.actor = emulator.act_as("ana@corp.example")
+        self.email = "ana@corp.example"
 
     def rename(self, ref: str, title: str) -> None:
         self.actor.update(ref, summary=title)

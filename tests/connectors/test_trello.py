@@ -82,6 +82,7 @@ class TrelloHuman:
 
     def __init__(self, emulator: TrelloEmulator) -> None:
         self.actor = emulator.act_as("eli@corp.example")
+        self.email = "eli@corp.example"
 
     def rename(self, ref: str, title: str) -> None:
         self.actor.update_card(ref, name=title)

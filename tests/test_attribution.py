@@ -1,0 +1,86 @@
+"""Audit attribution over whole passes: each write names, per field, the person whose change it carries.
+
+The people come from the origin tool's own history (Jira changelog, Trello actions, Asana stories), not from the
+record, which says nothing about who edited it; a decision names who decided (issue 19).
+"""
+
+from __future__ import annotations
+
+from sandbox.org import Sandbox
+from syncd.audit import AuditEvent, events, verify
+from syncd.connector import Connector
+from syncd.mapping import Group
+from syncd.store import Store
+from tests.syncd_env import run
+
+SUBJECT = "Onboarding checklist"
+"""A Jira issue assigned to Ben: the person the log named for every change before (the view's assignee)."""
+LEAD = "lead@corp.example"
+
+
+def _writes(store: Store, sync_id: str, name: str) -> dict[str, AuditEvent]:
+    """The last write of a field per endpoint, in the item's audit log."""
+    found = {}
+    for each in events(store, sync_id=sync_id):
+        if each.event.kind == "write" and name in (each.event.new or {}) and each.event.endpoint:
+            found[each.event.endpoint] = each.event
+    return found
+
+
+class TestAttribution:
+    def test_a_decided_due_date_names_its_author_and_the_lead(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Eli sets the due date in Trello, Ben renames the Jira issue, a lead takes Sales' date: the Jira and Asana
+        writes of ``due`` name Eli (and the lead as decider), the rename names Ben, the decision names the lead."""
+        run(group, connectors, store)
+        run(group, connectors, store)
+        key = next(k for k, issue in sandbox.jira.state.issues.items() if issue.summary == SUBJECT)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == SUBJECT)
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, due="2027-03-05T12:00:00Z")
+        sandbox.jira.act_as("ana@corp.example").update(key, duedate="2027-03-09")
+        sandbox.jira.act_as("ben@corp.example").update(key, summary="Onboarding checklist v2")
+        run(group, connectors, store)
+        with store.transaction() as tx:
+            (queued,) = tx.conflicts(group=group.name)
+            tx.decide_conflict(queued.id, "sales", LEAD)
+        renames = _writes(store, queued.sync_id, "title")
+        assert {endpoint: event.person for endpoint, event in renames.items()} == {
+            "sales": "ben@corp.example",
+            "marketing": "ben@corp.example",
+        }
+
+        assert run(group, connectors, store) == 2
+        dues = _writes(store, queued.sync_id, "due")
+        assert set(dues) == {"engineering", "marketing"}
+        for event in dues.values():
+            assert (event.origin, event.person, event.people) == (
+                "sales",
+                "eli@corp.example",
+                {"due": "eli@corp.example"},
+            )
+            assert (event.decided_by, event.rule) == ({"due": LEAD}, "manual:sales")
+        (resolved,) = [e.event for e in events(store, sync_id=queued.sync_id) if e.event.kind == "resolve"]
+        assert resolved.person == LEAD
+        assert run(group, connectors, store) == 0
+        assert verify(store).ok
+
+    def test_a_write_of_two_peoples_changes_names_each(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Eli renames the card, Gus sets the task's due date: Jira's one write names each per field, and no one
+        person for the whole write."""
+        run(group, connectors, store)
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == SUBJECT)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == SUBJECT)
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Onboarding checklist, reviewed")
+        sandbox.asana.act_as("gus@corp.example").update_task(task.gid, due_on="2027-03-12")
+        run(group, connectors, store)
+        sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("sales") == card.id)
+        assert sync_id is not None
+        jira = _writes(store, sync_id, "title")["engineering"]
+        assert set(jira.new) == {"title", "due"}
+        assert (jira.origin, jira.person) == ("marketing,sales", None)
+        assert jira.people == {"title": "eli@corp.example", "due": "gus@corp.example"}
+        assert verify(store).ok
