@@ -50,7 +50,8 @@ def decide(policy: GroupPolicy, whole: Item, item: Touched, histories: Histories
     """The item's plan, or the histories still needed to make it (every need known at this point, at once)."""
     decided = plan(policy, whole)
     wanted = _returned_wanted(policy, whole, item)
-    missing = (set(wanted) | _involved(decided, item)) - histories.keys()
+    # Every history the first plan already shows a need for, in one round: usually the last one needed.
+    missing = (set(wanted) | _involved(decided, item) | _origins(decided, item.views)) - histories.keys()
     if missing:
         return HistoryWanted(frozenset(missing))
     views = dict(item.views)

@@ -114,12 +114,15 @@ class TestAttribution:
         item = touched(found, {"engineering", "sales"})
         whole = Item("s1", BASE, found)
         rule = Rule("owner", owner="engineering")
-        assert decide(policy(rule), whole, item, {}) == HistoryWanted(frozenset({"engineering"}))
+        wanted = decide(policy(rule), whole, item, {})
+        # Engineering's history (did the status move and come back?) and Sales' (who made the change the first
+        # plan would carry), in one round.
+        assert wanted == HistoryWanted(frozenset({"engineering", "sales"}))
         back = [
             FieldChange("status", T0 + timedelta(minutes=4), by_self=False),
             FieldChange("status", T0 + timedelta(minutes=6), by_self=False),
         ]
-        outcome = decide(policy(rule), whole, item, {"engineering": back})
+        outcome = decide(policy(rule), whole, item, {"engineering": back, "sales": []})
         assert isinstance(outcome, Decided)
         assert outcome.plan.base["status"] == "todo"
         assert "status" in outcome.views["engineering"].returned
