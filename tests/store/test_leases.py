@@ -89,6 +89,13 @@ def _write_then_fence(store: Store, lease: Lease) -> None:
         tx.fence(lease)
 
 
+def _write_then_stall(store: Store, stall_s: float) -> None:
+    """A write, then ``stall_s`` idle inside the same transaction, as a process stopped mid-pass would."""
+    with store.transaction() as tx:
+        tx.new_item("S1", "launch")
+        time.sleep(stall_s)
+
+
 class TestDeadHolder:
     def test_a_lease_of_a_killed_process_on_this_host_is_taken_at_once(self, store: Store) -> None:
         """``syncd once`` killed while it held a group: the next command takes the group now, not after the TTL."""
@@ -170,9 +177,8 @@ class TestFence:
 
         thread = threading.Thread(target=take_over)
         thread.start()
-        with pytest.raises(DBAPIError, match="idle-in-transaction"), store.fenced(stale).transaction() as tx:
-            tx.new_item("S1", "launch")
-            time.sleep(3.0)  # stopped: the transaction idles with its lock
+        with pytest.raises(DBAPIError, match="idle-in-transaction"):
+            _write_then_stall(store.fenced(stale), 3.0)
         thread.join(timeout=10)
         lease, waited_s = taken[0]
         assert lease is not None
