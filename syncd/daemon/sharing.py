@@ -11,7 +11,8 @@ Its own module because it is the one place that decides, for this replica, which
   replica joins); the preferred owner takes it at its next round and polls it at once.
 
 A dead replica's leases and registry row lapse within ``lease_ttl_s``; the next round of the others recomputes the
-preferred owners without it, so its groups are taken over within about two TTLs. All this on PostgreSQL only
+preferred owners without it, so its groups are taken over within about two TTLs (at once by a replica of the same
+host, which sees its process is gone: :func:`syncd.leasing.gone`). All this on PostgreSQL only
 (several hosts share it); on SQLite the registry is kept but groups go to whoever asks first, as before.
 
 Webhooks on any replica: a delivery for a group held elsewhere is sent to the other replicas with PostgreSQL's
@@ -32,7 +33,7 @@ from datetime import datetime, timedelta
 
 from syncd.daemon.logs import log
 from syncd.daemon.scheduler import Scheduler
-from syncd.leasing import Leases, share
+from syncd.leasing import Leases, gone, share
 from syncd.store import Lease, Store
 from syncd.store.leases import NEVER
 
@@ -203,7 +204,9 @@ class Sharing:
         except Exception as error:  # the store did not answer: the next round tries again
             log.warning("replica.heartbeat", outcome="error", error=type(error).__name__)
             return
-        live = tuple(row.replica_id for row in rows if row.live(at))
+        # A replica of this host whose process is gone (killed, crashed) counts as gone now, not one TTL later: its
+        # groups go to the others at once, and a daemon restarted after a crash gets its groups back without waiting.
+        live = tuple(row.replica_id for row in rows if row.live(at) and not gone(row.replica_id))
         groups = sorted(self._groups())
         previous = self._view
         view = View(at, live, {row.replica_id: row.started_at for row in rows}, share(groups, live))

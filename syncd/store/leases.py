@@ -10,11 +10,15 @@ own clocks say) and this host's UTC clock on SQLite (one host by construction). 
 PostgreSQL the row is created if absent (``INSERT ... ON CONFLICT DO NOTHING``) and then locked (``SELECT ... FOR
 UPDATE``); on SQLite every transaction starts with ``BEGIN IMMEDIATE`` and so runs alone. The fence reads the row
 ``FOR SHARE`` on PostgreSQL: a takeover waits for the commits in flight, which therefore land before it, never
-after.
+after. A holder stopped inside such a transaction (SIGSTOP, a frozen VM) would hold that lock, and so its groups,
+for as long as it is stopped: every transaction that locks a lease row is therefore bounded by the lease's TTL of
+idleness (``idle_in_transaction_session_timeout``), after which PostgreSQL ends the session, rolls it back and
+lets the takeover through. The stopped holder's commit then fails, as the fence would have made it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,8 +81,26 @@ def now(connection: Connection) -> datetime:
     return datetime.now(UTC)
 
 
-def _locked(connection: Connection, group: str) -> Lease:
-    """The group's lease row, created free if absent, locked until the transaction ends."""
+def bound_idleness(connection: Connection, ttl_s: float) -> None:
+    """On PostgreSQL, end this transaction's session if its client leaves it idle for ``ttl_s`` (see above).
+
+    ``SET LOCAL``: only this transaction, and the pool's connection is back to the server's default after it. At
+    least a second, so that a tiny TTL never ends a transaction that is merely busy between two statements.
+    """
+    if connection.dialect.name == "postgresql":
+        milliseconds = str(math.ceil(max(1.0, ttl_s) * 1000))
+        connection.execute(
+            text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)"), {"ms": milliseconds}
+        )
+
+
+def _ttl_s(lease: Lease) -> float:
+    return (lease.expires_at - lease.renewed_at).total_seconds()
+
+
+def _locked(connection: Connection, group: str, ttl_s: float) -> Lease:
+    """The group's lease row, created free if absent, locked until the transaction ends (at most ``ttl_s`` idle)."""
+    bound_idleness(connection, ttl_s)
     values = {
         "group_name": group,
         "holder": "",
@@ -96,7 +118,7 @@ def _locked(connection: Connection, group: str) -> Lease:
 def acquire(connection: Connection, group: str, holder: str, ttl_s: float) -> Lease | None:
     """Take the group's lease if it is free or expired (a new token), renew it if ``holder`` has it; else None."""
     at = now(connection)
-    current = _locked(connection, group)
+    current = _locked(connection, group, ttl_s)
     expires = at + timedelta(seconds=ttl_s)
     if current.live(at) and current.holder != holder:
         return None
@@ -113,9 +135,9 @@ def acquire(connection: Connection, group: str, holder: str, ttl_s: float) -> Le
 
 def renew(connection: Connection, lease: Lease) -> bool:
     """Extend a lease still held with its token by its TTL; False if it expired or changed hands (it is lost)."""
-    ttl_s = (lease.expires_at - lease.renewed_at).total_seconds()
+    ttl_s = _ttl_s(lease)
     at = now(connection)
-    current = _locked(connection, lease.group)
+    current = _locked(connection, lease.group, ttl_s)
     if not (current.live(at) and (current.holder, current.token) == (lease.holder, lease.token)):
         return False
     connection.execute(
@@ -145,8 +167,10 @@ def fence(connection: Connection, lease: Lease) -> None:
     """Raise LeaseLost unless ``lease`` is still its group's live lease; run first in a transaction that commits.
 
     On PostgreSQL the row is read ``FOR SHARE``: the group's own transactions do not wait for one another, and a
-    takeover (``FOR UPDATE``) waits until they have committed.
+    takeover (``FOR UPDATE``) waits until they have committed, or until a holder stopped mid-transaction has been
+    idle for the TTL (:func:`bound_idleness`).
     """
+    bound_idleness(connection, _ttl_s(lease))
     at = now(connection)
     row = connection.execute(
         select(leases).where(leases.c.group_name == lease.group).with_for_update(read=True)

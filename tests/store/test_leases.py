@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from syncd.errors import LeaseLost, SchemaTooNew
 from syncd.leasing import Leases, gone, replica_id
@@ -87,6 +89,13 @@ def _write_then_fence(store: Store, lease: Lease) -> None:
         tx.fence(lease)
 
 
+def _write_then_stall(store: Store, stall_s: float) -> None:
+    """A write, then ``stall_s`` idle inside the same transaction, as a process stopped mid-pass would."""
+    with store.transaction() as tx:
+        tx.new_item("S1", "launch")
+        time.sleep(stall_s)
+
+
 class TestDeadHolder:
     def test_a_lease_of_a_killed_process_on_this_host_is_taken_at_once(self, store: Store) -> None:
         """``syncd once`` killed while it held a group: the next command takes the group now, not after the TTL."""
@@ -151,6 +160,32 @@ class TestFence:
         time.sleep(0.4)
         with pytest.raises(LeaseLost), store.fenced(lease).transaction() as tx:
             tx.new_item("S1", "launch")
+
+    def test_a_holder_stopped_mid_transaction_holds_a_takeover_up_for_its_ttl_at_most(self, store: Store) -> None:
+        """A stopped inside a fenced transaction (its FOR SHARE lock held): B takes over once A was idle for the TTL;
+        PostgreSQL ends A's session, so its late commit fails (found by tests/reliability/test_replicas_chaos.py)."""
+        if not store.shared:
+            pytest.skip("SQLite is one host: a process stopped while writing holds the file's lock")
+        stale = store.acquire("launch", A, 1.0)
+        assert stale is not None
+        taken: list[tuple[Lease | None, float]] = []
+
+        def take_over() -> None:
+            time.sleep(1.2)  # A's lease has expired, but its transaction still holds the row
+            started = time.monotonic()
+            taken.append((store.acquire("launch", B, 30), time.monotonic() - started))
+
+        thread = threading.Thread(target=take_over)
+        thread.start()
+        with pytest.raises(DBAPIError, match="idle-in-transaction"):
+            _write_then_stall(store.fenced(stale), 3.0)
+        thread.join(timeout=10)
+        lease, waited_s = taken[0]
+        assert lease is not None
+        assert lease.holder == B
+        assert waited_s < 1.5, waited_s  # A's transaction is ended 1 s (the TTL) after its last statement
+        with store.transaction() as tx:
+            assert tx.item_group("S1") is None
 
     def test_a_released_lease_fences(self, store: Store) -> None:
         """After release() the old lease commits nothing more."""
