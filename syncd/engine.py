@@ -29,7 +29,7 @@ import functools
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from syncd.comment_mirror import CommentMirror
 from syncd.connector import Connector
@@ -57,6 +57,19 @@ FOLD_ROUNDS = 5
 
 Hints = Mapping[str, Sequence[str]]
 """Member -> refs a webhook named."""
+
+
+HistoryRows = dict[str, list[FieldChange] | None]
+"""Item -> one member's history of it (None: the tool could not answer)."""
+
+T = TypeVar("T")
+
+
+def _raised(outcome: T | Exception) -> T:
+    """A fanned-out call's result, or its exception raised here."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def _by_member(rows: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,6 +115,7 @@ class Pass:
             group.name, self.report, quarantine_after=quarantine_after, config_version=config_version
         )
         self.reader = Reader(group, connectors, self.store, self.report)
+        self._local = threading.local()
         self.guarding = Guarding(group.name, self.store, self.report, mass_change or {}, config_version=config_version)
 
     def run(
@@ -217,32 +231,46 @@ class Pass:
         touched: Mapping[str, Touched],
         histories: dict[str, dict[str, list[FieldChange] | None]],
     ) -> None:
-        """Read the wanted histories: each member's in turn, the members at once; None where a tool cannot answer.
+        """Read the wanted histories, the members at once; None where a tool cannot answer.
 
-        A fatal error (credentials, permissions) stops the pass, as any read's would.
+        With a pool (the daemon's, a backfill's), the items' reads are spread over its threads, each with its own
+        connectors, as applying is: a pass with several changed items waits one round trip per tool for their
+        histories, not one per item. Without one, each member's are read in turn. A fatal error (credentials,
+        permissions) stops the pass, as any read's would.
         """
-        by_member: dict[str, list[str]] = defaultdict(list)
-        for sync_id, members in wanted.items():
-            for member in members:
-                by_member[member].append(sync_id)
 
-        def read(member: str, sync_ids: list[str]) -> dict[str, list[FieldChange] | None]:
-            connector = self.connectors[member]
-            found: dict[str, list[FieldChange] | None] = {}
+        def read(connectors: Mapping[str, Connector], member: str, sync_ids: list[str]) -> HistoryRows:
+            found: HistoryRows = {}
             for sync_id in sync_ids:
                 try:
-                    found[sync_id] = connector.history(touched[sync_id].views[member].ref)
+                    found[sync_id] = connectors[member].history(touched[sync_id].views[member].ref)
                 except ConnectorError as error:
                     if isinstance(error, FatalError):
                         raise
                     found[sync_id] = None
             return found
 
-        outcomes = each({member: functools.partial(read, member, ids) for member, ids in by_member.items()})
+        def item(sync_id: str, members: frozenset[str]) -> dict[str, HistoryRows]:
+            own = self._thread_connectors()
+            outcomes = each({m: functools.partial(read, own, m, [sync_id]) for m in sorted(members)})
+            return {m: _raised(outcome) for m, outcome in outcomes.items()}
+
+        if self.pool is not None and len(wanted) > 1:
+            futures = [self.pool.submit(item, sync_id, members) for sync_id, members in wanted.items()]
+            for future in futures:
+                for member, rows in future.result().items():
+                    for sync_id, history in rows.items():
+                        histories[sync_id][member] = history
+            return
+        by_member: dict[str, list[str]] = defaultdict(list)
+        for sync_id, members in wanted.items():
+            for member in members:
+                by_member[member].append(sync_id)
+        outcomes = each(
+            {member: functools.partial(read, self.connectors, member, ids) for member, ids in by_member.items()}
+        )
         for member, outcome in outcomes.items():
-            if isinstance(outcome, Exception):
-                raise outcome
-            for sync_id, history in outcome.items():
+            for sync_id, history in _raised(outcome).items():
                 histories[sync_id][member] = history
 
     # ----- apply --------------------------------------------------------------------------------------------
@@ -273,6 +301,14 @@ class Pass:
         if self.group.comments and not failed:
             mirror.mirror(decided.sync_id, item, applied)
 
+    def _thread_connectors(self) -> Mapping[str, Connector]:
+        """The calling pool thread's own connectors (SDK clients are not shared between threads), made once."""
+        found: Mapping[str, Connector] | None = getattr(self._local, "connectors", None)
+        if found is None:
+            assert self.connectors_for_thread is not None  # a pool comes with it (see __init__)
+            found = self._local.connectors = self.connectors_for_thread()
+        return found
+
     def _apply_in_pool(self, pool: concurrent.futures.Executor, work: Sequence[tuple[Plan, Touched]]) -> None:
         """Apply items in parallel, with each pool thread's own connectors.
 
@@ -280,14 +316,11 @@ class Pass:
         the shared per-credential rate limiters keep the threads together under each tool's budget. A fatal error
         in one thread stops handing out items and is raised once the running ones are done.
         """
-        local = threading.local()
-        assert self.connectors_for_thread is not None
-        connectors_for_thread = self.connectors_for_thread
 
         def stages() -> tuple[Executor, CommentMirror]:
-            found: tuple[Executor, CommentMirror] | None = getattr(local, "stages", None)
+            found: tuple[Executor, CommentMirror] | None = getattr(self._local, "stages", None)
             if found is None:
-                found = local.stages = self._stages(connectors_for_thread())
+                found = self._local.stages = self._stages(self._thread_connectors())
             return found
 
         stop = threading.Event()
