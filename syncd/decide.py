@@ -37,6 +37,9 @@ class Decided:
 
     plan: Plan
     views: dict[str, View]
+    attribute: frozenset[str] = frozenset()
+    """Members whose history names the people of the changes the plan carries and was not read to plan it: the
+    apply stage reads it while it writes (:func:`attributed` then names them), so naming costs no round trip."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,7 @@ def decide(policy: GroupPolicy, whole: Item, item: Touched, histories: Histories
     """The item's plan, or the histories still needed to make it (every need known at this point, at once)."""
     decided = plan(policy, whole)
     wanted = _returned_wanted(policy, whole, item)
-    # Every history the first plan already shows a need for, in one round: usually the last one needed.
-    missing = (set(wanted) | _involved(decided, item) | _origins(decided, item.views)) - histories.keys()
+    missing = (set(wanted) | _involved(decided, item)) - histories.keys()
     if missing:
         return HistoryWanted(frozenset(missing))
     views = dict(item.views)
@@ -67,10 +69,8 @@ def decide(policy: GroupPolicy, whole: Item, item: Touched, histories: Histories
     if timed:
         views |= timed
         decided = plan(policy, replace(whole, views=views))
-    missing = _origins(decided, views) - histories.keys()
-    if missing:
-        return HistoryWanted(frozenset(missing))
-    return Decided(replace(decided, people=_attributed(decided, views, histories)), views)
+    attribute = frozenset(_origins(decided, views) - histories.keys())
+    return Decided(replace(decided, people=attributed(decided, views, histories)), views, attribute)
 
 
 def _returned_wanted(policy: GroupPolicy, whole: Item, item: Touched) -> dict[str, set[str]]:
@@ -197,7 +197,7 @@ def _origins(decided: Plan, views: Mapping[str, View]) -> set[str]:
     return {decided.origins[name] for name in _carried(decided)} & views.keys()
 
 
-def _attributed(decided: Plan, views: Mapping[str, View], histories: Histories) -> dict[str, str]:
+def attributed(decided: Plan, views: Mapping[str, View], histories: Histories) -> dict[str, str]:
     """Field -> who made the change the plan carries: the last person's change of it at its origin.
 
     Only changes up to the record read count (a later one is not in the value planned). syncd's own copies name no

@@ -221,6 +221,7 @@ class Pass:
         for sync_id in wholes:
             item = touched[sync_id]
             item.views = decided[sync_id].views
+            item.attribute = decided[sync_id].attribute
             self.report.plans.append(decided[sync_id].plan)
             work.append((decided[sync_id].plan, item))
         return work

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from syncd import journal
 from syncd.audit import AuditEvent, append
 from syncd.connector import Connector
 from syncd.crash import crash_point
+from syncd.decide import attributed
 from syncd.errors import (
     ChangedMeanwhile,
     ConnectorError,
@@ -39,13 +40,29 @@ from syncd.failures import Failures, uncertain_event
 from syncd.fanout import each
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
-from syncd.model import Record
+from syncd.model import FieldChange, Record
 from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
 from syncd.plan import Archive, Create, Plan, Refusal, Step, Unlink, Write
 from syncd.store import DuplicateLink, Store, Tx
 from syncd.uncertain import recording
 
 __all__ = ["Executor", "PassReport", "Touched", "endpoint_key"]
+
+Lane = tuple[list[tuple[int, Step, Record | None]], dict[int, Exception]]
+"""What one endpoint's steps came to: (results by step index, the failure that stopped it, if any)."""
+
+
+def _named(decided: Plan, item: Touched, histories: Mapping[str, list[FieldChange] | None]) -> Plan:
+    """The plan with the people the histories read while writing name (those known when planning kept)."""
+    if not histories:
+        return decided
+    return replace(decided, people={**attributed(decided, item.views, histories), **decided.people})
+
+
+def _no_steps(indices: list[int]) -> Lane:
+    """A lane with nothing to write (a member whose history alone is read)."""
+    return [], {}
+
 
 LEFT_OUT = "left out for this tool only; the rest of the item is written, and the field is tried again once it changes"
 
@@ -86,8 +103,10 @@ class Executor:
                 self.failures.strike(tx, decided.sync_id, refused, force=True)
             return applied
         crash_point("after-journal")
+        histories: dict[str, list[FieldChange] | None] = {}
         with recording() as uncertain:
-            results, errors = self._apply_all(plan_id, decided, item, applied)
+            results, errors = self._apply_all(plan_id, decided, item, applied, histories)
+        decided = _named(decided, item, histories)
         fatal = next((failure for failure in errors.values() if isinstance(failure, FatalError | LeaseLost)), None)
         if fatal is not None:
             # An endpoint-wide problem, or the group's lease lost: stop the pass; the journal entry is recovered by
@@ -144,7 +163,12 @@ class Executor:
                 tx.link(sync_id, key, record.ref, "")
 
     def _apply_all(
-        self, plan_id: str, decided: Plan, item: Touched, applied: Applied
+        self,
+        plan_id: str,
+        decided: Plan,
+        item: Touched,
+        applied: Applied,
+        histories: dict[str, list[FieldChange] | None],
     ) -> tuple[list[tuple[int, Step, Record | None]], dict[int, Exception]]:
         """Apply the plan's steps: each tool's in order, the tools at once; (results by step index, failures).
 
@@ -156,9 +180,14 @@ class Executor:
         notes how far each write got: a write begun and not finished may have left a field half-way (a Jira status
         part-way along its workflow), a value only syncd can have put there, which recovery finishes rather than
         plans from.
+
+        The histories that name who made the changes written (``item.attribute``) are read into ``histories`` in
+        the first round of writes, each member's after its own steps there (one call per tool at a time), so naming
+        people costs no round trip of its own.
         """
         results: list[tuple[int, Step, Record | None]] = []
         errors: dict[int, Exception] = {}
+        unread = set(item.attribute)
         creates = [index for index, step in enumerate(decided.steps) if isinstance(step, Create)]
         others = [index for index, step in enumerate(decided.steps) if not isinstance(step, Create)]
         for phase in (others, creates):
@@ -168,15 +197,60 @@ class Executor:
             for index in phase:
                 lanes[decided.steps[index].endpoint].append(index)
             lane = functools.partial(self._lane, plan_id, decided, item, applied)
-            outcomes = each({endpoint: functools.partial(lane, indices) for endpoint, indices in lanes.items()})
+            reading, unread = unread, set()
+            calls: dict[str, Callable[[], Lane]] = {
+                endpoint: functools.partial(
+                    self._then_history, lane, indices, item, histories, endpoint, read=endpoint in reading
+                )
+                for endpoint, indices in lanes.items()
+            }
+            for member in sorted(reading - lanes.keys()):
+                calls[member] = functools.partial(self._then_history, _no_steps, [], item, histories, member, read=True)
+            outcomes = each(calls)
             for endpoint, outcome in outcomes.items():
                 if isinstance(outcome, Exception):  # a bug outside any step: the lane's first step takes the blame
-                    errors[lanes[endpoint][0]] = outcome
+                    if endpoint in lanes:
+                        errors[lanes[endpoint][0]] = outcome
+                    elif isinstance(outcome, FatalError):
+                        raise outcome
                     continue
                 done, failed = outcome
                 results += done
                 errors.update(failed)
+        if unread:  # no round of writes ran (a plan deciding without writing, or a failure first): read them now
+            outcomes = each(
+                {
+                    member: functools.partial(self._then_history, _no_steps, [], item, histories, member, read=True)
+                    for member in sorted(unread)
+                }
+            )
+            for outcome in outcomes.values():
+                if isinstance(outcome, FatalError):
+                    raise outcome
         return sorted(results, key=lambda result: result[0]), errors
+
+    def _then_history(
+        self,
+        lane: Callable[[list[int]], Lane],
+        indices: list[int],
+        item: Touched,
+        histories: dict[str, list[FieldChange] | None],
+        endpoint: str,
+        *,
+        read: bool,
+    ) -> Lane:
+        """One endpoint's steps, then (if ``read``) its history of the item, on the same thread of calls."""
+        outcome = lane(indices)
+        if read:
+            view = item.views.get(endpoint)
+            if view is not None:
+                try:
+                    histories[endpoint] = self.connectors[endpoint].history(view.ref)
+                except ConnectorError as error:
+                    if isinstance(error, FatalError):
+                        raise
+                    histories[endpoint] = None  # the change is written all the same; the field names no one
+        return outcome
 
     def _lane(
         self, plan_id: str, decided: Plan, item: Touched, applied: Applied, indices: list[int]

@@ -87,6 +87,8 @@ class Touched:
     """What each unavailable member's tool said."""
     refusals: dict[str, dict[str, Refusal]] = field(default_factory=dict)
     """Member -> field -> a value its tool refused earlier for this item's mirror (as stored)."""
+    attribute: frozenset[str] = frozenset()
+    """Members whose history the apply stage reads while it writes, to name who made the changes written."""
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.decide import Decided, HistoryWanted, decide
+from syncd.decide import Decided, HistoryWanted, attributed, decide
 from syncd.merge import FieldPolicy, GroupPolicy, Item, Rule
 from syncd.model import FieldChange
 from syncd.pass_data import Touched
@@ -63,18 +63,20 @@ class TestHistoryAsData:
         assert isinstance(outcome, Decided)
         assert outcome.plan.base["status"] == "done"
 
-    def test_an_owner_rule_needs_only_the_winners_history(self) -> None:
-        """A conflict the owner decides is not about time: only the winner's history is read, to name its author."""
+    def test_an_owner_rule_plans_at_once_and_leaves_naming_to_the_writes(self) -> None:
+        """A conflict the owner decides is not about time: planned with no history read; the winner's history,
+        which names the author, is read by the apply stage while it writes (``attribute``).
+        """
         found = views({"engineering": 5, "sales": 9}, engineering={"status": "doing"}, sales={"status": "done"})
         item = touched(found, {"engineering", "sales"})
         whole = Item("s1", BASE, found)
         rule = Rule("owner", owner="engineering")
-        assert decide(policy(rule), whole, item, {}) == HistoryWanted(frozenset({"engineering"}))
-        ana = [FieldChange("status", T0 + timedelta(minutes=5), by_self=False, person="ana@corp.example")]
-        outcome = decide(policy(rule), whole, item, {"engineering": ana})
+        outcome = decide(policy(rule), whole, item, {})
         assert isinstance(outcome, Decided)
         assert outcome.plan.base["status"] == "doing"
-        assert outcome.plan.people == {"status": "ana@corp.example"}
+        assert outcome.attribute == frozenset({"engineering"})
+        ana = [FieldChange("status", T0 + timedelta(minutes=5), by_self=False, person="ana@corp.example")]
+        assert attributed(outcome.plan, outcome.views, {"engineering": ana}) == {"status": "ana@corp.example"}
 
 
 class TestAttribution:
@@ -88,17 +90,18 @@ class TestAttribution:
             FieldChange("status", T0 + timedelta(minutes=5), by_self=True, person=None),
             FieldChange("status", T0 + timedelta(minutes=7), by_self=False, person="ben@corp.example"),
         ]
-        outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), item, {"engineering": history})
+        outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), item, {})
         assert isinstance(outcome, Decided)
-        assert outcome.plan.people == {"status": "ana@corp.example"}
+        assert outcome.attribute == frozenset({"engineering"})
+        assert attributed(outcome.plan, outcome.views, {"engineering": history}) == {"status": "ana@corp.example"}
 
     def test_a_tool_that_cannot_answer_names_no_one(self) -> None:
         """No history (None): the write is planned all the same and names no one rather than a guess."""
         found = views({"engineering": 5}, engineering={"status": "doing"})
         item = touched(found, {"engineering"})
-        outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), item, {"engineering": None})
+        outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), item, {})
         assert isinstance(outcome, Decided)
-        assert outcome.plan.people == {}
+        assert attributed(outcome.plan, outcome.views, {"engineering": None}) == {}
         assert outcome.plan.origins == {"status": "engineering"}
 
     def test_a_quiet_item_reads_no_history(self) -> None:
@@ -107,6 +110,7 @@ class TestAttribution:
         outcome = decide(policy(Rule("latest")), Item("s1", BASE, found), touched(found, set()), {})
         assert isinstance(outcome, Decided)
         assert outcome.plan.quiet
+        assert outcome.attribute == frozenset()
 
     def test_a_field_moved_away_and_back_is_found_in_the_history_and_weighed(self) -> None:
         """Engineering moved to Done and back while Sales moved to Done earlier: the owner's return is a change."""
@@ -114,15 +118,12 @@ class TestAttribution:
         item = touched(found, {"engineering", "sales"})
         whole = Item("s1", BASE, found)
         rule = Rule("owner", owner="engineering")
-        wanted = decide(policy(rule), whole, item, {})
-        # Engineering's history (did the status move and come back?) and Sales' (who made the change the first
-        # plan would carry), in one round.
-        assert wanted == HistoryWanted(frozenset({"engineering", "sales"}))
+        assert decide(policy(rule), whole, item, {}) == HistoryWanted(frozenset({"engineering"}))
         back = [
             FieldChange("status", T0 + timedelta(minutes=4), by_self=False),
             FieldChange("status", T0 + timedelta(minutes=6), by_self=False),
         ]
-        outcome = decide(policy(rule), whole, item, {"engineering": back, "sales": []})
+        outcome = decide(policy(rule), whole, item, {"engineering": back})
         assert isinstance(outcome, Decided)
         assert outcome.plan.base["status"] == "todo"
         assert "status" in outcome.views["engineering"].returned
