@@ -15,6 +15,7 @@ among them: the others are neither read nor written for it, so it stays whatever
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,6 +66,13 @@ class FieldPolicy:
     def counts(self, endpoint: str) -> bool:
         """Whether a change of the field at ``endpoint`` counts: it holds the field and is one of its sources."""
         return self.holds(endpoint) and (self.sources is None or endpoint in self.sources)
+
+    @functools.cached_property
+    def counting(self) -> frozenset[str] | None:
+        """The endpoints whose changes count (None: every one), for the planner's inner loops."""
+        if self.holders is None:
+            return self.sources
+        return self.holders if self.sources is None else self.holders & self.sources
 
 
 @dataclass(frozen=True)
@@ -190,11 +198,12 @@ def changes(
         written = echoes.get(view.endpoint, {})
         return name in written and same(view.values[name], written[name])
 
+    counting = policy.counting
     return {
         view.endpoint: view.values[name]
         for view in views
         if name in view.values
-        and policy.counts(view.endpoint)
+        and (counting is None or view.endpoint in counting)
         and (name in view.returned or (not same(view.values[name], base_value) and not echo(view)))
     }
 
@@ -211,7 +220,8 @@ def merge_field(
     ``echoes`` are values syncd itself wrote at an endpoint in a plan that did not complete: an endpoint holding
     its echo did not change the field (it holds a copy of another endpoint's change).
     """
-    present = [view for view in views if name in view.values and policy.holds(view.endpoint)]
+    holders = policy.holders
+    present = [view for view in views if name in view.values and (holders is None or view.endpoint in holders)]
     # A field the base does not hold was empty when the tools last agreed (empty values are not stored).
     base_value = base.get(name)
     changed = changes(name, policy, base, views, echoes)
@@ -352,6 +362,8 @@ def _waiting(
 
     A change counts for a member only in a field it holds: a field kept elsewhere leaves it as up to date as before.
     """
+    if not item.unavailable:
+        return ()
     changed = {name for name in policy.fields if not same(new_base.get(name), base.get(name))}
     return tuple(
         member
@@ -422,7 +434,7 @@ def _write_for(
         if name in view.values
         and name in new_base
         and name not in held
-        and field_policy.holds(view.endpoint)
+        and (field_policy.holders is None or view.endpoint in field_policy.holders)
         and not same(view.values[name], new_base[name])
     }
     if not values:
