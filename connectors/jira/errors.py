@@ -53,8 +53,9 @@ def jira_message(text: str | None) -> str:
 
 
 def refused_field(error: JIRAError) -> str | None:
-    """The canonical field a 400's ``errors`` object names (the first, in canonical order, when it names several),
-    else the id of a custom field it names (``customfield_10003``).
+    """The canonical field a 400's ``errors`` object names (the first in canonical order), else a custom field's id.
+
+    A custom field is named by its id (``customfield_10003``): the connector knows which write field it placed there.
 
     python-jira puts its digest of the body in ``text`` and keeps the body in ``response``: both are read.
     """

@@ -109,7 +109,7 @@ class JiraHuman:
             value = {"accountId": user["accountId"]}
         self.api("PUT", f"issue/{ref}", json={"fields": {field: value}}).raise_for_status()
 
-    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:  # noqa: ANN401 - for requests
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         credentials = self.emulator.credentials()
         return requests.request(
             method,
