@@ -206,7 +206,8 @@ class GroupFile(_Strict):
             raise Located(("fields", name, "type"), f"fields.{name} holds one option: its type is enum")
         if name not in FIELDS and spec.type is None:
             raise Located(("fields", name), f"fields.{name} needs a 'type': one of {list(placing.FITS)}")
-        missing = [member for member in self.holders(name) if member not in spec.at]
+        # A status is where syncd reads it (its workflow, list or section) unless 'at' says otherwise.
+        missing = [member for member in self.holders(name) if member not in spec.at and name != "status"]
         if missing:
             raise Located(
                 ("fields", name, "at"),
