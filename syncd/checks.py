@@ -14,8 +14,10 @@ case a tool echoed one back.
 
 from __future__ import annotations
 
+import difflib
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from syncd.config import Config, Department, JiraConnection, Secret, TrelloConnection
@@ -28,9 +30,11 @@ from syncd.errors import (
     SyncdError,
     ToolConfigError,
 )
-from syncd.mapping import Group
+from syncd.mapping import FieldSpec, Group, field_type
 from syncd.model import Schema
+from syncd.placing import FITS, OPTION_TYPES
 from syncd.redact import redact
+from syncd.yamlfile import line_of
 
 
 class Describer(Protocol):
@@ -141,7 +145,10 @@ def _group_problems(member: str, department: Department, tool: Capabilities, sch
     codec = group.codecs[member]
     source = str(group.source) if group.source else group.name
     problems: list[str] = []
+    problems += _placed_problems(member, department, tool, schema, group)
     status = codec.specs.get("status")
+    if status is not None and member in status.at:
+        status = None  # kept in a custom field: its options are checked with the other placed fields
     named: dict[str, str] = {}  # tool status -> where the mapping names it (first place)
     if status is not None:
         for raw in status.map.get(member, {}):
@@ -167,6 +174,77 @@ def _group_problems(member: str, department: Department, tool: Capabilities, sch
         emails = [value for pair in assignees.map.get(member, {}).items() for value in pair if "@" in value]
         problems += _people_problems(department, tool, schema, dict.fromkeys(emails, ""), source=source)
     return problems
+
+
+def _placed_problems(
+    member: str, department: Department, tool: Capabilities, schema: Schema, group: Group
+) -> list[str]:
+    """Custom fields and options (and priorities) the mapping names at this member that the tool lacks."""
+    problems: list[str] = []
+    workspace = _workspace(department, tool)
+    for name, spec in group.codecs[member].specs.items():
+        place = spec.at.get(member)
+        if place is None:
+            continue
+        where = _where(group, ("fields", name, "at", member))
+        if place.field is not None:
+            problems += _option_problems(
+                group, name, spec, member, offered=schema.priorities, what=f"priority in {workspace}"
+            )
+            continue
+        fields = {field.name: field for field in schema.custom_fields}
+        found = fields.get(str(place.custom))
+        if found is None:
+            problems.append(
+                f"{where}: fields.{name}.at.{member} names custom field {place.custom!r}, which the {workspace} "
+                f"does not have{_closest(str(place.custom), fields)}: fix the name, or add the field in {tool.name}"
+            )
+            continue
+        kind = field_type(name, spec)
+        if found.type not in FITS[kind]:
+            problems.append(
+                f"{where}: fields.{name} is a {kind} field, but {place.label()} of the {workspace} holds "
+                f"{found.type} values: place it in a {' or '.join(sorted(FITS[kind]))} field, or change its type"
+            )
+        elif kind in OPTION_TYPES and not found.open:
+            problems += _option_problems(
+                group, name, spec, member, offered=found.options, what=f"{place.label()} of {workspace}"
+            )
+    return problems
+
+
+def _option_problems(
+    group: Group, name: str, spec: FieldSpec, member: str, *, offered: Sequence[str], what: str
+) -> list[str]:
+    """Options a value map names for ``member`` that the tool does not offer (where it lists them)."""
+    if not offered:
+        return []  # the tool did not say (an empty project's editmeta): only a certain gap is reported
+    named = dict.fromkeys([*spec.map.get(member, {}), *spec.write.get(member, {}).values()])
+    return [
+        f"{_where(group, ('fields', name, 'map', member, option))}: fields.{name}.map.{member} names {option!r}, "
+        f"which is not an option of {what}{_closest(option, offered)}: fix the name, or add the option"
+        for option in named
+        if option not in offered
+    ]
+
+
+def _where(group: Group, loc: tuple[str, ...]) -> str:
+    """``file:line`` of a setting in the group's file (the file alone when the line cannot be told)."""
+    if group.source is None:
+        return group.name
+    line = line_of(Path(group.source), loc)
+    return f"{group.source}:{line}" if line else str(group.source)
+
+
+def _closest(name: str, offered: Iterable[str]) -> str:
+    """`` (closest: 'A', 'B')`` naming what the tool has that is nearest to ``name``, or all of it when few."""
+    choices = list(offered)
+    near = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    if near:
+        return f" (closest: {', '.join(repr(each) for each in near)})"
+    if choices and len(choices) <= 8:
+        return f" (it has {', '.join(repr(each) for each in choices)})"
+    return ""
 
 
 def _workflow_problems(

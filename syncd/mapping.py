@@ -28,11 +28,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from syncd import richtext
+from syncd import placing, richtext
 from syncd.connector import Capabilities, TextFormat, ToolLimits
 from syncd.errors import ConfigError
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
-from syncd.model import FIELDS, Person, Record, Unreadable
+from syncd.model import FIELDS, Person, Placed, Record, Unreadable
 from syncd.plan import Value, View
 from syncd.yamlfile import FileError, Located, line_of, load_yaml_model
 
@@ -67,6 +67,27 @@ class RuleSpec(_Strict):
         return self
 
 
+class Place(_Strict):
+    """Where one member's tool keeps a field: a custom field by name, or one of the tool's own fields."""
+
+    custom: str | None = Field(None, description="the custom field's name, as people see it in the tool")
+    field: Literal["priority"] | None = Field(None, description="the tool's own field (Jira's priority)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Place:
+        if (self.custom is None) == (self.field is None):
+            raise ValueError("a place is {custom: <custom field name>} or {field: priority}")
+        return self
+
+    def label(self) -> str:
+        """How messages name the place."""
+        return f"custom field {self.custom!r}" if self.custom is not None else f"field {self.field!r}"
+
+
+PLACED_BUILTINS = ("status", "priority")
+"""Canonical fields of syncd's own that a mapping may place in a custom field (``at``); both hold one option."""
+
+
 class FieldSpec(_Strict):
     """One canonical field of the group."""
 
@@ -81,6 +102,12 @@ class FieldSpec(_Strict):
     map: dict[str, dict[str, str]] = Field(default_factory=dict, description="member -> tool value -> canonical")
     write: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="member -> canonical -> tool value to write when several map to it"
+    )
+    type: placing.CanonicalType | None = Field(
+        None, description="a custom field's canonical type (status and priority are enum)"
+    )
+    at: dict[str, Place] = Field(
+        default_factory=dict, description="member -> where its tool keeps the field (a custom field, or priority)"
     )
     as_date: bool = Field(False, description="due: compare as a date (in `zone`), for tools that hold only dates")
     zone: str = "UTC"
@@ -127,10 +154,12 @@ class GroupFile(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> GroupFile:
-        unknown_fields = sorted(set(self.fields) - set(FIELDS))
+        unknown_fields = sorted(name for name, spec in self.fields.items() if name not in FIELDS and not spec.at)
         if unknown_fields:
             raise Located(
-                ("fields", unknown_fields[0]), f"unknown fields {unknown_fields}: syncd mirrors {list(FIELDS)}"
+                ("fields", unknown_fields[0]),
+                f"unknown fields {unknown_fields}: syncd mirrors {list(FIELDS)}, and a custom field needs "
+                "'type' and 'at' (where each member keeps it)",
             )
         members = set(self.members)
         # Each place a department is named, so the error points at the line that names a stranger.
@@ -142,6 +171,7 @@ class GroupFile(_Strict):
                 ((("fields", name, "from")), set(spec.sources or [])),
                 ((("fields", name, "map")), set(spec.map)),
                 ((("fields", name, "write")), set(spec.write)),
+                ((("fields", name, "at")), set(spec.at)),
             ]
             if isinstance(spec.rule, RuleSpec):
                 ruled = {spec.rule.owner} if spec.rule.owner else set(spec.rule.prefer or [])
@@ -152,8 +182,43 @@ class GroupFile(_Strict):
             raise Located(where, f"{strangers} are not members of the group: add them under 'members' or fix the name")
         for name, spec in self.fields.items():
             self._check_holders(name, spec)
+            self._check_places(name, spec)
             _check_write_targets(name, spec)
         return self
+
+    def _check_places(self, name: str, spec: FieldSpec) -> None:
+        """A placed field says its type and where every holder keeps it; only syncd's own option fields may be."""
+        if not spec.at:
+            if spec.type is not None:
+                raise Located(("fields", name, "type"), "'type' is for custom fields: add 'at' or remove the type")
+            if name == "priority":
+                raise Located(
+                    ("fields", name),
+                    "fields.priority needs 'at': where each member keeps it ({field: priority} or {custom: <name>})",
+                )
+            return
+        if name in FIELDS and name not in PLACED_BUILTINS:
+            raise Located(
+                ("fields", name, "at"),
+                f"fields.{name} is kept where syncd reads it; only {list(PLACED_BUILTINS)} and custom fields take 'at'",
+            )
+        if name in PLACED_BUILTINS and spec.type not in (None, "enum"):
+            raise Located(("fields", name, "type"), f"fields.{name} holds one option: its type is enum")
+        if name not in FIELDS and spec.type is None:
+            raise Located(("fields", name), f"fields.{name} needs a 'type': one of {list(placing.FITS)}")
+        # A status is where syncd reads it (its workflow, list or section) unless 'at' says otherwise.
+        missing = [member for member in self.holders(name) if member not in spec.at and name != "status"]
+        if missing:
+            raise Located(
+                ("fields", name, "at"),
+                f"fields.{name}.at does not say where {missing} keep it: add {{custom: <field name>}} for each",
+            )
+        kind = field_type(name, spec)
+        if kind not in placing.OPTION_TYPES and (spec.map or spec.write):
+            raise Located(("fields", name, "map" if spec.map else "write"), f"a {kind} field has no options to map")
+        for member, place in spec.at.items():
+            if place.field is not None and name != "priority":
+                raise Located(("fields", name, "at", member), "only fields.priority can be kept in {field: priority}")
 
     def _check_holders(self, name: str, spec: FieldSpec) -> None:
         """A field held by some members only: said one way, held by two or more, and named only where it is held."""
@@ -213,6 +278,11 @@ def _check_write_targets(name: str, spec: FieldSpec) -> None:
                 )
 
 
+def field_type(name: str, spec: FieldSpec) -> str:
+    """The canonical type of a placed field (status and priority hold one option)."""
+    return spec.type or ("enum" if name in PLACED_BUILTINS else "text")
+
+
 @dataclass(frozen=True)
 class MappingProblem:
     """A value that could not be mapped: reported, and the field left out (never guessed)."""
@@ -255,6 +325,10 @@ class Codec:
         values: dict[str, Value] = {}
         problems: list[MappingProblem] = []
         for name, spec in self.specs.items():
+            place = spec.at.get(self.endpoint)
+            if place is not None:
+                self._decode_placed(record, name, spec, place, values, problems)
+                continue
             if name not in record.fields:
                 continue
             raw = record.fields[name]
@@ -278,6 +352,40 @@ class Codec:
             archived=record.archived,
         )
         return view, problems
+
+    def _decode_placed(  # noqa: PLR0917 - the decode loop's state, passed on
+        self, record: Record, name: str, spec: FieldSpec, place: Place, values: dict[str, Value], problems: list[Any]
+    ) -> None:
+        """A field the mapping placed (``at``) into ``values``, or a problem: a missing field, an unmapped option."""
+        if place.field is not None:
+            if place.field not in record.fields:
+                return
+            raw = record.fields[place.field]
+        else:
+            held = record.fields.get("custom")
+            if held is None:
+                return  # this read carries no custom fields (a tool without them): nothing to compare
+            if place.custom not in held:
+                problems.append(
+                    MappingProblem(
+                        self.endpoint,
+                        name,
+                        str(place.custom),
+                        f"{self.tool} has no custom field {place.custom!r} here: fix fields.{name}.at.{self.endpoint}",
+                    )
+                )
+                return
+            raw = held[place.custom]
+        if isinstance(raw, Unreadable):
+            problems.append(MappingProblem(self.endpoint, name, str(raw)[:80], "the tool's value cannot be read"))
+            return
+        table = spec.map.get(self.endpoint)
+        try:
+            values[name] = placing.to_canonical(
+                field_type(name, spec), raw, table, f"fields.{name}.map.{self.endpoint}"
+            )
+        except placing.UnmappableError as unmappable:
+            problems.append(MappingProblem(self.endpoint, name, str(raw)[:80], str(unmappable)))
 
     def _decode(self, name: str, spec: FieldSpec, raw: Any, lossy: list[str]) -> Value:  # noqa: ANN401 - a record's field value
         if name == "status" and self.endpoint in spec.map:
@@ -401,6 +509,16 @@ class Codec:
     def _encode(  # noqa: PLR0911 - one return per field kind
         self, name: str, spec: FieldSpec, value: Value, lossy: list[str], refused: list[tuple[str, str]]
     ) -> Any:  # noqa: ANN401 - a connector field value
+        place = spec.at.get(self.endpoint)
+        if place is not None:
+            table, where = spec.map.get(self.endpoint), f"fields.{name}.map.{self.endpoint}"
+            try:
+                raw = placing.from_canonical(
+                    field_type(name, spec), value, table, spec.write.get(self.endpoint, {}), where
+                )
+            except placing.UnmappableError as unmappable:
+                raise _UnmappableError(str(unmappable)) from unmappable
+            return Placed(raw, custom=place.custom, field=place.field)
         if name == "status" and self.endpoint in spec.map:
             chosen = spec.write.get(self.endpoint, {}).get(value)
             if chosen is None:

@@ -16,7 +16,13 @@ Field names and their value types (absent key: the tool has no such field, ``Non
 ``assignees``  tuple[Person, ...] (sorted by e-mail)  Jira assignee (0..1), Trello members, Asana assignee
 ``due``        date | datetime (aware, UTC) | None    Jira duedate, Trello due, Asana due_on / due_at
 ``labels``     tuple[str, ...] (sorted)               Jira labels, Trello label names, Asana tag names
+``priority``   str | None                             Jira's priority (its name); elsewhere a custom field
+``custom``     Mapping[str, Any]                      custom field name -> its value (see below)
 =============  =====================================  ===============================================
+
+``custom`` holds every custom field the endpoint offers, by the name people see, so a mapping can name any of
+them: an option's name (enum), a tuple of option names (multi), str, int | float, date, bool (checkbox),
+Person or tuple[Person, ...]; None when blank. A write names the custom field with :class:`Placed`.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
-FIELDS = ("title", "description", "status", "done", "assignees", "due", "labels")
+FIELDS = ("title", "description", "status", "done", "assignees", "due", "labels", "priority")
 """Every field name a Record may carry, in display order."""
 
 Cursor: TypeAlias = dict[str, Any]
@@ -148,6 +154,36 @@ class ChangeBatch:
 
 
 @dataclass(frozen=True)
+class Placed:
+    """A value to write where a mapping placed its field: a custom field by name, or the tool's own ``field``.
+
+    The connector's write fields stay keyed by the canonical field name, so a refusal (InvalidItem.field) names
+    the canonical field and the engine leaves out that one value; the name is resolved to the tool's id there.
+    """
+
+    value: Any
+    custom: str | None = None
+    field: str | None = None
+
+
+CUSTOM_TYPES = ("text", "number", "date", "enum", "multi", "person", "people", "checkbox")
+"""The kinds of custom field syncd knows, as a :class:`CustomField` and a mapping's ``type`` name them."""
+
+
+@dataclass(frozen=True)
+class CustomField:
+    """A custom field an endpoint offers: its name, its id in the tool, its kind and (enum, multi) options."""
+
+    name: str
+    id: str
+    type: str
+    """One of :data:`CUSTOM_TYPES` (the connector translates the tool's kinds: a Jira select is ``enum``)."""
+    options: tuple[str, ...] = ()
+    open: bool = False
+    """Any value may be written (Jira's labels-like field: a multi without a fixed option list)."""
+
+
+@dataclass(frozen=True)
 class Schema:
     """What a tool endpoint offers, for `syncd check` and the mapping compiler."""
 
@@ -160,3 +196,6 @@ class Schema:
     fields: tuple[str, ...] = FIELDS
     requirements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Status -> fields the tool requires to move an item there (Jira transition screens), for `syncd check`."""
+    custom_fields: tuple[CustomField, ...] = ()
+    priorities: tuple[str, ...] = ()
+    """The tool's own priority field's values, where it has one (Jira)."""

@@ -220,3 +220,43 @@ def test_only_a_certain_dead_end_is_reported(transitions: dict[str, tuple[str, .
         CAPABILITIES,
     )
     assert found == expected
+
+
+PLACED = """\
+  priority:
+    rule: {owner: engineering}
+    at: {engineering: {field: priority}, sales: {custom: Priority}, marketing: {custom: Priority}}
+    map:
+      engineering: {Highest: highest, High: high, Medium: medium, Low: low, Lowest: lowest}
+      sales: {Highest: highest, High: high, Medium: medium, Low: low}
+      marketing: {Urgent: high, Medium: medium, Low: low}
+  deal_size:
+    type: number
+    members: [engineering, sales]
+    at: {engineering: {custom: Deal size}, sales: {custom: Deal sise}}
+"""
+
+
+class TestCheckOnlineCustomFields:
+    def test_a_missing_custom_field_and_option_are_named_with_the_closest(
+        self, sandbox: Sandbox, tmp_path: Path, environment: dict[str, str]
+    ) -> None:
+        """A custom field the board lacks and an option the Asana field lacks: file:line, and what is closest."""
+        mappings = _mappings_copy(tmp_path, "\ncomments:", "\n" + PLACED + "comments:")
+        path = mappings / SHIPPED.name
+        lines = path.read_text().splitlines()
+        at = next(n for n, line in enumerate(lines, 1) if "Deal sise" in line)
+        urgent = next(n for n, line in enumerate(lines, 1) if "Urgent" in line)
+        done = _check(environment, mappings)
+        assert done.returncode == 2
+        assert sorted(_errors(done, sandbox)) == [
+            f"marketing: {path}:{urgent}: fields.priority.map.marketing names 'Urgent', which is not an option of "
+            f"custom field 'Priority' of Asana project {_asana_project(sandbox)} (it has 'High', 'Medium', 'Low'): "
+            "fix the name, or add the option",
+            f"sales: {path}:{at}: fields.deal_size.at.sales names custom field 'Deal sise', which the Trello board "
+            "695b7d9b9a04ad56ef00000b does not have (closest: 'Deal size'): fix the name, or add the field in Trello",
+        ]
+
+
+def _asana_project(sandbox: Sandbox) -> str:
+    return next(iter(sandbox.asana.state.projects))

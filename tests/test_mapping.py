@@ -11,7 +11,7 @@ import pytest
 from connectors.factory import CAPABILITIES
 from syncd.mapping import UNTITLED, Group, compile_group, shorten, utf16_len
 from syncd.merge import Rule
-from syncd.model import Person, Record
+from syncd.model import Person, Placed, Record
 from syncd.yamlfile import FileError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,3 +351,69 @@ class TestToolLimits:
         blank = {"title": "  "}
         untitled, _ = group.codecs["sales"].decode(record("trello", title=UNTITLED))
         assert group.codecs["sales"].align(untitled, blank).values["title"] == "  "
+
+
+class TestPlacedFields:
+    HEAD = (
+        "members:\n  engineering: {}\n  sales: {}\n  marketing: {}\n"
+        "fields:\n  title: {}\n  status: {map: {engineering: {Done: done}, sales: {Done: done}}}\n"
+    )
+
+    def compiled(self, tmp_path: Path, added: str) -> Group:
+        path = tmp_path / "g.yaml"
+        path.write_text(self.HEAD + added)
+        return compile_group(path, TOOLS, CAPABILITIES)
+
+    @pytest.mark.parametrize(
+        ("added", "line", "message"),
+        [
+            ("  size: {at: {sales: {custom: Size}}}\n", 8, "fields.size needs a 'type'"),
+            ("  size: {type: number, at: {sales: {custom: Size}}}\n", 8, r"does not say where \['engineering', 'm"),
+            ("  size: {type: number}\n", 8, "unknown fields"),
+            ("  due: {type: date}\n", 8, "'type' is for custom fields"),
+            ("  priority: {}\n", 8, "fields.priority needs 'at'"),
+            ("  due: {at: {sales: {custom: Due}}}\n", 8, "only .* and custom fields take 'at'"),
+            ("  size: {type: text, members: [sales, engineering], at: {sales: {field: priority}, "
+             "engineering: {custom: S}}}\n", 8, "only fields.priority can be kept in"),
+            ("  size: {type: number, members: [sales, engineering], map: {sales: {a: b}}, "
+             "at: {sales: {custom: S}, engineering: {custom: S}}}\n", 8, "a number field has no options to map"),
+            ("  size: {type: numbr, members: [sales, engineering], at: {sales: {custom: S}}}\n", 8, "type"),
+        ],
+    )  # fmt: skip
+    def test_mistakes_are_errors_with_a_line_and_the_fix(
+        self, tmp_path: Path, added: str, line: int, message: str
+    ) -> None:
+        """A custom field needs a type and a place at every holder; only status and priority of syncd's own take one."""
+        with pytest.raises(FileError, match=rf"g.yaml:{line}: .*{message}"):
+            self.compiled(tmp_path, added)
+
+    def test_a_status_in_an_asana_enum_and_a_multi_field(self, tmp_path: Path) -> None:
+        """Marketing's status lives in its Status enum; a multi field maps option by option; unmapped is reported."""
+        path = tmp_path / "g.yaml"
+        path.write_text(
+            "members:\n  engineering: {}\n  marketing: {}\nfields:\n  title: {}\n"
+            "  status:\n    at: {marketing: {custom: Status}}\n"
+            "    map: {engineering: {To Do: todo, Done: done}, marketing: {Not started: todo, Done: done}}\n"
+            "  regions:\n    type: multi\n    at: {engineering: {custom: Regions}, marketing: {custom: Channels}}\n"
+            "    map: {marketing: {Web: EMEA, Email: APAC}}\n"
+        )
+        marketing = compile_group(path, TOOLS, CAPABILITIES).codecs["marketing"]
+        task = record("asana", title="t", status="Backlog", custom={"Status": "Done", "Channels": ("Email", "Web")})
+        view, problems = marketing.decode(task)
+        assert view.values == {"title": "t", "status": "done", "regions": ["APAC", "EMEA"]}
+        assert problems == []
+        fields, problems = marketing.encode({"status": "todo", "regions": ["EMEA", "Americas"]})
+        assert fields == {"status": Placed("Not started", custom="Status")}
+        assert [(p.field, p.message) for p in problems] == [
+            ("regions", "canonical 'Americas' maps to no option here: add it to fields.regions.map.marketing")
+        ]
+        view, problems = marketing.decode(record("asana", title="t", custom={"Status": "At risk", "Channels": ()}))
+        assert "status" not in view.values
+        assert [p.message for p in problems] == [
+            "'At risk' has no canonical value: add it to fields.status.map.marketing"
+        ]
+        view, problems = marketing.decode(record("asana", title="t", custom={}))
+        assert [p.message for p in problems] == [
+            "asana has no custom field 'Status' here: fix fields.status.at.marketing",
+            "asana has no custom field 'Channels' here: fix fields.regions.at.marketing",
+        ]

@@ -8,6 +8,9 @@ sync passes. When the edits stop, a lead settles the conflicts the ``manual`` ru
 - no duplicates: no two records in a tool carry the same item's marker, and every record in scope is linked;
 - audit: every remote write of every pass has its event, and the chain verifies.
 
+:class:`PeopleSizingDeals` adds a custom field, the deal size Engineering and Sales hold (a Jira number and a Trello
+number custom field), which their people set and clear at random.
+
 :class:`PeopleKeepingLabels` runs the same people on a group whose labels Engineering and Sales hold and Marketing
 does not (a per-member field): people also label issues and cards and tag tasks, and Asana's tags must end exactly
 as Marketing's people left them.
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -292,6 +296,53 @@ class PeopleKeepingLabels(People):
         assert {gid: tags[gid] for gid in tags if tags[gid] != self.tags.get(gid, [])} == {}
 
 
+DEAL_SIZE = """\
+  deal_size:
+    type: number
+    members: [engineering, sales]
+    at: {engineering: {custom: Deal size}, sales: {custom: Deal size}}
+"""
+
+
+class PeopleSizingDeals(People):
+    """The same people on a group with a custom field: the deal size Engineering (Jira) and Sales (Trello) hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        shipped = (ROOT / "mappings" / "launch-requests.yaml").read_text()
+        assert "\ncomments:" in shipped, "the shipped group's last key changed: update this variant"
+        path = self.directory / "launch-requests.yaml"
+        path.write_text(shipped.replace("\ncomments:", "\n" + DEAL_SIZE + "comments:"))
+        self.group = compile_group(path, TOOLS, CAPABILITIES)
+
+    @rule(
+        member=st.sampled_from(["engineering", "sales"]), size=st.sampled_from([None, 0, 1500, 48000.5]), data=st.data()
+    )
+    def size(self, member: str, size: float | None, data: st.DataObject) -> None:
+        """Ana sets an issue's Deal size (Jira's REST API), Eli a card's (Trello's Custom Fields power-up)."""
+        refs = self._refs(member)
+        if not refs:
+            return
+        ref = data.draw(st.sampled_from(refs))
+        self.sandbox.clock.advance(1)
+        if member == "sales":
+            self.sandbox.trello.act_as(PEOPLE[member]).set_custom_field(ref, "Deal size", size)
+            return
+        jira = self.sandbox.jira
+        credentials = jira.credentials()
+        fields = requests.get(
+            f"{jira.url}/rest/api/2/field", auth=(credentials["email"], credentials["token"]), timeout=10
+        )
+        field = next(f["id"] for f in fields.json() if f["name"] == "Deal size")
+        requests.put(
+            f"{jira.url}/rest/api/2/issue/{ref}",
+            json={"fields": {field: size}},
+            auth=(credentials["email"], credentials["token"]),
+            headers={"X-Sandbox-Act-As": PEOPLE[member]},
+            timeout=10,
+        ).raise_for_status()
+
+
 SETTINGS = settings(
     max_examples=12,
     stateful_step_count=15,
@@ -302,3 +353,5 @@ People.TestCase.settings = SETTINGS
 TestPeople = People.TestCase
 PeopleKeepingLabels.TestCase.settings = settings(SETTINGS, max_examples=8)
 TestPeopleKeepingLabels = PeopleKeepingLabels.TestCase
+PeopleSizingDeals.TestCase.settings = settings(SETTINGS, max_examples=6)
+TestPeopleSizingDeals = PeopleSizingDeals.TestCase

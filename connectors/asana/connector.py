@@ -40,6 +40,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 import asana
 from asana.rest import ApiException
 
+from connectors.asana import custom
 from connectors.asana.capabilities import CAPABILITIES
 from connectors.asana.errors import TOOL, refused_field, translate
 from connectors.base import Connector, ConnectorBase
@@ -56,7 +57,20 @@ from syncd.errors import (
     PermissionDenied,
     ToolConfigError,
 )
-from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
+from syncd.model import (
+    ChangeBatch,
+    Comment,
+    Cursor,
+    CustomField,
+    FieldChange,
+    Person,
+    Placed,
+    Record,
+    Schema,
+    Unreadable,
+    read_or_keep,
+    utc,
+)
 from syncd.uncertain import CLOCK_SLACK, MARKER_URL
 
 T = TypeVar("T")
@@ -78,6 +92,7 @@ TASK_FIELDS = ",".join(
         "modified_at",
         "permalink_url",
         "created_by",
+        *custom.VALUE_FIELDS,
     ]
 )
 PAGE_SIZE = 100
@@ -155,6 +170,8 @@ class AsanaConnector(ConnectorBase[Sdk]):
         self._timeout_s = timeout_s
         self._me: str | None = None  # syncd's own id in the tool, read once (see _my_id)
         self._sections: dict[str, str] | None = None
+        self._custom: dict[str, tuple[CustomField, dict[str, str]]] | None = None
+        self._placed: dict[str, str] = {}  # custom field gid -> the write field last placed there (for refusals)
         self._workspace: str | None = None
         self._deliveries = DeliveryLog()
 
@@ -196,13 +213,18 @@ class AsanaConnector(ConnectorBase[Sdk]):
         try:
             return self._call(request, ref=ref, idempotent=idempotent)
         except InvalidItem as error:
-            named = error.field or field or refused_field(error.message)
+            named = error.field or field or refused_field(error.message) or self._placed_named(error.message, body)
             if named is None:
                 raise
             message, assignee = error.message, body.get("assignee")
             if named == "assignees" and isinstance(assignee, str) and "@" in assignee:
                 message = f"{assignee} is not known to Asana (or hides their e-mail): {ADD_PERSON}"
             raise InvalidItem(TOOL, message, ref=error.ref, status=error.status, field=named) from error
+
+    def _placed_named(self, message: str, body: Mapping[str, Any]) -> str | None:
+        """The write field whose custom field Asana's refusal of ``body`` names (by gid), if one."""
+        gid = next((str(gid) for gid in body.get("custom_fields") or {} if str(gid) in message), None)
+        return None if gid is None else self._placed.get(gid)
 
     def _opts(self, **extra: object) -> dict[str, object]:
         return {"opt_fields": TASK_FIELDS, **extra}
@@ -269,6 +291,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
             "assignees": (self._person(assignee),) if assignee else (),
             "due": due,
             "labels": tuple(sorted(tag.get("name") or "" for tag in task.get("tags") or [])),
+            "custom": custom.task_values(task, self._person),
         }
         section = (membership or {}).get("section") or {}
         if section:
@@ -507,6 +530,34 @@ class AsanaConnector(ConnectorBase[Sdk]):
             self._sections = {section["name"]: section["gid"] for section in sections}
         return self._sections
 
+    def _custom_fields(self) -> dict[str, tuple[CustomField, dict[str, str]]]:
+        """The project's custom fields by name, with their options' gids (one request, read once)."""
+        if self._custom is None:
+            settings = self._call(
+                lambda: list(
+                    asana.CustomFieldSettingsApi(self._client()).get_custom_field_settings_for_project(
+                        self.project_gid, {"opt_fields": custom.SETTING_FIELDS}, **self._timeout
+                    )
+                )
+            )
+            self._custom = custom.definitions(settings)
+        return self._custom
+
+    def _custom_body(self, fields: Mapping[str, Any], ref: str | None) -> dict[str, Any]:
+        """The ``custom_fields`` of a task write (field gid -> value), for every placed value among ``fields``."""
+        body: dict[str, Any] = {}
+        for name, placed in fields.items():
+            if not isinstance(placed, Placed) or placed.custom is None:
+                continue
+            definition = self._custom_fields().get(placed.custom)
+            if definition is None:
+                raise InvalidItem(
+                    TOOL, f"no custom field {placed.custom!r} in the project", ref=ref, field=name, status=400
+                )
+            self._placed[definition[0].id] = name
+            body[definition[0].id] = custom.to_write(definition, placed.value, self._user_ref, field=name, ref=ref)
+        return body
+
     def _section_for(self, status: str, ref: str | None) -> str:
         sections = self._section_gids()
         if status not in sections:
@@ -561,8 +612,11 @@ class AsanaConnector(ConnectorBase[Sdk]):
             self._tags[name] = self._send_once(post, look, what="tag")
         return self._tags[name]
 
-    def _task_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _task_body(self, fields: Mapping[str, Any], ref: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {}
+        values = self._custom_body(fields, ref)
+        if values:
+            body["custom_fields"] = values
         if "title" in fields:
             body["name"] = fields["title"]
         if "description" in fields:
@@ -587,7 +641,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
         """A task in the project (with its section and tags); the marker is attached after (:meth:`_send_create`)."""
         body = self._task_body(fields)
         body["projects"] = [self.project_gid]
-        if fields.get("status"):
+        if fields.get("status") and not isinstance(fields["status"], Placed):
             body["memberships"] = [{"project": self.project_gid, "section": self._section_for(fields["status"], None)}]
         if fields.get("labels"):
             body["tags"] = [self._tag_gid(name) for name in fields["labels"]]
@@ -623,8 +677,8 @@ class AsanaConnector(ConnectorBase[Sdk]):
         """
         current = self._read(ref) if "labels" in fields else None
         self._check_version(ref, expected_version, current.version if current is not None else None)
-        body = self._task_body(fields)
-        if "status" in fields and fields["status"] is not None:
+        body = self._task_body(fields, ref)
+        if "status" in fields and fields["status"] is not None and not isinstance(fields["status"], Placed):
             section = self._section_for(fields["status"], ref)
             self._write(
                 lambda: asana.SectionsApi(self._client()).add_task_for_section(
@@ -840,6 +894,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
                 )
             ),
             labels=tuple(sorted(tag["name"] for tag in tags)),
+            custom_fields=tuple(definition for definition, _ in self._custom_fields().values()),
         )
 
 

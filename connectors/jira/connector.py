@@ -37,6 +37,7 @@ from typing import Any, ClassVar, TypeAlias
 from jira import JIRA
 
 from connectors.base import Connector, ConnectorBase
+from connectors.jira import custom
 from connectors.jira.capabilities import CAPABILITIES
 from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
@@ -53,14 +54,25 @@ from syncd.errors import (
     NoTransition,
     ToolConfigError,
 )
-from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, read_or_keep
+from syncd.model import (
+    ChangeBatch,
+    Comment,
+    Cursor,
+    CustomField,
+    FieldChange,
+    Person,
+    Placed,
+    Record,
+    Schema,
+    read_or_keep,
+)
 from syncd.uncertain import CLOCK_SLACK
 
 Json: TypeAlias = Any
 """A decoded Jira JSON answer."""
 
 PROPERTY = "syncd"
-FIELDS = "summary,description,status,assignee,duedate,labels,updated"
+FIELDS = "summary,description,status,assignee,duedate,labels,updated,priority"
 PAGE_SIZE = 100
 KEYS_PAGE_CLOUD = 5000  # /search/jql: "max 5000 issues", reached only when id or key alone is asked
 KEYS_PAGE_SERVER = 1000  # /search: Server caps every page at jira.search.views.default.max, 1000 by default
@@ -77,6 +89,7 @@ HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
     "assignee": ("assignees",),
     "labels": ("labels",),
     "duedate": ("due",),
+    "priority": ("priority",),
 }
 """Changelog field name -> the record fields a change of it changes."""
 
@@ -182,6 +195,8 @@ class JiraConnector(ConnectorBase[JIRA]):
         self.workflow = workflow if workflow is not None else Workflow()
         self._barren: set[str] = set()  # statuses no issue is in: their transitions cannot be read
         self._me: str | None = None  # syncd's own account id here, read once (see _my_id)
+        self._custom: dict[str, CustomField] | None = None
+        self._placed: dict[str, str] = {}  # custom field id -> the write field last placed there (for refusals)
         self._base_url = base_url.rstrip("/")
         self._auth = (user, token)
         self._timeout_s = timeout_s
@@ -269,6 +284,10 @@ class JiraConnector(ConnectorBase[JIRA]):
             "due": read_or_keep(str(fields["duedate"]), date.fromisoformat) if fields.get("duedate") else None,
             "labels": tuple(sorted(fields.get("labels") or [])),
         }
+        if "priority" in fields:
+            values["priority"] = (fields["priority"] or {}).get("name")
+        if self._custom:
+            values["custom"] = custom.issue_values(fields, self._custom, self._person)
         return Record(
             tool=TOOL,
             ref=issue["key"],
@@ -302,6 +321,16 @@ class JiraConnector(ConnectorBase[JIRA]):
         """The e-mail of a changelog entry's author, mapped as assignees are (no request: the entry names them)."""
         return self._person(user).email if isinstance(user, dict) and user else None
 
+    def _custom_fields(self) -> dict[str, CustomField]:
+        """The site's custom fields by name (``GET /field``, read once)."""
+        if self._custom is None:
+            self._custom = custom.definitions(self._rest("GET", "field") or [])
+        return self._custom
+
+    def _read_fields(self) -> str:
+        """What every read asks for: the system fields syncd maps and every custom field it can carry."""
+        return ",".join([FIELDS, *(field.id for field in self._custom_fields().values())])
+
     def _my_id(self) -> str | None:
         """The account syncd uses here (``/myself``, read once), to tell its own changes from people's."""
         if self._me is None:
@@ -322,7 +351,7 @@ class JiraConnector(ConnectorBase[JIRA]):
                         jql,
                         nextPageToken=token,
                         maxResults=size,
-                        fields=FIELDS,
+                        fields=self._read_fields(),
                         properties=PROPERTY,
                         reconcileIssues=[int(i) for i in reconcile] or None,
                         json_result=True,
@@ -340,7 +369,7 @@ class JiraConnector(ConnectorBase[JIRA]):
                     jql,
                     startAt=start,
                     maxResults=size,
-                    fields=FIELDS,
+                    fields=self._read_fields(),
                     properties=PROPERTY,
                     json_result=True,
                 )
@@ -374,7 +403,11 @@ class JiraConnector(ConnectorBase[JIRA]):
 
     def _one_or_none(self, key: str) -> list[Json]:
         try:
-            return [self._rest("GET", f"issue/{key}", ref=key, params={"fields": FIELDS, "properties": PROPERTY})]
+            return [
+                self._rest(
+                    "GET", f"issue/{key}", ref=key, params={"fields": self._read_fields(), "properties": PROPERTY}
+                )
+            ]
         except ConnectorError as error:
             if getattr(error, "status", None) == 404:
                 return []
@@ -386,7 +419,7 @@ class JiraConnector(ConnectorBase[JIRA]):
         This is a write's read-back: it carries the comment total, so a comment posted during the write is noticed.
         """
         issue = self._rest(
-            "GET", f"issue/{key}", ref=key, params={"fields": f"{FIELDS},comment", "properties": PROPERTY}
+            "GET", f"issue/{key}", ref=key, params={"fields": f"{self._read_fields()},comment", "properties": PROPERTY}
         )
         if str(issue["id"]) not in self._recent:
             self._recent.append(str(issue["id"]))
@@ -550,7 +583,28 @@ class JiraConnector(ConnectorBase[JIRA]):
             body["duedate"] = _format_due(fields["due"])
         if "labels" in fields:
             body["labels"] = sorted(fields["labels"])
+        for name, placed in fields.items():
+            if not isinstance(placed, Placed):
+                continue
+            if placed.field == "priority":
+                body["priority"] = {"name": placed.value} if placed.value else None
+            elif placed.custom is not None:
+                definition = self._custom_fields().get(placed.custom)
+                if definition is None:
+                    raise InvalidItem(TOOL, f"no custom field {placed.custom!r} in Jira", field=name)
+                self._placed[definition.id] = name
+                body[definition.id] = custom.to_write(definition, placed.value, self._user_ref, field=name)
         return body
+
+    def _edit(self, ref: str | None, method: str, path: str, body: Mapping[str, Json], **kwargs: Any) -> Json:  # noqa: ANN401
+        """A create or edit; a refusal of a placed field (``customfield_N``, ``priority``) names the write field."""
+        try:
+            return self._rest(method, path, ref=ref, data=json.dumps(body), **kwargs)
+        except InvalidItem as refused:
+            named = self._placed.get(refused.field or "")
+            if named is None:
+                raise
+            raise InvalidItem(TOOL, refused.message, ref=refused.ref, status=refused.status, field=named) from refused
 
     def _create_body(self, fields: Mapping[str, Any], marker: str) -> dict[str, Json]:
         """An issue with its marker property in the same request (:meth:`create` is the base's, exactly once)."""
@@ -561,7 +615,7 @@ class JiraConnector(ConnectorBase[JIRA]):
 
     def _send_create(self, body: dict[str, Json], marker: str) -> str:
         """POST the issue; its key (the answer holds no fields), remembered so a lookup reads it by key."""
-        created = self._rest("POST", "issue", data=json.dumps(body), idempotent=False)
+        created = self._edit(None, "POST", "issue", body, idempotent=False)
         self._recent.append(str(created["id"]))
         self._made[marker] = str(created["key"])
         while len(self._made) > RECENT_WRITES:
@@ -594,7 +648,7 @@ class JiraConnector(ConnectorBase[JIRA]):
         else:
             self._check_version(ref, expected_version)
         if body:
-            self._rest("PUT", f"issue/{ref}", ref=ref, data=json.dumps({"fields": body}))
+            self._edit(ref, "PUT", f"issue/{ref}", {"fields": body})
         return self._read(ref)
 
     def _current_version(self, ref: str) -> str:
@@ -841,8 +895,10 @@ class JiraConnector(ConnectorBase[JIRA]):
     def describe(self) -> Schema:
         """Statuses, the transition graph (explored read-only), assignable people."""
         statuses = tuple(self._status_categories())
+        meta: Json = {}
         for issue in self._search(f"project = {json.dumps(self.project_key)} ORDER BY key ASC", limit=1):
             self._transitions(issue["key"])
+            meta = self._rest("GET", f"issue/{issue['key']}/editmeta", ref=issue["key"]) or {}
         while self._explore():
             pass
         users = self._rest("GET", "user/assignable/search", params={"project": self.project_key, "maxResults": 1000})
@@ -853,4 +909,6 @@ class JiraConnector(ConnectorBase[JIRA]):
             requirements=self.workflow.requirements(),
             people=tuple(sorted(self._person(u) for u in users or [])),
             labels=(),
+            custom_fields=custom.with_options(self._custom_fields(), meta),
+            priorities=custom.priorities(meta),
         )

@@ -36,6 +36,7 @@ REFUSED_FIELDS = {
     "assignee": "assignees",
     "duedate": "due",
     "labels": "labels",
+    "priority": "priority",
 }
 """Jira field -> the canonical field it holds, to tell :class:`InvalidItem` which value a 400's ``errors`` refused."""
 
@@ -52,7 +53,9 @@ def jira_message(text: str | None) -> str:
 
 
 def refused_field(error: JIRAError) -> str | None:
-    """The canonical field a 400's ``errors`` object names (the first, in canonical order, when it names several).
+    """The canonical field a 400's ``errors`` object names (the first in canonical order), else a custom field's id.
+
+    A custom field is named by its id (``customfield_10003``): the connector knows which write field it placed there.
 
     python-jira puts its digest of the body in ``text`` and keeps the body in ``response``: both are read.
     """
@@ -64,7 +67,10 @@ def refused_field(error: JIRAError) -> str | None:
             continue
         if isinstance(errors, dict):
             named = {REFUSED_FIELDS[name] for name in errors if name in REFUSED_FIELDS}
-            return next((name for name in FIELDS if name in named), None)
+            # A custom field is named by its id: the connector knows which write field it placed there.
+            return next((name for name in FIELDS if name in named), None) or next(
+                (name for name in errors if name.startswith("customfield_")), None
+            )
     return None
 
 

@@ -24,6 +24,7 @@ One py-trello client per thread; py-trello's transport is our :class:`BaseUrlSes
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -38,13 +39,26 @@ from trello import TrelloClient
 
 from connectors.base import Connector, ConnectorBase
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
+from connectors.trello import custom
 from connectors.trello.capabilities import CAPABILITIES
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog, body_identity
 from syncd.connector import Capabilities
 from syncd.errors import AuthFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
-from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Person, Record, Schema, Unreadable, read_or_keep, utc
+from syncd.model import (
+    ChangeBatch,
+    Comment,
+    Cursor,
+    FieldChange,
+    Person,
+    Placed,
+    Record,
+    Schema,
+    Unreadable,
+    read_or_keep,
+    utc,
+)
 from syncd.uncertain import CLOCK_SLACK, MARKER_URL
 
 Json: TypeAlias = Any
@@ -69,7 +83,12 @@ HISTORY_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 """The card actions that change a field (createCard and updateCard: see :meth:`TrelloConnector.history`)."""
 CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl,badges"
-CARD_PARAMS = {"fields": f"{CARD_FIELDS},idBoard", "attachments": "true", "attachment_fields": "url"}
+CARD_PARAMS = {
+    "fields": f"{CARD_FIELDS},idBoard",
+    "attachments": "true",
+    "attachment_fields": "url",
+    "customFieldItems": "true",
+}
 """One card read with everything a record needs (the board it is on, to tell a card moved elsewhere)."""
 BATCH_URLS = 10
 """Trello's batch route takes "a list of API routes. Maximum of 10 routes allowed" (API reference, GET /batch)."""
@@ -188,6 +207,7 @@ class TrelloConnector(ConnectorBase[_Client]):
         self._timeout_s = timeout_s
         self._me: str | None = None  # syncd's own id in the tool, read once (see _my_id)
         self._lists: dict[str, str] | None = None
+        self._custom: dict[str, custom.Definition] | None = None
         self._labels: dict[str, str] | None = None
         self._looked_up: set[str | None] = set()
         self._board_cards: int | None = None
@@ -300,6 +320,8 @@ class TrelloConnector(ConnectorBase[_Client]):
             if unknown_labels
             else tuple(sorted(label_names[i] for i in card.get("idLabels") or [])),
         }
+        if "customFieldItems" in card:  # a PUT's answer has none: such a record says nothing of custom fields
+            fields["custom"] = custom.card_values(card, self._custom_fields())
         if card.get("idList") in list_names:
             fields["status"] = list_names[card["idList"]]
         elif card.get("idList"):
@@ -318,7 +340,7 @@ class TrelloConnector(ConnectorBase[_Client]):
 
     def _all_cards(self) -> list[Json]:
         """Every card of the board, archived included, with attachments (one request)."""
-        params = {"fields": CARD_FIELDS, "attachments": "true", "attachment_fields": "url"}
+        params = {"fields": CARD_FIELDS, "attachments": "true", "attachment_fields": "url", "customFieldItems": "true"}
         cards: list[Json] = self._fetch(f"/boards/{self.board_id}/cards/all", params=params)
         self._board_cards = len(cards)
         return cards
@@ -462,6 +484,41 @@ class TrelloConnector(ConnectorBase[_Client]):
             self._labels = labels
         return labels[name]
 
+    def _custom_fields(self) -> dict[str, custom.Definition]:
+        """The board's custom fields by name, with their options' ids (one request, read once)."""
+        if self._custom is None:
+            self._custom = custom.definitions(self._fetch(f"/boards/{self.board_id}/customFields"))
+        return self._custom
+
+    def _custom_items(self, fields: Mapping[str, Any], ref: str | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """(write field, custom field id, item body) for each placed value; what Trello lacks raises InvalidItem."""
+        items = []
+        for name, placed in fields.items():
+            if not isinstance(placed, Placed) or placed.custom is None:
+                continue
+            definition = self._custom_fields().get(placed.custom)
+            if definition is None:
+                raise InvalidItem(TOOL, f"no custom field {placed.custom!r} on the board", ref=ref, field=name)
+            items.append((name, definition[0].id, custom.item_body(definition, placed.value, field=name, ref=ref)))
+        return items
+
+    def _write_items(self, ref: str, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """One PUT per custom field (Trello's only way); a refusal names the write field."""
+        for name, field_id, body in items:
+            try:
+                self._fetch(f"/cards/{ref}/customField/{field_id}/item", "PUT", body=body, ref=ref)
+            except InvalidItem as refused:
+                raise InvalidItem(TOOL, refused.message, ref=ref, status=refused.status, field=name) from refused
+
+    def _created(self, made: Record | str, fields: Mapping[str, Any]) -> Record:
+        """The new card, with its custom fields written after the create (Trello's create cannot set them)."""
+        record = super()._created(made, fields)
+        items = self._custom_items(fields, record.ref)
+        if not items:
+            return record
+        self._write_items(record.ref, items)
+        return dataclasses.replace(self._read(record.ref), marker=record.marker)
+
     def _card_body(self, fields: Mapping[str, Any], ref: str | None) -> dict[str, Any]:
         """The parameters of a create or PUT; a value Trello cannot take raises InvalidItem naming its field."""
         body: dict[str, Any] = {}
@@ -473,7 +530,7 @@ class TrelloConnector(ConnectorBase[_Client]):
             body["dueComplete"] = bool(fields["done"])
         if "due" in fields:
             body["due"] = _format_due(fields["due"])
-        if fields.get("status") is not None:
+        if fields.get("status") is not None and not isinstance(fields["status"], Placed):
             body["idList"] = self._list_id(fields["status"], ref)
         if "assignees" in fields:
             body["idMembers"] = ",".join(self._member_id(person) for person in fields["assignees"])
@@ -488,6 +545,7 @@ class TrelloConnector(ConnectorBase[_Client]):
     def _create_body(self, fields: Mapping[str, Any], marker: str) -> dict[str, Any]:
         """A card with its marker attached in the same request (:meth:`create` is the base's, exactly once)."""
         body = self._card_body(fields, None)
+        self._custom_items(fields, None)  # checked before the card is made; written once it is (_created)
         if "idList" not in body:
             body["idList"] = next(iter(self._list_ids().values()), "")
         body["urlSource"] = MARKER_URL + marker
@@ -506,6 +564,13 @@ class TrelloConnector(ConnectorBase[_Client]):
         """
         self._check_version(ref, expected_version)
         body = self._card_body(fields, ref)
+        items = self._custom_items(fields, ref)
+        if items:
+            # Trello answers an item PUT with the item alone: the card is read once after them all.
+            if body:
+                self._fetch(f"/cards/{ref}", "PUT", body=body, ref=ref)
+            self._write_items(ref, items)
+            return self._read(ref)
         if body:
             card = self._fetch(f"/cards/{ref}", "PUT", body=body, ref=ref)
             # Trello answers a PUT with the card as it is now: no second request to read it back. (It carries no
@@ -660,6 +725,7 @@ class TrelloConnector(ConnectorBase[_Client]):
                 )
             ),
             labels=tuple(sorted(self._label_ids())),
+            custom_fields=tuple(definition for definition, _ in self._custom_fields().values()),
         )
 
 

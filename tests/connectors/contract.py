@@ -17,7 +17,7 @@ import pytest
 from connectors.base import Connector
 from sandbox.core import Emulator, FaultRule
 from syncd.errors import ChangedMeanwhile, OutcomeUnknown
-from syncd.model import ChangeBatch, Person, last_changes
+from syncd.model import ChangeBatch, Person, Placed, last_changes
 from syncd.uncertain import plain
 
 LOST_ANSWERS = ("applied-then-502", "applied-then-504", "applied-then-dropped", "not-applied-then-502")
@@ -61,6 +61,10 @@ class Human(Protocol):
         """Move the item to another status (Jira transitions, Trello list, Asana section)."""
         ...
 
+    def set_custom(self, ref: str, name: str, value: Any) -> None:
+        """Set the custom field called ``name`` as a person picks it in the tool (None clears it)."""
+        ...
+
 
 def drain(connector: Connector, cursor: dict[str, Any] | None) -> tuple[list[ChangeBatch], dict[str, Any]]:
     """Poll until a batch is empty; return the batches and the last cursor (JSON round-tripped, as stored)."""
@@ -80,8 +84,48 @@ def refs_in(batches: list[ChangeBatch]) -> set[str]:
     return {record.ref for batch in batches for record in batch.records}
 
 
+CustomCase = tuple[str, Any, Any, Any]
+"""One custom field case: the field's name, a value to write, how a read returns it, and how a person sets it."""
+
+
 class ConnectorContract:
     """Subclass me with ``emulator``, ``connector``, ``fresh_connector``, ``human``, ``statuses``, ``someone``."""
+
+    custom_cases: ClassVar[tuple[CustomCase, ...]] = ()
+    """One case per custom field type the tool offers (the sandbox's seeded fields)."""
+    custom_blank: ClassVar[dict[str, Any]] = {}
+    """How a read returns a cleared field, where not None (a multi's ``()``, a checkbox's None)."""
+
+    def test_custom_fields_read_write_clear(self, connector: Connector) -> None:
+        """Each type of custom field: written by name (in a create and an update), read back, then cleared."""
+        if not self.custom_cases:
+            pytest.skip("the tool has no custom fields")
+        first, *rest = self.custom_cases
+        fields = {"title": "Contract: custom", f"c:{first[0]}": Placed(first[1], custom=first[0])}
+        created = connector.create(fields, marker="sync-custom-1")
+        assert created.fields["custom"][first[0]] == first[2]
+        ref = created.ref
+        for name, value, read, _ in rest:
+            written = connector.update(ref, {f"c:{name}": Placed(value, custom=name)})
+            (fetched,) = connector.fetch([ref])
+            assert written.fields["custom"][name] == read, name
+            assert fetched.fields["custom"][name] == read, name
+        for name, _, _, _ in self.custom_cases:
+            connector.update(ref, {f"c:{name}": Placed(None, custom=name)})
+            (fetched,) = connector.fetch([ref])
+            assert fetched.fields["custom"][name] == self.custom_blank.get(name), name
+
+    def test_a_persons_custom_field_edit_comes_through_the_feed(self, connector: Connector, human: Human) -> None:
+        """A person setting any custom field is in the next batch, with the value read by the field's name."""
+        if not self.custom_cases:
+            pytest.skip("the tool has no custom fields")
+        created = connector.create({"title": "Contract: custom feed"}, marker="sync-custom-feed-1")
+        _, cursor = drain(connector, None)
+        for name, _, read, picked in self.custom_cases:
+            human.set_custom(created.ref, name, picked)
+            changed = {record.ref: record for record in connector.changes(cursor).records}
+            assert changed[created.ref].fields["custom"][name] == read, name
+            _, cursor = drain(connector, cursor)
 
     due_instants: ClassVar[bool] = True
     counts_unknown: ClassVar[bool] = False

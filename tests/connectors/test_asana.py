@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -22,7 +22,7 @@ from sandbox.core import Emulator
 from sandbox.seed import SERVICE_ACCOUNT, load_seed
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound
 from syncd.model import Person, last_changes
-from tests.connectors.contract import ConnectorContract, Human, drain
+from tests.connectors.contract import ConnectorContract, CustomCase, Human, drain
 from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
@@ -85,6 +85,9 @@ class AsanaHuman:
     def move(self, ref: str, status: str) -> None:
         self.actor.move(ref, status)
 
+    def set_custom(self, ref: str, name: str, value: Any) -> None:
+        self.actor.set_field(ref, name, value)
+
 
 @pytest.fixture
 def human(emulator: AsanaEmulator) -> AsanaHuman:
@@ -107,6 +110,15 @@ class TestAsanaContract(ConnectorContract):
     marker_in_reads: ClassVar[bool] = False
     counts_unknown: ClassVar[bool] = True
     own_writes_in_feed: ClassVar[bool] = False
+    custom_cases: ClassVar[tuple[CustomCase, ...]] = (
+        ("Priority", "High", "High", "High"),
+        ("Status", "At risk", "At risk", "At risk"),
+        ("Channels", ("Email", "Web"), ("Email", "Web"), ["Web", "Email"]),
+        ("Budget", 1250.5, 1250.5, 1250.5),
+        ("Campaign code", "LAUNCH-Q2", "LAUNCH-Q2", "LAUNCH-Q2"),
+        ("Launch date", date(2027, 3, 9), date(2027, 3, 9), "2027-03-09"),
+    )
+    custom_blank: ClassVar[dict[str, Any]] = {"Channels": ()}
 
     @staticmethod
     def rich_text(text: str) -> str:

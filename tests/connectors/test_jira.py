@@ -30,8 +30,8 @@ from sandbox.jira.jqleval import key_order
 from sandbox.seed import SERVICE_ACCOUNT, JiraIssue, Seed, load_seed, token_for
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, NoTransition
 from syncd.mapping import UNTITLED, Group, compile_group
-from syncd.model import Cursor, Person, Record
-from tests.connectors.contract import LOST_ANSWERS, ConnectorContract, Human, drain, lost_answer
+from syncd.model import Cursor, Person, Placed, Record
+from tests.connectors.contract import LOST_ANSWERS, ConnectorContract, CustomCase, Human, drain, lost_answer
 from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
@@ -90,6 +90,7 @@ class JiraHuman:
     def __init__(self, emulator: JiraEmulator) -> None:
         self.actor = emulator.act_as("ana@corp.example")
         self.email = "ana@corp.example"
+        self.emulator = emulator
 
     def rename(self, ref: str, title: str) -> None:
         self.actor.update(ref, summary=title)
@@ -99,6 +100,26 @@ class JiraHuman:
 
     def move(self, ref: str, status: str) -> None:
         self.actor.transition(ref, status)
+
+    def set_custom(self, ref: str, name: str, value: Any) -> None:
+        """Edit the field in Jira's REST API as Ana (the act-as actor sets system fields only)."""
+        found = self.api("GET", "field").json()
+        field = "priority" if name == "priority" else next(f["id"] for f in found if f["name"] == name)
+        if isinstance(value, str) and "@" in value:  # a person, picked by e-mail
+            (user,) = self.api("GET", "user/search", params={"query": value}).json()
+            value = {"accountId": user["accountId"]}
+        self.api("PUT", f"issue/{ref}", json={"fields": {field: value}}).raise_for_status()
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        credentials = self.emulator.credentials()
+        return requests.request(
+            method,
+            f"{self.emulator.url}/rest/api/2/{path}",
+            auth=(credentials["email"], credentials["token"]),
+            headers={"X-Sandbox-Act-As": "ana@corp.example"},
+            timeout=10,
+            **kwargs,
+        )
 
 
 @pytest.fixture
@@ -120,6 +141,36 @@ class TestJiraContract(ConnectorContract):
     due_instants: ClassVar[bool] = False
     create_path: ClassVar[str] = r"^/rest/api/2/issue$"
     comment_path: ClassVar[str] = r"^/rest/api/2/issue/[^/]+/comment$"
+    custom_cases: ClassVar[tuple[CustomCase, ...]] = (
+        ("Segment", "SMB", "SMB", {"value": "SMB"}),
+        ("Regions", ("APAC", "EMEA"), ("APAC", "EMEA"), [{"value": "EMEA"}, {"value": "APAC"}]),
+        ("Customer", "Globex", "Globex", "Globex"),
+        ("Deal size", 12500.5, 12500.5, 12500.5),
+        ("Launch date", date(2027, 3, 9), date(2027, 3, 9), "2027-03-09"),
+        ("Account manager", Person("eli@corp.example"), Person("eli@corp.example"), "eli@corp.example"),
+        ("Themes", ("growth", "pricing"), ("growth", "pricing"), ["pricing", "growth"]),
+    )
+    custom_blank: ClassVar[dict[str, Any]] = {"Regions": (), "Themes": ()}
+
+    def test_priority_read_write_clear_and_feed(self, connector: JiraConnector, human: JiraHuman) -> None:
+        """Jira's own priority field: written by name, read back, cleared, and a person's change in the feed."""
+        created = connector.create(
+            {"title": "Contract: priority", "priority": Placed("High", field="priority")}, marker="sync-prio-1"
+        )
+        assert created.fields["priority"] == "High"
+        updated = connector.update(created.ref, {"priority": Placed("Lowest", field="priority")})
+        assert updated.fields["priority"] == "Lowest"
+        _, cursor = drain(connector, None)
+        human.set_custom(created.ref, "priority", {"name": "Highest"})
+        changed = {record.ref: record for record in connector.changes(cursor).records}
+        assert changed[created.ref].fields["priority"] == "Highest"
+
+    def test_an_unknown_option_is_refused_naming_the_field(self, connector: JiraConnector) -> None:
+        """An option Jira lacks is a refusal of that one write field, so the engine leaves it out and goes on."""
+        created = connector.create({"title": "Contract: bad option"}, marker="sync-bad-option-1")
+        with pytest.raises(InvalidItem) as refused:
+            connector.update(created.ref, {"segment": Placed("Galactic", custom="Segment")})
+        assert refused.value.field == "segment"
 
     def test_a_create_held_up_by_a_gateway_then_its_answer_lost_is_found(
         self, emulator: JiraEmulator, connector: JiraConnector

@@ -25,7 +25,7 @@ from sandbox.trello import TrelloEmulator
 from syncd.errors import AuthFailed, InvalidItem
 from syncd.mapping import UNTITLED, Group, compile_group
 from syncd.model import Person, Record
-from tests.connectors.contract import ConnectorContract, drain
+from tests.connectors.contract import ConnectorContract, CustomCase, drain
 from tests.connectors.receiver import Receiver
 
 FAST = RetryPolicy(attempts=4, max_total_s=20, initial_s=0.01, max_wait_s=2)
@@ -93,6 +93,9 @@ class TrelloHuman:
     def move(self, ref: str, status: str) -> None:
         self.actor.move_card(ref, status)
 
+    def set_custom(self, ref: str, name: str, value: Any) -> None:
+        self.actor.set_custom_field(ref, name, value)
+
 
 @pytest.fixture
 def human(emulator: TrelloEmulator) -> TrelloHuman:
@@ -112,6 +115,14 @@ def someone() -> Person:
 class TestTrelloContract(ConnectorContract):
     create_path: ClassVar[str] = r"^/1/cards$"
     comment_path: ClassVar[str] = r"^/1/cards/[^/]+/actions/comments$"
+    custom_cases: ClassVar[tuple[CustomCase, ...]] = (
+        ("Priority", "High", "High", "High"),
+        ("Deal size", 48000, 48000, 48000),
+        ("Customer", "Acme Foods", "Acme Foods", "Acme Foods"),
+        ("Close date", date(2027, 2, 15), date(2027, 2, 15), "2027-02-15T12:00:00.000Z"),
+        ("Signed", True, True, True),
+    )
+    custom_blank: ClassVar[dict[str, Any]] = {"Signed": False}
 
     @staticmethod
     def expected_due(value: date | datetime | None) -> date | datetime | None:
