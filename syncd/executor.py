@@ -246,10 +246,10 @@ class Executor:
             if view is not None:
                 try:
                     histories[endpoint] = self.connectors[endpoint].history(view.ref)
-                except ConnectorError as error:
-                    if isinstance(error, FatalError):
-                        raise
-                    histories[endpoint] = None  # the change is written all the same; the field names no one
+                except Exception:  # whatever it was, the writes above stand and are committed
+                    # Only names are at stake: the field names no one. Raised, it would take the lane's results
+                    # with it and leave writes that happened without their links and audit events.
+                    histories[endpoint] = None
         return outcome
 
     def _lane(
