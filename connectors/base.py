@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from connectors.pacing import RetryPolicy, TokenBucket, call
 from syncd.connector import Connector
-from syncd.errors import ChangedMeanwhile, ConnectorError
+from syncd.errors import ChangedMeanwhile, ConnectorError, OutcomeUnknown
 from syncd.model import Comment, Record
 from syncd.uncertain import comment_once, send_once
 
@@ -132,9 +132,19 @@ class ConnectorBase(Connector, abc.ABC, Generic[ClientT]):
         """
         body = self._create_body(fields, marker)
         sent = datetime.now(UTC)
-        made = self._send_once(
-            lambda: self._send_create(body, marker), lambda: self._find_lost_create(marker, sent, fields), what="create"
-        )
+
+        def post() -> Record | str:
+            try:
+                return self._send_create(body, marker)
+            except OutcomeUnknown:
+                raise
+            except ConnectorError as refused:
+                # A clear answer to the create itself: no item was made, so nobody need look for one (a look
+                # may wait for the tool's search index).
+                refused.nothing_written = True
+                raise
+
+        made = self._send_once(post, lambda: self._find_lost_create(marker, sent, fields), what="create")
         return self._created(made, fields)
 
     @abc.abstractmethod

@@ -175,6 +175,8 @@ class ConnectorError(SyncdError):
         self.tool = tool
         self.status = status
         self.message = message
+        self.nothing_written = False
+        """Set by the writer when the tool refused a write's first request: nothing of that write exists."""
         super().__init__(f"{tool}: {message}")
 
 

@@ -292,11 +292,12 @@ class Executor:
 
         A Jira create is a POST and then transitions, an Asana one a POST and then its marker: when a later request
         fails, the item exists. Linked and audited now, it is the item's mirror from the start; left alone, the
-        next pass would adopt it by its marker with no audit event for a write that happened. When the look cannot
+        next pass would adopt it by its marker with no audit event for a write that happened. A create the tool
+        refused outright (``nothing_written``) made nothing, so there is nothing to look for. When the look cannot
         tell, OutcomeUnknown keeps the create journaled whatever the failure was, so recovery looks again on the
         next pass instead of a replan creating a second mirror.
         """
-        if not isinstance(step, Create):
+        if not isinstance(step, Create) or (isinstance(failure, ConnectorError) and failure.nothing_written):
             return None
         try:
             fields, _ = self.group.codecs[step.endpoint].encode(step.values, create=True)

@@ -16,7 +16,7 @@ import pytest
 
 from connectors.base import Connector
 from sandbox.core import Emulator, FaultRule
-from syncd.errors import ChangedMeanwhile, OutcomeUnknown
+from syncd.errors import ChangedMeanwhile, ConnectorError, OutcomeUnknown
 from syncd.model import ChangeBatch, Person, Placed, last_changes
 from syncd.uncertain import plain
 
@@ -431,6 +431,19 @@ class ConnectorContract:
             connector.create({"title": "Contract: never answered"}, marker="sync-never-1")
         titles = [r.fields["title"] for r in connector.changes(None).records]
         assert "Contract: never answered" not in titles
+
+    def test_a_create_refused_outright_says_nothing_was_written(self, connector: Connector, emulator: Emulator) -> None:
+        """A clear refusal of the create itself: the error says no item exists, so the writer need not look for one.
+
+        (Looking costs Jira a wait for its search index: a tool refusing every create would stall each pass.)
+        """
+        emulator.faults.add(FaultRule(kind="status", status=400, method="POST", path=self.create_path, times=1))
+        with pytest.raises(ConnectorError) as refused:
+            connector.create({"title": "Contract: refused"}, marker="sync-refused-1")
+        assert refused.value.nothing_written
+        assert not isinstance(refused.value, OutcomeUnknown)
+        titles = [r.fields["title"] for r in connector.changes(None).records]
+        assert "Contract: refused" not in titles
 
     @pytest.mark.parametrize("fault", LOST_ANSWERS)
     def test_a_comment_whose_answer_is_lost_is_posted_once(
