@@ -149,6 +149,14 @@ class Connector(Protocol):
         """Take the item out of active work the tool's reversible way (never a hard delete)."""
         ...
 
+    def delete(self, ref: str) -> None:
+        """Delete the item for good (``on_delete: delete``); an item already gone counts as deleted.
+
+        Idempotent, so retried like a read: a retry whose first try landed finds the item gone (404), which is the
+        outcome asked for; a delete whose outcome stays unknown is resolved by reading the item afterwards.
+        """
+        ...
+
     def find_by_marker(self, marker: str, since: datetime, fields: Mapping[str, Any] | None = None) -> Record | None:
         """The item syncd created for this sync_id since ``since`` (when the create was sent), if it exists.
 

@@ -16,6 +16,9 @@ POINTS = ("after-journal", "after-create", "after-update", "before-commit", "aft
 """Where the executor can be killed: plan journaled; mirror created; mirror updated; all applied, none committed;
 a comment copied, not recorded."""
 
+DELETING = ("after-delete",)
+"""A point reached only by a deletion under ``on_delete: delete``: one mirror deleted, nothing committed."""
+
 WITHIN_WRITES = ("mid-transition", "mid-create")
 """Points inside a connector's write, reached only by some writes: a Jira status move one transition along its
 path (the issue sits in a status between where it was and where syncd is taking it); an Asana create whose task

@@ -141,6 +141,7 @@ class Pass:
         work = self._plan_all(found, decisions)
         if not dry_run:
             self._apply_all(self.guarding.screen(work, self.report.emptied))
+            self._settle_defaults(skip)
         if not dry_run and follow is not None:
             self._fold(follow, skip, found.down)
         if not dry_run and hints is None:
@@ -155,6 +156,21 @@ class Pass:
         if not dry_run:
             self.guarding.settle()
         return self.report
+
+    def _settle_defaults(self, skip: set[str]) -> None:
+        """Read back the mirrors whose tool filled an empty field on create, and carry that value to the others.
+
+        Jira gives a new issue the project's default priority whatever syncd sends: the commit does not take that
+        record for syncd's own (the base holds no priority), and one targeted round here reads it as Jira's change,
+        so the others get it in this pass, and the next pass finds everything in step.
+        """
+        for _ in range(FOLD_ROUNDS):
+            hints = {member: sorted(refs) for member, refs in self.report.defaulted.items() if refs}
+            self.report.defaulted.clear()
+            if not hints:
+                return
+            found = self.reader.read(hints=hints, skip=skip)
+            self._apply_all(self.guarding.screen(self._plan_all(found, {}), self.report.emptied))
 
     def _fold(self, follow: Callable[[], Hints | None], skip: set[str], down: dict[str, ConnectorError]) -> None:
         """Targeted rounds for the hints that arrived meanwhile, until none are left (at most :data:`FOLD_ROUNDS`).

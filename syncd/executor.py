@@ -42,7 +42,7 @@ from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import FieldChange, Record
 from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
-from syncd.plan import Archive, Create, Plan, Refusal, Step, Unlink, Write
+from syncd.plan import Archive, Create, Delete, Plan, Refusal, Step, Unlink, Write
 from syncd.store import DuplicateLink, Store, Tx
 from syncd.uncertain import recording
 
@@ -262,7 +262,7 @@ class Executor:
             # The version the plan was made from, while this plan has not itself changed that record yet.
             seen = item.seen.get(step.endpoint)
             expected = seen.version if seen is not None and not results else None
-            writes = isinstance(step, Write | Create | Archive)
+            writes = isinstance(step, Write | Create | Archive | Delete)
             sent = datetime.now(UTC)
             try:
                 if writes:
@@ -285,6 +285,8 @@ class Executor:
                 crash_point("after-update")
             elif isinstance(step, Create):
                 crash_point("after-create")
+            elif isinstance(step, Delete):
+                crash_point("after-delete")
         return results, {}
 
     def _created_anyway(self, sync_id: str, step: Step, sent: datetime, failure: Exception) -> Record | None:
@@ -320,10 +322,8 @@ class Executor:
         self, sync_id: str, step: Step, expected_version: str | None, item: Touched, applied: Applied
     ) -> Record | None:
         connector = self.connectors[step.endpoint]
-        if isinstance(step, Archive):
-            archived = connector.archive(step.ref)
-            self.report.wrote()
-            return archived
+        if isinstance(step, Archive | Delete):
+            return self._remove(step)
         if not isinstance(step, Write | Create):
             return None
         values = dict(step.values)
@@ -363,6 +363,17 @@ class Executor:
             return written
         raise AssertionError("unreachable: each round writes or leaves out one more field")
 
+    def _remove(self, step: Archive | Delete) -> Record | None:
+        """Archive a mirror (its record as archived), or delete it (nothing left to read back)."""
+        connector = self.connectors[step.endpoint]
+        if isinstance(step, Archive):
+            archived = connector.archive(step.ref)
+            self.report.wrote()
+            return archived
+        connector.delete(step.ref)  # a record already gone counts as deleted (a retry, or a person's delete)
+        self.report.wrote()
+        return None
+
     def _refused(
         self,
         item: Touched,
@@ -392,8 +403,7 @@ class Executor:
         group = self.group.name
         sync_id = decided.sync_id
         self._keep_versions(tx, sync_id, item, applied, failed=failed)
-        for member in (*item.deleted, *item.out_of_scope):
-            tx.unlink(sync_id, endpoint_key(group, member))
+        self._forget_gone(tx, decided, item, results, failed=failed)
         known = Counter(row.endpoint for row in tx.comment_rows(sync_id)) if self.group.comments else None
         deciders = _deciders(tx, decided)
         # The version read back after a write is syncd's own only if the record holds exactly what syncd wrote: a
@@ -419,6 +429,13 @@ class Executor:
                     tx.link(sync_id, key, written.ref, version)
                 else:
                     tx.set_version(sync_id, key, version)
+            if (
+                isinstance(step, Create)
+                and written is not None
+                and not failed
+                and self._defaulted(decided, written, step)
+            ):
+                self.report.defaulted.setdefault(step.endpoint, set()).add(written.ref)
             self._note_values(tx, decided, item, step, written, applied=applied)
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit
@@ -445,6 +462,28 @@ class Executor:
         }
         for key, at in synced.items():
             tx.set_synced(sync_id, key, at)  # an endpoint unlinked above has no row to update
+
+    def _forget_gone(
+        self, tx: Tx, decided: Plan, item: Touched, results: list[tuple[Step, Record | None]], *, failed: bool
+    ) -> None:
+        """Drop the links of records gone (deleted there, or deleted by this plan) and of mirrors out of scope.
+
+        A deletion cut short (some deletes failed) keeps the deleted records' links, version unknown: the next pass
+        finds them gone again and finishes it, where forgetting them would make the members lacking the item look
+        like places to create it in. Once one mirror is deleted, the base says the item is being deleted.
+        """
+        group, sync_id = self.group.name, decided.sync_id
+        deleted = [step.endpoint for step, _ in results if isinstance(step, Delete)]
+        if failed and any(isinstance(step, Delete) for step in decided.steps):
+            for member in (*item.deleted, *deleted):
+                tx.set_version(sync_id, endpoint_key(group, member), "")
+            if deleted:
+                tx.set_base(sync_id, decided.base)
+            gone: list[str] = []
+        else:
+            gone = [*item.deleted, *deleted]
+        for member in (*gone, *item.out_of_scope):
+            tx.unlink(sync_id, endpoint_key(group, member))
 
     def _note_values(
         self, tx: Tx, decided: Plan, item: Touched, step: Step, written: Record | None, *, applied: Applied
@@ -548,6 +587,12 @@ class Executor:
         """
         return not failed and self.group.comments and (member in item.changed or member in applied.rescan)
 
+    def _defaulted(self, decided: Plan, written: Record, step: Create) -> bool:
+        """Whether a new mirror holds a value the tool chose itself, in a field the item holds empty."""
+        codec = self.group.codecs[step.endpoint]
+        view = codec.decode(written)[0]
+        return any(value is not None and name not in decided.base for name, value in view.values.items())
+
     def _only_ours(self, decided: Plan, item: Touched, applied: Applied, member: str, written: Record) -> bool:
         """Whether a record read back after a write decodes to the new base (held conflicts, refusals aside)."""
         codec = self.group.codecs[member]
@@ -559,11 +604,9 @@ class Executor:
             for name, refusal in applied.refusals_at(item, member).items()
             if same(decided.base.get(name), refusal.value)
         }
-        return all(
-            same(value, decided.base[name])
-            for name, value in view.values.items()
-            if name in decided.base and name not in held
-        )
+        # A field the base does not hold was agreed empty: a value there is the tool's own (Jira's default priority
+        # on a new issue), news for the others, so the version is not syncd's and the next pass reads the record.
+        return all(same(value, decided.base.get(name)) for name, value in view.values.items() if name not in held)
 
     def _conflicts(self, tx: Tx, decided: Plan) -> None:
         """Audit each conflict decision; queue held ones for a person; close queued ones that are settled."""
@@ -632,6 +675,8 @@ class Executor:
         ``person`` only when that is one person for every such field, so no write names someone for a change they
         did not make. A field a conflict decided names its rule; one a person decided names them in ``decided_by``.
         """
+        if isinstance(step, Delete):
+            return self._deleted_event(decided, item, step)
         values = step.values if isinstance(step, Write | Create) else None
         carried = sorted(name for name in values or {} if name in decided.origins)
         origins = sorted({decided.origins[name] for name in carried})
@@ -654,6 +699,26 @@ class Executor:
             people=people or None,
             decided_by=decided_by or None,
             rule=",".join(rules) or None,
+            outcome="applied",
+            config_version=self.config_version,
+            message=step.reason,
+        )
+
+    def _deleted_event(self, decided: Plan, item: Touched, step: Delete) -> AuditEvent:
+        """A delete's event: every mapped value the mirror held (``old``) and the refs, so a person can restore it.
+
+        ``refs`` names the deleted mirror and the records whose deletion asked for it; the item's last agreed
+        values are its base (``syncd audit --item``), and this event keeps what the mirror itself held.
+        """
+        sources = sorted(item.deleted)
+        return AuditEvent(
+            "delete",
+            group=self.group.name,
+            sync_id=decided.sync_id,
+            endpoint=step.endpoint,
+            refs={**dict(item.deleted), step.endpoint: step.ref},
+            old=dict(step.values),
+            origin=",".join(sources) or None,
             outcome="applied",
             config_version=self.config_version,
             message=step.reason,

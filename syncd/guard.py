@@ -4,6 +4,7 @@ A step is **destructive** toward the endpoint it acts on when it takes a mirror 
 
 - an :class:`~syncd.plan.Archive` (archived or deleted at a source member; Jira's connector performs it by moving
   the issue to its done status, Asana's by taking the task out of the project, Trello's by closing the card);
+- a :class:`~syncd.plan.Delete` (a deletion at a member whose ``on_delete`` is ``delete``: the mirror is deleted);
 - an :class:`~syncd.plan.Unlink` (a deletion under ``on_delete: unlink``, or the mirror left the endpoint's scope);
 - a **recreate**: a :class:`~syncd.plan.Create` at an endpoint where the item was deleted (modified elsewhere).
 
@@ -26,11 +27,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from syncd.merge import ARCHIVED, mirror_values
+from syncd.merge import ARCHIVED, DELETED, mirror_values
 from syncd.pass_data import Touched
-from syncd.plan import Archive, Create, Plan, Step, Unlink
+from syncd.plan import Archive, Create, Delete, Plan, Step, Unlink
 
-What = Literal["archive", "unlink", "recreate"]
+What = Literal["archive", "delete", "unlink", "recreate"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ def destructive(plan: Plan, item: Touched) -> list[Destructive]:
             # Deleted somewhere (the deletion is why), else archived somewhere.
             source = (deleted or archived or [step.endpoint])[0]
             found.append(Destructive(plan.sync_id, step.endpoint, source, "archive", step))
+        elif isinstance(step, Delete):
+            # Deleted at a member whose deletions delete (or the rest of such a deletion, finished later).
+            found.append(Destructive(plan.sync_id, step.endpoint, (deleted or [step.endpoint])[0], "delete", step))
         elif isinstance(step, Unlink):
             source = step.endpoint if step.endpoint in item.out_of_scope else (deleted or [step.endpoint])[0]
             found.append(Destructive(plan.sync_id, step.endpoint, source, "unlink", step))
@@ -110,7 +114,9 @@ def rejected(plan: Plan, item: Touched, endpoints: Collection[str], base: Mappin
     steps = [step for step in plan.steps if id(step) not in dropped]
     new_base = dict(plan.base)
     restore = sorted({d.source for d in found if d.what != "recreate" and d.source in item.deleted})
-    consequences = [s for s in steps if isinstance(s, Archive | Unlink) and s.endpoint not in item.deleted]
+    consequences = [s for s in steps if isinstance(s, Archive | Delete | Unlink) and s.endpoint not in item.deleted]
+    if any(d.what == "delete" for d in found):
+        new_base.pop(DELETED, None)  # a mirror kept: the item is no longer being deleted everywhere
     if restore and not consequences:
         new_base[ARCHIVED] = bool((base or {}).get(ARCHIVED, False)) or any(v.archived for v in item.views.values())
         reason = "restored: a person rejected the mass deletion"

@@ -39,13 +39,16 @@ Work = list[tuple[Plan, Touched]]
 
 
 def _recent(tx: Tx, group: str, window_s: float) -> dict[str, dict[str, datetime]]:
-    """Member -> item -> when it was last archived or unlinked there, in the last ``window_s`` seconds (audit log)."""
+    """Member -> item -> when it was last archived, deleted or unlinked there in the last ``window_s`` seconds.
+
+    Read from the audit log.
+    """
     if window_s <= 0:
         return {}
     since = datetime.now(UTC) - timedelta(seconds=window_s)
     rows = tx.connection.execute(
         select(audit.c.sync_id, audit.c.at, audit.c.content)
-        .where(audit.c.group_name == group, audit.c.kind.in_(("archive", "unlink")), audit.c.at >= since)
+        .where(audit.c.group_name == group, audit.c.kind.in_(("archive", "delete", "unlink")), audit.c.at >= since)
         .order_by(audit.c.seq.desc())
         .limit(RECENT_LIMIT)
     )

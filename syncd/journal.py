@@ -20,7 +20,7 @@ from syncd.model import Record
 from syncd.plan import Step, StepKind, Value
 from syncd.redact import redact
 
-KINDS: frozenset[str] = frozenset({"create", "write", "archive", "unlink"})
+KINDS: frozenset[str] = frozenset({"create", "write", "archive", "delete", "unlink"})
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class JournalStep:
     ref: str | None = None
     """The record written (none for a create: it has no record before it is made)."""
     values: Mapping[str, Value] = field(default_factory=dict)
-    """The canonical values the step writes (none for an archive or an unlink)."""
+    """The canonical values the step writes (none for an archive or an unlink); a delete's are the mirror's last
+    values, kept for its audit event (recovery writes nothing from them)."""
     seen_version: str | None = None
     """The version of the record the plan was made from, at this endpoint."""
     seen_at: datetime | None = None
@@ -48,6 +49,11 @@ class JournalStep:
     """Why the pass that kept the entry could not tell whether the write was made (an outage, a lost answer)."""
     committed: bool = False
     """Applied, linked and audited by the pass that kept the entry for a later step: nothing left to recover."""
+
+    @property
+    def sets(self) -> Mapping[str, Value]:
+        """The values the step puts into its record (a delete's values are what the record held, not what it gets)."""
+        return self.values if self.kind in {"create", "write"} else {}
 
     @property
     def writes(self) -> bool:
@@ -68,7 +74,7 @@ class JournalStep:
         data: dict[str, Any] = {"kind": self.kind, "endpoint": self.endpoint, "reason": self.reason}
         if self.ref is not None:
             data["ref"] = self.ref
-        if self.kind in {"create", "write"}:
+        if self.kind in {"create", "write", "delete"}:
             data["values"] = dict(self.values)
         data["seen_version"] = self.seen_version
         data["seen_at"] = self.seen_at.isoformat() if self.seen_at is not None else None

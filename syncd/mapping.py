@@ -133,6 +133,11 @@ class Member(_Strict):
     """A department's place in the group."""
 
     scope: Scope = Field(default_factory=Scope)
+    on_delete: Literal["archive", "unlink", "delete"] | None = Field(
+        None,
+        description="what a deletion in this member does to the mirrors in the others: archive them, unlink them, "
+        "or delete them (under the mass-change guard, audited with their values); default: the group's on_delete",
+    )
 
 
 class GroupFile(_Strict):
@@ -141,9 +146,23 @@ class GroupFile(_Strict):
     group: str | None = None
     members: dict[str, Member]
     create_in: list[str] = Field(default_factory=list)
-    on_delete: Literal["archive", "unlink"] = "archive"
+    on_delete: Literal["archive", "unlink"] = Field(
+        "archive",
+        description="what a deletion does to the mirrors (archive or unlink); a member may say delete "
+        "(members.<name>.on_delete)",
+    )
     fields: dict[str, FieldSpec]
     comments: bool = True
+
+    @field_validator("on_delete", mode="before")
+    @classmethod
+    def _delete_per_member(cls, value: object) -> object:
+        if value == "delete":
+            raise ValueError(
+                "deleting mirrors is chosen per member, where the deletions that should delete happen: "
+                "set 'on_delete: delete' under members.<name> (the group's on_delete is archive or unlink)"
+            )
+        return value
 
     def holders(self, name: str) -> tuple[str, ...]:
         """The members that hold field ``name`` (``members``, or all but ``except``), in member order."""
@@ -728,6 +747,7 @@ def compile_group(path: Path | str, tools: Mapping[str, str], capabilities: Mapp
         },
         create_in=frozenset(spec.create_in),
         on_delete=spec.on_delete,
+        member_on_delete={member: s.on_delete for member, s in spec.members.items() if s.on_delete is not None},
         scope_labels={member: s.scope.labels[0] for member, s in spec.members.items() if s.scope.labels},
     )
     # A member's codec knows only the fields it holds: it never decodes the others (its view has no value for

@@ -25,10 +25,13 @@ from typing import Literal
 import merge3
 
 from syncd.errors import SideEmptied
-from syncd.plan import Archive, Conflict, Create, Plan, Refusal, Step, Unlink, Value, View, Write
+from syncd.plan import Archive, Conflict, Create, Delete, Plan, Refusal, Step, Unlink, Value, View, Write
 
 ARCHIVED = "@archived"
 """Base pseudo-field: whether the item was archived when the endpoints last agreed."""
+DELETED = "@deleted"
+"""Base pseudo-field: the item is being deleted everywhere (``on_delete: delete``): a mirror a pass did not get to
+is deleted by the next one, and no member is given a new mirror, whatever it lacks."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class GroupPolicy:
     fields: Mapping[str, FieldPolicy]
     create_in: frozenset[str] = frozenset()
     on_delete: Literal["archive", "unlink"] = "archive"
+    member_on_delete: Mapping[str, Literal["archive", "unlink", "delete"]] = field(default_factory=dict)
+    """Member -> what a deletion there means for the mirrors, where it says other than the group's ``on_delete``."""
     scope_labels: Mapping[str, str] = field(default_factory=dict)
     """Member -> the label its scope requires: a mirror created there carries it, and so does the item."""
 
@@ -313,6 +318,11 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
     if not views:
         # Gone (or out of scope) everywhere: nothing left to mirror; the links are dropped by the executor.
         return Plan(item.sync_id, policy.group, (), (), base)
+    if base.get(DELETED, False):
+        # Being deleted (a pass deleted some mirrors and did not get to these, or crashed): finish it, create nothing.
+        rest = tuple(Delete(v.endpoint, v.ref, dict(v.values), "the item is being deleted") for v in views)
+        waiting = tuple(member for member, ref in sorted(item.unavailable.items()) if ref is not None)
+        return Plan(item.sync_id, policy.group, rest, (), base, {}, waiting)
     if base.get(ARCHIVED, False) and all(view.archived for view in views):
         # Archived everywhere: out of active work, frozen. Archiving has side effects in some tools (Jira moves the
         # issue to a done status), and edits to archived mirrors are not news for anyone: nothing propagates.
@@ -342,6 +352,13 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         if write is not None:
             steps.append(write)
     deletion = _deletion_steps(policy, item, views, base, new_base)
+    if any(isinstance(step, Delete) for step in deletion):
+        # Deleted at a member that asks for its mirrors to go too: nothing else is done to the item, and nothing
+        # created (the base remembers it is being deleted, so a pass cut short finishes the job, never undoes it).
+        deleting = [step for step in deletion if isinstance(step, Delete)]
+        # A member whose tool cannot be read now keeps its mirror until it answers: the item waits for it.
+        waiting = tuple(member for member, ref in sorted(item.unavailable.items()) if ref is not None)
+        return Plan(item.sync_id, policy.group, tuple(deleting), (), {**base, DELETED: True}, {}, waiting)
     if any(isinstance(step, Archive) for step in deletion):
         new_base[ARCHIVED] = True  # archived because deleted elsewhere: from now on the item is archived
     steps += deletion
@@ -464,7 +481,11 @@ def _deletion_steps(
             # Deleted here but modified elsewhere since the base: the modification wins, the mirror is recreated.
             values = mirror_values(new_base, policy, endpoint)
             steps.append(Create(endpoint, values, f"deleted at {endpoint} but modified elsewhere"))
-        elif policy.on_delete == "archive":
+        elif policy.member_on_delete.get(endpoint) == "delete":
+            # Deleted here, untouched elsewhere, and this member says its deletions delete: delete every mirror
+            # (archived ones too); each mirror's last values go into the journal and the audit log.
+            steps += [Delete(v.endpoint, v.ref, dict(v.values), f"deleted at {endpoint}") for v in views]
+        elif policy.member_on_delete.get(endpoint, policy.on_delete) == "archive":
             # Deleted here, untouched elsewhere: archive the mirrors (never delete what people may still need).
             steps += [Archive(v.endpoint, v.ref, f"deleted at {endpoint}") for v in views if not v.archived]
         else:
@@ -483,7 +504,7 @@ def mirror_values(
     return {
         name: value
         for name, value in base.items()
-        if name != ARCHIVED
+        if not name.startswith("@")
         and value is not None
         and (policy is None or endpoint is None or name not in policy.fields or policy.fields[name].holds(endpoint))
     }

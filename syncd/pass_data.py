@@ -44,6 +44,9 @@ class PassReport:
     """Records syncd made that no item links (a create whose answer was lost, not adopted yet): left alone."""
     folded: int = 0
     """Refs of webhook hints that arrived during the pass and were folded into it (see ``Pass.run``'s follow)."""
+    defaulted: dict[str, set[str]] = field(default_factory=dict)
+    """Member -> refs of mirrors this pass created whose tool filled a field the item holds empty (Jira's default
+    priority): read again at the end of the pass, so the value reaches the other members in the same pass."""
     refused: list[tuple[str, str, Refusal]] = field(default_factory=list)
     """(item, member, refusal) for each value a tool refused in this pass's writes: left out there only."""
     held: set[str] = field(default_factory=set)

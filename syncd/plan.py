@@ -1,9 +1,9 @@
 """What the planner decides, as plain frozen data: the executor runs it, tests read it, the audit log records it.
 
 A :class:`Plan` holds, for one item of one group, the steps to apply (:class:`Write`, :class:`Create`,
-:class:`Archive`, :class:`Unlink`), the :class:`Conflict` decisions with the value that lost, the new base (the
-canonical values every endpoint agrees on once the plan is applied) and a short reason per step, so that `syncd
-plan` can show what would happen and why without a line of I/O.
+:class:`Archive`, :class:`Delete`, :class:`Unlink`), the :class:`Conflict` decisions with the value that lost, the
+new base (the canonical values every endpoint agrees on once the plan is applied) and a short reason per step, so
+that `syncd plan` can show what would happen and why without a line of I/O.
 
 Canonical values are JSON-like: ``str``, ``bool``, ``None``, ``list`` (a set field is a sorted list), and dates as
 ISO strings. Comparisons are always between canonical values, never raw tool values.
@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal, TypeAlias
 Value: TypeAlias = Any
 """A canonical field value (JSON-like)."""
 
-StepKind: TypeAlias = Literal["create", "write", "archive", "unlink"]
+StepKind: TypeAlias = Literal["create", "write", "archive", "delete", "unlink"]
 """A step's kind: the journal's and the audit log's name for it."""
 
 
@@ -93,6 +93,21 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Delete:
+    """Delete the mirror at an endpoint for good (``on_delete: delete`` of the member where the item was deleted).
+
+    ``values`` are the mirror's last canonical values, as read: journaled and audited with the delete, so a
+    person can make the item again from them (nothing else keeps them once the record is gone).
+    """
+
+    kind: ClassVar[StepKind] = "delete"
+    endpoint: str
+    ref: str
+    values: Mapping[str, Value]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Unlink:
     """Stop mirroring the item at an endpoint, leaving it as it is (it left that endpoint's scope)."""
 
@@ -117,7 +132,7 @@ class Conflict:
     """True for ``manual``: nothing was written; the conflict waits for a person."""
 
 
-Step: TypeAlias = Write | Create | Archive | Unlink
+Step: TypeAlias = Write | Create | Archive | Delete | Unlink
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,8 @@ class Reader:
             return False
         codec = self.group.codecs[member]
         view = heed(codec.align(codec.decode(record)[0], base), base, refusals)
-        return all(same(value, base[name]) for name, value in view.values.items() if name in base)
+        # A field the base does not hold was agreed empty (empty values are not stored): holding one is news.
+        return all(same(value, base.get(name)) for name, value in view.values.items())
 
     def _unchanged(
         self, member: str, key: str, record: Record, sync_id: str, *, tx: Tx, bases: Mapping[str, dict[str, Any]]

@@ -21,10 +21,10 @@ from syncd.errors import ChangedMeanwhile, ConnectorError, FatalError, Retriable
 from syncd.failures import Failures, uncertain_event
 from syncd.journal import JournalStep
 from syncd.mapping import Group
-from syncd.merge import same
+from syncd.merge import DELETED, same
 from syncd.model import Record
 from syncd.pass_data import PassReport, endpoint_key
-from syncd.store import JournalEntry, Store
+from syncd.store import JournalEntry, Link, Store
 from syncd.uncertain import recording
 
 RECOVERED = "applied before a crash; recovered"
@@ -97,12 +97,12 @@ class Recovery:
         base, so whatever a person did to it after syncd's write is planned as a change.
         """
         with recording() as uncertain:
-            found = [self._recover_step(entry, JournalStep.from_json(step)) for step in entry.steps]
+            found = [self._recover_one(entry, JournalStep.from_json(step)) for step in entry.steps]
         steps = [step for step in found if step is not None]
         complete: dict[str, bool] = {}
         planned: dict[str, Any] = {}
         for done in steps:
-            for name, value in done.step.values.items():
+            for name, value in done.step.sets.items():
                 planned[name] = value
                 complete[name] = complete.get(name, True) and done.landed
         with self.store.transaction() as tx:
@@ -111,6 +111,7 @@ class Recovery:
                     tx, uncertain_event(self.group, event, sync_id=entry.sync_id, config_version=self.config_version)
                 )
             links = tx.links(entry.sync_id)
+            deleted = False
             for done in steps:
                 member = done.step.endpoint
                 key = endpoint_key(self.group.name, member)
@@ -121,15 +122,41 @@ class Recovery:
                 if done.record is not None and done.audit is not None:
                     kind, outcome = done.audit
                     append(tx, self._event(entry, kind, member, done.record, done.step, outcome=outcome))
-                if done.landed and done.step.values:
-                    tx.add_echoes(entry.sync_id, key, done.step.values)  # syncd's own write, not a change there
+                if done.landed and done.step.sets:
+                    tx.add_echoes(entry.sync_id, key, done.step.sets)  # syncd's own write, not a change there
+                if done.step.kind == "delete" and done.landed:
+                    # Deleted before the crash: audited with what the mirror held, and the item marked as being
+                    # deleted, so the replan finishes the other mirrors and never makes this one again.
+                    append(tx, self._deleted_event(entry, done.step, links.get(key)))
+                    deleted = True
             for key in links:
                 tx.set_version(entry.sync_id, key, "")  # read everything afresh: the plan is made again
             base = tx.base(entry.sync_id)
             settled = {name: value for name, value in planned.items() if complete[name]}
+            if deleted:
+                settled[DELETED] = True
             if base is not None and settled:
                 tx.set_base(entry.sync_id, {**base, **settled})
             tx.journal_done(entry.plan_id)
+
+    def _recover_one(self, entry: JournalEntry, step: JournalStep) -> _Recovered | None:
+        """Where one journaled step got to (a delete's outcome is only read: see :meth:`_recover_delete`)."""
+        if step.kind == "delete":
+            return self._recover_delete(step)
+        return self._recover_step(entry, step)
+
+    def _recover_delete(self, step: JournalStep) -> _Recovered | None:
+        """A journaled delete, resolved by reading: the record gone means it was made, there means it was not.
+
+        Deleting is idempotent, so nothing is sent here: a delete that was not made is planned again (the item is
+        still deleted at its source). A record gone although the delete was never sent was deleted by a person:
+        the replan finds that deletion as it is, with nothing to audit as syncd's.
+        """
+        connector = self.connectors.get(step.endpoint)
+        if connector is None or step.committed:
+            return None
+        fetched = connector.fetch([step.ref or ""])
+        return _Recovered(step, fetched[0] if fetched else None, landed=step.started and not fetched)
 
     def _recover_step(self, entry: JournalEntry, step: JournalStep) -> _Recovered | None:
         """Where one journaled step got to, finishing it if the crash cut it short (see :meth:`_recover`)."""
@@ -226,6 +253,20 @@ class Recovery:
                 raise  # retried on the next pass (or stops it): the entry stays until it is resolved
             return set(step.values)
         return {change.field for change in history if not change.by_self and (since is None or change.at > since)}
+
+    def _deleted_event(self, entry: JournalEntry, step: JournalStep, link: Link | None) -> AuditEvent:
+        """The audit event of a delete recovery found made: the mirror's last values, as the pass journaled them."""
+        return AuditEvent(
+            "delete",
+            group=self.group.name,
+            sync_id=entry.sync_id,
+            endpoint=step.endpoint,
+            refs={step.endpoint: step.ref or (link.ref if link is not None else "")},
+            old=dict(step.values),
+            outcome=RECOVERED,
+            config_version=self.config_version,
+            message=step.reason,
+        )
 
     def _event(
         self,

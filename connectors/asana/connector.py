@@ -713,6 +713,13 @@ class AsanaConnector(ConnectorBase[Sdk]):
         )
         return self._read(ref)
 
+    def delete(self, ref: str) -> None:
+        """DELETE the task (into the deleting user's trash for 30 days, then gone); already gone (404) is done."""
+        try:
+            self._call(lambda: self._tasks_api().delete_task(ref, **self._timeout), ref=ref)
+        except ItemNotFound:
+            return
+
     # ----- comments, schema ------------------------------------------------------------------------------------
 
     def history(self, ref: str) -> list[FieldChange]:

@@ -591,6 +591,13 @@ class TrelloConnector(ConnectorBase[_Client]):
         self._fetch(f"/cards/{ref}", "PUT", body={"closed": True}, ref=ref)
         return self._read(ref)
 
+    def delete(self, ref: str) -> None:
+        """DELETE the card (gone for good: only its ``deleteCard`` action remains); already gone (404) is done."""
+        try:
+            self._fetch(f"/cards/{ref}", "DELETE", ref=ref)
+        except ItemNotFound:
+            return
+
     # ----- comments, schema ------------------------------------------------------------------------------------
 
     def history(self, ref: str) -> list[FieldChange]:
