@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from connectors.factory import CAPABILITIES
 from syncd.audit import AuditEvent, append, query
 from syncd.cli import app
-from syncd.config import load_config
+from syncd.config import ConfigError, load_config, schemas
 from syncd.daemon import web as http
+from syncd.errors import SyncdError
 from syncd.store import Store, guards
 from syncd.ui import Identity, Mounted, Ui
 from syncd.ui.review import Filters, audit_page
@@ -434,3 +435,52 @@ class TestCommand:
             finally:
                 process.terminate()
                 assert process.wait(timeout=20) == 0
+
+
+class TestConfiguration:
+    def write(self, root: Path, web: str) -> Path:
+        config = root / "config"
+        (config / "departments").mkdir(parents=True)
+        for path in (ROOT / "config" / "departments").glob("*.yaml"):
+            (config / "departments" / path.name).write_text(path.read_text())
+        (config / "syncd.yaml").write_text("store: sqlite:///x.db\n" + web)
+        return config
+
+    def test_an_unknown_department_is_a_file_line_error(self, tmp_path: Path) -> None:
+        """A permission naming no department says which file, line and user, and what exists."""
+        config = self.write(
+            tmp_path,
+            "web:\n  session_secret: {env: S}\n  users:\n"
+            "    - name: ana@corp.example\n      token: {env: T}\n      read: [sales, salse]\n",
+        )
+        with pytest.raises(ConfigError) as raised:
+            load_config(config)
+        message = str(raised.value)
+        assert f"{config / 'syncd.yaml'}:7:" in message  # the read: line
+        assert "'salse', which is not a department" in message
+        assert "engineering, marketing, sales" in message
+
+    def test_a_token_written_in_the_file_is_refused(self, tmp_path: Path) -> None:
+        """A token is named by its source, never written: the error does not echo it."""
+        config = self.write(
+            tmp_path,
+            "web:\n  session_secret: {env: S}\n  users:\n    - {name: ana, token: hunter2-token-value, read: all}\n",
+        )
+        with pytest.raises(ConfigError) as raised:
+            load_config(config)
+        assert "{env: VARIABLE} or {file: PATH}" in str(raised.value)
+        assert "hunter2-token-value" not in str(raised.value)
+
+    def test_a_short_session_secret_is_refused_at_start(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A guessable session secret stops the page from starting, saying how to make one."""
+        config = self.write(tmp_path, "web:\n  session_secret: {env: S}\n  users:\n    - {name: a, token: {env: T}}\n")
+        monkeypatch.setenv("S", "short")
+        monkeypatch.setenv("T", "token-of-a")
+        with pytest.raises(SyncdError, match="shorter than 32 characters"):
+            Ui(load_config(config), Store("sqlite://"), CAPABILITIES)
+
+    def test_the_schema_describes_the_web_section(self) -> None:
+        """`syncd schema syncd.yaml` offers the web keys to editors."""
+        schema = json.dumps(schemas()["syncd.yaml"])
+        for key in ("session_secret", "session_max_age_s", "users", "decide"):
+            assert key in schema

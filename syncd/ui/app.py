@@ -207,7 +207,7 @@ class Ui:
 
     def _sign_in(self, request: Request) -> Response:
         target = request.values.get("next", "")
-        if not target.startswith("/") or target.startswith("//"):
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
             target = self._url(request, "/")  # only a path of this site: never an open redirect
         if request.method == "GET":
             return self._page(request, None, "sign_in.html", next=target, failed=False)
