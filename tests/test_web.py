@@ -237,6 +237,29 @@ class TestProtections:
         )
         assert answer.status_code == 403
 
+    def test_a_sign_in_from_another_site_is_refused(self, site: Site) -> None:
+        """A sign-in form posted from another site's page (a login CSRF) is 403, even with a right token."""
+        answer = requests.post(
+            f"{site.url}/ui/sign-in",
+            data={"token": TOKENS["ana@corp.example"]},
+            headers={"Origin": "https://evil.example"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert answer.status_code == 403
+        assert "syncd_session" not in answer.cookies
+
+    def test_the_sign_in_never_redirects_off_the_site(self, site: Site) -> None:
+        """A next= of another site (or a protocol-relative one) lands on the page's own start instead."""
+        for target in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+            answer = requests.post(
+                f"{site.url}/ui/sign-in",
+                data={"token": TOKENS["rita@corp.example"], "next": target},
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert answer.headers["Location"] == "/ui/", target
+
     def test_values_from_the_tools_are_escaped(self, site: Site) -> None:
         """A title holding markup is shown as text, never as markup."""
         page = signed_in(site, "ana@corp.example").get(f"{site.url}/ui/audit", timeout=10).text

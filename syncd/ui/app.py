@@ -189,6 +189,10 @@ class Ui:
         """Refuse a POST without the session's CSRF token, or sent from another site's page."""
         if not csrf_ok(session, request.form.get("csrf")):
             raise Forbidden("this form is missing its security token or it expired: reload the page and try again")
+        self._check_origin(request)
+
+    def _check_origin(self, request: Request) -> None:
+        """Refuse a POST whose browser says it comes from another site's page (no header: nothing to check)."""
         origin = request.headers.get("Origin")
         if origin in (None, "null"):  # no-referrer pages make browsers send "null"; the token is the guard then
             referer = request.headers.get("Referer")
@@ -211,6 +215,7 @@ class Ui:
             target = self._url(request, "/")  # only a path of this site: never an open redirect
         if request.method == "GET":
             return self._page(request, None, "sign_in.html", next=target, failed=False)
+        self._check_origin(request)  # no one signs a browser in from another site's page
         identity = self.sign_in.identify({key: request.form[key] for key in request.form})
         if identity is None:
             response = self._page(request, None, "sign_in.html", next=target, failed=True)
