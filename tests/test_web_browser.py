@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from sandbox import scenario
 from sandbox.org import Sandbox
@@ -122,6 +123,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 store = Store(f"sqlite:///{root / 'syncd.db'}")
                 refs = wait_for(lambda: _mirrored(sandbox), 90, "the first pass to mirror the subject")
                 subject = wait_for(lambda: _linked(store, refs), 30, "the subject's links to be committed")
+                wait_for(lambda: _ready(url), 90, "the first full pass to finish (/readyz 200)")
                 yield World(sandbox, url, store, refs, subject)
                 store.close()
             finally:
@@ -133,6 +135,14 @@ def _mirrored(sandbox: Sandbox) -> scenario.Refs | None:
     with contextlib.suppress(StopIteration):
         return scenario.find(sandbox)
     return None
+
+
+def _ready(url: str) -> bool:
+    """The daemon's every endpoint polled successfully: the first pass is over, the audit log holds still."""
+    try:
+        return requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _linked(store: Store, refs: scenario.Refs) -> str | None:
@@ -164,7 +174,7 @@ def screenshot(browser: WebDriver, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         height = browser.execute_script("return document.body.scrollHeight")
-        browser.set_window_size(1400, max(700, min(int(height) + 40, 2400)))
+        browser.set_window_size(1400, max(700, min(int(height) + 40, 1400)))
         browser.save_screenshot(str(Path(folder) / f"{name}.png"))
         browser.set_window_size(1400, 1000)
 
