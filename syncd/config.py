@@ -245,6 +245,47 @@ class Department(_Strict):
         return {key.lower(): value for key, value in people.items()}
 
 
+Departments = list[str] | Literal["all"]
+"""Which departments a permission covers: a list of department names, or ``all``."""
+
+
+class WebUser(_Strict):
+    """One person who may sign in to the web page with an operator token, and what they may read and decide."""
+
+    name: str = Field(min_length=1, description="who this is, as audit events name a decision (e.g. an e-mail)")
+    token: Secret = Field(description="where the user's sign-in token comes from: {env: VAR} or {file: PATH}")
+    read: Departments = Field(
+        default_factory=list, description="departments whose audit events and items the user sees, or 'all'"
+    )
+    decide: Departments = Field(
+        default_factory=list,
+        description="departments whose held conflicts, quarantined items and mass changes the user may decide "
+        "(they are also shown to the user), or 'all'",
+    )
+
+
+class Web(_Strict):
+    """The web page (audit review and people's decisions): who may sign in, and how sessions are signed."""
+
+    session_secret: Secret = Field(
+        description="where the key that signs session cookies comes from (at least 32 characters): "
+        "{env: SYNCD_WEB_SESSION_SECRET} or {file: PATH}"
+    )
+    session_max_age_s: float = Field(
+        28_800.0, ge=60, le=DAY_S * 30, description="seconds a sign-in lasts (default 8 hours)"
+    )
+    users: list[WebUser] = Field(min_length=1, description="who may sign in with an operator token")
+
+    @field_validator("users")
+    @classmethod
+    def _unique_names(cls, users: list[WebUser]) -> list[WebUser]:
+        names = [user.name for user in users]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"user names must be unique; named twice: {', '.join(twice)}")
+        return users
+
+
 class _Environment(EnvSettingsSource):
     """``SYNCD_<NAME>`` overrides, except of ``audit_key``.
 
@@ -317,6 +358,12 @@ class Instance(BaseSettings):
         None,
         description="where the audit chain's HMAC key comes from, e.g. {env: SYNCD_AUDIT_KEY}: kept out of the "
         "database, so someone who can write there cannot re-chain edited events (None: the chain is unkeyed)",
+    )
+
+    web: Web | None = Field(
+        None,
+        description="the web page for audit review and people's decisions, served under /ui/ by `syncd run` and "
+        "by `syncd web` (None: not served)",
     )
 
     def audit_secret(self) -> bytes | None:
@@ -392,9 +439,31 @@ def load_config(root: Path | str) -> Config:
         departments[name] = department.model_copy(update={"name": name})
         files[name] = path
     errors += _shared_endpoints(departments, files)
+    if instance is not None and instance.web is not None:
+        errors += _web_departments(instance.web, departments, instance_file)
     if errors or instance is None:
         raise ConfigError(errors)
     return Config(root=root, instance=instance, departments=departments)
+
+
+def _web_departments(web: Web, departments: dict[str, Department], path: Path) -> list[FileError]:
+    """A permission naming a department that does not exist is a typo that would silently grant nothing."""
+    errors = []
+    for index, user in enumerate(web.users):
+        for permission in ("read", "decide"):
+            granted = getattr(user, permission)
+            unknown = [] if granted == "all" else [name for name in granted if name not in departments]
+            if unknown:
+                known = ", ".join(sorted(departments)) or "none configured"
+                errors.append(
+                    FileError(
+                        path,
+                        line_of(path, ("web", "users", index, permission)),
+                        f"user {user.name!r} may {permission} {', '.join(map(repr, unknown))}, which is not a "
+                        f"department: name configured ones ({known}) or write 'all'",
+                    )
+                )
+    return errors
 
 
 def endpoint_of(connection: JiraConnection | TrelloConnection | AsanaConnection) -> tuple[str, str, str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from syncd.model import ChangeBatch, Comment, Cursor, FieldChange, Record, Schema
 
@@ -97,11 +98,25 @@ class Capabilities:
     """What a person must be to be assigned there, completing "<e-mail> is not ..."; ``{workspace}`` stands for
     the endpoint as messages name it (``Jira project ENG``)."""
     limits: ToolLimits = field(default_factory=ToolLimits)
+    browse: str = ""
+    """Where a person opens an item in the tool, as a template of ``{site}`` (the endpoint's ``base_url`` without
+    a leading ``api.`` host label: an API host is not where people browse), ``{workspace}`` and ``{ref}``; empty:
+    the tool has no such address."""
 
     @property
     def handshake(self) -> bool:
         """Whether registering a webhook agrees its secret in a handshake (:attr:`Connector.handshake`)."""
         return self.webhook is WebhookKind.HANDSHAKE
+
+
+def browse_url(capabilities: Capabilities, base_url: str, workspace: str, ref: str) -> str | None:
+    """The address of an item in its tool, for a person (the web page's links); None if the tool declares none."""
+    if not capabilities.browse:
+        return None
+    parts = urlsplit(base_url.rstrip("/"))
+    host = parts.netloc.removeprefix("api.")
+    site = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return capabilities.browse.format(site=site, workspace=quote(workspace, safe=""), ref=quote(ref, safe=""))
 
 
 @runtime_checkable

@@ -16,8 +16,9 @@ from connectors.trello import TrelloConnector
 ROOT = Path(__file__).resolve().parent.parent
 SDKS = {"jira", "trello", "asana"}
 CLI = ROOT / "syncd" / "cli"
-BUILDS_CONNECTORS = {CLI / "sync.py", CLI / "check.py"}
-"""The composition root: the commands that build connectors for the engine (sync, check --online)."""
+BUILDS_CONNECTORS = {CLI / "sync.py", CLI / "check.py", CLI / "web.py"}
+"""The composition root: the commands that build connectors for the engine (sync, check --online), or hand the
+core the tools' capabilities (web: where an item opens in its tool)."""
 DEMO = ROOT / "syncd" / "demo"
 """``syncd demo``, a composition root of the sandbox: every module of the package may import it and name tools."""
 

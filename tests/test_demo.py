@@ -7,11 +7,13 @@ it started (the daemon, the lead's `syncd conflicts resolve`, the dry run) is go
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import requests
 import yaml
 
 from sandbox.org import Sandbox
@@ -130,6 +132,36 @@ def test_sigterm_stops_everything(tmp_path: Path) -> None:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, out + err
     assert "stopped by SIGTERM" in out
+    assert_nothing_left(temp, work)
+
+
+def test_the_held_conflict_appears_on_the_web_page(tmp_path: Path) -> None:
+    """The demo prints the page's address and where its token is; signed in, the held due conflict is there."""
+    process, work, temp = demo(tmp_path)
+    assert process.stdout is not None
+    found = None
+    deadline = time.monotonic() + 90
+    for line in process.stdout:
+        found = found or re.search(r"the web page: (\S+)/ui/ \(sign in as (\S+) with the token in (\S+)\)", line)
+        if ("[manual]" in line and "lead@corp.example" in line) or time.monotonic() > deadline:
+            break  # the lead decided it: the conflict and its decision are in the store
+    try:
+        assert found is not None, "the demo did not print the web page's address"
+        url, user, token_file = found.groups()
+        session = requests.Session()
+        token = Path(token_file).read_text().strip()
+        assert session.post(f"{url}/ui/sign-in", data={"token": token}, timeout=10).url.endswith("/ui/")
+        page = session.get(f"{url}/ui/audit", params={"kind": "conflict", "field": "due"}, timeout=10).text
+        held = re.search(r'<a href="/ui/items/(\w+)">', page)
+        assert held is not None, page
+        item = session.get(f"{url}/ui/items/{held.group(1)}", timeout=10).text
+        assert re.search(r"<li>due: sales 2027-02-01; marketing 2027-02-03; (open|decided|closed)", item), item
+        assert user == "lead@corp.example"
+        assert token not in page + item
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, out + err
     assert_nothing_left(temp, work)
 
 

@@ -14,4 +14,5 @@ CAPABILITIES = Capabilities(
     webhook=WebhookKind.HANDSHAKE,
     assignable="a member of the Asana workspace",
     limits=ToolLimits(),  # no limit on these fields could be sourced; none is assumed
+    browse="{site}/0/{workspace}/{ref}",  # where a person opens the item
 )

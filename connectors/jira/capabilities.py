@@ -26,4 +26,5 @@ CAPABILITIES = Capabilities(
         label_spaces=False,
         due_range=GREGORIAN,
     ),
+    browse="{site}/browse/{ref}",  # where a person opens the item
 )

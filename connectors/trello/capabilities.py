@@ -16,4 +16,5 @@ CAPABILITIES = Capabilities(
     # Trello's API reference (POST /1/cards, PUT /1/cards/{id}/name): name "a string with a length from 1 to
     # 16384", refused blank with "invalid value for name"; due: see GREGORIAN. JavaScript counts UTF-16 code units.
     limits=ToolLimits(title_max=16384, title_required=True, due_range=GREGORIAN),
+    browse="{site}/c/{ref}",  # where a person opens the item
 )

@@ -10,6 +10,7 @@ module          owns
 ``quarantine``  ``quarantine list|retry``
 ``guard``       ``guard list|show|confirm|reject``: mass changes held for a person
 ``status``      ``status``
+``web``         ``web``: the web page for a store alone (the daemon serves it too)
 ``scaffold``    ``init department|group``
 ``sandbox``     ``sandbox serve`` (the only module here that imports the emulators)
 ``demo``        ``demo``
@@ -30,7 +31,7 @@ from typing import Annotated
 import typer
 
 from syncd import __version__
-from syncd.cli import check, demo, status, sync
+from syncd.cli import check, demo, status, sync, web
 from syncd.cli.audit import audit_app
 from syncd.cli.conflicts import conflicts_app
 from syncd.cli.guard import guard_app
@@ -54,6 +55,7 @@ app.command("check")(check.check)
 app.command("once")(sync.once)
 app.command("plan")(sync.plan)
 app.command("run")(sync.run)
+app.command("web")(web.web)
 app.command("demo")(demo.demo)
 app.add_typer(audit_app, name="audit")
 app.add_typer(conflicts_app, name="conflicts")

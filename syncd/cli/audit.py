@@ -8,10 +8,8 @@ modules are imported inside the commands so ``syncd --help`` stays fast.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
-from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -54,31 +52,10 @@ def _instant(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _columns() -> list[str]:
-    """The export columns: position and time first, then the event as recorded, then its place in the chain."""
-    from syncd.audit import AuditEvent  # noqa: PLC0415 - keeps `syncd --help` fast
-
-    return ["seq", "at", *(each.name for each in fields(AuditEvent) if each.name != "at"), "prev_hash", "hash"]
-
-
-def _exported(recorded: Recorded) -> dict[str, Any]:
-    content = asdict(recorded.event)
-    content["at"] = recorded.event.at.astimezone(UTC).isoformat()
-    every = {**content, "seq": recorded.seq, "prev_hash": recorded.prev_hash, "hash": recorded.hash}
-    return {column: every[column] for column in _columns()}
-
-
-def _flat(value: Any) -> str:  # noqa: ANN401 - any JSON value of the log
-    """One cell: text as is, nothing as empty, anything else (numbers, mappings, lists) as compact JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 def _short(value: Any) -> str:  # noqa: ANN401 - any JSON value of the log
-    text = _flat(value)
+    from syncd.audit_export import flat  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    text = flat(value)
     return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"
 
 
@@ -179,13 +156,13 @@ def audit_list(
     if output_format is Format.table:
         _print_table(recorded)
     elif output_format is Format.jsonl:
-        for each in recorded:
-            sys.stdout.write(json.dumps(_exported(each), ensure_ascii=False, default=str) + "\n")
+        from syncd.audit_export import jsonl  # noqa: PLC0415 - keeps `syncd --help` fast
+
+        sys.stdout.writelines(jsonl(recorded))
     else:
-        writer = csv.DictWriter(sys.stdout, fieldnames=_columns(), lineterminator="\n")
-        writer.writeheader()
-        for each in recorded:
-            writer.writerow({column: _flat(value) for column, value in _exported(each).items()})
+        from syncd.audit_export import csv_lines  # noqa: PLC0415 - keeps `syncd --help` fast
+
+        sys.stdout.writelines(csv_lines(recorded))
 
 
 def _config_dir(ctx: typer.Context, config_dir: Path | None) -> Path:

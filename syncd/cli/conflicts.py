@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import WaitOption, decision_store, open_leases, open_store
-from syncd.errors import CommandRefused
-
-if TYPE_CHECKING:
-    from syncd.store import HeldConflict, Tx
+from syncd.cli.store import WaitOption, open_leases, open_store
 
 conflicts_app = typer.Typer(
     help="The conflicts the manual rule holds for a person: list them, show one, decide which value wins.",
@@ -43,40 +39,6 @@ def _value(value: Any, *, short: bool = False) -> str:  # noqa: ANN401 - any can
         return text
     text = " ".join(text.split())  # a multi-line description stays on one table line
     return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"
-
-
-def _members(tx: Tx, conflict: HeldConflict) -> list[str]:
-    """The departments a conflict can take: the ones that changed the field, then the others holding the item."""
-    prefix = f"{conflict.group}/"
-    holding = [key.removeprefix(prefix) for key in tx.links(conflict.sync_id) if key.startswith(prefix)]
-    return list(dict.fromkeys([*conflict.values, *sorted(holding)]))
-
-
-def _find(tx: Tx, conflict_id: str) -> HeldConflict:
-    """The conflict an id or a unique prefix of it names; refused saying whether none or several match."""
-    from sqlalchemy import select  # noqa: PLC0415 - keeps `syncd --help` fast
-
-    from syncd.store.schema import conflicts  # noqa: PLC0415 - keeps `syncd --help` fast
-
-    wanted = conflict_id.strip()
-    if not wanted:
-        raise CommandRefused("a conflict id is required: `syncd conflicts list` shows them")
-    found = tx.conflict(wanted)
-    if found is not None and found.id.startswith(wanted):  # the store matches with LIKE, where _ is a wildcard
-        return found
-    matching = (
-        tx.connection.execute(
-            select(conflicts.c.id).where(conflicts.c.id.startswith(wanted, autoescape=True)).order_by(conflicts.c.id)
-        )
-        .scalars()
-        .all()
-    )
-    if len(matching) > 1:
-        shown = ", ".join(matching[:5]) + (", ..." if len(matching) > 5 else "")
-        raise CommandRefused(
-            f"conflict id {wanted!r} is ambiguous: {len(matching)} conflicts start with it ({shown}); type more"
-        )
-    raise CommandRefused(f"no conflict {wanted!r}: `syncd conflicts list --all` shows every conflict id")
 
 
 @conflicts_app.command("list")
@@ -129,8 +91,10 @@ def conflicts_show(
     config_dir: ConfigOption = Path("config"),
 ) -> None:
     """Show one conflict in full: the agreed base value, each department's value and ref, and any decision."""
+    from syncd.decisions import find_conflict  # noqa: PLC0415 - keeps `syncd --help` fast
+
     with open_store(config_dir) as store, store.transaction() as tx:
-        conflict = _find(tx, conflict_id)
+        conflict = find_conflict(tx, conflict_id)
         links = tx.links(conflict.sync_id)
     lines = [
         f"conflict  {conflict.id}",
@@ -177,40 +141,11 @@ def conflicts_resolve(
     Recorded under the group's lease (waiting up to --wait for another command to finish), or at once while a
     running daemon holds the group.
     """
-    from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.decisions import resolve_conflict  # noqa: PLC0415 - keeps `syncd --help` fast
 
     with open_leases(config_dir) as leases:
-        with leases.store.transaction() as tx:
-            group = _find(tx, conflict_id).group
-        with decision_store(leases, group, wait_s=wait).transaction() as tx:
-            conflict = _find(tx, conflict_id)
-            if conflict.state == "closed":
-                raise CommandRefused(
-                    f"conflict {conflict.id} is closed: {conflict.field} of item {conflict.sync_id} agrees everywhere "
-                    "again, nothing is left to decide"
-                )
-            members = _members(tx, conflict)
-            if take not in members:
-                raise CommandRefused(
-                    f"{take!r} does not hold item {conflict.sync_id} in group {conflict.group}: "
-                    f"--take one of {', '.join(members)}"
-                )
-            person = operator(by)
-            tx.decide_conflict(conflict.id, take, person)
-            append(
-                tx,
-                AuditEvent(
-                    "decision",
-                    group=conflict.group,
-                    sync_id=conflict.sync_id,
-                    field=conflict.field,
-                    origin=take,
-                    person=person,
-                    rule="manual",
-                    outcome="decided",
-                    message="applied by the next pass",
-                ),
-            )
+        resolved = resolve_conflict(leases, conflict_id, take, operator(by), wait_s=wait)
+    conflict, person, members = resolved.conflict, resolved.person, resolved.members
     value = f"value {_value(conflict.values[take])}" if take in conflict.values else "current value"
     others = [member for member in members if member != take]
     lines = [

@@ -19,11 +19,9 @@ import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import WaitOption, decision_store, open_leases, open_store
-from syncd.errors import CommandRefused
+from syncd.cli.store import WaitOption, open_leases, open_store
 
 if TYPE_CHECKING:
-    from syncd.store import Tx
     from syncd.store.guards import Guard
 
 guard_app = typer.Typer(
@@ -56,24 +54,6 @@ def as_json(guard: Guard) -> dict[str, Any]:
         "decided_at": guard.decided_at.isoformat() if guard.decided_at else None,
         "settled_at": guard.settled_at.isoformat() if guard.settled_at else None,
     }
-
-
-def _find(tx: Tx, guard_id: str) -> Guard:
-    """The guard an id or a unique prefix of it names; refused saying whether none or several match."""
-    from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
-
-    wanted = guard_id.strip()
-    if not wanted:
-        raise CommandRefused("a guard id is required: `syncd guard list` shows them")
-    found = [guard for guard in guards.matching(tx, wanted) if guard.id.startswith(wanted)]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        shown = ", ".join(guard.id for guard in found[:5])
-        raise CommandRefused(
-            f"guard id {wanted!r} is ambiguous: {len(found)} guards start with it ({shown}); type more"
-        )
-    raise CommandRefused(f"no guard {wanted!r}: `syncd guard list --all` shows every guard id")
 
 
 @guard_app.command("list")
@@ -121,8 +101,10 @@ def guard_show(
     config_dir: ConfigOption = Path("config"),
 ) -> None:
     """Show one guard in full: every item, its title and refs, and what would be done to it."""
+    from syncd.decisions import find_guard  # noqa: PLC0415 - keeps `syncd --help` fast
+
     with open_store(config_dir, keyed=False) as store, store.transaction() as tx:
-        guard = _find(tx, guard_id)
+        guard = find_guard(tx, guard_id)
     lines = [
         f"guard     {guard.id}",
         f"group     {guard.group}",
@@ -148,36 +130,12 @@ def guard_show(
 
 
 def _decide(guard_id: str, state: str, by: str | None, wait: float, config_dir: Path) -> Guard:
-    """Record a person's decision on a pending guard with its audit event (see :func:`decision_store`)."""
-    from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
-    from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
+    """Record a person's decision on a pending guard with its audit event (see :mod:`syncd.decisions`)."""
+    from syncd.decisions import decide_guard  # noqa: PLC0415 - keeps `syncd --help` fast
 
+    person = operator(by)
     with open_leases(config_dir) as leases:
-        with leases.store.transaction() as tx:
-            group = _find(tx, guard_id).group
-        with decision_store(leases, group, wait_s=wait).transaction() as tx:
-            guard = _find(tx, guard_id)
-            if guard.state != "pending":
-                raise CommandRefused(
-                    f"guard {guard.id} was already {guard.state} by {guard.decided_by or 'unknown'}: "
-                    "a decision is not taken back (`syncd guard show` says what it did)"
-                )
-            person = operator(by)
-            guards.decide(tx, guard.id, state, person)
-            append(
-                tx,
-                AuditEvent(
-                    "guard",
-                    group=guard.group,
-                    endpoint=guard.endpoint,
-                    new={"guard": guard.id, "items": len(guard.items)},
-                    origin=",".join(guard.sources) or None,
-                    person=person,
-                    outcome=state,
-                    message=f"{guard.reason}; applied by the next pass",
-                ),
-            )
-    return guard
+        return decide_guard(leases, guard_id, state, person, wait_s=wait)
 
 
 @guard_app.command("confirm")

@@ -8,17 +8,13 @@ the group's lease first (waiting ``--wait`` seconds for a pass in another proces
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.options import ByOption, ConfigOption, operator
-from syncd.cli.store import WaitOption, decision_store, open_leases, open_store
-from syncd.errors import CommandRefused
-
-if TYPE_CHECKING:
-    from syncd.store import Quarantined, Tx
+from syncd.cli.store import WaitOption, open_leases, open_store
 
 quarantine_app = typer.Typer(
     help="Items held out of passes after failing repeatedly: list them with their error, retry one.",
@@ -62,14 +58,6 @@ def quarantine_list(
     print_table(table)
 
 
-def _still_quarantined(tx: Tx, item: str) -> Quarantined:
-    """The item's failure record, read again under the lease (a pass may have cleared it meanwhile)."""
-    entry = tx.quarantine_entry(item)
-    if entry is None:
-        raise CommandRefused(f"item {item!r} is not quarantined: `syncd quarantine list` shows the items that are")
-    return entry
-
-
 @quarantine_app.command("retry")
 def quarantine_retry(
     item: Annotated[str, typer.Argument(metavar="ITEM", help="The item's sync_id, as `quarantine list` shows it.")],
@@ -78,28 +66,11 @@ def quarantine_retry(
     config_dir: ConfigOption = Path("config"),
 ) -> None:
     """Release an item (its strikes reset) so the next pass of its group tries it again (audited)."""
-    from syncd.audit import AuditEvent, append  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.decisions import retry_item  # noqa: PLC0415 - keeps `syncd --help` fast
 
+    person = operator(by)
     with open_leases(config_dir) as leases:
-        with leases.store.transaction() as tx:
-            found = tx.quarantine_entry(item)
-        if found is None:
-            raise CommandRefused(f"item {item!r} is not quarantined: `syncd quarantine list` shows the items that are")
-        with decision_store(leases, found.group, wait_s=wait).transaction() as tx:
-            entry = _still_quarantined(tx, item)
-            person = operator(by)
-            tx.release(item)
-            append(
-                tx,
-                AuditEvent(
-                    "release",
-                    group=entry.group,
-                    sync_id=item,
-                    old={"strikes": entry.strikes, "held": entry.held, "error": entry.error},
-                    person=person,
-                    message="retried on the next pass",
-                ),
-            )
+        entry = retry_item(leases, item, person, wait_s=wait)
     typer.echo(
         f"released {item} for {person} ({entry.strikes} strikes, last error: {entry.error}); "
         f"the next pass of {entry.group} tries it again."

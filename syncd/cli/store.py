@@ -85,26 +85,6 @@ def open_leases(config_dir: Path) -> Iterator[Leases]:
             leases.close()
 
 
-def decision_store(leases: Leases, group: str, *, wait_s: float) -> Store:
-    """Where a person's decision for a group is written (a conflict resolved, an item released, a guard decided).
-
-    Under the group's lease when this command can take it (waiting up to ``wait_s`` for a ``syncd once`` to
-    finish), and fenced. A running daemon holds its groups' leases for as long as it runs, so while a live daemon
-    replica holds the group the decision is written without it: one short transaction recording the person's
-    choice, which that daemon's next pass reads and applies. Such a write cannot race a pass into a wrong state:
-    a pass never reopens a decided conflict, never re-holds a released item beyond a fresh strike, and never
-    changes the items of a guard once it is decided (the store's updates are conditional on it).
-    """
-    store = leases.store
-    now, rows = store.holders()
-    current = next((row for row in rows if row.group == group and row.live(now)), None)
-    if current is not None and current.holder != leases.holder:
-        at, replicas = store.replicas()
-        if any(replica.replica_id == current.holder and replica.live(at) for replica in replicas):
-            return store
-    return store.fenced(leases.take(group, wait_s=wait_s))
-
-
 @contextmanager
 def _opened(url: str, audit_key: bytes | None) -> Iterator[Store]:
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from syncd.config import Config
 from syncd.connector import Capabilities
 from syncd.daemon import web
 from syncd.daemon.health import Readiness
@@ -27,8 +28,10 @@ from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
 from syncd.daemon.scheduler import Scheduler
 from syncd.daemon.sharing import Sharing
 from syncd.daemon.webhooks import Webhooks
+from syncd.errors import SyncdError
 from syncd.leasing import Leases
 from syncd.store import Lease, Store
+from syncd.ui import Ui
 
 
 class Daemon:
@@ -89,7 +92,14 @@ class Daemon:
             metrics=self.metrics,
             stopping=self._stopping,
         )
-        self.app = web.App(alive=self.alive, readiness=self.readiness, metrics=self.metrics, webhooks=self.webhooks)
+        self.ui = self._web_page(self.runtime.config)
+        self.app = web.App(
+            alive=self.alive, readiness=self.readiness, metrics=self.metrics, webhooks=self.webhooks, ui=self.ui
+        )
+
+    def _web_page(self, config: Config) -> Ui | None:
+        """The web page of a configuration, if it has a ``web:`` section (its tokens are read now)."""
+        return None if config.instance.web is None else Ui(config, self.store, self.capabilities)
 
     # ----- lifecycle -----------------------------------------------------------------------------------
 
@@ -202,6 +212,8 @@ class Daemon:
         # count it out when they take them.
         self.sharing.stop()
         self._release_leases()
+        if self.ui is not None:
+            self.ui.close()
         if unfinished:
             log.error("shutdown.timed_out", unfinished=unfinished, timeout_s=timeout)
             return 1
@@ -226,6 +238,14 @@ class Daemon:
         )
         if fresh is None:
             return False
+        try:
+            ui = self._web_page(fresh.config)
+        except SyncdError as error:
+            log.error("reload.rejected", errors=[str(error)], kept=self.runtime.version)
+            return False
+        previous, self.ui, self.app.ui = self.ui, ui, ui
+        if previous is not None:
+            previous.close()
         self.runtime = fresh
         self.scheduler.set_groups(
             {name: fresh.interval(name) for name in fresh.groups}, debounce_s=fresh.config.instance.webhook_debounce_s

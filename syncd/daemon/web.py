@@ -1,6 +1,7 @@
 """The daemon's HTTP face: the WSGI routes and the production server (waitress) they are served on.
 
-One application answers ``/healthz``, ``/readyz``, ``/metrics`` and ``/webhooks/<department>``. Its own module
+One application answers ``/healthz``, ``/readyz``, ``/metrics``, ``/webhooks/<department>`` and, when the web page
+is configured, everything under ``/ui/`` (:mod:`syncd.ui`). Its own module
 because routing and serving are plumbing the other parts should not know about: liveness, readiness, metrics and
 webhooks each come from their own owner, and this only turns their answers into HTTP. (Named ``web``, not
 ``http``, so that it is never mistaken for the standard library's package.) The server bounds what a client can
@@ -13,8 +14,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from waitress import wasyncore
@@ -29,6 +30,15 @@ from werkzeug.wrappers import Request, Response
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.webhooks import Webhooks
 from syncd.errors import SyncdError
+from syncd.ui.app import mount
+
+
+class Served(Protocol):
+    """What :func:`serve` serves: an object with a WSGI application (the daemon's :class:`App`, ``syncd web``'s)."""
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:  # noqa: ANN401 - WSGI
+        """Answer one request."""
+        ...
 
 
 class App:
@@ -41,7 +51,10 @@ class App:
         readiness: Callable[[], dict[str, Any]],
         metrics: Metrics,
         webhooks: Webhooks,
+        ui: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]] | None = None,
     ) -> None:
+        self.ui = ui
+        """The web page, mounted under ``/ui/`` (None: not configured); swapped on reload."""
         self._alive = alive
         self._readiness = readiness
         self._metrics = metrics
@@ -56,7 +69,12 @@ class App:
         )
 
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:  # noqa: ANN401 - WSGI
-        """The daemon's one HTTP application: health, readiness, metrics and webhooks."""
+        """The daemon's one HTTP application: health, readiness, metrics, webhooks and the web page."""
+        ui = self.ui
+        if ui is not None:
+            answer = mount(ui, environ, start_response)
+            if answer is not None:
+                return answer
         request = Request(environ)
         try:
             endpoint, arguments = self._url_map.bind_to_environ(environ).match()
@@ -156,7 +174,7 @@ class Server(TcpWSGIServer):  # type: ignore[misc] # waitress has no type hints
         self.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
 
-def serve(listen: str, app: App, *, max_body_bytes: int = 1_048_576) -> tuple[Server, str]:
+def serve(listen: str, app: Served, *, max_body_bytes: int = 1_048_576) -> tuple[Server, str]:
     """Serve ``app`` on ``listen`` (host:port) from a background thread; the server and the URL it serves on.
 
     The webhook route refuses (and counts) bodies over ``max_body_bytes`` itself; the server refuses with 413,

@@ -30,7 +30,7 @@ from sandbox.org import Sandbox
 from syncd.audit import query
 from syncd.demo.child import Command, Daemon
 from syncd.demo.compare import TOOL_NAMES, TOOLS, first_line, mismatches
-from syncd.demo.prepare import daemon_environment, prepare_config, shipped, syncd_command
+from syncd.demo.prepare import WEB_USER, add_web_page, daemon_environment, prepare_config, shipped, syncd_command
 from syncd.demo.stops import DaemonExited, Interrupted, OutOfTime
 from syncd.demo.timing import EDIT_GAP_S, PAIR_GAP_S, POLL_INTERVAL_S, QUIET_S, TICK_S
 from syncd.demo.view import View, short
@@ -114,6 +114,8 @@ class Demo:
             cleanup.callback(self.sandbox.stop)
             self.tools = prepare_config(self.config_dir, self.tmp / "config", self.sandbox)
             self.env = daemon_environment(self.sandbox, f"sqlite:///{self.tmp / 'syncd.db'}")
+            self.token_file = self.tmp / "web-token"
+            self.env["SYNCD_WEB_SESSION_SECRET"] = add_web_page(self.tmp / "config", self.token_file)
             self.view = View(self.console, self.sandbox, self.tools, duration_s=self.duration_s, lead=LEAD)
             self.view.note(
                 f"sandbox {self.sandbox.seed.organisation}: Jira {self.sandbox.jira.url}, Trello "
@@ -157,6 +159,10 @@ class Demo:
             f"syncd run listens on {self.daemon.url}: webhooks from all three tools, a full pass every "
             f"{POLL_INTERVAL_S:g} s",
             phase="first pass: mirroring the organisation",
+        )
+        view.note(
+            f"the web page: {self.daemon.url}/ui/ (sign in as {WEB_USER} with the token in {self.token_file}); "
+            "the held conflict waits there for a lead"
         )
         try:
             self.refs = self._wait_for_subject()

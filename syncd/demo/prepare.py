@@ -79,6 +79,27 @@ def prepare_config(source: Path, target: Path, sandbox: Sandbox) -> dict[str, st
     return {name: department.connection.tool for name, department in config.departments.items()}
 
 
+WEB_USER = "lead@corp.example"
+"""Who signs in to the demo's web page (the lead who decides the held conflict)."""
+
+
+def add_web_page(config_dir: Path, token_file: Path) -> str:
+    """Serve the web page from the demo's daemon; the session secret to give it (``SYNCD_WEB_SESSION_SECRET``).
+
+    One user, the lead, who reads and decides every department, with a fresh random operator token in
+    ``token_file`` (readable by its owner only). A configuration that has its own ``web:`` section keeps it.
+    """
+    token_file.touch(mode=0o600)
+    token_file.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
+    instance = config_dir / "syncd.yaml"
+    text = instance.read_text(encoding="utf-8") if instance.exists() else ""
+    if not any(line.startswith("web:") for line in text.splitlines()):
+        user = f"{{name: {WEB_USER}, token: {{file: {token_file}}}, read: all, decide: all}}"
+        section = f"web:\n  session_secret: {{env: SYNCD_WEB_SESSION_SECRET}}\n  users:\n    - {user}\n"
+        instance.write_text(text.rstrip("\n") + ("\n" if text else "") + section, encoding="utf-8")
+    return secrets.token_urlsafe(32)
+
+
 def daemon_environment(sandbox: Sandbox, store_url: str) -> dict[str, str]:
     """The environment of every syncd subprocess: the sandbox's credentials and the demo's settings.
 

@@ -1,0 +1,18 @@
+"""The web page: audit review and people's decisions in the browser (issue 19).
+
+==============  =============================================================================================
+module          owns
+==============  =============================================================================================
+``app``         the WSGI application: routes, sign-in, CSRF, security headers; mounted under ``/ui/``
+``auth``        who is signed in (:class:`~syncd.ui.auth.Identity`), sign-in methods, sessions, CSRF tokens
+``review``      what the pages show, read from the store, and which department an event or a queue concerns
+``templates/``  the Jinja2 pages (autoescaped); ``static/ui.css`` the one stylesheet
+==============  =============================================================================================
+
+Served by ``syncd run`` beside health, metrics and webhooks, and by ``syncd web`` for a store alone.
+"""
+
+from syncd.ui.app import Mounted, Ui, mount
+from syncd.ui.auth import Identity
+
+__all__ = ["Identity", "Mounted", "Ui", "mount"]
