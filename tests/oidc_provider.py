@@ -11,6 +11,7 @@ not published. Counters say how often discovery, the keys and the token endpoint
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -38,6 +39,11 @@ def _uint(value: int, size: int | None = None) -> str:
     return b64url(value.to_bytes(size or (value.bit_length() + 7) // 8, "big"))
 
 
+@functools.cache
+def _rsa_key(kid: str) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @dataclass
 class SigningKey:
     """One of the provider's keys: RSA (RS256) or P-256 (ES256), generated with ``cryptography``."""
@@ -47,7 +53,8 @@ class SigningKey:
 
     @classmethod
     def rsa(cls, kid: str) -> SigningKey:
-        return cls(kid, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        """The RSA key of this id: made once per test run (2048-bit generation takes a noticeable while)."""
+        return cls(kid, _rsa_key(kid))
 
     @classmethod
     def ec(cls, kid: str) -> SigningKey:

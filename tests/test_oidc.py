@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,13 @@ class TestSignIn:
         assert provider.counters.keys == 2
         signed_in(sign_in)
         assert provider.counters.keys == 2
+
+    def test_header_fields_beyond_the_registered_ones_are_tolerated(
+        self, sign_in: OidcSignIn, provider: OidcProvider
+    ) -> None:
+        """Providers add their own header fields (thumbprints, vendor hints): the signature decides, not them."""
+        provider.header = {"x5t": "abc", "pi.atm": "vendor-hint"}
+        assert signed_in(sign_in).subject == "u-ana"
 
     def test_the_secret_may_travel_in_the_form(self, provider: OidcProvider, secret_file: Path) -> None:
         """A provider that takes only client_secret_post gets the secret in the form."""
@@ -313,6 +321,12 @@ class TestPermissions:
         """Each department's groups grant it; 'all' grants every department; deciding implies reading."""
         identity = identity_of(claims(groups=groups), settings())
         assert (identity.read, identity.decide) == (read, decide)
+
+    def test_an_identity_round_trips_through_the_session(self) -> None:
+        """The web app keeps who signed in, with their permissions, as plain JSON-able data."""
+        for groups in (["auditors", "mkt-leads"], ["sales-team"]):
+            identity = identity_of(claims(groups=groups), settings())
+            assert Identity.from_dict(json.loads(json.dumps(identity.as_dict()))) == identity
 
     def test_decide_all_reads_all(self) -> None:
         """A group that may decide everywhere sees everything."""

@@ -40,6 +40,27 @@ class Identity:
         """Whether this person resolves the department's held conflicts, quarantined items and mass changes."""
         return self.decide == ALL or department in self.decide
 
+    def as_dict(self) -> dict[str, Any]:
+        """For the signed session cookie: plain JSON, no credential (the permissions were decided at sign-in)."""
+        return {
+            "subject": self.subject,
+            "name": self.name,
+            "email": self.email,
+            "read": _listed(self.read),
+            "decide": _listed(self.decide),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Identity:
+        """Back from the session cookie the web app signed (so its shape is :meth:`as_dict`'s)."""
+        return cls(
+            subject=str(data["subject"]),
+            name=str(data["name"]),
+            email=None if data.get("email") is None else str(data["email"]),
+            read=_departments(data["read"]),
+            decide=_departments(data["decide"]),
+        )
+
 
 def identity_of(claims: Mapping[str, Any], settings: OidcSettings) -> Identity:
     """Who the verified claims name, and what their groups grant; refused if the e-mail or groups allow nothing."""
@@ -96,3 +117,15 @@ def granted(grants: Mapping[str, Iterable[str]], groups: frozenset[str]) -> Depa
     """The departments whose granted groups share one with ``groups``; :data:`ALL` if ``all`` does."""
     departments = frozenset(department for department, allowed in grants.items() if groups.intersection(allowed))
     return ALL if ALL in departments else departments
+
+
+def _listed(departments: Departments) -> str | list[str]:
+    return departments if departments == ALL else sorted(departments)
+
+
+def _departments(value: object) -> Departments:
+    if value == ALL:
+        return ALL
+    if not isinstance(value, list):
+        raise ValueError(f"not a list of departments or 'all': {value!r}")
+    return frozenset(str(name) for name in value)

@@ -47,6 +47,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, RSAKey
+from joserfc.jws import JWSRegistry
 
 from syncd.config import OidcSettings
 from syncd.errors import ProviderUnavailable, SignInRefused
@@ -271,10 +272,8 @@ class OidcSignIn:
                     raise ProviderUnavailable(
                         f"the provider refused syncd's client ({words}): check client_id and client_secret"
                     ) from None
-                raise SignInRefused(
-                    f"the provider refused the sign-in code ({words}): it was used already or has expired; "
-                    "sign in again"
-                ) from None
+                why = ": it was used already or has expired" if exc.error == "invalid_grant" else ""
+                raise SignInRefused(f"the provider refused the sign-in code ({words}){why}; sign in again") from None
             except (requests.RequestException, ValueError) as exc:
                 raise ProviderUnavailable(
                     f"the provider's token endpoint {provider.token_endpoint} failed: {_reason(exc)}"
@@ -299,7 +298,7 @@ class OidcSignIn:
         kid = header.get("kid")
         key = self._signing_key(kid if isinstance(kid, str) else None, str(alg))
         try:
-            claims = jwt.decode(id_token, key, algorithms=[str(alg)]).claims
+            claims = jwt.decode(id_token, key, registry=_registry(str(alg))).claims
         except BadSignatureError:
             raise SignInRefused(
                 f"the ID token's signature does not verify with the provider's key {_shown(kid)}: sign in again"
@@ -342,6 +341,11 @@ class OidcSignIn:
             raise SignInRefused("the ID token's nonce is not this sign-in's (a replayed token?): sign in again")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise SignInRefused("the ID token names no subject ('sub'): the provider is not OIDC compliant")
+
+
+def _registry(alg: str) -> JWSRegistry:
+    """Only ``alg``; header fields a provider adds beyond the registered ones are tolerated (``crit`` still holds)."""
+    return JWSRegistry(algorithms=[alg], strict_check_header=False)
 
 
 def _client_auth(methods: object, issuer: str) -> str:
