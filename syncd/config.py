@@ -19,7 +19,7 @@ import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -196,6 +196,111 @@ class AsanaConnection(_Strict):
 
 
 Connection = Annotated[JiraConnection | TrelloConnection | AsanaConnection, Field(discriminator="tool")]
+
+
+ALL_DEPARTMENTS: Final = "all"
+"""In an OIDC permission map, the key that grants a permission in every department."""
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _oidc_issuer(url: str) -> str:
+    """An issuer is https (its keys and tokens travel over it); kept as written: ``iss`` must match it exactly."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
+        raise ValueError("an OIDC issuer is an https:// URL (plain http only on 127.0.0.1 or localhost, for tests)")
+    return url
+
+
+def _groups_per_department(permissions: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A department granted to no group is a half-written entry: say so rather than grant nothing silently."""
+    empty = sorted(department for department, groups in permissions.items() if not groups)
+    if empty:
+        raise ValueError(f"name at least one group for {', '.join(empty)}, or remove the entry")
+    return permissions
+
+
+GroupsPerDepartment = Annotated[
+    dict[str, list[Annotated[str, Field(min_length=1)]]], AfterValidator(_groups_per_department)
+]
+
+
+class OidcSettings(_Strict):
+    """Sign-in to the web page through an OpenID Connect provider (the ``oidc`` section of ``web``).
+
+    Who may read and who may decide is granted per department to the groups the provider puts in the ID token;
+    a person in no group that may read anywhere is refused sign-in.
+    """
+
+    issuer: Annotated[HttpUrl, AfterValidator(_oidc_issuer)] = Field(
+        description="the provider's issuer URL, exactly as its /.well-known/openid-configuration names it, e.g. "
+        "https://keycloak.corp.example/realms/corp"
+    )
+    client_id: str = Field(min_length=1, description="the client (application) id registered at the provider")
+    client_secret: Secret = Field(description="where the client secret comes from: {env: VAR} or {file: PATH}")
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        description="scopes asked for; 'openid' is required, some providers need another to send groups",
+    )
+    groups_claim: str = Field(
+        "groups",
+        min_length=1,
+        description="the ID token claim holding the person's groups (a list, or one string such as Google's "
+        "'hd'); a dotted path reaches into an object, e.g. realm_access.roles",
+    )
+    name_claim: str = Field("name", min_length=1, description="the claim naming the person (fallbacks: e-mail, sub)")
+    email_claim: str = Field(
+        "email", min_length=1, description="the claim holding the e-mail (Entra ID: 'email' or 'preferred_username')"
+    )
+    read: GroupsPerDepartment = Field(
+        default_factory=dict,
+        description="per department (or 'all'), the groups whose members see its audit events and items",
+    )
+    decide: GroupsPerDepartment = Field(
+        default_factory=dict,
+        description="per department (or 'all'), the groups whose members decide its held conflicts, quarantined "
+        "items and mass changes (they also see them)",
+    )
+    email_domains: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, description="if set, only people whose e-mail is in one of these domains may sign in"
+    )
+    leeway_s: int = Field(60, ge=0, le=300, description="clock skew tolerated on the ID token's exp and iat")
+    timeout_s: float = Field(10.0, gt=0, le=60, description="seconds to wait for the provider")
+    discovery_cache_s: float = Field(
+        3600.0, ge=0, le=DAY_S, description="how long the discovery document is reused before it is fetched again"
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, scopes: list[str]) -> list[str]:
+        if "openid" not in scopes:
+            raise ValueError("add 'openid' to the scopes: without it the provider sends no ID token")
+        return scopes
+
+    @field_validator("email_domains")
+    @classmethod
+    def _domains(cls, domains: list[str] | None) -> list[str] | None:
+        if domains is None:
+            return None
+        bad = [domain for domain in domains if "@" in domain or "." not in domain]
+        if bad:
+            raise ValueError(f"name domains such as corp.example, not {', '.join(map(repr, bad))}")
+        return [domain.lower().lstrip(".") for domain in domains]
+
+    @model_validator(mode="after")
+    def _someone_may_read(self) -> OidcSettings:
+        if not self.read and not self.decide:
+            raise ValueError("grant 'read' (and 'decide') to at least one group, or nobody can sign in")
+        return self
+
+    def unknown_departments(self, known: Iterable[str]) -> list[tuple[str, str]]:
+        """``(permission, department)`` for each department named that is not configured: a typo grants nothing."""
+        names = {*known, ALL_DEPARTMENTS}
+        return [
+            (permission, department)
+            for permission in ("read", "decide")
+            for department in getattr(self, permission)
+            if department not in names
+        ]
 
 
 class MassChange(_Strict):

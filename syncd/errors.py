@@ -16,6 +16,9 @@
     │   ├── LeaseHeld                     another process holds a group's lease: a writing command gave up waiting
     │   └── LeaseLost                     this process lost a group's lease (fenced out): its pass stops at once
     ├── DemoError                         `syncd demo` cannot start (a broken configuration, a daemon that won't run)
+    ├── SignInFailed                      a web page sign-in (OIDC) did not give a person access; safe to show them
+    │   ├── SignInRefused                 the answer or the person is refused: state, code, ID token, permissions
+    │   └── ProviderUnavailable           the OIDC provider did not answer, refused syncd's client, or is not OIDC
     ├── SideEmptied                       an endpoint lists far fewer linked items than before: an outage
     └── ConnectorError                    something a tool said or did not say; .tool names it
         ├── RetriableError                try again later; nothing was decided
@@ -166,6 +169,18 @@ def holder_host_pid(holder: str) -> tuple[str, str]:
 
 class DemoError(SyncdError):
     """The demo cannot start (a broken configuration, a daemon that does not come up): exit 2, no traceback."""
+
+
+class SignInFailed(SyncdError):
+    """A sign-in through the OIDC provider gave nobody access; the message names why, never a code or token."""
+
+
+class SignInRefused(SignInFailed):
+    """The provider's answer failed a check (state, code, ID token) or the person may read nothing: sign in again."""
+
+
+class ProviderUnavailable(SignInFailed):
+    """The OIDC provider cannot be used now: no answer, syncd's client refused, or an answer that is not OIDC."""
 
 
 class ConnectorError(SyncdError):

@@ -1,0 +1,131 @@
+"""Who is signed in to the web page, and which departments they may read and decide for.
+
+An :class:`Identity` is what the web app keeps per session, however the person signed in. From an OIDC provider's
+verified ID token it is made by :func:`identity_of`: the groups in the configured claim are matched against the
+``read`` and ``decide`` grants of :class:`syncd.config.OidcSettings` (a department's groups, or ``all``'s).
+Deciding implies reading (a person resolves only what they see); a person who may read nothing is refused.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from syncd.config import ALL_DEPARTMENTS, OidcSettings
+from syncd.errors import SignInRefused
+
+ALL: Final[Literal["all"]] = ALL_DEPARTMENTS
+"""A permission that covers every department."""
+Departments = frozenset[str] | Literal["all"]
+"""The departments a permission covers: a set of names, or :data:`ALL`."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who signed in, and which departments they may read and decide for (deciding implies reading)."""
+
+    subject: str
+    name: str
+    email: str | None
+    read: Departments
+    decide: Departments
+
+    def may_read(self, department: str) -> bool:
+        """Whether this person sees the department's audit events, items and queues."""
+        return self.read == ALL or department in self.read
+
+    def may_decide(self, department: str) -> bool:
+        """Whether this person resolves the department's held conflicts, quarantined items and mass changes."""
+        return self.decide == ALL or department in self.decide
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the signed session cookie: plain JSON, no credential (the permissions were decided at sign-in)."""
+        return {
+            "subject": self.subject,
+            "name": self.name,
+            "email": self.email,
+            "read": _listed(self.read),
+            "decide": _listed(self.decide),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Identity:
+        """Back from the session cookie the web app signed (so its shape is :meth:`as_dict`'s)."""
+        return cls(
+            subject=str(data["subject"]),
+            name=str(data["name"]),
+            email=None if data.get("email") is None else str(data["email"]),
+            read=_departments(data["read"]),
+            decide=_departments(data["decide"]),
+        )
+
+
+def identity_of(claims: Mapping[str, Any], settings: OidcSettings) -> Identity:
+    """Who the verified claims name, and what their groups grant; refused if the e-mail or groups allow nothing."""
+    email_claim = claims.get(settings.email_claim)
+    email = email_claim.lower() if isinstance(email_claim, str) and "@" in email_claim else None
+    name_claim = claims.get(settings.name_claim)
+    subject = str(claims["sub"])
+    name = name_claim if isinstance(name_claim, str) and name_claim.strip() else email or subject
+    if settings.email_domains is not None:
+        if email is None:
+            raise SignInRefused(
+                f"the provider sent no e-mail address (claim {settings.email_claim!r}) and sign-in is limited to "
+                "e-mail domains: the administrator should ask for the 'email' scope or set email_claim"
+            )
+        if claims.get("email_verified") is False:
+            raise SignInRefused(f"the provider has not verified {email}: verify it there, then sign in again")
+        if email.rpartition("@")[2] not in settings.email_domains:
+            raise SignInRefused(f"{email} is not in a domain allowed to sign in here")
+    groups = groups_of(claims, settings.groups_claim)
+    decide = granted(settings.decide, groups)
+    read = granted(settings.read, groups)
+    if isinstance(read, frozenset):
+        read = read | decide if isinstance(decide, frozenset) else ALL  # what one may decide, one must see
+    if not read:
+        seen = ", ".join(sorted(groups)[:10]) or "none"
+        raise SignInRefused(
+            f"{name} may read no department here: ask an administrator for a group that grants it (your groups "
+            f"in the ID token's {settings.groups_claim!r} claim: {seen})"
+        )
+    return Identity(subject=subject, name=name, email=email, read=read, decide=decide)
+
+
+def groups_of(claims: Mapping[str, Any], path: str) -> frozenset[str]:
+    """The groups the claim at ``path`` (dotted into objects) names: a list of strings, or one string."""
+    value: Any = claims
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value is None:
+        overage = claims.get("_claim_names")
+        if isinstance(overage, Mapping) and path in overage:
+            raise SignInRefused(
+                f"the provider left your groups out of the ID token ('{path}' overage: too many groups): the "
+                "administrator should limit the token to the groups assigned to the application"
+            )
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset({value})
+    if isinstance(value, list):
+        return frozenset(item for item in value if isinstance(item, str))
+    return frozenset()
+
+
+def granted(grants: Mapping[str, Iterable[str]], groups: frozenset[str]) -> Departments:
+    """The departments whose granted groups share one with ``groups``; :data:`ALL` if ``all`` does."""
+    departments = frozenset(department for department, allowed in grants.items() if groups.intersection(allowed))
+    return ALL if ALL in departments else departments
+
+
+def _listed(departments: Departments) -> str | list[str]:
+    return departments if departments == ALL else sorted(departments)
+
+
+def _departments(value: object) -> Departments:
+    if value == ALL:
+        return ALL
+    if not isinstance(value, list):
+        raise ValueError(f"not a list of departments or 'all': {value!r}")
+    return frozenset(str(name) for name in value)
