@@ -165,8 +165,7 @@ class Pass:
         so the others get it in this pass, and the next pass finds everything in step.
         """
         for _ in range(FOLD_ROUNDS):
-            hints = {member: sorted(refs) for member, refs in self.report.defaulted.items() if refs}
-            self.report.defaulted.clear()
+            hints = self.report.take_defaulted()
             if not hints:
                 return
             found = self.reader.read(hints=hints, skip=skip)

@@ -435,7 +435,7 @@ class Executor:
                 and not failed
                 and self._defaulted(decided, written, step)
             ):
-                self.report.defaulted.setdefault(step.endpoint, set()).add(written.ref)
+                self.report.defaulted_at(step.endpoint, written.ref)
             self._note_values(tx, decided, item, step, written, applied=applied)
             if isinstance(step, Write) and written is None:
                 continue  # nothing was mappable: nothing was written, nothing to audit

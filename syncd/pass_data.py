@@ -63,6 +63,18 @@ class PassReport:
         with self._lock:
             self.writes += count
 
+    def defaulted_at(self, member: str, ref: str) -> None:
+        """Note a new mirror whose tool filled a field the item holds empty (from the apply pool's threads)."""
+        with self._lock:
+            self.defaulted.setdefault(member, set()).add(ref)
+
+    def take_defaulted(self) -> dict[str, list[str]]:
+        """The mirrors noted by :meth:`defaulted_at` since the last call, as hints (member -> refs)."""
+        with self._lock:
+            taken = {member: sorted(refs) for member, refs in self.defaulted.items() if refs}
+            self.defaulted.clear()
+        return taken
+
     @property
     def ok(self) -> bool:
         """Whether every item synced, every member was read and no mass change waits for a person.
