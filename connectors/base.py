@@ -70,7 +70,7 @@ class ConnectorBase(Connector, abc.ABC, Generic[ClientT]):
         ``idempotent=False`` for a request that makes something: it is never retried, and a lost answer raises
         OutcomeUnknown (see :meth:`_send_once`). ``cost`` is what the service counts the request as.
         """
-        return call(
+        answer = call(
             request,
             bucket=self.buckets,
             policy=self.policy,
@@ -79,6 +79,14 @@ class ConnectorBase(Connector, abc.ABC, Generic[ClientT]):
             tool=self.kind,
             cost=cost,
         )
+        if not idempotent:
+            self._local.writes_answered = self._writes_answered() + 1
+        return answer
+
+    def _writes_answered(self) -> int:
+        """How many requests that make something this thread has had answered (see :meth:`create`)."""
+        answered: int = getattr(self._local, "writes_answered", 0)
+        return answered
 
     @abc.abstractmethod
     def _translate(self, error: Exception, ref: str | None) -> ConnectorError:
@@ -134,14 +142,16 @@ class ConnectorBase(Connector, abc.ABC, Generic[ClientT]):
         sent = datetime.now(UTC)
 
         def post() -> Record | str:
+            before = self._writes_answered()
             try:
                 return self._send_create(body, marker)
             except OutcomeUnknown:
                 raise
             except ConnectorError as refused:
-                # A clear answer to the create itself: no item was made, so nobody need look for one (a look
-                # may wait for the tool's search index).
-                refused.nothing_written = True
+                # Refused before any request that makes something was answered (Asana's create is a POST and then
+                # its marker; a refused marker leaves a task): no item was made, so nobody need look for one, a
+                # look that may wait for the tool's search index.
+                refused.nothing_written = self._writes_answered() == before
                 raise
 
         made = self._send_once(post, lambda: self._find_lost_create(marker, sent, fields), what="create")
