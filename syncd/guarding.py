@@ -295,7 +295,12 @@ class Guarding:
             return
         with self.store.transaction() as tx:
             for guard in stored.active(tx, self.group):
-                done = {s for s in self.decided.get(guard.id, set()) if s not in self.report.failures}
+                # An item another guard still holds was not applied: it stays open here until it is.
+                done = {
+                    s
+                    for s in self.decided.get(guard.id, set())
+                    if s not in self.report.failures and s not in self.report.held
+                }
                 if guard.state == "pending" or not done:
                     continue
                 left = [sync_id for sync_id in guard.open if sync_id not in done]

@@ -158,6 +158,27 @@ class TestArchiveInTrello:
         assert cli(world, "status")[0] == 0
         assert world.run().writes == 0
 
+    def test_a_guard_confirmed_while_another_holds_its_items_waits_for_it(self, world: World) -> None:
+        """Jira's guard confirmed, Asana's still pending: a pass applies nothing and Jira's guard stays open (it
+        used to settle with nothing applied, and its archives were held again by a new guard); once Asana's is
+        confirmed too, the next pass archives the 24 mirrors in both tools and both guards settle."""
+        gone = archive_24_cards(world)
+        world.run()
+        guards = pending(world.store)
+        assert cli(world, "guard", "confirm", guards["engineering"].id, "--by", "ops@corp.example")[0] == 0
+        assert len(world.run().held) == 24
+        with world.store.transaction() as tx:
+            assert {guard.id: guard.open for guard in stored.active(tx)} == {
+                guard.id: guard.open for guard in guards.values()
+            }
+        assert archived(world, "engineering", gone) == [False] * 24
+        assert cli(world, "guard", "confirm", guards["marketing"].id, "--by", "ops@corp.example")[0] == 0
+        assert world.run().ok
+        assert archived(world, "engineering", gone) == [True] * 24
+        assert archived(world, "marketing", gone) == [True] * 24
+        with world.store.transaction() as tx:
+            assert stored.active(tx) == []
+
     def test_reject_keeps_the_mirrors_and_nothing_flaps(self, world: World) -> None:
         """`guard reject`: the Jira and Asana mirrors stay active over two more passes, which write nothing."""
         gone = archive_24_cards(world)
