@@ -97,6 +97,9 @@ class Capabilities:
     """What a person must be to be assigned there, completing "<e-mail> is not ..."; ``{workspace}`` stands for
     the endpoint as messages name it (``Jira project ENG``)."""
     limits: ToolLimits = field(default_factory=ToolLimits)
+    restore_needs_status: bool = False
+    """Undoing an archive (:meth:`Connector.restore`) leaves the item where the archive put it unless the group maps
+    its status there (Jira's archive moves the issue to a done status): without that, it cannot be restored."""
 
     @property
     def handshake(self) -> bool:
@@ -147,6 +150,13 @@ class Connector(Protocol):
 
     def archive(self, ref: str) -> Record:
         """Take the item out of active work the tool's reversible way (never a hard delete)."""
+        ...
+
+    def restore(self, ref: str) -> Record:
+        """Undo :meth:`archive` (a person rejected a mass archive): the item is back in active work.
+
+        Its agreed values are written after it, by :meth:`update`.
+        """
         ...
 
     def find_by_marker(self, marker: str, since: datetime, fields: Mapping[str, Any] | None = None) -> Record | None:

@@ -42,7 +42,7 @@ from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import FieldChange, Record
 from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
-from syncd.plan import Archive, Create, Plan, Refusal, Step, Unlink, Write
+from syncd.plan import Archive, Create, Plan, Refusal, Restore, Step, Unlink, Write
 from syncd.store import DuplicateLink, Store, Tx
 from syncd.uncertain import recording
 
@@ -262,7 +262,7 @@ class Executor:
             # The version the plan was made from, while this plan has not itself changed that record yet.
             seen = item.seen.get(step.endpoint)
             expected = seen.version if seen is not None and not results else None
-            writes = isinstance(step, Write | Create | Archive)
+            writes = isinstance(step, Write | Create | Archive | Restore)
             sent = datetime.now(UTC)
             try:
                 if writes:
@@ -319,10 +319,8 @@ class Executor:
         self, sync_id: str, step: Step, expected_version: str | None, item: Touched, applied: Applied
     ) -> Record | None:
         connector = self.connectors[step.endpoint]
-        if isinstance(step, Archive):
-            archived = connector.archive(step.ref)
-            self.report.wrote()
-            return archived
+        if isinstance(step, Archive | Restore):
+            return self._archive_or_restore(step)
         if not isinstance(step, Write | Create):
             return None
         values = dict(step.values)
@@ -361,6 +359,21 @@ class Executor:
             self.report.wrote()
             return written
         raise AssertionError("unreachable: each round writes or leaves out one more field")
+
+    def _archive_or_restore(self, step: Archive | Restore) -> Record:
+        """Archive; or undo an archive a person rejected, then write the agreed values the archived record lacked."""
+        connector = self.connectors[step.endpoint]
+        if isinstance(step, Archive):
+            archived = connector.archive(step.ref)
+            self.report.wrote()
+            return archived
+        restored = connector.restore(step.ref)
+        self.report.wrote()
+        fields, problems = self.group.codecs[step.endpoint].encode(dict(step.values))
+        self.report.problems += problems
+        if fields:
+            restored = connector.update(step.ref, fields, None)
+        return restored
 
     def _refused(
         self,
@@ -631,13 +644,15 @@ class Executor:
         ``person`` only when that is one person for every such field, so no write names someone for a change they
         did not make. A field a conflict decided names its rule; one a person decided names them in ``decided_by``.
         """
-        values = step.values if isinstance(step, Write | Create) else None
+        values = step.values if isinstance(step, Write | Create | Restore) else None
         carried = sorted(name for name in values or {} if name in decided.origins)
         origins = sorted({decided.origins[name] for name in carried})
         origin = origins[0] if len(origins) == 1 else (",".join(origins) or None)
         people = {name: decided.people[name] for name in carried if name in decided.people}
         authors = set(people.values())
         person = authors.pop() if len(authors) == 1 and len(people) == len(carried) else None
+        if isinstance(step, Unlink | Restore) and step.decided_by is not None:
+            person = step.decided_by  # a person's decision (a rejected mass change), not a tool's change
         rules = sorted({c.rule for c in decided.conflicts if not c.held and c.field in carried})
         decided_by = {name: deciders[name] for name in carried if name in deciders}
         return AuditEvent(

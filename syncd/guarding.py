@@ -19,7 +19,7 @@ Every other item, including non-destructive writes to the guarded endpoint, sync
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,9 @@ from sqlalchemy import func, select
 from ulid import ULID
 
 from syncd.audit import AuditEvent, append
-from syncd.guard import Destructive, Threshold, destructive, rejected
+from syncd.guard import Destructive, Rejection, Threshold, destructive, rejected
+from syncd.mapping import Group
+from syncd.merge import GroupPolicy
 from syncd.pass_data import PassReport, Touched
 from syncd.plan import Plan
 from syncd.store import Store, Tx
@@ -52,6 +54,8 @@ def _recent(tx: Tx, group: str, window_s: float) -> dict[str, dict[str, datetime
     found: dict[str, dict[str, datetime]] = defaultdict(dict)
     for sync_id, at, content in rows.all():
         endpoint = content.get("endpoint") if isinstance(content, dict) else None
+        if isinstance(content, dict) and content.get("person"):
+            continue  # a person's own decision (a rejected recreate unlinked), not a change to hold
         if isinstance(endpoint, str) and sync_id:
             found[endpoint].setdefault(str(sync_id), at if at.tzinfo is not None else at.replace(tzinfo=UTC))
     return found
@@ -71,6 +75,20 @@ def _grouped(tx: Tx, group: str) -> dict[str, int]:
     return {str(key).split("/", 1)[1]: int(count) for key, count in rows.all()}
 
 
+def restorable(group: Group) -> set[str]:
+    """Members whose tool can undo an archive in this group.
+
+    All, except where restoring needs the item's status (Jira's archive moved the issue to a done status) and the
+    group maps no status there to move it back to.
+    """
+    status = group.policy.fields.get("status")
+    return {
+        member
+        for member, codec in group.codecs.items()
+        if not codec.capabilities.restore_needs_status or (status is not None and status.holds(member))
+    }
+
+
 class Guarding:
     """The guard stage of one pass of one group."""
 
@@ -82,12 +100,22 @@ class Guarding:
         thresholds: Mapping[str, Threshold],
         *,
         config_version: str = "",
+        policy: GroupPolicy | None = None,
+        restorable: Collection[str] = (),
+        moves_status: Collection[str] = (),
     ) -> None:
         self.group = group
         self.store = store
         self.report = report
         self.thresholds = thresholds
         self.config_version = config_version
+        self.policy = policy
+        self.restorable = frozenset(restorable)
+        """Members whose tool can undo an archive for this group (:func:`restorable`)."""
+        self.moves_status = frozenset(moves_status)
+        """Members whose tool's archive moves the item's status (undone with the archive)."""
+        self.naming: dict[tuple[str, str], Guard] = {}
+        """(item, endpoint) -> the unsettled guard naming it, as this pass found them."""
         self.decided: dict[str, set[str]] = defaultdict(set)
         """Guard id -> items of a decided guard let through this pass (settled once committed)."""
 
@@ -133,7 +161,11 @@ class Guarding:
                 continue
             holding.setdefault(endpoint, {})
             for d in holds:
-                holding[endpoint][d.sync_id] = d.detail(items[d.sync_id], bases.get(d.sync_id))
+                detail = d.detail(items[d.sync_id], bases.get(d.sync_id))
+                if d.what == "archive" and d.source not in items[d.sync_id].deleted:
+                    # Whether a rejection can undo it at its source: `syncd guard reject` says so when it cannot.
+                    detail["restorable"] = d.source in self.restorable
+                holding[endpoint][d.sync_id] = detail
                 verdicts[(d.sync_id, endpoint)] = "pending"
             if endpoint not in pending:
                 opened[endpoint] = self._why(
@@ -173,6 +205,7 @@ class Guarding:
         for guard in active:
             for sync_id in guard.open:
                 naming.setdefault((sync_id, guard.endpoint), guard)
+        self.naming = naming
         verdicts: dict[tuple[str, str], str] = {}
         new: dict[str, list[Destructive]] = defaultdict(list)
         for sync_id, steps in found.items():
@@ -285,8 +318,25 @@ class Guarding:
             if "pending" in states.values():
                 self.report.held.add(plan.sync_id)
                 continue
-            refused = {endpoint for endpoint, state in states.items() if state == "rejected"}
-            kept.append((rejected(plan, item, refused, bases.get(plan.sync_id)) if refused else plan, item))
+            refused = {
+                endpoint: Rejection(named.id, named.decided_by or "unknown")
+                for endpoint, state in states.items()
+                if state == "rejected" and (named := self.naming.get((plan.sync_id, endpoint))) is not None
+            }
+            if refused:
+                base = bases.get(plan.sync_id)
+                undone = rejected(
+                    plan,
+                    item,
+                    refused,
+                    base,
+                    policy=self.policy,
+                    restorable=self.restorable,
+                    moves_status=self.moves_status,
+                )
+                kept.append((undone, item))
+            else:
+                kept.append((plan, item))
         return kept
 
     def settle(self) -> None:
@@ -311,4 +361,4 @@ class Guarding:
                     )
 
 
-__all__ = ["Guarding"]
+__all__ = ["Guarding", "restorable"]
