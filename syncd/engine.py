@@ -148,7 +148,9 @@ class Pass:
         replan, skip, decisions = self._carried_over(dry_run=dry_run)
         found = self.reader.read(hints=hints, replan=replan, skip=skip)
         work = self._plan_all(found, decisions)
-        if not dry_run:
+        if dry_run:
+            self.guarding.screen(work, self.report.emptied, dry_run=True)  # what would be held, stored nowhere
+        else:
             self._apply_all(self.guarding.screen(work, self.report.emptied))
         if not dry_run and follow is not None:
             self._fold(follow, skip, found.down)

@@ -8,7 +8,11 @@ and before any is applied, so the count sees the pass's whole change. Per affect
   that guard (updated, never a second one), whatever their number: a mass change is still under way there;
 - otherwise new destructive steps that trip open a pending guard (an audit event ``guard``, outcome ``held``);
 - items of a **confirmed** guard are applied as planned; of a **rejected** one, without the steps toward that
-  endpoint (:func:`syncd.guard.rejected`); the guard settles once every one of its items is committed.
+  endpoint and with their cause undone at its source (:func:`syncd.guard.rejected`: a restore, a create again, an
+  unlink for good); the guard settles once every one of its items is committed (an item another guard still
+  holds stays open in both).
+
+A dry run (``syncd plan``) goes through the same stage and stores nothing: what would be held is reported.
 
 An item with a held step waits whole: nothing of it is applied or committed (links, versions and base stay as
 they were), and it is planned again on each pass until the guard is decided. Committing the rest of it would let
@@ -30,7 +34,7 @@ from syncd.audit import AuditEvent, append
 from syncd.guard import Destructive, Rejection, Threshold, destructive, rejected
 from syncd.mapping import Group
 from syncd.merge import GroupPolicy
-from syncd.pass_data import PassReport, Touched
+from syncd.pass_data import Hold, PassReport, Touched
 from syncd.plan import Plan
 from syncd.store import Store, Tx
 from syncd.store import guards as stored
@@ -124,8 +128,13 @@ class Guarding:
         with self.store.transaction() as tx:
             return {sync_id for guard in stored.active(tx, self.group) for sync_id in guard.open}
 
-    def screen(self, work: Sequence[tuple[Plan, Touched]], emptied: Mapping[str, str]) -> Work:
-        """The work to apply: held items left out, rejected steps taken out; guards opened or grown on the way."""
+    def screen(
+        self, work: Sequence[tuple[Plan, Touched]], emptied: Mapping[str, str], *, dry_run: bool = False
+    ) -> Work:
+        """The work to apply: held items left out, rejected steps taken out; guards opened or grown on the way.
+
+        With ``dry_run`` (``syncd plan``) nothing is stored: what the guards would hold goes to ``report.holds``.
+        """
         found = {plan.sync_id: destructive(plan, item) for plan, item in work}
         window = max((threshold.window_s for threshold in self.thresholds.values()), default=Threshold().window_s)
         with self.store.transaction() as tx:
@@ -177,8 +186,26 @@ class Guarding:
             for sync_id in list(holding[endpoint]):
                 if sync_id in found and not any(d.endpoint == endpoint for d in found[sync_id]):
                     del holding[endpoint][sync_id]
-        self._store(pending, holding, opened, linked)
+        if dry_run:
+            self._preview(pending, holding, opened)
+        else:
+            self._store(pending, holding, opened, linked)
         return self._let_through(work, found, verdicts, bases)
+
+    def _preview(
+        self,
+        pending: Mapping[str, Guard],
+        holding: Mapping[str, dict[str, dict[str, Any]]],
+        opened: Mapping[str, str],
+    ) -> None:
+        """What a pass would hold, per endpoint: in its pending guard, or in a guard it would open."""
+        for endpoint, items in sorted(holding.items()):
+            if not items:
+                continue
+            guard = pending.get(endpoint)
+            why = guard.reason if guard is not None else opened[endpoint]
+            held = {sync_id: str(detail["what"]) for sync_id, detail in sorted(items.items())}
+            self.report.holds.append(Hold(endpoint, guard.id if guard is not None else None, why, held))
 
     def _surging(self, new: Mapping[str, list[Destructive]], linked: Mapping[str, int]) -> set[str]:
         """Sources whose own items, counted once however many endpoints they reach, trip the source's threshold.

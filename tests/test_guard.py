@@ -219,6 +219,48 @@ class TestArchiveInTrello:
         assert cli(world, "status")[0] == 0
 
 
+class TestPlan:
+    def test_the_dry_run_shows_what_a_guard_would_hold_and_stores_nothing(self, world: World) -> None:
+        """`syncd plan` after 24 archives in Trello: each archive toward Jira and Asana is marked as held by a new
+        guard, with why, in the table and in JSON; no guard is opened and nothing is written."""
+        gone = archive_24_cards(world)
+        code, said = cli(world, "plan")
+        assert code == 0, said
+        lines = [line for line in said.splitlines() if " archive " in line]
+        assert len(lines) == 48
+        assert all("[would be held by a new guard: 24 archives at " in line for line in lines)
+        guards = [line for line in said.splitlines() if line.startswith(f"{world.group.name} guard new ")]
+        assert len(guards) == 2
+        assert pending(world.store) == {}
+        assert archived(world, "engineering", gone) == [False] * 24
+        code, said = cli(world, "plan", "--format", "json")
+        assert code == 0, said
+        (group,) = json.loads(said)["groups"]
+        assert [(g["state"], g["endpoint"], len(g["items"])) for g in group["guards"]] == [
+            ("new", "engineering", 24),
+            ("new", "marketing", 24),
+        ]
+        held = [s for item in group["items"] for s in item["steps"] if s["held"] is not None]
+        assert len(held) == 48
+        assert {(s["kind"], s["held"]["state"]) for s in held} == {("archive", "new")}
+
+    def test_the_dry_run_names_the_pending_guard_that_holds_a_step(self, world: World) -> None:
+        """Once a pass opened the guards, `syncd plan` names the pending guard holding each archive."""
+        archive_24_cards(world)
+        world.run()
+        guards = pending(world.store)
+        code, said = cli(world, "plan", "--format", "json")
+        assert code == 0, said
+        (group,) = json.loads(said)["groups"]
+        assert {(g["id"], g["state"], g["endpoint"]) for g in group["guards"]} == {
+            (guard.id, "pending", endpoint) for endpoint, guard in guards.items()
+        }
+        code, said = cli(world, "plan")
+        lines = [line for line in said.splitlines() if " archive " in line]
+        assert len(lines) == 48
+        assert all(f"[held by pending guard {guards[line.split()[3]].id}" in line for line in lines)
+
+
 class TestRejectedArchiveElsewhere:
     def test_tasks_taken_out_of_the_asana_project_are_put_back_in_their_sections(self, world: World) -> None:
         """Gus takes 24 tasks out of the Asana project (Asana's archive here): held toward Jira and Trello; rejected,
