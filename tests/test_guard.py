@@ -303,35 +303,36 @@ class TestRejectedArchiveElsewhere:
         assert world.run().writes == 0
 
     def test_where_the_tool_cannot_restore_the_reject_says_so_and_archives_nothing(self, world: World) -> None:
-        """Without a status to move Jira issues back to, Jira cannot restore: `guard reject` says so in one line,
-        the issues stay archived in Jira and their mirrors stay active (the held archives are never applied)."""
+        """In a group that maps no status for Jira, Jira cannot restore: `guard reject` says so in one line, the
+        issues stay archived in Jira and their mirrors stay active (the held archives are never applied)."""
         gone = not_done(world)[:20]
+        no_jira_status = without_jira_status(world.group)
         for each in gone:
-            world.connectors["engineering"].archive(each["engineering"])  # moved to Done, flagged archived
-        cannot = Pass(world.group, world.connectors, world.store)
-        cannot.guarding.restorable = frozenset({"sales", "marketing"})  # as for a group mapping no Jira status
-        assert len(cannot.run().held) == 20
+            world.connectors["engineering"].archive(each["engineering"])
+        assert len(Pass(no_jira_status, world.connectors, world.store).run().held) == 20
         for guard in pending(world.store).values():
             code, said = cli(world, "guard", "reject", guard.id, "--by", "ops@corp.example")
             assert code == 0
             assert "cannot restore 20 items archived at engineering" in said
-        cannot = Pass(world.group, world.connectors, world.store)
-        cannot.guarding.restorable = frozenset({"sales", "marketing"})
-        assert cannot.run().ok
+        assert Pass(no_jira_status, world.connectors, world.store).run().ok
         assert archived(world, "engineering", gone) == [True] * 20
         assert archived(world, "sales", gone) == [False] * 20
         assert archived(world, "marketing", gone) == [False] * 20
-        assert world.run().writes == 0
+        assert Pass(no_jira_status, world.connectors, world.store).run().writes == 0
+
+
+def without_jira_status(group: Group) -> Group:
+    """The group as if its mapping held status for Trello and Asana only (``status: {members: [sales, marketing]}``)."""
+    fields = dict(group.policy.fields)
+    fields["status"] = replace(fields["status"], holders=frozenset({"sales", "marketing"}))
+    return replace(group, policy=replace(group.policy, fields=fields))
 
 
 def test_jira_restores_only_where_the_group_maps_its_status(group: Group) -> None:
     """Restoring a Jira issue moves it back to its agreed status: a group whose mapping holds status for Jira can;
     Trello and Asana always can (reopen the card, add the task back to the project)."""
     assert restorable(group) == {"engineering", "sales", "marketing"}
-    fields = dict(group.policy.fields)
-    fields["status"] = replace(fields["status"], holders=frozenset({"sales", "marketing"}))
-    narrowed = replace(group, policy=replace(group.policy, fields=fields))
-    assert restorable(narrowed) == {"sales", "marketing"}
+    assert restorable(without_jira_status(group)) == {"sales", "marketing"}
 
 
 class TestDeletions:
