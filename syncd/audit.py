@@ -47,7 +47,7 @@ class AuditEvent:
     """What happened to one item (or endpoint), why, and on whose change."""
 
     kind: str
-    """write, create, archive, unlink, conflict, decision, skip, quarantine."""
+    """write, create, archive, unlink, restore, conflict, decision, skip, quarantine, guard."""
     group: str | None = None
     sync_id: str | None = None
     endpoint: str | None = None

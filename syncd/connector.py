@@ -102,6 +102,9 @@ class Capabilities:
     """Where a person opens an item in the tool, as a template of ``{site}`` (the endpoint's ``base_url`` without
     a leading ``api.`` host label: an API host is not where people browse), ``{workspace}`` and ``{ref}``; empty:
     the tool has no such address."""
+    restore_needs_status: bool = False
+    """Undoing an archive (:meth:`Connector.restore`) leaves the item where the archive put it unless the group maps
+    its status there (Jira's archive moves the issue to a done status): without that, it cannot be restored."""
 
     @property
     def handshake(self) -> bool:
@@ -169,6 +172,13 @@ class Connector(Protocol):
 
         Idempotent, so retried like a read: a retry whose first try landed finds the item gone (404), which is the
         outcome asked for; a delete whose outcome stays unknown is resolved by reading the item afterwards.
+        """
+        ...
+
+    def restore(self, ref: str) -> Record:
+        """Undo :meth:`archive` (a person rejected a mass archive): the item is back in active work.
+
+        Its agreed values are written after it, by :meth:`update`.
         """
         ...
 

@@ -39,7 +39,7 @@ from syncd.executor import Executor
 from syncd.failures import Failures
 from syncd.fanout import each
 from syncd.guard import Threshold
-from syncd.guarding import Guarding
+from syncd.guarding import Guarding, restorable
 from syncd.mapping import Group
 from syncd.merge import Item, heed
 from syncd.model import FieldChange
@@ -116,7 +116,16 @@ class Pass:
         )
         self.reader = Reader(group, connectors, self.store, self.report)
         self._local = threading.local()
-        self.guarding = Guarding(group.name, self.store, self.report, mass_change or {}, config_version=config_version)
+        self.guarding = Guarding(
+            group.name,
+            self.store,
+            self.report,
+            mass_change or {},
+            config_version=config_version,
+            policy=group.policy,
+            restorable=restorable(group),
+            moves_status={m for m, codec in group.codecs.items() if codec.capabilities.restore_needs_status},
+        )
 
     def run(
         self,
@@ -139,7 +148,9 @@ class Pass:
         replan, skip, decisions = self._carried_over(dry_run=dry_run)
         found = self.reader.read(hints=hints, replan=replan, skip=skip)
         work = self._plan_all(found, decisions)
-        if not dry_run:
+        if dry_run:
+            self.guarding.screen(work, self.report.emptied, dry_run=True)  # what would be held, stored nowhere
+        else:
             self._apply_all(self.guarding.screen(work, self.report.emptied))
             self._settle_defaults(skip)
         if not dry_run and follow is not None:

@@ -42,7 +42,7 @@ from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import FieldChange, Record
 from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
-from syncd.plan import Archive, Create, Delete, Plan, Refusal, Step, Unlink, Write
+from syncd.plan import Archive, Create, Delete, Plan, Refusal, Restore, Step, Unlink, Write
 from syncd.store import DuplicateLink, Store, Tx
 from syncd.uncertain import recording
 
@@ -262,7 +262,7 @@ class Executor:
             # The version the plan was made from, while this plan has not itself changed that record yet.
             seen = item.seen.get(step.endpoint)
             expected = seen.version if seen is not None and not results else None
-            writes = isinstance(step, Write | Create | Archive | Delete)
+            writes = isinstance(step, Write | Create | Archive | Delete | Restore)
             sent = datetime.now(UTC)
             try:
                 if writes:
@@ -322,8 +322,8 @@ class Executor:
         self, sync_id: str, step: Step, expected_version: str | None, item: Touched, applied: Applied
     ) -> Record | None:
         connector = self.connectors[step.endpoint]
-        if isinstance(step, Archive | Delete):
-            return self._remove(step)
+        if isinstance(step, Archive | Delete | Restore):
+            return self._remove_or_restore(step)
         if not isinstance(step, Write | Create):
             return None
         values = dict(step.values)
@@ -363,16 +363,27 @@ class Executor:
             return written
         raise AssertionError("unreachable: each round writes or leaves out one more field")
 
-    def _remove(self, step: Archive | Delete) -> Record | None:
-        """Archive a mirror (its record as archived), or delete it (nothing left to read back)."""
+    def _remove_or_restore(self, step: Archive | Delete | Restore) -> Record | None:
+        """Archive, delete or restore a mirror: what an archive or a restore leaves is read back, a delete leaves none.
+
+        A restore undoes an archive a person rejected, then writes the agreed values the archived record lacked.
+        """
         connector = self.connectors[step.endpoint]
         if isinstance(step, Archive):
             archived = connector.archive(step.ref)
             self.report.wrote()
             return archived
-        connector.delete(step.ref)  # a record already gone counts as deleted (a retry, or a person's delete)
+        if isinstance(step, Delete):
+            connector.delete(step.ref)  # a record already gone counts as deleted (a retry, or a person's delete)
+            self.report.wrote()
+            return None
+        restored = connector.restore(step.ref)
         self.report.wrote()
-        return None
+        fields, problems = self.group.codecs[step.endpoint].encode(dict(step.values))
+        self.report.problems += problems
+        if fields:
+            restored = connector.update(step.ref, fields, None)
+        return restored
 
     def _refused(
         self,
@@ -677,13 +688,15 @@ class Executor:
         """
         if isinstance(step, Delete):
             return self._deleted_event(decided, item, step)
-        values = step.values if isinstance(step, Write | Create) else None
+        values = step.values if isinstance(step, Write | Create | Restore) else None
         carried = sorted(name for name in values or {} if name in decided.origins)
         origins = sorted({decided.origins[name] for name in carried})
         origin = origins[0] if len(origins) == 1 else (",".join(origins) or None)
         people = {name: decided.people[name] for name in carried if name in decided.people}
         authors = set(people.values())
         person = authors.pop() if len(authors) == 1 and len(people) == len(carried) else None
+        if isinstance(step, Unlink | Restore) and step.decided_by is not None:
+            person = step.decided_by  # a person's decision (a rejected mass change), not a tool's change
         rules = sorted({c.rule for c in decided.conflicts if not c.held and c.field in carried})
         decided_by = {name: deciders[name] for name in carried if name in deciders}
         return AuditEvent(

@@ -27,9 +27,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from syncd.merge import ARCHIVED, DELETED, mirror_values
+from syncd.merge import ARCHIVED, DELETED, UNLINKED, GroupPolicy, mirror_values
 from syncd.pass_data import Touched
-from syncd.plan import Archive, Create, Delete, Plan, Step, Unlink
+from syncd.plan import Archive, Create, Delete, Plan, Restore, Step, Unlink, Write
 
 What = Literal["archive", "delete", "unlink", "recreate"]
 
@@ -100,19 +100,52 @@ def destructive(plan: Plan, item: Touched) -> list[Destructive]:
     return found
 
 
-def rejected(plan: Plan, item: Touched, endpoints: Collection[str], base: Mapping[str, Any] | None) -> Plan:
-    """The plan once a person rejected its destructive steps toward ``endpoints``: those mirrors stay as they are.
+@dataclass(frozen=True)
+class Rejection:
+    """Who rejected a guard's steps toward one endpoint, and which guard: what a restore or an unlink names."""
 
-    An archive at a source stays there, and the base records the item archived, so the mirrors that stayed active
-    are not archived again on the next pass (no flapping). A deletion whose every consequence was rejected is
-    undone: the item is created again at the member where it was deleted, from the agreed values (it would be
-    recreated there on its next change anyway, since that member lacks it). A rejected recreate is only dropped:
-    the member is unlinked and lacks the item until its next change recreates it (no per-item exclusion yet).
+    guard: str
+    by: str
+
+
+def rejected(
+    plan: Plan,
+    item: Touched,
+    rejections: Mapping[str, Rejection],
+    base: Mapping[str, Any] | None,
+    *,
+    policy: GroupPolicy | None = None,
+    restorable: Collection[str] = (),
+    moves_status: Collection[str] = (),
+) -> Plan:
+    """The plan once a person rejected its destructive steps toward the endpoints of ``rejections``.
+
+    The mirrors there stay as they are, and what caused the steps is undone or recorded, so nothing flaps:
+
+    - an **archive** whose every consequence was rejected is undone at its source, if its tool can restore there
+      (``restorable``): the item is brought back into work with the agreed values (:class:`~syncd.plan.Restore`),
+      and the base records it active. Where it cannot, the source stays archived and the base records the item
+      archived, so the mirrors that stayed active are not archived again on the next pass. Where the tool's archive
+      moved the item's status (``moves_status``: Jira's moves the issue to a done status), that status change was
+      the archive too: the item goes back to the agreed status there, and it is not written elsewhere;
+    - a **deletion** whose every consequence was rejected is undone: the item is created again at the member where
+      it was deleted, from the agreed values;
+    - a rejected **recreate** is replaced by an unlink decided by the person, and the base keeps the member in
+      :data:`~syncd.merge.UNLINKED`, so no later pass creates the item there again.
     """
-    found = [d for d in destructive(plan, item) if d.endpoint in endpoints]
+    found = [d for d in destructive(plan, item) if d.endpoint in rejections]
     dropped = {id(d.step) for d in found}
     steps = [step for step in plan.steps if id(step) not in dropped]
     new_base = dict(plan.base)
+    unlinked = set(new_base.get(UNLINKED) or [])
+    for d in found:
+        if d.what == "recreate":
+            who = rejections[d.endpoint]
+            reason = f"not recreated: {who.by} rejected it (guard {who.guard})"
+            steps.append(Unlink(d.endpoint, item.deleted[d.endpoint], reason, decided_by=who.by))
+            unlinked.add(d.endpoint)
+    if unlinked:
+        new_base[UNLINKED] = sorted(unlinked)
     restore = sorted({d.source for d in found if d.what != "recreate" and d.source in item.deleted})
     consequences = [s for s in steps if isinstance(s, Archive | Delete | Unlink) and s.endpoint not in item.deleted]
     if any(d.what == "delete" for d in found):
@@ -121,4 +154,57 @@ def rejected(plan: Plan, item: Touched, endpoints: Collection[str], base: Mappin
         new_base[ARCHIVED] = bool((base or {}).get(ARCHIVED, False)) or any(v.archived for v in item.views.values())
         reason = "restored: a person rejected the mass deletion"
         steps += [Create(member, mirror_values(new_base), reason) for member in restore]
+    archived = {
+        d.source: rejections[d.endpoint]
+        for d in sorted(found, key=lambda d: d.endpoint)
+        if d.what == "archive" and d.source not in item.deleted and d.source in item.views
+    }
+    archived = {member: who for member, who in archived.items() if item.views[member].archived}
+    if archived and not any(isinstance(s, Archive) for s in steps) and set(archived) <= set(restorable):
+        new_base[ARCHIVED] = bool((base or {}).get(ARCHIVED, False))
+        steps = [s for s in steps if not (isinstance(s, Write) and s.endpoint in archived)]
+        for member in sorted(set(archived) & set(moves_status)):
+            steps = _status_back(steps, plan, member, before=base or {}, new_base=new_base)
+        for member, who in sorted(archived.items()):
+            steps.append(_restore(plan, item, member, who=who, new_base=new_base, policy=policy))
     return replace(plan, steps=tuple(steps), base=new_base)
+
+
+def _status_back(
+    steps: list[Step], plan: Plan, member: str, *, before: Mapping[str, Any], new_base: dict[str, Any]
+) -> list[Step]:
+    """Undo the status move an archive at ``member`` made: the base keeps the earlier status, no one is written it."""
+    if plan.origins.get("status") != member or "status" not in before:
+        return steps
+    new_base["status"] = before["status"]
+    kept: list[Step] = []
+    for step in steps:
+        if isinstance(step, Write) and "status" in step.values:
+            values = {name: value for name, value in step.values.items() if name != "status"}
+            if not values:
+                continue
+            step = replace(step, values=values)  # noqa: PLW2901 - the same write, without the status
+        kept.append(step)
+    return kept
+
+
+def _restore(
+    plan: Plan,
+    item: Touched,
+    member: str,
+    *,
+    who: Rejection,
+    new_base: Mapping[str, Any],
+    policy: GroupPolicy | None,
+) -> Restore:
+    """Undo the archive at ``member``: the agreed values its archived record lacks, and any write planned there."""
+    view = item.views[member]
+    agreed = mirror_values(new_base, policy, member)
+    values = {name: value for name, value in agreed.items() if name not in view.values}
+    if "status" in agreed and view.values.get("status") != agreed["status"]:
+        values["status"] = agreed["status"]  # the archive moved it (Jira's done status): back where it was agreed
+    for step in plan.steps:
+        if isinstance(step, Write) and step.endpoint == member:
+            values = {**step.values, **values}
+    reason = f"restored: {who.by} rejected the mass archive (guard {who.guard})"
+    return Restore(member, view.ref, values, reason, decided_by=who.by)

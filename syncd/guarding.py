@@ -8,7 +8,11 @@ and before any is applied, so the count sees the pass's whole change. Per affect
   that guard (updated, never a second one), whatever their number: a mass change is still under way there;
 - otherwise new destructive steps that trip open a pending guard (an audit event ``guard``, outcome ``held``);
 - items of a **confirmed** guard are applied as planned; of a **rejected** one, without the steps toward that
-  endpoint (:func:`syncd.guard.rejected`); the guard settles once every one of its items is committed.
+  endpoint and with their cause undone at its source (:func:`syncd.guard.rejected`: a restore, a create again, an
+  unlink for good); the guard settles once every one of its items is committed (an item another guard still
+  holds stays open in both).
+
+A dry run (``syncd plan``) goes through the same stage and stores nothing: what would be held is reported.
 
 An item with a held step waits whole: nothing of it is applied or committed (links, versions and base stay as
 they were), and it is planned again on each pass until the guard is decided. Committing the rest of it would let
@@ -19,7 +23,7 @@ Every other item, including non-destructive writes to the guarded endpoint, sync
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,8 +31,10 @@ from sqlalchemy import func, select
 from ulid import ULID
 
 from syncd.audit import AuditEvent, append
-from syncd.guard import Destructive, Threshold, destructive, rejected
-from syncd.pass_data import PassReport, Touched
+from syncd.guard import Destructive, Rejection, Threshold, destructive, rejected
+from syncd.mapping import Group
+from syncd.merge import GroupPolicy
+from syncd.pass_data import Hold, PassReport, Touched
 from syncd.plan import Plan
 from syncd.store import Store, Tx
 from syncd.store import guards as stored
@@ -55,6 +61,8 @@ def _recent(tx: Tx, group: str, window_s: float) -> dict[str, dict[str, datetime
     found: dict[str, dict[str, datetime]] = defaultdict(dict)
     for sync_id, at, content in rows.all():
         endpoint = content.get("endpoint") if isinstance(content, dict) else None
+        if isinstance(content, dict) and content.get("person"):
+            continue  # a person's own decision (a rejected recreate unlinked), not a change to hold
         if isinstance(endpoint, str) and sync_id:
             found[endpoint].setdefault(str(sync_id), at if at.tzinfo is not None else at.replace(tzinfo=UTC))
     return found
@@ -74,6 +82,20 @@ def _grouped(tx: Tx, group: str) -> dict[str, int]:
     return {str(key).split("/", 1)[1]: int(count) for key, count in rows.all()}
 
 
+def restorable(group: Group) -> set[str]:
+    """Members whose tool can undo an archive in this group.
+
+    All, except where restoring needs the item's status (Jira's archive moved the issue to a done status) and the
+    group maps no status there to move it back to.
+    """
+    status = group.policy.fields.get("status")
+    return {
+        member
+        for member, codec in group.codecs.items()
+        if not codec.capabilities.restore_needs_status or (status is not None and status.holds(member))
+    }
+
+
 class Guarding:
     """The guard stage of one pass of one group."""
 
@@ -85,12 +107,22 @@ class Guarding:
         thresholds: Mapping[str, Threshold],
         *,
         config_version: str = "",
+        policy: GroupPolicy | None = None,
+        restorable: Collection[str] = (),
+        moves_status: Collection[str] = (),
     ) -> None:
         self.group = group
         self.store = store
         self.report = report
         self.thresholds = thresholds
         self.config_version = config_version
+        self.policy = policy
+        self.restorable = frozenset(restorable)
+        """Members whose tool can undo an archive for this group (:func:`restorable`)."""
+        self.moves_status = frozenset(moves_status)
+        """Members whose tool's archive moves the item's status (undone with the archive)."""
+        self.naming: dict[tuple[str, str], Guard] = {}
+        """(item, endpoint) -> the unsettled guard naming it, as this pass found them."""
         self.decided: dict[str, set[str]] = defaultdict(set)
         """Guard id -> items of a decided guard let through this pass (settled once committed)."""
 
@@ -99,8 +131,13 @@ class Guarding:
         with self.store.transaction() as tx:
             return {sync_id for guard in stored.active(tx, self.group) for sync_id in guard.open}
 
-    def screen(self, work: Sequence[tuple[Plan, Touched]], emptied: Mapping[str, str]) -> Work:
-        """The work to apply: held items left out, rejected steps taken out; guards opened or grown on the way."""
+    def screen(
+        self, work: Sequence[tuple[Plan, Touched]], emptied: Mapping[str, str], *, dry_run: bool = False
+    ) -> Work:
+        """The work to apply: held items left out, rejected steps taken out; guards opened or grown on the way.
+
+        With ``dry_run`` (``syncd plan``) nothing is stored: what the guards would hold goes to ``report.holds``.
+        """
         found = {plan.sync_id: destructive(plan, item) for plan, item in work}
         window = max((threshold.window_s for threshold in self.thresholds.values()), default=Threshold().window_s)
         with self.store.transaction() as tx:
@@ -136,7 +173,11 @@ class Guarding:
                 continue
             holding.setdefault(endpoint, {})
             for d in holds:
-                holding[endpoint][d.sync_id] = d.detail(items[d.sync_id], bases.get(d.sync_id))
+                detail = d.detail(items[d.sync_id], bases.get(d.sync_id))
+                if d.what == "archive" and d.source not in items[d.sync_id].deleted:
+                    # Whether a rejection can undo it at its source: `syncd guard reject` says so when it cannot.
+                    detail["restorable"] = d.source in self.restorable
+                holding[endpoint][d.sync_id] = detail
                 verdicts[(d.sync_id, endpoint)] = "pending"
             if endpoint not in pending:
                 opened[endpoint] = self._why(
@@ -148,8 +189,26 @@ class Guarding:
             for sync_id in list(holding[endpoint]):
                 if sync_id in found and not any(d.endpoint == endpoint for d in found[sync_id]):
                     del holding[endpoint][sync_id]
-        self._store(pending, holding, opened, linked)
+        if dry_run:
+            self._preview(pending, holding, opened)
+        else:
+            self._store(pending, holding, opened, linked)
         return self._let_through(work, found, verdicts, bases)
+
+    def _preview(
+        self,
+        pending: Mapping[str, Guard],
+        holding: Mapping[str, dict[str, dict[str, Any]]],
+        opened: Mapping[str, str],
+    ) -> None:
+        """What a pass would hold, per endpoint: in its pending guard, or in a guard it would open."""
+        for endpoint, items in sorted(holding.items()):
+            if not items:
+                continue
+            guard = pending.get(endpoint)
+            why = guard.reason if guard is not None else opened[endpoint]
+            held = {sync_id: str(detail["what"]) for sync_id, detail in sorted(items.items())}
+            self.report.holds.append(Hold(endpoint, guard.id if guard is not None else None, why, held))
 
     def _surging(self, new: Mapping[str, list[Destructive]], linked: Mapping[str, int]) -> set[str]:
         """Sources whose own items, counted once however many endpoints they reach, trip the source's threshold.
@@ -176,6 +235,7 @@ class Guarding:
         for guard in active:
             for sync_id in guard.open:
                 naming.setdefault((sync_id, guard.endpoint), guard)
+        self.naming = naming
         verdicts: dict[tuple[str, str], str] = {}
         new: dict[str, list[Destructive]] = defaultdict(list)
         for sync_id, steps in found.items():
@@ -288,8 +348,25 @@ class Guarding:
             if "pending" in states.values():
                 self.report.held.add(plan.sync_id)
                 continue
-            refused = {endpoint for endpoint, state in states.items() if state == "rejected"}
-            kept.append((rejected(plan, item, refused, bases.get(plan.sync_id)) if refused else plan, item))
+            refused = {
+                endpoint: Rejection(named.id, named.decided_by or "unknown")
+                for endpoint, state in states.items()
+                if state == "rejected" and (named := self.naming.get((plan.sync_id, endpoint))) is not None
+            }
+            if refused:
+                base = bases.get(plan.sync_id)
+                undone = rejected(
+                    plan,
+                    item,
+                    refused,
+                    base,
+                    policy=self.policy,
+                    restorable=self.restorable,
+                    moves_status=self.moves_status,
+                )
+                kept.append((undone, item))
+            else:
+                kept.append((plan, item))
         return kept
 
     def settle(self) -> None:
@@ -298,7 +375,12 @@ class Guarding:
             return
         with self.store.transaction() as tx:
             for guard in stored.active(tx, self.group):
-                done = {s for s in self.decided.get(guard.id, set()) if s not in self.report.failures}
+                # An item another guard still holds was not applied: it stays open here until it is.
+                done = {
+                    s
+                    for s in self.decided.get(guard.id, set())
+                    if s not in self.report.failures and s not in self.report.held
+                }
                 if guard.state == "pending" or not done:
                     continue
                 left = [sync_id for sync_id in guard.open if sync_id not in done]
@@ -309,4 +391,4 @@ class Guarding:
                     )
 
 
-__all__ = ["Guarding"]
+__all__ = ["Guarding", "restorable"]

@@ -20,7 +20,7 @@ from syncd.model import Record
 from syncd.plan import Step, StepKind, Value
 from syncd.redact import redact
 
-KINDS: frozenset[str] = frozenset({"create", "write", "archive", "delete", "unlink"})
+KINDS: frozenset[str] = frozenset({"create", "write", "archive", "delete", "unlink", "restore"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class JournalStep:
         data: dict[str, Any] = {"kind": self.kind, "endpoint": self.endpoint, "reason": self.reason}
         if self.ref is not None:
             data["ref"] = self.ref
-        if self.kind in {"create", "write", "delete"}:
+        if self.kind in {"create", "write", "delete", "restore"}:
             data["values"] = dict(self.values)
         data["seen_version"] = self.seen_version
         data["seen_at"] = self.seen_at.isoformat() if self.seen_at is not None else None

@@ -33,6 +33,10 @@ DELETED = "@deleted"
 """Base pseudo-field: the item is being deleted everywhere (``on_delete: delete``): a mirror a pass did not get to
 is deleted by the next one, and no member is given a new mirror, whatever it lacks."""
 
+UNLINKED = "@unlinked"
+"""Base pseudo-field: members where a person chose the item not to be mirrored (a rejected recreate, see
+:func:`syncd.guard.rejected`): it is never created there again. Pseudo-fields start with ``@``."""
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -329,7 +333,9 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         return Plan(item.sync_id, policy.group, (), (), base)
     new_base, origins, conflicts = _merge_fields(policy, base, views, item)
     linked = set(item.views) | set(item.deleted) | set(item.out_of_scope)
-    absent = [m for m in policy.members if m in policy.create_in and m not in linked]
+    # A member a person chose to leave without the item (a rejected recreate) is not one that lacks it.
+    unlinked = sorted(base.get(UNLINKED) or [])
+    absent = [m for m in policy.members if m in policy.create_in and m not in linked and m not in unlinked]
     # A member that cannot be read now gets nothing this pass: a create there waits (its mirror may exist).
     creating = [m for m in absent if m not in item.unavailable]
     labels = policy.fields.get("labels")
@@ -342,6 +348,8 @@ def plan(policy: GroupPolicy, item: Item) -> Plan:
         new_base["labels"] = sorted({*(new_base.get("labels") or []), *required}, key=_order)
     archived_now = [view.endpoint for view in views if view.archived and not base.get(ARCHIVED, False)]
     new_base[ARCHIVED] = bool(base.get(ARCHIVED, False)) or bool(archived_now)
+    if unlinked:
+        new_base[UNLINKED] = unlinked
     held = {conflict.field for conflict in conflicts if conflict.held}
     steps: list[Step] = []
     for view in views:

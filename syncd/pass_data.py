@@ -19,6 +19,18 @@ from syncd.model import Record
 from syncd.plan import Plan, Refusal, View
 
 
+@dataclass(frozen=True)
+class Hold:
+    """What the mass-change guard would do at one endpoint in a dry run: hold these items' destructive steps."""
+
+    endpoint: str
+    guard: str | None
+    """The pending guard that holds them (None: the pass would open a new one)."""
+    why: str
+    items: Mapping[str, str]
+    """Item -> what would be held there (``archive``, ``unlink``, ``recreate``)."""
+
+
 @dataclass
 class PassReport:
     """What one pass did: plans, remote writes made, values that could not be mapped, items that failed."""
@@ -55,6 +67,8 @@ class PassReport:
     """The pending guards holding items after this pass (opened, grown or still waiting)."""
     emptied: dict[str, str] = field(default_factory=dict)
     """Members whose full listing missed most linked items (-> what it listed): their deletions are held."""
+    holds: list[Hold] = field(default_factory=list)
+    """A dry run's guards (``syncd plan``): the pending ones that would hold items, and those a pass would open."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

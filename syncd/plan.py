@@ -1,9 +1,9 @@
 """What the planner decides, as plain frozen data: the executor runs it, tests read it, the audit log records it.
 
 A :class:`Plan` holds, for one item of one group, the steps to apply (:class:`Write`, :class:`Create`,
-:class:`Archive`, :class:`Delete`, :class:`Unlink`), the :class:`Conflict` decisions with the value that lost, the
-new base (the canonical values every endpoint agrees on once the plan is applied) and a short reason per step, so
-that `syncd plan` can show what would happen and why without a line of I/O.
+:class:`Archive`, :class:`Delete`, :class:`Unlink`, :class:`Restore`), the :class:`Conflict` decisions with the
+value that lost, the new base (the canonical values every endpoint agrees on once the plan is applied) and a short
+reason per step, so that `syncd plan` can show what would happen and why without a line of I/O.
 
 Canonical values are JSON-like: ``str``, ``bool``, ``None``, ``list`` (a set field is a sorted list), and dates as
 ISO strings. Comparisons are always between canonical values, never raw tool values.
@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal, TypeAlias
 Value: TypeAlias = Any
 """A canonical field value (JSON-like)."""
 
-StepKind: TypeAlias = Literal["create", "write", "archive", "delete", "unlink"]
+StepKind: TypeAlias = Literal["create", "write", "archive", "delete", "unlink", "restore"]
 """A step's kind: the journal's and the audit log's name for it."""
 
 
@@ -115,6 +115,25 @@ class Unlink:
     endpoint: str
     ref: str
     reason: str
+    decided_by: str | None = None
+    """The person who chose it (rejecting a held recreate: :func:`syncd.guard.rejected`); None when syncd did."""
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Bring the item back into active work at an endpoint where it was archived, holding ``values`` there.
+
+    Only a person's rejection of a held mass archive makes one (:func:`syncd.guard.rejected`): the archive was a
+    mistake, so the source is undone instead of the mirrors following it. ``values`` are the agreed values the
+    archived record does not show (an Asana task out of its project has no section), and any it holds otherwise.
+    """
+
+    kind: ClassVar[StepKind] = "restore"
+    endpoint: str
+    ref: str
+    values: Mapping[str, Value]
+    reason: str
+    decided_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +151,7 @@ class Conflict:
     """True for ``manual``: nothing was written; the conflict waits for a person."""
 
 
-Step: TypeAlias = Write | Create | Archive | Delete | Unlink
+Step: TypeAlias = Write | Create | Archive | Delete | Unlink | Restore
 
 
 @dataclass(frozen=True)

@@ -172,9 +172,11 @@ class Recovery:
             done = _Recovered(step, fetched[0] if fetched else None)
         if done.record is None:
             return done
-        if step.kind == "archive":
-            if self.group.codecs[step.endpoint].decode(done.record)[0].archived:
-                done.audit = ("archive", RECOVERED)
+        if step.kind in {"archive", "restore"}:
+            # Landed if the record is (still, or again) where the step took it; a restore's values missing, or a
+            # restore not landed, are left to the replan, which restores again while the rejected guard is open.
+            if self.group.codecs[step.endpoint].decode(done.record)[0].archived == (step.kind == "archive"):
+                done.audit = (step.kind, RECOVERED)
             return done
         done.landed = step.done
         if step.started and not done.landed:

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.base import Connector
 from sandbox.core import FaultRule
 from sandbox.org import Sandbox
 from syncd.audit import verify
 from syncd.daemon import Job, Scheduler
-from syncd.store import Store
+from syncd.store import Store, guards
 from tests.syncd_env import ROOT, SYNCD, syncd
 
 GROUP = "launch-requests"
@@ -311,6 +312,107 @@ class TestPolling:
             daemon.wait_ready(timeout_s=40)
             metrics = daemon.get("/metrics").text
             assert 'syncd_api_requests_total{status="ServiceUnavailable",tool="jira"}' in metrics
+
+
+class TestMassChangeGuard:
+    def test_readyz_names_a_held_mass_archive_and_clears_once_confirmed(
+        self, sandbox: Sandbox, polling: dict[str, str], connectors: dict[str, Connector]
+    ) -> None:
+        """6 of 29 cards archived in Trello, over a threshold of 3: /readyz stays 200 but degraded, naming both
+        guarded endpoints, the guard ids and why; an Asana rename still reaches Jira and Trello; after `syncd guard
+        confirm` (while the daemon runs) /readyz is no longer degraded and the next pass applies the held archives.
+        """
+        # A low threshold keeps the test short: the daemon paces its requests as in production.
+        guarded = {**polling, "SYNCD_MASS_CHANGE": '{"max_items": 3, "max_share": 0.1, "window_s": 600}'}
+        with DaemonProcess(guarded) as daemon:
+            daemon.wait_ready(timeout_s=60)
+            cards = wait_for(lambda: len(open_cards(sandbox)) == 29 and open_cards(sandbox), 60, "29 mirrored cards")
+            gone = [card for card in sorted(cards) if cards[card] != CARD][:6]
+            eli = sandbox.trello.act_as("eli@corp.example")
+            for card in gone:
+                eli.archive(card)
+
+            def readyz() -> tuple[int, dict[str, Any]]:
+                answer = daemon.get("/readyz")
+                return answer.status_code, answer.json()
+
+            def grown() -> tuple[int, dict[str, Any]] | None:
+                # The daemon may see the archives across two passes: the guard the first opened grows.
+                now = readyz()
+                return now if [guard["items"] for guard in now[1]["guards"]] == [6, 6] else None
+
+            answer = wait_for(grown, 30, "/readyz to name the guards of all 6 archives")
+            code, said = answer
+            assert code == 200
+            assert said["ready"] is True
+            assert said["degraded"] is True
+            held = {guard["endpoint"]: guard for guard in said["guards"]}
+            assert sorted(held) == [f"{GROUP}/engineering", f"{GROUP}/marketing"]
+            for endpoint, guard in held.items():
+                assert guard["items"] == 6
+                assert guard["why"] == f"6 archives at {endpoint.split('/')[1]} from sales held for a person"
+                assert guard["decide"] == f"syncd guard show {guard['id']}"
+            assert CARD not in said.__repr__()  # titles stay out of the unauthenticated route
+
+            with sandbox.asana.lock:
+                task = next(t.gid for t in sandbox.asana.state.tasks.values() if t.name == CARD)
+            sandbox.asana.act_as("gus@corp.example").update_task(task, name="Renamed while a guard is pending")
+            wait_for(
+                lambda: (
+                    "Renamed while a guard is pending" in titles(sandbox)[0]
+                    and "Renamed while a guard is pending" in titles(sandbox)[1]
+                ),
+                20,
+                "the Asana rename in Jira and Trello",
+            )
+            assert not any(archived_mirrors(connectors, guarded["SYNCD_STORE"], gone).values())
+
+            for guard in held.values():
+                done = syncd(guarded, "guard", "confirm", guard["id"], "--by", "ops@corp.example", mappings=False)
+                assert done.returncode == 0, done.stderr
+            # /readyz lists pending guards only: once both are decided it is no longer degraded.
+            settled = wait_for(lambda: not (now := readyz())[1]["guards"] and now, 30, "no guard to be pending")
+            code, said = settled
+            assert code == 200
+            assert (said["ready"], said["not_ready"], said["degraded"]) == (True, {}, False)
+            wait_for(lambda: unsettled(guarded["SYNCD_STORE"]) == 0, 30, "the next pass to apply both guards")
+            assert all(archived_mirrors(connectors, guarded["SYNCD_STORE"], gone).values())
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait() == 0
+
+
+def open_cards(sandbox: Sandbox) -> dict[str, str]:
+    """The open cards of the board: id -> name."""
+    with sandbox.trello.lock:
+        return {card.id: card.name for card in sandbox.trello.state.cards.values() if not card.closed}
+
+
+def unsettled(store_url: str) -> int:
+    """How many guards are not settled yet (pending, or decided and not applied)."""
+    store = Store(store_url)
+    try:
+        with store.transaction() as tx:
+            return len(guards.active(tx))
+    finally:
+        store.close()
+
+
+def archived_mirrors(connectors: dict[str, Connector], store_url: str, cards: list[str]) -> dict[str, bool]:
+    """Whether each Jira and Asana mirror of these cards is archived ("member:ref" -> archived), read in the tools."""
+    store = Store(store_url)
+    try:
+        with store.transaction() as tx:
+            items = [link.sync_id for link in tx.endpoint_links(f"{GROUP}/sales") if link.ref in cards]
+            refs = [tx.links(sync_id) for sync_id in items]
+    finally:
+        store.close()
+    found: dict[str, bool] = {}
+    for member in ("engineering", "marketing"):
+        wanted = [each[f"{GROUP}/{member}"].ref for each in refs]
+        records = {record.ref: record.archived for record in connectors[member].fetch(wanted)}
+        found |= {f"{member}:{ref}": records.get(ref, False) for ref in wanted}
+    assert len(found) == 2 * len(cards)
+    return found
 
 
 class TestWebhooks:

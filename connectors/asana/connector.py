@@ -720,6 +720,19 @@ class AsanaConnector(ConnectorBase[Sdk]):
         except ItemNotFound:
             return
 
+    def restore(self, ref: str) -> Record:
+        """Add the task back to the synced project (``POST /tasks/{gid}/addProject``), in its default section.
+
+        The engine then moves it to its agreed section with :meth:`update`.
+        """
+        self._call(
+            lambda: self._tasks_api().add_project_for_task(
+                {"data": {"project": self.project_gid}}, ref, **self._timeout
+            ),
+            ref=ref,
+        )
+        return self._read(ref)
+
     # ----- comments, schema ------------------------------------------------------------------------------------
 
     def history(self, ref: str) -> list[FieldChange]:

@@ -797,6 +797,21 @@ class JiraConnector(ConnectorBase[JIRA]):
         except ItemNotFound:
             return
 
+    def restore(self, ref: str) -> Record:
+        """Clear the archived flag in the issue's property.
+
+        The engine then moves the issue back to its agreed status with :meth:`update`: a group that maps no status
+        for Jira cannot restore (``restore_needs_status``).
+        """
+        try:
+            marker = self._rest("GET", f"issue/{ref}/properties/{PROPERTY}", ref=ref)
+        except ItemNotFound:
+            return self._read(ref)  # never flagged: nothing to clear
+        value = dict((marker or {}).get("value") or {})
+        if value.pop("archived", None) is not None:
+            self._rest("PUT", f"issue/{ref}/properties/{PROPERTY}", ref=ref, data=json.dumps(value))
+        return self._read(ref)
+
     def _status_categories(self) -> dict[str, str]:
         if self._categories is None:
             statuses = self._rest("GET", f"project/{self.project_key}/statuses")

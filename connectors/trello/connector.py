@@ -598,6 +598,11 @@ class TrelloConnector(ConnectorBase[_Client]):
         except ItemNotFound:
             return
 
+    def restore(self, ref: str) -> Record:
+        """Reopen the card (``PUT /cards/{id}`` with ``closed: false``): it is back in its list."""
+        self._fetch(f"/cards/{ref}", "PUT", body={"closed": False}, ref=ref)
+        return self._read(ref)
+
     # ----- comments, schema ------------------------------------------------------------------------------------
 
     def history(self, ref: str) -> list[FieldChange]:

@@ -84,6 +84,14 @@ class AsanaActor:
             ) or self._section(section_name, projects[0] if projects else None)
             edits.move_to_section(state, self.user, task, section, {})
 
+    def remove_from_project(self, gid: str, project: str | None = None) -> None:
+        """Take a task out of a project (its first one by default), as POST /tasks/{gid}/removeProject would."""
+        with self.emulator.lock:
+            state = self.emulator.state
+            task = state.task(gid)
+            target = state.projects[project] if project is not None else task.projects[0]
+            edits.remove_project(state, self.user, task, target)
+
     def comment(self, gid: str, text: str) -> str:
         """Comment on a task; return the story gid."""
         with self.emulator.lock:

@@ -3,8 +3,8 @@
 List them, show one whole, confirm or reject one. Only the store is needed (no credential, no tool contacted): a
 decision is recorded with its audit event (naming who decided) in one transaction (under the group's lease, or at
 once while a running daemon holds the group), and the group's next pass applies it: ``confirm`` lets the held
-steps through for exactly the guard's items; ``reject`` keeps the mirrors as they are (see
-:func:`syncd.guard.rejected` and docs/engine.md, "Mass changes").
+steps through for exactly the guard's items; ``reject`` keeps the mirrors as they are and undoes the cause where
+it can (see :func:`syncd.guard.rejected` and docs/engine.md, "Mass changes").
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def guard_show(
     if guard.state == "pending":
         lines += [
             f"decide    syncd guard confirm {guard.id}   (the next pass applies these steps)",
-            f"          syncd guard reject {guard.id}    (the mirrors at {guard.endpoint} stay as they are)",
+            f"          syncd guard reject {guard.id}    (the mirrors at {guard.endpoint} stay as they are; "
+            "archives and deletions are undone at their source, recreates unlinked for good)",
         ]
     typer.echo("\n".join(lines))
 
@@ -160,12 +161,20 @@ def guard_reject(
     wait: WaitOption = 10.0,
     config_dir: ConfigOption = Path("config"),
 ) -> None:
-    """Refuse a held mass change: the mirrors at the endpoint stay; items deleted at the source are restored there.
+    """Refuse a held mass change: the mirrors at the endpoint stay, and its cause is undone where it happened.
 
-    Archived sources stay archived and the item is recorded archived, so nothing is tried again (no flapping).
+    Items archived at the source are restored there (reopened, back in the project, out of the archive status);
+    items deleted there are made again; recreates refused are unlinked there for good. All audited, naming you.
     """
     guard = _decide(guard_id, "rejected", by, wait, config_dir)
     typer.echo(
         f"rejected guard {guard.id}: the {len(guard.items)} mirrors at {guard.endpoint} stay as they are; the next "
-        f"pass of {guard.group} restores items deleted at {', '.join(guard.sources)} there."
+        f"pass of {guard.group} undoes at {', '.join(guard.sources)} what caused them (see `syncd guard show`)."
     )
+    stuck = sorted({str(d["source"]) for d in guard.items.values() if d.get("restorable") is False})
+    if stuck:
+        count = sum(1 for d in guard.items.values() if d.get("restorable") is False)
+        typer.echo(
+            f"cannot restore {count} items archived at {', '.join(stuck)}: the mapping gives no status to move them "
+            f"back to; they stay archived there, and their mirrors at {guard.endpoint} stay as they are."
+        )

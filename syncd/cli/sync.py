@@ -12,9 +12,11 @@ import concurrent.futures
 import json
 import sys
 from collections.abc import Iterable
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.markup import escape
 
 from syncd.cli.console import stderr
@@ -135,21 +137,122 @@ def once(
     return Outcome.OK
 
 
-def plan(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption = Path("mappings")) -> None:
-    """Show what one pass would write where, and why, without writing anything."""
-    for report in _passes(config_dir, mappings_dir, dry_run=True):
+DESTRUCTIVE = frozenset({"archive", "delete", "unlink", "create"})
+"""Step kinds a guard holds (a create only as a recreate, which is what a guard names at that endpoint)."""
+
+
+class PlanFormat(StrEnum):
+    """How ``syncd plan`` prints: a line per step for a person, one JSON document for a script."""
+
+    table = "table"
+    json = "json"
+
+
+def _step_json(step: Any, held: dict[str, Any] | None) -> dict[str, Any]:  # noqa: ANN401 - a plan's step
+    """One planned step as ``syncd plan --format json`` gives it, with the guard that would hold it (or None)."""
+    return {
+        "kind": step.kind,
+        "endpoint": step.endpoint,
+        "ref": getattr(step, "ref", None),
+        "values": dict(getattr(step, "values", None) or {}),
+        "reason": step.reason,
+        "held": held,
+    }
+
+
+def _holding(report: Any) -> dict[tuple[str, str], dict[str, Any]]:  # noqa: ANN401 - a PassReport
+    """(item, endpoint) -> the guard that would hold the item's destructive step there, as the output names it."""
+    return {
+        (sync_id, hold.endpoint): {"guard": hold.guard, "state": "pending" if hold.guard else "new", "why": hold.why}
+        for hold in report.holds
+        for sync_id in hold.items
+    }
+
+
+def _held_note(held: dict[str, Any] | None, waits: bool) -> str:
+    """What the table adds to a step's line when the guard holds it."""
+    if held is not None and held["guard"] is not None:
+        return f"  [held by pending guard {held['guard']}: syncd guard show {held['guard']}]"
+    if held is not None:
+        return f"  [would be held by a new guard: {held['why']}]"
+    return "  [waits: a mass change holds this item]" if waits else ""
+
+
+def plan(
+    config_dir: ConfigOption = Path("config"),
+    mappings_dir: MappingsOption = Path("mappings"),
+    output_format: Annotated[
+        PlanFormat, typer.Option("--format", help="table: a line per step; json: one document for scripts.")
+    ] = PlanFormat.table,
+) -> None:
+    """Show what one pass would write where, and why, without writing anything.
+
+    Steps a mass-change guard would hold are marked: by the pending guard that already holds them, or by the new
+    guard the pass would open (with why); the other steps of such an item wait with it.
+    """
+    reports = _passes(config_dir, mappings_dir, dry_run=True)
+    if output_format is PlanFormat.json:
+        sys.stdout.write(json.dumps({"groups": [_plan_json(report) for report in reports]}, default=str) + "\n")
+        return
+    for report in reports:
+        holding = _holding(report)
+        waiting = {sync_id for sync_id, _ in holding}
         for decided in report.plans:
             for step in decided.steps:
                 detail = getattr(step, "values", None)
+                held = holding.get((decided.sync_id, step.endpoint)) if step.kind in DESTRUCTIVE else None
                 sys.stdout.write(
                     f"{report.group} {decided.sync_id} {type(step).__name__.lower()} {step.endpoint}"
-                    f"{' ' + json.dumps(detail, sort_keys=True, default=str) if detail else ''}  # {step.reason}\n"
+                    f"{' ' + json.dumps(detail, sort_keys=True, default=str) if detail else ''}  # {step.reason}"
+                    f"{_held_note(held, decided.sync_id in waiting)}\n"
                 )
             for conflict in decided.conflicts:
                 sys.stdout.write(
                     f"{report.group} {decided.sync_id} conflict {conflict.field} rule={conflict.rule} "
                     f"winner={conflict.winner} values={json.dumps(conflict.values, sort_keys=True, default=str)}\n"
                 )
+        for hold in report.holds:
+            state = f"pending {hold.guard}" if hold.guard else "new"
+            sys.stdout.write(
+                f"{report.group} guard {state} {hold.endpoint} would hold {len(hold.items)} items  # {hold.why}\n"
+            )
+
+
+def _plan_json(report: Any) -> dict[str, Any]:  # noqa: ANN401 - a PassReport
+    """One group's dry run as ``syncd plan --format json`` gives it."""
+    holding = _holding(report)
+    waiting = {sync_id for sync_id, _ in holding}
+    return {
+        "group": report.group,
+        "items": [
+            {
+                "sync_id": decided.sync_id,
+                "waits": decided.sync_id in waiting,
+                "steps": [
+                    _step_json(
+                        step, holding.get((decided.sync_id, step.endpoint)) if step.kind in DESTRUCTIVE else None
+                    )
+                    for step in decided.steps
+                ],
+                "conflicts": [
+                    {"field": c.field, "rule": c.rule, "winner": c.winner, "values": dict(c.values)}
+                    for c in decided.conflicts
+                ],
+            }
+            for decided in report.plans
+            if decided.steps or decided.conflicts
+        ],
+        "guards": [
+            {
+                "id": hold.guard,
+                "state": "pending" if hold.guard else "new",
+                "endpoint": hold.endpoint,
+                "items": dict(hold.items),
+                "why": hold.why,
+            }
+            for hold in report.holds
+        ],
+    }
 
 
 def run(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption = Path("mappings")) -> None:

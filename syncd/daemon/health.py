@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.daemon.logs import log
 from syncd.daemon.runtime import Runtime
@@ -22,6 +23,9 @@ from syncd.engine import endpoint_key
 from syncd.errors import ConnectorError, SideEmptied, SyncdError
 from syncd.mapping import Group
 from syncd.store import Store
+
+if TYPE_CHECKING:
+    from syncd.store.guards import Guard
 
 READY_POLLS = 3
 """An endpoint is ready while its last successful poll is at most this many poll intervals old."""
@@ -44,8 +48,15 @@ def _error_class(text: str) -> str:
     return found[0] if found else "error"
 
 
+def _why(guard: Guard) -> str:
+    """A held guard's reason in words syncd makes itself (kinds, counts, members): no title, no tool's text."""
+    kinds = Counter(str(detail.get("what")) for detail in guard.items.values())
+    held = ", ".join(f"{count} {kind}{'s' if count != 1 else ''}" for kind, count in sorted(kinds.items()))
+    return f"{held} at {guard.endpoint} from {', '.join(guard.sources)} held for a person"
+
+
 def _held(store: Store) -> list[dict[str, Any]]:
-    """The pending mass-change guards, for /readyz: ids, where, how many items (no titles: it is unauthenticated)."""
+    """The pending mass-change guards, for /readyz: ids, where, how many items, why (no titles: unauthenticated)."""
     from syncd.store import guards  # noqa: PLC0415 - read only by /readyz
 
     try:
@@ -58,6 +69,7 @@ def _held(store: Store) -> list[dict[str, Any]]:
             "id": guard.id,
             "endpoint": f"{guard.group}/{guard.endpoint}",
             "items": len(guard.items),
+            "why": _why(guard),
             "decide": f"syncd guard show {guard.id}",
         }
         for guard in pending

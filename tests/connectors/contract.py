@@ -340,6 +340,18 @@ class ConnectorContract:
         archived = connector.archive(created.ref)
         assert archived.archived
 
+    def test_restore_brings_an_archived_item_back(self, connector: Connector) -> None:
+        """Restoring undoes the archive through the tool's own API (a rejected mass archive): active again, and
+        restoring an item that is not archived changes nothing."""
+        created = connector.create({"title": "Contract: restore"}, marker="sync-restore-1")
+        connector.archive(created.ref)
+        restored = connector.restore(created.ref)
+        assert not restored.archived
+        (fetched,) = connector.fetch([created.ref])
+        assert not fetched.archived
+        assert fetched.fields["title"] == "Contract: restore"
+        assert not connector.restore(created.ref).archived
+
     @pytest.mark.parametrize("fault", LOST_ANSWERS)
     def test_an_archive_whose_answer_is_lost_archives_once(
         self, connector: Connector, emulator: Emulator, fault: str
