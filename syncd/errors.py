@@ -17,6 +17,7 @@
     │   └── LeaseLost                     this process lost a group's lease (fenced out): its pass stops at once
     ├── DemoError                         `syncd demo` cannot start (a broken configuration, a daemon that won't run)
     ├── SideEmptied                       an endpoint lists far fewer linked items than before: an outage
+    ├── NotDelivered                      a notification target did not accept a message (retried later)
     └── ConnectorError                    something a tool said or did not say; .tool names it
         ├── RetriableError                try again later; nothing was decided
         │   ├── RateLimited               429; .retry_after_s from the service when it said
@@ -284,6 +285,10 @@ class NoTransition(SkippableError):
         )
         self.from_status = from_status
         self.to_status = to_status
+
+
+class NotDelivered(SyncdError):
+    """A notification target did not accept a message: what Apprise said, redacted (its URL is a secret)."""
 
 
 class SideEmptied(SyncdError):

@@ -28,6 +28,7 @@ from ulid import ULID
 
 from syncd.audit import AuditEvent, append
 from syncd.guard import Destructive, Threshold, destructive, rejected
+from syncd.notices import Outbox, guard_hold
 from syncd.pass_data import PassReport, Touched
 from syncd.plan import Plan
 from syncd.store import Store, Tx
@@ -82,12 +83,14 @@ class Guarding:
         thresholds: Mapping[str, Threshold],
         *,
         config_version: str = "",
+        outbox: Outbox | None = None,
     ) -> None:
         self.group = group
         self.store = store
         self.report = report
         self.thresholds = thresholds
         self.config_version = config_version
+        self.outbox = outbox or Outbox()
         self.decided: dict[str, set[str]] = defaultdict(set)
         """Guard id -> items of a decided guard let through this pass (settled once committed)."""
 
@@ -239,6 +242,16 @@ class Guarding:
                         reason=opened[endpoint],
                     )
                     self._audit(tx, guard_id, endpoint, items, said=f"held: {opened[endpoint]}")
+                    sources = {str(detail["source"]) for detail in items.values()}
+                    event = guard_hold(
+                        guard_id,
+                        group=self.group,
+                        endpoint=endpoint,
+                        sources=sorted(sources),
+                        items=len(items),
+                        reason=opened[endpoint],
+                    )
+                    self.outbox.record(tx, event)
                 elif items != guard.items:
                     stored.replace_items(tx, guard.id, items, linked=linked.get(endpoint, 0))
                     if not items:
