@@ -76,10 +76,12 @@ def test_a_refusing_target_is_retried_and_syncing_goes_on(
         daemon.wait_ready()
         sandbox.jira.faults.add(FaultRule(kind="status", status=401))  # the token was revoked
         daemon.wait_logged("notify", outcome="retry", target="engineering/1")
+        assert "syncd_notifications_unsent 1.0" in daemon.get("/metrics").text  # waiting out its back-off
         rename_card(sandbox, "Renamed while notifications fail")
         wait_for(lambda: "Renamed while notifications fail" in titles(sandbox)[2], 20, "the rename in Asana")
         wait_for(lambda: receiver.at("/eng"), 30, "the notification after its back-off")
         assert receiver.refused == 4
+        wait_for(lambda: "syncd_notifications_unsent 0.0" in daemon.get("/metrics").text, 5, "the gauge at 0")
         (retry, *_) = daemon.logged("notify", outcome="retry")
         assert retry["attempts"] == 1
         assert retry["retry_in_s"] == 5.0

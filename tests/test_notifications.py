@@ -24,10 +24,11 @@ from sandbox.core import FaultRule
 from sandbox.org import Sandbox
 from syncd.cli import app
 from syncd.config import Config, ConfigError, load_config
-from syncd.daemon.notifier import Notifier, targets
+from syncd.daemon.notifier import Notifier, register_secrets, targets
 from syncd.engine import Pass, endpoint_key
 from syncd.mapping import Group, compile_group
 from syncd.notices import NO_LINK, Outbox, Queued, message
+from syncd.redact import redact
 from syncd.store import Store
 from syncd.store import guards as stored
 from tests.notify_receivers import HttpReceiver, SmtpReceiver, text_of
@@ -255,6 +256,17 @@ class TestConfiguration:
         assert checked.exit_code == 2
         assert "notify target sales/1" in checked.output
         assert "secret-webhook-token" not in checked.output
+
+    def test_an_apprise_urls_tokens_are_masked_and_peoples_addresses_are_not(self) -> None:
+        """Pieces of a Slack URL or an SMTP password quoted in an error are masked; e-mail addresses stay readable."""
+        register_secrets("slack://T0AAAA11112222/B0BBBB22223333/Xyz0123456789slackpart")
+        assert redact("refused B0BBBB22223333 and Xyz0123456789slackpart") == "refused *** and ***"
+        register_secrets(
+            "mailtos://mailer-user:pw-9f8e7d6c5b4a@smtp.corp.example?from=notify-from@corp.example"
+            "&to=leads-team@corp.example"
+        )
+        said = "535 auth failed for mailer-user (pw-9f8e7d6c5b4a) sending to leads-team@corp.example"
+        assert redact(said) == "535 auth failed for mailer-user (***) sending to leads-team@corp.example"
 
     @pytest.mark.parametrize(
         ("section", "said"),

@@ -33,7 +33,7 @@ from syncd.crash import crash_point
 from syncd.daemon.logs import log
 from syncd.errors import ConfigError, NotDelivered
 from syncd.notices import Queued, message
-from syncd.redact import redact, remember
+from syncd.redact import is_secret_name, redact, remember
 from syncd.store import Store
 from syncd.store import notifications as outbox
 from syncd.yamlfile import FileError, line_of
@@ -55,18 +55,24 @@ SECRET_SEGMENT = 12
 def register_secrets(url: str) -> None:
     """Register an Apprise URL and the secret parts inside it with :mod:`syncd.redact`.
 
-    A Slack or Teams URL is all token (``slack://T000/B000/XXXX``, a workflow's ``sig=``), an e-mail URL has a
-    password: Apprise may quote a piece of one in an error, never the whole.
+    A Slack or Teams URL is mostly token (``slack://T000/B000/XXXX``, a workflow's ``sig=``), an e-mail URL has a
+    password: Apprise may quote a piece of one in an error, never the whole. Addresses (``to=``, ``from=``, an
+    SMTP user name) are not registered: they are people's e-mails, which logs and the audit must keep showing.
     """
     remember(url)
     parts = urlsplit(url)
     remember(unquote(parts.password) if parts.password else None)
-    remember(unquote(parts.username) if parts.username and ":" in parts.netloc.split("@")[0] else None)
-    for _, value in parse_qsl(parts.query):
-        remember(value)
+    for name, value in parse_qsl(parts.query):
+        if is_secret_name(name) or _token_like(value):
+            remember(value)
     for segment in [*(parts.hostname or "").split("."), *parts.path.split("/")]:
-        if len(segment) >= SECRET_SEGMENT and any(char.isdigit() for char in segment):
+        if _token_like(unquote(segment)):
             remember(unquote(segment))
+
+
+def _token_like(text: str) -> bool:
+    """Long, with a digit, and no ``@``: a token rather than a word, a host name or an address."""
+    return len(text) >= SECRET_SEGMENT and any(char.isdigit() for char in text) and "@" not in text
 
 
 def targets(config: Config) -> dict[str, str]:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from ulid import ULID
 
@@ -129,11 +129,6 @@ def failed(connection: Connection, ids: list[str], holder: str, error: str, back
             error=redact(error),
         )
     )
-
-
-def unsent(connection: Connection) -> int:
-    """How many rows wait to be delivered (the ``syncd_notifications_pending`` gauge)."""
-    return int(connection.execute(select(func.count()).where(notifications.c.sent_at.is_(None))).scalar_one())
 
 
 def _aware(moment: datetime) -> datetime:

@@ -45,8 +45,7 @@ class TestOutbox:
         with store.transaction() as tx:
             assert Outbox(ROUTES).record(tx, event(2, ("marketing",))) == 0  # marketing has no target
         assert claim(store, "a") == {"sales/chat": ["conflict 1"], "engineering/1": ["conflict 1"]}
-        with store.engine.begin() as connection:
-            assert outbox.unsent(connection) == 2
+        assert store.unsent_notifications() == 2
 
     def test_a_rolled_back_transaction_queues_nothing(self, store: Store) -> None:
         """The row commits with its cause or not at all."""
@@ -85,8 +84,7 @@ class TestOutbox:
             assert outbox.sent(connection, [row.id], "someone else") == 0
             assert outbox.sent(connection, [row.id], "a") == 1
         assert claim(store, "a") == {}
-        with store.engine.begin() as connection:
-            assert outbox.unsent(connection) == 0
+        assert store.unsent_notifications() == 0
 
     def test_a_failed_delivery_comes_back_after_its_backoff_with_the_error_redacted(self, store: Store) -> None:
         """The rows are due again after the back-off, counted, with the target's error stored without secrets."""
