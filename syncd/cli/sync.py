@@ -79,7 +79,7 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
                     connectors_for_thread=build,
                     lease=lease,
                     mass_change=config.mass_change(group.codecs),
-                    outbox=Outbox(config.routes()),
+                    outbox=None if dry_run else Outbox(config.routes()),  # `plan` queues no notification
                 )
                 reports.append(run.run(dry_run=dry_run))
             except SQLAlchemyError as error:  # the store went away or filled up mid-pass

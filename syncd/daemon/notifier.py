@@ -169,8 +169,8 @@ class Notifier:
     def deliver(self) -> int:
         """One round: claim what is due, send it, record the outcome; the messages sent."""
         urls = dict(self._urls())
-        if not urls:
-            return 0
+        if not urls or not self.store.unsent_notifications():
+            return 0  # a read without a write lock: on SQLite an idle round never holds up a pass
         config = self._config()
         claim_s = max(config.instance.lease_ttl_s, MIN_CLAIM_S)
         with self.store.engine.begin() as connection:
@@ -183,8 +183,10 @@ class Notifier:
             )
         sent = 0
         for target, rows in due.items():
-            if self._stop.is_set():
-                break
+            if self._stop.is_set():  # shutting down: hand the rest back rather than let their claim lapse
+                with self.store.engine.begin() as connection:
+                    outbox.release(connection, [row.id for row in rows], self.holder)
+                continue
             sent += self._deliver(target, urls[target], rows, config, claim_s)
         return sent
 

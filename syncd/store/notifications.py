@@ -116,6 +116,15 @@ def sent(connection: Connection, ids: list[str], holder: str) -> int:
     )
 
 
+def release(connection: Connection, ids: list[str], holder: str) -> None:
+    """Hand back rows ``holder`` claimed and will not send (it is stopping), due at once for the next deliverer."""
+    connection.execute(
+        update(notifications)
+        .where(notifications.c.id.in_(ids), notifications.c.claimed_by == holder)
+        .values(claimed_by=None, claimed_until=None)
+    )
+
+
 def failed(connection: Connection, ids: list[str], holder: str, error: str, backoff_s: float) -> None:
     """Release the rows a failed delivery claimed, due again in ``backoff_s`` seconds, with the (redacted) error."""
     connection.execute(

@@ -75,6 +75,15 @@ class TestOutbox:
         time.sleep(0.4)
         assert claim(store, "b") == {"sales/chat": ["conflict 1"]}
 
+    def test_released_rows_are_due_at_once_for_another_deliverer(self, store: Store) -> None:
+        """A deliverer that stops hands its claimed rows back instead of leaving them until the claim lapses."""
+        with store.transaction() as tx:
+            Outbox({"sales": [SALES]}).record(tx, event(1))
+        with store.engine.begin() as connection:
+            (row,) = outbox.claim(connection, "a", digest_s=0, claim_s=30)["sales/chat"]
+            outbox.release(connection, [row.id], "a")
+        assert claim(store, "b") == {"sales/chat": ["conflict 1"]}
+
     def test_sent_rows_are_never_claimed_again_and_a_lapsed_claim_cannot_mark_them(self, store: Store) -> None:
         """Only the holder of a claim marks its rows sent; a sent row is done for good."""
         with store.transaction() as tx:
