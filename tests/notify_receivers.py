@@ -1,12 +1,15 @@
-"""Local receivers for notification tests: an HTTP endpoint (Apprise ``json://``) and an SMTP server (aiosmtpd).
+"""Local receivers for notification tests: an HTTP endpoint (Apprise ``json://``; over TLS, a Microsoft Teams
+Workflows endpoint for ``workflows://``) and an SMTP server (aiosmtpd).
 
-Both listen on 127.0.0.1 only and record what arrives; the HTTP one can be told to refuse its first deliveries.
+They listen on 127.0.0.1 only and record what arrives; the HTTP one can be told to refuse its first deliveries.
+Its TLS certificate comes from a throwaway CA (trustme) the client is told to trust: verification stays on.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from email import message_from_bytes
 from email.message import Message
@@ -14,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -21,7 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 class HttpReceiver:
     """Records each JSON body POSTed to it, by path; answers 500 to the first ``refuse`` deliveries."""
 
-    def __init__(self, refuse: int = 0) -> None:
+    def __init__(self, refuse: int = 0, ca: trustme.CA | None = None) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.refused = 0
         self.refuse = refuse
@@ -44,12 +48,20 @@ class HttpReceiver:
 
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if ca is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("127.0.0.1").configure_cert(context)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str, token: str = "receiver-token-0123456789") -> str:  # noqa: S107 - a test's token
         """An Apprise URL delivering to ``path`` here (with a secret-looking token, which must never be logged)."""
         return f"json://127.0.0.1:{self.port}{path}?token={token}"
+
+    def workflow_url(self, workflow: str, signature: str) -> str:
+        """An Apprise URL of a Teams Workflows trigger here (Apprise posts to ``/workflows/<workflow>/...``)."""
+        return f"workflows://127.0.0.1:{self.port}/{workflow}/{signature}"
 
     def at(self, path: str) -> list[dict[str, Any]]:
         """The messages delivered to ``path``."""

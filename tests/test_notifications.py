@@ -9,6 +9,7 @@ delivery, a target that refuses) is in tests/test_daemon_notifications.py.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import trustme
 from typer.testing import CliRunner
 
 from connectors.base import Connector
@@ -41,6 +43,17 @@ CARD = "Bulk seat pricing for resellers"
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[HttpReceiver]:
     with HttpReceiver() as running:
+        yield running
+
+
+@pytest.fixture
+def teams(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HttpReceiver]:
+    """A Teams Workflows endpoint over TLS, its throwaway CA trusted by requests (and so by Apprise)."""
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with HttpReceiver(ca=ca) as running:
         yield running
 
 
@@ -112,12 +125,19 @@ def unique_path(receiver: HttpReceiver, name: str) -> str:
 
 class TestEvents:
     def test_a_held_conflict_is_sent_once_to_each_department_in_it_with_its_links(
-        self, world: World, receiver: HttpReceiver, tmp_path: Path
+        self, world: World, receiver: HttpReceiver, teams: HttpReceiver, tmp_path: Path
     ) -> None:
-        """Sales and Marketing rename one item differently under `manual`: each gets one message naming the item,
-        the field and both values, linking the conflict's and the item's pages; Engineering, not in it, none."""
-        paths = {name: unique_path(receiver, name) for name in ("sales", "marketing", "engineering")}
-        config = world.notify({name: [(receiver.url(path), "events: [held_conflict]")] for name, path in paths.items()})
+        """Sales and Marketing rename one item differently under `manual`: Sales' webhook and Marketing's Teams
+        channel each get one message naming the item, the field and both values, linking the conflict's and the
+        item's pages; Engineering, not in it, gets none."""
+        paths = {name: unique_path(receiver, name) for name in ("sales", "engineering")}
+        wanted = "events: [held_conflict]"
+        config = world.notify(
+            {
+                **{name: [(receiver.url(path), wanted)] for name, path in paths.items()},
+                "marketing": [(teams.workflow_url("mkt0123456789", "sig-0123456789abcdef"), wanted)],
+            }
+        )
         text = (ROOT / "mappings" / "launch-requests.yaml").read_text()
         mapping = tmp_path / "launch-requests.yaml"
         mapping.write_text(text.replace("title: {rule: latest}", "title: {rule: manual}"))
@@ -131,13 +151,21 @@ class TestEvents:
         world.passes(config, 2, group)  # the second pass finds the same conflict still waiting
         with world.store.transaction() as tx:
             (queued,) = tx.conflicts(group=group.name)
-        for department in ("sales", "marketing"):
-            (sent,) = receiver.at(paths[department])
-            assert sent["title"] == f"syncd, {department}: a conflict waits for a decision"
-            assert f"'{CARD}'" in sent["message"]
-            assert "field title differs (marketing: Marketing's title; sales: Sales' title)" in sent["message"]
-            assert f"decide: {PUBLIC}/ui/conflicts/{queued.id}" in sent["message"]
-            assert f"item: {PUBLIC}/ui/items/{queued.sync_id}" in sent["message"]
+        (card_sent,) = teams.at("/workflows/mkt0123456789/triggers/manual/paths/invoke")
+        (adaptive,) = card_sent["attachments"]
+        # A card's text is Markdown: Apprise escapes the plain text's punctuation, which Teams shows unescaped.
+        title, body = (
+            re.sub(r"\\(.)", r"\1", block["text"])
+            for block in adaptive["content"]["body"]
+            if block["type"] == "TextBlock"
+        )
+        (sales,) = receiver.at(paths["sales"])
+        for department, sent in (("sales", (sales["title"], sales["message"])), ("marketing", (title, body))):
+            assert sent[0] == f"syncd, {department}: a conflict waits for a decision"
+            assert f"'{CARD}'" in sent[1]
+            assert "field title differs (marketing: Marketing's title; sales: Sales' title)" in sent[1]
+            assert f"decide: {PUBLIC}/ui/conflicts/{queued.id}" in sent[1]
+            assert f"item: {PUBLIC}/ui/items/{queued.sync_id}" in sent[1]
         assert receiver.at(paths["engineering"]) == []
 
     def test_a_quarantined_item_is_e_mailed_once_with_its_page(self, world: World, mailbox: SmtpReceiver) -> None:
