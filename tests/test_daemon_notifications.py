@@ -7,6 +7,7 @@ endpoint failing for longer than the target's threshold, 0 s here), an HTTP rece
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from sandbox.core import FaultRule
 from sandbox.org import Sandbox
 from tests.notify_receivers import HttpReceiver
+from tests.syncd_env import syncd
 from tests.test_daemon import DaemonProcess, rename_card, titles, wait_for
 
 TOKEN = "notify-receiver-token-7f3a9c"
@@ -77,6 +79,11 @@ def test_a_refusing_target_is_retried_and_syncing_goes_on(
         sandbox.jira.faults.add(FaultRule(kind="status", status=401))  # the token was revoked
         daemon.wait_logged("notify", outcome="retry", target="engineering/1")
         assert "syncd_notifications_unsent 1.0" in daemon.get("/metrics").text  # waiting out its back-off
+        status = syncd(env, "status", "--format", "json", mappings=False)
+        (waiting,) = json.loads(status.stdout)["notifications"]
+        assert waiting["target"] == "engineering/1"
+        assert (waiting["unsent"], waiting["attempts"]) == (1, 1)
+        assert TOKEN not in status.stdout
         rename_card(sandbox, "Renamed while notifications fail")
         wait_for(lambda: "Renamed while notifications fail" in titles(sandbox)[2], 20, "the rename in Asana")
         wait_for(lambda: receiver.at("/eng"), 30, "the notification after its back-off")
