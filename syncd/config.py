@@ -4,7 +4,8 @@
   from the environment (``SYNCD_STORE``, ``SYNCD_POLL_INTERVAL_S``, ...), through pydantic-settings.
 - ``config/departments/<name>.yaml``: one department: its tool, connection (base URL; credentials only *named*,
   by environment variable or file, never written here), workspace (Jira project key, Trello board id, Asana
-  project gid), people directory overrides (e-mail -> account) and Jira transition fields.
+  project gid), people directory overrides (e-mail -> account), Jira transition fields, and ``notify``: where
+  the department is told what waits for a person (Apprise URLs, named like credentials; :mod:`syncd.notices`).
 
 Every file is validated on load; unknown keys are rejected; every problem of every file is reported at once as
 ``file:line: what is wrong and how to fix it`` (:class:`syncd.yamlfile.FileError`, collected in
