@@ -4,7 +4,8 @@
   from the environment (``SYNCD_STORE``, ``SYNCD_POLL_INTERVAL_S``, ...), through pydantic-settings.
 - ``config/departments/<name>.yaml``: one department: its tool, connection (base URL; credentials only *named*,
   by environment variable or file, never written here), workspace (Jira project key, Trello board id, Asana
-  project gid), people directory overrides (e-mail -> account) and Jira transition fields.
+  project gid), people directory overrides (e-mail -> account), Jira transition fields, and ``notify``: where
+  the department is told what waits for a person (Apprise URLs, named like credentials; :mod:`syncd.notices`).
 
 Every file is validated on load; unknown keys are rejected; every problem of every file is reported at once as
 ``file:line: what is wrong and how to fix it`` (:class:`syncd.yamlfile.FileError`, collected in
@@ -31,6 +32,7 @@ from sqlalchemy.exc import ArgumentError
 from syncd.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-exported: its callers import it from here
 from syncd.errors import SyncdError
 from syncd.guard import Threshold
+from syncd.notices import KINDS, Kind, Route
 from syncd.redact import remember
 from syncd.yamlfile import FileError, line_of, load_yaml_model
 
@@ -327,6 +329,39 @@ class MassChange(_Strict):
         return Threshold(self.max_items, self.max_share, self.window_s)
 
 
+class NotifyTarget(_Strict):
+    """One place a department is told what waits for a person: an Apprise URL (Slack, Teams, e-mail, a webhook).
+
+    The URL carries the channel's secret (a webhook token, an SMTP password), so it is named like a credential,
+    ``{env: VARIABLE}`` or ``{file: PATH}``, never written here.
+    """
+
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,60}$",
+        description="names the target in logs and the outbox (default: its position, 1, 2, ...)",
+    )
+    url: Secret = Field(description="where the Apprise URL comes from: {env: VARIABLE} or {file: PATH}")
+    events: list[Kind] = Field(
+        default_factory=lambda: list(KINDS),
+        min_length=1,
+        description="which events to send: held_conflict, quarantined, guard_hold, endpoint_failing (default: all)",
+    )
+    failing_after_s: float = Field(
+        900.0,
+        ge=0,
+        le=7 * DAY_S,
+        description="an endpoint whose tool cannot be read for longer than this is notified (endpoint_failing)",
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _once_each(cls, events: list[Kind]) -> list[Kind]:
+        if len(set(events)) != len(events):
+            raise ValueError("an event kind is listed twice: list each once")
+        return events
+
+
 class Department(_Strict):
     """One department and the tool it works in (``config/departments/<name>.yaml``)."""
 
@@ -340,6 +375,18 @@ class Department(_Strict):
         None, gt=0, le=DAY_S, description="overrides the instance's poll interval (at most a day)"
     )
     mass_change: MassChange | None = Field(None, description="overrides the instance's mass-change threshold")
+    notify: list[NotifyTarget] = Field(
+        default_factory=list,
+        description="where this department is told what waits for a person (see docs/notifications.md)",
+    )
+
+    @field_validator("notify")
+    @classmethod
+    def _distinct_names(cls, notify: list[NotifyTarget]) -> list[NotifyTarget]:
+        names = [target.name or str(index) for index, target in enumerate(notify, 1)]
+        if len(set(names)) != len(names):
+            raise ValueError("two notify targets have the same name: give each its own 'name'")
+        return notify
 
     @field_validator("people")
     @classmethod
@@ -459,6 +506,13 @@ class Instance(BaseSettings):
         description="when archives, unlinks or recreates toward one endpoint in one pass are held for a person "
         "(`syncd guard`); a department's own setting overrides it",
     )
+    notify_digest_s: float = Field(
+        60.0,
+        ge=0,
+        le=DAY_S,
+        description="seconds a target's notifications are collected from the first one, then sent as one digest "
+        "(0: each as soon as the notifier runs)",
+    )
     audit_key: Secret | None = Field(
         None,
         description="where the audit chain's HMAC key comes from, e.g. {env: SYNCD_AUDIT_KEY}: kept out of the "
@@ -510,6 +564,30 @@ class Config(_Strict):
             member: (department.mass_change or self.instance.mass_change).threshold()
             for member in members
             if (department := self.departments.get(member)) is not None
+        }
+
+    def routes(self) -> dict[str, list[Route]]:
+        """Department -> its notification targets and the events each wants (see :mod:`syncd.notices`)."""
+        return {
+            name: [
+                Route(
+                    f"{name}/{target.name or index}",
+                    name,
+                    frozenset(target.events),
+                    target.failing_after_s,
+                )
+                for index, target in enumerate(department.notify, 1)
+            ]
+            for name, department in self.departments.items()
+            if department.notify
+        }
+
+    def notify_urls(self) -> dict[str, str]:
+        """Target -> its Apprise URL, read now (each registered as a secret; a missing one raises naming where)."""
+        return {
+            f"{name}/{target.name or index}": target.url.resolve()
+            for name, department in self.departments.items()
+            for index, target in enumerate(department.notify, 1)
         }
 
 

@@ -1,8 +1,8 @@
 """Injectable crash points, so tests can kill a pass exactly where a real crash would hurt most.
 
 ``SYNCD_CRASH_AT=after-create`` kills the process (SIGKILL: no cleanup, no flush, like a power cut) the first
-time the executor reaches that point; ``after-create:3`` the third time. The points are :data:`POINTS` and
-:data:`WITHIN_WRITES`. Unset, a crash point costs one dictionary lookup.
+time the executor reaches that point; ``after-create:3`` the third time. The points are :data:`POINTS`,
+:data:`WITHIN_WRITES`, :data:`NOTIFIER`. Unset, a crash point costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ WITHIN_WRITES = ("mid-transition", "mid-create")
 """Points inside a connector's write, reached only by some writes: a Jira status move one transition along its
 path (the issue sits in a status between where it was and where syncd is taking it); an Asana create whose task
 exists and whose marker is not attached yet."""
+
+NOTIFIER = ("before-notify",)
+"""The notifier's point: an event's outbox rows committed and claimed, the message not sent yet (a crash there must
+neither lose nor repeat it; tests/test_daemon_notifications.py)."""
 
 _reached: Counter[str] = Counter()
 _lock = threading.Lock()

@@ -43,6 +43,7 @@ from syncd.guarding import Guarding, restorable
 from syncd.mapping import Group
 from syncd.merge import Item, heed
 from syncd.model import FieldChange
+from syncd.notices import Outbox
 from syncd.pass_data import PassReport, Touched, endpoint_key
 from syncd.plan import Plan
 from syncd.reading import Found, Reader
@@ -92,10 +93,13 @@ class Pass:
         connectors_for_thread: Callable[[], Mapping[str, Connector]] | None = None,
         lease: Lease | None = None,
         mass_change: Mapping[str, Threshold] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         """Set up a pass; with ``pool``, items are applied in parallel; with ``lease``, every commit is fenced.
 
-        ``mass_change``: member -> its mass-change threshold (the defaults where none is given).
+        ``mass_change``: member -> its mass-change threshold (the defaults where none is given). ``outbox``: where
+        held conflicts, quarantined items, guards and failing endpoints are queued for notification, in the
+        transaction that records each (none: nobody is notified).
 
         A backfill is bound by API latency, not by syncd: each pool thread uses its own connectors from
         ``connectors_for_thread``, since SDK clients are not thread-safe.
@@ -111,8 +115,14 @@ class Pass:
         self.pool = pool
         self.connectors_for_thread = connectors_for_thread
         self.report = PassReport(group.name)
+        self.outbox = outbox or Outbox()
         self.failures = Failures(
-            group.name, self.report, quarantine_after=quarantine_after, config_version=config_version
+            group.name,
+            self.report,
+            quarantine_after=quarantine_after,
+            config_version=config_version,
+            outbox=self.outbox,
+            members=tuple(group.codecs),
         )
         self.reader = Reader(group, connectors, self.store, self.report)
         self._local = threading.local()
@@ -125,6 +135,7 @@ class Pass:
             policy=group.policy,
             restorable=restorable(group),
             moves_status={m for m, codec in group.codecs.items() if codec.capabilities.restore_needs_status},
+            outbox=self.outbox,
         )
 
     def run(
@@ -305,7 +316,13 @@ class Pass:
     def _stages(self, connectors: Mapping[str, Connector]) -> tuple[Executor, CommentMirror]:
         """The apply stage's parts over one set of connectors, reporting into this pass's report."""
         executor = Executor(
-            self.group, connectors, self.store, self.report, self.failures, config_version=self.config_version
+            self.group,
+            connectors,
+            self.store,
+            self.report,
+            self.failures,
+            config_version=self.config_version,
+            outbox=self.outbox,
         )
         mirror = CommentMirror(
             self.group, connectors, self.store, self.report, self.failures, config_version=self.config_version
@@ -405,5 +422,8 @@ class Pass:
                 key = endpoint_key(self.group.name, member)
                 if member in down:
                     tx.endpoint_failing(key, self.report.down[member])
+                    if self.outbox.routes:
+                        since, error = tx.failing_endpoints()[key]
+                        self.outbox.failing(tx, group=self.group.name, department=member, since=since, error=error)
                 elif member in read:
                     tx.endpoint_answers(key)

@@ -20,6 +20,7 @@
     │   ├── SignInRefused                 the answer or the person is refused: state, code, ID token, permissions
     │   └── ProviderUnavailable           the OIDC provider did not answer, refused syncd's client, or is not OIDC
     ├── SideEmptied                       an endpoint lists far fewer linked items than before: an outage
+    ├── NotDelivered                      a notification target did not accept a message (retried later)
     └── ConnectorError                    something a tool said or did not say; .tool names it
         ├── RetriableError                try again later; nothing was decided
         │   ├── RateLimited               429; .retry_after_s from the service when it said
@@ -301,6 +302,10 @@ class NoTransition(SkippableError):
         )
         self.from_status = from_status
         self.to_status = to_status
+
+
+class NotDelivered(SyncdError):
+    """A notification target did not accept a message: what Apprise said, redacted (its URL is a secret)."""
 
 
 class SideEmptied(SyncdError):

@@ -41,6 +41,7 @@ from syncd.fanout import each
 from syncd.mapping import Group, MappingProblem
 from syncd.merge import same
 from syncd.model import FieldChange, Record
+from syncd.notices import Outbox, held_conflict
 from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
 from syncd.plan import Archive, Create, Delete, Plan, Refusal, Restore, Step, Unlink, Write
 from syncd.store import DuplicateLink, Store, Tx
@@ -79,6 +80,7 @@ class Executor:
         failures: Failures,
         *,
         config_version: str = "",
+        outbox: Outbox | None = None,
     ) -> None:
         self.group = group
         self.connectors = connectors
@@ -86,6 +88,7 @@ class Executor:
         self.report = report
         self.failures = failures
         self.config_version = config_version
+        self.outbox = outbox or Outbox()
 
     def execute(self, decided: Plan, item: Touched) -> Applied:
         """Journal, apply and commit one item's plan; a failure strikes the item and leaves it to be retried."""
@@ -636,6 +639,18 @@ class Executor:
                 )
                 if not changed:
                     continue  # the same conflict, still waiting: audited when it was queued
+                # Keyed by the conflict: values that change while it waits are audited, not notified again.
+                self.outbox.record(
+                    tx,
+                    held_conflict(
+                        queued.id,
+                        group=self.group.name,
+                        sync_id=decided.sync_id,
+                        field=conflict.field,
+                        values=conflict.values,
+                        title=decided.base.get("title"),
+                    ),
+                )
                 message = f"held for a person: syncd conflicts resolve {queued.id} --take DEPARTMENT"
             else:
                 message = None

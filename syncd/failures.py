@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from syncd.audit import AuditEvent, append
 from syncd.errors import ConnectorError, EndpointDown, RetriableError, SyncdError
 from syncd.mapping import Group
+from syncd.notices import Outbox, quarantined
 from syncd.pass_data import PassReport
 from syncd.redact import redact
 from syncd.store import Tx
@@ -23,8 +24,20 @@ from syncd.uncertain import Uncertain
 class Failures:
     """Strikes and quarantine of one group's items, reported into one pass's report."""
 
-    def __init__(self, group: str, report: PassReport, *, quarantine_after: int, config_version: str) -> None:
+    def __init__(
+        self,
+        group: str,
+        report: PassReport,
+        *,
+        quarantine_after: int,
+        config_version: str,
+        outbox: Outbox | None = None,
+        members: Sequence[str] = (),
+    ) -> None:
+        """``outbox`` and ``members``: a held item is notified to the group's departments (none: not notified)."""
         self.group = group
+        self.outbox = outbox or Outbox()
+        self.members = tuple(members)
         self.report = report
         self.quarantine_after = quarantine_after
         self.config_version = config_version
@@ -57,6 +70,19 @@ class Failures:
                     outcome="held",
                     config_version=self.config_version,
                     message=f"failed {entry.strikes} passes in a row: {message}",
+                ),
+            )
+            title = (tx.base(sync_id) or {}).get("title")
+            self.outbox.record(
+                tx,
+                quarantined(
+                    group=self.group,
+                    sync_id=sync_id,
+                    members=self.members,
+                    strikes=entry.strikes,
+                    error=message,
+                    since=entry.last_at,
+                    title=title,
                 ),
             )
 

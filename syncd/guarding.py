@@ -34,6 +34,7 @@ from syncd.audit import AuditEvent, append
 from syncd.guard import Destructive, Rejection, Threshold, destructive, rejected
 from syncd.mapping import Group
 from syncd.merge import GroupPolicy
+from syncd.notices import Outbox, guard_hold
 from syncd.pass_data import Hold, PassReport, Touched
 from syncd.plan import Plan
 from syncd.store import Store, Tx
@@ -110,6 +111,7 @@ class Guarding:
         policy: GroupPolicy | None = None,
         restorable: Collection[str] = (),
         moves_status: Collection[str] = (),
+        outbox: Outbox | None = None,
     ) -> None:
         self.group = group
         self.store = store
@@ -123,6 +125,7 @@ class Guarding:
         """Members whose tool's archive moves the item's status (undone with the archive)."""
         self.naming: dict[tuple[str, str], Guard] = {}
         """(item, endpoint) -> the unsettled guard naming it, as this pass found them."""
+        self.outbox = outbox or Outbox()
         self.decided: dict[str, set[str]] = defaultdict(set)
         """Guard id -> items of a decided guard let through this pass (settled once committed)."""
 
@@ -302,6 +305,16 @@ class Guarding:
                         reason=opened[endpoint],
                     )
                     self._audit(tx, guard_id, endpoint, items, said=f"held: {opened[endpoint]}")
+                    sources = {str(detail["source"]) for detail in items.values()}
+                    event = guard_hold(
+                        guard_id,
+                        group=self.group,
+                        endpoint=endpoint,
+                        sources=sorted(sources),
+                        items=len(items),
+                        reason=opened[endpoint],
+                    )
+                    self.outbox.record(tx, event)
                 elif items != guard.items:
                     stored.replace_items(tx, guard.id, items, linked=linked.get(endpoint, 0))
                     if not items:

@@ -494,6 +494,7 @@ class TestStatus:
             "failing_endpoints": 0,
             "refused_values": 1,
             "guards": [],
+            "notifications": [],
             "audit_events": 0,
             "groups": {
                 "launch": {
@@ -568,6 +569,7 @@ class TestStatus:
             "failing_endpoints": 0,
             "refused_values": 0,
             "guards": [],
+            "notifications": [],
             "audit_events": 0,
             "replicas": [],
             "groups": {},

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from syncd.cli.console import stderr
 from syncd.cli.options import ConfigOption, MappingsOption
-from syncd.errors import CheckFailed, CommandRefused, ConfigError
+from syncd.errors import CheckFailed, CommandRefused, ConfigError, SyncdError
+
+if TYPE_CHECKING:
+    from syncd.config import Config
 
 
 def schema(
@@ -34,6 +37,19 @@ def schema(
     sys.stdout.write(json.dumps(every[kind] if kind else every, indent=2) + "\n")
 
 
+def _notify_problems(config: Config) -> list[str]:
+    """Each notification target's URL read and accepted by Apprise (as ``syncd run`` does at start); no message."""
+    from syncd.daemon.notifier import targets  # noqa: PLC0415 - Apprise loads its plugins: only --online pays
+
+    try:
+        targets(config)
+    except ConfigError as error:
+        return [str(each) for each in error.errors]
+    except SyncdError as error:
+        return [str(error)]
+    return []
+
+
 def check(
     config_dir: ConfigOption = Path("config"),
     mappings_dir: MappingsOption = Path("mappings"),
@@ -41,7 +57,8 @@ def check(
         bool,
         typer.Option(
             "--online",
-            help="Then ask each department's tool: credentials, workspace, statuses, workflow paths and people.",
+            help="Then ask each department's tool: credentials, workspace, statuses, workflow paths and people;"
+            " and read each notification URL.",
         ),
     ] = False,
 ) -> None:
@@ -69,7 +86,7 @@ def check(
         from syncd.checks import online_problems  # noqa: PLC0415 - keeps `syncd --help` fast
 
         assert config is not None
-        problems = online_problems(config, groups, connector_for, CAPABILITIES)
+        problems = online_problems(config, groups, connector_for, CAPABILITIES) + _notify_problems(config)
     if problems:
         raise CheckFailed(problems)
     assert config is not None

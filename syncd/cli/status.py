@@ -94,6 +94,7 @@ def _status(tx: Tx) -> dict[str, Any]:
         cursors,
         items,
         links,
+        notifications,
         quarantine,
     )
 
@@ -138,6 +139,13 @@ def _status(tx: Tx) -> dict[str, Any]:
     from syncd.store import guards  # noqa: PLC0415 - keeps `syncd --help` fast
 
     held = [as_json(guard) for guard in guards.active(tx) if guard.state == "pending"]
+    unsent = select(
+        notifications.c.target, func.count(), func.max(notifications.c.attempts), func.max(notifications.c.error)
+    ).where(notifications.c.sent_at.is_(None))
+    waiting = [
+        {"target": target, "unsent": count, "attempts": attempts, "error": error}
+        for target, count, attempts, error in execute(unsent.group_by(notifications.c.target).order_by("target"))
+    ]
     audit_events = execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar() or 0
     replicas = _replicas(tx, groups)
     ordered = {name: groups[name] for name in sorted(groups)}
@@ -153,6 +161,7 @@ def _status(tx: Tx) -> dict[str, Any]:
         "failing_endpoints": unreadable,
         "refused_values": sum(len(each["refused"]) for each in ordered.values()),
         "guards": held,
+        "notifications": waiting,
         "audit_events": audit_events,
         "replicas": replicas,
         "groups": ordered,
@@ -188,6 +197,7 @@ def _print_status(summary: dict[str, Any]) -> None:
     print_table(groups)
     print_table(endpoints)
     _print_others(summary)
+    _print_notifications(summary)
     typer.echo(f"audit log: {summary['audit_events']} events")
 
 
@@ -226,6 +236,22 @@ def _print_others(summary: dict[str, Any]) -> None:
             row = (guard["id"], guard["group"], guard["endpoint"], ", ".join(guard["sources"]), str(guard["items"]))
             held.add_row(*(Text(cell) for cell in row), Text(guard["reason"]))
         print_table(held)
+
+
+def _print_notifications(summary: dict[str, Any]) -> None:
+    """Notifications not delivered yet, per target, when there are any (a target that fails keeps them)."""
+    from rich.table import Table  # noqa: PLC0415 - keeps `syncd --help` fast
+    from rich.text import Text  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    if not summary["notifications"]:
+        return
+    waiting = Table(title="notifications not delivered yet (docs/notifications.md)")
+    for heading in ("target", "unsent", "failed rounds", "error"):
+        waiting.add_column(heading, overflow="fold")
+    for row in summary["notifications"]:
+        cells = (row["target"], str(row["unsent"]), str(row["attempts"]), row["error"] or "")
+        waiting.add_row(*(Text(cell) for cell in cells))
+    print_table(waiting)
 
 
 def status(

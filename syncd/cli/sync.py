@@ -23,6 +23,7 @@ from syncd.cli.console import stderr
 from syncd.cli.handler import Outcome
 from syncd.cli.options import ConfigOption, MappingsOption
 from syncd.cli.store import WaitOption
+from syncd.notices import Outbox
 
 
 def load(config_dir: Path, mappings_dir: Path) -> tuple[Any, list[Any]]:
@@ -80,6 +81,7 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
                     connectors_for_thread=build,
                     lease=lease,
                     mass_change=config.mass_change(group.codecs),
+                    outbox=None if dry_run else Outbox(config.routes()),  # `plan` queues no notification
                 )
                 reports.append(run.run(dry_run=dry_run))
             except SQLAlchemyError as error:  # the store went away or filled up mid-pass

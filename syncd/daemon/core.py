@@ -23,6 +23,7 @@ from syncd.daemon import web
 from syncd.daemon.health import Readiness
 from syncd.daemon.logs import configure_logging, log
 from syncd.daemon.metrics import AUDIT_HEAD_EVERY_S, Metrics, ObserveRequests, log_audit_head
+from syncd.daemon.notifier import Notifier
 from syncd.daemon.passes import Passes
 from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
 from syncd.daemon.scheduler import Scheduler
@@ -85,6 +86,12 @@ class Daemon:
             readiness=self.health,
             clock=clock,
         )
+        self.notifier = Notifier(
+            self.store,
+            holder=self.sharing.replica,
+            config=lambda: self.runtime.config,
+            urls=lambda: self.runtime.notify_urls,
+        )
         self.webhooks = Webhooks(
             runtime=lambda: self.runtime,
             connector_for=connector_for,
@@ -112,6 +119,7 @@ class Daemon:
             self._stop_observing = self._observe_requests(self.metrics.request)
         self.sharing.start()
         self.passes.start()
+        self.notifier.start()
         log.info(
             "started",
             listen=url,
@@ -160,6 +168,7 @@ class Daemon:
         """Undo a start that failed half-way, so no thread keeps the process alive behind the error."""
         self.request_stop()
         self.passes.abandon()
+        self.notifier.stop()
         if self._server is not None:
             web.stop(self._server)
             self._server = None
@@ -202,6 +211,7 @@ class Daemon:
         self.request_stop()
         timeout = self.runtime.config.instance.shutdown_timeout_s
         unfinished = self.passes.drain(timeout)
+        self.notifier.stop(timeout)
         if self._server is not None:
             web.stop(self._server)
         if self._stop_observing is not None:

@@ -43,6 +43,25 @@ class _Quarantined(Collector):
         yield gauge
 
 
+class _Unsent(Collector):
+    """``syncd_notifications_unsent``: outbox rows not delivered yet, read at scrape time (see notifications.md)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge; none while the store cannot say (not migrated yet, or it hiccuped)."""
+        gauge = GaugeMetricFamily(
+            "syncd_notifications_unsent", "Notifications waiting to be delivered (a failing target keeps them here)."
+        )
+        try:
+            gauge.add_metric([], float(self.store.unsent_notifications()))
+        except Exception as error:  # a scrape must not fail because the store hiccuped
+            log.warning("metrics.notifications_unreadable", error=type(error).__name__)
+            return
+        yield gauge
+
+
 AUDIT_HEAD_EVERY_S = 60.0
 """How often the daemon logs the audit chain's head: a checkpoint outside the store, at most a minute old."""
 
@@ -134,6 +153,7 @@ class Metrics:
         )
         r.register(_Quarantined(store))
         r.register(_AuditHead(store))
+        r.register(_Unsent(store))
 
     def observe_sharing(
         self, *, groups: Callable[[], Iterable[str]], owned: Callable[[], Iterable[str]], live: Callable[[], int]

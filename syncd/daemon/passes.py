@@ -30,6 +30,7 @@ from syncd.daemon.sharing import Sharing
 from syncd.engine import Pass
 from syncd.errors import LeaseLost, SyncdError
 from syncd.mapping import Group
+from syncd.notices import Outbox
 from syncd.store import Lease, Store
 
 
@@ -184,6 +185,7 @@ class Passes:
                 connectors_for_thread=(lambda: self._connectors(runtime)) if parallel else None,
                 lease=lease,
                 mass_change=runtime.config.mass_change(group.codecs),
+                outbox=Outbox(runtime.config.routes()),
             ).run(hints=job.hints, follow=lambda: self._scheduler.take_hints(group.name))
         except LeaseLost as error:
             duration = round(self._clock() - started, 3)

@@ -15,6 +15,7 @@ from typing import Protocol
 from syncd.config import Config, ConfigError, Department, config_version, load_config
 from syncd.connector import Capabilities, Connector
 from syncd.daemon.logs import log
+from syncd.daemon.notifier import targets as notify_targets
 from syncd.errors import SyncdError
 from syncd.mapping import Group, compile_groups
 
@@ -41,6 +42,8 @@ class Runtime:
     """A digest of the configuration and mapping files, recorded in audit events."""
     verifiers: Mapping[str, Connector]
     """Per department, a connector used only to verify webhook deliveries (no I/O, safe from any thread)."""
+    notify_urls: Mapping[str, str]
+    """Notification target (``department/name``) -> its Apprise URL, read and checked (a secret: never logged)."""
 
     def interval(self, group: str) -> float:
         """Seconds between full passes of a group: the shortest poll interval of its members."""
@@ -85,7 +88,8 @@ def load_runtime(
         if old is not None:
             verifier.keep_agreed_secret(old)  # a secret agreed in a handshake outlives a reload
         verifiers[name] = verifier
-    return Runtime(generation, config, groups, config_version(config_dir, mappings_dir), verifiers)
+    urls = notify_targets(config)  # read and checked now: a bad URL fails the start or the reload, not a delivery
+    return Runtime(generation, config, groups, config_version(config_dir, mappings_dir), verifiers, urls)
 
 
 def reload_runtime(

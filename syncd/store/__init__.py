@@ -325,6 +325,10 @@ class Store:
             return 0
         return int(self._scalar("SELECT count(*) FROM quarantine WHERE held") or 0)
 
+    def unsent_notifications(self) -> int:
+        """How many outbox rows wait to be delivered (:mod:`syncd.store.notifications`), failing ones included."""
+        return int(self._scalar("SELECT count(*) FROM notifications WHERE sent_at IS NULL") or 0)
+
     def audit_head(self) -> tuple[int, str] | None:
         """The audit chain's last seq and hash (the checkpoint to export); None while there is no head row."""
         row = self._row("SELECT seq, hash FROM audit_head WHERE id = 1")

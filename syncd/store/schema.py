@@ -19,6 +19,9 @@
 - ``guards``: mass changes held for a person (see :mod:`syncd.guard`): per group and affected endpoint, the items
   and the destructive steps held, the state (pending, confirmed, rejected), who decided and when, and ``open``: the
   items a decided guard still has to be applied to (``settled_at`` once none are left).
+- ``notifications``: the outbox of events that wait for a person (see :mod:`syncd.notices`): one row per event and
+  target, unique by ``key``, written with the event's cause; ``claimed_by`` / ``claimed_until`` while a daemon
+  delivers it, ``sent_at`` once sent, ``attempts``, ``due_at`` and ``error`` while its target fails.
 - ``audit``: append-only, hash-chained events, each with the ``hash_format`` it was chained in (see
   :mod:`syncd.audit`); ``audit_head`` holds the chain's last seq and hash, locked by each append.
 """
@@ -221,6 +224,28 @@ guards = Table(
     Column("decided_by", String(200), nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("settled_at", DateTime(timezone=True), nullable=True),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key", String(500), nullable=False, unique=True),
+    Column("target", String(300), nullable=False),
+    Column("department", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("group_name", String(200), nullable=True),
+    Column("sync_id", String(32), nullable=True),
+    Column("text", Text, nullable=False),
+    # [[label, path under public_url], ...]: the pages where a person decides.
+    Column("links", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("claimed_by", String(300), nullable=True),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("error", Text, nullable=True),
 )
 
 audit_head = Table(
