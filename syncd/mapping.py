@@ -34,7 +34,7 @@ from syncd.errors import ConfigError
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
 from syncd.model import FIELDS, Person, Placed, Record, Unreadable
 from syncd.plan import Value, View
-from syncd.yamlfile import FileError, Located, line_of, load_yaml_model
+from syncd.yamlfile import FileError, Located, line_of, load_yaml_data, load_yaml_model
 
 ELLIPSIS = "\u2026"
 UNTITLED = "(untitled)"
@@ -719,20 +719,34 @@ def _rule(spec: FieldSpec) -> Rule:
     return Rule(spec.rule)
 
 
+def _no_department(path: Path, missing: list[str]) -> tuple[int | None, str]:
+    """Where and what to say of members that have no department file."""
+    return (
+        line_of(path, ("members", missing[0])),
+        f"members {missing} have no file in config/departments/: add one or fix the name",
+    )
+
+
 def compile_group(path: Path | str, tools: Mapping[str, str], capabilities: Mapping[str, Capabilities]) -> Group:
     """Load and compile a group file; ``tools`` maps each department to its tool kind (from the configuration).
 
     ``capabilities`` gives each tool kind's facts (from the composition root: ``connectors.factory.CAPABILITIES``).
     """
     path = Path(path)
-    spec = load_yaml_model(path, GroupFile)
+    try:
+        spec = load_yaml_model(path, GroupFile)
+    except FileError as invalid:
+        # A member with no department file explains most of what else is wrong (fields that do not say where it
+        # keeps them): named first, with the rest.
+        data = load_yaml_data(path)
+        members = data.get("members") if isinstance(data, dict) else None
+        unknown = sorted(set(members) - set(tools)) if isinstance(members, dict) else []
+        if not unknown:
+            raise
+        raise FileError(path, *_no_department(path, unknown), invalid.problems) from invalid
     missing = sorted(set(spec.members) - set(tools))
     if missing:
-        raise FileError(
-            path,
-            line_of(path, ("members", missing[0])),
-            f"members {missing} have no file in config/departments/: add one or fix the name",
-        )
+        raise FileError(path, *_no_department(path, missing))
     holders = {name: spec.holders(name) for name in spec.fields}
     policy = GroupPolicy(
         group=spec.group or path.stem,

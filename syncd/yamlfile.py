@@ -281,6 +281,12 @@ def line_of(path: Path, loc: tuple[int | str, ...]) -> int | None:
     return node.start_mark.line + 1 if node is not None else None
 
 
+def load_yaml_data(path: Path | str) -> object:
+    """The file's data, read within the same bounds as :func:`load_yaml_model`, without validating it."""
+    path = Path(path)
+    return _parse(path, read_text(path))[1]
+
+
 def load_yaml_model(
     path: Path | str, model: type[ModelT], text: str | None = None, context: dict[str, object] | None = None
 ) -> ModelT:

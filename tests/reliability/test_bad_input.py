@@ -93,7 +93,7 @@ BAD_FILES = [
     case("duplicate-key", BadFile(JIRA_YAML, APPEND, "connection:\n  tool: jira\n", 11, ("'connection'", "more than once"))),  # noqa: E501
     case("empty-department-file", BadFile(JIRA_YAML, EMPTY, "", 1, ("'connection' is required but missing", "add it"))),
     case("unknown-department", BadFile(MAPPING, "  marketing: {}\n", "  marketing: {}\n  finance: {}\n", 7, ("['finance'] have no file in config/departments/", "add one or fix the name"))),  # noqa: E501
-    case("unknown-canonical-field", BadFile(MAPPING, "comments: true", "  colour: {rule: latest}\ncomments: true", 24, ("unknown fields ['colour']", "syncd mirrors"))),  # noqa: E501
+    case("unknown-canonical-field", BadFile(MAPPING, "comments: true", "  colour: {rule: latest}\ncomments: true", 34, ("unknown fields ['colour']", "syncd mirrors"))),  # noqa: E501
     case("rule-names-non-member", BadFile(MAPPING, "owner: engineering", "owner: finance", 13, ("['finance'] are not members", "add them under 'members' or fix the name"))),  # noqa: E501
     case("unknown-rule", BadFile(MAPPING, "title: {rule: latest}", "title: {rule: lastest}", 10, ("'latest', 'union', 'merge-text' or 'manual'",))),  # noqa: E501
     case("bad-time-zone", BadFile(MAPPING, "Europe/Berlin", "Europe/Berlyn", 22, ("unknown time zone 'Europe/Berlyn'", "use an IANA name"))),  # noqa: E501
@@ -121,9 +121,9 @@ BAD_FILES = [
     case("control-character", BadFile(JIRA_YAML, "project: ENG", "project: EN\x07G", 8, ("control character U+0007", "remove it"))),  # noqa: E501
     case("latin-1", BadFile(TRELLO_YAML, "  eli@corp.example: eli", "  eli@corp.example: \u00e9li", 14, ("byte 0xe9 is not UTF-8", "save the file as UTF-8"), "latin-1")),  # noqa: E501
     case("utf-16", BadFile(MAPPING, APPEND, "", 1, ("saved as UTF-16", "save the file as UTF-8"), "utf-16")),
-    case("larger-than-1-mib", BadFile(MAPPING, APPEND, "# " + "x" * 1_100_000 + "\n", 25, ("larger than 1024 KiB",))),
+    case("larger-than-1-mib", BadFile(MAPPING, APPEND, "# " + "x" * 1_100_000 + "\n", 35, ("larger than 1024 KiB",))),
     case("write-target-not-in-map", BadFile(MAPPING, "engineering: {doing: In Progress}", "engineering: {doing: Done}", 19, ("engineering would write 'Done' for 'doing'", "write one of ['Blocked', 'In Progress', 'In Review']"))),  # noqa: E501
-    case("mapping-duplicate-field", BadFile(MAPPING, "comments: true", "  title: {rule: manual}\ncomments: true", 24, ("'title'", "more than once"))),  # noqa: E501
+    case("mapping-duplicate-field", BadFile(MAPPING, "comments: true", "  title: {rule: manual}\ncomments: true", 34, ("'title'", "more than once"))),  # noqa: E501
 ]  # fmt: skip
 
 
