@@ -398,6 +398,16 @@ class TestDecisions:
         assert conflict is not None
         assert conflict.state == "open"
 
+    def test_a_notifications_links_lead_to_the_rows_in_the_queues(self, site: Site) -> None:
+        """/ui/conflicts/ID and /ui/guards/ID (what notifications link to) open the first page at that row."""
+        session = signed_in(site, "rita@corp.example")
+        for path, anchor in ((f"conflicts/{C2}", f"conflict-{C2}"), (f"guards/{GUARD}", f"guard-{GUARD}")):
+            answer = session.get(f"{site.url}/ui/{path}", allow_redirects=False, timeout=10)
+            assert answer.status_code == 303
+            assert answer.headers["Location"].endswith(f"/ui/#{anchor}")
+        assert f'id="conflict-{C2}"' in session.get(f"{site.url}/ui/", timeout=10).text
+        assert requests.get(f"{site.url}/ui/conflicts/{C2}", allow_redirects=False, timeout=10).status_code == 302
+
     def test_resolving_a_conflict_is_audited_with_the_users_name(self, site: Site) -> None:
         """Dave decides Engineering's conflict: the conflict takes sales, the decision event names him."""
         session = signed_in(site, "dave@corp.example")

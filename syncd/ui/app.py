@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
@@ -125,6 +125,8 @@ class Ui:
                 Rule("/items/<sync_id>", endpoint="item", methods=["GET"]),
                 Rule("/chain", endpoint="chain", methods=["GET"]),
                 Rule("/chain/verify", endpoint="verify", methods=["POST"]),
+                Rule("/conflicts/<conflict_id>", endpoint="conflict", methods=["GET"]),
+                Rule("/guards/<guard_id>", endpoint="guard_row", methods=["GET"]),
                 Rule("/conflicts/<conflict_id>/resolve", endpoint="resolve", methods=["POST"]),
                 Rule("/quarantine/<sync_id>/retry", endpoint="retry", methods=["POST"]),
                 Rule("/guards/<guard_id>/<any(confirm, reject):choice>", endpoint="guard", methods=["POST"]),
@@ -294,6 +296,14 @@ class Ui:
         fields = sorted({name for tool in view.tools for name in tool.values} | set(view.base))
         rows = [(each, exported(each)) for each in view.timeline]
         return self._page(request, session, "item.html", item=view, fields=fields, timeline=rows, columns=COLUMNS)
+
+    def _page_conflict(self, request: Request, session: Session, conflict_id: str) -> Response:
+        """A notification's link to a held conflict: its row, with its buttons, in the queues on the first page."""
+        return redirect(self._url(request, f"/#conflict-{quote(conflict_id, safe='')}"), code=303)
+
+    def _page_guard_row(self, request: Request, session: Session, guard_id: str) -> Response:
+        """A notification's link to a mass-change hold: its row in the queues on the first page."""
+        return redirect(self._url(request, f"/#guard-{quote(guard_id, safe='')}"), code=303)
 
     def _page_chain(self, request: Request, session: Session) -> Response:
         return self._page(request, session, "chain.html", verdict=self.chain.last, checkpoint=self.chain.checkpoint())
