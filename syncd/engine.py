@@ -163,7 +163,7 @@ class Pass:
             self.guarding.screen(work, self.report.emptied, dry_run=True)  # what would be held, stored nowhere
         else:
             self._apply_all(self.guarding.screen(work, self.report.emptied))
-            self._settle_defaults(skip)
+            self._settle_defaults(skip, found.down)
         if not dry_run and follow is not None:
             self._fold(follow, skip, found.down)
         if not dry_run and hints is None:
@@ -179,13 +179,18 @@ class Pass:
             self.guarding.settle()
         return self.report
 
-    def _settle_defaults(self, skip: set[str]) -> None:
+    def _settle_defaults(self, skip: set[str], down: Mapping[str, ConnectorError]) -> None:
         """Read back the mirrors whose tool filled an empty field on create, and carry that value to the others.
 
         Jira gives a new issue the project's default priority whatever syncd sends: the commit does not take that
         record for syncd's own (the base holds no priority), and one targeted round here reads it as Jira's change,
-        so the others get it in this pass, and the next pass finds everything in step.
+        so the others get it in this pass, and the next pass finds everything in step. Not while a member is down:
+        a targeted read does not see that member, and would plan a mirror there for each new item; the next full
+        pass reads the defaults anyway.
         """
+        if down:
+            self.report.take_defaulted()
+            return
         for _ in range(FOLD_ROUNDS):
             hints = self.report.take_defaulted()
             if not hints:

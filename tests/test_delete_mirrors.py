@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from connectors.base import Connector
 from connectors.factory import CAPABILITIES
+from sandbox.core import FaultRule
 from sandbox.org import Sandbox
 from syncd.audit import events
 from syncd.cli import app
@@ -163,6 +165,31 @@ class TestPriority:
             (view, _) = group.codecs[member].decode(connectors[member].fetch([refs[member]])[0])
             assert view.values["priority"] == "medium", member
         assert run(group, connectors, store) == 0
+
+    def test_no_mirror_is_planned_into_a_member_that_is_down(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Asana refuses every request while a new card is mirrored into Jira (which adds its default priority):
+        the round that reads that priority back must not take Asana's silence for a missing task. Asana gets the
+        card once, when it answers again."""
+        mirrored(group, connectors, store)
+        card = sandbox.trello.act_as(ELI).create_card("Requests", "Partner webinar kit")
+        sandbox.asana.faults.add(FaultRule(kind="status", status=503))
+        sandbox.asana.reset_counters()
+        report = Pass(group, connectors, store).run()
+        assert "marketing" in report.down
+        assert sandbox.asana.request_count("POST /api/1.0/tasks") == 0  # no create was even tried
+        sandbox.asana.faults.clear()
+        run(group, connectors, store)
+        assert [t.name for t in sandbox.asana.state.tasks.values()].count("Partner webinar kit") == 1
+        assert card in {each.ref for each in store_links(store, group, "sales")}
+        assert run(group, connectors, store) == 0
+
+
+def store_links(store: Store, group: Group, member: str) -> list[Any]:
+    """The links of one member of the group."""
+    with store.transaction() as tx:
+        return list(tx.endpoint_links(endpoint_key(group.name, member)))
 
 
 def test_a_pass_killed_after_a_delete_is_finished_without_a_resurrection(
