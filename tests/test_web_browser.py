@@ -364,7 +364,6 @@ class TestInTheBrowser:
         browser.delete_all_cookies()
         browser.get(f"{world.url}/ui/audit")
         assert urlsplit(browser.current_url).path == "/ui/sign-in"
-        screenshot(browser, "sign-in")
         browser.find_element(By.ID, "oidc").click()
         wait_for(lambda: browser.find_element(By.ID, "approve"), 15, "the provider's page")
         assert urlsplit(browser.current_url).hostname == "localhost"
