@@ -237,6 +237,12 @@ class OidcSettings(_Strict):
         description="the provider's issuer URL, exactly as its /.well-known/openid-configuration names it, e.g. "
         "https://keycloak.corp.example/realms/corp"
     )
+    label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=60,
+        description="how the sign-in page names the provider ('Sign in with <label>'); default: the issuer's host",
+    )
     client_id: str = Field(min_length=1, description="the client (application) id registered at the provider")
     client_secret: Secret = Field(description="where the client secret comes from: {env: VAR} or {file: PATH}")
     scopes: list[str] = Field(
@@ -293,6 +299,11 @@ class OidcSettings(_Strict):
         if not self.read and not self.decide:
             raise ValueError("grant 'read' (and 'decide') to at least one group, or nobody can sign in")
         return self
+
+    @property
+    def shown_name(self) -> str:
+        """The provider as the sign-in page names it."""
+        return self.label or urlsplit(self.issuer).hostname or self.issuer
 
     def unknown_departments(self, known: Iterable[str]) -> list[tuple[str, str]]:
         """``(permission, department)`` for each department named that is not configured: a typo grants nothing."""
@@ -426,7 +437,20 @@ class Web(_Strict):
     session_max_age_s: float = Field(
         28_800.0, ge=60, le=DAY_S * 30, description="seconds a sign-in lasts (default 8 hours)"
     )
-    users: list[WebUser] = Field(min_length=1, description="who may sign in with an operator token")
+    users: list[WebUser] = Field(
+        default_factory=list, description="who may sign in with an operator token (none: OIDC only)"
+    )
+    oidc: OidcSettings | None = Field(
+        None, description="sign-in through an OpenID Connect provider, permissions granted to its groups"
+    )
+
+    @model_validator(mode="after")
+    def _a_way_in(self) -> Web:
+        if not self.users and self.oidc is None:
+            raise ValueError(
+                "nobody could sign in: list operator-token users under 'users', or configure 'oidc' (docs/web.md)"
+            )
+        return self
 
     @field_validator("users")
     @classmethod
@@ -632,12 +656,22 @@ def load_config(root: Path | str) -> Config:
 def _web_departments(web: Web, departments: dict[str, Department], path: Path) -> list[FileError]:
     """A permission naming a department that does not exist is a typo that would silently grant nothing."""
     errors = []
+    known = ", ".join(sorted(departments)) or "none configured"
+    if web.oidc is not None:
+        for permission, department in web.oidc.unknown_departments(departments):
+            errors.append(
+                FileError(
+                    path,
+                    line_of(path, ("web", "oidc", permission, department)),
+                    f"oidc grants {permission} of {department!r}, which is not a department: name configured ones "
+                    f"({known}) or write 'all'",
+                )
+            )
     for index, user in enumerate(web.users):
         for permission in ("read", "decide"):
             granted = getattr(user, permission)
             unknown = [] if granted == "all" else [name for name in granted if name not in departments]
             if unknown:
-                known = ", ".join(sorted(departments)) or "none configured"
                 errors.append(
                     FileError(
                         path,

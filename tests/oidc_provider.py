@@ -14,6 +14,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import html
 import json
 import secrets
 import threading
@@ -120,8 +121,14 @@ class Counters:
 class OidcProvider:
     """The provider's state and routes; ``start()`` serves it on an ephemeral port of 127.0.0.1."""
 
-    def __init__(self, client_id: str, client_secret: str) -> None:
+    def __init__(self, client_id: str, client_secret: str, *, host: str = "127.0.0.1", page: bool = False) -> None:
+        """``host`` names the provider in its URLs: ``localhost`` makes it another site than a page on 127.0.0.1
+        for a browser (as a real provider is), while it still listens on 127.0.0.1 only. With ``page``, the
+        authorize endpoint shows a page whose button sends the browser back (as a person submits a real
+        provider's sign-in form), so the way back is a navigation the provider's site starts."""
         self.client_id = client_id
+        self.host = host
+        self.page = page
         self.client_secret = client_secret
         self._lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
@@ -169,7 +176,7 @@ class OidcProvider:
     @property
     def issuer(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_port}/realms/corp"
+        return f"http://{self.host}:{self._server.server_port}/realms/corp"
 
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -237,6 +244,17 @@ class OidcProvider:
                 challenge=args["code_challenge"],
                 nonce=args.get("nonce"),
                 claims=dict(self.user),
+            )
+        if self.page:
+            fields = "".join(
+                f'<input type="hidden" name="{name}" value="{html.escape(value)}">'
+                for name, value in (("code", code), ("state", args.get("state", "")))
+            )
+            action = html.escape(args["redirect_uri"])
+            return Response(
+                f'<!doctype html><form method="get" action="{action}">{fields}<button id="approve">Sign in</button>'
+                "</form>",
+                content_type="text/html",
             )
         query = urlencode({"code": code, "state": args.get("state", "")})
         return Response(status=302, headers={"Location": f"{args['redirect_uri']}?{query}"})

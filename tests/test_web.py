@@ -22,6 +22,7 @@ from syncd.daemon import web as http
 from syncd.errors import SyncdError
 from syncd.store import Store, guards
 from syncd.ui import Identity, Mounted, Ui
+from syncd.ui.identity import ALL
 from syncd.ui.review import Filters, audit_page
 from tests.syncd_env import ROOT, SYNCD
 
@@ -310,7 +311,7 @@ class TestReading:
 
     def test_pages_are_keyset_links_newest_first(self, site: Site) -> None:
         """With a page of two, the 'older' link continues before the last seq shown, and the pages cover all."""
-        everyone = Identity("ana@corp.example", None, None)
+        everyone = Identity("ana@corp.example", "Ana", "ana@corp.example", ALL, ALL)
         first = audit_page(site.store, everyone, Filters(), page=2)
         assert first.older is not None
         second = audit_page(site.store, everyone, Filters(), before=first.older, page=2)
@@ -455,7 +456,8 @@ class TestDecisions:
 
 class TestCommand:
     def test_syncd_web_serves_the_page_and_redirects_the_root(self, site: Site) -> None:
-        """`syncd web` prints where it listens; / redirects to /ui/, which asks to sign in."""
+        """`syncd web` prints where it listens; / redirects to /ui/, which asks to sign in; a refused sign-in is
+        a JSON log line on standard error, without the token tried."""
         command = [str(SYNCD), "web", "--config", str(site.config_dir), "--listen", "127.0.0.1:0"]
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
             try:
@@ -465,9 +467,16 @@ class TestCommand:
                 assert (root.status_code, root.headers["Location"]) == (302, "/ui/")
                 page = requests.get(announced["page"], allow_redirects=False, timeout=10)
                 assert page.status_code == 302
+                wrong = requests.post(f"{announced['page']}sign-in", data={"token": "wrong-token-3c9d"}, timeout=10)
+                assert wrong.status_code == 401
             finally:
                 process.terminate()
                 assert process.wait(timeout=20) == 0
+            assert process.stderr is not None
+            logged = [json.loads(line) for line in process.stderr.read().splitlines() if line.startswith("{")]
+        (refused,) = [line for line in logged if line["event"] == "web.sign_in.refused"]
+        assert (refused["method"], refused["logger"]) == ("token", "syncd.ui")
+        assert "wrong-token-3c9d" not in json.dumps(logged)
 
 
 class TestConfiguration:
@@ -493,6 +502,26 @@ class TestConfiguration:
         assert "'salse', which is not a department" in message
         assert "engineering, marketing, sales" in message
 
+    def test_an_unknown_department_granted_by_oidc_is_a_file_line_error(self, tmp_path: Path) -> None:
+        """A department typo in the OIDC grants names the file and the line of the grant."""
+        config = self.write(
+            tmp_path,
+            "web:\n  session_secret: {env: S}\n  oidc:\n    issuer: https://id.corp.example\n"
+            "    client_id: syncd\n    client_secret: {env: C}\n    read:\n      all: [auditors]\n"
+            "      salse: [sales-team]\n",
+        )
+        with pytest.raises(ConfigError) as raised:
+            load_config(config)
+        message = str(raised.value)
+        assert f"{config / 'syncd.yaml'}:10: oidc grants read of 'salse', which is not a department" in message
+        assert "engineering, marketing, sales" in message
+
+    def test_a_web_section_nobody_can_sign_in_with_is_refused(self, tmp_path: Path) -> None:
+        """Neither token users nor OIDC: the error says to add one."""
+        config = self.write(tmp_path, "web:\n  session_secret: {env: S}\n")
+        with pytest.raises(ConfigError, match=r"syncd.yaml:3: .*nobody could sign in: list operator-token users"):
+            load_config(config)
+
     def test_a_token_written_in_the_file_is_refused(self, tmp_path: Path) -> None:
         """A token is named by its source, never written: the error does not echo it."""
         config = self.write(
@@ -515,5 +544,5 @@ class TestConfiguration:
     def test_the_schema_describes_the_web_section(self) -> None:
         """`syncd schema syncd.yaml` offers the web keys to editors."""
         schema = json.dumps(schemas()["syncd.yaml"])
-        for key in ("session_secret", "session_max_age_s", "users", "decide"):
+        for key in ("session_secret", "session_max_age_s", "users", "decide", "oidc", "issuer", "groups_claim"):
             assert key in schema

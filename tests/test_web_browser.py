@@ -29,12 +29,15 @@ from sandbox import scenario
 from sandbox.org import Sandbox
 from syncd.audit import query
 from syncd.store import Store
+from syncd.ui.review import departments_of
+from tests.oidc_provider import OidcProvider
 from tests.syncd_env import ROOT, SYNCD
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 GROUP = "launch-requests"
 TOKENS = {"lead@corp.example": "lead-browser-token-51c0", "rita@corp.example": "rita-browser-token-9e2a"}
 """The lead reads and decides every department; Rita reads Sales only."""
+OIDC_CLIENT = ("syncd-browser", "browser-oidc-client-secret-2b7e")
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     if os.environ.get("CI") == "1":
@@ -76,7 +79,7 @@ class World:
     subject: str
 
 
-def _config(root: Path, sandbox: Sandbox) -> Path:
+def _config(root: Path, sandbox: Sandbox, issuer: str) -> Path:
     config = root / "config"
     (config / "departments").mkdir(parents=True)
     urls = {"engineering": sandbox.jira.url, "sales": sandbox.trello.url, "marketing": sandbox.asana.url}
@@ -91,18 +94,30 @@ def _config(root: Path, sandbox: Sandbox) -> Path:
     (config / "syncd.yaml").write_text(
         f"store: sqlite:///{root / 'syncd.db'}\nlisten: 127.0.0.1:0\npoll_interval_s: 0.5\n"
         f"web:\n  session_secret: {{env: SYNCD_WEB_SESSION_SECRET}}\n  users:\n{listed}"
+        f"  oidc:\n    issuer: {issuer}\n    label: Corp SSO\n    client_id: {OIDC_CLIENT[0]}\n"
+        "    client_secret: {env: SYNCD_OIDC_CLIENT_SECRET}\n    read: {all: [auditors]}\n"
+        "    decide: {engineering: [eng-leads]}\n"
     )
     return config
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def provider() -> Iterator[OidcProvider]:
+    """The OIDC provider, named ``localhost``: another site than the page on 127.0.0.1, as a real one is."""
+    emulated = OidcProvider(*OIDC_CLIENT, host="localhost", page=True)
+    emulated.start()
+    yield emulated
+    emulated.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, provider: OidcProvider) -> Iterator[World]:
     """`syncd run` with the shipped mappings against a fresh sandbox, once the subject is mirrored everywhere."""
     root = tmp_path_factory.mktemp("browser")
     with Sandbox() as sandbox:
         for emulator in sandbox.emulators:
             emulator.rate_limits_enabled = False
-        config = _config(root, sandbox)
+        config = _config(root, sandbox, provider.issuer)
         credentials = sandbox.credentials()
         env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCD_")}
         env |= {
@@ -111,6 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "SYNCD_TRELLO_TOKEN": credentials["trello"]["token"],
             "SYNCD_ASANA_TOKEN": credentials["asana"]["token"],
             "SYNCD_WEB_SESSION_SECRET": "browser-test-session-secret-" + "x" * 16,
+            "SYNCD_OIDC_CLIENT_SECRET": OIDC_CLIENT[1],
         }
         command = [str(SYNCD), "run", "--config", str(config), "--mappings", str(ROOT / "mappings")]
         with (
@@ -340,6 +356,24 @@ class TestInTheBrowser:
 
         wait_for(verdict, 30, "the chain's verdict")
         screenshot(browser, "chain")
+
+    def test_sign_in_through_the_oidc_provider(self, browser: WebDriver, world: World) -> None:
+        """From the audit log's address, 'Sign in with Corp SSO' goes to the provider (another site) and back:
+        the person lands signed in on the audit log (the Strict session cookie is sent although the way back
+        started on the provider's site), which shows them what their group may read: Engineering's."""
+        browser.delete_all_cookies()
+        browser.get(f"{world.url}/ui/audit")
+        assert urlsplit(browser.current_url).path == "/ui/sign-in"
+        browser.find_element(By.ID, "oidc").click()
+        wait_for(lambda: browser.find_element(By.ID, "approve"), 15, "the provider's page")
+        assert urlsplit(browser.current_url).hostname == "localhost"
+        browser.find_element(By.ID, "approve").click()  # the way back starts on the provider's site
+        wait_for(lambda: urlsplit(browser.current_url).path == "/ui/audit", 15, "the audit log after signing in")
+        assert browser.find_element(By.CSS_SELECTOR, "header .who span").text == "Ana Lead"
+        shown = {int(row.get_attribute("data-seq") or 0) for row in browser.find_elements(By.CSS_SELECTOR, "tr.event")}
+        engineering = [each.seq for each in query(world.store) if "engineering" in departments_of(each.event)]
+        assert shown
+        assert shown <= set(engineering)
 
 
 def test_the_browser_is_debians(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 It serves only ``/ui/`` (``/`` redirects there), on ``--listen`` or the configured ``listen``, with the same
 waitress server the daemon uses; ``syncd run`` serves the same page beside its health and webhook routes. Needs the
-configuration's ``web:`` section (users, tokens, session secret) and the store, no tool's credential. Prints
-``{"listen": URL}`` on standard output once serving; SIGTERM or Ctrl-C stops it.
+configuration's ``web:`` section (users and tokens or OIDC, session secret) and the store, no tool's credential.
+Prints ``{"listen": URL}`` on standard output once serving; SIGTERM or Ctrl-C stops it. Logs (sign-ins, refused
+sign-ins) go to standard error as the daemon's do.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def web(
     """Serve the web page (audit log, items, the chain, decisions) for the configured store, until SIGTERM/Ctrl-C."""
     from connectors.factory import CAPABILITIES  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.daemon import configure_logging  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.daemon import web as http  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.ui import Mounted, Ui  # noqa: PLC0415 - keeps `syncd --help` fast
 
+    configure_logging()
     config = load_config(config_dir)
     stop = threading.Event()
 

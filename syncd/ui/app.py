@@ -1,11 +1,12 @@
 """The web page's WSGI application: routes, sign-in, CSRF, security headers, and the pages' templates.
 
 Server-rendered with Jinja2 (autoescaped), no JavaScript: every action is a form POST that answers with a
-redirect. Every page but the sign-in form and the stylesheet needs a session; every POST needs the session's CSRF
-token and, when the browser sends one, an ``Origin`` (or ``Referer``) of this site. Every answer carries a strict
-Content-Security-Policy and is never stored by caches (the stylesheet aside). Mounted under ``/ui/`` by the
-daemon (:mod:`syncd.daemon.web`) and by ``syncd web``; it reads the store, and writes it only through
-:mod:`syncd.decisions`.
+redirect. Every page but the sign-in ones (the token form, the OIDC start and callback) and the stylesheet needs a
+session; every POST needs the session's CSRF token and, when the browser sends one, an ``Origin`` (or
+``Referer``) of this site. Every answer carries a strict Content-Security-Policy and is never stored by caches
+(the stylesheet aside). Sign-ins and refused sign-ins are logged (``syncd.ui``) with their reason, never with a
+token, code or secret. Mounted under ``/ui/`` by the daemon (:mod:`syncd.daemon.web`) and by ``syncd web``; it
+reads the store, and writes it only through :mod:`syncd.decisions`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalServerError, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
@@ -26,10 +28,12 @@ from syncd import decisions
 from syncd.audit_export import COLUMNS, csv_lines, exported, jsonl
 from syncd.config import Config
 from syncd.connector import Capabilities
-from syncd.errors import CommandRefused, LeaseHeld
+from syncd.errors import CommandRefused, LeaseHeld, ProviderUnavailable, SignInFailed
 from syncd.leasing import Leases
 from syncd.store import Store
-from syncd.ui.auth import Session, Sessions, SignIn, TokenSignIn, csrf_ok
+from syncd.ui.auth import Session, Sessions, SignIn, TokenSignIn, Via, csrf_ok
+from syncd.ui.identity import Identity
+from syncd.ui.oidc import PENDING_MAX_AGE_S, OidcSignIn
 from syncd.ui.review import ChainState, Filters, audit_page, conflict_departments, item_view, quarantine_departments
 from syncd.ui.review import queues as waiting
 
@@ -42,7 +46,11 @@ DECISION_WAIT_S = 10.0
 EXPORT_LIMIT = 1_000_000
 """The most events one export carries (the newest that many)."""
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Hosts where the OIDC redirect URI may be derived from the request when ``public_url`` is not set."""
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+log: structlog.stdlib.BoundLogger = structlog.get_logger("syncd.ui")
 
 
 def _instant(value: str | None, name: str) -> datetime | None:
@@ -98,6 +106,8 @@ class Ui:
         self.store = store
         self.capabilities = capabilities
         self.sign_in = sign_in if sign_in is not None else TokenSignIn(web)
+        self.tokens = bool(web.users)
+        self.oidc = OidcSignIn(web.oidc) if web.oidc is not None else None
         self.sessions = Sessions(web, self.sign_in)
         public = config.instance.public_url
         self.secure = public is not None and public.startswith("https:")
@@ -118,6 +128,8 @@ class Ui:
                 Rule("/", endpoint="home", methods=["GET"]),
                 Rule("/sign-in", endpoint="sign_in", methods=["GET", "POST"]),
                 Rule("/sign-out", endpoint="sign_out", methods=["POST"]),
+                Rule("/auth/oidc", endpoint="oidc_start", methods=["GET"]),
+                Rule("/auth/callback", endpoint="oidc_callback", methods=["GET"]),
                 Rule("/static/ui.css", endpoint="css", methods=["GET"]),
                 Rule("/audit", endpoint="audit", methods=["GET"]),
                 Rule("/audit.csv", endpoint="export_csv", methods=["GET"]),
@@ -171,6 +183,10 @@ class Ui:
             return Response(self.css, mimetype="text/css")
         if endpoint == "sign_in":
             return self._sign_in(request)
+        if endpoint == "oidc_start":
+            return self._oidc_start(request)
+        if endpoint == "oidc_callback":
+            return self._oidc_callback(request)
         session = self.sessions.read(request.cookies.get(Sessions.COOKIE))
         if session is None:
             if request.method == "POST":
@@ -211,22 +227,37 @@ class Ui:
 
     # ----- sign-in -----------------------------------------------------------------------------------------
 
+    def _target(self, request: Request, target: str | None) -> str:
+        """Where to land after signing in: a path of this site only, never an open redirect."""
+        if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+            return self._url(request, "/")
+        return target
+
+    def _sign_in_page(self, request: Request, target: str, *, failed: bool) -> Response:
+        provider = self.oidc.settings.shown_name if self.oidc is not None else None
+        response = self._page(
+            request, None, "sign_in.html", next=target, failed=failed, tokens=self.tokens, provider=provider
+        )
+        response.status_code = 401 if failed else 200
+        return response
+
     def _sign_in(self, request: Request) -> Response:
-        target = request.values.get("next", "")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = self._url(request, "/")  # only a path of this site: never an open redirect
+        target = self._target(request, request.values.get("next"))
         if request.method == "GET":
-            return self._page(request, None, "sign_in.html", next=target, failed=False)
+            return self._sign_in_page(request, target, failed=False)
         self._check_origin(request)  # no one signs a browser in from another site's page
         identity = self.sign_in.identify({key: request.form[key] for key in request.form})
         if identity is None:
-            response = self._page(request, None, "sign_in.html", next=target, failed=True)
-            response.status_code = 401
-            return response
-        response = redirect(target, code=303)
+            log.warning("web.sign_in.refused", method="token", reason="no user has the token given")
+            return self._sign_in_page(request, target, failed=True)
+        return self._signed_in(redirect(target, code=303), request, identity, "token")
+
+    def _signed_in(self, response: Response, request: Request, identity: Identity, via: Via) -> Response:
+        """``response`` carrying a new session for ``identity``, logged."""
+        log.info("web.sign_in", method=via, person=identity.person)
         response.set_cookie(
             Sessions.COOKIE,
-            self.sessions.issue(identity),
+            self.sessions.issue(identity, via),
             max_age=int(self.sessions.max_age_s),
             path=request.script_root or "/",
             secure=self.secure,
@@ -234,6 +265,72 @@ class Ui:
             samesite="Strict",
         )
         return response
+
+    def _callback_url(self, request: Request) -> str:
+        """The redirect URI the provider sends the browser back to: under ``public_url``, else this loopback host."""
+        path = request.script_root + "/auth/callback"
+        public = self.config.instance.public_url
+        if public is not None:
+            return public.rstrip("/") + path
+        if urlsplit(f"//{request.host}").hostname in LOOPBACK and request.remote_addr in {"127.0.0.1", "::1"}:
+            return request.host_url.rstrip("/") + path
+        raise _NoPublicUrlError
+
+    def _oidc_start(self, request: Request) -> Response:
+        """Send the browser to the provider, keeping the sign-in's state, nonce and verifier in a signed cookie."""
+        if self.oidc is None:
+            raise NotFound("sign-in through an OIDC provider is not configured here")
+        target = self._target(request, request.args.get("next"))
+        try:
+            url, pending = self.oidc.start(self._callback_url(request))
+        except SignInFailed as failed:
+            return self._sign_in_failed(request, failed)
+        response = redirect(url, code=303)
+        response.set_cookie(
+            Sessions.PENDING_COOKIE,
+            self.sessions.pending(pending, target),
+            max_age=int(PENDING_MAX_AGE_S),
+            path=self._url(request, "/auth/"),
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",  # it must come back with the provider's redirect, a navigation from another site
+        )
+        return response
+
+    def _oidc_callback(self, request: Request) -> Response:
+        """Finish the sign-in the provider sends the browser back from; the pending cookie is dropped either way.
+
+        The answer is a page that moves on by itself (a meta refresh, no script) rather than a redirect: this
+        request comes from the provider's site, and a browser withholds the ``SameSite=Strict`` session cookie
+        from every step of a navigation another site started.
+        """
+        if self.oidc is None:
+            raise NotFound("sign-in through an OIDC provider is not configured here")
+        try:
+            pending, target = self.sessions.pop_pending(request.cookies.get(Sessions.PENDING_COOKIE))
+            identity = self.oidc.finish(request.args, pending, self._callback_url(request))
+        except SignInFailed as failed:
+            response = self._sign_in_failed(request, failed)
+        else:
+            target = self._target(request, target)
+            page = self._page(request, None, "signed_in.html", target=target, identity=identity)
+            response = self._signed_in(page, request, identity, "oidc")
+        response.delete_cookie(
+            Sessions.PENDING_COOKIE, path=self._url(request, "/auth/"), secure=self.secure, httponly=True
+        )
+        return response
+
+    def _sign_in_failed(self, request: Request, failed: SignInFailed) -> Response:
+        """A page with the refusal's message (written to be shown: no code, token or secret), logged."""
+        unavailable = isinstance(failed, ProviderUnavailable)
+        event = "web.sign_in.provider_unavailable" if unavailable else "web.sign_in.refused"
+        (log.error if unavailable else log.warning)(event, method="oidc", reason=str(failed))
+        code, title = (502, "Sign-in unavailable") if unavailable else (403, "Sign-in refused")
+        body = self._render(
+            "error.html", None, request.script_root, code=code, title=title, detail=str(failed),
+            back=self._url(request, "/sign-in"), back_label="Sign in again",
+        )  # fmt: skip
+        return Response(body, status=code, mimetype="text/html")
 
     def _page_sign_out(self, request: Request, session: Session) -> Response:
         response = redirect(self._url(request, "/sign-in"), code=303)
@@ -309,7 +406,7 @@ class Ui:
         return self._page(request, session, "chain.html", verdict=self.chain.last, checkpoint=self.chain.checkpoint())
 
     def _page_verify(self, request: Request, session: Session) -> Response:
-        self.chain.start(session.identity.name)
+        self.chain.start(session.identity.person)
         return redirect(self._url(request, "/chain"), code=303)
 
     # ----- decisions ---------------------------------------------------------------------------------------
@@ -334,7 +431,7 @@ class Ui:
                 raise NotFound(str(refused)) from None
         if not session.identity.decides(conflict_departments(conflict)):
             raise Forbidden("you may not decide conflicts of these departments")
-        person = session.identity.name
+        person = session.identity.person
 
         def decide() -> str:
             decisions.resolve_conflict(self.leases, conflict.id, take, person, wait_s=DECISION_WAIT_S)
@@ -346,7 +443,7 @@ class Ui:
         holding = quarantine_departments(self.store, sync_id)
         if not session.identity.decides(holding):
             raise Forbidden("you may not retry items of these departments")
-        person = session.identity.name
+        person = session.identity.person
 
         def decide() -> str:
             entry = decisions.retry_item(self.leases, sync_id, person, wait_s=DECISION_WAIT_S)
@@ -362,7 +459,7 @@ class Ui:
         if not session.identity.decides({guard.endpoint}):
             raise Forbidden(f"you may not decide mass changes at {guard.endpoint}")
         state = "confirmed" if choice == "confirm" else "rejected"
-        person = session.identity.name
+        person = session.identity.person
 
         def decide() -> str:
             decisions.decide_guard(self.leases, guard.id, state, person, wait_s=DECISION_WAIT_S)
@@ -374,6 +471,14 @@ class Ui:
 class _Unauthorized(HTTPException):
     code = 401
     description = "sign in first"
+
+
+class _NoPublicUrlError(InternalServerError):
+    description = (
+        "sign-in through the OIDC provider needs public_url in syncd.yaml: the address people reach this page "
+        "at, whose /ui/auth/callback is registered at the provider (only on 127.0.0.1 or localhost can it be "
+        "taken from the request)"
+    )
 
 
 class Mounted:

@@ -1,15 +1,18 @@
 """Who is signed in to the web page, and which departments they may read and decide for.
 
-An :class:`Identity` is what the web app keeps per session, however the person signed in. From an OIDC provider's
-verified ID token it is made by :func:`identity_of`: the groups in the configured claim are matched against the
-``read`` and ``decide`` grants of :class:`syncd.config.OidcSettings` (a department's groups, or ``all``'s).
-Deciding implies reading (a person resolves only what they see); a person who may read nothing is refused.
+An :class:`Identity` is the one description of a signed-in person the pages, the permission checks and the audit
+use, however the person signed in. An operator token's user (:class:`syncd.ui.auth.TokenSignIn`) is made from
+their entry in ``web.users``; an OIDC provider's verified ID token by :func:`identity_of`: the groups in the
+configured claim are matched against the ``read`` and ``decide`` grants of :class:`syncd.config.OidcSettings` (a
+department's groups, or ``all``'s). Deciding implies reading (a person resolves only what they see); a person
+who may read nothing is refused. Decisions are audited under :attr:`Identity.person`: the e-mail when there is
+one (people are e-mail addresses everywhere in the audit log), else the token user's name or the OIDC subject.
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -24,7 +27,11 @@ Departments = frozenset[str] | Literal["all"]
 
 @dataclass(frozen=True)
 class Identity:
-    """Who signed in, and which departments they may read and decide for (deciding implies reading)."""
+    """Who signed in, and which departments they may read and decide for (deciding implies reading).
+
+    ``subject`` is stable per person and sign-in method (the token user's name, the provider's ``sub``);
+    ``name`` is what the page shows; ``email`` is set when the person has one.
+    """
 
     subject: str
     name: str
@@ -32,13 +39,37 @@ class Identity:
     read: Departments
     decide: Departments
 
+    @property
+    def person(self) -> str:
+        """Who the audit log names for this person's decisions: the e-mail, else the subject."""
+        return self.email or self.subject
+
     def may_read(self, department: str) -> bool:
-        """Whether this person sees the department's audit events, items and queues."""
-        return self.read == ALL or department in self.read
+        """Whether this person sees the department's audit events, items and queues (deciding shows them too)."""
+        return self.read == ALL or department in self.read or self.may_decide(department)
 
     def may_decide(self, department: str) -> bool:
         """Whether this person resolves the department's held conflicts, quarantined items and mass changes."""
         return self.decide == ALL or department in self.decide
+
+    def reads(self, departments: Collection[str]) -> bool:
+        """Whether any of ``departments`` is one this person sees."""
+        return self.reads_all or any(self.may_read(department) for department in departments)
+
+    def decides(self, departments: Collection[str]) -> bool:
+        """Whether this person may decide for any of ``departments``."""
+        return any(self.may_decide(department) for department in departments)
+
+    @property
+    def reads_all(self) -> bool:
+        """Whether this person sees every department, those added to the configuration later included."""
+        return ALL in (self.read, self.decide)
+
+    def visible(self) -> frozenset[str]:
+        """The departments this person sees (meaningful only when not :attr:`reads_all`)."""
+        return frozenset(
+            name for granted in (self.read, self.decide) if isinstance(granted, frozenset) for name in granted
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """For the signed session cookie: plain JSON, no credential (the permissions were decided at sign-in)."""

@@ -1,12 +1,12 @@
 """Sign-in to the web page through any OpenID Connect provider: the authorization-code flow with PKCE.
 
-The web app makes one :class:`OidcSignIn` from :class:`syncd.config.OidcSettings` and calls it twice per sign-in,
-keeping what lies between the two calls in its signed session cookie::
+The web app (:mod:`syncd.ui.app`) makes one :class:`OidcSignIn` from :class:`syncd.config.OidcSettings` and calls
+it twice per sign-in, keeping what lies between the two calls in a signed cookie (:class:`syncd.ui.auth.Sessions`)::
 
-    url, pending = sign_in.start(redirect_uri)                    # redirect the browser to url
-    session["oidc"] = pending.as_dict()
+    url, pending = sign_in.start(redirect_uri)                    # GET /ui/auth/oidc: redirect the browser to url
+    cookie = sessions.pending(pending, next_page)
     ...                                                           # GET /ui/auth/callback
-    pending = Pending.from_dict(session.pop("oidc", None))        # single use: popped before it is checked
+    pending, next_page = sessions.pop_pending(cookie)             # single use: popped before it is checked
     identity = sign_in.finish(request.args, pending, redirect_uri)
 
 ``finish`` checks, in this order, and refuses (:class:`SignInRefused`) at the first that fails: the sign-in is

@@ -25,7 +25,7 @@ from syncd.merge import ARCHIVED
 from syncd.store import HeldConflict, Quarantined, Store, guards
 from syncd.store.guards import Guard
 from syncd.store.schema import audit
-from syncd.ui.auth import Identity
+from syncd.ui.identity import Identity
 
 PAGE = 50
 """Events per audit page."""
