@@ -18,6 +18,12 @@ Hash formats, recorded per event in ``hash_format`` (never upgraded in place: re
 
 Cutting the end of the log and moving the head back leaves a chain that verifies in every format: that is what
 the checkpoints are for (``syncd audit head``, the daemon's ``audit.head`` log line, ``syncd_audit_head_seq``).
+
+Reading (issue 19: pages at a million events): every filter runs in the database. The values inside the content
+that ``syncd audit`` filters on (refs, departments, people, fields) are indexed in ``audit_terms`` by :func:`terms`,
+written with the event; :class:`AuditFilter` holds the filters and :meth:`AuditFilter.matches` says in Python
+what they mean; :func:`page` reads newest-first keyset pages, :func:`export` streams in chain order. The index is
+derived, never evidence: :func:`verify` checks it against the verified content and :func:`reindex` rebuilds it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -669,8 +675,11 @@ def page(
     return found, found[-1].seq if more else None
 
 
-def export(store: Store, filters: AuditFilter = _ANY, *, batch: int = 1_000) -> Iterator[Recorded]:
-    """Every matching event in chain order (oldest first), read in batches from one snapshot: never all at once."""
+def export(store: Store, filters: AuditFilter = _ANY, *, batch: int = 1_000) -> Generator[Recorded, None, None]:
+    """Every matching event in chain order (oldest first), read in batches from one snapshot: never all at once.
+
+    Close it (``.close()``, or let it be collected) when a download stops part-way: that ends the snapshot.
+    """
     with store.reading() as connection:
         statement = _select(connection, filters, newest_first=False, beyond=None, limit=None)
         with connection.execution_options(yield_per=batch).execute(statement) as result:
