@@ -649,11 +649,13 @@ def _select(
         term = audit_terms.alias(f"term{number}")
         found = select(term.c.seq).where(term.c.term_kind == kind, term.c.value == value, term.c.seq == audit.c.seq)
         conditions.append(found.exists())
+    # The bounds on both sides of the join: PostgreSQL does not carry them across a merge join's equality.
+    sides = {audit.c.seq, order}
     if beyond is not None:
-        conditions.append(order < beyond if newest_first else order > beyond)
+        conditions += [seq < beyond if newest_first else seq > beyond for seq in sides]
     window = _window(connection, filters)
     if window is not None:
-        conditions += [order >= window[0], order <= window[1]]
+        conditions += [bound for seq in sides for bound in (seq >= window[0], seq <= window[1])]
     statement = statement.where(*conditions).order_by(order.desc() if newest_first else order)
     return statement if limit is None else statement.limit(limit)
 
