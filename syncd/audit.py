@@ -18,6 +18,12 @@ Hash formats, recorded per event in ``hash_format`` (never upgraded in place: re
 
 Cutting the end of the log and moving the head back leaves a chain that verifies in every format: that is what
 the checkpoints are for (``syncd audit head``, the daemon's ``audit.head`` log line, ``syncd_audit_head_seq``).
+
+Reading (issue 19: pages at a million events): every filter runs in the database. The values inside the content
+that ``syncd audit`` filters on (refs, departments, people, fields) are indexed in ``audit_terms`` by :func:`terms`,
+written with the event; :class:`AuditFilter` holds the filters and :meth:`AuditFilter.matches` says in Python
+what they mean; :func:`page` reads newest-first keyset pages, :func:`export` streams in chain order. The index is
+derived, never evidence: :func:`verify` checks it against the verified content and :func:`reindex` rebuilds it.
 """
 
 from __future__ import annotations
@@ -26,17 +32,18 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, delete, func, insert, select, text, update
 
 from syncd.redact import redact
 from syncd.store import Store, Tx
-from syncd.store.schema import GENESIS, audit, audit_head
+from syncd.store.schema import GENESIS, audit, audit_head, audit_terms
 
 CONTENT_SHA256, COLUMNS_SHA256, COLUMNS_HMAC = 1, 2, 3
 """The hash formats (see the module docstring)."""
@@ -167,6 +174,7 @@ def append(tx: Tx, event: AuditEvent) -> Recorded:
     digest = _digest(row, tx.audit_key)
     assert digest is not None  # a keyed format is chosen only with a key
     tx.connection.execute(insert(audit).values(**{**asdict(row), "hash": digest}))
+    tx.connection.execute(insert(audit_terms), _term_rows(row.seq, content))
     tx.connection.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=row.seq, hash=digest))
     return Recorded(row.seq, event, head.hash, digest)
 
@@ -193,6 +201,9 @@ class Verification:
     """Keyed events whose HMAC could not be checked: no key was given."""
     checkpoints: int = 0
     """Checkpoints the chain was found to still contain."""
+    in_index: bool = False
+    """The finding is in the index of the content (audit_terms), not in the chain: the events verify, but a listing
+    filtered by ref, department, person or field would hide or add the event named (``syncd audit reindex``)."""
 
 
 _READ = "SELECT seq, at, kind, group_name, sync_id, content, prev_hash, hash, hash_format FROM audit ORDER BY seq"
@@ -265,6 +276,8 @@ class _Chain:
         self.key = key
         self.previous, self.expected_seq, self.format = GENESIS, 1, CONTENT_SHA256
         self.hashes: dict[int, str] = {}
+        self.indexed: list[int] = []
+        """Per seq (from 1), a fingerprint of the terms its content must have in audit_terms."""
         self.keyed = self.unkeyed = self.unchecked = 0
 
     def finding(self, raw: Sequence[Any]) -> tuple[int, str] | None:
@@ -283,6 +296,7 @@ class _Chain:
             return seq, reason
         self.previous, self.expected_seq, self.format = row.hash, seq + 1, row.hash_format
         self.hashes[seq] = row.hash
+        self.indexed.append(hash(frozenset(terms(row.content))))
         return None
 
     def _reason(self, row: _Stored) -> str | None:
@@ -339,10 +353,43 @@ def _checkpoint_finding(chain: _Chain, checkpoint: Checkpoint) -> tuple[int, str
     return None
 
 
-def verify(store: Store, checkpoints: Iterable[Checkpoint] = ()) -> Verification:
-    """Recompute the whole chain (HMACs with the store's key), then find each checkpoint in it.
+_INDEX_EDITED = (
+    "its entries in the audit index (audit_terms) differ from its content, so a listing filtered by ref, department, "
+    "person or field would hide or add it; the events themselves verify: `syncd audit reindex` rebuilds the index"
+)
 
-    The first finding wins and names the event; an unreadable row is a finding too, never an exception.
+
+def _index_finding(store: Store, indexed: list[int]) -> tuple[int, str] | None:
+    """The first event whose audit_terms rows are not the terms of its (verified) content, or None.
+
+    Streamed in seq order from a read-only snapshot taken after the chain's: rows past the chain's end belong to
+    events appended since, and rows of no event (seq below 1) match nothing, so both are left alone.
+    """
+    last = len(indexed)
+    nothing = hash(frozenset())
+    read = (
+        select(audit_terms.c.seq, audit_terms.c.term_kind, audit_terms.c.value)
+        .where(audit_terms.c.seq >= 1, audit_terms.c.seq <= last)
+        .order_by(audit_terms.c.seq)
+    )
+    done = 0
+    with store.reading() as connection, connection.execution_options(yield_per=10_000).execute(read) as result:
+        for seq, rows in groupby(result, key=itemgetter(0)):
+            skipped = next((each for each in range(done + 1, seq) if indexed[each - 1] != nothing), None)
+            if skipped is not None:
+                return skipped, _INDEX_EDITED
+            if hash(frozenset((kind, value) for _, kind, value in rows)) != indexed[seq - 1]:
+                return seq, _INDEX_EDITED
+            done = seq
+    skipped = next((each for each in range(done + 1, last + 1) if indexed[each - 1] != nothing), None)
+    return None if skipped is None else (skipped, _INDEX_EDITED)
+
+
+def verify(store: Store, checkpoints: Iterable[Checkpoint] = ()) -> Verification:
+    """Recompute the whole chain (HMACs with the store's key), find each checkpoint in it, then check the index.
+
+    The first finding wins and names the event; an unreadable row is a finding too, never an exception. The index
+    of the content (audit_terms) is checked last, against the content just verified: a finding there says so.
     """
     with store.transaction() as tx:
         rows = tx.connection.exec_driver_sql(_READ).all()
@@ -350,8 +397,9 @@ def verify(store: Store, checkpoints: Iterable[Checkpoint] = ()) -> Verification
     chain = _Chain(store.audit_key)
 
     def verdict(ok: bool, seq: int | None = None, reason: str | None = None, checked: int = 0) -> Verification:
-        counts = {"keyed": chain.keyed, "unkeyed": chain.unkeyed, "unchecked": chain.unchecked}
-        return Verification(ok, len(rows), seq, reason, **counts, checkpoints=checked)
+        return Verification(
+            ok, len(rows), seq, reason, chain.keyed, chain.unkeyed, chain.unchecked, checkpoints=checked
+        )
 
     for raw in rows:
         finding = chain.finding(raw)
@@ -366,6 +414,9 @@ def verify(store: Store, checkpoints: Iterable[Checkpoint] = ()) -> Verification
         if missing is not None:
             return verdict(False, *missing, checked=checked)
         checked += 1
+    in_index = _index_finding(store, chain.indexed)
+    if in_index is not None:
+        return dataclasses.replace(verdict(False, *in_index, checked=checked), in_index=True)
     return verdict(True, checked=checked)
 
 
@@ -375,10 +426,102 @@ def _recorded(row: Row[Any]) -> Recorded:
     return Recorded(row.seq, AuditEvent(**content), row.prev_hash, row.hash)
 
 
+# ----- the index of what is inside the content (audit_terms) ------------------------------------------------------
+
+REF, DEPARTMENT, PERSON, FIELD = "ref", "department", "person", "field"
+"""The kinds of term :func:`terms` derives from an event's content, one per filter on values inside it."""
+
+_LONGEST = 200
+"""The longest value audit_terms holds as written; a longer one is held as its digest (equality is kept)."""
+
+
+def _term_value(value: str) -> str:
+    return value if len(value) <= _LONGEST else "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def terms(content: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (kind, value) pairs a filter on values inside this content matches it by: exactly :func:`_matches`.
+
+    ref: every ref; department: the endpoint and the origin; person: the person, each per-field person and each
+    decider, casefolded (a missing one as "", as ``_matches`` reads it); field: the field, or, for an event that
+    names none, each field a write's ``new`` wrote.
+    """
+    found: set[tuple[str, str]] = set()
+    refs = content.get("refs") or {}
+    if isinstance(refs, dict):
+        found.update((REF, value) for value in refs.values() if isinstance(value, str))
+    found.update(
+        (DEPARTMENT, value) for value in (content.get("endpoint"), content.get("origin")) if isinstance(value, str)
+    )
+    named = [content.get("person")]
+    for mapping in (content.get("people"), content.get("decided_by")):
+        if isinstance(mapping, dict):
+            named += mapping.values()
+    found.update((PERSON, (each or "").casefold()) for each in named if each is None or isinstance(each, str))
+    field, new = content.get("field"), content.get("new")
+    if isinstance(field, str):
+        found.add((FIELD, field))
+    elif field is None and isinstance(new, dict):
+        found.update((FIELD, name) for name in new if isinstance(name, str))
+    return {(kind, _term_value(value)) for kind, value in found}
+
+
+def _term_rows(seq: int, content: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"term_kind": kind, "value": value, "seq": seq} for kind, value in sorted(terms(content))]
+
+
+def _stored_content(value: object) -> dict[str, Any] | None:
+    """A row's content as the driver returns it (text on SQLite, parsed on PostgreSQL); None if it is not an object."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def fill_terms(connection: Connection, *, after: int = 0, batch: int = 5_000) -> int:
+    """Derive audit_terms for every event after seq ``after``, in batches; the number of rows written.
+
+    Reads the content through the driver: an unreadable row gets no terms (``verify`` names it as tampering).
+    Used by migration 0013's backfill and by :func:`reindex`.
+    """
+    read = text("SELECT seq, content FROM audit WHERE seq > :after ORDER BY seq LIMIT :batch")
+    written = 0
+    while True:
+        rows = connection.execute(read, {"after": after, "batch": batch}).all()
+        if not rows:
+            return written
+        values = [
+            each
+            for seq, raw in rows
+            if (content := _stored_content(raw)) is not None
+            for each in _term_rows(seq, content)
+        ]
+        if values:
+            connection.execute(insert(audit_terms), values)
+        written += len(values)
+        after = rows[-1][0]
+
+
+def reindex(store: Store) -> int:
+    """Rebuild audit_terms from the events' content, under the chain's head lock; the number of rows written.
+
+    The index is derived data, never evidence: this is how it is repaired after ``verify`` found it edited.
+    """
+    with store.transaction() as tx:
+        tx.connection.execute(select(audit_head.c.seq).where(audit_head.c.id == 1).with_for_update()).first()
+        tx.connection.execute(delete(audit_terms))
+        return fill_terms(tx.connection)
+
+
+# ----- filters, pages and exports ---------------------------------------------------------------------------------
+
+
 def _matches(
     content: dict[str, Any], *, ref: str | None, department: str | None, person: str | None, field: str | None
 ) -> bool:
-    """The filters on values inside the JSON content, checked in Python: JSON queries differ between databases."""
+    """The filters on values inside the JSON content, as Python: what :func:`terms` and the SQL of a page implement."""
     if ref is not None and ref not in (content.get("refs") or {}).values():
         return False
     if department is not None and department not in (content.get("endpoint"), content.get("origin")):
@@ -396,6 +539,156 @@ def _matches(
     return True
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What ``syncd audit`` and the web page filter the log by; every given filter must match (None: any).
+
+    ``department`` matches the endpoint written or the origin of the change; ``person`` matches the event's person,
+    one of its per-field ``people`` or who decided what it applies, ignoring case (people are e-mail addresses);
+    ``field`` also matches a write or create that wrote that field. ``since`` is inclusive and ``until`` exclusive,
+    so consecutive windows never count an event twice; both must be timezone-aware.
+    """
+
+    sync_id: str | None = None
+    ref: str | None = None
+    group: str | None = None
+    department: str | None = None
+    person: str | None = None
+    field: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if any(bound is not None and bound.tzinfo is None for bound in (self.since, self.until)):
+            raise ValueError("since and until must be timezone-aware: a naive time would be read in the local zone")
+
+    def matches(self, recorded: Recorded) -> bool:
+        """Whether the event passes every filter, decided in Python: the meaning the SQL of :func:`page` has."""
+        event = recorded.event
+        columns = ((self.sync_id, event.sync_id), (self.group, event.group), (self.kind, event.kind))
+        if any(wanted is not None and wanted != value for wanted, value in columns):
+            return False
+        if self.since is not None and event.at < self.since:
+            return False
+        if self.until is not None and event.at >= self.until:
+            return False
+        content = _content(event)
+        return _matches(content, ref=self.ref, department=self.department, person=self.person, field=self.field)
+
+    def terms(self) -> list[tuple[str, str]]:
+        """The index entries an event must have, most selective first (the first one drives the query)."""
+        wanted = [
+            (REF, self.ref),
+            (PERSON, None if self.person is None else self.person.casefold()),
+            (FIELD, self.field),
+            (DEPARTMENT, self.department),
+        ]
+        return [(kind, _term_value(value)) for kind, value in wanted if value is not None]
+
+
+_ANY = AuditFilter()
+
+
+_NARROW = 100_000
+"""A time window of fewer events than this is first read as the range of seqs it spans (one index-only scan)."""
+
+
+def _window(connection: Connection, filters: AuditFilter) -> tuple[int, int] | None:
+    """The first and last seq of the events in the time window, when it is narrow; None when there is no bound.
+
+    Times need not grow with seq (an event carries its own time), so the range is read, not guessed: a page of a
+    week long past then walks that week's seqs, not every event since.
+    """
+    if filters.since is None and filters.until is None:
+        return None
+    inside = []
+    if filters.since is not None:
+        inside.append(audit.c.at >= filters.since.astimezone(UTC))
+    if filters.until is not None:
+        inside.append(audit.c.at < filters.until.astimezone(UTC))
+    sample = select(audit.c.seq).where(*inside).limit(_NARROW).subquery()
+    count, first, last = connection.execute(select(func.count(), func.min(sample.c.seq), func.max(sample.c.seq))).one()
+    if count >= _NARROW:
+        return None
+    return (first, last) if count else (1, 0)
+
+
+def _select(
+    connection: Connection, filters: AuditFilter, *, newest_first: bool, beyond: int | None, limit: int | None
+) -> Select[Any]:
+    """The events matching ``filters`` past seq ``beyond`` in the given order: every filter in SQL.
+
+    The query walks one index in seq order and stops after ``limit`` matches, checking the other filters per row:
+    an item's events (sync_id, seq) when an item is given, else the first value term's (kind, value, seq), else the
+    audit table by its indexes on (kind|group, seq) and its primary key; within a narrow time window's seqs. A deep
+    page costs what the first does.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    for column, wanted in (
+        (audit.c.sync_id, filters.sync_id),
+        (audit.c.group_name, filters.group),
+        (audit.c.kind, filters.kind),
+    ):
+        if wanted is not None:
+            conditions.append(column == wanted)
+    if filters.since is not None:
+        conditions.append(audit.c.at >= filters.since.astimezone(UTC))
+    if filters.until is not None:
+        conditions.append(audit.c.at < filters.until.astimezone(UTC))
+    required = filters.terms()
+    order: ColumnElement[int] = audit.c.seq
+    statement = select(audit)
+    if required and filters.sync_id is None:
+        (kind, value), required = required[0], required[1:]
+        driver = audit_terms.alias("driver")
+        statement = select(audit).select_from(driver.join(audit, audit.c.seq == driver.c.seq))
+        conditions += [driver.c.term_kind == kind, driver.c.value == value]
+        order = driver.c.seq
+    for number, (kind, value) in enumerate(required):
+        term = audit_terms.alias(f"term{number}")
+        found = select(term.c.seq).where(term.c.term_kind == kind, term.c.value == value, term.c.seq == audit.c.seq)
+        conditions.append(found.exists())
+    # The bounds on both sides of the join: PostgreSQL does not carry them across a merge join's equality.
+    sides = {audit.c.seq, order}
+    if beyond is not None:
+        conditions += [seq < beyond if newest_first else seq > beyond for seq in sides]
+    window = _window(connection, filters)
+    if window is not None:
+        conditions += [bound for seq in sides for bound in (seq >= window[0], seq <= window[1])]
+    statement = statement.where(*conditions).order_by(order.desc() if newest_first else order)
+    return statement if limit is None else statement.limit(limit)
+
+
+def page(
+    store: Store, filters: AuditFilter = _ANY, *, before: int | None = None, limit: int = 50
+) -> tuple[list[Recorded], int | None]:
+    """One page of matching events, newest first, older than seq ``before`` (None: from the newest).
+
+    Returns the events and the ``before`` of the next page (None when this is the last): keyset paging, so a page
+    deep in a log of millions costs what the first does, and events appended meanwhile never shift a page.
+    """
+    if limit < 1:
+        raise ValueError(f"a page holds at least one event, not {limit}")
+    with store.reading() as connection:
+        rows = connection.execute(_select(connection, filters, newest_first=True, beyond=before, limit=limit + 1)).all()
+    more = len(rows) > limit
+    found = [_recorded(row) for row in rows[:limit]]
+    return found, found[-1].seq if more else None
+
+
+def export(store: Store, filters: AuditFilter = _ANY, *, batch: int = 1_000) -> Generator[Recorded, None, None]:
+    """Every matching event in chain order (oldest first), read in batches from one snapshot: never all at once.
+
+    Close it (``.close()``, or let it be collected) when a download stops part-way: that ends the snapshot.
+    """
+    with store.reading() as connection:
+        statement = _select(connection, filters, newest_first=False, beyond=None, limit=None)
+        with connection.execution_options(yield_per=batch).execute(statement) as result:
+            for row in result:
+                yield _recorded(row)
+
+
 def query(
     store: Store,
     *,
@@ -410,40 +703,20 @@ def query(
     until: datetime | None = None,
     limit: int | None = None,
 ) -> list[Recorded]:
-    """Stored events matching every given filter, oldest first; with ``limit``, only the newest that many.
+    """Stored events matching every given filter (see :class:`AuditFilter`), oldest first.
 
-    ``department`` matches the endpoint written or the origin of the change; ``person`` matches the event's person,
-    one of its per-field ``people`` or who decided what it applies, ignoring case (people are e-mail addresses);
-    ``field`` also matches a write or create that wrote that field. ``since`` is inclusive and
-    ``until`` exclusive, so consecutive windows never count an event twice; both must be timezone-aware.
+    With ``limit``, only the newest that many (still oldest first). Kept for its callers; pages use :func:`page`.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, not {limit}")
-    if any(bound is not None and bound.tzinfo is None for bound in (since, until)):
-        raise ValueError("since and until must be timezone-aware: a naive time would be read in the local zone")
-    statement = select(audit)
-    if sync_id is not None:
-        statement = statement.where(audit.c.sync_id == sync_id)
-    if group is not None:
-        statement = statement.where(audit.c.group_name == group)
-    if kind is not None:
-        statement = statement.where(audit.c.kind == kind)
-    if since is not None:
-        statement = statement.where(audit.c.at >= since.astimezone(UTC))
-    if until is not None:
-        statement = statement.where(audit.c.at < until.astimezone(UTC))
-    in_python = any(value is not None for value in (ref, department, person, field))
-    if limit is not None and not in_python:
-        # Everything is filtered in SQL: read only the newest rows, then put them back in chain order.
-        with store.transaction() as tx:
-            rows = tx.connection.execute(statement.order_by(audit.c.seq.desc()).limit(limit)).all()
-        return [_recorded(row) for row in reversed(rows)]
-    kept: deque[Row[Any]] = deque(maxlen=limit)
-    with store.transaction() as tx:
-        for row in tx.connection.execute(statement.order_by(audit.c.seq)):
-            if _matches(row.content, ref=ref, department=department, person=person, field=field):
-                kept.append(row)
-    return [_recorded(row) for row in kept]
+    filters = AuditFilter(sync_id, ref, group, department, person, field, kind, since, until)
+    if limit is None:
+        return list(export(store, filters))
+    if limit == 0:
+        return []
+    with store.reading() as connection:
+        rows = connection.execute(_select(connection, filters, newest_first=True, beyond=None, limit=limit)).all()
+    return [_recorded(row) for row in reversed(rows)]
 
 
 def events(store: Store, *, sync_id: str | None = None, group: str | None = None) -> list[Recorded]:

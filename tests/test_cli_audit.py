@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 from syncd.audit import AuditEvent, Recorded, append, query
 from syncd.cli import app
 from syncd.store import Store
-from syncd.store.schema import audit
+from syncd.store.schema import audit, audit_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG = "Reseller tiers: " + "x" * 84
@@ -398,6 +398,25 @@ class TestVerify:
         result = syncd_audit(config_dir, "verify")
         assert result.exit_code == 1
         assert result.stderr == "audit chain broken at event 2: its link to the previous event was changed\n"
+
+    def test_an_edited_index_is_named_and_reindex_repairs_it(
+        self, config_dir: Path, store: Store, log: list[Recorded]
+    ) -> None:
+        """An index entry removed (Ana's conflict hidden from --person): verify exits 1 naming it, reindex repairs."""
+        with store.engine.begin() as connection:
+            connection.execute(
+                delete(audit_terms).where(audit_terms.c.seq == 3, audit_terms.c.value == "ana@corp.example")
+            )
+        assert seqs(syncd_audit(config_dir, "--person", "ana@corp.example", "--format", "jsonl")) == [2]
+        result = syncd_audit(config_dir, "verify")
+        assert (result.exit_code, result.stdout) == (1, "")
+        assert result.stderr.startswith("audit index wrong at event 3: its entries in the audit index (audit_terms)")
+        assert "`syncd audit reindex` rebuilds the index" in result.stderr
+        repaired = syncd_audit(config_dir, "reindex")
+        assert (repaired.exit_code, repaired.stderr) == (0, "")
+        assert re.fullmatch(r"audit index rebuilt: \d+ entries\n", repaired.stdout)
+        assert syncd_audit(config_dir, "verify").exit_code == 0
+        assert seqs(syncd_audit(config_dir, "--person", "ana@corp.example", "--format", "jsonl")) == [2, 3]
 
 
 class TestCheckpoints:

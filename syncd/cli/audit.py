@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +24,9 @@ from syncd.cli.handler import Outcome
 from syncd.cli.store import open_store
 
 if TYPE_CHECKING:
-    from syncd.audit import AuditEvent, Checkpoint, Recorded
+    from collections.abc import Iterable
+
+    from syncd.audit import AuditEvent, AuditFilter, Checkpoint, Recorded
 
 audit_app = typer.Typer(
     help="Review the audit log: list or export its events, verify its hash chain, export its head as a checkpoint."
@@ -134,35 +137,36 @@ def audit_list(
     ] = Format.table,
     config_dir: Annotated[Path, typer.Option("--config", help="The configuration directory.")] = Path("config"),
 ) -> None:
-    """List audit events matching every filter given, oldest first (all of them without filters)."""
+    """List audit events matching every filter given, oldest first (all of them without filters).
+
+    Every filter is applied by the database; the JSON Lines and CSV exports are streamed (never all in memory).
+    """
     if ctx.invoked_subcommand is not None:
         return
-    from syncd.audit import query  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd.audit import AuditFilter, export, query  # noqa: PLC0415 - keeps `syncd --help` fast
 
+    filters = AuditFilter(item, ref, group, department, person, field, kind, since, until)
     with open_store(config_dir, keyed=False) as store:
-        recorded = query(
-            store,
-            sync_id=item,
-            ref=ref,
-            group=group,
-            department=department,
-            person=person,
-            field=field,
-            kind=kind,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-    if output_format is Format.table:
-        _print_table(recorded)
-    elif output_format is Format.jsonl:
-        from syncd.audit_export import jsonl  # noqa: PLC0415 - keeps `syncd --help` fast
+        if output_format is Format.table or limit is not None:
+            # A table is read by a person (and sized to its widest cell); --limit reads the newest N only.
+            chosen: Iterable[Recorded] = query(store, **_arguments(filters), limit=limit)
+        else:
+            chosen = export(store, filters)
+        if output_format is Format.table:
+            _print_table(list(chosen))
+        elif output_format is Format.jsonl:
+            from syncd.audit_export import jsonl  # noqa: PLC0415 - keeps `syncd --help` fast
 
-        sys.stdout.writelines(jsonl(recorded))
-    else:
-        from syncd.audit_export import csv_lines  # noqa: PLC0415 - keeps `syncd --help` fast
+            sys.stdout.writelines(jsonl(chosen))
+        else:
+            from syncd.audit_export import csv_lines  # noqa: PLC0415 - keeps `syncd --help` fast
 
-        sys.stdout.writelines(csv_lines(recorded))
+            sys.stdout.writelines(csv_lines(chosen))
+
+
+def _arguments(filters: AuditFilter) -> dict[str, Any]:
+    """The filters as :func:`syncd.audit.query`'s keyword arguments."""
+    return {each.name: getattr(filters, each.name) for each in fields(filters)}
 
 
 def _config_dir(ctx: typer.Context, config_dir: Path | None) -> Path:
@@ -222,6 +226,22 @@ def audit_head(
     return Outcome.OK
 
 
+@audit_app.command("reindex")
+def audit_reindex(
+    ctx: typer.Context,
+    config_dir: Annotated[
+        Path | None, typer.Option("--config", help="The configuration directory (default: config).")
+    ] = None,
+) -> Outcome:
+    """Rebuild the index the filters use (audit_terms) from the events, after `verify` found it edited."""
+    from syncd.audit import reindex  # noqa: PLC0415 - keeps `syncd --help` fast
+
+    with open_store(_config_dir(ctx, config_dir), keyed=False) as store:
+        written = reindex(store)
+    typer.echo(f"audit index rebuilt: {written} entries")
+    return Outcome.OK
+
+
 @audit_app.command("verify")
 def audit_verify(
     ctx: typer.Context,
@@ -246,7 +266,8 @@ def audit_verify(
     if not result.ok:
         # A finding, not an error: the verification worked and this is what it found.
         where = f" at event {result.first_bad_seq}" if result.first_bad_seq is not None else ""
-        stderr.print(f"[red]audit chain broken[/]{where}: {escape(result.reason or '')}", highlight=False)
+        broken = "audit index wrong" if result.in_index else "audit chain broken"
+        stderr.print(f"[red]{broken}[/]{where}: {escape(result.reason or '')}", highlight=False)
         return Outcome.ATTENTION
     if result.unchecked:
         stderr.print(

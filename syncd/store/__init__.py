@@ -161,9 +161,14 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
     """Take SQLite's write lock when a transaction starts, not at its first write.
 
     Otherwise two transactions can both read the audit chain's head and then both append after it; SQLite ignores
-    ``SELECT ... FOR UPDATE``, so this is how its writers queue up (PostgreSQL uses the row lock instead).
+    ``SELECT ... FOR UPDATE``, so this is how its writers queue up (PostgreSQL uses the row lock instead). A
+    :meth:`Store.reading` transaction only reads: it begins deferred, so it neither waits for nor holds up a writer.
     """
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "syncd_read_only"
+"""The execution option that marks a :meth:`Store.reading` connection."""
 
 
 MIGRATION_LOCK = 0x73796E6364
@@ -226,6 +231,17 @@ class Store:
             if self.lease is not None:
                 tx.fence(self.lease)
             yield tx
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """One read-only snapshot: for listings and exports that may take long (the audit log's pages, its export).
+
+        On SQLite it begins deferred (WAL readers never block the writer, nor wait for it); it is never fenced.
+        """
+        with self.engine.connect() as connection:
+            connection.execution_options(**{_READ_ONLY: True})
+            with connection.begin():
+                yield connection
 
     def fenced(self, lease: Lease) -> Store:
         """A view of this store (the same connection pool) whose every transaction checks ``lease`` first.

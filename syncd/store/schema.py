@@ -23,12 +23,25 @@
   target, unique by ``key``, written with the event's cause; ``claimed_by`` / ``claimed_until`` while a daemon
   delivers it, ``sent_at`` once sent, ``attempts``, ``due_at`` and ``error`` while its target fails.
 - ``audit``: append-only, hash-chained events, each with the ``hash_format`` it was chained in (see
-  :mod:`syncd.audit`); ``audit_head`` holds the chain's last seq and hash, locked by each append.
+  :mod:`syncd.audit`); ``audit_head`` holds the chain's last seq and hash, locked by each append;
+  ``audit_terms`` indexes the values inside each event's content that the listing filters on.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData(
     naming_convention={
@@ -194,16 +207,35 @@ audit = Table(
     "audit",
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
     Column("kind", String(40), nullable=False),
-    Column("group_name", String(200), nullable=True, index=True),
-    Column("sync_id", String(32), nullable=True, index=True),
+    Column("group_name", String(200), nullable=True),
+    Column("sync_id", String(32), nullable=True),
     Column("content", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     # 1: SHA-256 of the content (rows written before 0009), 2: SHA-256 of every column, 3: HMAC of every column.
     Column("hash_format", Integer, nullable=False, server_default="1"),
+    # Filter, then newest first by seq: an equality's matches are already in seq order in these (0012).
+    Index("ix_audit_kind_seq", "kind", "seq"),
+    Index("ix_audit_group_name_seq", "group_name", "seq"),
+    Index("ix_audit_sync_id_seq", "sync_id", "seq"),
+    Index("ix_audit_at_seq", "at", "seq"),
 )
+
+audit_terms = Table(
+    "audit_terms",
+    metadata,
+    Column("term_kind", String(20), nullable=False),
+    Column("value", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Index("ix_audit_terms_term_kind_value_seq", "term_kind", "value", "seq", unique=True),
+    Index("ix_audit_terms_seq", "seq"),
+)
+"""An index of the values inside each event's content the listing filters on (ref, department, person, field):
+one row per (kind, value, seq), derived from the content by :func:`syncd.audit.terms` and written with the event.
+Not hashed and not evidence: ``syncd audit verify`` checks it against the content, ``syncd audit reindex``
+rebuilds it."""
 
 guards = Table(
     "guards",
