@@ -161,16 +161,18 @@ class SharedBudget(TokenBucket):
     window for that request: passes fail at their commit then anyway, and a 429 is waited out.
     """
 
-    def __init__(self, key: str, requests: int, window_s: float) -> None:
+    def __init__(self, key: str, requests: int, window_s: float, taker: BudgetTaker | None = None) -> None:
         limit = max(2, int(requests * 0.95))
         burst = max(1, limit // 10)
         super().__init__(rate=(limit - burst) / window_s, capacity=burst)
         self.key = key
         self.local = TokenBucket.per_window(requests, window_s)
+        self.taker = taker
+        """This budget's own taker (tests); None: the process's (:func:`share_budgets`), if any."""
 
     def reserve(self, cost: int = 1) -> float:
         """Take ``cost`` from the shared bucket if replicas share one, else from this process's window."""
-        taker = _TAKER
+        taker = self.taker or _TAKER
         if taker is not None:
             try:
                 return taker(self.key, self.capacity, self.rate, cost)
