@@ -162,8 +162,8 @@ def run(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption 
         CAPABILITIES,
         connector_for,
         observe_requests,
+        share_budgets,
     )
-    from connectors.pacing import share_budgets  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd import daemon  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.cli.store import unavailable  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import load_config  # noqa: PLC0415 - keeps `syncd --help` fast

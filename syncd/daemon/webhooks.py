@@ -86,6 +86,9 @@ class Webhooks:
             except SyncdError as error:
                 log.error("webhook.registration_failed", department=name, error=str(error))
                 continue
+            except Exception as error:  # the store did not answer: registered again at the next start or SIGHUP
+                log.error("webhook.registration_failed", department=name, error=type(error).__name__)
+                continue
             if hook is None:
                 continue
             log.info("webhook.registered", department=name, url=url, id=hook)
