@@ -47,10 +47,10 @@ class Webhooks:
         replica: str,
     ) -> None:
         self._runtime = runtime
+        """The configuration in force now (a reload swaps it while a registration may run)."""
         self._store = store
         self._replica = replica
         """This replica's id: whose registration a pending department is."""
-        """The configuration in force now (a reload swaps it while a registration may run)."""
         self._connector_for = connector_for
         self._hint = hint
         """Queues a delivery's refs for a group: here if this replica holds it, else forwarded to its owner."""
@@ -115,7 +115,6 @@ class Webhooks:
                 log.warning("webhook.skipped", department=name, reason="another replica is registering it")
                 return None
             self._stopping.wait(0.5)
-        stored: HookSecret | None = None
         try:
             with self._lock:
                 self._handshakes.add(name)  # the tool calls back during the registration
@@ -163,15 +162,14 @@ class Webhooks:
         if self._stopping.is_set():
             return self._answer(department, "stopping", 503)
         if verifier.handshake and verifier.is_handshake(dict(request.headers)):
-            return self._handshake(request, department, verifier)
+            return self._handshake(request, department)
         return self._delivery(request, department, verifier)
 
-    def _handshake(self, request: Request, department: str, verifier: Connector) -> Response:
+    def _handshake(self, request: Request, department: str) -> Response:
         """A registration handshake: echo its secret, but only while a replica of syncd is registering.
 
-        Outside a registration anyone could otherwise have a webhook established toward syncd. Answered for
-        another replica's registration, the secret is offered to it through the store (the create's answer
-        carries it too).
+        Outside a registration anyone could otherwise have a webhook established toward syncd. The secret is
+        offered to the registering replica through the store, for a create whose answer would lack it.
         """
         with self._lock:
             mine = department in self._handshakes
@@ -182,14 +180,17 @@ class Webhooks:
         if not expected:
             return self._answer(department, "handshake_refused", 403)
         try:
-            echoed = verifier.accept_handshake(dict(request.headers)) if mine else self._echo(department, request)
+            echoed = self._echo(department, request)
         except ConnectorError as error:  # a handshake without its secret
             return self._answer(department, "malformed", 400, error=error.message)
         log.info("webhook.handshake", department=department, registering="here" if mine else "elsewhere")
         return Response(status=200, headers=echoed)
 
     def _echo(self, department: str, request: Request) -> dict[str, str]:
-        """Answer the handshake of another replica's registration, offering it the secret through the store."""
+        """Echo a handshake's secret, offering it to the registering replica (here or elsewhere) through the store.
+
+        Through a connector of its own: the webhook is not established yet, so deliveries are not checked with it.
+        """
         scratch = self._connector_for(self._runtime().config.departments[department])
         echoed = scratch.accept_handshake(dict(request.headers))
         secret = next(iter(echoed.values()))
@@ -239,7 +240,10 @@ class Webhooks:
             self._refresh(department, verifier)
             if verifier.agreed_secret() != used:  # read again here, or by a delivery alongside
                 return verifier.verify_webhook(headers, body)
-            offered = self._store.offered_hook_secret(department)
+            try:
+                offered = self._store.offered_hook_secret(department)
+            except Exception:  # the store did not answer: the delivery is refused (the tool delivers again)
+                offered = None
             if offered is None:
                 raise
         scratch = self._connector_for(self._runtime().config.departments[department])
