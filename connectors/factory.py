@@ -15,7 +15,8 @@ from datetime import timedelta
 from connectors.asana import AsanaConnector
 from connectors.jira import JiraConnector
 from connectors.jira.workflow import Workflow
-from connectors.pacing import RequestObserver, add_observer, remove_observer
+from connectors.pacing import BudgetTaker, RequestObserver, add_observer, remove_observer
+from connectors.pacing import share_budgets as _share_budgets
 from connectors.trello import TrelloConnector
 from syncd.config import AsanaConnection, Department, JiraConnection, TrelloConnection
 from syncd.connector import Capabilities, Connector
@@ -82,3 +83,8 @@ def observe_requests(observer: RequestObserver) -> Callable[[], None]:
     """
     add_observer(observer)
     return lambda: remove_observer(observer)
+
+
+def share_budgets(taker: BudgetTaker | None) -> None:
+    """Take every credential's requests from ``taker`` (the store's shared buckets: replicas), or pace alone (None)."""
+    _share_budgets(taker)

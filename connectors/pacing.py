@@ -139,6 +139,48 @@ class SlidingWindow(TokenBucket):
             return max(0.0, slot - now)
 
 
+BudgetTaker = Callable[[str, float, float, int], float]
+"""Takes ``cost`` tokens of a credential's bucket shared by every replica, ``(key, capacity, rate, cost)``: the
+seconds to wait first. Raises when it cannot (the store does not answer); the process then paces on its own."""
+
+_TAKER: BudgetTaker | None = None
+
+
+def share_budgets(taker: BudgetTaker | None) -> None:
+    """Take every credential's requests from ``taker`` from now on (replicas on one store); None: this process alone."""
+    global _TAKER  # noqa: PLW0603 - one process-wide switch, set by the daemon at start and stop
+    _TAKER = taker
+
+
+class SharedBudget(TokenBucket):
+    """A credential's budget: this process's :class:`SlidingWindow`, or the replicas' shared bucket when there is one.
+
+    The shared bucket (see :mod:`syncd.store.budgets`) lets through ``capacity + rate * window_s`` requests in any
+    window, so it is shaped to the same 95% of the budget as the sliding window: a burst of a tenth of it at once,
+    the rest spread over the window. A taker that fails (the store does not answer) falls back to this process's
+    window for that request: passes fail at their commit then anyway, and a 429 is waited out.
+    """
+
+    def __init__(self, key: str, requests: int, window_s: float, taker: BudgetTaker | None = None) -> None:
+        limit = max(2, int(requests * 0.95))
+        burst = max(1, limit // 10)
+        super().__init__(rate=(limit - burst) / window_s, capacity=burst)
+        self.key = key
+        self.local = TokenBucket.per_window(requests, window_s)
+        self.taker = taker
+        """This budget's own taker (tests); None: the process's (:func:`share_budgets`), if any."""
+
+    def reserve(self, cost: int = 1) -> float:
+        """Take ``cost`` from the shared bucket if replicas share one, else from this process's window."""
+        taker = self.taker or _TAKER
+        if taker is not None:
+            try:
+                return taker(self.key, self.capacity, self.rate, cost)
+            except Exception:  # whatever the store raises: pace alone for this request
+                return self.local.reserve(cost)
+        return self.local.reserve(cost)
+
+
 _SHARED: dict[str, TokenBucket] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -147,13 +189,14 @@ def shared_bucket(tool: str, credential: str, requests: int, window_s: float) ->
     """The one bucket of a credential in this process, however many connectors use it.
 
     The services count per token (and Trello also per API key), not per connector: two boards synced with one
-    token share one budget. The key is a digest, so the registry never holds a secret.
+    token share one budget, and so do replicas on one store (:func:`share_budgets`). The key is a digest, so
+    neither the registry nor the store ever holds a secret.
     """
     digest = hashlib.sha256(f"{tool}/{credential}".encode()).hexdigest()
     key = f"{tool}:{digest}:{requests}/{window_s}"
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = TokenBucket.per_window(requests, window_s)
+            _SHARED[key] = SharedBudget(key, requests, window_s)
         return _SHARED[key]
 
 

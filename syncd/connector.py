@@ -122,6 +122,14 @@ def browse_url(capabilities: Capabilities, base_url: str, workspace: str, ref: s
     return capabilities.browse.format(site=site, workspace=quote(workspace, safe=""), ref=quote(ref, safe=""))
 
 
+@dataclass(frozen=True)
+class AgreedSecret:
+    """A webhook's id in its tool and the secret its registration handshake agreed (a credential: never shown)."""
+
+    webhook: str
+    secret: str = field(repr=False)
+
+
 @runtime_checkable
 class Connector(Protocol):
     """One endpoint (a Jira project, a Trello board, an Asana project) reached through its tool's SDK."""
@@ -237,6 +245,14 @@ class Connector(Protocol):
 
     def keep_agreed_secret(self, earlier: Connector) -> None:
         """Take over the webhook secret an earlier connector of the same endpoint agreed (a configuration reload)."""
+        ...
+
+    def agreed_secret(self) -> AgreedSecret | None:
+        """The webhook and the secret its handshake agreed, for the store (None: none agreed, or one configured)."""
+        ...
+
+    def use_agreed_secret(self, agreed: AgreedSecret) -> None:
+        """Verify deliveries with a secret agreed earlier, by any replica (read from the store); keep its webhook."""
         ...
 
     def verifiable(self) -> bool:

@@ -455,24 +455,33 @@ class TestWebhooks:
             assert len(daemon.logged("pass", kind="full")) == 1  # only the start-up poll: the webhook did it
 
     def test_after_a_restart_asana_webhooks_are_verified_again(self, sandbox: Sandbox, signed: dict[str, str]) -> None:
-        """Asana's secret is agreed at creation only: a restarted daemon replaces the webhook and verifies again."""
+        """Asana's secret is agreed at creation only and kept in the store: a restart keeps the webhook, verifies
+        its deliveries with the stored secret, and never prints it."""
         port = free_port()
         hooked = {**signed, "SYNCD_LISTEN": f"127.0.0.1:{port}", "SYNCD_PUBLIC_URL": f"http://127.0.0.1:{port}"}
         with DaemonProcess(hooked) as first:
             first.wait_logged("webhook.handshake", department="marketing")
+            first.wait_logged("webhook.registered", department="marketing")
             first.wait_logged("pass", group=GROUP, kind="full", outcome="ok")
             first.signal(signal.SIGTERM)
             assert first.wait() == 0
+        with sandbox.asana.lock:
+            hooks = {gid: hook.secret for gid, hook in sandbox.asana.state.webhooks.items()}
+        assert len(hooks) == 1
         with DaemonProcess(hooked) as second:
-            second.wait_logged("webhook.handshake", department="marketing")
+            second.secrets.extend(hooks.values())  # a credential: in no log line (checked as the daemon exits)
+            second.wait_logged("webhook.registered", department="marketing", id=next(iter(hooks)))
             second.wait_logged("pass", group=GROUP, kind="full", outcome="ok")
             with sandbox.asana.lock:
+                assert {gid: hook.secret for gid, hook in sandbox.asana.state.webhooks.items()} == hooks
                 task = next(t.gid for t in sandbox.asana.state.tasks.values() if t.name == "Launch blog post")
             sandbox.asana.act_as("gus@corp.example").update_task(task, name="Renamed in Asana after a restart")
             wait_for(lambda: "Renamed in Asana after a restart" in titles(sandbox)[0], 10, "the Asana rename in Jira")
             daemon_saw = second.logged("webhook", department="marketing", outcome="queued")
-            assert daemon_saw, "the rename arrived by webhook, verified with the new handshake's secret"
+            assert daemon_saw, "the rename arrived by webhook, verified with the stored secret"
+            assert not second.logged("webhook.handshake")  # the webhook was kept, not replaced
             assert not second.logged("webhook.secret_unknown")
+            assert not second.logged("webhook", department="marketing", outcome="unauthorized")
 
     def test_bad_deliveries_are_refused_and_queue_nothing(self, signed: dict[str, str], quiet: Path) -> None:
         """A wrong signature is 401, an oversized body 413, a signed body naming no issue 400; HEAD is 200."""

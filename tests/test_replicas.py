@@ -11,9 +11,12 @@ import hmac
 import json
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import TracebackType
 
 import pytest
 import requests
@@ -22,7 +25,16 @@ from sandbox.org import Sandbox
 from syncd.store import Store
 from tests.store.conftest import fresh_postgres_database
 from tests.syncd_env import ROOT, syncd
-from tests.test_daemon import GROUP, WEBHOOK_SECRET, DaemonProcess, mirrored, rename_card, wait_for
+from tests.test_daemon import (
+    GROUP,
+    WEBHOOK_SECRET,
+    DaemonProcess,
+    free_port,
+    mirrored,
+    rename_card,
+    titles,
+    wait_for,
+)
 
 QUIET = ("quiet-a", "quiet-b")
 TTL_S = 2.0
@@ -96,6 +108,66 @@ def settled(url: str, daemons: list[DaemonProcess]) -> dict[str, str] | None:
     return held
 
 
+class Balancer:
+    """A load balancer in front of the replicas on 127.0.0.1: each request goes to ``backend``, switched at will."""
+
+    HOP = frozenset({"host", "content-length", "connection", "transfer-encoding", "keep-alive"})
+
+    def __init__(self) -> None:
+        self.backend = ""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in Balancer.HOP}
+                answer = requests.post(owner.backend + self.path, data=body, headers=headers, timeout=30)
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in Balancer.HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Balancer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def asana_hooks(sandbox: Sandbox) -> dict[str, str]:
+    """Webhook gid -> secret, in the Asana emulator."""
+    with sandbox.asana.lock:
+        return {gid: hook.secret for gid, hook in sandbox.asana.state.webhooks.items()}
+
+
+def rename_task(sandbox: Sandbox, old_name: str, new_name: str) -> None:
+    """Gus renames a task in Asana, as a person would."""
+    with sandbox.asana.lock:
+        task = next(t.gid for t in sandbox.asana.state.tasks.values() if t.name == old_name)
+    sandbox.asana.act_as("gus@corp.example").update_task(task, name=new_name)
+
+
+def balanced(url: str, daemons: list[DaemonProcess]) -> dict[str, str] | None:
+    """Group -> replica once every group is held once, each by its preferred owner (no hand-over to come)."""
+    held = settled(url, daemons)
+    views = [e["owners"] for e in daemons[0].logged("replicas") if len(e["live"]) == len(daemons)]
+    return held if held is not None and views and views[-1] == held else None
+
+
 def sign(body: bytes) -> str:
     return "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
 
@@ -156,3 +228,57 @@ class TestReplicas:
             wait_for(lambda: sorted(owned(survivor)) == sorted((GROUP, *QUIET)), 4 * TTL_S, "the survivor owning all")
             survivor.signal(signal.SIGTERM)
             assert survivor.wait() == 0
+
+    def test_asana_handshake_on_one_replica_deliveries_verified_on_another(
+        self, sandbox: Sandbox, shared: tuple[dict[str, str], Path]
+    ) -> None:
+        """Behind one load balancer: the handshake reaches replica A, the secret goes to the store, a delivery to
+        replica B verifies there and the change is synced by the group's owner; a webhook B registers again later
+        has its handshake answered by A, and A verifies the next delivery with the new secret. Never printed."""
+        env, mappings = shared
+        with Balancer() as balancer:
+            port = free_port()
+            balancer.backend = f"http://127.0.0.1:{port}"  # everything reaches A, its own registration's handshake too
+            hooked = {**env, "SYNCD_PUBLIC_URL": balancer.url}
+            with DaemonProcess({**hooked, "SYNCD_LISTEN": f"127.0.0.1:{port}"}, mappings) as one:
+                one.wait_logged("webhook.registered", department="marketing")
+                one.wait_logged("webhook.handshake", department="marketing", registering="here")
+                with DaemonProcess(hooked, mappings) as two:
+                    first = asana_hooks(sandbox)
+                    two.wait_logged("webhook.registered", department="marketing", id=next(iter(first)))
+                    assert asana_hooks(sandbox) == first  # kept with the stored secret: no second webhook
+                    held = wait_for(lambda: balanced(env["SYNCD_STORE"], [one, two]), 30, "each group with its owner")
+                    owner = one if held[GROUP] == replica(one) else two
+                    owner.wait_logged("pass", group=GROUP, kind="full", outcome="ok", timeout_s=30)
+
+                    balancer.backend = two.url  # deliveries now reach B
+                    rename_task(sandbox, "Launch blog post", "Renamed in Asana, delivered to B")
+                    wait_for(lambda: "Renamed in Asana, delivered to B" in titles(sandbox)[0], 15, "the rename in Jira")
+                    verified = two.wait_logged("webhook", department="marketing", timeout_s=10)
+                    assert verified["outcome"] in {"queued", "forwarded"}, verified
+                    if owner is one:
+                        one.wait_logged("hint.forwarded", group=GROUP, member="marketing", timeout_s=10)
+
+                    # Asana drops the webhook; B registers a new one (SIGHUP), its handshake reaching A.
+                    with sandbox.asana.lock:
+                        sandbox.asana.state.webhooks.clear()
+                    balancer.backend = one.url
+                    two.signal(signal.SIGHUP)
+                    wait_for(lambda: asana_hooks(sandbox), 20, "a new Asana webhook")
+                    second = asana_hooks(sandbox)
+                    two.wait_logged("webhook.registered", department="marketing", id=next(iter(second)))
+                    one.wait_logged("webhook.handshake", department="marketing", registering="elsewhere")
+                    rename_task(sandbox, "Renamed in Asana, delivered to B", "Renamed in Asana, delivered to A")
+                    wait_for(lambda: "Renamed in Asana, delivered to A" in titles(sandbox)[0], 15, "the rename in Jira")
+                    wait_for(
+                        lambda: [e for e in one.logged("webhook", department="marketing") if e["outcome"] != "no_refs"],
+                        10,
+                        "A verifying a delivery with the new secret",
+                    )
+                    for daemon in (one, two):
+                        assert not daemon.logged("webhook", department="marketing", outcome="unauthorized")
+                        daemon.secrets.extend([*first.values(), *second.values()])  # checked at exit: never logged
+                    two.signal(signal.SIGTERM)
+                    assert two.wait() == 0
+                one.signal(signal.SIGTERM)
+                assert one.wait() == 0

@@ -46,7 +46,7 @@ from connectors.asana.errors import TOOL, refused_field, translate
 from connectors.base import Connector, ConnectorBase
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.webhooks import DeliveryLog, body_identity
-from syncd.connector import Capabilities
+from syncd.connector import AgreedSecret, Capabilities
 from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
@@ -71,6 +71,7 @@ from syncd.model import (
     read_or_keep,
     utc,
 )
+from syncd.redact import remember
 from syncd.uncertain import CLOCK_SLACK, MARKER_URL
 
 T = TypeVar("T")
@@ -163,6 +164,8 @@ class AsanaConnector(ConnectorBase[Sdk]):
         self._people_back = {account.lower(): email for email, account in self.people.items()}
         self._looked_up: dict[str, str | None] = {}  # user gid -> the e-mail GET /users/{gid} showed (None: hidden)
         self.webhook_secret = webhook_secret
+        self.webhook_id: str | None = None
+        """The webhook ``webhook_secret`` belongs to, once known (created here, or read from the store)."""
         self._tags: dict[str, str] | None = None
         self.reconcile_every = reconcile_every
         self._base_url = base_url.rstrip("/")
@@ -846,7 +849,19 @@ class AsanaConnector(ConnectorBase[Sdk]):
         """An unchanged registration keeps the secret its handshake agreed (a reload builds a new connector)."""
         if isinstance(earlier, AsanaConnector) and earlier.project_gid == self.project_gid:
             self.webhook_secret = earlier.webhook_secret
+            self.webhook_id = earlier.webhook_id
             self._deliveries = earlier._deliveries  # deliveries seen stay seen across a reload
+
+    def agreed_secret(self) -> AgreedSecret | None:
+        """The webhook this connector registered or was given, and its secret, once both are known."""
+        if self.webhook_id is None or self.webhook_secret is None:
+            return None
+        return AgreedSecret(self.webhook_id, self.webhook_secret)
+
+    def use_agreed_secret(self, agreed: AgreedSecret) -> None:
+        """Verify deliveries with a secret agreed earlier (by any replica); :meth:`ensure_webhook` keeps its webhook."""
+        self.webhook_secret = agreed.secret
+        self.webhook_id = agreed.webhook
 
     def verifiable(self) -> bool:
         """Deliveries can be checked once a handshake gave the secret (none reached this process: polled only)."""
@@ -861,29 +876,39 @@ class AsanaConnector(ConnectorBase[Sdk]):
         secret = next((v for k, v in headers.items() if k.lower() == "x-hook-secret"), None)
         if not secret:
             raise InvalidItem(TOOL, "webhook handshake without X-Hook-Secret")
+        remember(secret)
         self.webhook_secret = secret
         return {"X-Hook-Secret": secret}
 
     def ensure_webhook(self, target: str) -> str:
-        """Register the project's webhook to ``target`` unless an active one with a known secret exists; its gid.
+        """Register the project's webhook to ``target`` unless the active one whose secret is known exists; its gid.
 
         Asana deactivates a webhook whose deliveries keep failing; an inactive one is replaced, and so is one whose
-        secret this process does not know (after a restart). During the create call Asana performs the handshake:
-        the receiver must pass it to :meth:`accept_handshake`.
+        secret is not known (agreed before the store kept secrets, or lost). During the create call Asana performs
+        the handshake with whichever receiver its POST reaches (:meth:`accept_handshake`), and answers the create
+        with the same secret beside ``data`` (the OpenAPI description's 201 ``X-Hook-Secret``): the one kept here.
         """
         api = asana.WebhooksApi(self._client())
         opts = {"resource": self.project_gid, "opt_fields": "target,active"}
         for hook in self._call(lambda: list(api.get_webhooks(self._workspace_gid(), opts, **self._timeout))):
             if hook.get("target") != target:
                 continue
-            if hook.get("active") and self.webhook_secret is not None:
-                return str(hook["gid"])
-            # Inactive, or active but its handshake secret is unknown to this process (a restart: the secret is
-            # agreed once, at creation): replace it, so a new handshake gives a secret deliveries can be checked with.
+            known = self.webhook_secret is not None and self.webhook_id in (None, str(hook["gid"]))
+            if hook.get("active") and known:
+                self.webhook_id = str(hook["gid"])
+                return self.webhook_id
+            # Inactive, or active but its handshake secret is unknown: replace it, so a new handshake gives a
+            # secret deliveries can be checked with.
             self._call(functools.partial(api.delete_webhook, hook["gid"], **self._timeout))
+        self.webhook_secret = self.webhook_id = None  # a handshake answered here during the create sets the secret
         body = {"data": {"resource": self.project_gid, "target": target}}
-        created = self._call(lambda: api.create_webhook(body, {}, **self._timeout), idempotent=False)
-        return str(created["gid"])
+        created = self._call(lambda: api.create_webhook(body, {}, full_payload=True, **self._timeout), idempotent=False)
+        answered = created.get("X-Hook-Secret") if isinstance(created, dict) else None
+        if isinstance(answered, str) and answered:
+            remember(answered)  # a credential: masked wherever it might be printed
+            self.webhook_secret = answered
+        self.webhook_id = str(created["data"]["gid"])
+        return self.webhook_id
 
     def describe(self) -> Schema:
         """Sections (any section is reachable from any other), the workspace's people and tags."""

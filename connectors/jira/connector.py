@@ -43,7 +43,7 @@ from connectors.jira.errors import TOOL, translate
 from connectors.jira.workflow import Transition, Workflow
 from connectors.pacing import RetryPolicy, TokenBucket, shared_bucket
 from connectors.webhooks import DeliveryLog, body_identity
-from syncd.connector import Capabilities
+from syncd.connector import AgreedSecret, Capabilities
 from syncd.crash import crash_point
 from syncd.errors import (
     AuthFailed,
@@ -887,6 +887,13 @@ class JiraConnector(ConnectorBase[JIRA]):
     def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Jira has no handshake: its webhooks are signed with the configured secret."""
         raise ToolConfigError(TOOL, "Jira webhooks have no handshake")
+
+    def agreed_secret(self) -> AgreedSecret | None:
+        """Nothing is agreed: the secret is the configured one."""
+        return None
+
+    def use_agreed_secret(self, agreed: AgreedSecret) -> None:
+        """Nothing is agreed: the secret is the configured one."""
 
     def keep_agreed_secret(self, earlier: Connector) -> None:
         """Nothing is agreed (the secret is the configured one); deliveries seen stay seen across a reload."""

@@ -44,7 +44,7 @@ from connectors.trello.capabilities import CAPABILITIES
 from connectors.trello.errors import TOOL, translate
 from connectors.trello.http import BaseUrlSession
 from connectors.webhooks import DeliveryLog, body_identity
-from syncd.connector import Capabilities
+from syncd.connector import AgreedSecret, Capabilities
 from syncd.errors import AuthFailed, ConnectorError, InvalidItem, ItemNotFound, ToolConfigError
 from syncd.model import (
     ChangeBatch,
@@ -694,6 +694,13 @@ class TrelloConnector(ConnectorBase[_Client]):
     def accept_handshake(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Trello has no handshake: it HEAD-checks the callback URL before creating the webhook."""
         raise ToolConfigError(TOOL, "Trello webhooks have no handshake")
+
+    def agreed_secret(self) -> AgreedSecret | None:
+        """Nothing is agreed: the secret is the application's."""
+        return None
+
+    def use_agreed_secret(self, agreed: AgreedSecret) -> None:
+        """Nothing is agreed: the secret is the application's."""
 
     def keep_agreed_secret(self, earlier: Connector) -> None:
         """Nothing is agreed (the secret is the application's); deliveries seen stay seen across a reload."""

@@ -65,7 +65,10 @@ class FeedRoutes(AsanaBase):
             last_success_at=self.state.now(),
         )
         self.state.webhooks[hook.gid] = hook
-        return self.one(request, principal, hook, 201)
+        # As the OpenAPI description's 201 shows: the secret beside ``data``, for whoever created the webhook (the
+        # handshake may have reached another process behind the target's load balancer).
+        data = self.view(principal).full(hook, self.fields(request))
+        return self.respond(request, {"data": data, "X-Hook-Secret": secret}, 201)
 
     def get_webhook(self, request: Request, principal: Principal, webhook_gid: str) -> Response:
         """GET /webhooks/{gid}."""

@@ -267,6 +267,7 @@ def run(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption 
         CAPABILITIES,
         connector_for,
         observe_requests,
+        share_budgets,
     )
     from syncd import daemon  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.cli.store import unavailable  # noqa: PLC0415 - keeps `syncd --help` fast
@@ -284,6 +285,7 @@ def run(config_dir: ConfigOption = Path("config"), mappings_dir: MappingsOption 
             connector_for=connector_for,
             capabilities=CAPABILITIES,
             observe_requests=observe_requests,
+            share_budgets=share_budgets,
             on_listening=listening,
         )
     except SQLAlchemyError as error:  # the store cannot be migrated at start (passes report their own)

@@ -22,7 +22,7 @@ from syncd.connector import Capabilities
 from syncd.daemon import web
 from syncd.daemon.health import Readiness
 from syncd.daemon.logs import configure_logging, log
-from syncd.daemon.metrics import AUDIT_HEAD_EVERY_S, Metrics, ObserveRequests, log_audit_head
+from syncd.daemon.metrics import AUDIT_HEAD_EVERY_S, Metrics, ObserveRequests, ShareBudgets, log_audit_head
 from syncd.daemon.notifier import Notifier
 from syncd.daemon.passes import Passes
 from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
@@ -46,6 +46,7 @@ class Daemon:
         connector_for: ConnectorFactory,
         capabilities: Mapping[str, Capabilities],
         observe_requests: ObserveRequests | None = None,
+        share_budgets: ShareBudgets | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config_dir = config_dir
@@ -53,6 +54,7 @@ class Daemon:
         self.connector_for = connector_for
         self.capabilities = capabilities
         self._observe_requests = observe_requests
+        self._share_budgets = share_budgets
         self.runtime = load_runtime(
             config_dir, mappings_dir, connector_for, capabilities=capabilities, generation=1, previous=None
         )
@@ -98,6 +100,8 @@ class Daemon:
             hint=self.sharing.hint,
             metrics=self.metrics,
             stopping=self._stopping,
+            store=self.store,
+            replica=self.sharing.replica,
         )
         self.ui = self._web_page(self.runtime.config)
         self.app = web.App(
@@ -117,6 +121,9 @@ class Daemon:
         self._server, url = web.serve(instance.listen, self.app, max_body_bytes=instance.max_webhook_bytes)
         if self._observe_requests is not None:
             self._stop_observing = self._observe_requests(self.metrics.request)
+        if self._share_budgets is not None and self.store.shared:
+            # Replicas on PostgreSQL take every request from one bucket per credential (syncd.store.budgets).
+            self._share_budgets(self.store.take_budget)
         self.sharing.start()
         self.passes.start()
         self.notifier.start()
@@ -177,6 +184,8 @@ class Daemon:
             self._stop_observing = None
         self.sharing.stop()
         self._release_leases()
+        if self._share_budgets is not None:
+            self._share_budgets(None)
         self.store.close()
 
     def request_stop(self) -> None:
@@ -224,6 +233,8 @@ class Daemon:
         self._release_leases()
         if self.ui is not None:
             self.ui.close()
+        if self._share_budgets is not None:
+            self._share_budgets(None)
         if unfinished:
             log.error("shutdown.timed_out", unfinished=unfinished, timeout_s=timeout)
             return 1
@@ -293,6 +304,7 @@ def run(
     connector_for: ConnectorFactory,
     capabilities: Mapping[str, Capabilities],
     observe_requests: ObserveRequests | None = None,
+    share_budgets: ShareBudgets | None = None,
     on_listening: Callable[[str], None] | None = None,
 ) -> int:
     """Configure logging, build the daemon and run it until a signal stops it; the exit code.
@@ -306,5 +318,6 @@ def run(
         connector_for=connector_for,
         capabilities=capabilities,
         observe_requests=observe_requests,
+        share_budgets=share_budgets,
     )
     return daemon.run(on_listening)

@@ -24,6 +24,10 @@ RequestObserver = Callable[[str, str], None]
 
 ObserveRequests = Callable[[RequestObserver], Callable[[], None]]
 """Registers an observer of every API request attempt (tool, "ok" or error class); returns its removal."""
+BudgetTaker = Callable[[str, float, float, int], float]
+"""Takes ``cost`` of a credential's shared bucket ``(key, capacity, rate, cost)``: seconds to wait first."""
+ShareBudgets = Callable[[BudgetTaker | None], None]
+"""Makes every connector of the process take its requests from a taker (None: pace alone): connectors.pacing."""
 
 
 class _Quarantined(Collector):

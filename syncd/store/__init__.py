@@ -34,8 +34,11 @@ from syncd.errors import SchemaTooNew
 from syncd.errors import StoreUnavailable as StoreUnavailable
 from syncd.plan import Refusal
 from syncd.redact import redact
+from syncd.store import budgets as _budgets
+from syncd.store import hooks as _hooks
 from syncd.store import leases as _leases
 from syncd.store import replicas as _replicas
+from syncd.store.hooks import HookSecret as HookSecret
 from syncd.store.leases import Lease
 from syncd.store.replicas import Replica as Replica
 from syncd.store.schema import (
@@ -320,6 +323,48 @@ class Store:
                     received(note.payload)
                     if stop.is_set():
                         return
+
+    # ----- shared rate budgets and webhook secrets (see syncd.store.budgets, syncd.store.hooks) -----------------
+
+    def take_budget(self, key: str, capacity: float, rate: float, cost: int) -> float:
+        """Take ``cost`` of a credential's bucket shared by the replicas; the seconds to wait first (PostgreSQL)."""
+        with self.engine.begin() as connection:
+            return _budgets.take(connection, key, capacity=capacity, rate=rate, cost=cost)
+
+    def hook_secret(self, department: str) -> HookSecret | None:
+        """The department's webhook secret agreed in a handshake, if any (registered for redaction as read)."""
+        with self.engine.begin() as connection:
+            return _hooks.agreed(connection, department)
+
+    def claim_handshake(self, department: str, holder: str) -> bool:
+        """Begin registering the department's webhook as ``holder``; False while another registration runs."""
+        with self.engine.begin() as connection:
+            return _hooks.claim(connection, department, holder)
+
+    def handshake_pending(self, department: str) -> bool:
+        """Whether a replica is registering the department's webhook now (its handshake may reach any replica)."""
+        with self.engine.begin() as connection:
+            return _hooks.pending(connection, department)
+
+    def offer_hook_secret(self, department: str, secret: str) -> None:
+        """Keep the secret of a handshake answered here for the replica registering the webhook."""
+        with self.engine.begin() as connection:
+            _hooks.offer(connection, department, secret)
+
+    def offered_hook_secret(self, department: str) -> str | None:
+        """The secret a handshake answered by any replica offered during the current registration."""
+        with self.engine.begin() as connection:
+            return _hooks.offered(connection, department)
+
+    def agree_hook_secret(self, hook: HookSecret) -> None:
+        """Store a webhook's agreed secret and end its registration."""
+        with self.engine.begin() as connection:
+            _hooks.agree(connection, hook)
+
+    def finish_handshake(self, department: str, holder: str) -> None:
+        """End ``holder``'s registration of the department without storing a secret."""
+        with self.engine.begin() as connection:
+            _hooks.finish(connection, department, holder)
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -16,6 +16,11 @@
   fencing token: bumped at each change of holder, checked by every commit of the group's work.
 - ``replicas``: per running daemon (its replica id, the lease holder name), its host and pid, when it started,
   its last heartbeat (``seen_at``) and when that lapses (``expires_at``): the live ones share the groups.
+- ``hook_secrets``: per department whose tool agrees a webhook's secret in a handshake (Asana), the webhook's
+  target and id and its secret, so every replica verifies deliveries and a restart keeps the webhook; and while a
+  replica registers one, who (``pending_by``) and until when: any replica then answers the tool's handshake.
+- ``rate_budgets``: per tool credential, a token bucket (``tokens`` at ``stamp``) every replica on PostgreSQL takes
+  its requests from, so together they stay within the tool's budget (see :mod:`syncd.store.budgets`).
 - ``guards``: mass changes held for a person (see :mod:`syncd.guard`): per group and affected endpoint, the items
   and the destructive steps held, the state (pending, confirmed, rejected), who decided and when, and ``open``: the
   items a decided guard still has to be applied to (``settled_at`` once none are left).
@@ -34,6 +39,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -203,6 +209,27 @@ replicas = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+hook_secrets = Table(
+    "hook_secrets",
+    metadata,
+    Column("department", String(200), primary_key=True),
+    Column("target", String(2000), nullable=True),
+    Column("webhook", String(100), nullable=True),
+    Column("secret", Text, nullable=True),
+    Column("agreed_at", DateTime(timezone=True), nullable=True),
+    Column("offered", Text, nullable=True),
+    Column("pending_by", String(300), nullable=True),
+    Column("pending_until", DateTime(timezone=True), nullable=True),
+)
+
+rate_budgets = Table(
+    "rate_budgets",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("stamp", DateTime(timezone=True), nullable=False),
+)
+
 audit = Table(
     "audit",
     metadata,
@@ -216,7 +243,7 @@ audit = Table(
     Column("hash", String(64), nullable=False),
     # 1: SHA-256 of the content (rows written before 0009), 2: SHA-256 of every column, 3: HMAC of every column.
     Column("hash_format", Integer, nullable=False, server_default="1"),
-    # Filter, then newest first by seq: an equality's matches are already in seq order in these (0012).
+    # Filter, then newest first by seq: an equality's matches are already in seq order in these (0013).
     Index("ix_audit_kind_seq", "kind", "seq"),
     Index("ix_audit_group_name_seq", "group_name", "seq"),
     Index("ix_audit_sync_id_seq", "sync_id", "seq"),

@@ -7,7 +7,7 @@ import hmac
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
@@ -20,6 +20,7 @@ from connectors.pacing import RetryPolicy, TokenBucket
 from sandbox.asana import AsanaEmulator
 from sandbox.core import Emulator
 from sandbox.seed import SERVICE_ACCOUNT, load_seed
+from syncd.connector import AgreedSecret
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound
 from syncd.model import Person, last_changes
 from tests.connectors.contract import ConnectorContract, CustomCase, Human, drain
@@ -232,6 +233,33 @@ class TestAsanaWebhooks:
             deliveries = receiver.wait_for(1)
             refs = [ref for d in deliveries for ref in connector.verify_webhook(d.headers, d.body)]
             assert task in refs
+
+    def test_the_secret_is_known_when_another_process_answered_the_handshake(self, emulator: AsanaEmulator) -> None:
+        """Behind a load balancer the handshake may reach another replica: the create's answer gives the secret,
+        and a connector given that secret later (a restart, another replica) keeps the webhook and verifies."""
+        answered: list[str] = []
+
+        def elsewhere(headers: Mapping[str, str]) -> dict[str, str]:
+            answered.append(headers["X-Hook-Secret"])
+            return {"X-Hook-Secret": headers["X-Hook-Secret"]}
+
+        connector = _connector(emulator)
+        with Receiver(handshake=elsewhere) as receiver:
+            hook = connector.ensure_webhook(receiver.url)
+            assert connector.agreed_secret() == AgreedSecret(hook, answered[0])
+            assert answered[0] not in repr(connector.agreed_secret())
+            later = _connector(emulator)
+            later.use_agreed_secret(AgreedSecret(hook, answered[0]))
+            assert later.ensure_webhook(receiver.url) == hook
+            assert len(answered) == 1  # kept: no second handshake
+            task = next(iter(emulator.state.tasks))
+            emulator.act_as("gus@corp.example").update_task(task, name="Edited while watched")
+            refs = [ref for d in receiver.wait_for(1) for ref in later.verify_webhook(d.headers, d.body)]
+            assert task in refs
+            stale = _connector(emulator)
+            stale.use_agreed_secret(AgreedSecret("1", "not-the-secret"))
+            assert stale.ensure_webhook(receiver.url) != hook  # another webhook's secret: replaced
+            assert len(answered) == 2
 
     def test_syncds_own_write_hints_at_nothing_once_it_knows_its_account(self, emulator: AsanaEmulator) -> None:
         """Events syncd's account caused (its writes coming back) start no pass; a person's edit still does."""

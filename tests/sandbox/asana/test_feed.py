@@ -226,6 +226,16 @@ class TestWebhooks:
             webhooks.get_webhook(created["gid"], {})
         assert gone.value.status == 404
 
+    def test_the_create_answers_the_handshake_secret_beside_data(
+        self, emulator: AsanaEmulator, client: Any, receiver: tuple[str, type[Receiver]]
+    ) -> None:
+        """As the OpenAPI description's 201 shows: ``X-Hook-Secret`` beside ``data``, the handshake's secret."""
+        target, handler = receiver
+        body = {"data": {"resource": project_gid(emulator), "target": target}}
+        created = asana.WebhooksApi(client).create_webhook(body, {}, full_payload=True)
+        assert created["X-Hook-Secret"] == handler.received[0][0]["X-Hook-Secret"]
+        assert created["data"]["target"] == target
+
     def test_receiver_that_does_not_echo_the_secret_fails_creation(
         self, emulator: AsanaEmulator, client: Any, receiver: tuple[str, type[Receiver]]
     ) -> None:
