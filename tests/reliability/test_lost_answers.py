@@ -75,6 +75,10 @@ def test_lost_write_answers_make_no_duplicate_and_converge(tmp_path: Path) -> No
         # Jira Cloud's search lags behind a create (the connectors' builder waits longer than this before trusting
         # a marker lookup's miss, as the daemon's default waits longer than Jira Cloud's lag).
         sandbox.jira.search_lag_s = 0.3
+        for emulator in sandbox.emulators:
+            # The connectors here are unpaced (budgets that never throttle): the tools' own rate limits would turn
+            # a burst of writes into 429s this test is not about (test_faults and the pacing tests cover those).
+            emulator.rate_limits_enabled = False
         store = Store(f"sqlite:///{tmp_path / 'syncd.db'}")
         store.migrate()
         group, conns, before = shipped_group(), connectors(sandbox), existing_refs(sandbox)
