@@ -16,7 +16,7 @@ from sandbox.org import Sandbox
 from syncd.checks import online_problems
 from syncd.config import load_config
 from syncd.mapping import compile_group
-from syncd.model import Person, Schema
+from syncd.model import CustomField, Person, Schema
 from tests.syncd_env import ROOT, SYNCD, syncd
 
 SHIPPED = ROOT / "mappings" / "launch-requests.yaml"
@@ -208,10 +208,18 @@ def test_only_a_certain_dead_end_is_reported(transitions: dict[str, tuple[str, .
     sales = tuple(Person(email, account=account) for email, account in config.departments["sales"].people.items())
     lists = ("Requests", "Doing", "Done")
     sections = ("Backlog", "In progress", "Shipped")
+    # The shipped mapping keeps priority in Jira's own field and in a custom field of each of the others.
+    levels = ("Highest", "High", "Medium", "Low", "Lowest")
+    trello_priority = (CustomField("Priority", "cf-t", "enum", levels[:4]),)
+    asana_priority = (CustomField("Priority", "cf-a", "enum", levels[1:4]),)
     schemas = {
-        "jira": Schema("jira", JIRA_STATUSES, transitions, people=(), labels=()),
-        "trello": Schema("trello", lists, dict.fromkeys(lists, lists), people=sales, labels=()),
-        "asana": Schema("asana", sections, dict.fromkeys(sections, sections), people=(), labels=()),
+        "jira": Schema("jira", JIRA_STATUSES, transitions, people=(), labels=(), priorities=levels),
+        "trello": Schema(
+            "trello", lists, dict.fromkeys(lists, lists), people=sales, labels=(), custom_fields=trello_priority
+        ),
+        "asana": Schema(
+            "asana", sections, dict.fromkeys(sections, sections), people=(), labels=(), custom_fields=asana_priority
+        ),
     }
     found = online_problems(
         config,
@@ -242,7 +250,9 @@ class TestCheckOnlineCustomFields:
         self, sandbox: Sandbox, tmp_path: Path, environment: dict[str, str]
     ) -> None:
         """A custom field the board lacks and an option the Asana field lacks: file:line, and what is closest."""
-        mappings = _mappings_copy(tmp_path, "\ncomments:", "\n" + PLACED + "comments:")
+        shipped = SHIPPED.read_text()
+        priority = shipped[shipped.index("  priority:") : shipped.index("comments:")]  # the shipped field, replaced
+        mappings = _mappings_copy(tmp_path, priority, PLACED)
         path = mappings / SHIPPED.name
         lines = path.read_text().splitlines()
         at = next(n for n, line in enumerate(lines, 1) if "Deal sise" in line)
