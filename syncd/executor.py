@@ -458,6 +458,9 @@ class Executor:
                 # The base stays as it was, so these values must not look like a change made at that endpoint. A
                 # create's are all the new mirror holds (a create cut short leaves the tool's defaults, say To Do).
                 made = self.group.codecs[step.endpoint].decode(written)[0].values if isinstance(step, Create) else {}
+                # Except a value the tool chose itself where the item holds nothing (Jira's default priority): that
+                # is news for the others, as after a create that went through (see _defaulted).
+                made = {name: value for name, value in made.items() if name in step.values or name in decided.base}
                 tx.add_echoes(sync_id, key, {**step.values, **made})
         if failed:
             return
