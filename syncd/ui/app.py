@@ -53,6 +53,9 @@ CSP = (
 DECISION_WAIT_S = 10.0
 """How long a decision waits for a group another process (``syncd once``) is writing."""
 
+CHUNK_CHARS = 64 * 1024
+"""About how much of an export is sent at once."""
+
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 """Hosts where the OIDC redirect URI may be derived from the request when ``public_url`` is not set."""
 
@@ -85,6 +88,20 @@ def _filters(request: Request) -> Filters:
         since=_instant(text["since"], "since"),
         until=_instant(text["until"], "until"),
     )
+
+
+def _chunked(lines: Iterable[str], size: int = CHUNK_CHARS) -> Iterator[str]:
+    """Lines joined into chunks of about ``size`` characters: one line per chunk would be one socket write each."""
+    chunk: list[str] = []
+    held = 0
+    for line in lines:
+        chunk.append(line)
+        held += len(line)
+        if held >= size:
+            yield "".join(chunk)
+            chunk, held = [], 0
+    if chunk:
+        yield "".join(chunk)
 
 
 def _shown(value: Any) -> str:  # noqa: ANN401 - any canonical (JSON-like) value
@@ -393,7 +410,7 @@ class Ui:
                 return
             events = export(self.store, wanted)
             try:
-                yield from lines(events)
+                yield from _chunked(lines(events))
             finally:
                 events.close()
 
