@@ -140,6 +140,8 @@ class Ui:
         # written without its lease (syncd.decisions.decision_store), as from the CLI.
         self.leases = Leases(store, ttl_s=config.instance.lease_ttl_s)
         self.chain = ChainState(store)
+        self.chunk_chars = CHUNK_CHARS
+        """About how much of an export is sent at once."""
         self.templates = Environment(
             loader=PackageLoader("syncd.ui", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -410,7 +412,7 @@ class Ui:
                 return
             events = export(self.store, wanted)
             try:
-                yield from _chunked(lines(events))
+                yield from _chunked(lines(events), self.chunk_chars)
             finally:
                 events.close()
 
