@@ -39,7 +39,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, delete, false, func, insert, select, text, update
 
 from syncd.redact import redact
 from syncd.store import Store, Tx
@@ -428,8 +428,9 @@ def _recorded(row: Row[Any]) -> Recorded:
 
 # ----- the index of what is inside the content (audit_terms) ------------------------------------------------------
 
-REF, DEPARTMENT, PERSON, FIELD = "ref", "department", "person", "field"
-"""The kinds of term :func:`terms` derives from an event's content, one per filter on values inside it."""
+REF, DEPARTMENT, PERSON, FIELD, READER = "ref", "department", "person", "field", "reader"
+"""The kinds of term :func:`terms` derives from an event's content, one per filter on values inside it (``reader``:
+each department whose readers may see the event, :func:`concerned`)."""
 
 _LONGEST = 200
 """The longest value audit_terms holds as written; a longer one is held as its digest (equality is kept)."""
@@ -439,14 +440,27 @@ def _term_value(value: str) -> str:
     return value if len(value) <= _LONGEST else "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
+def concerned(content: dict[str, Any]) -> set[str]:
+    """The departments an event concerns, whose readers may see it: where it acts and whose change it carries.
+
+    Its endpoint (the department written), each department of its origin (a guard's or a deletion's lists several,
+    comma-separated) and the department of each of its refs; empty names are none. The web page's permissions.
+    """
+    origin = content.get("origin")
+    refs = content.get("refs")
+    named = [content.get("endpoint"), *(origin.split(",") if isinstance(origin, str) else [])]
+    named += list(refs) if isinstance(refs, dict) else []
+    return {name for name in named if isinstance(name, str) and name}
+
+
 def terms(content: dict[str, Any]) -> set[tuple[str, str]]:
     """The (kind, value) pairs a filter on values inside this content matches it by: exactly :func:`_matches`.
 
     ref: every ref; department: the endpoint and the origin; person: the person, each per-field person and each
     decider, casefolded (a missing one as "", as ``_matches`` reads it); field: the field, or, for an event that
-    names none, each field a write's ``new`` wrote.
+    names none, each field a write's ``new`` wrote; reader: each department it concerns (:func:`concerned`).
     """
-    found: set[tuple[str, str]] = set()
+    found: set[tuple[str, str]] = {(READER, name) for name in concerned(content)}
     refs = content.get("refs") or {}
     if isinstance(refs, dict):
         found.update((REF, value) for value in refs.values() if isinstance(value, str))
@@ -466,8 +480,12 @@ def terms(content: dict[str, Any]) -> set[tuple[str, str]]:
     return {(kind, _term_value(value)) for kind, value in found}
 
 
-def _term_rows(seq: int, content: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"term_kind": kind, "value": value, "seq": seq} for kind, value in sorted(terms(content))]
+def _term_rows(seq: int, content: dict[str, Any], kinds: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    return [
+        {"term_kind": kind, "value": value, "seq": seq}
+        for kind, value in sorted(terms(content))
+        if kinds is None or kind in kinds
+    ]
 
 
 def _stored_content(value: object) -> dict[str, Any] | None:
@@ -480,11 +498,14 @@ def _stored_content(value: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def fill_terms(connection: Connection, *, after: int = 0, batch: int = 5_000) -> int:
+def fill_terms(
+    connection: Connection, *, after: int = 0, batch: int = 5_000, kinds: frozenset[str] | None = None
+) -> int:
     """Derive audit_terms for every event after seq ``after``, in batches; the number of rows written.
 
-    Reads the content through the driver: an unreadable row gets no terms (``verify`` names it as tampering).
-    Used by migration 0013's backfill and by :func:`reindex`.
+    With ``kinds``, only terms of those kinds (a migration adding a kind). Reads the content through the driver:
+    an unreadable row gets no terms (``verify`` names it as tampering).
+    Used by migration 0013's backfill, 0015's (reader terms) and by :func:`reindex`.
     """
     read = text("SELECT seq, content FROM audit WHERE seq > :after ORDER BY seq LIMIT :batch")
     written = 0
@@ -496,7 +517,7 @@ def fill_terms(connection: Connection, *, after: int = 0, batch: int = 5_000) ->
             each
             for seq, raw in rows
             if (content := _stored_content(raw)) is not None
-            for each in _term_rows(seq, content)
+            for each in _term_rows(seq, content, kinds)
         ]
         if values:
             connection.execute(insert(audit_terms), values)
@@ -519,9 +540,17 @@ def reindex(store: Store) -> int:
 
 
 def _matches(
-    content: dict[str, Any], *, ref: str | None, department: str | None, person: str | None, field: str | None
+    content: dict[str, Any],
+    *,
+    ref: str | None,
+    department: str | None,
+    person: str | None,
+    field: str | None,
+    readers: frozenset[str] | None = None,
 ) -> bool:
     """The filters on values inside the JSON content, as Python: what :func:`terms` and the SQL of a page implement."""
+    if readers is not None and not concerned(content) & readers:
+        return False
     if ref is not None and ref not in (content.get("refs") or {}).values():
         return False
     if department is not None and department not in (content.get("endpoint"), content.get("origin")):
@@ -546,7 +575,9 @@ class AuditFilter:
     ``department`` matches the endpoint written or the origin of the change; ``person`` matches the event's person,
     one of its per-field ``people`` or who decided what it applies, ignoring case (people are e-mail addresses);
     ``field`` also matches a write or create that wrote that field. ``since`` is inclusive and ``until`` exclusive,
-    so consecutive windows never count an event twice; both must be timezone-aware.
+    so consecutive windows never count an event twice; both must be timezone-aware. ``readers`` is what a person
+    who may read only those departments sees: events concerning one of them (:func:`concerned`; an empty set
+    matches nothing).
     """
 
     sync_id: str | None = None
@@ -558,6 +589,7 @@ class AuditFilter:
     kind: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    readers: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if any(bound is not None and bound.tzinfo is None for bound in (self.since, self.until)):
@@ -574,7 +606,14 @@ class AuditFilter:
         if self.until is not None and event.at >= self.until:
             return False
         content = _content(event)
-        return _matches(content, ref=self.ref, department=self.department, person=self.person, field=self.field)
+        return _matches(
+            content,
+            ref=self.ref,
+            department=self.department,
+            person=self.person,
+            field=self.field,
+            readers=self.readers,
+        )
 
     def terms(self) -> list[tuple[str, str]]:
         """The index entries an event must have, most selective first (the first one drives the query)."""
@@ -584,6 +623,8 @@ class AuditFilter:
             (FIELD, self.field),
             (DEPARTMENT, self.department),
         ]
+        if self.readers is not None and len(self.readers) == 1:
+            wanted.append((READER, next(iter(self.readers))))
         return [(kind, _term_value(value)) for kind, value in wanted if value is not None]
 
 
@@ -649,6 +690,13 @@ def _select(
         term = audit_terms.alias(f"term{number}")
         found = select(term.c.seq).where(term.c.term_kind == kind, term.c.value == value, term.c.seq == audit.c.seq)
         conditions.append(found.exists())
+    if filters.readers is not None and len(filters.readers) != 1:  # one reader's department is a term above
+        readable = audit_terms.alias("readable")
+        values = sorted(_term_value(each) for each in filters.readers)
+        seen = select(readable.c.seq).where(
+            readable.c.term_kind == READER, readable.c.value.in_(values), readable.c.seq == audit.c.seq
+        )
+        conditions.append(seen.exists() if values else false())
     # The bounds on both sides of the join: PostgreSQL does not carry them across a merge join's equality.
     sides = {audit.c.seq, order}
     if beyond is not None:
@@ -701,6 +749,7 @@ def query(
     kind: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    readers: frozenset[str] | None = None,
     limit: int | None = None,
 ) -> list[Recorded]:
     """Stored events matching every given filter (see :class:`AuditFilter`), oldest first.
@@ -709,7 +758,7 @@ def query(
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, not {limit}")
-    filters = AuditFilter(sync_id, ref, group, department, person, field, kind, since, until)
+    filters = AuditFilter(sync_id, ref, group, department, person, field, kind, since, until, readers)
     if limit is None:
         return list(export(store, filters))
     if limit == 0:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, fields
 from datetime import UTC
+from itertools import chain
 from typing import Any
 
 from syncd.audit import AuditEvent, Recorded
@@ -55,7 +56,7 @@ def csv_lines(recorded: Iterable[Recorded]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for each in [None, *recorded]:
+    for each in chain([None], recorded):  # lazily: a list would read the whole export before its first line
         if each is not None:
             writer.writerow({column: flat(value) for column, value in exported(each).items()})
         yield buffer.getvalue()

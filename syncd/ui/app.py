@@ -11,7 +11,7 @@ reads the store, and writes it only through :mod:`syncd.decisions`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
@@ -25,6 +25,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from syncd import decisions
+from syncd.audit import Recorded, export
 from syncd.audit_export import COLUMNS, csv_lines, exported, jsonl
 from syncd.config import Config
 from syncd.connector import Capabilities
@@ -34,7 +35,15 @@ from syncd.store import Store
 from syncd.ui.auth import Session, Sessions, SignIn, TokenSignIn, Via, csrf_ok
 from syncd.ui.identity import Identity
 from syncd.ui.oidc import PENDING_MAX_AGE_S, OidcSignIn
-from syncd.ui.review import ChainState, Filters, audit_page, conflict_departments, item_view, quarantine_departments
+from syncd.ui.review import (
+    ChainState,
+    Filters,
+    audit_page,
+    conflict_departments,
+    item_view,
+    quarantine_departments,
+    visible_filter,
+)
 from syncd.ui.review import queues as waiting
 
 CSP = (
@@ -43,8 +52,9 @@ CSP = (
 """No script, no frame, no foreign style or form target: a page can do nothing but show and post to itself."""
 DECISION_WAIT_S = 10.0
 """How long a decision waits for a group another process (``syncd once``) is writing."""
-EXPORT_LIMIT = 1_000_000
-"""The most events one export carries (the newest that many)."""
+
+CHUNK_CHARS = 64 * 1024
+"""About how much of an export is sent at once."""
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 """Hosts where the OIDC redirect URI may be derived from the request when ``public_url`` is not set."""
@@ -78,6 +88,20 @@ def _filters(request: Request) -> Filters:
         since=_instant(text["since"], "since"),
         until=_instant(text["until"], "until"),
     )
+
+
+def _chunked(lines: Iterable[str], size: int = CHUNK_CHARS) -> Iterator[str]:
+    """Lines joined into chunks of about ``size`` characters: one line per chunk would be one socket write each."""
+    chunk: list[str] = []
+    held = 0
+    for line in lines:
+        chunk.append(line)
+        held += len(line)
+        if held >= size:
+            yield "".join(chunk)
+            chunk, held = [], 0
+    if chunk:
+        yield "".join(chunk)
 
 
 def _shown(value: Any) -> str:  # noqa: ANN401 - any canonical (JSON-like) value
@@ -116,6 +140,8 @@ class Ui:
         # written without its lease (syncd.decisions.decision_store), as from the CLI.
         self.leases = Leases(store, ttl_s=config.instance.lease_ttl_s)
         self.chain = ChainState(store)
+        self.chunk_chars = CHUNK_CHARS
+        """About how much of an export is sent at once."""
         self.templates = Environment(
             loader=PackageLoader("syncd.ui", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -370,21 +396,35 @@ class Ui:
             departments=sorted(self.config.departments),
         )
 
-    def _exported(self, request: Request, session: Session) -> list[Any]:
-        filters = _filters(request)
-        return audit_page(self.store, session.identity, filters, page=EXPORT_LIMIT).events[::-1]
+    def _exported(
+        self, request: Request, session: Session, lines: Callable[[Iterable[Recorded]], Iterator[str]], name: str
+    ) -> Response:
+        """Every event the person may see that matches the filters, oldest first, as ``syncd audit`` prints them.
+
+        Streamed from one snapshot in batches (:func:`syncd.audit.export`), never all in memory. The server closes
+        the body when the download ends or stops part-way: that closes the export, and with it the snapshot.
+        """
+        wanted = visible_filter(session.identity, _filters(request))
+
+        def body() -> Iterator[str]:
+            if wanted is None:  # a department the person may not read: the header (CSV) and nothing else
+                yield from lines(())
+                return
+            events = export(self.store, wanted)
+            try:
+                yield from _chunked(lines(events), self.chunk_chars)
+            finally:
+                events.close()
+
+        response = Response(body(), mimetype="text/csv" if name.endswith(".csv") else "application/x-ndjson")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     def _page_export_csv(self, request: Request, session: Session) -> Response:
-        events = self._exported(request, session)
-        response = Response("".join(csv_lines(events)), mimetype="text/csv")
-        response.headers["Content-Disposition"] = 'attachment; filename="audit.csv"'
-        return response
+        return self._exported(request, session, csv_lines, "audit.csv")
 
     def _page_export_jsonl(self, request: Request, session: Session) -> Response:
-        events = self._exported(request, session)
-        response = Response("".join(jsonl(events)), mimetype="application/x-ndjson")
-        response.headers["Content-Disposition"] = 'attachment; filename="audit.jsonl"'
-        return response
+        return self._exported(request, session, jsonl, "audit.jsonl")
 
     def _page_item(self, request: Request, session: Session, sync_id: str) -> Response:
         view = item_view(self.store, self.config, self.capabilities, session.identity, sync_id)

@@ -4,6 +4,8 @@ Read permission maps an audit event to departments by where it acts and whose ch
 ``endpoint`` (the department written), its ``origin`` (the department whose change it propagates; a guard's lists
 several, comma-separated) and the departments of its ``refs``. A person sees an event when they may read one of
 those; an event naming no department (none is written today) is shown only to people who read every department.
+The database applies this rule (``AuditFilter.readers``, indexed by :func:`syncd.audit.concerned`); :func:`may_read`
+is the same rule in Python.
 Held conflicts concern the departments whose values differ, a quarantined item the departments holding it, a
 mass change the department whose mirrors it would change; a person sees and decides them by the same rule.
 """
@@ -13,18 +15,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
-from syncd.audit import AuditEvent, Checkpoint, Recorded, Verification, head, query, verify
+from syncd.audit import AuditEvent, AuditFilter, Checkpoint, Recorded, Verification, concerned, head, query, verify
+from syncd.audit import page as audit_page_of
 from syncd.config import Config
 from syncd.connector import Capabilities, browse_url
 from syncd.merge import ARCHIVED
 from syncd.store import HeldConflict, Quarantined, Store, guards
 from syncd.store.guards import Guard
-from syncd.store.schema import audit
 from syncd.ui.identity import Identity
 
 PAGE = 50
@@ -45,25 +45,32 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
 
-    def arguments(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`syncd.audit.query`."""
-        return {
-            "sync_id": self.item,
-            "ref": self.ref,
-            "group": self.group,
-            "department": self.department,
-            "person": self.person,
-            "field": self.field,
-            "kind": self.kind,
-            "since": self.since,
-            "until": self.until,
-        }
+
+def visible_filter(identity: Identity, filters: Filters) -> AuditFilter | None:
+    """The filters with the person's permissions added, for the database; None if they can match nothing seen.
+
+    A person who may read only some departments gets ``readers``: every event concerning one of them.
+    """
+    readers = None if identity.reads_all else identity.visible()
+    if readers is not None and filters.department is not None and filters.department not in readers:
+        return None
+    return AuditFilter(
+        sync_id=filters.item,
+        ref=filters.ref,
+        group=filters.group,
+        department=filters.department,
+        person=filters.person,
+        field=filters.field,
+        kind=filters.kind,
+        since=filters.since,
+        until=filters.until,
+        readers=readers,
+    )
 
 
 def departments_of(event: AuditEvent) -> set[str]:
     """The departments an audit event concerns (see the module docstring)."""
-    named = {event.endpoint, *(event.origin or "").split(","), *event.refs}
-    return {name for name in named if name}
+    return concerned({"endpoint": event.endpoint, "origin": event.origin, "refs": event.refs})
 
 
 def may_read(identity: Identity, event: AuditEvent) -> bool:
@@ -79,48 +86,19 @@ class AuditPage:
     older: int | None
 
 
-def _seq_time(store: Store, before: int) -> datetime | None:
-    """The time of event ``before`` (keyset paging bounds the query by it), None if it does not exist."""
-    with store.transaction() as tx:
-        at = tx.connection.execute(select(audit.c.at).where(audit.c.seq == before)).scalar_one_or_none()
-    if not isinstance(at, datetime):
-        return None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 def audit_page(
     store: Store, identity: Identity, filters: Filters, *, before: int | None = None, page: int = PAGE
 ) -> AuditPage:
     """The newest ``page`` events a person may see that match the filters, older than event ``before``.
 
-    Each department the person may read is asked for separately when they may not read all (so the database
-    filters, not this loop), and the answers are merged by seq. Paging bounds the query by the time of event
-    ``before`` (``syncd.audit.query`` takes times, not seqs) and then keeps only lower seqs.
+    One keyset query (:func:`syncd.audit.page`): filters and permissions in the database, paged by seq, so a deep
+    page costs what the first does and events written meanwhile never shift one.
     """
-    arguments = filters.arguments()
-    if before is not None:
-        at = _seq_time(store, before)
-        if at is not None:
-            bound = at + timedelta(microseconds=1)
-            arguments["until"] = bound if filters.until is None else min(bound, filters.until)
-    if filters.department is not None and not identity.reads_all and filters.department not in identity.visible():
+    wanted = visible_filter(identity, filters)
+    if wanted is None:
         return AuditPage([], None)
-    asked = [filters.department] if filters.department or identity.reads_all else sorted(identity.visible())
-    want = page + 1
-    while True:
-        merged: dict[int, Recorded] = {}
-        short = True
-        for department in asked:
-            found = query(store, **{**arguments, "department": department}, limit=want)
-            short = short and len(found) < want
-            for each in found:
-                if (before is None or each.seq < before) and may_read(identity, each.event):
-                    merged[each.seq] = each
-        newest = sorted(merged.values(), key=lambda each: each.seq, reverse=True)
-        if len(newest) > page or short:
-            shown = newest[:page]
-            return AuditPage(shown, shown[-1].seq if len(newest) > page else None)
-        want *= 4  # events at the same instant as ``before``, or hidden ones, took places: ask for more
+    events, older = audit_page_of(store, wanted, before=before, limit=page)
+    return AuditPage(events, older)
 
 
 @dataclass(frozen=True)
@@ -187,7 +165,8 @@ def item_view(
         name = capabilities[kind].name if kind in capabilities else kind
         messages = {name_: refusal.message for name_, refusal in refused.items()}
         tools.append(Tool(member, name, links[key].ref, url, values, messages))
-    timeline = [each for each in query(store, sync_id=sync_id, limit=500) if may_read(identity, each.event)]
+    readers = None if identity.reads_all else identity.visible()
+    timeline = query(store, sync_id=sync_id, readers=readers, limit=500)
     return ItemView(sync_id, group, tools, agreed, held, quarantined, list(reversed(timeline)))
 
 

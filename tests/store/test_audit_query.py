@@ -67,7 +67,7 @@ def audit_events(draw: st.DrawFn) -> AuditEvent:
         refs=draw(st.dictionaries(DEPARTMENTS, REFS, max_size=2)),
         field=draw(st.none() | FIELDS),
         new=draw(new),
-        origin=draw(st.none() | DEPARTMENTS),
+        origin=draw(st.none() | DEPARTMENTS | st.just("engineering,sales")),  # a guard's or deletion's sources
         person=draw(st.none() | PEOPLE),
         people=draw(people),
         decided_by=draw(people),
@@ -75,12 +75,18 @@ def audit_events(draw: st.DrawFn) -> AuditEvent:
     )
 
 
+READERS = st.frozensets(DEPARTMENTS | st.just("engineering,sales"), max_size=3)
+"""A person's readable departments: none, one (a term of the index) or several (any of them)."""
 FILTERS = {name: st.sampled_from(values) for name, values in VALUES.items()} | {
     "person": PEOPLE | st.just("Straße@Corp.Example"),
     "since": TIMES,
     "until": TIMES,
+    "readers": READERS,
 }
-SINGLE = [AuditFilter(**{name: value}) for name, values in VALUES.items() for value in values]  # type: ignore[arg-type]  # text filters only
+SINGLE = [AuditFilter(**{name: value}) for name, values in VALUES.items() for value in values] + [  # type: ignore[arg-type]  # text filters only
+    AuditFilter(readers=frozenset(readers))
+    for readers in ([], ["sales"], ["marketing"], ["engineering", "sales"], ["engineering,sales"], [""])
+]
 """Every filter alone with every value: checked on every example, so each value's meaning meets many events."""
 
 
@@ -198,11 +204,16 @@ EVENTS = [
 
 class TestIndex:
     def test_the_migration_backfills_what_append_writes(self, store: Store) -> None:
-        """Down to 0012 (no index) and up again: audit_terms holds exactly what the appends had written."""
+        """Down to 0014 (no reader terms) or 0012 (no index) and up again: audit_terms holds what the appends wrote."""
         _appended(store, EVENTS * 4)
         written = _terms(store)
         assert ("person", "ana@corp.example", 1) in written
         assert ("field", "due", 1) in written
+        assert {("reader", "sales", 1), ("reader", "engineering", 1)} <= set(written)
+        _migrate_to(store, "0014", down=True)
+        assert _terms(store) == [each for each in written if each[0] != "reader"]
+        _migrate_to(store, "head", down=False)
+        assert _terms(store) == written
         _migrate_to(store, "0012", down=True)
         _migrate_to(store, "head", down=False)
         assert _terms(store) == written
