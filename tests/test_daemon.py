@@ -93,7 +93,7 @@ class DaemonProcess:
     def logged(self, event: str, **fields: Any) -> list[dict[str, Any]]:
         return [e for e in list(self.logs) if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
 
-    def wait_logged(self, event: str, timeout_s: float = 20, **fields: Any) -> dict[str, Any]:
+    def wait_logged(self, event: str, timeout_s: float = 45, **fields: Any) -> dict[str, Any]:
         found: list[dict[str, Any]] = wait_for(lambda: self.logged(event, **fields), timeout_s, f"{event} {fields}")
         return found[-1]
 

@@ -177,14 +177,14 @@ class TestReplicas:
         """Two replicas: each group held by exactly one, both hold some; a delivery to either runs on the owner."""
         env, mappings = shared
         with DaemonProcess(env, mappings) as one, DaemonProcess(env, mappings) as two:
-            held = wait_for(lambda: settled(env["SYNCD_STORE"], [one, two]), 30, "every group owned once")
+            held = wait_for(lambda: settled(env["SYNCD_STORE"], [one, two]), 90, "every group owned once")
             metrics = one.get("/metrics").text
             assert "syncd_replicas_live 2.0" in metrics
             for group in (GROUP, *QUIET):
                 mine = 1.0 if held[group] == replica(one) else 0.0
                 assert f'syncd_group_owned{{group="{group}"}} {mine}' in metrics
             owner, other = (one, two) if held[GROUP] == replica(one) else (two, one)
-            owner.wait_logged("pass", group=GROUP, kind="full", outcome="ok", timeout_s=30)
+            owner.wait_logged("pass", group=GROUP, kind="full", outcome="ok", timeout_s=90)
             before = len(other.logged("pass", group=GROUP))  # it may have held the group before it was shared
             body = json.dumps({"issue": {"key": "ENG-1"}}).encode()
             answer = requests.post(
@@ -214,9 +214,9 @@ class TestReplicas:
         """SIGKILL the shipped group's owner: the other replica takes it within ~2 TTLs and syncs a later edit."""
         env, mappings = shared
         with DaemonProcess(env, mappings) as one, DaemonProcess(env, mappings) as two:
-            held = wait_for(lambda: settled(env["SYNCD_STORE"], [one, two]), 30, "every group owned once")
+            held = wait_for(lambda: settled(env["SYNCD_STORE"], [one, two]), 90, "every group owned once")
             owner, survivor = (one, two) if held[GROUP] == replica(one) else (two, one)
-            owner.wait_logged("pass", group=GROUP, kind="full", outcome="ok", timeout_s=30)
+            owner.wait_logged("pass", group=GROUP, kind="full", outcome="ok", timeout_s=90)
             killed = time.monotonic()
             owner.process.kill()
             owner.wait()
@@ -247,9 +247,9 @@ class TestReplicas:
                     first = asana_hooks(sandbox)
                     two.wait_logged("webhook.registered", department="marketing", id=next(iter(first)))
                     assert asana_hooks(sandbox) == first  # kept with the stored secret: no second webhook
-                    held = wait_for(lambda: balanced(env["SYNCD_STORE"], [one, two]), 30, "each group with its owner")
+                    held = wait_for(lambda: balanced(env["SYNCD_STORE"], [one, two]), 90, "each group with its owner")
                     owner = one if held[GROUP] == replica(one) else two
-                    owner.wait_logged("pass", group=GROUP, kind="full", outcome="ok", timeout_s=30)
+                    owner.wait_logged("pass", group=GROUP, kind="full", outcome="ok", timeout_s=90)
 
                     balancer.backend = two.url  # deliveries now reach B
                     rename_task(sandbox, "Launch blog post", "Renamed in Asana, delivered to B")
