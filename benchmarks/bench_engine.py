@@ -3,9 +3,12 @@
 1. A dry-run pass over N items already linked in all three tools (emulators with zero latency, budgets off): every
    link's version is cleared and every cursor reset, so the pass reads the three tools in full and decodes, merges
    and looks up all N items in the store, writing nothing. Reported: items planned per second for the whole pass
-   with the rich-text converters' memory cleared first (a fresh ``syncd plan``), again without the time the three
-   full reads take on their own (the emulators serve from the same process), and a second pass right after (a
-   running daemon, which has converted those texts before).
+   with the rich-text converters' memory cleared first (a fresh ``syncd plan``), and a second pass right after (a
+   running daemon, which has converted those texts before). Twice: first with the emulators serving from a process
+   of their own (``spawn``: syncd's cost alone, as against real tools; the figure the target is about), then, as
+   before, from this process, where they compete with syncd for the interpreter: the two in the same run give their
+   ratio (``x in-proc``) on a loaded machine too. For each, the pass without the time the three full listings take
+   when timed on their own.
 2. The pure planner: :func:`syncd.merge.plan` over synthetic items (a quarter each unchanged, edited at one member,
    edited at two members (a conflict) and new), built from a real base the dry run left in the store.
 3. Memory: a store with 100,000 items, each linked at the three members with its base values (written through the
@@ -17,6 +20,7 @@
    of 100,000 items per tool is out of reach), their refs are.
 
 Each figure is printed with its ratio to the figure issue 15 started from (``BEFORE``) and its target there.
+A machine shared with other work slows every figure: compare the ratios measured within one run.
 
     .venv/bin/python benchmarks/bench_engine.py [--items 2000] [--plans 100000] [--linked 100000]
 """
@@ -25,20 +29,24 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
+import multiprocessing
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench_backfill import ROOT, TOOLS, backfill_seed, connectors
+from bench_backfill import ROOT, TOOLS, backfill_seed
 from ulid import ULID
 
 from connectors.factory import CAPABILITIES
+from connectors.sandbox import Address, address_of, sandbox_connectors
 from sandbox.org import Sandbox
 from syncd import richtext
 from syncd.connector import Connector
@@ -55,16 +63,55 @@ BEFORE = {"dry_run": 234.0, "pure": 3971.0, "hold_mb": 307.0}
 TARGET = {"dry_run": 2000.0, "pure": 20000.0, "hold_mb": 200.0}
 
 
-def dry_run(items: int, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Backfill ``items`` issues with the budgets off, then time a dry-run pass planning all of them again."""
-    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
-    with tempfile.TemporaryDirectory() as folder, Sandbox(backfill_seed(items)) as sandbox:
+def serve(items: int, pipe: Connection) -> None:
+    """The emulators of the backfill seed, budgets off, in a process of their own: send the address, serve, stop.
+
+    Runs in a child started with ``spawn`` (a fresh interpreter), so the emulators never compete with syncd for
+    the benchmark's interpreter; it stops when the parent sends anything or goes away.
+    """
+    with Sandbox(backfill_seed(items)) as sandbox:
         for emulator in sandbox.emulators:
             emulator.rate_limits_enabled = False
+        pipe.send(address_of(sandbox))
+        with contextlib.suppress(EOFError):
+            pipe.recv()
+
+
+@contextlib.contextmanager
+def emulators(items: int, *, separate: bool) -> Iterator[Address]:
+    """The address of the backfill seed's emulators (budgets off): in this process, or in a child of their own."""
+    if not separate:
+        with Sandbox(backfill_seed(items)) as sandbox:
+            for emulator in sandbox.emulators:
+                emulator.rate_limits_enabled = False
+            yield address_of(sandbox)
+        return
+    context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe()
+    child = context.Process(target=serve, args=(items, theirs), name="bench-emulators", daemon=True)
+    child.start()
+    try:
+        if not mine.poll(300):
+            raise SystemExit("the emulators' process did not start within 300 s")
+        yield mine.recv()
+    finally:
+        mine.send("stop")
+        child.join(30)
+        if child.is_alive():
+            child.terminate()
+
+
+def dry_run(items: int, workers: int, *, separate: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Backfill ``items`` issues with the budgets off, then time a dry-run pass planning all of them again.
+
+    ``separate``: the emulators serve from a process of their own (syncd's cost alone), else from this one.
+    """
+    group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
+    with tempfile.TemporaryDirectory() as folder, emulators(items, separate=separate) as where:
         store = Store(f"sqlite:///{Path(folder) / 'syncd.db'}")
         store.migrate()
-        main_set = connectors(sandbox, paced=False)
-        per_thread: Callable[[], dict[str, Connector]] = lambda: connectors(sandbox, paced=False)  # noqa: E731
+        main_set = sandbox_connectors(where, paced=False)
+        per_thread: Callable[[], dict[str, Connector]] = lambda: sandbox_connectors(where, paced=False)  # noqa: E731
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             started = time.perf_counter()
             report = Pass(group, main_set, store, pool=pool, connectors_for_thread=per_thread).run()
@@ -86,17 +133,18 @@ def dry_run(items: int, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
                 connector.changes(None)
             read_s = min(read_s, time.perf_counter() - started)
         richtext.clear_memo()  # cold: as a fresh `syncd plan` process converts every text
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = Pass(group, main_set, store).run(dry_run=True)
-        pass_s = time.perf_counter() - started
-        started = time.perf_counter()  # warm: as a running daemon, which has converted these texts before
+        pass_s, pass_cpu = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()  # warm: a running daemon, these texts converted before
         again = Pass(group, main_set, store).run(dry_run=True)
-        warm_s = time.perf_counter() - started
+        warm_s, warm_cpu = time.perf_counter() - started, time.process_time() - cpu
         assert len(again.plans) == len(report.plans)
         store.close()
     planned = len(report.plans)
     row = {
         "items": items,
+        "separate": separate,
         "backfill_s": round(backfill_s, 2),
         "planned": planned,
         "pass_s": round(pass_s, 2),
@@ -105,6 +153,8 @@ def dry_run(items: int, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
         "per_s_without_reads": round(planned / max(pass_s - read_s, 1e-9), 1),
         "warm_s": round(warm_s, 2),
         "warm_per_s": round(planned / warm_s, 1),
+        "pass_cpu_s": round(pass_cpu, 2),
+        "warm_cpu_s": round(warm_cpu, 2),
     }
     return row, template
 
@@ -217,7 +267,9 @@ def main() -> int:
     args = parser.parse_args()
     result: dict[str, Any] = {}
     print(f"dry run: backfilling {args.items} items (budgets off, no latency), then planning them again", flush=True)
-    result["dry_run"], template = dry_run(args.items, args.workers)
+    result["dry_run"], template = dry_run(args.items, args.workers, separate=True)
+    print("the same with the emulators in this process (as before)", flush=True)
+    result["dry_run_in_process"], _ = dry_run(args.items, args.workers, separate=False)
     print(f"pure planner: {args.plans} synthetic items", flush=True)
     result["pure"] = pure_plans(args.plans, template)
     with tempfile.TemporaryDirectory() as folder:
@@ -229,19 +281,33 @@ def main() -> int:
         result["rss"] = measure_rss(url)
 
     dry, pure, store = result["dry_run"], result["pure"], result["store"]
-    print(f"\n{'what':<44}{'items':>9}{'seconds':>9}{'items/s':>11}{'x before':>10}{'target':>8}")
     print(
-        f"{'dry-run pass (reads, decode, merge, store)':<44}{dry['planned']:>9}{dry['pass_s']:>9}{dry['per_s']:>11}"
-        f"{dry['per_s'] / BEFORE['dry_run']:>10.1f}{TARGET['dry_run']:>8.0f}"
+        f"\n{'what':<44}{'items':>9}{'seconds':>9}{'items/s':>11}{'x before':>10}{'target':>8}"
+        f"{'x in-proc':>11}{'CPU s':>8}{'per CPU s':>11}"
     )
-    print(
-        f"{'  the same without the three full reads':<44}{dry['planned']:>9}"
-        f"{dry['pass_s'] - dry['read_s']:>9.2f}{dry['per_s_without_reads']:>11}"
+    rows = (
+        ("dry-run pass, emulators in their own process", "separate", "pass"),
+        ("  again, texts converted before (daemon)", "separate", "warm"),
+        ("dry-run pass, emulators in this process", "in_process", "pass"),
+        ("  again, texts converted before (daemon)", "in_process", "warm"),
     )
-    print(
-        f"{'  again, texts converted before (daemon)':<44}{dry['planned']:>9}{dry['warm_s']:>9}{dry['warm_per_s']:>11}"
-        f"{dry['warm_per_s'] / BEFORE['dry_run']:>10.1f}{TARGET['dry_run']:>8.0f}"
-    )
+    runs = {"separate": dry, "in_process": result["dry_run_in_process"]}
+    for label, where, kind in rows:
+        run = runs[where]
+        rate = run["per_s" if kind == "pass" else "warm_per_s"]
+        other = runs["in_process"]["per_s" if kind == "pass" else "warm_per_s"]
+        ratio = f"{rate / other:>11.2f}" if where == "separate" else f"{'':>11}"  # to this run's in-process figure
+        cpu = run[f"{kind}_cpu_s"]
+        print(
+            f"{label:<44}{run['planned']:>9}{run[f'{kind}_s']:>9}{rate:>11}{rate / BEFORE['dry_run']:>10.1f}"
+            f"{TARGET['dry_run']:>8.0f}{ratio}{cpu:>8}{run['planned'] / max(cpu, 1e-9):>11.1f}"
+        )
+    for where, run in runs.items():
+        print(
+            f"{'  without the full listings (' + where.replace('_', ' ') + ')':<44}{run['planned']:>9}"
+            f"{run['pass_s'] - run['read_s']:>9.2f}{run['per_s_without_reads']:>11}"
+            f"   (the listings alone: {run['read_s']} s)"
+        )
     print(
         f"{'merge.plan alone (synthetic items)':<44}{pure['items']:>9}{pure['seconds']:>9}{pure['per_s']:>11}"
         f"{pure['per_s'] / BEFORE['pure']:>10.1f}{TARGET['pure']:>8.0f}"

@@ -22,14 +22,15 @@ from typing import Any
 
 from ulid import ULID
 
+from syncd import richtext
 from syncd.connector import Connector
 from syncd.errors import ConnectorError, SideEmptied
 from syncd.fanout import each
-from syncd.mapping import Group
+from syncd.mapping import TEXT_FORMATS, Group, MappingProblem
 from syncd.merge import check_side, heed, same
 from syncd.model import ChangeBatch, Record
 from syncd.pass_data import PassReport, Touched, endpoint_key
-from syncd.plan import Refusal
+from syncd.plan import Refusal, View
 from syncd.store import CHUNK, Link, Store, Tx
 
 
@@ -50,6 +51,8 @@ class Reader:
         self.connectors = connectors
         self.store = store
         self.report = report
+        self._views: dict[int, tuple[Record, View, list[MappingProblem]]] = {}
+        """Each record's decoding, by the record's identity: a record is decoded once a pass, however often asked."""
 
     def read(
         self,
@@ -69,12 +72,17 @@ class Reader:
             with self.store.transaction() as tx:
                 linked = self._linked(hints, tx)
             batches = self._read(
-                lambda member: self._hinted(member, hints.get(member, ()), linked.get(member, ()), prefetched), down
+                lambda member: self._predecode(
+                    member, self._hinted(member, hints.get(member, ()), linked.get(member, ()), prefetched)
+                ),
+                down,
             )
         else:
             with self.store.transaction() as tx:
                 cursors = {m: tx.cursor(endpoint_key(self.group.name, m)) for m in self.group.codecs}
-            batches = self._read(lambda member: self.connectors[member].changes(cursors[member]), down)
+            batches = self._read(
+                lambda member: self._predecode(member, self.connectors[member].changes(cursors[member])), down
+            )
         with self.store.transaction() as tx:
             touched, missing = self._collect(batches, tx)
         for member, links in self._gone(missing).items():
@@ -88,6 +96,7 @@ class Reader:
                 touched.pop(sync_id, None)
             wanted, versions = self._wanted(touched, tx, down)
         self._complete(touched, wanted, versions, down, prefetched)
+        self._views.clear()  # the touched items hold the views they need; the rest go with the pass's records
         return Found(dict(touched), batches, down)
 
     def _read(self, read: Callable[[str], ChangeBatch], down: dict[str, ConnectorError]) -> dict[str, ChangeBatch]:
@@ -107,6 +116,32 @@ class Reader:
                 batches[member] = outcome
         return batches
 
+    def _predecode(self, member: str, batch: ChangeBatch) -> ChangeBatch:
+        """Decode the batch's records in scope as soon as it arrives, in the thread that read it.
+
+        The members are read at once; decoding (rich text above all) is most of syncd's own cost of a read, and done
+        here it overlaps the wait for the slower members' listings instead of following it. Every record in scope
+        is decoded later anyway (to tell whether it holds its base, or to plan it), so nothing is decoded in vain.
+        A member whose tool stores Markdown is decoded after the others instead: its texts are mostly the canonical
+        Markdown the others' texts have just converted to, which :func:`syncd.richtext.normalise` then knows as such.
+        """
+        codec = self.group.codecs[member]
+        if TEXT_FORMATS[codec.capabilities.text][0] is richtext.normalise:  # the tool stores Markdown
+            return batch
+        for record in batch.records:
+            if codec.in_scope(record):
+                self._decoded(member, record)
+        return batch
+
+    def _decoded(self, member: str, record: Record) -> tuple[View, list[MappingProblem]]:
+        """The record decoded by its member's codec, remembered for the rest of the pass."""
+        known = self._views.get(id(record))
+        if known is not None and known[0] is record:
+            return known[1], known[2]
+        view, problems = self.group.codecs[member].decode(record)
+        self._views[id(record)] = (record, view, problems)
+        return view, problems
+
     def _holds_base(
         self, member: str, record: Record, base: Mapping[str, Any] | None, refusals: Mapping[str, Refusal]
     ) -> bool:
@@ -119,7 +154,7 @@ class Reader:
         if base is None:
             return False
         codec = self.group.codecs[member]
-        view = heed(codec.align(codec.decode(record)[0], base), base, refusals)
+        view = heed(codec.align(self._decoded(member, record)[0], base), base, refusals)
         # A field the base does not hold was agreed empty (empty values are not stored): holding one is news.
         return all(same(value, base.get(name)) for name, value in view.values.items())
 
@@ -250,7 +285,7 @@ class Reader:
             return
         # A known item by its link; a lost create adopted by its marker; otherwise a new item.
         sync_id = link.sync_id if link is not None else (record.marker or str(ULID()))
-        view, problems = codec.decode(record)
+        view, problems = self._decoded(member, record)
         self.report.problems += problems
         touched[sync_id].views[member] = view
         touched[sync_id].seen[member] = record
@@ -344,7 +379,7 @@ class Reader:
                 elif not codec.in_scope(record):
                     touched[sync_id].out_of_scope[member] = ref
                 else:
-                    view, problems = codec.decode(record)
+                    view, problems = self._decoded(member, record)
                     self.report.problems += problems
                     touched[sync_id].views[member] = view
                     touched[sync_id].seen[member] = record

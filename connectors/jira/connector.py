@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -109,8 +110,14 @@ def _comment_total(comment: object) -> int | None:
     return None
 
 
+_JIRA_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}[+-]\d{4}\Z")
+"""Jira's usual spelling of a moment: `datetime.fromisoformat` reads it as `strptime` does, many times faster."""
+
+
 def _parse_time(text: str) -> datetime:
     """Jira's ``2026-11-24T10:05:30.123+0100`` (any zone) as an aware UTC datetime."""
+    if _JIRA_TIME.match(text):
+        return datetime.fromisoformat(text).astimezone(UTC)
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
 
 

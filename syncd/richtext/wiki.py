@@ -37,6 +37,8 @@ _HEADING = re.compile(r"^h([1-6])\.\s+(.*)$")
 _LIST = re.compile(r"^([*#]+)(?:\s+(.*))?$")  # a bare "*" line is an empty item (text stars are escaped)
 _CODE_OPEN = re.compile(r"^\{(code|noformat)(?::([^}]*))?\}(.*)$")
 _MACRO = re.compile(r"\{(color|panel)(:[^}]*)?\}")
+_INLINE_START = re.compile(r"[\\{\[*_-]")
+"""What may start an escape, a break, monospace, a link or a mark: every other character is plain text."""
 
 
 def parse(text: str, warnings: list[str]) -> tuple[Block, ...]:
@@ -188,8 +190,11 @@ def _inlines(text: str, warnings: list[str]) -> list[Inline]:
             flush()
             out.append(Mark(kind, tuple(_inlines(inner, warnings))))
         else:
-            buffer.append(char)
-            index += 1
+            # This character and the plain text after it, up to the next one that may start something, in one go.
+            start = _INLINE_START.search(text, index + 1)
+            stop = start.start() if start is not None else len(text)
+            buffer.append(text[index:stop])
+            index = stop
     flush()
     return out
 
