@@ -194,11 +194,11 @@ class TestReplicas:
             assert answer.status_code == 200
             expected = "queued" if replica(other) in {held[group] for group in QUIET} else "forwarded"
             assert answer.json() == {"outcome": expected}
-            owner.wait_logged("hint.forwarded", group=GROUP, member="engineering", timeout_s=10)
+            owner.wait_logged("hint.forwarded", group=GROUP, member="engineering", timeout_s=30)
             # Queued there: run as a targeted pass, folded into the running one, or absorbed by a due full pass
             # (polls are 0.5 s apart here); either way a pass of the owner's follows, and none of the other's.
             passes = len(owner.logged("pass", group=GROUP, outcome="ok"))
-            wait_for(lambda: len(owner.logged("pass", group=GROUP, outcome="ok")) > passes, 10, "the owner's pass")
+            wait_for(lambda: len(owner.logged("pass", group=GROUP, outcome="ok")) > passes, 30, "the owner's pass")
             assert len(other.logged("pass", group=GROUP)) == before
             assert not other.logged("hint.forwarded", group=GROUP)
             status = json.loads(syncd(env, "status", "--format", "json", mappings=False).stdout)

@@ -177,7 +177,9 @@ def browser() -> Iterator[WebDriver]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
+    # A form's answer may still be loading when click() returns (seen on a loaded CI machine): a lookup waits for
+    # its element up to 5 s, where the page it expects has not come yet.
+    driver.implicitly_wait(5)
     try:
         yield driver
     finally:
