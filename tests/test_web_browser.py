@@ -274,7 +274,8 @@ class TestInTheBrowser:
         browser.get(f"{world.url}/ui/chain")
         browser.execute_script("document.querySelector('form[action$=\"/chain/verify\"] input[name=csrf]').remove()")
         browser.find_element(By.ID, "verify").click()
-        assert "403" in browser.find_element(By.TAG_NAME, "h1").text
+        # The click navigates: wait for the answer's page, not the form's (its h1 is found at once).
+        wait_for(lambda: "403" in browser.find_element(By.TAG_NAME, "h1").text, 10, "the refusal")
         assert "security token" in browser.find_element(By.ID, "error").text
         browser.get(f"{world.url}/ui/chain")
         assert "Not verified" in browser.find_element(By.ID, "verdict").text
