@@ -16,9 +16,9 @@ host, which sees its process is gone: :func:`syncd.leasing.gone`). All this on P
 (several hosts share it); on SQLite the registry is kept but groups go to whoever asks first, as before.
 
 Webhooks on any replica: a delivery for a group held elsewhere is sent to the other replicas with PostgreSQL's
-``NOTIFY`` on :data:`CHANNEL` (each payload under the 8000-byte limit; a ref too long to fit requests a full pass
-instead); every replica ``LISTEN``s on a connection of its own and queues what arrives for a group it holds,
-ignoring the rest (the group's next poll reads those changes anyway).
+``NOTIFY`` on :data:`CHANNEL` (scoped to the store's schema; each payload under the 8000-byte limit; a ref too
+long to fit requests a full pass instead); every replica ``LISTEN``s on a connection of its own and queues what
+arrives for a group it holds, ignoring the rest (the group's next poll reads those changes anyway).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class Sharing:
         if not self.fair or self._leases.held(group) is not None:
             return self._scheduler.hint(group, member, refs)
         for payload in payloads(group, member, refs):
-            self._store.notify(CHANNEL, payload)
+            self._store.notify(self._store.channel(CHANNEL), payload)
         return "forwarded"
 
     def _received(self, payload: str) -> None:
@@ -186,7 +186,7 @@ class Sharing:
         """LISTEN for forwarded hints until stopped; a lost connection is opened again a second later."""
         while not self._stop.is_set():
             try:
-                self._store.listen(CHANNEL, self._received, self._stop)
+                self._store.listen(self._store.channel(CHANNEL), self._received, self._stop)
             except Exception as error:  # the store went away: hints meanwhile are covered by the next polls
                 log.warning("hint.listen", outcome="error", error=type(error).__name__)
                 self._stop.wait(1.0)

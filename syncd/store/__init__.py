@@ -11,6 +11,7 @@ credential, and a store dump or ``syncd status`` must not.
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -186,6 +187,7 @@ class Store:
         self.audit_key = audit_key
         """The audit chain's HMAC key (:mod:`syncd.audit`), from the configuration, never from this database."""
         self.engine: Engine = create_engine(url, **engine_options)
+        self._channel_scope: str | None = None
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             try:
@@ -300,6 +302,17 @@ class Store:
     def shared(self) -> bool:
         """Whether replicas on several hosts can share this store (PostgreSQL; SQLite is one host's file)."""
         return self.engine.dialect.name == "postgresql"
+
+    def channel(self, name: str) -> str:
+        """``name`` scoped to this store's schema, so stores in several schemas of one database do not hear each other.
+
+        Notifications reach every session of the database; the replicas of one deployment share a schema.
+        """
+        if self._channel_scope is None:
+            with self.engine.begin() as connection:
+                schema = str(connection.execute(text("SELECT current_schema()")).scalar_one())
+            self._channel_scope = hashlib.sha256(schema.encode()).hexdigest()[:12]
+        return f"{name}_{self._channel_scope}"
 
     def notify(self, channel: str, payload: str) -> None:
         """Send a PostgreSQL notification to every session listening on ``channel`` (delivered at commit)."""
