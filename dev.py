@@ -60,7 +60,9 @@ def cmd_test(args: list[str]) -> int:
         code = _run(*step)
         if code != 0:
             return code
-    code = _run(BIN / "pytest", *args)
+    # One worker per core, a test file per worker (a file's tests share its fixtures and run in order); `-n 0`
+    # after the command runs them in this process.
+    code = _run(BIN / "pytest", "-n", "auto", "--dist", "loadfile", *args)
     if code == PYTEST_NO_TESTS:
         print("pytest collected no tests: that is a failure, not a pass", file=sys.stderr)
         return 1
