@@ -47,7 +47,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     )
 
 from selenium import webdriver  # noqa: E402 - only once the browser is known to be there
-from selenium.common.exceptions import NoSuchElementException  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -59,7 +59,7 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
     while True:
         try:
             found = condition()
-        except NoSuchElementException:
+        except (NoSuchElementException, StaleElementReferenceException):  # not there yet, or the page just left
             found = None
         if found:
             return found
