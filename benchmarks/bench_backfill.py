@@ -133,6 +133,8 @@ class Run:
     failures: int = 0
     lost: int = 0
     requests: dict[str, int] = field(default_factory=dict)
+    routes: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Tool -> route -> requests, to see what an item costs where."""
     limited: dict[str, int] = field(default_factory=dict)
     minimum_s: dict[str, float] = field(default_factory=dict)
     paced_minimum_s: dict[str, float] = field(default_factory=dict)
@@ -201,6 +203,7 @@ def backfill(
         for emulator in sandbox.emulators:
             counters = emulator.counters()
             run.requests[emulator.name] = int(counters["total"])
+            run.routes[emulator.name] = dict(sorted(counters["routes"].items(), key=lambda pair: -pair[1]))
             run.limited[emulator.name] = int(counters["statuses"].get("429", 0))
         run.lost, lost_problems = lost_items(sandbox, store, group)
         run.problems += lost_problems
@@ -228,6 +231,9 @@ def print_backfill(run: Run) -> None:
             f"{run.minimum_s[tool]:>11.1f}{run.paced_minimum_s[tool]:>15.1f}"
         )
     print(f"binding limit: {run.binding}; used {run.used:.1%} of it (minimum {run.minimum_s[run.binding]} s)")
+    for tool, routes in run.routes.items():  # where the requests went: what one item costs in each tool
+        common = [f"{route} {n}" for route, n in routes.items() if n >= run.items / 10]
+        print(f"  {tool}: {'; '.join(common) or 'no route with a tenth of the items or more'}")
     for problem in run.problems:
         print(f"  problem: {problem}")
 

@@ -21,6 +21,7 @@ from syncd.errors import FatalError, LeaseLost
 from syncd.failures import Failures, uncertain_event
 from syncd.fanout import each
 from syncd.mapping import Group
+from syncd.model import Record
 from syncd.pass_data import Applied, PassReport, Touched, endpoint_key
 from syncd.store import CommentRow, Link, Store
 from syncd.uncertain import recording
@@ -146,7 +147,12 @@ class CommentMirror:
         Originals, or copies syncd posted whose record a crash lost.
         """
         found: list[CommentRow] = []
-        members = sorted((item.changed | applied.rescan) & links.keys())
+        # A record its read says has no comment has none to find (a comment added since changes it: read next time).
+        members = sorted(
+            member
+            for member in (item.changed | applied.rescan) & links.keys()
+            if member in applied.rescan or not _none(item.seen.get(member))
+        )
         read = each({m: functools.partial(self.connectors[m].comments, links[m].ref) for m in members})
         for member, outcome in read.items():
             if isinstance(outcome, Exception):
@@ -165,3 +171,8 @@ class CommentMirror:
                     author = comment.author.name or comment.author.label()
                     found.append(CommentRow(key, comment.id, sync_id, key, comment.id, author, markdown))
         return found
+
+
+def _none(record: Record | None) -> bool:
+    """Whether the read that made ``record`` says it has no comment (a count of 0, not an unknown one)."""
+    return record is not None and record.comments == 0

@@ -247,6 +247,10 @@ class Pass:
                 _by_member(behind.get(sync_id, {})),
             )
         histories: dict[str, dict[str, list[FieldChange] | None]] = defaultdict(dict)
+        for sync_id in wholes:  # a history the read carried whole (a Jira search's) costs no read of its own
+            for member, record in touched[sync_id].seen.items():
+                if record.history is not None and member in touched[sync_id].views:
+                    histories[sync_id][member] = list(record.history)
         decided: dict[str, Decided] = {}
         pending = list(wholes)
         while pending:

@@ -100,6 +100,10 @@ class Record:
     A write's read-back is stored as syncd's version; a comment posted between the version check and that
     read-back is inside it, and would never be read. The count tells the engine whether to look (None: it must).
     """
+    history: tuple[FieldChange, ...] | None = None
+    """The record's whole field history, where the read that made it carried it complete (a Jira search with its
+    changelog): the engine takes who changed what from it instead of reading the history again. None: not carried,
+    or cut short by the tool."""
     mine: bool = False
     """Whether syncd's own account made the record, where a read says so and carries no marker (Asana): such a
     record without a link is a create whose answer was lost, never a new item of a person's."""

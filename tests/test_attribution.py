@@ -84,3 +84,25 @@ class TestAttribution:
         assert (jira.origin, jira.person) == ("marketing,sales", None)
         assert jira.people == {"title": "eli@corp.example", "due": "gus@corp.example"}
         assert verify(store).ok
+
+    def test_a_new_issue_is_credited_from_the_search_without_a_read_of_its_own(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Ben opens an issue in Jira: its mirrors' creates name him, from the changelog the search carried; the pass
+        reads neither the issue's history nor its comments (it has none) by itself (issue 15: a backfill's pace)."""
+        run(group, connectors, store)
+        run(group, connectors, store)
+        key = sandbox.jira.act_as("ben@corp.example").create("ENG", "Pricing page copy", labels=["launch"])
+        sandbox.jira.reset_counters()
+        assert run(group, connectors, store) == 2
+        with store.transaction() as tx:
+            sync_id = next(link.sync_id for link in tx.endpoint_links(f"{group.name}/engineering") if link.ref == key)
+        creates = [e.event for e in events(store, sync_id=sync_id) if e.event.kind == "create"]
+        assert {event.endpoint for event in creates} == {"sales", "marketing"}
+        for event in creates:
+            assert event.person == "ben@corp.example"
+            assert (event.people or {}).get("title") == "ben@corp.example"
+        routes = sandbox.jira.counters()["routes"]
+        per_issue = {r: n for r, n in routes.items() if "/issue/<issue_id>" in r and r.startswith("GET")}
+        assert per_issue == {}
+        assert verify(store).ok

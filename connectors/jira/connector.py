@@ -74,6 +74,7 @@ Json: TypeAlias = Any
 
 PROPERTY = "syncd"
 FIELDS = "summary,description,status,assignee,duedate,labels,updated,priority"
+LISTED = "comment,created,creator"
 PAGE_SIZE = 100
 KEYS_PAGE_CLOUD = 5000  # /search/jql: "max 5000 issues", reached only when id or key alone is asked
 KEYS_PAGE_SERVER = 1000  # /search: Server caps every page at jira.search.views.default.max, 1000 by default
@@ -305,17 +306,62 @@ class JiraConnector(ConnectorBase[JIRA]):
             archived=bool(marker.get("archived")),
             url=f"{self._base_url}/browse/{issue['key']}",
             comments=_comment_total(fields.get("comment")),
+            history=tuple(changes) if (changes := self._changes(issue)) is not None else None,
         )
 
     def history(self, ref: str) -> list[FieldChange]:
-        """The issue's field changes from its changelog (one read: ``expand=changelog``), creation included."""
+        """The issue's field changes from its changelog, creation included.
+
+        One read (``expand=changelog``) while the issue has at most the 100 entries that read carries; a longer one
+        is paged from ``/issue/{key}/changelog`` on Cloud. On Server, which has no such resource, the recent
+        entries alone are used and the creation is left out: a field whose last change was cut would otherwise be
+        credited to the issue's creator.
+        """
         issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "created,creator", "expand": "changelog"})
+        whole = self._changes(issue)
+        if whole is not None:
+            return whole
+        if self.cloud:
+            return self._from_changelog(issue["fields"], self._every_history(ref), complete=True)
+        recent = (issue.get("changelog") or {}).get("histories") or []
+        return self._from_changelog(issue["fields"], recent, complete=False)
+
+    def _changes(self, issue: Json) -> list[FieldChange] | None:
+        """The changes an issue read with ``created,creator`` and ``expand=changelog`` carries whole.
+
+        None where the read did not ask for them or Jira cut the changelog to its recent entries (``total`` says).
+        """
+        log, fields = issue.get("changelog"), issue.get("fields") or {}
+        if not isinstance(log, dict) or "created" not in fields:
+            return None
+        histories = log.get("histories") or []
+        total = log.get("total")
+        if not isinstance(total, int) or total > len(histories):
+            return None
+        return self._from_changelog(fields, histories, complete=True)
+
+    def _every_history(self, ref: str) -> list[Json]:
+        """Every changelog entry of an issue, from the paged resource (Cloud), oldest first."""
+        entries: list[Json] = []
+        while True:
+            page = self._rest(
+                "GET", f"issue/{ref}/changelog", ref=ref, params={"startAt": len(entries), "maxResults": 100}
+            )
+            values = page.get("values") or []
+            entries += values
+            if page.get("isLast", True) or not values:
+                return entries
+
+    def _from_changelog(self, fields: Json, histories: Sequence[Json], *, complete: bool) -> list[FieldChange]:
+        """Field changes from changelog entries; the creation (each field set by the creator) only when complete."""
         me = self._my_id()
-        created = _parse_time(issue["fields"]["created"])
-        creator = issue["fields"].get("creator")
-        by_self, person = _user_id(creator) == me, self._author(creator)
-        changes = [FieldChange(name, created, by_self, person) for names in HISTORY_FIELDS.values() for name in names]
-        for entry in (issue.get("changelog") or {}).get("histories") or []:
+        changes: list[FieldChange] = []
+        if complete:
+            created = _parse_time(fields["created"])
+            creator = fields.get("creator")
+            by_self, person = _user_id(creator) == me, self._author(creator)
+            changes += [FieldChange(n, created, by_self, person) for names in HISTORY_FIELDS.values() for n in names]
+        for entry in histories:
             moment, author = _parse_time(entry["created"]), entry.get("author")
             by_self, person = _user_id(author) == me, self._author(author)
             for item in entry.get("items") or []:
@@ -338,6 +384,14 @@ class JiraConnector(ConnectorBase[JIRA]):
         """What every read asks for: the system fields syncd maps and every custom field it can carry."""
         return ",".join([FIELDS, *(field.id for field in self._custom_fields().values())])
 
+    def _listed_fields(self) -> str:
+        """What a search asks for besides: the comments, and who created the issue when.
+
+        The comments' count says whether to read them; with ``expand=changelog``, the creation and the changelog
+        tell who changed what, without a read per issue.
+        """
+        return f"{self._read_fields()},{LISTED}"
+
     def _my_id(self) -> str | None:
         """The account syncd uses here (``/myself``, read once), to tell its own changes from people's."""
         if self._me is None:
@@ -358,7 +412,8 @@ class JiraConnector(ConnectorBase[JIRA]):
                         jql,
                         nextPageToken=token,
                         maxResults=size,
-                        fields=self._read_fields(),
+                        fields=self._listed_fields(),
+                        expand="changelog",
                         properties=PROPERTY,
                         reconcileIssues=[int(i) for i in reconcile] or None,
                         json_result=True,
@@ -376,7 +431,8 @@ class JiraConnector(ConnectorBase[JIRA]):
                     jql,
                     startAt=start,
                     maxResults=size,
-                    fields=self._read_fields(),
+                    fields=self._listed_fields(),
+                    expand="changelog",
                     properties=PROPERTY,
                     json_result=True,
                 )

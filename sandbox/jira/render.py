@@ -65,6 +65,13 @@ FIELD_NAMES = {
     "comment": "Comment",
 }
 NOT_NAVIGABLE = frozenset({"comment"})
+ISSUE_CHANGELOG = 100
+"""Changelog entries an issue read with ``expand=changelog`` carries: the most recent 100, the rest only through the
+paged ``/issue/{key}/changelog`` (Cloud). Users report it (pycontribs/jira#712, #911; airbytehq/airbyte#33040)."""
+SEARCH_CHANGELOG = 40
+"""The same in a search result (``/search/jql``): Atlassian's enhanced-search migration notes cap it at 40 entries,
+with no paging through the search (faros-ai/airbyte-connectors#2003; estuary/connectors#2523). The strictest
+figure reported, emulated for Server's ``/search`` too."""
 
 
 def jira_time(moment: datetime, zone: ZoneInfo) -> str:
@@ -342,8 +349,13 @@ class Renderer:
             return self.state.custom_fields[field_id].name
         return FIELD_NAMES.get(field_id, field_id)
 
-    def issue(self, issue: Issue, fields: list[str], expand: Iterable[str] = ()) -> JSON:
-        """An issue with the chosen fields and expansions."""
+    def issue(
+        self, issue: Issue, fields: list[str], expand: Iterable[str] = (), *, changelog_limit: int = ISSUE_CHANGELOG
+    ) -> JSON:
+        """An issue with the chosen fields and expansions.
+
+        An expanded changelog holds the most recent ``changelog_limit`` entries, ``total`` saying how many there are.
+        """
         expansions = {e.strip() for item in expand for e in item.split(",") if e.strip()}
         body: dict[str, JSON] = {
             "expand": ISSUE_EXPAND,
@@ -368,11 +380,12 @@ class Renderer:
                 n: custom.schema(self.state.custom_fields[n]) for n in fields if n in self.state.custom_fields
             }
         if "changelog" in expansions:
+            recent = issue.histories[-changelog_limit:]
             body["changelog"] = {
                 "startAt": 0,
-                "maxResults": len(issue.histories),
+                "maxResults": len(recent),
                 "total": len(issue.histories),
-                "histories": [self.history(h) for h in issue.histories],
+                "histories": [self.history(h) for h in recent],
             }
         if "transitions" in expansions:
             body["transitions"] = [self.transition(t, with_fields=False) for t in available(self.state, issue)]

@@ -287,7 +287,7 @@ class IssueRoutes(JiraBase):
         self.viewer(principal)
         issue = self.service.issue(issue_id)
         start = self.int_arg(request, "startAt", 0)
-        limit = self.int_arg(request, "maxResults", 100)
+        limit = min(self.int_arg(request, "maxResults", 100), 100)  # the page size is 100 at most (strict reading)
         renderer = self.renderer(principal, version)
         values = issue.histories[start : start + limit]
         url = f"{renderer.api}/issue/{issue.key}/changelog"

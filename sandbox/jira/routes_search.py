@@ -20,7 +20,7 @@ from sandbox.jira.base import JiraBase
 from sandbox.jira.jql import JqlError, parse
 from sandbox.jira.jqleval import Context, compile_query
 from sandbox.jira.model import Issue
-from sandbox.jira.render import Renderer, select_fields
+from sandbox.jira.render import SEARCH_CHANGELOG, Renderer, select_fields
 
 SEARCH_REMOVED = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
@@ -110,7 +110,7 @@ class SearchRoutes(JiraBase):
         wanted = cls._wanted_properties(params)
         rendered = []
         for issue in issues:
-            body = renderer.issue(issue, fields, expand)
+            body = renderer.issue(issue, fields, expand, changelog_limit=SEARCH_CHANGELOG)
             if wanted:
                 body["properties"] = {k: issue.properties[k] for k in wanted if k in issue.properties}
             rendered.append(body)

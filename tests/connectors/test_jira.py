@@ -543,6 +543,61 @@ class TestJiraServer:
         assert not any(route.endswith("/search/jql") for route in routes)
 
 
+class TestJiraHistoryInSearch:
+    """A search asks for each issue's changelog: whole, it names who changed what without a read per issue."""
+
+    def test_a_listed_record_carries_the_history_a_read_would_give(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        created = connector.create({"title": "Listed with its history"}, marker="sync-listed-history")
+        connector.fetch([created.ref])  # what a connector reads once (its account, the site's fields) is read
+        emulator.act_as("ben@corp.example").update(created.ref, summary="Ben's title")
+        emulator.act_as("ana@corp.example").transition(created.ref, "In Progress")
+        before = emulator.request_count()
+        (record,) = connector.fetch([created.ref])
+        assert emulator.request_count() - before == 1  # the search alone
+        assert record.history is not None
+        assert sorted(record.history, key=repr) == sorted(connector.history(created.ref), key=repr)
+        last = {change.field: change.person for change in sorted(record.history, key=lambda c: c.at)}
+        assert (last["title"], last["status"]) == ("ben@corp.example", "ana@corp.example")
+        assert record.comments == 0
+
+    def test_a_changelog_cut_short_is_not_taken_for_the_whole(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """Past 40 entries a search carries none (the history is read); past 100 the read pages the changelog and
+        still credits Ben, who set the due date first of all, not the issue's creator."""
+        created = connector.create({"title": "A long life"}, marker="sync-long-history")
+        emulator.act_as("ben@corp.example").update(created.ref, duedate="2027-03-01")
+        for n in range(104):
+            emulator.act_as("ana@corp.example").update(created.ref, summary=f"Take {n}")
+        (record,) = connector.fetch([created.ref])
+        assert record.history is None
+        history = connector.history(created.ref)
+        assert emulator.request_count("GET /rest/api/<any('2', '3', 'latest'):version>/issue/<issue_id>/changelog")
+        due = [change.person for change in sorted(history, key=lambda c: c.at) if change.field == "due"]
+        assert due[-1] == "ben@corp.example"
+        assert len([change for change in history if change.field == "title"]) == 105  # created, then 104 takes
+
+
+class TestJiraServerHistory:
+    @pytest.fixture
+    def emulator(self) -> Iterator[JiraEmulator]:
+        yield from _start(SERVER)
+
+    def test_a_cut_changelog_on_server_names_no_one_for_what_it_lost(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """Server has no paged changelog: the recent 100 entries stand, and the creation is not guessed from."""
+        created = connector.create({"title": "Long on the server"}, marker="sync-server-long")
+        emulator.act_as("ben@corp.example").update(created.ref, duedate="2027-03-01")
+        for n in range(100):
+            emulator.act_as("ana@corp.example").update(created.ref, summary=f"Take {n}")
+        history = connector.history(created.ref)
+        assert [change for change in history if change.field == "due"] == []
+        assert {change.person for change in history if change.field == "title"} == {"ana@corp.example"}
+
+
 class TestJiraWebhooks:
     def test_a_signed_delivery_is_accepted_once(self, emulator: JiraEmulator) -> None:
         """A delivery signed sha256=HMAC(body) names its issue; the same signed body again yields nothing.

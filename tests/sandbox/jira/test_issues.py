@@ -251,6 +251,33 @@ class TestChangelog:
         assert (paged["total"], paged["isLast"], len(paged["values"])) == (2, False, 1)
         assert "nextPage" in paged
 
+    def test_a_long_changelog_is_cut_to_its_recent_entries(self, emulator: JiraEmulator, jira: JIRA) -> None:
+        """GET issue carries the latest 100 entries, a search result the latest 40, each with the full ``total``;
+        only the paged resource has them all."""
+        for n in range(105):
+            jira.issue("ENG-3").update(summary=f"Take {n}")
+        issue = jira.issue("ENG-3", expand="changelog").raw["changelog"]
+        assert (issue["total"], issue["maxResults"], len(issue["histories"])) == (105, 100, 100)
+        assert issue["histories"][-1]["items"][0]["toString"] == "Take 104"
+        found = requests.get(
+            f"{emulator.url}/rest/api/3/search/jql",
+            params={"jql": "key = ENG-3", "fields": "summary", "expand": "changelog"},
+            auth=auth(),
+            timeout=5,
+        ).json()["issues"][0]["changelog"]
+        assert (found["total"], len(found["histories"])) == (105, 40)
+        assert found["histories"][0]["items"][0]["toString"] == "Take 65"
+        pages = [
+            requests.get(
+                f"{emulator.url}/rest/api/3/issue/ENG-3/changelog",
+                params={"maxResults": 200, "startAt": start},
+                auth=auth(),
+                timeout=5,
+            ).json()
+            for start in (0, 100)
+        ]
+        assert [(len(page["values"]), page["isLast"]) for page in pages] == [(100, False), (5, True)]
+
     def test_noop_edit_records_nothing(self, jira: JIRA) -> None:
         """Writing the same value leaves the changelog empty."""
         jira.issue("ENG-1").update(summary="Launch page for the Q1 release")
