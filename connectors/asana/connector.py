@@ -739,7 +739,19 @@ class AsanaConnector(ConnectorBase[Sdk]):
     # ----- comments, schema ------------------------------------------------------------------------------------
 
     def history(self, ref: str) -> list[FieldChange]:
-        """The task's field changes from its system stories (one read; creation is not among them)."""
+        """The task's field changes: its creation (the task's ``created_by``, opt-in), then its system stories.
+
+        Two reads: Asana tells no story of a task's creation, so a field nobody changed since is credited to
+        whoever created the task, as Jira's changelog credits the issue's creator.
+        """
+        task = self._call(
+            lambda: asana.TasksApi(self._client()).get_task(
+                ref,
+                {"opt_fields": "created_at,created_by.gid,created_by.email,created_by.name"},
+                **self._timeout,
+            ),
+            ref=ref,
+        )
         stories = self._call(
             lambda: list(
                 asana.StoriesApi(self._client()).get_stories_for_task(
@@ -755,6 +767,13 @@ class AsanaConnector(ConnectorBase[Sdk]):
         )
         me = self._my_id()
         changes: list[FieldChange] = []
+        creator = task.get("created_by") or {}
+        if task.get("created_at") and creator.get("gid"):
+            by_self = str(creator["gid"]) == me
+            person = self._person(creator, look_up=not by_self).email
+            created = _parse_time(task["created_at"])
+            fields = sorted({name for names in HISTORY_STORIES.values() for name in names})
+            changes += [FieldChange(name, created, by_self, person) for name in fields]
         for story in stories:
             moment = _parse_time(story["created_at"])
             author = story.get("created_by") or {}

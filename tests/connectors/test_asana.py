@@ -148,6 +148,18 @@ class TestAsanaContract(ConnectorContract):
         assert {"title", "status"} <= people
         assert all(change.by_self for change in history if change.at <= created.modified)
 
+    def test_history_credits_the_creator_with_what_nobody_changed_since(
+        self, connector: AsanaConnector, emulator: AsanaEmulator
+    ) -> None:
+        """Gus creates a task with a due date, Hana renames it: the title is Hana's, the due date still Gus's."""
+        gid = emulator.act_as("gus@corp.example").create_task("Gus's task", due_on="2027-03-01")
+        emulator.clock.advance(60)
+        emulator.act_as("hana@corp.example").update_task(gid, name="Hana's title")
+        history = connector.history(gid)
+        last = {change.field: change for change in sorted(history, key=lambda change: change.at)}
+        assert (last["title"].person, last["due"].person) == ("hana@corp.example", "gus@corp.example")
+        assert not any(change.by_self for change in history)
+
 
 class TestAsanaFeed:
     def test_an_idle_poll_costs_one_request(self, connector: AsanaConnector, emulator: AsanaEmulator) -> None:
