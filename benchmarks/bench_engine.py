@@ -4,10 +4,10 @@
    link's version is cleared and every cursor reset, so the pass reads the three tools in full and decodes, merges
    and looks up all N items in the store, writing nothing. Reported: items planned per second for the whole pass
    with the rich-text converters' memory cleared first (a fresh ``syncd plan``), and a second pass right after (a
-   running daemon, which has converted those texts before). Twice: first with the emulators serving from a process
-   of their own (``spawn``: syncd's cost alone, as against real tools; the figure the target is about), then, as
-   before, from this process, where they compete with syncd for the interpreter: the two in the same run give their
-   ratio (``x in-proc``) on a loaded machine too. For each, the pass without the time the three full listings take
+   running daemon, which has converted those texts before). Twice: first with each tool's emulator serving from a
+   process of its own (``spawn``: syncd's cost alone, as against three real services answering independently; the
+   figure the target is about), then from this process, where they compete with syncd for the interpreter: the two
+   in the same run give their ratio (``x in-proc``) on a loaded machine too. For each, the pass without the time the three full listings take
    when timed on their own.
 2. The pure planner: :func:`syncd.merge.plan` over synthetic items (a quarter each unchanged, edited at one member,
    edited at two members (a conflict) and new), built from a real base the dry run left in the store.
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import subprocess
@@ -79,7 +80,12 @@ def serve(items: int, pipe: Connection) -> None:
 
 @contextlib.contextmanager
 def emulators(items: int, *, separate: bool) -> Iterator[Address]:
-    """The address of the backfill seed's emulators (budgets off): in this process, or in a child of their own."""
+    """The address of the backfill seed's emulators (budgets off): in this process, or one process per tool.
+
+    Separate, each tool is served by a child of its own (each child starts the whole seeded sandbox and serves one
+    tool of it to syncd), as three services answer independently: one process serving all three would make each
+    tool's listing wait for the others' rendering under that process's interpreter lock.
+    """
     if not separate:
         with Sandbox(backfill_seed(items)) as sandbox:
             for emulator in sandbox.emulators:
@@ -87,18 +93,35 @@ def emulators(items: int, *, separate: bool) -> Iterator[Address]:
             yield address_of(sandbox)
         return
     context = multiprocessing.get_context("spawn")
-    mine, theirs = context.Pipe()
-    child = context.Process(target=serve, args=(items, theirs), name="bench-emulators", daemon=True)
-    child.start()
+    children = []
+    for tool in ("jira", "trello", "asana"):
+        mine, theirs = context.Pipe()
+        child = context.Process(target=serve, args=(items, theirs), name=f"bench-{tool}", daemon=True)
+        child.start()
+        children.append((mine, child))
     try:
-        if not mine.poll(300):
-            raise SystemExit("the emulators' process did not start within 300 s")
-        yield mine.recv()
+        found: list[Address] = []
+        for mine, _ in children:
+            if not mine.poll(300):
+                raise SystemExit("an emulators' process did not start within 300 s")
+            found.append(mine.recv())
+        jira, trello, asana = found
+        yield dataclasses.replace(
+            jira,
+            trello_url=trello.trello_url,
+            trello_key=trello.trello_key,
+            trello_token=trello.trello_token,
+            trello_board=trello.trello_board,
+            asana_url=asana.asana_url,
+            asana_token=asana.asana_token,
+            asana_project=asana.asana_project,
+        )
     finally:
-        mine.send("stop")
-        child.join(30)
-        if child.is_alive():
-            child.terminate()
+        for mine, child in children:
+            mine.send("stop")
+            child.join(30)
+            if child.is_alive():
+                child.terminate()
 
 
 def dry_run(items: int, workers: int, *, separate: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -286,7 +309,7 @@ def main() -> int:
         f"{'x in-proc':>11}{'CPU s':>8}{'per CPU s':>11}"
     )
     rows = (
-        ("dry-run pass, emulators in their own process", "separate", "pass"),
+        ("dry-run pass, each tool served by a process", "separate", "pass"),
         ("  again, texts converted before (daemon)", "separate", "warm"),
         ("dry-run pass, emulators in this process", "in_process", "pass"),
         ("  again, texts converted before (daemon)", "in_process", "warm"),
