@@ -16,8 +16,9 @@ in three cases, and each endpoint's history is read at most once per item:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from syncd.merge import GroupPolicy, Item, changes, plan, same
 from syncd.model import FieldChange, last_changes
@@ -209,9 +210,36 @@ def attributed(decided: Plan, views: Mapping[str, View], histories: Histories) -
         history = histories.get(member)
         if history is None or member not in views:
             continue
-        read_at = views[member].modified
+        people |= last_people(history, [name], views[member].modified)
+    return people
+
+
+def last_people(history: Sequence[FieldChange], names: Iterable[str], read_at: datetime) -> dict[str, str]:
+    """Field -> the last person (not syncd's account) who changed it at or before ``read_at``, where one is named.
+
+    A change after the record was read is not in the value read; a person without a known e-mail names no one.
+    """
+    people: dict[str, str] = {}
+    for name in names:
         theirs = [c for c in history if c.field == name and not c.by_self and c.at <= read_at]
         last = max(theirs, key=lambda change: change.at, default=None)
         if last is not None and last.person:
             people[name] = last.person
     return people
+
+
+def credit(
+    names: Iterable[str], origins: Mapping[str, str], people: Mapping[str, str]
+) -> tuple[str | None, str | None, dict[str, str]]:
+    """A write's ``origin``, ``person`` and ``people`` for the fields it sets (see :mod:`syncd.audit`).
+
+    ``origin`` names the member(s) whose changes the write carries; ``person`` is set only when one person made
+    every one of them, so no write names someone for a change they did not make; ``people`` names each field's.
+    """
+    carried = sorted(name for name in names if name in origins)
+    members = sorted({origins[name] for name in carried})
+    origin = members[0] if len(members) == 1 else (",".join(members) or None)
+    named = {name: people[name] for name in carried if name in people}
+    authors = set(named.values())
+    person = authors.pop() if len(authors) == 1 and len(named) == len(carried) else None
+    return origin, person, named

@@ -26,7 +26,7 @@ from syncd import journal
 from syncd.audit import AuditEvent, append
 from syncd.connector import Connector
 from syncd.crash import crash_point
-from syncd.decide import attributed
+from syncd.decide import attributed, credit
 from syncd.errors import (
     ChangedMeanwhile,
     ConnectorError,
@@ -98,7 +98,16 @@ class Executor:
             with self.store.transaction() as tx:
                 self._claim(tx, decided.sync_id, item)
                 if decided.steps:
-                    steps = [journal.planned(step, item.seen.get(step.endpoint)).to_json() for step in decided.steps]
+                    steps = [
+                        journal.planned(
+                            step,
+                            item.seen.get(step.endpoint),
+                            origins=decided.origins,
+                            people=decided.people,
+                            read=item.seen,
+                        ).to_json()
+                        for step in decided.steps
+                    ]
                     tx.journal_add(plan_id, decided.sync_id, self.group.name, steps)
         except DuplicateLink as refused:
             # A ref already belongs to another item (a marker copied by hand, two mirrors): a person must look.
@@ -707,12 +716,8 @@ class Executor:
         if isinstance(step, Delete):
             return self._deleted_event(decided, item, step)
         values = step.values if isinstance(step, Write | Create | Restore) else None
+        origin, person, people = credit(values or {}, decided.origins, decided.people)
         carried = sorted(name for name in values or {} if name in decided.origins)
-        origins = sorted({decided.origins[name] for name in carried})
-        origin = origins[0] if len(origins) == 1 else (",".join(origins) or None)
-        people = {name: decided.people[name] for name in carried if name in decided.people}
-        authors = set(people.values())
-        person = authors.pop() if len(authors) == 1 and len(people) == len(carried) else None
         if isinstance(step, Unlink | Restore) and step.decided_by is not None:
             person = step.decided_by  # a person's decision (a rejected mass change), not a tool's change
         rules = sorted({c.rule for c in decided.conflicts if not c.held and c.field in carried})

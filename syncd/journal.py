@@ -49,6 +49,12 @@ class JournalStep:
     """Why the pass that kept the entry could not tell whether the write was made (an outage, a lost answer)."""
     committed: bool = False
     """Applied, linked and audited by the pass that kept the entry for a later step: nothing left to recover."""
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Field -> the member whose change the step's value carries: whom recovery's audit event credits."""
+    people: Mapping[str, str] = field(default_factory=dict)
+    """Field -> who made that change, where the plan already knew (the rest recovery looks up in the history)."""
+    origin_read: Mapping[str, datetime] = field(default_factory=dict)
+    """Origin member -> the tool's time of the record the plan read there: a later change is not in the value."""
 
     @property
     def sets(self) -> Mapping[str, Value]:
@@ -78,6 +84,10 @@ class JournalStep:
             data["values"] = dict(self.values)
         data["seen_version"] = self.seen_version
         data["seen_at"] = self.seen_at.isoformat() if self.seen_at is not None else None
+        if self.origins:
+            data["origins"] = dict(self.origins)
+            data["people"] = dict(self.people)
+            data["origin_read"] = {member: at.isoformat() for member, at in self.origin_read.items()}
         data |= _progress_json(self)
         return data
 
@@ -101,19 +111,42 @@ class JournalStep:
             done_version=data.get("done_version"),
             uncertain=data.get("uncertain"),
             committed=bool(data.get("committed")),
+            origins={str(k): str(v) for k, v in (data.get("origins") or {}).items()},
+            people={str(k): str(v) for k, v in (data.get("people") or {}).items()},
+            origin_read={
+                str(k): moment for k, v in (data.get("origin_read") or {}).items() if (moment := _moment(v)) is not None
+            },
         )
 
 
-def planned(step: Step, seen: Record | None) -> JournalStep:
-    """A plan's step as the journal keeps it, with the version and time of the record the plan read."""
+def planned(
+    step: Step,
+    seen: Record | None,
+    *,
+    origins: Mapping[str, str] | None = None,
+    people: Mapping[str, str] | None = None,
+    read: Mapping[str, Record] | None = None,
+) -> JournalStep:
+    """A plan's step as the journal keeps it, with the version and time of the record the plan read.
+
+    A step that sets values also keeps whose changes they carry (``origins``, ``people`` known when planning, and
+    the time of each origin's record ``read``), so that recovery's audit event names them as the pass's would.
+    """
+    values = dict(getattr(step, "values", {}))
+    carried = {name: member for name, member in (origins or {}).items() if name in values and step.kind != "delete"}
     return JournalStep(
         kind=step.kind,
         endpoint=step.endpoint,
         reason=step.reason,
         ref=getattr(step, "ref", None),
-        values=dict(getattr(step, "values", {})),
+        values=values,
         seen_version=seen.version if seen is not None else None,
         seen_at=seen.modified if seen is not None else None,
+        origins=carried,
+        people={name: person for name, person in (people or {}).items() if name in carried},
+        origin_read={
+            member: record.modified for member in set(carried.values()) if (record := (read or {}).get(member))
+        },
     )
 
 

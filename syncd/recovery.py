@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from syncd.audit import AuditEvent, append
 from syncd.connector import Connector
+from syncd.decide import credit, last_people
 from syncd.errors import ChangedMeanwhile, ConnectorError, FatalError, RetriableError
 from syncd.failures import Failures, uncertain_event
 from syncd.journal import JournalStep
@@ -28,6 +29,15 @@ from syncd.store import JournalEntry, Link, Store
 from syncd.uncertain import recording
 
 RECOVERED = "applied before a crash; recovered"
+
+
+Credit = tuple[str | None, str | None, dict[str, str]]
+"""A recovered write's ``origin``, ``person`` and ``people`` (see :func:`syncd.decide.credit`)."""
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite keeps them naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -99,6 +109,7 @@ class Recovery:
         with recording() as uncertain:
             found = [self._recover_one(entry, JournalStep.from_json(step)) for step in entry.steps]
         steps = [step for step in found if step is not None]
+        credits = self._credits(entry, steps)
         complete: dict[str, bool] = {}
         planned: dict[str, Any] = {}
         for done in steps:
@@ -115,13 +126,20 @@ class Recovery:
             for done in steps:
                 member = done.step.endpoint
                 key = endpoint_key(self.group.name, member)
+                by = credits.get(member)
                 if done.adopted is not None and key not in links:
                     tx.link(entry.sync_id, key, done.adopted.ref, "")
                     outcome = "its answer was lost; found by its marker" if done.step.uncertain else RECOVERED
-                    append(tx, self._event(entry, "create", member, done.adopted, None, outcome=outcome))
+                    append(
+                        tx,
+                        self._event(entry, "create", member, done.adopted, None, outcome=outcome, by=by),
+                    )
                 if done.record is not None and done.audit is not None:
                     kind, outcome = done.audit
-                    append(tx, self._event(entry, kind, member, done.record, done.step, outcome=outcome))
+                    append(
+                        tx,
+                        self._event(entry, kind, member, done.record, done.step, outcome=outcome, by=by),
+                    )
                 if done.landed and done.step.sets:
                     tx.add_echoes(entry.sync_id, key, done.step.sets)  # syncd's own write, not a change there
                 if done.step.kind == "delete" and done.landed:
@@ -256,6 +274,41 @@ class Recovery:
             return set(step.values)
         return {change.field for change in history if not change.by_self and (since is None or change.at > since)}
 
+    def _credits(self, entry: JournalEntry, steps: list[_Recovered]) -> dict[str, Credit]:
+        """Endpoint -> whom the audit event of its recovered write credits, as the pass's event would have.
+
+        The people the plan knew are journaled with the step; the others are looked up now in each origin's history
+        (one read per origin member, before any transaction opens), up to the time of the record the plan read
+        there. A history that cannot be read leaves those fields naming no one: never a guess, and never a reason
+        to hold the recovery up.
+        """
+        audited = [done.step for done in steps if done.step.sets and (done.audit or done.adopted is not None)]
+        unnamed: dict[str, set[str]] = {}
+        for step in audited:
+            for name, member in step.origins.items():
+                if name not in step.people:
+                    unnamed.setdefault(member, set()).add(name)
+        looked_up: dict[str, dict[str, str]] = {}
+        if unnamed:
+            with self.store.transaction() as tx:
+                links = tx.links(entry.sync_id)
+            for member, names in sorted(unnamed.items()):
+                link = links.get(endpoint_key(self.group.name, member))
+                connector = self.connectors.get(member)
+                if link is None or connector is None:
+                    continue
+                try:
+                    history = connector.history(link.ref)
+                except ConnectorError:
+                    continue
+                read_at = next((s.origin_read[member] for s in audited if member in s.origin_read), None)
+                looked_up[member] = last_people(history, names, read_at or _aware(entry.created_at))
+        credits: dict[str, Credit] = {}
+        for step in audited:
+            found = {n: p for n, m in step.origins.items() if (p := looked_up.get(m, {}).get(n)) is not None}
+            credits[step.endpoint] = credit(step.sets, step.origins, {**found, **step.people})
+        return credits
+
     def _deleted_event(self, entry: JournalEntry, step: JournalStep, link: Link | None) -> AuditEvent:
         """The audit event of a delete recovery found made: the mirror's last values, as the pass journaled them."""
         return AuditEvent(
@@ -279,8 +332,10 @@ class Recovery:
         step: JournalStep | None,
         *,
         outcome: str,
+        by: Credit | None = None,
     ) -> AuditEvent:
-        """The audit event of a write recovery found made (or finished, or adopted by its marker)."""
+        """The audit event of a write recovery found made (or finished, or adopted by its marker), crediting ``by``."""
+        origin, person, people = by or (None, None, {})
         return AuditEvent(
             kind,
             group=self.group.name,
@@ -288,6 +343,9 @@ class Recovery:
             endpoint=member,
             refs={member: record.ref},
             new=dict(step.values) if step is not None and step.kind in {"create", "write"} else None,
+            origin=origin,
+            person=person,
+            people=people or None,
             outcome=outcome,
             config_version=self.config_version,
             message=step.reason if step is not None else "created before a crash; adopted by its marker",

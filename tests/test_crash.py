@@ -75,8 +75,22 @@ def test_a_killed_pass_is_finished_by_the_next(sandbox: Sandbox, environment: di
                 for link in tx.endpoint_links("launch-requests/engineering")
                 if sandbox.jira.state.issues[link.ref].summary == NEW
             )
+            renamed_item = next(
+                link.sync_id for link in tx.endpoint_links("launch-requests/sales") if link.ref == card.id
+            )
         creates = Counter(e.event.endpoint for e in events(store, sync_id=new_item) if e.event.kind == "create")
         assert creates == {"sales": 1, "marketing": 1}
+        # Whether the pass or the recovery after the crash wrote the event, it names who made the change.
+        assert {e.event.person for e in events(store, sync_id=new_item) if e.event.kind == "create"} == {
+            "ana@corp.example"
+        }
+        renames = [
+            e.event
+            for e in events(store, sync_id=renamed_item)
+            if isinstance(e.event.new, dict) and e.event.new.get("title") == RENAMED
+        ]
+        assert {event.endpoint for event in renames} >= {"engineering", "marketing"}
+        assert {(event.people or {}).get("title") for event in renames} == {"eli@corp.example"}
     finally:
         store.close()
 

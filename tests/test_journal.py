@@ -40,6 +40,27 @@ class TestJournalSteps:
         assert not again.started
         assert not again.done
 
+    def test_a_step_keeps_whose_changes_its_values_carry(self) -> None:
+        """Origins, the people the plan knew and the origin's read time, for its own fields only; an entry written
+        before they were kept reads with none."""
+        step = Write("marketing", "t1", {"title": "Launch", "due": "2027-02-01"}, "from sales and engineering")
+        kept = journal.planned(
+            step,
+            None,
+            origins={"title": "sales", "due": "engineering", "status": "engineering"},
+            people={"title": "eli@corp.example", "status": "ana@corp.example"},
+            read={"sales": Record(tool="trello", ref="c1", version="3", modified=T0, fields={}), "marketing": record()},
+        )
+        again = JournalStep.from_json(kept.to_json())
+        assert again.origins == {"title": "sales", "due": "engineering"}
+        assert again.people == {"title": "eli@corp.example"}
+        assert again.origin_read == {"sales": T0}
+        data = kept.to_json()
+        for key in ("origins", "people", "origin_read"):
+            del data[key]
+        old = JournalStep.from_json(data)
+        assert (old.origins, old.people, old.origin_read) == ({}, {}, {})
+
     def test_progress_notes_merge_into_the_step_as_the_store_does(self) -> None:
         """started, done, uncertain and committed, merged key by key as ``Tx.journal_step`` merges them."""
         data = journal.planned(Write("engineering", "ENG-1", {"status": "done"}, "status from sales"), None).to_json()
