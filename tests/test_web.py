@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from werkzeug.test import EnvironBuilder
 
 from connectors.factory import CAPABILITIES
-from syncd.audit import AuditEvent, append, query
+from syncd.audit import AuditEvent, AuditFilter, append, query
 from syncd.cli import app
 from syncd.config import ConfigError, load_config, schemas
 from syncd.daemon import web as http
@@ -26,7 +26,7 @@ from syncd.store import Store, guards
 from syncd.ui import Identity, Mounted, Ui
 from syncd.ui.auth import Sessions
 from syncd.ui.identity import ALL
-from syncd.ui.review import Filters, audit_page, departments_of, may_read
+from syncd.ui.review import audit_page, departments_of, may_read
 from tests.syncd_env import ROOT, SYNCD
 
 TOKENS = {
@@ -323,7 +323,7 @@ class TestReading:
         walked: list[int] = []
         before: int | None = None
         while True:
-            page = audit_page(site.store, identity, Filters(), before=before, page=2)
+            page = audit_page(site.store, identity, AuditFilter(), before=before, page=2)
             walked += [each.seq for each in page.events]
             if page.older is None:
                 break
@@ -343,9 +343,9 @@ class TestReading:
     def test_pages_are_keyset_links_newest_first(self, site: Site) -> None:
         """With a page of two, the 'older' link continues before the last seq shown, and the pages cover all."""
         everyone = Identity("ana@corp.example", "Ana", "ana@corp.example", ALL, ALL)
-        first = audit_page(site.store, everyone, Filters(), page=2)
+        first = audit_page(site.store, everyone, AuditFilter(), page=2)
         assert first.older is not None
-        second = audit_page(site.store, everyone, Filters(), before=first.older, page=2)
+        second = audit_page(site.store, everyone, AuditFilter(), before=first.older, page=2)
         shown = [each.seq for each in first.events + second.events]
         assert shown == sorted(shown, reverse=True)
         assert len(set(shown)) == len(shown) == 4

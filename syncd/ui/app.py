@@ -25,7 +25,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from syncd import decisions
-from syncd.audit import Recorded, export
+from syncd.audit import AuditFilter, Recorded, export
 from syncd.audit_export import COLUMNS, csv_lines, exported, jsonl
 from syncd.config import Config
 from syncd.connector import Capabilities
@@ -37,7 +37,6 @@ from syncd.ui.identity import Identity
 from syncd.ui.oidc import PENDING_MAX_AGE_S, OidcSignIn
 from syncd.ui.review import (
     ChainState,
-    Filters,
     audit_page,
     conflict_departments,
     item_view,
@@ -53,6 +52,8 @@ CSP = (
 DECISION_WAIT_S = 10.0
 """How long a decision waits for a group another process (``syncd once``) is writing."""
 
+FILTERS = ("item", "ref", "group", "department", "person", "field", "kind", "since", "until")
+"""The audit page's filters, by their names in the query string (those of ``syncd audit``'s options)."""
 CHUNK_CHARS = 64 * 1024
 """About how much of an export is sent at once."""
 
@@ -75,10 +76,11 @@ def _instant(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _filters(request: Request) -> Filters:
-    text = {key: (request.args.get(key) or "").strip() or None for key in Filters.__dataclass_fields__}
-    return Filters(
-        item=text["item"],
+def _filters(request: Request) -> AuditFilter:
+    """The audit filters of the page's query string (``item`` is the item's sync id), as ``syncd audit`` takes them."""
+    text = {key: (request.args.get(key) or "").strip() or None for key in FILTERS}
+    return AuditFilter(
+        sync_id=text["item"],
         ref=text["ref"],
         group=text["group"],
         department=text["department"],

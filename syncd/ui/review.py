@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,22 +31,7 @@ PAGE = 50
 """Events per audit page."""
 
 
-@dataclass(frozen=True)
-class Filters:
-    """The audit log's filters, as ``syncd audit`` takes them."""
-
-    item: str | None = None
-    ref: str | None = None
-    group: str | None = None
-    department: str | None = None
-    person: str | None = None
-    field: str | None = None
-    kind: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def visible_filter(identity: Identity, filters: Filters) -> AuditFilter | None:
+def visible_filter(identity: Identity, filters: AuditFilter) -> AuditFilter | None:
     """The filters with the person's permissions added, for the database; None if they can match nothing seen.
 
     A person who may read only some departments gets ``readers``: every event concerning one of them.
@@ -54,18 +39,7 @@ def visible_filter(identity: Identity, filters: Filters) -> AuditFilter | None:
     readers = None if identity.reads_all else identity.visible()
     if readers is not None and filters.department is not None and filters.department not in readers:
         return None
-    return AuditFilter(
-        sync_id=filters.item,
-        ref=filters.ref,
-        group=filters.group,
-        department=filters.department,
-        person=filters.person,
-        field=filters.field,
-        kind=filters.kind,
-        since=filters.since,
-        until=filters.until,
-        readers=readers,
-    )
+    return replace(filters, readers=readers)
 
 
 def departments_of(event: AuditEvent) -> set[str]:
@@ -87,7 +61,7 @@ class AuditPage:
 
 
 def audit_page(
-    store: Store, identity: Identity, filters: Filters, *, before: int | None = None, page: int = PAGE
+    store: Store, identity: Identity, filters: AuditFilter, *, before: int | None = None, page: int = PAGE
 ) -> AuditPage:
     """The newest ``page`` events a person may see that match the filters, older than event ``before``.
 
