@@ -7,8 +7,8 @@
    running daemon, which has converted those texts before). Twice: first with each tool's emulator serving from a
    process of its own (``spawn``: syncd's cost alone, as against three real services answering independently; the
    figure the target is about), then from this process, where they compete with syncd for the interpreter: the two
-   in the same run give their ratio (``x in-proc``) on a loaded machine too. For each, the pass without the time the three full listings take
-   when timed on their own.
+   in the same run give their ratio (``x in-proc``) on a loaded machine too. For each, the pass without the time the
+   three full listings take when timed on their own.
 2. The pure planner: :func:`syncd.merge.plan` over synthetic items (a quarter each unchanged, edited at one member,
    edited at two members (a conflict) and new), built from a real base the dry run left in the store.
 3. Memory: a store with 100,000 items, each linked at the three members with its base values (written through the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from syncd.store import Store, guards
 from syncd.ui import Identity, Mounted, Ui
 from syncd.ui.auth import Sessions
 from syncd.ui.identity import ALL
-from syncd.ui.review import audit_page, departments_of, may_read
+from syncd.ui.review import ChainState, audit_page, departments_of, may_read
 from tests.syncd_env import ROOT, SYNCD
 
 TOKENS = {
@@ -382,6 +383,22 @@ class TestReading:
         assert "Chain ok" in page
         assert f'id="head-seq">{head[0]}<' in page
         assert head[1] in page
+
+    def test_every_replica_shows_the_same_verdict(self, site: Site) -> None:
+        """A verdict computed through one replica's page is the one another replica's page shows (the store keeps
+        it); the other replica's button does not start a second one while it runs."""
+        mine, theirs = ChainState(site.store), ChainState(site.store)
+        assert mine.start("dave@corp.example")
+        for _ in range(200):
+            shown = theirs.last
+            if shown is not None and shown.finished_at is not None:
+                break
+            assert not theirs.start("ana@corp.example")
+            time.sleep(0.05)
+        assert shown is not None
+        assert shown.verification is not None
+        assert shown.verification.ok
+        assert shown.by == "dave@corp.example"
 
 
 class TestExports:

@@ -39,6 +39,7 @@ from syncd.store import budgets as _budgets
 from syncd.store import hooks as _hooks
 from syncd.store import leases as _leases
 from syncd.store import replicas as _replicas
+from syncd.store import verdicts as _verdicts
 from syncd.store.hooks import HookSecret as HookSecret
 from syncd.store.leases import Lease
 from syncd.store.replicas import Replica as Replica
@@ -56,6 +57,7 @@ from syncd.store.schema import (
     quarantine,
     refused,
 )
+from syncd.store.verdicts import VerdictRow as VerdictRow
 
 
 @dataclass(frozen=True)
@@ -343,6 +345,21 @@ class Store:
         """Take ``cost`` of a credential's bucket shared by the replicas; the seconds to wait first (PostgreSQL)."""
         with self.engine.begin() as connection:
             return _budgets.take(connection, key, capacity=capacity, rate=rate, cost=cost)
+
+    def begin_verdict(self, by: str) -> int | None:
+        """Record a chain verification begun by ``by``; its id, or None while another one runs."""
+        with self.engine.begin() as connection:
+            return _verdicts.begin(connection, by)
+
+    def finish_verdict(self, verdict_id: int, *, outcome: str | None, error: str | None) -> None:
+        """Record how a chain verification ended (its outcome as JSON, or the error's name)."""
+        with self.engine.begin() as connection:
+            _verdicts.finish(connection, verdict_id, outcome=outcome, error=error)
+
+    def last_verdict(self) -> VerdictRow | None:
+        """The chain verification begun last, whichever replica ran it."""
+        with self.engine.begin() as connection:
+            return _verdicts.latest(connection)
 
     def hook_secret(self, department: str) -> HookSecret | None:
         """The department's webhook secret agreed in a handshake, if any (registered for redaction as read)."""

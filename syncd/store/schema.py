@@ -317,3 +317,14 @@ audit_head = Table(
 
 GENESIS = "0" * 64
 """The previous hash of the first audit event."""
+
+audit_verdicts = Table(
+    "audit_verdicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("by_person", String(300), nullable=False),
+    Column("outcome", Text, nullable=True),
+    Column("error", String(200), nullable=True),
+)

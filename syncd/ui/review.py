@@ -12,10 +12,12 @@ mass change the department whose mirrors it would change; a person sees and deci
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from syncd.audit import AuditEvent, AuditFilter, Checkpoint, Recorded, Verification, concerned, head, query, verify
@@ -211,34 +213,39 @@ class Verdict:
 
 
 class ChainState:
-    """The chain's verification, computed on demand on a thread of its own and kept until the next one.
+    """The chain's verification, computed on demand on a thread of its own; its verdict kept in the store.
 
     Verifying recomputes every event's hash: on 1,000,000 events that takes far longer than a page may, so a
-    page shows the last verdict with when it was computed, and a button starts a new one.
+    page shows the last verdict with when it was computed, and a button starts a new one. The verdict lives in the
+    store (:mod:`syncd.store.verdicts`), so every replica's page shows the same one and one runs at a time.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._lock = threading.Lock()
-        self.last: Verdict | None = None
+
+    @property
+    def last(self) -> Verdict | None:
+        """The verification begun last (by any replica), finished or running; None before the first."""
+        row = self._store.last_verdict()
+        if row is None:
+            return None
+        outcome = Verification(**json.loads(row.outcome)) if row.outcome else None
+        return Verdict(outcome, row.started_at, row.finished_at, row.by, error=row.error)
 
     def start(self, by: str) -> bool:
         """Start verifying unless a verification is running; False if one already is."""
-        with self._lock:
-            if self.last is not None and self.last.finished_at is None:
-                return False
-            self.last = Verdict(None, datetime.now(UTC), None, by)
-        threading.Thread(target=self._run, args=(by,), name="syncd-ui-verify", daemon=True).start()
+        verdict_id = self._store.begin_verdict(by)
+        if verdict_id is None:
+            return False
+        threading.Thread(target=self._run, args=(verdict_id,), name="syncd-ui-verify", daemon=True).start()
         return True
 
-    def _run(self, by: str) -> None:
-        started = self.last.started_at if self.last is not None else datetime.now(UTC)
+    def _run(self, verdict_id: int) -> None:
         try:
-            verdict = Verdict(verify(self._store), started, datetime.now(UTC), by)
-        except Exception as error:
-            verdict = Verdict(None, started, datetime.now(UTC), by, error=type(error).__name__)
-        with self._lock:
-            self.last = verdict
+            outcome, error = json.dumps(dataclasses.asdict(verify(self._store))), None
+        except Exception as failure:  # the page says it failed and why, by the error's name (never its text)
+            outcome, error = None, type(failure).__name__
+        self._store.finish_verdict(verdict_id, outcome=outcome, error=error)
 
     def checkpoint(self) -> Checkpoint | None:
         """The chain's head now (cheap: one row)."""
