@@ -250,7 +250,7 @@ class Pass:
         for sync_id in wholes:  # a history the read carried whole (a Jira search's) costs no read of its own
             for member, record in touched[sync_id].seen.items():
                 if record.history is not None and member in touched[sync_id].views:
-                    histories[sync_id][member] = list(record.history)
+                    histories[sync_id][member] = record.history.expanded()
         decided: dict[str, Decided] = {}
         pending = list(wholes)
         while pending:

@@ -100,7 +100,7 @@ class Record:
     A write's read-back is stored as syncd's version; a comment posted between the version check and that
     read-back is inside it, and would never be read. The count tells the engine whether to look (None: it must).
     """
-    history: tuple[FieldChange, ...] | None = None
+    history: History | None = None
     """The record's whole field history, where the read that made it carried it complete (a Jira search with its
     changelog): the engine takes who changed what from it instead of reading the history again. None: not carried,
     or cut short by the tool."""
@@ -109,7 +109,7 @@ class Record:
     record without a link is a create whose answer was lost, never a new item of a person's."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     """One change of one field, from the tool's own history: when, whether syncd's own account made it, and who.
 
@@ -121,6 +121,25 @@ class FieldChange:
     at: datetime
     by_self: bool
     person: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A record's whole field history as a read carried it, kept small: a full scan holds one per record.
+
+    The creation (every field of ``made``, a tuple shared by all records of a tool, set by ``person`` when the
+    record was made) is expanded into :class:`FieldChange` entries only when asked for; ``changes`` are the rest.
+    """
+
+    created: datetime
+    by_self: bool
+    person: str | None
+    made: tuple[str, ...]
+    changes: tuple[FieldChange, ...] = ()
+
+    def expanded(self) -> list[FieldChange]:
+        """Every change, the creation's first, as :meth:`syncd.connector.Connector.history` returns them."""
+        return [FieldChange(name, self.created, self.by_self, self.person) for name in self.made] + list(self.changes)
 
 
 def last_changes(history: Sequence[FieldChange]) -> dict[str, datetime]:

@@ -61,6 +61,7 @@ from syncd.model import (
     Cursor,
     CustomField,
     FieldChange,
+    History,
     Person,
     Placed,
     Record,
@@ -94,6 +95,8 @@ HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
     "priority": ("priority",),
 }
 """Changelog field name -> the record fields a change of it changes."""
+CREATED_FIELDS: tuple[str, ...] = tuple(name for names in HISTORY_FIELDS.values() for name in names)
+"""The record fields an issue's creation set (credited to its creator until a changelog entry says otherwise)."""
 
 
 def _user_id(user: Json | None) -> str | None:
@@ -306,7 +309,7 @@ class JiraConnector(ConnectorBase[JIRA]):
             archived=bool(marker.get("archived")),
             url=f"{self._base_url}/browse/{issue['key']}",
             comments=_comment_total(fields.get("comment")),
-            history=tuple(changes) if (changes := self._changes(issue)) is not None else None,
+            history=self._changes(issue),
         )
 
     def history(self, ref: str) -> list[FieldChange]:
@@ -320,14 +323,14 @@ class JiraConnector(ConnectorBase[JIRA]):
         issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "created,creator", "expand": "changelog"})
         whole = self._changes(issue)
         if whole is not None:
-            return whole
+            return whole.expanded()
         if self.cloud:
             return self._from_changelog(issue["fields"], self._every_history(ref), complete=True)
         recent = (issue.get("changelog") or {}).get("histories") or []
         return self._from_changelog(issue["fields"], recent, complete=False)
 
-    def _changes(self, issue: Json) -> list[FieldChange] | None:
-        """The changes an issue read with ``created,creator`` and ``expand=changelog`` carries whole.
+    def _changes(self, issue: Json) -> History | None:
+        """The history an issue read with ``created,creator`` and ``expand=changelog`` carries whole.
 
         None where the read did not ask for them or Jira cut the changelog to its recent entries (``total`` says).
         """
@@ -338,7 +341,14 @@ class JiraConnector(ConnectorBase[JIRA]):
         total = log.get("total")
         if not isinstance(total, int) or total > len(histories):
             return None
-        return self._from_changelog(fields, histories, complete=True)
+        creator = fields.get("creator")
+        return History(
+            _parse_time(fields["created"]),
+            _user_id(creator) == self._my_id(),
+            self._author(creator),
+            CREATED_FIELDS,
+            tuple(self._from_changelog(fields, histories, complete=False)),
+        )
 
     def _every_history(self, ref: str) -> list[Json]:
         """Every changelog entry of an issue, from the paged resource (Cloud), oldest first."""
@@ -360,7 +370,7 @@ class JiraConnector(ConnectorBase[JIRA]):
             created = _parse_time(fields["created"])
             creator = fields.get("creator")
             by_self, person = _user_id(creator) == me, self._author(creator)
-            changes += [FieldChange(n, created, by_self, person) for names in HISTORY_FIELDS.values() for n in names]
+            changes += [FieldChange(name, created, by_self, person) for name in CREATED_FIELDS]
         for entry in histories:
             moment, author = _parse_time(entry["created"]), entry.get("author")
             by_self, person = _user_id(author) == me, self._author(author)
