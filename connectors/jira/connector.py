@@ -193,6 +193,12 @@ class JiraConnector(ConnectorBase[JIRA]):
         )
         self.project_key = project_key
         self.people = {email.lower(): account for email, account in (people or {}).items()}
+        self._emails: dict[str, str] = {}
+        """Account -> e-mail from ``people`` (the first listed wins), for users whose e-mail Jira hides."""
+        for email, account in self.people.items():
+            self._emails.setdefault(account, email)
+        self._authors: dict[tuple[str | None, str | None], str | None] = {}
+        """(account, e-mail shown) -> the author's e-mail: a listing names the same few people on every issue."""
         self.overlap = overlap
         self.reconcile_every = reconcile_every
         self.deletion_check = deletion_check
@@ -257,7 +263,7 @@ class JiraConnector(ConnectorBase[JIRA]):
 
     def _person(self, user: Json) -> Person:
         account = user.get("accountId") or user.get("name")
-        email = user.get("emailAddress") or next((e for e, a in self.people.items() if a == account), None)
+        email = user.get("emailAddress") or (self._emails.get(account) if account else None)
         return Person(email.lower() if email else None, account=account, name=user.get("displayName"))
 
     def _user_ref(self, person: Person) -> dict[str, str]:
@@ -382,7 +388,12 @@ class JiraConnector(ConnectorBase[JIRA]):
 
     def _author(self, user: Json | None) -> str | None:
         """The e-mail of a changelog entry's author, mapped as assignees are (no request: the entry names them)."""
-        return self._person(user).email if isinstance(user, dict) and user else None
+        if not isinstance(user, dict) or not user:
+            return None
+        key = (user.get("accountId") or user.get("name"), user.get("emailAddress"))
+        if key not in self._authors:
+            self._authors[key] = self._person(user).email
+        return self._authors[key]
 
     def _custom_fields(self) -> dict[str, CustomField]:
         """The site's custom fields by name (``GET /field``, read once)."""
