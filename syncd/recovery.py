@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from syncd.audit import AuditEvent, append
@@ -26,6 +26,7 @@ from syncd.merge import DELETED, same
 from syncd.model import Record
 from syncd.pass_data import PassReport, endpoint_key
 from syncd.store import JournalEntry, Link, Store
+from syncd.store.times import aware
 from syncd.uncertain import recording
 
 RECOVERED = "applied before a crash; recovered"
@@ -33,11 +34,6 @@ RECOVERED = "applied before a crash; recovered"
 
 Credit = tuple[str | None, str | None, dict[str, str]]
 """A recovered write's ``origin``, ``person`` and ``people`` (see :func:`syncd.decide.credit`)."""
-
-
-def _aware(moment: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite keeps them naive)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -302,7 +298,7 @@ class Recovery:
                 except ConnectorError:
                     continue
                 read_at = next((s.origin_read[member] for s in audited if member in s.origin_read), None)
-                looked_up[member] = last_people(history, names, read_at or _aware(entry.created_at))
+                looked_up[member] = last_people(history, names, read_at or aware(entry.created_at))
         credits: dict[str, Credit] = {}
         for step in audited:
             found = {n: p for n, m in step.origins.items() if (p := looked_up.get(m, {}).get(n)) is not None}

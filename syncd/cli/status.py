@@ -21,6 +21,7 @@ from syncd.cli.console import print_table, stderr, utc_time
 from syncd.cli.handler import Outcome
 from syncd.cli.options import ConfigOption
 from syncd.cli.store import open_store
+from syncd.store.times import aware
 
 if TYPE_CHECKING:
     from syncd.store import Tx
@@ -35,11 +36,6 @@ class StatusFormat(StrEnum):
 
 def _many(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for what was stored as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _group_status() -> dict[str, Any]:
@@ -112,7 +108,7 @@ def _status(tx: Tx) -> dict[str, Any]:
     for key, count in execute(select(links.c.endpoint, func.count()).group_by(links.c.endpoint)):
         endpoint(key)["links"] = count
     for key, moment in execute(select(cursors.c.endpoint, cursors.c.updated_at)):
-        endpoint(key)["last_pass"] = _aware(moment).astimezone(UTC).isoformat()
+        endpoint(key)["last_pass"] = aware(moment).astimezone(UTC).isoformat()
     failing = select(quarantine.c.group_name, quarantine.c.held, func.count())
     for name, held, count in execute(failing.group_by(quarantine.c.group_name, quarantine.c.held)):
         groups.setdefault(name, _group_status())["quarantined" if held else "retrying"] += count

@@ -57,6 +57,7 @@ from syncd.store.schema import (
     quarantine,
     refused,
 )
+from syncd.store.times import aware
 from syncd.store.verdicts import VerdictRow as VerdictRow
 
 
@@ -76,7 +77,7 @@ class Link:
 
 
 def _refusal(row: Any) -> Refusal:  # noqa: ANN401 - a SQLAlchemy row
-    return Refusal(row.field, row.value, row.held, row.message, _aware(row.at))
+    return Refusal(row.field, row.value, row.held, row.message, aware(row.at))
 
 
 CHUNK = 500
@@ -90,7 +91,7 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
 
 
 def _link(row: Any) -> Link:  # noqa: ANN401 - a SQLAlchemy row
-    return Link(row.sync_id, row.endpoint, row.ref, row.version, _aware(row.synced_at) if row.synced_at else None)
+    return Link(row.sync_id, row.endpoint, row.ref, row.version, aware(row.synced_at) if row.synced_at else None)
 
 
 @dataclass(frozen=True)
@@ -677,7 +678,7 @@ class Tx:
     def failing_endpoints(self) -> dict[str, tuple[datetime, str]]:
         """Endpoint -> (failing since, what its tool said) for every endpoint that could not be read last time."""
         rows = self.connection.execute(select(endpoint_state)).all()
-        return {row.endpoint: (_aware(row.failing_since), row.error) for row in rows}
+        return {row.endpoint: (aware(row.failing_since), row.error) for row in rows}
 
     # ----- cursors ----------------------------------------------------------------------------------------
 
@@ -885,7 +886,7 @@ class Tx:
 
 def _quarantined(row: Any) -> Quarantined:  # noqa: ANN401 - a SQLAlchemy row
     return Quarantined(
-        row.sync_id, row.group_name, row.strikes, row.error, bool(row.held), _aware(row.first_at), _aware(row.last_at)
+        row.sync_id, row.group_name, row.strikes, row.error, bool(row.held), aware(row.first_at), aware(row.last_at)
     )
 
 
@@ -900,14 +901,9 @@ def _held(row: Any) -> HeldConflict:  # noqa: ANN401 - a SQLAlchemy row
         row.state,
         row.take,
         row.resolved_by,
-        _aware(row.opened_at),
-        _aware(row.updated_at),
+        aware(row.opened_at),
+        aware(row.updated_at),
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for what was stored as UTC; PostgreSQL hands back aware ones."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 
 from syncd.store.schema import guards
+from syncd.store.times import aware, aware_or_none
 
 if TYPE_CHECKING:
     from syncd.store import Tx
@@ -48,15 +49,8 @@ class Guard:
     settled_at: datetime | None
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for what was stored as UTC."""
-    return moment if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _guard(row: Any) -> Guard:  # noqa: ANN401 - a SQLAlchemy row
-    created, updated = _aware(row.created_at), _aware(row.updated_at)
-    assert created is not None
-    assert updated is not None
+    created, updated = aware(row.created_at), aware(row.updated_at)
     return Guard(
         row.id,
         row.group_name,
@@ -70,8 +64,8 @@ def _guard(row: Any) -> Guard:  # noqa: ANN401 - a SQLAlchemy row
         created,
         updated,
         row.decided_by,
-        _aware(row.decided_at),
-        _aware(row.settled_at),
+        aware_or_none(row.decided_at),
+        aware_or_none(row.settled_at),
     )
 
 

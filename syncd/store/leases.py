@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from syncd.errors import LeaseLost, holder_host_pid
 from syncd.store.schema import leases
+from syncd.store.times import aware
 
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 """The times of a lease row nobody has held yet (free since forever)."""
@@ -59,25 +60,21 @@ class Lease:
         return bool(self.holder) and now < self.expires_at
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _lease(row: Any) -> Lease:  # noqa: ANN401 - a SQLAlchemy row
     return Lease(
         row.group_name,
         row.holder,
         row.token,
-        _aware(row.acquired_at),
-        _aware(row.renewed_at),
-        _aware(row.expires_at),
+        aware(row.acquired_at),
+        aware(row.renewed_at),
+        aware(row.expires_at),
     )
 
 
 def now(connection: Connection) -> datetime:
     """The lease clock: the database's on PostgreSQL, this host's UTC clock on SQLite."""
     if connection.dialect.name == "postgresql":
-        return _aware(connection.execute(text("SELECT clock_timestamp()")).scalar_one())
+        return aware(connection.execute(text("SELECT clock_timestamp()")).scalar_one())
     return datetime.now(UTC)
 
 

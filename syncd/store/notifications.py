@@ -12,7 +12,7 @@ claiming and sending leaves its rows to the next one. Times are the lease clock'
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, or_, select, update
@@ -23,6 +23,7 @@ from syncd.notices import Event, Queued, Route
 from syncd.redact import redact
 from syncd.store.leases import now as clock
 from syncd.store.schema import notifications
+from syncd.store.times import aware
 
 if TYPE_CHECKING:
     from syncd.store import Tx
@@ -63,7 +64,7 @@ def add(tx: Tx, route: Route, event: Event) -> int:
 
 def _queued(row: Any) -> Queued:  # noqa: ANN401 - a SQLAlchemy row
     links = [list(link) for link in row.links]
-    return Queued(row.id, row.target, row.department, row.kind, row.text, links, _aware(row.created_at), row.attempts)
+    return Queued(row.id, row.target, row.department, row.kind, row.text, links, aware(row.created_at), row.attempts)
 
 
 def claim(
@@ -138,8 +139,3 @@ def failed(connection: Connection, ids: list[str], holder: str, error: str, back
             error=redact(error),
         )
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for what was stored as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

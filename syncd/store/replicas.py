@@ -9,7 +9,7 @@ about when its leases expire, and the others then share its groups. Rows of repl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from syncd.store.leases import now
 from syncd.store.schema import replicas
+from syncd.store.times import aware
 
 FORGET_AFTER = timedelta(days=1)
 """How long the row of a replica that stopped heartbeating is kept (shown by ``syncd status`` as not live)."""
@@ -38,14 +39,8 @@ class Replica:
         return at < self.expires_at
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _replica(row: Any) -> Replica:  # noqa: ANN401 - a SQLAlchemy row
-    return Replica(
-        row.replica_id, row.host, row.pid, _aware(row.started_at), _aware(row.seen_at), _aware(row.expires_at)
-    )
+    return Replica(row.replica_id, row.host, row.pid, aware(row.started_at), aware(row.seen_at), aware(row.expires_at))
 
 
 def heartbeat(connection: Connection, replica_id: str, host: str, pid: int, ttl_s: float) -> None:

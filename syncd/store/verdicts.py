@@ -10,12 +10,13 @@ would stay "running" for ever: one begun more than :data:`ABANDONED_S` ago no lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, insert, select, update
 
 from syncd.store.leases import now
 from syncd.store.schema import audit_verdicts
+from syncd.store.times import aware, aware_or_none
 
 ABANDONED_S = 3600.0
 """A verification still running after this long is taken for abandoned (its process ended) and may be started again."""
@@ -66,14 +67,5 @@ def latest(connection: Connection) -> VerdictRow | None:
     if row is None:
         return None
     return VerdictRow(
-        int(row.id), _aware(row.started_at), _aware_or_none(row.finished_at), row.by_person, row.outcome, row.error
+        int(row.id), aware(row.started_at), aware_or_none(row.finished_at), row.by_person, row.outcome, row.error
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite keeps them naive)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _aware_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _aware(moment)
