@@ -287,7 +287,8 @@ class IssueRoutes(JiraBase):
         self.viewer(principal)
         issue = self.service.issue(issue_id)
         start = self.int_arg(request, "startAt", 0)
-        limit = min(self.int_arg(request, "maxResults", 100), 100)  # the page size is 100 at most (strict reading)
+        # The spec gives maxResults a default of 100 and no maximum: 100 a page at most is the strict reading.
+        limit = min(self.int_arg(request, "maxResults", 100), 100)
         renderer = self.renderer(principal, version)
         values = issue.histories[start : start + limit]
         url = f"{renderer.api}/issue/{issue.key}/changelog"

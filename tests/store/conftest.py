@@ -26,6 +26,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield opened
         opened.close()
         return
+    with schema_store() as opened:
+        opened.migrate()
+        yield opened
+
+
+@contextmanager
+def schema_store() -> Iterator[Store]:
+    """A store (not migrated) in a schema of its own of the shared PostgreSQL test database, dropped after."""
     if not POSTGRES_URL:
         if os.environ.get("CI"):
             pytest.fail("SYNCD_TEST_POSTGRES_URL is not set: CI must run the store tests on PostgreSQL")
@@ -35,12 +43,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     opened = Store(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    opened.migrate()
-    yield opened
-    opened.close()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield opened
+    finally:
+        opened.close()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @contextmanager

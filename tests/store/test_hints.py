@@ -3,40 +3,14 @@ one PostgreSQL database never hear each other's."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from syncd.daemon.sharing import CHANNEL
 from syncd.store import Store
-from tests.store.conftest import POSTGRES_URL
-
-
-@contextmanager
-def schema_store() -> Iterator[Store]:
-    """A store in a schema of its own of the shared test database."""
-    if not POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("SYNCD_TEST_POSTGRES_URL is not set: CI must run the store tests on PostgreSQL")
-        pytest.skip("SYNCD_TEST_POSTGRES_URL is not set (PostgreSQL tests run in CI)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    store = Store(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield store
-    finally:
-        store.close()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from tests.store.conftest import schema_store
 
 
 def test_each_schema_hears_only_its_own_hints() -> None:
