@@ -222,8 +222,9 @@ class Pass:
         """Every touched item's plan, with the tools' history read where a plan needs it (all items at once)."""
         touched = found.touched
         with self.store.transaction() as tx:
-            # A few batch reads for every item at once, not four queries per item.
-            known = tx.bases(touched)
+            # A few batch reads for every item at once, not four queries per item; the read stage's bases reused.
+            known = {s: base for s, base in found.bases.items() if base is not None}
+            known |= tx.bases(s for s in touched if s not in found.bases)
             echoes = tx.per_endpoint("echoes", touched)
             behind = tx.per_endpoint("behind", touched)
             stored = tx.per_endpoint("refused", touched)

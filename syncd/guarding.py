@@ -146,7 +146,7 @@ class Guarding:
         with self.store.transaction() as tx:
             active = stored.active(tx, self.group)
             linked = _grouped(tx, self.group)
-            bases = tx.bases(plan.sync_id for plan, _ in work)
+            bases = tx.bases(sync_id for sync_id, steps in found.items() if steps)  # what a hold or undo details
             recent = _recent(tx, self.group, window) if any(found.values()) else {}
         now = datetime.now(UTC)
         before: dict[str, int] = {}

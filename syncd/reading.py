@@ -36,11 +36,37 @@ from syncd.store import CHUNK, Link, Store, Tx
 
 @dataclass
 class Found:
-    """What the read stage found: the touched items, each member's batch, and the members that could not be read."""
+    """What the read stage found: the touched items, each member's batch, and the members that could not be read.
+
+    ``bases`` holds the base values the read stage looked up for touched items (None: never synced), so the plan
+    stage reads only the others'.
+    """
 
     touched: dict[str, Touched]
     batches: dict[str, ChangeBatch]
     down: dict[str, ConnectorError] = field(default_factory=dict)
+    bases: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Matched:
+    """One member's batch matched to the store in the thread that read it, for :meth:`Reader._collect` to file.
+
+    Matching is most of the read stage's own work after decoding (the links and bases of every record, the
+    comparison of each record at its last seen version with its base): done as soon as the member's tool answers,
+    it overlaps the wait for the slower members instead of following it.
+    """
+
+    kept: list[tuple[Record, Link | None]] = field(default_factory=list)
+    """The records that may hold news, with their links: every record but those holding their base unchanged."""
+    bases: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    """Item -> base values, for the kept records compared with theirs (None: never synced)."""
+    deleted: dict[str, str] = field(default_factory=dict)
+    """Ref -> item, for the refs the feed reports deleted that are linked."""
+    linked: int | None = None
+    """A full listing's count of the links at the endpoint (None: not a full listing)."""
+    unlisted: list[Link] = field(default_factory=list)
+    """The links a full listing missed (deleted, or skipped by the listing)."""
 
 
 class Reader:
@@ -53,6 +79,8 @@ class Reader:
         self.report = report
         self._views: dict[int, tuple[Record, View, list[MappingProblem]]] = {}
         """Each record's decoding, by the record's identity: a record is decoded once a pass, however often asked."""
+        self._matched: dict[str, _Matched] = {}
+        """Each member's batch as its read thread matched it to the store (see :meth:`_match`)."""
 
     def read(
         self,
@@ -72,7 +100,7 @@ class Reader:
             with self.store.transaction() as tx:
                 linked = self._linked(hints, tx)
             batches = self._read(
-                lambda member: self._predecode(
+                lambda member: self._match(
                     member, self._hinted(member, hints.get(member, ()), linked.get(member, ()), prefetched)
                 ),
                 down,
@@ -81,10 +109,9 @@ class Reader:
             with self.store.transaction() as tx:
                 cursors = {m: tx.cursor(endpoint_key(self.group.name, m)) for m in self.group.codecs}
             batches = self._read(
-                lambda member: self._predecode(member, self.connectors[member].changes(cursors[member])), down
+                lambda member: self._match(member, self.connectors[member].changes(cursors[member])), down
             )
-        with self.store.transaction() as tx:
-            touched, missing = self._collect(batches, tx)
+        touched, missing, bases = self._collect(batches)
         for member, links in self._gone(missing).items():
             for link in links:
                 touched[link.sync_id].deleted[member] = link.ref
@@ -97,7 +124,8 @@ class Reader:
             wanted, versions = self._wanted(touched, tx, down)
         self._complete(touched, wanted, versions, down, prefetched)
         self._views.clear()  # the touched items hold the views they need; the rest go with the pass's records
-        return Found(dict(touched), batches, down)
+        self._matched.clear()
+        return Found(dict(touched), batches, down, {s: base for s, base in bases.items() if s in touched})
 
     def _read(self, read: Callable[[str], ChangeBatch], down: dict[str, ConnectorError]) -> dict[str, ChangeBatch]:
         """Each member's batch, all read at once; a member whose tool fails (after retries) is left out this pass.
@@ -218,62 +246,81 @@ class Reader:
             cursor={},
         )
 
-    def _collect(self, batches: Mapping[str, ChangeBatch], tx: Tx) -> tuple[dict[str, Touched], dict[str, list[Link]]]:
-        """The items the batches touch, and per member the links a full listing missed (deleted, or not seen)."""
-        touched: dict[str, Touched] = defaultdict(Touched)
-        missing: dict[str, list[Link]] = {}
-        for member, batch in batches.items():
-            key = endpoint_key(self.group.name, member)
-            listed: set[str] = set()
-            # In chunks: the links and bases of one chunk of records at a time, a few queries each, never all.
+    def _match(self, member: str, batch: ChangeBatch) -> ChangeBatch:
+        """Decode and match one member's batch as it arrives, in the thread that read it (see :class:`_Matched`).
+
+        In a read-only snapshot (on SQLite it neither takes nor waits for the write lock), a chunk of records at a
+        time: the links and bases of one chunk, a few queries each; only the records that may hold news keep theirs.
+        """
+        self._predecode(member, batch)
+        key = endpoint_key(self.group.name, member)
+        matched = _Matched()
+        listed: set[str] = set()
+        with self.store.reading() as connection:
+            tx = Tx(connection)
             for start in range(0, len(batch.records), CHUNK):
                 chunk = batch.records[start : start + CHUNK]
                 found = tx.find_links(key, [record.ref for record in chunk])
+                # Only a record at its last seen version is compared with its base here; the plan stage reads the
+                # rest at once (the other members' records of the same items would read them again).
                 bases = tx.bases(
                     found[r.ref].sync_id for r in chunk if r.ref in found and found[r.ref].version == r.version
                 )
                 for record in chunk:
                     listed.add(record.ref)
-                    self._take(member, record, found.get(record.ref), touched, tx=tx, bases=bases)
+                    link = found.get(record.ref)
+                    if link is None:
+                        matched.kept.append((record, None))
+                        continue
+                    if link.version == record.version and self._unchanged(
+                        member, key, record, link.sync_id, tx=tx, bases=bases
+                    ):
+                        continue  # syncd's own write coming back, or nothing new since: no echo
+                    matched.kept.append((record, link))
+                    if link.version == record.version:
+                        matched.bases[link.sync_id] = bases.get(link.sync_id)
             found = tx.find_links(key, batch.deleted)
-            for ref in batch.deleted:
-                link = found.get(ref)
-                if link is not None:
-                    touched[link.sync_id].deleted[member] = ref
+            matched.deleted = {ref: found[ref].sync_id for ref in batch.deleted if ref in found}
             if batch.full_scan or batch.present is not None:
                 # A listing of refs alone (``present``) tells deletions as a full scan does, under the same guard.
                 listed |= batch.present or frozenset()
-                linked = 0
-                unlisted: list[Link] = []
+                matched.linked = 0
                 for link in tx.each_endpoint_link(key):  # streamed: only the links the listing missed are kept
-                    linked += 1
+                    matched.linked += 1
                     if link.ref not in listed:
-                        unlisted.append(link)
+                        matched.unlisted.append(link)
+        self._matched[member] = matched
+        return batch
+
+    def _collect(
+        self, batches: Mapping[str, ChangeBatch]
+    ) -> tuple[dict[str, Touched], dict[str, list[Link]], dict[str, dict[str, Any] | None]]:
+        """The items the batches touch, per member the links a full listing missed, and the touched items' bases."""
+        touched: dict[str, Touched] = defaultdict(Touched)
+        missing: dict[str, list[Link]] = {}
+        bases: dict[str, dict[str, Any] | None] = {}
+        for member in batches:
+            matched = self._matched[member]
+            bases.update(matched.bases)
+            for record, link in matched.kept:
+                self._take(member, record, link, touched)
+            for ref, sync_id in matched.deleted.items():
+                touched[sync_id].deleted[member] = ref
+            if matched.linked is not None:
+                key = endpoint_key(self.group.name, member)
                 try:
-                    check_side(key, linked, linked - len(unlisted))
+                    check_side(key, matched.linked, matched.linked - len(matched.unlisted))
                 except SideEmptied as emptied:
                     # Most linked items missing looks like an outage: whatever is confirmed gone by reading it back
                     # is held by the mass-change guard whatever its number (syncd.guarding), the rest syncs on.
                     self.report.emptied[member] = str(emptied)
-                missing[member] = unlisted
-        return touched, {member: links for member, links in missing.items() if links}
+                missing[member] = matched.unlisted
+        return touched, {member: links for member, links in missing.items() if links}, bases
 
-    def _take(
-        self,
-        member: str,
-        record: Record,
-        link: Link | None,
-        touched: dict[str, Touched],
-        *,
-        tx: Tx,
-        bases: Mapping[str, dict[str, Any]],
-    ) -> None:
-        """File one record of a member's batch under its item, unless it holds nothing new or is not to mirror."""
+    def _take(self, member: str, record: Record, link: Link | None, touched: dict[str, Touched]) -> None:
+        """File one record of a member's batch under its item, unless it is not to mirror (see :meth:`_match`)."""
         codec = self.group.codecs[member]
-        key = endpoint_key(self.group.name, member)
         unchanged = link is not None and link.version == record.version
-        if link is not None and unchanged and self._unchanged(member, key, record, link.sync_id, tx=tx, bases=bases):
-            return  # syncd's own write coming back, or nothing new since: no echo
         if not codec.in_scope(record):
             if link is not None:
                 touched[link.sync_id].out_of_scope[member] = record.ref
