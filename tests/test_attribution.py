@@ -106,3 +106,38 @@ class TestAttribution:
         per_issue = {r: n for r, n in routes.items() if "/issue/<issue_id>" in r and r.startswith("GET")}
         assert per_issue == {}
         assert verify(store).ok
+
+    def test_a_priority_kept_in_custom_fields_goes_to_the_later_change_and_names_its_author(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Eli sets the card's Priority (a Trello custom field), Gus an hour later the task's (an Asana one), then
+        Eli edits the card's description: ``latest`` weighs the Priority changes by the tools' history, not by the
+        card's newer modified time, so Gus's High wins, and the writes and the decision name him."""
+        run(group, connectors, store)
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == SUBJECT)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == SUBJECT)
+        sandbox.trello.act_as("eli@corp.example").set_custom_field(card.id, "Priority", "Low")
+        sandbox.clock.advance(3600)
+        sandbox.asana.act_as("gus@corp.example").set_field(task.gid, "Priority", "High")
+        sandbox.clock.advance(3600)
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, desc="Checked by Eli.")
+        run(group, connectors, store)
+        sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("sales") == card.id)
+        assert sync_id is not None
+        (decided,) = [
+            e.event
+            for e in events(store, sync_id=sync_id)
+            if e.event.kind == "conflict" and e.event.field == "priority"
+        ]
+        assert (decided.rule, decided.new, decided.origin) == ("latest", "high", "marketing")
+        assert decided.people == {"priority": "gus@corp.example"}
+        priorities = _writes(store, sync_id, "priority")
+        assert set(priorities) == {"engineering", "sales"}
+        for event in priorities.values():
+            assert event.new["priority"] == "high"
+            assert (event.people or {})["priority"] == "gus@corp.example"
+        assert priorities["engineering"].person is None  # it carries Eli's description too
+        assert priorities["engineering"].people == {"priority": "gus@corp.example", "description": "eli@corp.example"}
+        assert run(group, connectors, store) == 0
+        assert verify(store).ok
