@@ -208,6 +208,8 @@ class Connector(Protocol):
         Read only when it matters: a conflict decided by time (``latest``) weighs when each field itself changed,
         since the item's modification time moves with any edit; and recovery after a crash finishes syncd's
         interrupted write only on fields no one else changed since. Creation counts as a change of every field.
+        Changes are named by record field, a custom field's by :func:`~syncd.model.custom_change` of its name; the
+        member's :meth:`~syncd.mapping.Codec.history` names them by the mapping's canonical fields.
         """
         ...
 

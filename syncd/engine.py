@@ -251,7 +251,7 @@ class Pass:
         for sync_id in wholes:  # a history the read carried whole (a Jira search's) costs no read of its own
             for member, record in touched[sync_id].seen.items():
                 if record.history is not None and member in touched[sync_id].views:
-                    histories[sync_id][member] = record.history.expanded()
+                    histories[sync_id][member] = self.group.codecs[member].history(record.history.expanded())
         decided: dict[str, Decided] = {}
         pending = list(wholes)
         while pending:
@@ -291,7 +291,8 @@ class Pass:
             found: HistoryRows = {}
             for sync_id in sync_ids:
                 try:
-                    found[sync_id] = connectors[member].history(touched[sync_id].views[member].ref)
+                    history = connectors[member].history(touched[sync_id].views[member].ref)
+                    found[sync_id] = self.group.codecs[member].history(history)
                 except ConnectorError as error:
                     if isinstance(error, FatalError):
                         raise

@@ -257,7 +257,8 @@ class Executor:
             view = item.views.get(endpoint)
             if view is not None:
                 try:
-                    histories[endpoint] = self.connectors[endpoint].history(view.ref)
+                    history = self.connectors[endpoint].history(view.ref)
+                    histories[endpoint] = self.group.codecs[endpoint].history(history)
                 except Exception:  # whatever it was, the writes above stand and are committed
                     # Only names are at stake: the field names no one. Raised, it would take the lane's results
                     # with it and leave writes that happened without their links and audit events.

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,7 +33,7 @@ from syncd import placing, richtext
 from syncd.connector import Capabilities, TextFormat, ToolLimits
 from syncd.errors import ConfigError
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
-from syncd.model import FIELDS, Person, Placed, Record, Unreadable
+from syncd.model import FIELDS, FieldChange, Person, Placed, Record, Unreadable, custom_change
 from syncd.plan import Value, View
 from syncd.yamlfile import FileError, Located, line_of, load_yaml_data, load_yaml_model
 
@@ -405,6 +406,33 @@ class Codec:
             )
         except placing.UnmappableError as unmappable:
             problems.append(MappingProblem(self.endpoint, name, str(raw)[:80], str(unmappable)))
+
+    def history(self, changes: Iterable[FieldChange]) -> list[FieldChange]:
+        """The tool's history (:meth:`syncd.connector.Connector.history`) named by the canonical fields it changed.
+
+        The connector names what the record holds (``title``, ``priority``, a custom field by name); this is where
+        the mapping says which canonical field is read from there, as :meth:`decode` reads it. A field the mapping
+        placed (``at``) is read only from its place, so a change of the record field of the same name (an Asana
+        section move, where status is kept in a custom field) changed nothing syncd reads, and is left out with
+        the changes of fields the group does not map.
+        """
+        read_from = self._read_from
+        return [replace(change, field=name) for change in changes for name in read_from.get(change.field, ())]
+
+    @cached_property
+    def _read_from(self) -> dict[str, tuple[str, ...]]:
+        """Record field (or :func:`~syncd.model.custom_change`) -> the canonical fields read from it here."""
+        found: dict[str, tuple[str, ...]] = {}
+        for name, spec in self.specs.items():
+            place = spec.at.get(self.endpoint)
+            if place is None:
+                source = name
+            elif place.custom is not None:
+                source = custom_change(place.custom)
+            else:
+                source = str(place.field)
+            found[source] = (*found.get(source, ()), name)
+        return found
 
     def _decode(self, name: str, spec: FieldSpec, raw: Any, lossy: list[str]) -> Value:  # noqa: ANN401 - a record's field value
         if name == "status" and self.endpoint in spec.map:

@@ -118,9 +118,24 @@ class FieldChange:
     """
 
     field: str
+    """A record field (``title``), or :func:`custom_change` of a custom field; :meth:`syncd.mapping.Codec.history`
+    renames both to the mapping's canonical fields."""
     at: datetime
     by_self: bool
     person: str | None = None
+
+
+CUSTOM_CHANGE = "custom:"
+"""The prefix of a custom field's :attr:`FieldChange.field`: no record field name starts with it."""
+
+
+def custom_change(name: str) -> str:
+    """The :attr:`FieldChange.field` of a change of the custom field people see as ``name``.
+
+    Connectors do not know the mapping, so they name a custom field as records key it (by name); the codec of the
+    member turns the name into the canonical field the mapping placed there (``at: {custom: <name>}``).
+    """
+    return f"{CUSTOM_CHANGE}{name}"
 
 
 @dataclass(frozen=True, slots=True)

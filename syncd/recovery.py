@@ -263,7 +263,7 @@ class Recovery:
         """
         since: datetime | None = step.seen_at
         try:
-            history = self.connectors[step.endpoint].history(record.ref)
+            history = self.group.codecs[step.endpoint].history(self.connectors[step.endpoint].history(record.ref))
         except ConnectorError as error:
             if isinstance(error, RetriableError | FatalError):
                 raise  # retried on the next pass (or stops it): the entry stays until it is resolved
@@ -294,7 +294,7 @@ class Recovery:
                 if link is None or connector is None:
                     continue
                 try:
-                    history = connector.history(link.ref)
+                    history = self.group.codecs[member].history(connector.history(link.ref))
                 except ConnectorError:
                     continue
                 read_at = next((s.origin_read[member] for s in audited if member in s.origin_read), None)

@@ -6,12 +6,15 @@ record, which says nothing about who edited it; a decision names who decided (is
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from connectors.factory import CAPABILITIES
 from sandbox.org import Sandbox
 from syncd.audit import AuditEvent, events, verify
 from syncd.connector import Connector
-from syncd.mapping import Group
+from syncd.mapping import Group, compile_group
 from syncd.store import Store
-from tests.syncd_env import run
+from tests.syncd_env import ROOT, run
 
 SUBJECT = "Onboarding checklist"
 """A Jira issue assigned to Ben: the person the log named for every change before (the view's assignee)."""
@@ -105,4 +108,105 @@ class TestAttribution:
         routes = sandbox.jira.counters()["routes"]
         per_issue = {r: n for r, n in routes.items() if "/issue/<issue_id>" in r and r.startswith("GET")}
         assert per_issue == {}
+        assert verify(store).ok
+
+    def test_a_priority_kept_in_custom_fields_goes_to_the_later_change_and_names_its_author(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Eli sets the card's Priority (a Trello custom field), Gus an hour later the task's (an Asana one), then
+        Eli edits the card's description: ``latest`` weighs the Priority changes by the tools' history, not by the
+        card's newer modified time, so Gus's High wins, and the writes and the decision name him."""
+        run(group, connectors, store)
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == SUBJECT)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == SUBJECT)
+        sandbox.trello.act_as("eli@corp.example").set_custom_field(card.id, "Priority", "Low")
+        sandbox.clock.advance(3600)
+        sandbox.asana.act_as("gus@corp.example").set_field(task.gid, "Priority", "High")
+        sandbox.clock.advance(3600)
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, desc="Checked by Eli.")
+        run(group, connectors, store)
+        sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("sales") == card.id)
+        assert sync_id is not None
+        (decided,) = [
+            e.event
+            for e in events(store, sync_id=sync_id)
+            if e.event.kind == "conflict" and e.event.field == "priority"
+        ]
+        assert (decided.rule, decided.new, decided.origin) == ("latest", "high", "marketing")
+        assert decided.people == {"priority": "gus@corp.example"}
+        priorities = _writes(store, sync_id, "priority")
+        assert set(priorities) == {"engineering", "sales"}
+        for event in priorities.values():
+            assert event.new["priority"] == "high"
+            assert (event.people or {})["priority"] == "gus@corp.example"
+        assert priorities["engineering"].person is None  # it carries Eli's description too
+        assert priorities["engineering"].people == {"priority": "gus@corp.example", "description": "eli@corp.example"}
+        assert run(group, connectors, store) == 0
+        assert verify(store).ok
+
+    def test_a_priority_set_back_in_a_custom_field_is_a_change_there(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Gus raises the task's Priority; an hour later Eli lowers the card's and sets it back: by state the card is
+        untouched, by Trello's actions Eli's change is the later, so ``latest`` keeps his value and names him."""
+        run(group, connectors, store)
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == SUBJECT)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == SUBJECT)
+        (before,) = connectors["sales"].fetch([card.id])
+        assert before.fields["custom"]["Priority"] == "Medium"
+        sandbox.asana.act_as("gus@corp.example").set_field(task.gid, "Priority", "High")
+        sandbox.clock.advance(3600)
+        eli = sandbox.trello.act_as("eli@corp.example")
+        eli.set_custom_field(card.id, "Priority", "Low")
+        eli.set_custom_field(card.id, "Priority", "Medium")
+        run(group, connectors, store)
+        sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("sales") == card.id)
+        assert sync_id is not None
+        (decided,) = [
+            e.event
+            for e in events(store, sync_id=sync_id)
+            if e.event.kind == "conflict" and e.event.field == "priority"
+        ]
+        assert (decided.new, decided.origin, decided.people) == ("medium", "sales", {"priority": "eli@corp.example"})
+        priorities = _writes(store, sync_id, "priority")
+        assert set(priorities) == {"marketing"}
+        assert (priorities["marketing"].new["priority"], priorities["marketing"].person) == (
+            "medium",
+            "eli@corp.example",
+        )
+        assert run(group, connectors, store) == 0
+        assert verify(store).ok
+
+    def test_a_status_kept_in_an_asana_custom_field_names_who_set_that_field(
+        self, sandbox: Sandbox, connectors: dict[str, Connector], store: Store, tmp_path: Path
+    ) -> None:
+        """Marketing keeps status in its Status enum: Gus sets it On track, then Hana moves the task to another
+        section (which maps to nothing now). The mirrors' status writes name Gus, from his custom-field story."""
+        text = (ROOT / "mappings" / "launch-requests.yaml").read_text()
+        sections = "      marketing: {Backlog: todo, In progress: doing, Shipped: done}\n"
+        assert sections in text
+        text = text.replace(
+            sections, "      marketing: {Not started: todo, On track: doing, At risk: doing, Done: done}\n"
+        )
+        text = text.replace("  status:\n", "  status:\n    at: {marketing: {custom: Status}}\n", 1)
+        path = tmp_path / "launch-requests.yaml"
+        path.write_text(text)
+        group = compile_group(path, {"engineering": "jira", "sales": "trello", "marketing": "asana"}, CAPABILITIES)
+        run(group, connectors, store)
+        run(group, connectors, store)
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name == SUBJECT)
+        sandbox.asana.act_as("gus@corp.example").set_field(task.gid, "Status", "On track")
+        sandbox.clock.advance(3600)
+        sandbox.asana.act_as("hana@corp.example").move(task.gid, "Shipped")
+        run(group, connectors, store)
+        sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("marketing") == task.gid)
+        assert sync_id is not None
+        statuses = _writes(store, sync_id, "status")
+        assert set(statuses) == {"engineering", "sales"}
+        for event in statuses.values():
+            assert (event.new["status"], event.origin) == ("doing", "marketing")
+            assert (event.people or {})["status"] == "gus@corp.example"
+        assert run(group, connectors, store) == 0
         assert verify(store).ok

@@ -11,7 +11,7 @@ import pytest
 from connectors.factory import CAPABILITIES
 from syncd.mapping import UNTITLED, Group, compile_group, shorten, utf16_len
 from syncd.merge import Rule
-from syncd.model import Person, Placed, Record
+from syncd.model import FieldChange, Person, Placed, Record, custom_change
 from syncd.yamlfile import FileError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,3 +417,31 @@ class TestPlacedFields:
             "asana has no custom field 'Status' here: fix fields.status.at.marketing",
             "asana has no custom field 'Channels' here: fix fields.regions.at.marketing",
         ]
+
+    def test_history_is_named_by_the_canonical_fields_read_from_where_it_changed(self, tmp_path: Path) -> None:
+        """Marketing keeps status in its Status enum: that field's change is a status change there and a section
+        move is none; Jira's own priority and each tool's custom fields are named as the mapping names them, and a
+        custom field the mapping does not use names nothing."""
+        path = tmp_path / "g.yaml"
+        path.write_text(
+            "members:\n  engineering: {}\n  sales: {}\n  marketing: {}\nfields:\n  title: {}\n"
+            "  status:\n    at: {marketing: {custom: Status}}\n"
+            "    map: {engineering: {Done: done}, sales: {Done: done}, marketing: {Done: done}}\n"
+            "  priority:\n    at: {engineering: {field: priority}, sales: {custom: Priority}, "
+            "marketing: {custom: Priority}}\n"
+            "  deal_size: {type: number, members: [engineering, sales], "
+            "at: {engineering: {custom: Deal size}, sales: {custom: Deal size}}}\n"
+        )
+        group = compile_group(path, TOOLS, CAPABILITIES)
+        changed = [
+            FieldChange(name, T0, False, "gus@corp.example")
+            for name in ("title", "status", "priority", custom_change("Priority"), custom_change("Status"))
+        ] + [FieldChange(custom_change("Deal size"), T0, True), FieldChange(custom_change("Budget"), T0, False)]
+        named = {m: [c.field for c in codec.history(changed)] for m, codec in group.codecs.items()}
+        assert named == {
+            "engineering": ["title", "status", "priority", "deal_size"],
+            "sales": ["title", "status", "priority", "deal_size"],
+            "marketing": ["title", "priority", "status"],
+        }
+        assert group.codecs["marketing"].history(changed)[2] == FieldChange("status", T0, False, "gus@corp.example")
+        assert group.codecs["sales"].history(changed)[3] == FieldChange("deal_size", T0, True)

@@ -68,6 +68,7 @@ from syncd.model import (
     Record,
     Schema,
     Unreadable,
+    custom_change,
     read_or_keep,
     utc,
 )
@@ -130,7 +131,24 @@ HISTORY_STORIES: dict[str, tuple[str, ...]] = {
     "added_to_tag": ("labels",),
     "removed_from_tag": ("labels",),
 }
-"""A system story's subtype -> the record fields the change it tells of changed."""
+"""A system story's subtype -> the record fields the change it tells of changed (custom fields: CUSTOM_STORIES)."""
+CUSTOM_STORIES = frozenset(
+    f"{kind}_custom_field_changed" for kind in ("enum", "multi_enum", "text", "number", "date", "people")
+)
+"""The stories of a custom field's change (StoryResponse ``custom_field``, asana.oas.yaml): the field they name."""
+
+
+def _story_fields(story: Mapping[str, Any]) -> tuple[str, ...]:
+    """The record fields a system story tells a change of (none for a comment or a story syncd does not read).
+
+    Tasks key their custom values by the field's name (:func:`connectors.asana.custom.task_values`), and a story's
+    ``custom_field`` is the field as it is now, so a field renamed since keeps its history.
+    """
+    subtype = str(story.get("resource_subtype"))
+    if subtype in CUSTOM_STORIES:
+        name = (story.get("custom_field") or {}).get("name")
+        return (custom_change(str(name)),) if name else ()
+    return HISTORY_STORIES.get(subtype, ())
 
 
 def _parse_time(text: str) -> datetime:
@@ -741,13 +759,14 @@ class AsanaConnector(ConnectorBase[Sdk]):
     def history(self, ref: str) -> list[FieldChange]:
         """The task's field changes: its creation (the task's ``created_by``, opt-in), then its system stories.
 
-        Two reads: Asana tells no story of a task's creation, so a field nobody changed since is credited to
-        whoever created the task, as Jira's changelog credits the issue's creator.
+        Two reads: Asana tells no story of a task's creation, so a field nobody changed since (its custom fields
+        included) is credited to whoever created the task, as Jira's changelog credits the issue's creator. A
+        custom field's change names the field as :func:`~syncd.model.custom_change` does.
         """
         task = self._call(
             lambda: asana.TasksApi(self._client()).get_task(
                 ref,
-                {"opt_fields": "created_at,created_by.gid,created_by.email,created_by.name"},
+                {"opt_fields": "created_at,created_by.gid,created_by.email,created_by.name,custom_fields.name"},
                 **self._timeout,
             ),
             ref=ref,
@@ -757,7 +776,8 @@ class AsanaConnector(ConnectorBase[Sdk]):
                 asana.StoriesApi(self._client()).get_stories_for_task(
                     ref,
                     {
-                        "opt_fields": "resource_subtype,created_at,created_by.gid,created_by.email,created_by.name",
+                        "opt_fields": "resource_subtype,created_at,created_by.gid,created_by.email,created_by.name,"
+                        "custom_field.name",
                         "limit": PAGE_SIZE,
                     },
                     **self._timeout,
@@ -773,6 +793,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
             person = self._person(creator, look_up=not by_self).email
             created = _parse_time(task["created_at"])
             fields = sorted({name for names in HISTORY_STORIES.values() for name in names})
+            fields += [custom_change(str(each["name"])) for each in task.get("custom_fields") or [] if each.get("name")]
             changes += [FieldChange(name, created, by_self, person) for name in fields]
         for story in stories:
             moment = _parse_time(story["created_at"])
@@ -780,10 +801,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
             by_self = str(author.get("gid")) == me
             # As comments map their authors: the directory, else the e-mail shown (looked up once per user, cached).
             person = self._person(author, look_up=not by_self).email if author else None
-            changes += [
-                FieldChange(name, moment, by_self, person)
-                for name in HISTORY_STORIES.get(str(story.get("resource_subtype")), ())
-            ]
+            changes += [FieldChange(name, moment, by_self, person) for name in _story_fields(story)]
         return changes
 
     def _my_id(self) -> str:

@@ -66,6 +66,7 @@ from syncd.model import (
     Placed,
     Record,
     Schema,
+    custom_change,
     read_or_keep,
 )
 from syncd.uncertain import CLOCK_SLACK
@@ -94,9 +95,10 @@ HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
     "duedate": ("due",),
     "priority": ("priority",),
 }
-"""Changelog field name -> the record fields a change of it changes."""
+"""Changelog field name -> the record fields a change of it changes (a custom field's: see _changed_fields)."""
 CREATED_FIELDS: tuple[str, ...] = tuple(name for names in HISTORY_FIELDS.values() for name in names)
-"""The record fields an issue's creation set (credited to its creator until a changelog entry says otherwise)."""
+"""The record fields an issue's creation set (credited to its creator until a changelog entry says otherwise); the
+custom fields syncd reads are credited so too (:meth:`JiraConnector._created_fields`)."""
 
 
 def _user_id(user: Json | None) -> str | None:
@@ -213,6 +215,8 @@ class JiraConnector(ConnectorBase[JIRA]):
         self._barren: set[str] = set()  # statuses no issue is in: their transitions cannot be read
         self._me: str | None = None  # syncd's own account id here, read once (see _my_id)
         self._custom: dict[str, CustomField] | None = None
+        self._custom_names: dict[str, str] = {}  # custom field id -> its name (the key of the record's values)
+        self._made_fields: tuple[str, ...] | None = None  # CREATED_FIELDS and custom fields: one tuple, all issues
         self._placed: dict[str, str] = {}  # custom field id -> the write field last placed there (for refusals)
         self._base_url = base_url.rstrip("/")
         self._auth = (user, token)
@@ -352,7 +356,7 @@ class JiraConnector(ConnectorBase[JIRA]):
             _parse_time(fields["created"]),
             _user_id(creator) == self._my_id(),
             self._author(creator),
-            CREATED_FIELDS,
+            self._created_fields(),
             tuple(self._from_changelog(fields, histories, complete=False)),
         )
 
@@ -376,15 +380,37 @@ class JiraConnector(ConnectorBase[JIRA]):
             created = _parse_time(fields["created"])
             creator = fields.get("creator")
             by_self, person = _user_id(creator) == me, self._author(creator)
-            changes += [FieldChange(name, created, by_self, person) for name in CREATED_FIELDS]
+            changes += [FieldChange(name, created, by_self, person) for name in self._created_fields()]
         for entry in histories:
             moment, author = _parse_time(entry["created"]), entry.get("author")
             by_self, person = _user_id(author) == me, self._author(author)
             for item in entry.get("items") or []:
-                changes += [
-                    FieldChange(n, moment, by_self, person) for n in HISTORY_FIELDS.get(str(item.get("field")), ())
-                ]
+                changes += [FieldChange(n, moment, by_self, person) for n in self._changed_fields(item)]
         return changes
+
+    def _changed_fields(self, item: Json) -> tuple[str, ...]:
+        """The record fields one changelog item changed.
+
+        A custom field's item (``fieldtype`` ``custom``) names it by ``fieldId`` (``customfield_10020``) and by
+        ``field``, its name when the change was made (ChangeDetails, jira-cloud.v3.json): the id is looked up
+        among the fields syncd reads, so a renamed field keeps its history (the name only where no id is given);
+        one syncd does not read is left out.
+        """
+        if item.get("fieldtype") != "custom":
+            return HISTORY_FIELDS.get(str(item.get("field")), ())
+        known = self._custom_fields()
+        field_id, shown = item.get("fieldId"), str(item.get("field"))
+        name = self._custom_names.get(str(field_id)) if field_id else (shown if shown in known else None)
+        return (custom_change(name),) if name is not None else ()
+
+    def _created_fields(self) -> tuple[str, ...]:
+        """The record fields an issue's creation set: CREATED_FIELDS and every custom field syncd reads.
+
+        Jira logs no changelog item for a value given in the create, so it is the creator's until one says otherwise.
+        """
+        if self._made_fields is None:
+            self._made_fields = CREATED_FIELDS + tuple(custom_change(name) for name in self._custom_fields())
+        return self._made_fields
 
     def _author(self, user: Json | None) -> str | None:
         """The e-mail of a changelog entry's author, mapped as assignees are (no request: the entry names them)."""
@@ -399,6 +425,7 @@ class JiraConnector(ConnectorBase[JIRA]):
         """The site's custom fields by name (``GET /field``, read once)."""
         if self._custom is None:
             self._custom = custom.definitions(self._rest("GET", "field") or [])
+            self._custom_names = {field.id: name for name, field in self._custom.items()}
         return self._custom
 
     def _read_fields(self) -> str:

@@ -56,6 +56,7 @@ from syncd.model import (
     Record,
     Schema,
     Unreadable,
+    custom_change,
     read_or_keep,
     utc,
 )
@@ -80,8 +81,10 @@ HISTORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "removeLabelFromCard": ("labels",),
     "addMemberToCard": ("assignees",),
     "removeMemberFromCard": ("assignees",),
+    "updateCustomFieldItem": (),
 }
-"""The card actions that change a field (createCard and updateCard: see :meth:`TrelloConnector.history`)."""
+"""The card actions that change a field (createCard, updateCard and updateCustomFieldItem: see
+:meth:`TrelloConnector.history`)."""
 CARD_FIELDS = "name,desc,idList,idMembers,idLabels,due,dueComplete,closed,dateLastActivity,shortUrl,badges"
 CARD_PARAMS = {
     "fields": f"{CARD_FIELDS},idBoard",
@@ -606,7 +609,12 @@ class TrelloConnector(ConnectorBase[_Client]):
     # ----- comments, schema ------------------------------------------------------------------------------------
 
     def history(self, ref: str) -> list[FieldChange]:
-        """The card's field changes from its actions (one read; a PUT logs one action per field), creation included."""
+        """The card's field changes from its actions (one read; a PUT logs one action per field), creation included.
+
+        A custom field's change (``updateCustomFieldItem``: Trello's create cannot set one, so it is always logged)
+        names the field as :func:`~syncd.model.custom_change` does; the card feed shows it only when the filter
+        asks for it.
+        """
         actions = self._fetch(
             f"/cards/{ref}/actions",
             params={"filter": ",".join(HISTORY_ACTIONS), "limit": str(ACTIONS_PER_CALL)},
@@ -624,10 +632,21 @@ class TrelloConnector(ConnectorBase[_Client]):
             elif kind == "updateCard":
                 old = (action.get("data") or {}).get("old") or {}
                 names = tuple(name for key in old for name in HISTORY_FIELDS.get(key, ()))
+            elif kind == "updateCustomFieldItem":
+                names = self._custom_changed((action.get("data") or {}).get("customField") or {})
             else:
                 names = HISTORY_ACTIONS[str(kind)]
             changes += [FieldChange(name, moment, by_self, person) for name in names]
         return changes
+
+    def _custom_changed(self, field: Json) -> tuple[str, ...]:
+        """The record field an ``updateCustomFieldItem`` action changed: its ``data.customField`` {id, name, type}.
+
+        The id is looked up among the board's fields (read once), so a field renamed since keeps its history; a
+        field syncd does not read (a kind it cannot carry, or one deleted since) changed nothing it reads.
+        """
+        found = next((name for name, (d, _) in self._custom_fields().items() if d.id == field.get("id")), None)
+        return (custom_change(found),) if found is not None else ()
 
     def _my_id(self) -> str:
         """The member syncd's token acts as (``/members/me``, read once), to tell its own actions from people's."""

@@ -17,7 +17,7 @@ import pytest
 from connectors.base import Connector
 from sandbox.core import Emulator, FaultRule
 from syncd.errors import ChangedMeanwhile, ConnectorError, OutcomeUnknown
-from syncd.model import ChangeBatch, Person, Placed, last_changes
+from syncd.model import CUSTOM_CHANGE, ChangeBatch, Person, Placed, custom_change, last_changes
 from syncd.uncertain import plain
 
 LOST_ANSWERS = ("applied-then-502", "applied-then-504", "applied-then-dropped", "not-applied-then-502")
@@ -302,6 +302,27 @@ class ConnectorContract:
         renames = [change for change in history if change.field == "title" and not change.by_self]
         assert renames
         assert {change.person for change in renames} == {human.email}
+
+    def test_history_names_the_person_and_time_of_each_custom_field_edit(
+        self, connector: Connector, human: Human, emulator: Emulator
+    ) -> None:
+        """A person's edit of each custom field, a minute apart: in the history by the field's name, at its own
+        time and with the person's e-mail (what ``latest`` weighs and the audit names, once the mapping names it)."""
+        if not self.custom_cases:
+            pytest.skip("the tool has no custom fields")
+        created = connector.create({"title": "Contract: custom history"}, marker="sync-custom-history-1")
+        edited: dict[str, datetime] = {}
+        for name, _, _, picked in self.custom_cases:
+            emulator.clock.advance(60)
+            human.set_custom(created.ref, name, picked)
+            edited[custom_change(name)] = emulator.clock.now()
+        history = connector.history(created.ref)
+        theirs = [change for change in history if not change.by_self and change.field.startswith(CUSTOM_CHANGE)]
+        times = last_changes(theirs)
+        assert set(times) == set(edited)
+        for field, at in edited.items():
+            assert abs(times[field] - at) < timedelta(seconds=5), field
+        assert {change.person for change in theirs} == {human.email}
 
     def test_a_writes_answer_counts_the_comments_or_says_it_cannot(self, connector: Connector) -> None:
         """What a write returns tells how many comments the record has, or None: then the engine must read them.

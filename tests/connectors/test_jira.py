@@ -30,7 +30,7 @@ from sandbox.jira.jqleval import key_order
 from sandbox.seed import SERVICE_ACCOUNT, JiraIssue, Seed, load_seed, token_for
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, NoTransition
 from syncd.mapping import UNTITLED, Group, compile_group
-from syncd.model import Cursor, Person, Placed, Record
+from syncd.model import Cursor, Person, Placed, Record, custom_change
 from tests.connectors.contract import LOST_ANSWERS, ConnectorContract, CustomCase, Human, drain, lost_answer
 from tests.connectors.receiver import Receiver
 
@@ -562,6 +562,26 @@ class TestJiraHistoryInSearch:
         last = {change.field: change.person for change in sorted(carried, key=lambda c: c.at)}
         assert (last["title"], last["status"]) == ("ben@corp.example", "ana@corp.example")
         assert record.comments == 0
+
+    def test_a_listed_record_carries_custom_field_changes_and_their_creation(
+        self, connector: JiraConnector, human: JiraHuman, emulator: JiraEmulator
+    ) -> None:
+        """A custom field syncd set in the create is its own (Jira logs no item for it); Ana's later edit of another,
+        a ``fieldtype: custom`` changelog item, is hers: in the search's history and in a read's alike."""
+        created = connector.create(
+            {"title": "Custom history", "segment": Placed("SMB", custom="Segment")}, marker="sync-custom-listed"
+        )
+        emulator.clock.advance(60)
+        human.set_custom(created.ref, "Customer", "Globex")
+        (record,) = connector.fetch([created.ref])
+        assert record.history is not None
+        carried = record.history.expanded()
+        assert sorted(carried, key=repr) == sorted(connector.history(created.ref), key=repr)
+        segment = [c for c in carried if c.field == custom_change("Segment")]
+        customer = [c for c in carried if c.field == custom_change("Customer")]
+        assert [(c.by_self, c.at) for c in segment] == [(True, record.history.created)]
+        assert [(c.by_self, c.person) for c in customer][-1] == (False, "ana@corp.example")
+        assert max(c.at for c in customer) - record.history.created >= timedelta(seconds=59)
 
     def test_a_changelog_cut_short_is_not_taken_for_the_whole(
         self, connector: JiraConnector, emulator: JiraEmulator
