@@ -686,6 +686,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
         """
         current = self._read(ref) if "labels" in fields else None
         self._check_version(ref, expected_version, current.version if current is not None else None)
+        fields = self._whole_labels(fields, current)
         body = self._task_body(fields, ref)
         if "status" in fields and fields["status"] is not None and not isinstance(fields["status"], Placed):
             section = self._section_for(fields["status"], ref)

@@ -62,6 +62,7 @@ from syncd.model import (
     CustomField,
     FieldChange,
     History,
+    LabelPart,
     Person,
     Placed,
     Record,
@@ -726,6 +727,8 @@ class JiraConnector(ConnectorBase[JIRA]):
         has no conditional write), so an edit made meanwhile, say a person moving it, is planned again rather than
         overwritten; what remains is the window of that one request.
         """
+        if isinstance(fields.get("labels"), LabelPart):
+            fields = self._whole_labels(fields, self._read(ref))  # the labels a part leaves as they are
         body = self._write_fields(fields)
         if fields.get("status"):
             self._move(ref, str(fields["status"]), expected_version)

@@ -17,7 +17,7 @@ import pytest
 from connectors.base import Connector
 from sandbox.core import Emulator, FaultRule
 from syncd.errors import ChangedMeanwhile, ConnectorError, OutcomeUnknown
-from syncd.model import ChangeBatch, Person, Placed, last_changes
+from syncd.model import ChangeBatch, LabelPart, Person, Placed, last_changes
 from syncd.uncertain import plain
 
 LOST_ANSWERS = ("applied-then-502", "applied-then-504", "applied-then-dropped", "not-applied-then-502")
@@ -143,6 +143,25 @@ class ConnectorContract:
         human.set_custom(created.ref, name, picked)
         changed = {record.ref: record for record in connector.changes(cursor).records}
         assert changed[created.ref].fields["custom"][name] == read
+
+    def test_part_of_the_labels_is_written_and_the_rest_left_alone(self, connector: Connector) -> None:
+        """A LabelPart sets the labels it covers (a set, or all but a set) and leaves the item's others as they are."""
+        levels = frozenset({"p-high", "p-low"})
+        created = connector.create(
+            {"title": "Contract: label part", "labels": LabelPart(("p-high",), among=levels)}, marker="sync-part-1"
+        )
+        assert created.fields["labels"] == ("p-high",)
+        connector.update(created.ref, {"labels": ("contract", "p-high")})
+        edits = (
+            (LabelPart(("p-low",), among=levels), ("contract", "p-low")),
+            (LabelPart(("launch",), besides=levels), ("launch", "p-low")),
+            (LabelPart((), among=levels), ("launch",)),
+        )
+        for part, expected in edits:
+            written = connector.update(created.ref, {"labels": part})
+            (fetched,) = connector.fetch([created.ref])
+            assert written.fields["labels"] == expected, part
+            assert fetched.fields["labels"] == expected, part
 
     due_instants: ClassVar[bool] = True
     counts_unknown: ClassVar[bool] = False
