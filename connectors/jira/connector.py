@@ -876,13 +876,24 @@ class JiraConnector(ConnectorBase[JIRA]):
     def delete(self, ref: str) -> None:
         """DELETE the issue; already gone (404) is done.
 
-        Subtasks are not deleted with it (``deleteSubtasks`` is left false): they would go unaudited, so Jira's 400
-        for an issue with subtasks fails the item, named in its error, for a person to decide.
+        Subtasks are not deleted with it (``deleteSubtasks`` is left false): syncd does not mirror them, so their
+        deletion would go unaudited. Jira's 400 for an issue with subtasks becomes InvalidItem saying so and what
+        to do: the item fails, for a person to decide.
         """
         try:
             self._rest("DELETE", f"issue/{ref}", ref=ref)
         except ItemNotFound:
             return
+        except InvalidItem as refused:
+            if "subtask" not in refused.message.lower():
+                raise
+            raise InvalidItem(
+                TOOL,
+                f"{ref} has subtasks, which syncd does not delete (they are not mirrored, so their deletion could not "
+                f"be audited): delete or move them in Jira first (Jira: {refused.message})",
+                ref=ref,
+                status=refused.status,
+            ) from refused
 
     def restore(self, ref: str) -> Record:
         """Clear the archived flag in the issue's property.

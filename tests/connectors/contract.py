@@ -163,6 +163,17 @@ class ConnectorContract:
             assert written.fields["labels"] == expected, part
             assert fetched.fields["labels"] == expected, part
 
+    def test_deleting_an_item_already_gone_counts_as_deleted(self, connector: Connector, human: Human) -> None:
+        """delete() of an item deleted before (by a person, or by syncd's own lost-answer delete) returns quietly."""
+        created = connector.create({"title": "Contract: deleted twice"}, marker="sync-delete-twice-1")
+        human.delete(created.ref)
+        connector.delete(created.ref)
+        mine = connector.create({"title": "Contract: deleted by syncd twice"}, marker="sync-delete-twice-2")
+        connector.delete(mine.ref)
+        connector.delete(mine.ref)
+        batch = connector.changes(None)
+        assert not {created.ref, mine.ref} & {record.ref for record in batch.records}
+
     due_instants: ClassVar[bool] = True
     counts_unknown: ClassVar[bool] = False
     """Whether an update's answer lacks the comment count (Asana has none; Jira and Trello give it)."""
