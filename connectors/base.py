@@ -28,8 +28,8 @@ from typing import Any, Generic, TypeVar
 
 from connectors.pacing import RetryPolicy, TokenBucket, call
 from syncd.connector import Connector
-from syncd.errors import ChangedMeanwhile, ConnectorError, OutcomeUnknown
-from syncd.model import Comment, Record
+from syncd.errors import ChangedMeanwhile, ConnectorError, InvalidItem, OutcomeUnknown
+from syncd.model import Comment, LabelPart, Record, Unreadable
 from syncd.uncertain import comment_once, send_once
 
 __all__ = ["Connector", "ConnectorBase"]
@@ -116,6 +116,24 @@ class ConnectorBase(Connector, abc.ABC, Generic[ClientT]):
         """The item's version now, in one request: the whole item unless the tool can read its version alone."""
         return self._read(ref).version
 
+    def _whole_labels(self, fields: Mapping[str, Any], current: Record | None) -> Mapping[str, Any]:
+        """``fields`` with a :class:`LabelPart` made the item's whole labels, from ``current`` (None: a new item).
+
+        Every tool's label write sets them all, so part of them is written as the item's other labels plus the part.
+        """
+        part = fields.get("labels")
+        if not isinstance(part, LabelPart):
+            return fields
+        held = () if current is None else current.fields.get("labels") or ()
+        if isinstance(held, Unreadable):
+            raise InvalidItem(
+                self.kind,
+                f"the item's labels cannot be read ({held}): part of them cannot be written without the rest",
+                ref=None if current is None else current.ref,
+                field="labels",
+            )
+        return {**fields, "labels": part.applied(held)}
+
     def _send_once(
         self,
         post: Callable[[], T],
@@ -138,6 +156,7 @@ class ConnectorBase(Connector, abc.ABC, Generic[ClientT]):
         The request is built (and every value checked) before the send; what the send or the look made is
         finished by :meth:`_created`.
         """
+        fields = self._whole_labels(fields, None)
         body = self._create_body(fields, marker)
         sent = datetime.now(UTC)
 

@@ -187,6 +187,8 @@ def _placed_problems(
         if place is None:
             continue
         where = _where(group, ("fields", name, "at", member))
+        if place.labels is not None:
+            continue  # labels: every tool makes a label (a Trello board label, an Asana tag) when one is written
         if place.field is not None:
             problems += _option_problems(
                 group, name, spec, member, offered=schema.priorities, what=f"priority in {workspace}"

@@ -102,6 +102,8 @@ class Capabilities:
     """Where a person opens an item in the tool, as a template of ``{site}`` (the endpoint's ``base_url`` without
     a leading ``api.`` host label: an API host is not where people browse), ``{workspace}`` and ``{ref}``; empty:
     the tool has no such address."""
+    own_fields: frozenset[str] = frozenset()
+    """The tool's own fields beyond the common ones that a mapping may keep a field in (``{field: priority}``)."""
     restore_needs_status: bool = False
     """Undoing an archive (:meth:`Connector.restore`) leaves the item where the archive put it unless the group maps
     its status there (Jira's archive moves the issue to a done status): without that, it cannot be restored."""

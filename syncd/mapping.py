@@ -33,7 +33,7 @@ from syncd import placing, richtext
 from syncd.connector import Capabilities, TextFormat, ToolLimits
 from syncd.errors import ConfigError
 from syncd.merge import FieldPolicy, GroupPolicy, Rule
-from syncd.model import FIELDS, FieldChange, Person, Placed, Record, Unreadable, custom_change
+from syncd.model import FIELDS, FieldChange, LabelPart, Person, Placed, Record, Unreadable, custom_change
 from syncd.plan import Value, View
 from syncd.yamlfile import FileError, Located, line_of, load_yaml_data, load_yaml_model
 
@@ -69,19 +69,28 @@ class RuleSpec(_Strict):
 
 
 class Place(_Strict):
-    """Where one member's tool keeps a field: a custom field by name, or one of the tool's own fields."""
+    """Where one member's tool keeps a field: a custom field by name, one of the tool's own fields, or labels."""
 
     custom: str | None = Field(None, description="the custom field's name, as people see it in the tool")
     field: Literal["priority"] | None = Field(None, description="the tool's own field (Jira's priority)")
+    labels: list[str] | None = Field(
+        None,
+        description="the labels that carry the field (priority only), one per option: an item holds one of them "
+        "(none: empty); they are not ordinary labels at this member",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Place:
-        if (self.custom is None) == (self.field is None):
-            raise ValueError("a place is {custom: <custom field name>} or {field: priority}")
+        if sum(place is not None for place in (self.custom, self.field, self.labels)) != 1:
+            raise ValueError("a place is {custom: <custom field name>}, {field: priority} or {labels: [<label>, ...]}")
+        if self.labels is not None and (not self.labels or len(set(self.labels)) != len(self.labels)):
+            raise ValueError("{labels: [...]} lists each label that carries the field once, and at least one")
         return self
 
     def label(self) -> str:
         """How messages name the place."""
+        if self.labels is not None:
+            return f"labels {self.labels}"
         return f"custom field {self.custom!r}" if self.custom is not None else f"field {self.field!r}"
 
 
@@ -108,7 +117,8 @@ class FieldSpec(_Strict):
         None, description="a custom field's canonical type (status and priority are enum)"
     )
     at: dict[str, Place] = Field(
-        default_factory=dict, description="member -> where its tool keeps the field (a custom field, or priority)"
+        default_factory=dict,
+        description="member -> where its tool keeps the field (a custom field, its own priority, or labels)",
     )
     as_date: bool = Field(False, description="due: compare as a date (in `zone`), for tools that hold only dates")
     zone: str = "UTC"
@@ -239,6 +249,34 @@ class GroupFile(_Strict):
         for member, place in spec.at.items():
             if place.field is not None and name != "priority":
                 raise Located(("fields", name, "at", member), "only fields.priority can be kept in {field: priority}")
+            if place.labels is not None:
+                self._check_label_place(name, spec, member, place.labels)
+
+    def _check_label_place(self, name: str, spec: FieldSpec, member: str, labels: list[str]) -> None:
+        """A priority kept as labels: its map reads those labels only, and none of them is the member's scope."""
+        if name != "priority":
+            raise Located(("fields", name, "at", member), "only fields.priority can be kept in {labels: [...]}")
+        others = sorted(set(spec.map.get(member, {})) - set(labels))
+        if others:
+            raise Located(
+                ("fields", name, "map", member),
+                f"{others} are not among the labels that carry the priority at {member} ({labels}): "
+                f"add them to fields.{name}.at.{member}.labels or remove them from the map",
+            )
+        scoped = sorted(set(self.members[member].scope.labels) & set(labels))
+        if scoped:
+            raise Located(
+                ("fields", name, "at", member),
+                f"{scoped} scope {member}'s items and cannot carry a priority too: pick other labels",
+            )
+        ordinary = self.fields.get("labels")
+        mapped = sorted(set(ordinary.map.get(member, {}) if ordinary else {}) & set(labels))
+        if mapped:
+            raise Located(
+                ("fields", "labels", "map", member),
+                f"{mapped} carry the priority at {member}, so they are not ordinary labels there: "
+                f"remove them from fields.labels.map.{member}",
+            )
 
     def _check_holders(self, name: str, spec: FieldSpec) -> None:
         """A field held by some members only: said one way, held by two or more, and named only where it is held."""
@@ -376,8 +414,17 @@ class Codec:
     def _decode_placed(  # noqa: PLR0917 - the decode loop's state, passed on
         self, record: Record, name: str, spec: FieldSpec, place: Place, values: dict[str, Value], problems: list[Any]
     ) -> None:
-        """A field the mapping placed (``at``) into ``values``, or a problem: a missing field, an unmapped option."""
-        if place.field is not None:
+        """A field the mapping placed (``at``) into ``values``, or a problem: a missing field, an unmapped option.
+
+        Kept as labels, the field is the one of its labels the item has (none: empty); several are reported and
+        left out, never guessed between.
+        """
+        if place.labels is not None:
+            carried = self._carried_label(record, name, place.labels, problems)
+            if carried is None:
+                return
+            raw = carried[0]
+        elif place.field is not None:
             if place.field not in record.fields:
                 return
             raw = record.fields[place.field]
@@ -429,10 +476,38 @@ class Codec:
                 source = name
             elif place.custom is not None:
                 source = custom_change(place.custom)
+            elif place.labels is not None:
+                # The history says that labels changed, not which: credited to the field kept in some of them, a
+                # change of an ordinary label would read as a person setting it again (and win a `latest`).
+                continue
             else:
                 source = str(place.field)
             found[source] = (*found.get(source, ()), name)
         return found
+
+    def _carried_label(
+        self, record: Record, name: str, labels: list[str], problems: list[Any]
+    ) -> tuple[str | None] | None:
+        """The one of ``labels`` the item has ((None,) for none), or None: unreadable or several (reported)."""
+        held = record.fields.get("labels")
+        if held is None:
+            return None
+        if isinstance(held, Unreadable):
+            problems.append(MappingProblem(self.endpoint, name, str(held)[:80], "the tool's value cannot be read"))
+            return None
+        carried = sorted(set(held) & set(labels))
+        if len(carried) > 1:
+            problems.append(
+                MappingProblem(
+                    self.endpoint,
+                    name,
+                    ", ".join(carried),
+                    f"the item has {len(carried)} of the labels that carry fields.{name} here "
+                    f"({', '.join(carried)}): keep one of them on the item",
+                )
+            )
+            return None
+        return (carried[0] if carried else None,)
 
     def _decode(self, name: str, spec: FieldSpec, raw: Any, lossy: list[str]) -> Value:  # noqa: ANN401 - a record's field value
         if name == "status" and self.endpoint in spec.map:
@@ -441,8 +516,8 @@ class Codec:
                 raise _UnmappableError(f"{raw!r} has no canonical value: add it to fields.status.map.{self.endpoint}")
             return table[raw]
         if name == "labels":
-            table = spec.map.get(self.endpoint, {})
-            return sorted({table.get(label, label) for label in raw or ()})
+            table, reserved = spec.map.get(self.endpoint, {}), self.reserved_labels
+            return sorted({table.get(label, label) for label in raw or () if label not in reserved})
         if name == "assignees":
             people: tuple[Person, ...] = raw or ()
             unknown = [person.label() for person in people if not person.email]
@@ -508,6 +583,16 @@ class Codec:
         reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
         return {label for label in labels if not self._labels([reverse.get(label, label)], [])}
 
+    @property
+    def reserved_labels(self) -> frozenset[str]:
+        """The labels that carry a field here (a priority kept as labels): never ordinary labels at this member."""
+        return frozenset(
+            label
+            for spec in self.specs.values()
+            if (place := spec.at.get(self.endpoint)) is not None and place.labels is not None
+            for label in place.labels
+        )
+
     def encode(
         self, values: Mapping[str, Value], *, create: bool = False
     ) -> tuple[dict[str, Any], list[MappingProblem]]:
@@ -542,7 +627,7 @@ class Codec:
                 problems.append(MappingProblem(self.endpoint, name, str(value), str(unmappable)))
             problems += [MappingProblem(self.endpoint, name, str(value)[:80], f"kept as text: {w}") for w in lossy]
             problems += [MappingProblem(self.endpoint, name, shown[:80], message) for shown, message in refused]
-        return fields, problems
+        return _labels_together(fields), problems
 
     def _keep_in_scope(self, values: Mapping[str, Value], *, create: bool) -> Mapping[str, Value]:
         scope = list(self.scope.labels)
@@ -565,6 +650,8 @@ class Codec:
                 )
             except placing.UnmappableError as unmappable:
                 raise _UnmappableError(str(unmappable)) from unmappable
+            if place.labels is not None:
+                return LabelPart(() if raw is None else (str(raw),), among=frozenset(place.labels))
             return Placed(raw, custom=place.custom, field=place.field)
         if name == "status" and self.endpoint in spec.map:
             chosen = spec.write.get(self.endpoint, {}).get(value)
@@ -579,7 +666,9 @@ class Codec:
             return self._title(value, refused)
         if name == "labels":
             reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
-            return self._labels(sorted(reverse.get(label, label) for label in value or ()), refused)
+            labels = self._labels(sorted(reverse.get(label, label) for label in value or ()), refused)
+            reserved = self.reserved_labels
+            return LabelPart(labels, besides=reserved) if reserved else labels
         if name == "assignees":
             people = list(value or ())
             if len(people) > 1 and self.capabilities.single_assignee:
@@ -622,9 +711,17 @@ class Codec:
 
     def _labels(self, labels: list[str], refused: list[tuple[str, str]]) -> tuple[str, ...]:
         """The labels the tool can hold; each one it cannot is left out (never rewritten) and reported."""
-        limits, kept = self.limits, []
+        limits, kept, reserved = self.limits, [], self.reserved_labels
         for label in labels:
-            if not limits.label_spaces and (not label or any(char.isspace() for char in label)):
+            if label in reserved:
+                refused.append(
+                    (
+                        label,
+                        f"{label!r} carries the priority at {self.endpoint}, so it is not written there as a label "
+                        f"(to mirror it, map it to another label in fields.labels.map.{self.endpoint})",
+                    )
+                )
+            elif not limits.label_spaces and (not label or any(char.isspace() for char in label)):
                 refused.append(
                     (
                         label,
@@ -665,6 +762,25 @@ class Codec:
             )
             return None
         return due
+
+
+def _labels_together(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with a field kept as labels (a :class:`LabelPart` under its own name) written in ``labels``.
+
+    Written alone, each part leaves the other labels alone; the ordinary labels (all but the reserved ones) and the
+    reserved part written together are the item's whole labels.
+    """
+    carried = [name for name, value in fields.items() if name != "labels" and isinstance(value, LabelPart)]
+    for name in carried:
+        part: LabelPart = fields.pop(name)
+        ordinary = fields.get("labels")
+        if ordinary is None:
+            fields["labels"] = part
+        elif isinstance(ordinary, LabelPart):
+            fields["labels"] = tuple(sorted({*ordinary.held, *part.held}))
+        else:
+            fields["labels"] = part.applied(ordinary)
+    return fields
 
 
 class _UnmappableError(ValueError):
@@ -775,6 +891,7 @@ def compile_group(path: Path | str, tools: Mapping[str, str], capabilities: Mapp
     missing = sorted(set(spec.members) - set(tools))
     if missing:
         raise FileError(path, *_no_department(path, missing))
+    _check_own_fields(path, spec, tools, capabilities)
     holders = {name: spec.holders(name) for name in spec.fields}
     policy = GroupPolicy(
         group=spec.group or path.stem,
@@ -805,6 +922,23 @@ def compile_group(path: Path | str, tools: Mapping[str, str], capabilities: Mapp
         for member, settings in spec.members.items()
     }
     return Group(policy.group, policy, codecs, spec.comments, path)
+
+
+def _check_own_fields(
+    path: Path, spec: GroupFile, tools: Mapping[str, str], capabilities: Mapping[str, Capabilities]
+) -> None:
+    """A field kept in a tool's own field (``{field: priority}``) only where the tool has one, or it reads nothing."""
+    for name, field_spec in spec.fields.items():
+        for member, place in field_spec.at.items():
+            tool = capabilities[tools[member]]
+            if place.field is not None and place.field not in tool.own_fields:
+                raise FileError(
+                    path,
+                    line_of(path, ("fields", name, "at", member)),
+                    f"{tool.name} has no {place.field} field of its own, so {member} cannot keep fields.{name} in "
+                    f"{{field: {place.field}}}: keep it in a custom field ({{custom: <name>}}) or in labels "
+                    "({labels: [<label>, ...]}, one per option)",
+                )
 
 
 def compile_groups(

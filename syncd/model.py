@@ -16,6 +16,7 @@ Field names and their value types (absent key: the tool has no such field, ``Non
 ``assignees``  tuple[Person, ...] (sorted by e-mail)  Jira assignee (0..1), Trello members, Asana assignee
 ``due``        date | datetime (aware, UTC) | None    Jira duedate, Trello due, Asana due_on / due_at
 ``labels``     tuple[str, ...] (sorted)               Jira labels, Trello label names, Asana tag names
+                                                      (a write may be a :class:`LabelPart`)
 ``priority``   str | None                             Jira's priority (its name); elsewhere a custom field
 ``custom``     Mapping[str, Any]                      custom field name -> its value (see below)
 =============  =====================================  ===============================================
@@ -202,6 +203,28 @@ class Placed:
     value: Any
     custom: str | None = None
     field: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelPart:
+    """A write of part of an item's labels: the labels in the part become ``held``, the others stay as they are.
+
+    The part is the labels in ``among``, or with ``among`` None every label but those in ``besides``. A mapping
+    writes one where labels carry two fields (a priority kept as labels beside the ordinary labels), so writing
+    one field never takes away the other's labels. A connector reads the item's labels and writes :meth:`applied`.
+    """
+
+    held: tuple[str, ...]
+    among: frozenset[str] | None = None
+    besides: frozenset[str] = frozenset()
+
+    def covers(self, label: str) -> bool:
+        """Whether ``label`` is in the part this write sets."""
+        return label in self.among if self.among is not None else label not in self.besides
+
+    def applied(self, current: Sequence[str]) -> tuple[str, ...]:
+        """The item's labels after this write, given the labels it has (sorted, as a record holds them)."""
+        return tuple(sorted({label for label in current if not self.covers(label)} | set(self.held)))
 
 
 CUSTOM_TYPES = ("text", "number", "date", "enum", "multi", "person", "people", "checkbox")

@@ -270,3 +270,24 @@ class TestCheckOnlineCustomFields:
 
 def _asana_project(sandbox: Sandbox) -> str:
     return next(iter(sandbox.asana.state.projects))
+
+
+class TestCheckOnlinePriority:
+    def test_a_priority_the_jira_site_lacks_is_named_and_labels_need_nothing(
+        self, sandbox: Sandbox, tmp_path: Path, environment: dict[str, str]
+    ) -> None:
+        """A Jira priority the site does not have: file:line and the closest; Sales's priority labels: no problem."""
+        shipped = "engineering: {Highest: high, High: high, Medium: medium, Low: low, Lowest: low}"
+        mappings = _mappings_copy(tmp_path, shipped, shipped.replace("Lowest", "Trivial"))
+        path = mappings / SHIPPED.name
+        text = path.read_text().replace("sales: {custom: Priority}", "sales: {labels: [High, Medium, Low]}")
+        text = text.replace("sales: {Highest: high, High: high,", "sales: {High: high,")
+        path.write_text(text)
+        line = next(n for n, each in enumerate(text.splitlines(), 1) if "Trivial" in each)
+        done = _check(environment, mappings)
+        assert done.returncode == 2
+        assert _errors(done, sandbox) == [
+            f"engineering: {path}:{line}: fields.priority.map.engineering names 'Trivial', which is not an option "
+            "of priority in Jira project ENG (it has 'Highest', 'High', 'Medium', 'Low', 'Lowest'): fix the name, "
+            "or add the option"
+        ]

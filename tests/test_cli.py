@@ -148,4 +148,13 @@ class TestCheckAndSchema:
     def test_schema_prints_json_schemas(self) -> None:
         """`syncd schema mapping.yaml` prints the JSON Schema an editor can use."""
         done = subprocess.run([str(SYNCD), "schema", "mapping.yaml"], capture_output=True, text=True, check=True)
-        assert "members" in json.loads(done.stdout)["properties"]
+        schema = json.loads(done.stdout)
+        assert "members" in schema["properties"]
+        field = schema["$defs"]["FieldSpec"]["properties"]
+        assert {"at", "type", "except"} <= set(field)
+        assert field["at"]["additionalProperties"] == {"$ref": "#/$defs/Place"}
+        assert "on_delete" in schema["$defs"]["Member"]["properties"]
+        place = schema["$defs"]["Place"]["properties"]
+        assert set(place) == {"custom", "field", "labels"}
+        assert place["labels"]["anyOf"][0] == {"type": "array", "items": {"type": "string"}}
+        assert "priority only" in place["labels"]["description"]

@@ -105,3 +105,79 @@ class TestPriorityAndCustomFields:
         assert item["marketing"].fields["title"] == "Dark mode, all pages"
         assert run(group, connectors, store) == 0
         assert verify(store).ok
+
+
+LABELLED = """\
+  priority:
+    rule: latest
+    at: {engineering: {field: priority}, sales: {labels: [High, Medium, Low]}, marketing: {custom: Priority}}
+    map:
+      engineering: {Highest: high, High: high, Medium: medium, Low: low, Lowest: low}
+      sales: {High: high, Medium: medium, Low: low}
+      marketing: {High: high, Medium: medium, Low: low}
+    write:
+      engineering: {high: High, low: Low}
+"""
+
+
+@pytest.fixture
+def labelled(tmp_path: Path) -> Group:
+    """The shipped group with Sales's priority kept as Trello labels (High, Medium, Low) beside ordinary labels."""
+    text = (ROOT / "mappings" / "launch-requests.yaml").read_text()
+    start, end = text.index("\n  priority:"), text.index("\ncomments:")
+    path = tmp_path / "launch-requests.yaml"
+    path.write_text(text[:start] + "\n" + LABELLED + text[end + 1 :])
+    return compile_group(path, {"engineering": "jira", "sales": "trello", "marketing": "asana"}, CAPABILITIES)
+
+
+class TestPriorityAsTrelloLabels:
+    def test_a_priority_label_mirrors_both_ways_and_stays_out_of_the_labels(
+        self, sandbox: Sandbox, labelled: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Jira's priority reaches the Trello card as one label; a person swapping it in Trello reaches Jira and
+        Asana; the card's other labels stay; a priority label is never an ordinary label elsewhere; a card with two
+        priority labels is reported and changes nothing.
+        """
+        group = labelled
+        run(group, connectors, store)
+        assert run(group, connectors, store) == 0
+        title = "Dark mode for the dashboard"  # Jira priority Low, label launch
+        item = _mirrors(group, connectors, store, title)
+        assert item["sales"].fields["labels"] == ("Low", "launch")
+        assert item["marketing"].fields["custom"]["Priority"] == "Low"
+
+        eli = sandbox.trello.act_as("eli@corp.example")
+        eli.remove_label(item["sales"].ref, "Low")
+        eli.add_label(item["sales"].ref, "High")
+        assert run(group, connectors, store) == 2
+        item = _mirrors(group, connectors, store, title)
+        assert item["engineering"].fields["priority"] == "High"
+        assert item["engineering"].fields["labels"] == ("launch",)
+        assert item["marketing"].fields["custom"]["Priority"] == "High"
+        assert item["marketing"].fields["labels"] == ("launch",)
+
+        sandbox.jira.act_as("ana@corp.example").update(item["engineering"].ref, priority="Medium")
+        assert run(group, connectors, store) == 2
+        item = _mirrors(group, connectors, store, title)
+        assert item["sales"].fields["labels"] == ("Medium", "launch")
+        assert item["marketing"].fields["custom"]["Priority"] == "Medium"
+
+        # A Jira label named like a priority label is no label at Sales (reported), and no priority either.
+        sandbox.jira.act_as("ana@corp.example").update(item["engineering"].ref, labels=["launch", "urgent", "Low"])
+        writes, problems = _pass(group, connectors, store)
+        assert writes == 2  # the labels at Sales (urgent) and Marketing (urgent, Low)
+        assert [(p.endpoint, p.field, p.value) for p in problems if p.field == "labels"] == [("sales", "labels", "Low")]
+        item = _mirrors(group, connectors, store, title)
+        assert item["sales"].fields["labels"] == ("Medium", "launch", "urgent")
+        assert item["marketing"].fields["labels"] == ("Low", "launch", "urgent")
+
+        eli.add_label(item["sales"].ref, "High")  # now Medium and High: which one is meant is not guessed
+        writes, problems = _pass(group, connectors, store)
+        assert writes == 0
+        assert [(p.endpoint, p.field, p.value) for p in problems if p.field == "priority"] == [
+            ("sales", "priority", "High, Medium")
+        ]
+        item = _mirrors(group, connectors, store, title)
+        assert item["engineering"].fields["priority"] == "Medium"
+        assert item["marketing"].fields["custom"]["Priority"] == "Medium"
+        assert verify(store).ok

@@ -11,7 +11,7 @@ import pytest
 from connectors.factory import CAPABILITIES
 from syncd.mapping import UNTITLED, Group, compile_group, shorten, utf16_len
 from syncd.merge import Rule
-from syncd.model import FieldChange, Person, Placed, Record, custom_change
+from syncd.model import FieldChange, LabelPart, Person, Placed, Record, custom_change
 from syncd.yamlfile import FileError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -378,6 +378,22 @@ class TestPlacedFields:
             ("  size: {type: number, members: [sales, engineering], map: {sales: {a: b}}, "
              "at: {sales: {custom: S}, engineering: {custom: S}}}\n", 8, "a number field has no options to map"),
             ("  size: {type: numbr, members: [sales, engineering], at: {sales: {custom: S}}}\n", 8, "type"),
+            ("  priority: {at: {engineering: {field: priority}, sales: {field: priority}, marketing: {custom: P}}}\n",
+             8, r"Trello has no priority field of its own, so sales cannot keep fields.priority in \{field: "
+             r"priority\}: keep it in a custom field .* or in labels"),
+            ("  priority: {at: {sales: {custom: P},\n"
+             "    engineering: {field: priority}, marketing: {field: priority}}}\n", 9, "Asana has no priority field"),
+            ("  size: {type: enum, members: [sales, engineering], at: {sales: {labels: [S]}, "
+             "engineering: {custom: S}}}\n", 8, r"only fields.priority can be kept in \{labels"),
+            ("  priority: {members: [sales, engineering], at: {sales: {labels: []}, engineering: {field: priority}}}\n",
+             8, "at least one"),
+            ("  priority: {members: [sales, engineering], at: {sales: {labels: [P1, P1]}, "
+             "engineering: {field: priority}}}\n", 8, "each label .* once"),
+            ("  priority: {members: [sales, engineering], at: {sales: {labels: [P1], custom: P}, "
+             "engineering: {field: priority}}}\n", 8, r"a place is \{custom"),
+            ("  priority:\n    members: [sales, engineering]\n"
+             "    at: {sales: {labels: [P1, P2]}, engineering: {field: priority}}\n"
+             "    map: {sales: {P1: high, P3: low}}\n", 11, r"\['P3'\] are not among the labels that carry"),
         ],
     )  # fmt: skip
     def test_mistakes_are_errors_with_a_line_and_the_fix(
@@ -445,3 +461,65 @@ class TestPlacedFields:
         }
         assert group.codecs["marketing"].history(changed)[2] == FieldChange("status", T0, False, "gus@corp.example")
         assert group.codecs["sales"].history(changed)[3] == FieldChange("deal_size", T0, True)
+
+
+class TestPriorityInLabels:
+    """A member's priority kept as labels (``at: {sales: {labels: [...]}}``): one label per level, apart from labels."""
+
+    FILE = (
+        "members:\n  engineering: {}\n  sales: {}\nfields:\n  title: {}\n  labels: {rule: union}\n"
+        "  priority:\n    at: {engineering: {field: priority}, sales: {labels: [P1, P2, P3]}}\n"
+        "    map: {engineering: {High: high, Medium: medium, Low: low}, sales: {P1: high, P2: medium, P3: low}}\n"
+    )
+    LEVELS = frozenset({"P1", "P2", "P3"})
+
+    def compiled(self, tmp_path: Path, text: str | None = None) -> Group:
+        path = tmp_path / "g.yaml"
+        path.write_text(text or self.FILE)
+        return compile_group(path, TOOLS, CAPABILITIES)
+
+    def test_reading_one_label_none_or_several(self, tmp_path: Path) -> None:
+        """One priority label is the priority, none is empty, several are reported and left out; none is a label."""
+        sales = self.compiled(tmp_path).codecs["sales"]
+        view, problems = sales.decode(record("trello", title="t", labels=("P2", "launch")))
+        assert view.values == {"title": "t", "labels": ["launch"], "priority": "medium"}
+        assert problems == []
+        view, problems = sales.decode(record("trello", title="t", labels=("launch",)))
+        assert view.values == {"title": "t", "labels": ["launch"], "priority": None}
+        view, problems = sales.decode(record("trello", title="t", labels=("P1", "P3", "launch")))
+        assert view.values == {"title": "t", "labels": ["launch"]}
+        assert [(p.field, p.value, p.message) for p in problems] == [
+            (
+                "priority",
+                "P1, P3",
+                "the item has 2 of the labels that carry fields.priority here (P1, P3): keep one of them on the item",
+            )
+        ]
+
+    def test_writing_the_priority_leaves_other_labels_and_labels_leave_the_priority(self, tmp_path: Path) -> None:
+        """Each is written as a part of the labels; both together are the whole; a priority label is no label here."""
+        group = self.compiled(tmp_path)
+        sales = group.codecs["sales"]
+        assert sales.encode({"priority": "low"}) == ({"labels": LabelPart(("P3",), among=self.LEVELS)}, [])
+        assert sales.encode({"priority": None}) == ({"labels": LabelPart((), among=self.LEVELS)}, [])
+        fields, problems = sales.encode({"labels": ["P1", "launch"]})
+        assert fields == {"labels": LabelPart(("launch",), besides=self.LEVELS)}
+        assert [(p.field, p.value) for p in problems] == [("labels", "P1")]
+        assert "'P1' carries the priority at sales, so it is not written there as a label" in problems[0].message
+        fields, _ = sales.encode({"labels": ["launch"], "priority": "high"}, create=True)
+        assert fields == {"labels": ("P1", "launch")}
+        # Jira keeps priority in its own field: P1 is an ordinary Jira label.
+        assert group.codecs["engineering"].encode({"labels": ["P1"]}) == ({"labels": ("P1",)}, [])
+        # A Jira label that is a priority label at sales is not taken as removed there.
+        view, _ = sales.decode(record("trello", title="t", labels=("P2", "launch")))
+        aligned = sales.align(view, {"labels": ["P1", "launch"], "priority": "medium"})
+        assert aligned.values["labels"] == ["P1", "launch"]
+
+    def test_a_scope_label_or_a_mapped_label_cannot_carry_the_priority(self, tmp_path: Path) -> None:
+        """The member's scope label, or a label fields.labels maps, as a priority label: refused with file:line."""
+        scoped = self.FILE.replace("  sales: {}", "  sales: {scope: {labels: [P2]}}")
+        with pytest.raises(FileError, match=r"g.yaml:8: .*\['P2'\] scope sales's items"):
+            self.compiled(tmp_path, scoped)
+        mapped = self.FILE.replace("labels: {rule: union}", "labels: {rule: union, map: {sales: {P3: low}}}")
+        with pytest.raises(FileError, match=r"g.yaml:6: .*\['P3'\] carry the priority at sales"):
+            self.compiled(tmp_path, mapped)

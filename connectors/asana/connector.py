@@ -240,6 +240,8 @@ class AsanaConnector(ConnectorBase[Sdk]):
             message, assignee = error.message, body.get("assignee")
             if named == "assignees" and isinstance(assignee, str) and "@" in assignee:
                 message = f"{assignee} is not known to Asana (or hides their e-mail): {ADD_PERSON}"
+            elif (email := _refused_email(error.message, body)) is not None:
+                message = f"{email} is not known to Asana (or hides their e-mail): {ADD_PERSON}"
             raise InvalidItem(TOOL, message, ref=error.ref, status=error.status, field=named) from error
 
     def _placed_named(self, message: str, body: Mapping[str, Any]) -> str | None:
@@ -286,7 +288,11 @@ class AsanaConnector(ConnectorBase[Sdk]):
         return str(user.get("email") or "").lower() or None
 
     def _user_ref(self, person: Person) -> str:
-        """How a write names the person: the account it was read with, the directory's gid, else the e-mail."""
+        """How a write names a person (assignee, people field): the account read, the directory's gid, else e-mail.
+
+        Asana takes an e-mail too (``CustomFieldRequest.people_value``: "user GIDs, emails, or the string "me""), but
+        a gid names the person even when Asana hides their e-mail from syncd's account, so it is used where known.
+        """
         ref = person.account or self.people.get((person.email or "").lower()) or person.email
         if not ref:
             raise InvalidItem(TOOL, f"{person.label()} has no e-mail: {ADD_PERSON}", field="assignees")
@@ -698,6 +704,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
         """
         current = self._read(ref) if "labels" in fields else None
         self._check_version(ref, expected_version, current.version if current is not None else None)
+        fields = self._whole_labels(fields, current)
         body = self._task_body(fields, ref)
         if "status" in fields and fields["status"] is not None and not isinstance(fields["status"], Placed):
             section = self._section_for(fields["status"], ref)
@@ -978,6 +985,15 @@ class AsanaConnector(ConnectorBase[Sdk]):
             labels=tuple(sorted(tag["name"] for tag in tags)),
             custom_fields=tuple(definition for definition, _ in self._custom_fields().values()),
         )
+
+
+def _refused_email(message: str, body: Mapping[str, Any]) -> str | None:
+    """The e-mail, written to a people custom field in ``body``, that Asana's refusal names, if one."""
+    for value in (body.get("custom_fields") or {}).values():
+        for item in value if isinstance(value, list) else ():
+            if isinstance(item, str) and "@" in item and item in message:
+                return item
+    return None
 
 
 def _task_of(event: Mapping[str, Any]) -> str | None:

@@ -13,6 +13,7 @@ CAPABILITIES = Capabilities(
     text=TextFormat.JIRA_WIKI,
     webhook=WebhookKind.SHARED_SECRET,
     restore_needs_status=True,
+    own_fields=frozenset({"priority"}),  # the issue's priority (JiraConnector reads and writes it)
     assignable="assignable in {workspace}",
     # The messages are Jira's answers, which the sandbox gives too: "You must specify a summary of the issue." for
     # a blank summary; "Summary must be less than 255 characters." for 256 and more (255 is taken); "The summary is

@@ -62,6 +62,7 @@ from syncd.model import (
     CustomField,
     FieldChange,
     History,
+    LabelPart,
     Person,
     Placed,
     Record,
@@ -753,6 +754,8 @@ class JiraConnector(ConnectorBase[JIRA]):
         has no conditional write), so an edit made meanwhile, say a person moving it, is planned again rather than
         overwritten; what remains is the window of that one request.
         """
+        if isinstance(fields.get("labels"), LabelPart):
+            fields = self._whole_labels(fields, self._read(ref))  # the labels a part leaves as they are
         body = self._write_fields(fields)
         if fields.get("status"):
             self._move(ref, str(fields["status"]), expected_version)
@@ -900,13 +903,24 @@ class JiraConnector(ConnectorBase[JIRA]):
     def delete(self, ref: str) -> None:
         """DELETE the issue; already gone (404) is done.
 
-        Subtasks are not deleted with it (``deleteSubtasks`` is left false): they would go unaudited, so Jira's 400
-        for an issue with subtasks fails the item, named in its error, for a person to decide.
+        Subtasks are not deleted with it (``deleteSubtasks`` is left false): syncd does not mirror them, so their
+        deletion would go unaudited. Jira's 400 for an issue with subtasks becomes InvalidItem saying so and what
+        to do: the item fails, for a person to decide.
         """
         try:
             self._rest("DELETE", f"issue/{ref}", ref=ref)
         except ItemNotFound:
             return
+        except InvalidItem as refused:
+            if "subtask" not in refused.message.lower():
+                raise
+            raise InvalidItem(
+                TOOL,
+                f"{ref} has subtasks, which syncd does not delete (they are not mirrored, so their deletion could not "
+                f"be audited): delete or move them in Jira first (Jira: {refused.message})",
+                ref=ref,
+                status=refused.status,
+            ) from refused
 
     def restore(self, ref: str) -> Record:
         """Clear the archived flag in the issue's property.

@@ -51,6 +51,7 @@ from syncd.model import (
     Comment,
     Cursor,
     FieldChange,
+    LabelPart,
     Person,
     Placed,
     Record,
@@ -565,7 +566,12 @@ class TrelloConnector(ConnectorBase[_Client]):
         With ``expected_version``, one read of the card's last activity first checks nobody changed it since the
         plan was made (Trello has no conditional write): an edit made meanwhile is planned again, not overwritten.
         """
-        self._check_version(ref, expected_version)
+        if isinstance(fields.get("labels"), LabelPart):
+            current = self._read(ref)  # the labels a part leaves as they are, and the version with them
+            self._check_version(ref, expected_version, current.version)
+            fields = self._whole_labels(fields, current)
+        else:
+            self._check_version(ref, expected_version)
         body = self._card_body(fields, ref)
         items = self._custom_items(fields, ref)
         if items:

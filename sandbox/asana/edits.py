@@ -204,8 +204,8 @@ def _custom_values(state: AsanaState, user: User, fields: list[CustomField], val
     on a project gives each task in it the field). Where the spec is loose the sandbox takes one form per type,
     the unfavourable reading: enum an option gid (a string), multi_enum a list of option gids, number a JSON
     number (not a numeric string), text a string, date ``{"date": "YYYY-MM-DD"}`` (the guide's object; a bare
-    string or ``date_time`` is refused), people a list of user gids; null (and [] for lists) clears. A disabled
-    option is refused (EnumOption: "will no longer be selectable").
+    string or ``date_time`` is refused), people a list of users (gids, e-mails, "me"); null (and [] for lists)
+    clears. A disabled option is refused (EnumOption: "will no longer be selectable").
     """
     if value is None:
         return {}
@@ -233,12 +233,15 @@ def _custom_value(state: AsanaState, user: User, custom_field: CustomField, raw:
             raise ApiError(400, f"{where}: A multi_enum value must be a list of enum option gids")
         return _dedupe([_option(custom_field, item, where) for item in raw])
     if kind == "people":
-        if not isinstance(raw, list) or not all(isinstance(item, str) and item.isdigit() for item in raw):
-            raise ApiError(400, f"{where}: A people value must be a list of user gids")
-        unknown = [item for item in raw if item not in state.users]
+        # Spec: CustomFieldRequest ``people_value`` (asana.oas.yaml) is an "array of user GIDs, emails, or the
+        # string "me"", each "A string identifying a user. This can either be the string "me", an email, or the
+        # gid of a user." An e-mail nobody in the workspace has is a 400 (BadRequest, a malformed parameter).
+        if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
+            raise ApiError(400, f'{where}: A people value must be a list of user gids, e-mails or "me"')
+        unknown = [item for item in raw if item != "me" and "@" not in item and item not in state.users]
         if unknown:
             raise ApiError(400, f"{where}: Not a recognized user: {unknown[0]}")
-        return _dedupe([state.user(item, user, "custom_fields") for item in raw])
+        return _dedupe([state.user(item, user, where) for item in raw])
     if kind == "number":
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ApiError(400, f"{where}: A number value must be a number, got {raw!r}")

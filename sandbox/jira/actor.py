@@ -70,6 +70,14 @@ class JiraActor:
             values = self._values({"summary": summary, **fields})
             return self.emulator.service.create(self.email, project, values).key
 
+    def create_subtask(self, parent: str, summary: str) -> str:
+        """Create a subtask of the issue ``parent`` as this person (in its project); return its key."""
+        with self.emulator.lock:
+            project = self._issue(parent).project
+            issue = self.emulator.service.create(self.email, project, self._values({"summary": summary}))
+            issue.parent = parent
+            return issue.key
+
     def update(self, key: str, **fields: Any) -> None:  # noqa: ANN401 - any field value
         """Edit fields of an issue as this person."""
         with self.emulator.lock:

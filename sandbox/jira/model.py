@@ -166,6 +166,8 @@ class Issue:
     properties: dict[str, JSON] = field(default_factory=dict)
     custom: dict[str, Any] = field(default_factory=dict)
     """Custom field values by field id (options, text, number, date, e-mail, label list); absent means empty."""
+    parent: str | None = None
+    """The key of the issue this one is a subtask of (made by ``act_as(email).create_subtask``)."""
 
 
 @dataclass

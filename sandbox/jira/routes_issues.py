@@ -171,8 +171,12 @@ class IssueRoutes(JiraBase):
         return self.json({"fields": fields})
 
     def delete_issue(self, request: Request, principal: Principal, version: str, issue_id: str) -> Response:
-        """DELETE issue: 204, then 404."""
-        self.service.delete(self.viewer(principal), self.service.issue(issue_id))
+        """DELETE issue: 204, then 404; an issue with subtasks only with ``deleteSubtasks=true`` (else 400)."""
+        issue = self.service.issue(issue_id)
+        # The spec's enum is "true"/"false", but python-jira's Issue.delete sends Python's "False"/"True" and Jira
+        # takes them: read as a Java boolean parameter is ("true" in any case), anything else is false.
+        subtasks = request.args.get("deleteSubtasks", "false").lower() == "true"
+        self.service.delete(self.viewer(principal), issue, subtasks=subtasks)
         return self.empty()
 
     # ----- transitions ------------------------------------------------------------------------------

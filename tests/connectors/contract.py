@@ -17,7 +17,7 @@ import pytest
 from connectors.base import Connector
 from sandbox.core import Emulator, FaultRule
 from syncd.errors import ChangedMeanwhile, ConnectorError, OutcomeUnknown
-from syncd.model import CUSTOM_CHANGE, ChangeBatch, Person, Placed, custom_change, last_changes
+from syncd.model import CUSTOM_CHANGE, ChangeBatch, LabelPart, Person, Placed, custom_change, last_changes
 from syncd.uncertain import plain
 
 LOST_ANSWERS = ("applied-then-502", "applied-then-504", "applied-then-dropped", "not-applied-then-502")
@@ -84,6 +84,11 @@ def refs_in(batches: list[ChangeBatch]) -> set[str]:
     return {record.ref for batch in batches for record in batch.records}
 
 
+def _slug(name: str) -> str:
+    """A field name as a marker's part (markers carry no spaces)."""
+    return name.lower().replace(" ", "-")
+
+
 CustomCase = tuple[str, Any, Any, Any]
 """One custom field case: the field's name, a value to write, how a read returns it, and how a person sets it."""
 
@@ -96,36 +101,78 @@ class ConnectorContract:
     custom_blank: ClassVar[dict[str, Any]] = {}
     """How a read returns a cleared field, where not None (a multi's ``()``, a checkbox's None)."""
 
-    def test_custom_fields_read_write_clear(self, connector: Connector) -> None:
-        """Each type of custom field: written by name (in a create and an update), read back, then cleared."""
-        if not self.custom_cases:
-            pytest.skip("the tool has no custom fields")
-        first, *rest = self.custom_cases
-        fields = {"title": "Contract: custom", f"c:{first[0]}": Placed(first[1], custom=first[0])}
-        created = connector.create(fields, marker="sync-custom-1")
-        assert created.fields["custom"][first[0]] == first[2]
-        ref = created.ref
-        for name, value, read, _ in rest:
-            written = connector.update(ref, {f"c:{name}": Placed(value, custom=name)})
-            (fetched,) = connector.fetch([ref])
-            assert written.fields["custom"][name] == read, name
-            assert fetched.fields["custom"][name] == read, name
-        for name, _, _, _ in self.custom_cases:
-            connector.update(ref, {f"c:{name}": Placed(None, custom=name)})
-            (fetched,) = connector.fetch([ref])
-            assert fetched.fields["custom"][name] == self.custom_blank.get(name), name
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """One test per custom field type (``custom_case``), so a failing type hides none of the others."""
+        if "custom_case" in metafunc.fixturenames:
+            cases = self.custom_cases
+            metafunc.parametrize("custom_case", cases, ids=[case[0] for case in cases])
 
-    def test_a_persons_custom_field_edit_comes_through_the_feed(self, connector: Connector, human: Human) -> None:
-        """A person setting any custom field is in the next batch, with the value read by the field's name."""
-        if not self.custom_cases:
-            pytest.skip("the tool has no custom fields")
-        created = connector.create({"title": "Contract: custom feed"}, marker="sync-custom-feed-1")
+    def test_custom_field_written_in_a_create_reads_back(self, connector: Connector, custom_case: CustomCase) -> None:
+        """A custom field written by name in a create is in the create's answer and in a later read."""
+        name, value, read, _ = custom_case
+        created = connector.create(
+            {"title": f"Contract: create {name}", f"c:{name}": Placed(value, custom=name)},
+            marker=f"sync-custom-create-{_slug(name)}",
+        )
+        (fetched,) = connector.fetch([created.ref])
+        assert created.fields["custom"][name] == read
+        assert fetched.fields["custom"][name] == read
+
+    def test_custom_field_written_in_an_update_then_cleared(
+        self, connector: Connector, custom_case: CustomCase
+    ) -> None:
+        """A custom field written by name in an update reads back; cleared (None), it reads as the type's blank."""
+        name, value, read, _ = custom_case
+        created = connector.create({"title": f"Contract: update {name}"}, marker=f"sync-custom-update-{_slug(name)}")
+        written = connector.update(created.ref, {f"c:{name}": Placed(value, custom=name)})
+        (fetched,) = connector.fetch([created.ref])
+        assert written.fields["custom"][name] == read
+        assert fetched.fields["custom"][name] == read
+        cleared = connector.update(created.ref, {f"c:{name}": Placed(None, custom=name)})
+        (fetched,) = connector.fetch([created.ref])
+        assert cleared.fields["custom"][name] == self.custom_blank.get(name)
+        assert fetched.fields["custom"][name] == self.custom_blank.get(name)
+
+    def test_a_persons_custom_field_edit_comes_through_the_feed(
+        self, connector: Connector, human: Human, custom_case: CustomCase
+    ) -> None:
+        """A person setting a custom field is in the next batch, with the value read by the field's name."""
+        name, _, read, picked = custom_case
+        created = connector.create({"title": f"Contract: feed {name}"}, marker=f"sync-custom-feed-{_slug(name)}")
         _, cursor = drain(connector, None)
-        for name, _, read, picked in self.custom_cases:
-            human.set_custom(created.ref, name, picked)
-            changed = {record.ref: record for record in connector.changes(cursor).records}
-            assert changed[created.ref].fields["custom"][name] == read, name
-            _, cursor = drain(connector, cursor)
+        human.set_custom(created.ref, name, picked)
+        changed = {record.ref: record for record in connector.changes(cursor).records}
+        assert changed[created.ref].fields["custom"][name] == read
+
+    def test_part_of_the_labels_is_written_and_the_rest_left_alone(self, connector: Connector) -> None:
+        """A LabelPart sets the labels it covers (a set, or all but a set) and leaves the item's others as they are."""
+        levels = frozenset({"p-high", "p-low"})
+        created = connector.create(
+            {"title": "Contract: label part", "labels": LabelPart(("p-high",), among=levels)}, marker="sync-part-1"
+        )
+        assert created.fields["labels"] == ("p-high",)
+        connector.update(created.ref, {"labels": ("contract", "p-high")})
+        edits = (
+            (LabelPart(("p-low",), among=levels), ("contract", "p-low")),
+            (LabelPart(("launch",), besides=levels), ("launch", "p-low")),
+            (LabelPart((), among=levels), ("launch",)),
+        )
+        for part, expected in edits:
+            written = connector.update(created.ref, {"labels": part})
+            (fetched,) = connector.fetch([created.ref])
+            assert written.fields["labels"] == expected, part
+            assert fetched.fields["labels"] == expected, part
+
+    def test_deleting_an_item_already_gone_counts_as_deleted(self, connector: Connector, human: Human) -> None:
+        """delete() of an item deleted before (by a person, or by syncd's own lost-answer delete) returns quietly."""
+        created = connector.create({"title": "Contract: deleted twice"}, marker="sync-delete-twice-1")
+        human.delete(created.ref)
+        connector.delete(created.ref)
+        mine = connector.create({"title": "Contract: deleted by syncd twice"}, marker="sync-delete-twice-2")
+        connector.delete(mine.ref)
+        connector.delete(mine.ref)
+        batch = connector.changes(None)
+        assert not {created.ref, mine.ref} & {record.ref for record in batch.records}
 
     due_instants: ClassVar[bool] = True
     counts_unknown: ClassVar[bool] = False

@@ -22,7 +22,7 @@ from sandbox.core import Emulator
 from sandbox.seed import SERVICE_ACCOUNT, load_seed
 from syncd.connector import AgreedSecret
 from syncd.errors import AuthFailed, ChangedMeanwhile, InvalidItem, ItemNotFound
-from syncd.model import Person, last_changes
+from syncd.model import Person, Placed, last_changes
 from tests.connectors.contract import ConnectorContract, CustomCase, Human, drain
 from tests.connectors.receiver import Receiver
 
@@ -118,8 +118,9 @@ class TestAsanaContract(ConnectorContract):
         ("Budget", 1250.5, 1250.5, 1250.5),
         ("Campaign code", "LAUNCH-Q2", "LAUNCH-Q2", "LAUNCH-Q2"),
         ("Launch date", date(2027, 3, 9), date(2027, 3, 9), "2027-03-09"),
+        ("Reviewers", (Person("ana@corp.example"),), (Person("ana@corp.example"),), ["ana@corp.example"]),
     )
-    custom_blank: ClassVar[dict[str, Any]] = {"Channels": ()}
+    custom_blank: ClassVar[dict[str, Any]] = {"Channels": (), "Reviewers": ()}
 
     @staticmethod
     def rich_text(text: str) -> str:
@@ -358,6 +359,27 @@ class TestAsanaPeople:
         assert refused.value.field == "assignees"
         with pytest.raises(InvalidItem, match="department's people"):
             connector.create({"title": "Nobody", "assignees": (Person("nobody@corp.example"),)}, "m-2")
+
+    def test_a_people_field_given_by_email_is_written_by_the_directory_gid(self, emulator: AsanaEmulator) -> None:
+        """Hana hides her e-mail: a people custom field names her by the directory's gid, as an assignee does."""
+        emulator.hidden_emails.add("hana@corp.example")
+        hana = emulator.state.users_by_email["hana@corp.example"]
+        connector = _connector(emulator, people={"hana@corp.example": hana.gid})
+        placed = Placed((Person("hana@corp.example"),), custom="Reviewers")
+        created = connector.create({"title": "Reviewed by e-mail", "c:Reviewers": placed}, "m-3")
+        reviewers = emulator.state.find_custom_field("Reviewers")
+        assert reviewers is not None
+        assert emulator.state.tasks[created.ref].custom_values[reviewers.gid] == [hana]
+        assert created.fields["custom"]["Reviewers"] == (Person("hana@corp.example"),)
+
+    def test_an_unknown_email_in_a_people_field_is_refused_with_the_fix(self, connector: AsanaConnector) -> None:
+        """Asana's 400 for a people value it does not know names the write field and tells what to add."""
+        placed = Placed((Person("nobody@corp.example"),), custom="Reviewers")
+        with pytest.raises(InvalidItem) as refused:
+            connector.create({"title": "Nobody reviews", "c:Reviewers": placed}, "m-4")
+        assert refused.value.field == "c:Reviewers"
+        assert "nobody@corp.example is not known to Asana" in str(refused.value)
+        assert "add 'e-mail: user gid' to the department's people" in str(refused.value)
 
 
 class TestAsanaSectionMoves:

@@ -217,6 +217,27 @@ class TestJiraContract(ConnectorContract):
         assert connector.fetch([created.ref]) == []
 
 
+class TestJiraDelete:
+    def test_an_issue_with_subtasks_is_refused_not_deleted_with_them(
+        self, connector: JiraConnector, emulator: JiraEmulator
+    ) -> None:
+        """Jira's 400 (no deleteSubtasks) becomes InvalidItem with what to do; both issues stay until it is done."""
+        created = connector.create({"title": "Parent of a subtask"}, marker="sync-parent-1")
+        ana = emulator.act_as("ana@corp.example")
+        child = ana.create_subtask(created.ref, "Its part")
+        with pytest.raises(InvalidItem) as refused:
+            connector.delete(created.ref)
+        assert str(refused.value).startswith(
+            f"jira: {created.ref} has subtasks, which syncd does not delete (they are not mirrored, so their "
+            "deletion could not be audited): delete or move them in Jira"
+        )
+        assert refused.value.ref == created.ref
+        assert {created.ref, child} <= set(emulator.state.issues)
+        ana.delete(child)
+        connector.delete(created.ref)
+        assert created.ref not in emulator.state.issues
+
+
 class TestJiraWorkflow:
     def test_a_status_several_transitions_away_is_reached(self, connector: JiraConnector) -> None:
         """To Do -> Blocked takes Start work then Block; the connector finds and walks that path."""

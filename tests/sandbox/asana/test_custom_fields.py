@@ -10,6 +10,7 @@ import requests
 
 from sandbox.asana import AsanaEmulator
 from sandbox.asana.model import CustomField
+from sandbox.seed import SERVICE_ACCOUNT
 from tests.conformance import assert_conforms
 from tests.sandbox.asana.support import project_gid, task_gid
 from tests.sandbox.asana.test_feed import events_since, sync_token
@@ -96,6 +97,26 @@ class TestTaskValues:
         assert [p["name"] for p in entries["Reviewers"]["people_value"]] == ["Ana Lima"]
         assert "text_value" not in entries["Priority"]
         assert "enum_value" not in entries["Budget"]
+
+    def test_people_are_written_by_gid_email_or_me(self, emulator: AsanaEmulator) -> None:
+        """CustomFieldRequest.people_value: "user GIDs, emails, or the string "me"" (a hidden e-mail is refused)."""
+        gid = task_gid(emulator, "Launch blog post")
+        reviewers = field(emulator, "Reviewers").gid
+        ben = emulator.state.users_by_email["ben@corp.example"].gid
+        body = {"custom_fields": {reviewers: [ben, "Ana@corp.example", "me", "ana@corp.example"]}}
+        response = raw(emulator, "PUT", f"/tasks/{gid}", json={"data": body})
+        assert response.status_code == 200, response.text
+        written = emulator.state.tasks[gid].custom_values[reviewers]
+        assert isinstance(written, list)
+        assert [getattr(user, "email", None) for user in written] == [
+            "ben@corp.example",
+            "ana@corp.example",
+            SERVICE_ACCOUNT,
+        ]
+        emulator.hidden_emails.add("hana@corp.example")
+        assert "Not a recognized ID or e-mail: hana@corp.example" in refused(
+            emulator, gid, {reviewers: ["hana@corp.example"]}
+        )
 
     def test_opt_fields_select_inside_custom_fields(self, emulator: AsanaEmulator, client: Any) -> None:
         """Named alone, custom_fields answers {gid, resource_type}; dotted paths pick the values; lists omit them."""
@@ -214,7 +235,8 @@ class TestRefusals:
             ("Launch date", "2027-01-01"),  # a date is {"date": ...}
             ("Launch date", {"date": "2027-02-30"}),
             ("Launch date", {"date_time": "2027-01-01T10:00:00Z"}),
-            ("Reviewers", ["ana@corp.example"]),  # people by gid
+            ("Reviewers", "ana@corp.example"),  # people takes a list
+            ("Reviewers", ["nobody@corp.example"]),  # an e-mail nobody in the workspace has
             ("Reviewers", ["1208999999999999"]),
         ],
     )

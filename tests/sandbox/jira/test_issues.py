@@ -120,6 +120,25 @@ class TestIssues:
             "Issue does not exist or you do not have permission to see it."
         ]
 
+    def test_an_issue_with_subtasks_is_deleted_only_with_delete_subtasks(
+        self, emulator: JiraEmulator, jira: JIRA
+    ) -> None:
+        """Spec: 400 "if the issue has subtasks and `deleteSubtasks` is not set to *true*"; with it, all go."""
+        child = emulator.act_as("ana@corp.example").create_subtask("ENG-12", "A part of it")
+        url = f"{emulator.url}/rest/api/3/issue/ENG-12"
+        for params in ({}, {"deleteSubtasks": "false"}, {"deleteSubtasks": "False"}):
+            refused = requests.delete(url, params=params, auth=auth(), timeout=5)
+            assert refused.status_code == 400
+            assert refused.json() == {
+                "errorMessages": [
+                    f"The issue ENG-12 has subtasks ({child}): set deleteSubtasks=true to delete them with it."
+                ],
+                "errors": {},
+            }
+        assert {"ENG-12", child} <= set(emulator.state.issues)
+        assert requests.delete(url, params={"deleteSubtasks": "True"}, auth=auth(), timeout=5).status_code == 204
+        assert not {"ENG-12", child} & set(emulator.state.issues)
+
     @pytest.mark.parametrize("status", [502, 504])
     def test_lost_answer_still_creates_and_the_sdk_sees_the_status(
         self, emulator: JiraEmulator, jira: JIRA, status: int
