@@ -1,7 +1,8 @@
 """The worked example: people in three departments edit one launch item so that every conflict rule decides once.
 
 ``syncd demo`` plays these edits against the sandbox, and the tests play them through the shipped ``config/`` and
-``mappings/launch-requests.yaml`` to show each rule's outcome. The item is the seeded Jira issue
+``mappings/launch-requests.yaml`` to show each rule's outcome, and a priority (custom field) carried as it is.
+The item is the seeded Jira issue
 :data:`SUBJECT`, which the first pass mirrors into Trello and Asana. Between the edits the shared clock moves on a
 minute, so "latest" has an unambiguous answer. :data:`EXPECTED` is the canonical item once the passes have run and
 a lead has taken Sales' date for the held ``due`` conflict (:data:`MANUAL_TAKE`).
@@ -24,8 +25,9 @@ MANUAL_TAKE = "sales"
 
 @dataclass(frozen=True)
 class Edit:
-    """One person's change in one tool, and the rule it exercises."""
+    """One person's change to one field in one tool, and the rule it exercises."""
 
+    field: str
     rule: str
     person: str
     tool: str
@@ -48,6 +50,7 @@ EXPECTED: dict[str, Any] = {
     "assignees": ["ben@corp.example"],
     "labels": ["api", "launch", "urgent"],
     "due": "2027-02-01",
+    "priority": "medium",
 }
 """The canonical values every tool ends with (the description is checked by its two merged edits)."""
 
@@ -69,6 +72,15 @@ def _trello_desc(sandbox: Sandbox, refs: Refs) -> str:
 
 EDITS: tuple[Edit, ...] = (
     Edit(
+        "priority",
+        "latest",
+        "gus@corp.example",
+        "asana",
+        "lowers the task's Priority to Medium",
+        lambda s, r: s.asana.act_as("gus@corp.example").set_field(r.asana, "Priority", "Medium"),
+    ),
+    Edit(
+        "title",
         "latest",
         "eli@corp.example",
         "trello",
@@ -76,6 +88,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.trello.act_as("eli@corp.example").update_card(r.trello, name="Q1 launch page (sales)"),
     ),
     Edit(
+        "title",
         "latest",
         "gus@corp.example",
         "asana",
@@ -83,6 +96,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.asana.act_as("gus@corp.example").update_task(r.asana, name="Q1 launch page"),
     ),
     Edit(
+        "status",
         "owner:engineering",
         "eli@corp.example",
         "trello",
@@ -90,6 +104,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.trello.act_as("eli@corp.example").move_card(r.trello, "Requests"),
     ),
     Edit(
+        "status",
         "owner:engineering",
         "ana@corp.example",
         "jira",
@@ -97,6 +112,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.jira.act_as("ana@corp.example").transition(r.jira, "Done", resolution="Done"),
     ),
     Edit(
+        "assignees",
         "prefer:engineering,marketing,sales",
         "eli@corp.example",
         "trello",
@@ -104,6 +120,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: _replace_members(s, r, "eli@corp.example"),
     ),
     Edit(
+        "assignees",
         "prefer:engineering,marketing,sales",
         "ana@corp.example",
         "jira",
@@ -111,6 +128,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.jira.act_as("ana@corp.example").update(r.jira, assignee="ben@corp.example"),
     ),
     Edit(
+        "labels",
         "union",
         "ana@corp.example",
         "jira",
@@ -120,6 +138,7 @@ EDITS: tuple[Edit, ...] = (
         ),
     ),
     Edit(
+        "labels",
         "union",
         "eli@corp.example",
         "trello",
@@ -127,6 +146,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.trello.act_as("eli@corp.example").add_label(r.trello, "urgent"),
     ),
     Edit(
+        "description",
         "merge-text",
         "ana@corp.example",
         "jira",
@@ -136,6 +156,7 @@ EDITS: tuple[Edit, ...] = (
         ),
     ),
     Edit(
+        "description",
         "merge-text",
         "eli@corp.example",
         "trello",
@@ -145,6 +166,7 @@ EDITS: tuple[Edit, ...] = (
         ),
     ),
     Edit(
+        "due",
         "manual",
         "eli@corp.example",
         "trello",
@@ -152,6 +174,7 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.trello.act_as("eli@corp.example").update_card(r.trello, due="2027-02-01T16:00:00.000Z"),
     ),
     Edit(
+        "due",
         "manual",
         "gus@corp.example",
         "asana",
@@ -159,7 +182,11 @@ EDITS: tuple[Edit, ...] = (
         lambda s, r: s.asana.act_as("gus@corp.example").update_task(r.asana, due_on="2027-02-03"),
     ),
 )
-"""The edits in order; the clock moves a minute before each."""
+"""The edits in order; the clock moves a minute before each.
+
+The first is contested by no one: it shows a custom field carried as it is (Asana's Priority to Jira's own
+priority and Trello's Priority). The others come in pairs on one field, so that each rule decides a conflict.
+"""
 
 
 def _replace_members(sandbox: Sandbox, refs: Refs, email: str) -> None:

@@ -6,6 +6,7 @@ it started (the daemon, the lead's `syncd conflicts resolve`, the dry run) is go
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -15,11 +16,15 @@ from pathlib import Path
 
 import requests
 import yaml
+from rich.console import Console
 
+from sandbox import scenario
 from sandbox.org import Sandbox
 from syncd.config import load_config
 from syncd.demo import RULES, prepare_config
-from tests.syncd_env import ROOT, SYNCD
+from syncd.demo.compare import mismatches
+from syncd.demo.view import View
+from tests.syncd_env import ROOT, SYNCD, syncd
 
 SHIPPED = ["--config", str(ROOT / "config"), "--mappings", str(ROOT / "mappings")]
 
@@ -93,7 +98,7 @@ def test_the_demo_plays_every_rule_and_converges(tmp_path: Path, sandbox: Sandbo
     assert decided == dict.fromkeys(RULES, "1")  # each rule decided exactly its one conflict
     assert summary["held conflicts left"] == "0"
     assert summary["quarantined items"].startswith("0 ")
-    assert summary["edits played"] == "12 of 12"
+    assert summary["edits played"] == "13 of 13"
     assert summary["subject matches the expected item in Jira, Trello and Asana"] == "yes"
     mirrored = dict(entry.split(" ") for entry in summary["items mirrored"].split(", "))
     assert set(mirrored) == {"Jira", "Trello", "Asana"}
@@ -102,6 +107,11 @@ def test_the_demo_plays_every_rule_and_converges(tmp_path: Path, sandbox: Sandbo
     for rule in RULES:  # the edits, as played, name their rule
         assert any(line.endswith(f"[{rule}]") for line in lines if " edit " in line), rule
     assert any("resolve" in line and "lead@corp.example" in line for line in lines if " audit " in line)
+    # The uncontested priority edit: Gus' Asana Priority is then written to Jira's priority and Trello's Priority.
+    played = "Gus (Asana) lowers the task's Priority to Medium [latest]"
+    after = lines[next(i for i, line in enumerate(lines) if line.endswith(played)) :]
+    for where in ("engineering (Jira)", "sales (Trello)"):
+        assert any(f" write {where} priority=medium" in line for line in after if " audit " in line), where
     assert not [secret for secret in sandbox_secrets(sandbox) if secret in out + err], "a credential was printed"
     assert_nothing_left(temp, work)
 
@@ -182,3 +192,33 @@ def test_the_config_copy_points_at_the_sandbox_with_webhook_secrets(sandbox: San
     original = yaml.safe_load((ROOT / "config" / "departments" / "sales.yaml").read_text())
     assert sales["people"] == original["people"]
     assert (tmp_path / "config" / "syncd.yaml").read_text() == (ROOT / "config" / "syncd.yaml").read_text()
+
+
+def rendered_priority(sandbox: Sandbox, refs: scenario.Refs) -> list[str]:
+    """The live view's priority row as a terminal shows it: the Jira, Trello and Asana cells."""
+    console = Console(file=io.StringIO(), force_terminal=True, width=200, record=True)
+    with View(console, sandbox, {}, duration_s=None, lead="lead@corp.example") as view:
+        view.refs = refs
+        view.refresh()
+    rows = [line for line in console.export_text().splitlines() if re.match(r"^\W*priority\b", line)]
+    assert rows, console.export_text()
+    return [cell.strip() for cell in re.split(r"[│┃|]", rows[-1]) if cell.strip()][1:]
+
+
+def test_the_priority_edit_reaches_the_other_tools_and_the_view(sandbox: Sandbox, environment: dict[str, str]) -> None:
+    """The scenario's priority edit in Asana's custom field reaches Jira's priority and Trello's; the view shows it."""
+    assert syncd(environment, "once").returncode == 0
+    refs = scenario.find(sandbox)
+    assert rendered_priority(sandbox, refs) == ["High", "High", "High"]  # seeded in Jira, mirrored as created
+
+    (edit,) = [edit for edit in scenario.EDITS if edit.field == "priority"]
+    assert (edit.person, edit.tool, edit.rule) == ("gus@corp.example", "asana", "latest")
+    edit.apply(sandbox, refs)
+    assert rendered_priority(sandbox, refs) == ["High", "High", "Medium"]
+    assert any(problem.startswith("Jira priority is 'High'") for problem in mismatches(sandbox, refs))
+
+    carried = syncd(environment, "once")
+    assert carried.returncode == 0, carried.stderr
+    assert rendered_priority(sandbox, refs) == ["Medium", "Medium", "Medium"]
+    assert not [problem for problem in mismatches(sandbox, refs) if "priority" in problem]
+    assert scenario.EXPECTED["priority"] == "medium"

@@ -12,6 +12,7 @@ import json
 from sandbox import scenario
 from sandbox.org import Sandbox
 from syncd.audit import events, verify
+from syncd.demo.compare import EXPECTED_PRIORITY, subject_values
 from syncd.store import Store
 from tests.syncd_env import syncd
 
@@ -58,6 +59,8 @@ def test_every_rule_decides_its_conflict_on_the_shipped_example(sandbox: Sandbox
         assert sorted(issue.labels) == expected["labels"]
         assert sorted(t.name for t in task.tags) == expected["labels"]
         assert (str(issue.duedate), str(task.due_on)) == (expected["due"], expected["due"])
+        # priority (medium): Jira's own field, Trello's and Asana's Priority custom fields
+        assert {tool: values["priority"] for tool, values in subject_values(sandbox, refs).items()} == EXPECTED_PRIORITY
         for line in scenario.DESCRIPTION_EDITS:
             assert line in card.desc
 

@@ -239,15 +239,16 @@ class Demo:
             self._wait(TICK_S)
 
     def _play(self) -> None:
-        """Each rule's two edits, a conflict each: the two tools are held still from the first edit to the second.
+        """The edits by field: an edit alone is simply carried; two on one field are a conflict for their rule.
 
-        In real life the two edits would both happen within one sync interval; here syncd would mirror the first
-        before the second otherwise (webhooks are fast). Holding the two emulators' locks makes syncd's requests to
-        them wait, so its next pass sees both edits. Before each pair the daemon is let finish what it was doing,
-        so no pass that read one tool before the first edit writes to the other after it.
+        For a conflict the two tools are held still from the first edit to the second. In real life the two edits
+        would both happen within one sync interval; here syncd would mirror the first before the second otherwise
+        (webhooks are fast). Holding the two emulators' locks makes syncd's requests to them wait, so its next pass
+        sees both edits. Before each group the daemon is let finish what it was doing, so no pass that read one
+        tool before the first edit writes to the other after it.
         """
         assert self.refs is not None
-        pairs = [list(edits) for _, edits in itertools.groupby(scenario.EDITS, key=lambda edit: edit.rule)]
+        pairs = [list(edits) for _, edits in itertools.groupby(scenario.EDITS, key=lambda edit: edit.field)]
         backfilled = False
         for pair in pairs:
             if not backfilled:

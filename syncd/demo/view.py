@@ -20,7 +20,7 @@ from sandbox.org import Sandbox
 from syncd.audit import AuditEvent, Recorded
 from syncd.demo.compare import TOOL_NAMES, TOOLS, subject_values
 
-FIELDS = ("title", "status", "assignees", "labels", "due", "description")
+FIELDS = ("title", "status", "assignees", "labels", "due", "priority", "description")
 """The rows of the live view: the subject's fields the scenario edits (the description by its first line)."""
 TAIL = 10
 """Audit events in the live view: enough for one conflict's decision and the writes it caused."""
