@@ -267,6 +267,32 @@ def test_scopes_that_split_the_items_are_two_groups(tmp_path: Path) -> None:
     assert "2 sync groups" in result.stderr
 
 
+BAD_VARIABLES = {
+    "infinite-poll-interval-variable": ("SYNCD_POLL_INTERVAL_S", "inf", "Input should be a finite number (got 'inf')"),
+    "workers-not-a-number-variable": ("SYNCD_WORKERS", "many", "Input should be a valid integer"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_VARIABLES))
+def test_a_bad_environment_setting_is_named_by_its_variable(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SYNCD_<NAME> overrides syncd.yaml, so its error names the variable, not the file's line (which is right)."""
+    variable, value, words = BAD_VARIABLES[name]
+    for each in [each for each in os.environ if each.startswith("SYNCD_")]:
+        monkeypatch.delenv(each)
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(app, ["check", "--config", "config", "--mappings", "mappings"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {variable}: {words}"), line
+    assert "syncd.yaml" not in line
+
+
 # ----- a store that cannot be opened ---------------------------------------------------------------------------
 
 UNREACHABLE = "postgresql+psycopg://nobody:hunter2@127.0.0.1:1/syncd"
