@@ -298,7 +298,16 @@ def test_a_bad_environment_setting_is_named_by_its_variable(
 UNREACHABLE = "postgresql+psycopg://nobody:hunter2@127.0.0.1:1/syncd"
 
 
-@pytest.mark.parametrize("command", ["once", "plan", "status", "audit", "conflicts list", "quarantine list", "run"])
+STORE_COMMANDS = [
+    "once", "plan", "status", "run", "web",
+    "audit", "audit verify", "audit head", "audit reindex",
+    "conflicts list", "conflicts show X",
+    "quarantine list", "quarantine retry X",
+    "guard list", "guard show X", "guard confirm X --by a", "guard reject X --by a",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS)
 def test_an_unavailable_store_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
     """Every command that opens the store says so in one line, password masked, exit 2 (not 480 lines of traceback)."""
     env = {
