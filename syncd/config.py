@@ -317,7 +317,7 @@ class OidcSettings(_Strict):
 
 
 class MassChange(_Strict):
-    """When the archives, unlinks or recreates toward an endpoint are a mass change held for a person.
+    """When the archives, deletes, unlinks or recreates toward an endpoint are a mass change held for a person.
 
     Held when those of one pass, with those applied toward it in the last ``window_s`` seconds, exceed both
     ``max_items`` and ``max_share`` of the endpoint's linked items (see :mod:`syncd.guard`).
