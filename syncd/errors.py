@@ -56,6 +56,7 @@ becomes a MappingProblem, data, not an error) and the demo's control-flow signal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -98,8 +99,8 @@ class SettingError(InputError):
 class ConfigError(InputError):
     """Every problem of every configuration file (``file:line: message``) and environment setting."""
 
-    def __init__(self, errors: list[FileError | SettingError]) -> None:
-        self.errors = errors
+    def __init__(self, errors: Sequence[FileError | SettingError]) -> None:
+        self.errors = list(errors)
         super().__init__("\n".join(str(error) for error in errors))
 
 
