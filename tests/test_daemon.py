@@ -57,12 +57,23 @@ def free_port() -> int:
 class DaemonProcess:
     """A running `syncd run`: its URL, its log lines (parsed), and signals."""
 
-    def __init__(self, env: dict[str, str], mappings: Path = ROOT / "mappings") -> None:
+    def __init__(
+        self, env: dict[str, str], mappings: Path = ROOT / "mappings", limits: Callable[[], None] | None = None
+    ) -> None:
+        """Start it; ``limits`` runs in the child before syncd does (resource limits the test imposes)."""
         self.secrets = [
             v for k, v in env.items() if k.startswith("SYNCD_") and ("TOKEN" in k or "SECRET" in k or "KEY" in k)
         ]
         command = [str(SYNCD), "run", "--config", env["CONFIG_DIR"], "--mappings", str(mappings)]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A test's resource limit is one setrlimit call in the child: it takes no lock another thread could hold.
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=limits,  # noqa: PLW1509
+        )
         self.logs: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -348,6 +349,68 @@ def test_a_store_path_under_a_file_is_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [f"error: cannot create the store's directory {tmp_path}/a-file: File exists"]
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """For a child process: no file it writes may grow past ``limit`` bytes (RLIMIT_FSIZE, as a full disk would).
+
+    The write fails with EFBIG (Python ignores SIGXFSZ); SQLite reports it as "disk I/O error".
+    """
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.fixture
+def unwritable(sandbox: Sandbox, tmp_path: Path) -> tuple[dict[str, str], int]:
+    """The sandbox's environment and a migrated store; the size its file has (no file may grow past it)."""
+    for emulator in sandbox.emulators:
+        emulator.rate_limits_enabled = False
+    env = {**sandbox_environment(sandbox, tmp_path), "SYNCD_LISTEN": "127.0.0.1:0", "SYNCD_POLL_INTERVAL_S": "1"}
+    store = Store(env["SYNCD_STORE"])
+    store.migrate()
+    store.close()
+    return env, (tmp_path / "syncd.db").stat().st_size
+
+
+def test_a_store_that_cannot_grow_mid_pass_is_one_line_and_exit_2(unwritable: tuple[dict[str, str], int]) -> None:
+    """The store's files may not grow past what migrating left: `once` takes the lease, and the first pass's
+    writes fail part-way through; one line naming the store and the database's reason, exit 2, no traceback.
+    `plan` writes nothing, so it still plans (exit 0)."""
+    env, size = unwritable
+    args = ["--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
+    done = subprocess.run(
+        [str(SYNCD), "once", *args], env=env, capture_output=True, text=True, timeout=120, check=False,
+        preexec_fn=file_size_limit(size),
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2, done.stderr
+    assert errors == [f"error: cannot write to the store {env['SYNCD_STORE']}: disk I/O error"], done.stderr
+    plan = subprocess.run(
+        [str(SYNCD), "plan", *args], env=env, capture_output=True, text=True, timeout=120, check=False,
+        preexec_fn=file_size_limit(size),
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+
+
+def test_a_daemon_whose_store_cannot_grow_says_so_and_keeps_trying(unwritable: tuple[dict[str, str], int]) -> None:
+    """`syncd run` on the same store: each pass fails in one log line naming the database's reason (no traceback),
+    /readyz is 503 naming StoreUnavailable for every endpoint, and the daemon keeps polling (space freed, it
+    resumes: a full disk is no reason to exit); SIGTERM still exits 0."""
+    env, size = unwritable
+    with DaemonProcess(env, limits=file_size_limit(size)) as running:
+        failed = running.wait_logged("pass", kind="full", outcome="error", timeout_s=60)
+        assert failed["error"] == "cannot write to the store: disk I/O error"
+        answer = wait_for(lambda: (r := running.get("/readyz")).status_code == 503 and r.json(), 20, "/readyz 503")
+        assert set(answer["not_ready"].values()) == {"last poll failed: StoreUnavailable"}
+        wait_for(lambda: len(running.logged("lease", outcome="error")) >= 2, 20, "later turns to try again")
+        assert running.process.poll() is None
+        running.signal(signal.SIGTERM)
+        assert running.wait(timeout_s=30) == 0
+    # DaemonProcess's exit checks: no log line carries an exception or a traceback
 
 
 def test_sigterm_is_prompt_while_an_alias_bomb_is_reloaded(tmp_path: Path) -> None:
