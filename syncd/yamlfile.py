@@ -108,7 +108,8 @@ class _BoundedLoader(yaml.SafeLoader):
 def read_text(path: Path) -> str:
     """A regular file of at most MAX_BYTES, strictly UTF-8 with no NUL; FileError naming the line otherwise."""
     try:
-        with path.open("rb") as file:
+        # Non-blocking, or opening a named pipe nobody writes would wait forever (`syncd check`, a reload).
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
             if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                 raise FileError(path, None, "not a regular file: point at a file syncd can read")
             data = file.read(MAX_BYTES + 1)

@@ -171,6 +171,7 @@ class Daemon:
 
     def _reload_unless_stopping(self) -> None:
         if not self._stopping.is_set():
+            log.info("reload.started")  # reading the files can take seconds: a SIGTERM meanwhile is not held
             self.reload()
 
     def _abandon_start(self) -> None:

@@ -187,6 +187,16 @@ def big_credential_file(root: Path) -> None:
     department.write_text(department.read_text().replace("{env: SYNCD_JIRA_TOKEN}", f"{{file: {root / 'token'}}}"))
 
 
+def fifo(file: str) -> Callable[[Path], None]:
+    """An edit of the tree: ``file`` replaced by a named pipe nobody writes (opening it to read would block)."""
+
+    def apply(root: Path) -> None:
+        (root / file).unlink()
+        os.mkfifo(root / file)
+
+    return apply
+
+
 @dataclass(frozen=True)
 class BadTree:
     """A configuration whose files are each right but wrong together, and the one line that must say so."""
@@ -222,6 +232,9 @@ BAD_TREES = {
         ("--config", "config", "--mappings", "mappings"),
         f"{JIRA_YAML}:7: ",
         ("is larger than 64 KiB: not a credential",),
+    ),
+    "syncd-yaml-a-named-pipe": BadTree(
+        fifo(SYNCD_YAML), ("--config", "config", "--mappings", "mappings"), f"{SYNCD_YAML}: ", ("not a regular file",)
     ),
     "mappings-directory-missing": BadTree(
         lambda root: None, ("--config", "config", "--mappings", "/nonexistent"), "/nonexistent: ", ("no such mappings directory",)  # noqa: E501
@@ -415,17 +428,7 @@ def test_a_daemon_whose_store_cannot_grow_says_so_and_keeps_trying(unwritable: t
 
 def test_sigterm_is_prompt_while_an_alias_bomb_is_reloaded(tmp_path: Path) -> None:
     """SIGHUP with a 'billion laughs' file: rejected at once, the daemon keeps running; a SIGTERM then drains it."""
-    config = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")},
-        "CONFIG_DIR": str(config),
-        "SYNCD_STORE": f"sqlite:///{tmp_path / 'syncd.db'}",
-        "SYNCD_LISTEN": "127.0.0.1:0",
-        "SYNCD_POLL_INTERVAL_S": "600",
-        **{f"SYNCD_{name}": "unused" for name in ("JIRA_TOKEN", "TRELLO_KEY", "TRELLO_TOKEN", "ASANA_TOKEN")},
-    }
-    (tmp_path / "mappings").mkdir()  # no group, so no pass is in flight to drain: only the reload could hold SIGTERM
+    config, env = idle_daemon_environment(tmp_path)
     with DaemonProcess(env, tmp_path / "mappings") as running:
         (config / "syncd.yaml").write_text((config / "syncd.yaml").read_text() + LAUGHS)
         started = time.monotonic()
@@ -439,6 +442,41 @@ def test_sigterm_is_prompt_while_an_alias_bomb_is_reloaded(tmp_path: Path) -> No
         started = time.monotonic()
         assert running.wait(timeout_s=20) == 0
         assert time.monotonic() - started < 10
+
+
+def test_sigterm_is_prompt_while_a_slow_reload_is_still_reading(tmp_path: Path) -> None:
+    """SIGHUP with a 1 MiB syncd.yaml of 60,000 small lists (valid YAML, under every limit, seconds of parsing),
+    then SIGTERM while the reload thread still parses it: the daemon exits 0 within 3 s, the reload unfinished."""
+    config, env = idle_daemon_environment(tmp_path)
+    lists = "".join(f"  - [{n}, {n}, {n}, {n}]\n" for n in range(60_000))
+    big = ((config / "syncd.yaml").read_text() + "spare:\n" + lists)[:1_040_000]
+    with DaemonProcess(env, tmp_path / "mappings") as running:
+        (config / "syncd.yaml").write_text(big[: big.rindex("\n") + 1])
+        running.signal(signal.SIGHUP)
+        running.wait_logged("reload.started", timeout_s=10)
+        time.sleep(0.5)  # well into the parse
+        running.signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert running.wait(timeout_s=30) == 0
+        assert time.monotonic() - started < 3
+        assert not running.logged("reload.rejected"), "the reload finished before the SIGTERM: make it slower"
+        assert not running.logged("reload.applied")
+
+
+def idle_daemon_environment(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of config/ and the environment of a daemon with no group, so no pass is in flight to drain: only a
+    reload could hold a SIGTERM."""
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    (tmp_path / "mappings").mkdir()
+    return config, {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")},
+        "CONFIG_DIR": str(config),
+        "SYNCD_STORE": f"sqlite:///{tmp_path / 'syncd.db'}",
+        "SYNCD_LISTEN": "127.0.0.1:0",
+        "SYNCD_POLL_INTERVAL_S": "600",
+        **{f"SYNCD_{name}": "unused" for name in ("JIRA_TOKEN", "TRELLO_KEY", "TRELLO_TOKEN", "ASANA_TOKEN")},
+    }
 
 
 # ----- webhook deliveries to a running daemon ----------------------------------------------------------------
