@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from syncd.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-exported: its callers import it from here
-from syncd.errors import SyncdError
+from syncd.errors import SettingError, SyncdError
 from syncd.guard import Threshold
 from syncd.notices import KINDS, Kind, Route
 from syncd.redact import remember
@@ -317,7 +317,7 @@ class OidcSettings(_Strict):
 
 
 class MassChange(_Strict):
-    """When the archives, unlinks or recreates toward an endpoint are a mass change held for a person.
+    """When the archives, deletes, unlinks or recreates toward an endpoint are a mass change held for a person.
 
     Held when those of one pass, with those applied toward it in the last ``window_s`` seconds, exceed both
     ``max_items`` and ``max_share`` of the endpoint's linked items (see :mod:`syncd.guard`).
@@ -574,6 +574,14 @@ class Instance(BaseSettings):
         """The environment overrides the file (init values), so an operator can change a setting without an edit."""
         return (_Environment(settings_cls), init_settings)
 
+    @classmethod
+    def variable_of(cls, setting: str) -> str | None:
+        """The ``SYNCD_<NAME>`` variable that sets ``setting`` now, if one does: its mistakes are named by it."""
+        if setting == "audit_key" or setting not in cls.model_fields:
+            return None
+        wanted = f"syncd_{setting}"  # pydantic-settings matches the name in any case
+        return next((name for name in os.environ if name.lower() == wanted), None)
+
 
 class Config(_Strict):
     """The whole configuration directory, validated."""
@@ -622,13 +630,16 @@ def load_config(root: Path | str) -> Config:
         raise ConfigError(
             [FileError(root, None, "no such configuration directory: check --config (or run syncd init)")]
         )
-    errors: list[FileError] = []
+    errors: list[FileError | SettingError] = []
     instance: Instance | None = None
     instance_file = root / "syncd.yaml"
     try:
-        instance = load_yaml_model(instance_file, Instance) if instance_file.exists() else Instance()
+        text = None if instance_file.exists() else ""  # no file: the defaults and the environment
+        instance = load_yaml_model(instance_file, Instance, text, variable_of=Instance.variable_of)
     except FileError as error:
         errors.append(error)
+    except ConfigError as error:
+        errors += error.errors
     departments: dict[str, Department] = {}
     files: dict[str, Path] = {}
     for path in sorted((root / "departments").glob("*.yaml")):

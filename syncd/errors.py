@@ -5,7 +5,8 @@
     SyncdError
     ├── InputError                        what a person wrote or typed is wrong: fix it and run the command again
     │   ├── FileError                     a file a person wrote is wrong: path, line, fix (every problem at once)
-    │   ├── ConfigError                   every problem of a configuration directory, each a FileError
+    │   ├── SettingError                  a setting given as SYNCD_<NAME> in the environment is wrong: the variable
+    │   ├── ConfigError                   every problem of a configuration directory, each a FileError or SettingError
     │   ├── CheckFailed                   `syncd check` found problems (offline or online): each one, one a line
     │   ├── ScaffoldError                 `syncd init` cannot write a skeleton (a bad name, a file that exists)
     │   └── CommandRefused                an operator asked for what cannot be done (an unknown conflict id...)
@@ -55,6 +56,7 @@ becomes a MappingProblem, data, not an error) and the demo's control-flow signal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -82,11 +84,23 @@ class FileError(InputError):
         )
 
 
-class ConfigError(InputError):
-    """Every problem of every configuration file, each as ``file:line: message``."""
+class SettingError(InputError):
+    """A setting given in the environment (``SYNCD_<NAME>``) is wrong: named by its variable, not a file's line.
 
-    def __init__(self, errors: list[FileError]) -> None:
-        self.errors = errors
+    The variable overrides the file, so blaming the file's line would send a person to edit the wrong place.
+    """
+
+    def __init__(self, variable: str, message: str) -> None:
+        self.variable = variable
+        self.message = message
+        super().__init__(f"{variable}: {message}")
+
+
+class ConfigError(InputError):
+    """Every problem of every configuration file (``file:line: message``) and environment setting."""
+
+    def __init__(self, errors: Sequence[FileError | SettingError]) -> None:
+        self.errors = list(errors)
         super().__init__("\n".join(str(error) for error in errors))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from syncd.errors import ConfigError, SettingError
 from syncd.errors import FileError as FileError  # noqa: PLC0414 - re-exported: its callers import it from here
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -106,7 +108,8 @@ class _BoundedLoader(yaml.SafeLoader):
 def read_text(path: Path) -> str:
     """A regular file of at most MAX_BYTES, strictly UTF-8 with no NUL; FileError naming the line otherwise."""
     try:
-        with path.open("rb") as file:
+        # Non-blocking, or opening a named pipe nobody writes would wait forever (`syncd check`, a reload).
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
             if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                 raise FileError(path, None, "not a regular file: point at a file syncd can read")
             data = file.read(MAX_BYTES + 1)
@@ -288,9 +291,18 @@ def load_yaml_data(path: Path | str) -> object:
 
 
 def load_yaml_model(
-    path: Path | str, model: type[ModelT], text: str | None = None, context: dict[str, object] | None = None
+    path: Path | str,
+    model: type[ModelT],
+    text: str | None = None,
+    context: dict[str, object] | None = None,
+    variable_of: Callable[[str], str | None] | None = None,
 ) -> ModelT:
-    """Parse and validate one YAML file; raise FileError naming the file and line of every mistake."""
+    """Parse and validate one YAML file; raise FileError naming the file and line of every mistake.
+
+    ``variable_of`` names the environment variable that set a top-level setting, if one did (a settings model
+    reads ``SYNCD_<NAME>`` over the file): a mistake there is a SettingError naming the variable, since the file's
+    line is not what to fix; with mistakes of both kinds, a ConfigError holds them all.
+    """
     path = Path(path)
     root, data = _parse(path, read_text(path) if text is None else text)
     twice = _duplicates(root)
@@ -301,12 +313,23 @@ def load_yaml_model(
         return model.model_validate(data if data is not None else {}, context=context)
     except ValidationError as exc:
         problems = []
+        settings: list[FileError | SettingError] = []
         for error in exc.errors():
+            variable = variable_of(str(error["loc"][0])) if variable_of is not None and error["loc"] else None
+            if variable is not None:  # "'poll_interval_s': ..." named by its variable instead
+                described = _describe(error, tuple(error["loc"]))
+                settings.append(SettingError(variable, described.removeprefix(f"'{error['loc'][0]}': ")))
+                continue
             located = (error.get("ctx") or {}).get("error")
             loc = tuple(error["loc"]) + (located.loc if isinstance(located, Located) else ())
             node, shown = _locate(root, loc)
             at = node.start_mark.line + 1 if node is not None else 1
             problems.append((at, _describe(error, shown)))
         problems.sort(key=lambda problem: problem[0] or 0)
+        if settings:
+            if problems:
+                (line, message), *more = problems
+                settings.insert(0, FileError(path, line, message, more))
+            raise ConfigError(settings) from exc
         (line, message), *more = problems
         raise FileError(path, line, message, more) from exc

@@ -9,6 +9,7 @@ import pytest
 from sandbox.org import Sandbox
 from syncd.config import ConfigError, JiraConnection, Secret, TrelloConnection, load_config, schemas
 from syncd.errors import SyncdError
+from syncd.guard import Threshold
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,17 @@ class TestLoading:
         assert config.instance.poll_interval_s == 5
         assert config.instance.store == "sqlite:///x.db"
 
+    def test_a_department_mass_change_overrides_the_instance(self, tmp_path: Path) -> None:
+        """A department's `mass_change:` is its threshold; a department without one gets syncd.yaml's."""
+        write(tmp_path, "syncd.yaml", "mass_change: {max_items: 40, max_share: 0.5, window_s: 60}\n")
+        write(tmp_path, "departments/engineering.yaml", JIRA + "mass_change: {max_items: 3, max_share: 0.05}\n")
+        write(tmp_path, "departments/ops.yaml", JIRA.replace("ENG", "OPS"))
+        config = load_config(tmp_path)
+        assert config.mass_change(["engineering", "ops", "nobody"]) == {
+            "engineering": Threshold(max_items=3, max_share=0.05, window_s=600.0),
+            "ops": Threshold(max_items=40, max_share=0.5, window_s=60.0),
+        }
+
 
 class TestSecrets:
     def test_a_secret_comes_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,6 +112,14 @@ class TestErrors:
         assert "engineering.yaml:7: 'colour' is not a known setting: remove it" in text
         assert "sales.yaml:2: 'connection.board' is required but missing: add it" in text
         assert "not an e-mail: eli" in text
+
+    def test_a_bad_variable_is_named_not_the_file_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SYNCD_POLL_INTERVAL_S=inf over a right syncd.yaml: the error names the variable (the file is not wrong)."""
+        write(tmp_path, "syncd.yaml", "poll_interval_s: 30\n")
+        monkeypatch.setenv("SYNCD_POLL_INTERVAL_S", "inf")
+        with pytest.raises(ConfigError) as raised:
+            load_config(tmp_path)
+        assert str(raised.value) == "SYNCD_POLL_INTERVAL_S: Input should be a finite number (got 'inf')"
 
     def test_an_unknown_tool_is_named(self, tmp_path: Path) -> None:
         """tool: monday is refused, naming the tools syncd knows."""

@@ -57,12 +57,23 @@ def free_port() -> int:
 class DaemonProcess:
     """A running `syncd run`: its URL, its log lines (parsed), and signals."""
 
-    def __init__(self, env: dict[str, str], mappings: Path = ROOT / "mappings") -> None:
+    def __init__(
+        self, env: dict[str, str], mappings: Path = ROOT / "mappings", limits: Callable[[], None] | None = None
+    ) -> None:
+        """Start it; ``limits`` runs in the child before syncd does (resource limits the test imposes)."""
         self.secrets = [
             v for k, v in env.items() if k.startswith("SYNCD_") and ("TOKEN" in k or "SECRET" in k or "KEY" in k)
         ]
         command = [str(SYNCD), "run", "--config", env["CONFIG_DIR"], "--mappings", str(mappings)]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A test's resource limit is one setrlimit call in the child: it takes no lock another thread could hold.
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=limits,  # noqa: PLW1509
+        )
         self.logs: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -319,8 +330,9 @@ class TestMassChangeGuard:
         self, sandbox: Sandbox, polling: dict[str, str], connectors: dict[str, Connector]
     ) -> None:
         """6 of 29 cards archived in Trello, over a threshold of 3: /readyz stays 200 but degraded, naming both
-        guarded endpoints, the guard ids and why; an Asana rename still reaches Jira and Trello; after `syncd guard
-        confirm` (while the daemon runs) /readyz is no longer degraded and the next pass applies the held archives.
+        guarded endpoints, the guard ids and why, and `syncd status` on its store exits 1 naming them; an Asana
+        rename still reaches Jira and Trello; after `syncd guard confirm` (while the daemon runs) /readyz is no
+        longer degraded, the next pass applies the held archives and `syncd status` exits 0.
         """
         # A low threshold keeps the test short: the daemon paces its requests as in production.
         guarded = {**polling, "SYNCD_MASS_CHANGE": '{"max_items": 3, "max_share": 0.1, "window_s": 600}'}
@@ -366,6 +378,9 @@ class TestMassChangeGuard:
                 "the Asana rename in Jira and Trello",
             )
             assert not any(archived_mirrors(connectors, guarded["SYNCD_STORE"], gone).values())
+            status = syncd(guarded, "status", mappings=False)  # the CLI on the running daemon's store
+            assert status.returncode == 1, status.stderr
+            assert all(f"syncd guard show {guard['id']}" in status.stdout + status.stderr for guard in held.values())
 
             for guard in held.values():
                 done = syncd(guarded, "guard", "confirm", guard["id"], "--by", "ops@corp.example", mappings=False)
@@ -377,6 +392,8 @@ class TestMassChangeGuard:
             assert (said["ready"], said["not_ready"], said["degraded"]) == (True, {}, False)
             wait_for(lambda: unsettled(guarded["SYNCD_STORE"]) == 0, 30, "the next pass to apply both guards")
             assert all(archived_mirrors(connectors, guarded["SYNCD_STORE"], gone).values())
+            status = syncd(guarded, "status", mappings=False)
+            assert status.returncode == 0, status.stdout + status.stderr
             daemon.signal(signal.SIGTERM)
             assert daemon.wait() == 0
 

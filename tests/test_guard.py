@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from syncd.guarding import restorable
 from syncd.mapping import Group
 from syncd.store import Store
 from syncd.store import guards as stored
-from tests.syncd_env import run
+from tests.syncd_env import ROOT, run
 
 ELI = "eli@corp.example"
 GUS = "gus@corp.example"
@@ -194,13 +195,20 @@ class TestArchiveInTrello:
             assert stored.active(tx) == []
 
     def test_reject_keeps_the_mirrors_reopens_the_cards_and_nothing_flaps(self, world: World) -> None:
-        """`guard reject`: the Jira and Asana mirrors stay active, Eli's 24 cards are reopened in their lists
-        (audited as restores naming who rejected), and two more passes write nothing."""
+        """`guard reject`: audited as `guard` events `rejected` by the person; the Jira and Asana mirrors stay
+        active, Eli's 24 cards are reopened in their lists (audited as restores naming who rejected), and two more
+        passes write nothing."""
         gone = archive_24_cards(world)
         lists = statuses(world, "sales", gone)
         world.run()
-        for guard in pending(world.store).values():
+        guards = pending(world.store)
+        for guard in guards.values():
             assert cli(world, "guard", "reject", guard.id, "--by", "ops@corp.example")[0] == 0
+        decisions = [e.event for e in events(world.store) if e.event.kind == "guard" and e.event.person]
+        assert sorted((e.endpoint or "", e.outcome, e.person) for e in decisions) == [
+            ("engineering", "rejected", "ops@corp.example"),
+            ("marketing", "rejected", "ops@corp.example"),
+        ]
         assert world.run().ok
         for _ in range(2):
             report = world.run()
@@ -410,6 +418,23 @@ class TestBelowThreshold:
         report = Pass(world.group, world.connectors, world.store, mass_change=thresholds).run()
         assert len(report.held) == 3
         assert sorted(pending(world.store)) == ["engineering"]
+        assert archived(world, "engineering", world.items[:3]) == [False] * 3
+
+    def test_the_department_files_threshold_decides_what_syncd_once_holds(self, world: World) -> None:
+        """syncd.yaml lets 20 archives through; engineering.yaml holds more than 2 (and 5 %): `syncd once` after
+        three archives in Trello opens a guard for Jira (its department's threshold) and none for Asana (the
+        instance's), exiting 1; the three items wait whole, as a held item does."""
+        config = Path(world.environment["CONFIG_DIR"])
+        (config / "syncd.yaml").write_text("mass_change: {max_items: 20, max_share: 0.9}\n")
+        engineering = config / "departments" / "engineering.yaml"
+        engineering.write_text(engineering.read_text() + "\nmass_change: {max_items: 2, max_share: 0.05}\n")
+        for each in world.items[:3]:
+            world.sandbox.trello.act_as(ELI).archive(each["sales"])
+        code, said = cli(world, "once", "--mappings", str(ROOT / "mappings"))
+        assert code == 1, said
+        guards = pending(world.store)
+        assert sorted(guards) == ["engineering"]
+        assert "more than 2 and 5%" in guards["engineering"].reason
         assert archived(world, "engineering", world.items[:3]) == [False] * 3
 
 

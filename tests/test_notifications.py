@@ -28,6 +28,7 @@ from syncd.cli import app
 from syncd.config import Config, ConfigError, load_config
 from syncd.daemon.notifier import Notifier, register_secrets, targets
 from syncd.engine import Pass, endpoint_key
+from syncd.errors import FileError
 from syncd.mapping import Group, compile_group
 from syncd.notices import NO_LINK, Outbox, Queued, message
 from syncd.redact import redact
@@ -273,6 +274,7 @@ class TestConfiguration:
             targets(config)
         (error,) = raised.value.errors
         assert str(error).startswith(f"{Path(environment['CONFIG_DIR']) / 'departments' / 'sales.yaml'}:")
+        assert isinstance(error, FileError)
         assert error.line is not None
         assert "notify target sales/1: the URL in $SYNCD_NOTIFY_SALES is not one Apprise can send to" in str(error)
         assert "secret-webhook-token" not in str(error)

@@ -70,24 +70,25 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
                 return {member: connector_for(config.departments[member]) for member in members}
 
             version = config_version(config_dir, mappings_dir)
-            lease = None if dry_run else leases.take(group.name, wait_s=wait_s)
-            try:
-                run = Pass(
-                    group,
-                    build(),
-                    store,
-                    config_version=version,
-                    pool=pool,
-                    connectors_for_thread=build,
-                    lease=lease,
-                    mass_change=config.mass_change(group.codecs),
-                    outbox=None if dry_run else Outbox(config.routes()),  # `plan` queues no notification
-                )
-                reports.append(run.run(dry_run=dry_run))
-            except SQLAlchemyError as error:  # the store went away or filled up mid-pass
+            try:  # the store may go away or fill up at any write: the lease's, the pass's, the release's
+                lease = None if dry_run else leases.take(group.name, wait_s=wait_s)
+                try:
+                    run = Pass(
+                        group,
+                        build(),
+                        store,
+                        config_version=version,
+                        pool=pool,
+                        connectors_for_thread=build,
+                        lease=lease,
+                        mass_change=config.mass_change(group.codecs),
+                        outbox=None if dry_run else Outbox(config.routes()),  # `plan` queues no notification
+                    )
+                    reports.append(run.run(dry_run=dry_run))
+                finally:
+                    leases.release(group.name)
+            except SQLAlchemyError as error:
                 raise unavailable(config.instance.store, error, "write to") from error
-            finally:
-                leases.release(group.name)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from syncd.config import Config
 from syncd.connector import Capabilities
 from syncd.daemon import web
@@ -24,7 +26,7 @@ from syncd.daemon.health import Readiness
 from syncd.daemon.logs import configure_logging, log
 from syncd.daemon.metrics import AUDIT_HEAD_EVERY_S, Metrics, ObserveRequests, ShareBudgets, log_audit_head
 from syncd.daemon.notifier import Notifier
-from syncd.daemon.passes import Passes
+from syncd.daemon.passes import Passes, store_failed
 from syncd.daemon.runtime import ConnectorFactory, load_runtime, reload_runtime
 from syncd.daemon.scheduler import Scheduler
 from syncd.daemon.sharing import Sharing
@@ -169,6 +171,7 @@ class Daemon:
 
     def _reload_unless_stopping(self) -> None:
         if not self._stopping.is_set():
+            log.info("reload.started")  # reading the files can take seconds: a SIGTERM meanwhile is not held
             self.reload()
 
     def _abandon_start(self) -> None:
@@ -247,6 +250,8 @@ class Daemon:
         """Let go of every group lease at once; a store that does not answer lets them expire instead."""
         try:
             self.leases.close()
+        except SQLAlchemyError as error:
+            log.error("shutdown.leases", outcome="error", error=str(store_failed(error)))
         except Exception:
             log.exception("shutdown.leases", outcome="error")
 

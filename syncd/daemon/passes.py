@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from syncd.connector import Connector
 from syncd.daemon.health import Readiness
 from syncd.daemon.logs import log
@@ -28,10 +30,22 @@ from syncd.daemon.runtime import ConnectorFactory, Runtime
 from syncd.daemon.scheduler import Job, Scheduler
 from syncd.daemon.sharing import Sharing
 from syncd.engine import Pass
-from syncd.errors import LeaseLost, SyncdError
+from syncd.errors import LeaseLost, StoreUnavailable, SyncdError
 from syncd.mapping import Group
 from syncd.notices import Outbox
 from syncd.store import Lease, Store
+
+
+def store_failed(error: SQLAlchemyError) -> StoreUnavailable:
+    """The database's reason in one line (the driver's message, not SQLAlchemy's dump of the statement).
+
+    A store that fills up or goes away mid-run is a state to report (log, /readyz) and retry on the next turn,
+    not an unexpected failure with a traceback: freeing space or restarting the database lets the daemon resume.
+    """
+    reason = str(getattr(error, "orig", None) or error)
+    return StoreUnavailable(
+        "cannot write to the store: " + "; ".join(part.strip() for part in reason.splitlines() if part.strip())
+    )
 
 
 class Passes:
@@ -160,6 +174,11 @@ class Passes:
         started = self._clock()
         try:
             lease = self._lease(group.name)
+        except SQLAlchemyError as error:  # the store cannot be written (full, gone): next turn, and /readyz says so
+            failed = store_failed(error)
+            self._readiness.polled(runtime, group, failed)
+            log.error("lease", group=group.name, outcome="error", error=str(failed))
+            return
         except Exception:
             log.exception("lease", group=group.name, outcome="error")  # the store did not answer: next turn
             return
@@ -191,12 +210,13 @@ class Passes:
             duration = round(self._clock() - started, 3)
             log.warning("pass", group=group.name, kind=kind, outcome="fenced", error=str(error), duration_s=duration)
             return
-        except SyncdError as error:
+        except (SyncdError, SQLAlchemyError) as caught:
+            failed = caught if isinstance(caught, SyncdError) else store_failed(caught)
             self._metrics.failed(group.name)
             if job.hints is None:
-                self._readiness.polled(runtime, group, error)
+                self._readiness.polled(runtime, group, failed)
             duration = round(self._clock() - started, 3)
-            log.error("pass", group=group.name, kind=kind, outcome="error", error=str(error), duration_s=duration)
+            log.error("pass", group=group.name, kind=kind, outcome="error", error=str(failed), duration_s=duration)
             return
         except Exception:
             self._metrics.failed(group.name)

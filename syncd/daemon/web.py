@@ -174,13 +174,15 @@ class Server(TcpWSGIServer):  # type: ignore[misc] # waitress has no type hints
         self.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
 
-def serve(listen: str, app: Served, *, max_body_bytes: int = 1_048_576) -> tuple[Server, str]:
+def serve(
+    listen: str, app: Served, *, max_body_bytes: int = 1_048_576, connection_limit: int = CONNECTION_LIMIT
+) -> tuple[Server, str]:
     """Serve ``app`` on ``listen`` (host:port) from a background thread; the server and the URL it serves on.
 
     The webhook route refuses (and counts) bodies over ``max_body_bytes`` itself; the server refuses with 413,
     before buffering them, bodies over twice that (waitress reads a whole body before the app runs, so this is
-    what bounds memory and disk). Raises SyncdError for a malformed ``listen``, OSError when the address cannot be
-    bound.
+    what bounds memory and disk). ``connection_limit``: :data:`CONNECTION_LIMIT` (a test sets a smaller one to
+    reach it quickly). Raises SyncdError for a malformed ``listen``, OSError when the address cannot be bound.
     """
     host, port = _split_listen(listen)
     # Bound here, not by waitress: a port in use is then an OSError the CLI reports, with the daemon's wording.
@@ -188,7 +190,7 @@ def serve(listen: str, app: Served, *, max_body_bytes: int = 1_048_576) -> tuple
     try:
         adjustments = Adjustments(
             threads=THREADS,
-            connection_limit=CONNECTION_LIMIT,
+            connection_limit=connection_limit,
             channel_timeout=IDLE_TIMEOUT_S,
             cleanup_interval=1,  # how often timeouts are checked: the default 30 s would triple IDLE_TIMEOUT_S
             max_request_header_size=MAX_HEADER_BYTES,

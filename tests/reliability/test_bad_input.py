@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -186,6 +187,16 @@ def big_credential_file(root: Path) -> None:
     department.write_text(department.read_text().replace("{env: SYNCD_JIRA_TOKEN}", f"{{file: {root / 'token'}}}"))
 
 
+def fifo(file: str) -> Callable[[Path], None]:
+    """An edit of the tree: ``file`` replaced by a named pipe nobody writes (opening it to read would block)."""
+
+    def apply(root: Path) -> None:
+        (root / file).unlink()
+        os.mkfifo(root / file)
+
+    return apply
+
+
 @dataclass(frozen=True)
 class BadTree:
     """A configuration whose files are each right but wrong together, and the one line that must say so."""
@@ -221,6 +232,9 @@ BAD_TREES = {
         ("--config", "config", "--mappings", "mappings"),
         f"{JIRA_YAML}:7: ",
         ("is larger than 64 KiB: not a credential",),
+    ),
+    "syncd-yaml-a-named-pipe": BadTree(
+        fifo(SYNCD_YAML), ("--config", "config", "--mappings", "mappings"), f"{SYNCD_YAML}: ", ("not a regular file",)
     ),
     "mappings-directory-missing": BadTree(
         lambda root: None, ("--config", "config", "--mappings", "/nonexistent"), "/nonexistent: ", ("no such mappings directory",)  # noqa: E501
@@ -267,12 +281,47 @@ def test_scopes_that_split_the_items_are_two_groups(tmp_path: Path) -> None:
     assert "2 sync groups" in result.stderr
 
 
+BAD_VARIABLES = {
+    "infinite-poll-interval-variable": ("SYNCD_POLL_INTERVAL_S", "inf", "Input should be a finite number (got 'inf')"),
+    "workers-not-a-number-variable": ("SYNCD_WORKERS", "many", "Input should be a valid integer"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_VARIABLES))
+def test_a_bad_environment_setting_is_named_by_its_variable(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SYNCD_<NAME> overrides syncd.yaml, so its error names the variable, not the file's line (which is right)."""
+    variable, value, words = BAD_VARIABLES[name]
+    for each in [each for each in os.environ if each.startswith("SYNCD_")]:
+        monkeypatch.delenv(each)
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(app, ["check", "--config", "config", "--mappings", "mappings"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {variable}: {words}"), line
+    assert "syncd.yaml" not in line
+
+
 # ----- a store that cannot be opened ---------------------------------------------------------------------------
 
 UNREACHABLE = "postgresql+psycopg://nobody:hunter2@127.0.0.1:1/syncd"
 
 
-@pytest.mark.parametrize("command", ["once", "plan", "status", "audit", "conflicts list", "quarantine list", "run"])
+STORE_COMMANDS = [
+    "once", "plan", "status", "run", "web",
+    "audit", "audit verify", "audit head", "audit reindex",
+    "conflicts list", "conflicts show X",
+    "quarantine list", "quarantine retry X",
+    "guard list", "guard show X", "guard confirm X --by a", "guard reject X --by a",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS)
 def test_an_unavailable_store_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
     """Every command that opens the store says so in one line, password masked, exit 2 (not 480 lines of traceback)."""
     env = {
@@ -315,19 +364,71 @@ def test_a_store_path_under_a_file_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.splitlines() == [f"error: cannot create the store's directory {tmp_path}/a-file: File exists"]
 
 
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """For a child process: no file it writes may grow past ``limit`` bytes (RLIMIT_FSIZE, as a full disk would).
+
+    The write fails with EFBIG (Python ignores SIGXFSZ); SQLite reports it as "disk I/O error".
+    """
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.fixture
+def unwritable(sandbox: Sandbox, tmp_path: Path) -> tuple[dict[str, str], int]:
+    """The sandbox's environment and a migrated store; the size its file has (no file may grow past it)."""
+    for emulator in sandbox.emulators:
+        emulator.rate_limits_enabled = False
+    env = {**sandbox_environment(sandbox, tmp_path), "SYNCD_LISTEN": "127.0.0.1:0", "SYNCD_POLL_INTERVAL_S": "1"}
+    store = Store(env["SYNCD_STORE"])
+    store.migrate()
+    store.close()
+    return env, (tmp_path / "syncd.db").stat().st_size
+
+
+def test_a_store_that_cannot_grow_mid_pass_is_one_line_and_exit_2(unwritable: tuple[dict[str, str], int]) -> None:
+    """The store's files may not grow past what migrating left: `once` takes the lease, and the first pass's
+    writes fail part-way through; one line naming the store and the database's reason, exit 2, no traceback.
+    `plan` writes nothing, so it still plans (exit 0)."""
+    env, size = unwritable
+    args = ["--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
+    done = subprocess.run(
+        [str(SYNCD), "once", *args], env=env, capture_output=True, text=True, timeout=120, check=False,
+        preexec_fn=file_size_limit(size),
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2, done.stderr
+    assert errors == [f"error: cannot write to the store {env['SYNCD_STORE']}: disk I/O error"], done.stderr
+    plan = subprocess.run(
+        [str(SYNCD), "plan", *args], env=env, capture_output=True, text=True, timeout=120, check=False,
+        preexec_fn=file_size_limit(size),
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+
+
+def test_a_daemon_whose_store_cannot_grow_says_so_and_keeps_trying(unwritable: tuple[dict[str, str], int]) -> None:
+    """`syncd run` on the same store: each pass fails in one log line naming the database's reason (no traceback),
+    /readyz is 503 naming StoreUnavailable for every endpoint, and the daemon keeps polling (space freed, it
+    resumes: a full disk is no reason to exit); SIGTERM still exits 0."""
+    env, size = unwritable
+    with DaemonProcess(env, limits=file_size_limit(size)) as running:
+        failed = running.wait_logged("pass", kind="full", outcome="error", timeout_s=60)
+        assert failed["error"] == "cannot write to the store: disk I/O error"
+        answer = wait_for(lambda: (r := running.get("/readyz")).status_code == 503 and r.json(), 20, "/readyz 503")
+        assert set(answer["not_ready"].values()) == {"last poll failed: StoreUnavailable"}
+        wait_for(lambda: len(running.logged("lease", outcome="error")) >= 2, 20, "later turns to try again")
+        assert running.process.poll() is None
+        running.signal(signal.SIGTERM)
+        assert running.wait(timeout_s=30) == 0
+    # DaemonProcess's exit checks: no log line carries an exception or a traceback
+
+
 def test_sigterm_is_prompt_while_an_alias_bomb_is_reloaded(tmp_path: Path) -> None:
     """SIGHUP with a 'billion laughs' file: rejected at once, the daemon keeps running; a SIGTERM then drains it."""
-    config = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")},
-        "CONFIG_DIR": str(config),
-        "SYNCD_STORE": f"sqlite:///{tmp_path / 'syncd.db'}",
-        "SYNCD_LISTEN": "127.0.0.1:0",
-        "SYNCD_POLL_INTERVAL_S": "600",
-        **{f"SYNCD_{name}": "unused" for name in ("JIRA_TOKEN", "TRELLO_KEY", "TRELLO_TOKEN", "ASANA_TOKEN")},
-    }
-    (tmp_path / "mappings").mkdir()  # no group, so no pass is in flight to drain: only the reload could hold SIGTERM
+    config, env = idle_daemon_environment(tmp_path)
     with DaemonProcess(env, tmp_path / "mappings") as running:
         (config / "syncd.yaml").write_text((config / "syncd.yaml").read_text() + LAUGHS)
         started = time.monotonic()
@@ -341,6 +442,41 @@ def test_sigterm_is_prompt_while_an_alias_bomb_is_reloaded(tmp_path: Path) -> No
         started = time.monotonic()
         assert running.wait(timeout_s=20) == 0
         assert time.monotonic() - started < 10
+
+
+def test_sigterm_is_prompt_while_a_slow_reload_is_still_reading(tmp_path: Path) -> None:
+    """SIGHUP with a 1 MiB syncd.yaml of 60,000 small lists (valid YAML, under every limit, seconds of parsing),
+    then SIGTERM while the reload thread still parses it: the daemon exits 0 within 3 s, the reload unfinished."""
+    config, env = idle_daemon_environment(tmp_path)
+    lists = "".join(f"  - [{n}, {n}, {n}, {n}]\n" for n in range(60_000))
+    big = ((config / "syncd.yaml").read_text() + "spare:\n" + lists)[:1_040_000]
+    with DaemonProcess(env, tmp_path / "mappings") as running:
+        (config / "syncd.yaml").write_text(big[: big.rindex("\n") + 1])
+        running.signal(signal.SIGHUP)
+        running.wait_logged("reload.started", timeout_s=10)
+        time.sleep(0.5)  # well into the parse
+        running.signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert running.wait(timeout_s=30) == 0
+        assert time.monotonic() - started < 3
+        assert not running.logged("reload.rejected"), "the reload finished before the SIGTERM: make it slower"
+        assert not running.logged("reload.applied")
+
+
+def idle_daemon_environment(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of config/ and the environment of a daemon with no group, so no pass is in flight to drain: only a
+    reload could hold a SIGTERM."""
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    (tmp_path / "mappings").mkdir()
+    return config, {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")},
+        "CONFIG_DIR": str(config),
+        "SYNCD_STORE": f"sqlite:///{tmp_path / 'syncd.db'}",
+        "SYNCD_LISTEN": "127.0.0.1:0",
+        "SYNCD_POLL_INTERVAL_S": "600",
+        **{f"SYNCD_{name}": "unused" for name in ("JIRA_TOKEN", "TRELLO_KEY", "TRELLO_TOKEN", "ASANA_TOKEN")},
+    }
 
 
 # ----- webhook deliveries to a running daemon ----------------------------------------------------------------

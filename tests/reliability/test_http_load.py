@@ -14,8 +14,9 @@ import shutil
 import socket
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,7 +24,7 @@ import requests
 
 from connectors.webhooks import DeliveryLog
 from sandbox.org import Sandbox
-from syncd.daemon.web import IDLE_TIMEOUT_S, REQUEST_DEADLINE_S
+from syncd.daemon.web import IDLE_TIMEOUT_S, MAX_HEADER_BYTES, REQUEST_DEADLINE_S, serve, stop
 from tests.reliability import sandbox_environment
 from tests.syncd_env import ROOT
 from tests.test_daemon import DaemonProcess, wait_for
@@ -180,8 +181,106 @@ def test_a_trickling_client_is_dropped_at_the_request_deadline(daemon: DaemonPro
     assert REQUEST_DEADLINE_S - 1 <= closed_at <= REQUEST_DEADLINE_S + 8
 
 
+def assert_still_bounded(daemon: DaemonProcess, idle: int, what: str) -> None:
+    """After a load: no thread more than 2 above ``idle``, /healthz p50 under 100 ms and p99 under 1 s."""
+    took = healthz_latencies(daemon, 50)
+    now = threads(daemon)
+    print(
+        f"\nafter {what}: threads {idle} -> {now}; /healthz p50 {statistics.median(took) * 1000:.1f} ms "
+        f"p99 {percentile(took, 0.99) * 1000:.1f} ms",
+        flush=True,
+    )
+    assert now <= idle + 2
+    assert statistics.median(took) < 0.1
+    assert percentile(took, 0.99) < 1.0
+
+
+def test_a_client_trickling_its_body_is_dropped_at_the_request_deadline(daemon: DaemonProcess) -> None:
+    """Headers whole, a Content-Length of 1,000, then a body byte every few seconds: dropped at the deadline."""
+    client = socket.create_connection(address(daemon), timeout=5)
+    started = time.monotonic()
+    try:
+        client.sendall(
+            b"POST /webhooks/engineering HTTP/1.1\r\nHost: syncd\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        client.settimeout(IDLE_TIMEOUT_S / 2)
+        closed_at = None
+        while time.monotonic() - started < REQUEST_DEADLINE_S + 10:
+            try:
+                client.sendall(b" ")
+                if client.recv(4096) == b"":
+                    closed_at = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue  # still open, still trickling
+            except (BrokenPipeError, ConnectionResetError):
+                closed_at = time.monotonic() - started
+                break
+    finally:
+        client.close()
+    print(f"\nclient trickling its body dropped after {closed_at} s", flush=True)
+    assert closed_at is not None
+    assert REQUEST_DEADLINE_S - 1 <= closed_at <= REQUEST_DEADLINE_S + 8
+
+
+def test_an_oversized_header_is_refused_with_431(daemon: DaemonProcess) -> None:
+    """Request line and headers of 64 KiB (the limit, which waitress counts as reached): 431 and the connection
+    closed; the next request is served. Exactly the limit, so the server has read every byte when it answers
+    (more would be unread at its close, and the kernel would reset the connection over the answer)."""
+    start = b"GET /healthz HTTP/1.1\r\nHost: syncd\r\nX-Padding: "
+    request = start + b"a" * (MAX_HEADER_BYTES - len(start) - 4) + b"\r\n\r\n"
+    assert len(request) == MAX_HEADER_BYTES
+    with socket.create_connection(address(daemon), timeout=10) as client:
+        client.sendall(request)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    assert answer.split(b"\r\n")[0] == b"HTTP/1.0 431 Request Header Fields Too Large", answer[:200]
+    assert daemon.get("/healthz").status_code == 200
+
+
+class Hello:
+    """A WSGI application that answers 200 at once: the server's limits are what is measured."""
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+
+def test_connections_past_the_cap_wait_until_one_closes() -> None:
+    """syncd's server with a cap of 20: 20 clients holding a connection each, a 21st is not answered (it waits in
+    the backlog: no descriptor, no thread); once they close, it is answered at once."""
+    cap = 20
+    server, url = serve("127.0.0.1:0", Hello(), connection_limit=cap)
+    try:
+        parts = urlsplit(url)
+        assert parts.port is not None
+        held = [socket.create_connection(("127.0.0.1", parts.port), timeout=5) for _ in range(cap)]
+        try:
+            for client in held:
+                client.sendall(b"GET / HTTP/1.1\r\n")  # a request begun, never finished
+            time.sleep(0.5)
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                requests.get(url + "/", timeout=(5, 2))
+            served = len(server.active_channels)
+        finally:
+            for client in held:
+                client.close()
+        started = time.monotonic()
+        assert requests.get(url + "/", timeout=10).status_code == 200
+        waited = time.monotonic() - started
+    finally:
+        stop(server)
+    print(f"\nconnection cap {cap}: {served} connections held, the next answered {waited:.2f} s after they closed")
+    assert served <= cap
+    assert waited < 3
+
+
 def test_unknown_paths_share_one_metric_series(daemon: DaemonProcess) -> None:
-    """2,000 unauthenticated POSTs to made-up paths: 404 each, one shared series, /metrics size unchanged."""
+    """2,000 unauthenticated POSTs to made-up paths: 404 each, one shared series, /metrics size unchanged; then
+    threads and /healthz latency as before."""
+    idle = threads(daemon)
     before = daemon.get("/metrics").content
     with requests.Session() as session:
         for n in range(UNKNOWN_PATHS):
@@ -197,10 +296,13 @@ def test_unknown_paths_share_one_metric_series(daemon: DaemonProcess) -> None:
     assert f'syncd_webhooks_total{{department="other",outcome="unknown_department"}} {UNKNOWN_PATHS}.0' in series
     assert not [line for line in series if "nobody-" in line]
     assert len(after.encode()) < len(before) + 1024
+    assert_still_bounded(daemon, idle, f"{UNKNOWN_PATHS} unknown paths")
 
 
 def test_a_replayed_signed_body_with_a_new_identifier_starts_no_pass(daemon: DaemonProcess) -> None:
-    """The identifier header is not signed: a replay that changes it is still the same signed body."""
+    """The identifier header is not signed: a replay that changes it is still the same signed body; then threads
+    and /healthz latency as before."""
+    idle = threads(daemon)
     body = json.dumps(
         {"timestamp": int(time.time() * 1000), "webhookEvent": "jira:issue_updated", "issue": {"key": "ENG-1"}}
     ).encode()
@@ -221,6 +323,7 @@ def test_a_replayed_signed_body_with_a_new_identifier_starts_no_pass(daemon: Dae
     assert (old.status_code, old.json()) == (200, {"outcome": "no_refs"})  # signed two hours ago: a replay
     time.sleep(0.6)  # three debounce intervals: a queued hint would have run by now
     assert hinted_passes(daemon) == passes + 1
+    assert_still_bounded(daemon, idle, "21 replays")
 
 
 def test_a_deeply_nested_body_is_refused_without_a_traceback(daemon: DaemonProcess) -> None:

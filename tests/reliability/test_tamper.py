@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import shutil
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from syncd.store import Store
 from syncd.store.schema import audit, audit_head
 from tests.reliability import sandbox_environment
 from tests.syncd_env import syncd
+from tests.test_daemon import DaemonProcess
 
 CARD = "Bulk seat pricing for resellers"
 KEY = "test audit key, kept out of the database"
@@ -262,6 +264,33 @@ class TestRemovals:
             f"{copy.count} was written: events were removed from the end and the head moved back\n"
         )
         assert verify(copy.env, "--checkpoint", copy.checkpoint) == (1, "", expected)
+
+    def test_the_daemons_audit_head_log_lines_are_checkpoints(self, copy: Chain, tmp_path: Path) -> None:
+        """`syncd run` logs `audit.head` at start and at exit; those log lines, unchanged, in a file are checkpoints
+        `verify` holds the chain to: ok as written, and the rewound truncation above is caught by them."""
+        (tmp_path / "mappings").mkdir()  # no group: the daemon only starts, logs its head and stops
+        env = {**copy.env, "SYNCD_LISTEN": "127.0.0.1:0", "SYNCD_POLL_INTERVAL_S": "600"}
+        with DaemonProcess(env, tmp_path / "mappings") as running:
+            running.wait_logged("audit.head", timeout_s=30)
+            running.signal(signal.SIGTERM)
+            assert running.wait() == 0
+        lines = [line for line in running.raw if json.loads(line).get("event") == "audit.head"]
+        assert len(lines) >= 2, running.raw  # at start and at shutdown (and each minute)
+        logged = tmp_path / "syncd.log"
+        logged.write_text("".join(lines))
+        expected_ok = (0, f"audit chain ok: {copy.count} events, {len(lines)} checkpoints held\n", "")
+        assert verify(copy.env, "--checkpoint", str(logged)) == expected_ok
+        cut = copy.count - 3
+
+        def rewind(connection: Connection) -> None:
+            connection.execute(delete(audit).where(audit.c.seq > cut))
+            last = connection.execute(select(audit.c.hash).where(audit.c.seq == cut)).scalar_one()
+            connection.execute(update(audit_head).values(seq=cut, hash=last))
+
+        tamper(copy.store, rewind)
+        code, out, err = verify(copy.env, "--checkpoint", str(logged))
+        assert (code, out) == (1, "")
+        assert err.startswith(f"audit chain broken at event {cut + 1}: the chain ends at event {cut}, but a "), err
 
     def test_a_head_moved_back_over_rows_is_named(self, copy: Chain) -> None:
         """Moving only the head back leaves events past it: the first of them is named."""
