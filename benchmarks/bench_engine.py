@@ -8,7 +8,10 @@
    process of its own (``spawn``: syncd's cost alone, as against three real services answering independently; the
    figure the target is about), then from this process, where they compete with syncd for the interpreter: the two
    in the same run give their ratio (``x in-proc``) on a loaded machine too. For each, the pass without the time the
-   three full listings take when timed on their own.
+   three full listings take when timed on their own. With the emulators apart, their CPU time during each pass is
+   printed too (``tools CPU s``, from ``/proc/<pid>/stat``): syncd's CPU time is its own cost, and on a machine
+   with few cores, where syncd and the emulators share them, the two together divided by the cores is a floor
+   under the pass's wall time that no overlap of waiting and work can go below.
 2. The pure planner: :func:`syncd.merge.plan` over synthetic items (a quarter each unchanged, edited at one member,
    edited at two members (a conflict) and new), built from a real base the dry run left in the store.
 3. Memory: a store with 100,000 items, each linked at the three members with its base values (written through the
@@ -33,6 +36,7 @@ import contextlib
 import dataclasses
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -78,19 +82,29 @@ def serve(items: int, pipe: Connection) -> None:
             pipe.recv()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user and system) the processes ``pids`` have used so far, from ``/proc/<pid>/stat``."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+    return total
+
+
 @contextlib.contextmanager
-def emulators(items: int, *, separate: bool) -> Iterator[Address]:
+def emulators(items: int, *, separate: bool) -> Iterator[tuple[Address, list[int]]]:
     """The address of the backfill seed's emulators (budgets off): in this process, or one process per tool.
 
     Separate, each tool is served by a child of its own (each child starts the whole seeded sandbox and serves one
     tool of it to syncd), as three services answer independently: one process serving all three would make each
-    tool's listing wait for the others' rendering under that process's interpreter lock.
+    tool's listing wait for the others' rendering under that process's interpreter lock. Also yielded: the
+    children's process ids (none in this process), whose CPU time is the tools' share of a pass.
     """
     if not separate:
         with Sandbox(backfill_seed(items)) as sandbox:
             for emulator in sandbox.emulators:
                 emulator.rate_limits_enabled = False
-            yield address_of(sandbox)
+            yield address_of(sandbox), []
         return
     context = multiprocessing.get_context("spawn")
     children = []
@@ -106,15 +120,19 @@ def emulators(items: int, *, separate: bool) -> Iterator[Address]:
                 raise SystemExit("an emulators' process did not start within 300 s")
             found.append(mine.recv())
         jira, trello, asana = found
-        yield dataclasses.replace(
-            jira,
-            trello_url=trello.trello_url,
-            trello_key=trello.trello_key,
-            trello_token=trello.trello_token,
-            trello_board=trello.trello_board,
-            asana_url=asana.asana_url,
-            asana_token=asana.asana_token,
-            asana_project=asana.asana_project,
+        pids = [child.pid for _, child in children if child.pid is not None]
+        yield (
+            dataclasses.replace(
+                jira,
+                trello_url=trello.trello_url,
+                trello_key=trello.trello_key,
+                trello_token=trello.trello_token,
+                trello_board=trello.trello_board,
+                asana_url=asana.asana_url,
+                asana_token=asana.asana_token,
+                asana_project=asana.asana_project,
+            ),
+            pids,
         )
     finally:
         for mine, child in children:
@@ -130,7 +148,7 @@ def dry_run(items: int, workers: int, *, separate: bool) -> tuple[dict[str, Any]
     ``separate``: the emulators serve from a process of their own (syncd's cost alone), else from this one.
     """
     group = compile_group(ROOT / "mappings" / "launch-requests.yaml", TOOLS, CAPABILITIES)
-    with tempfile.TemporaryDirectory() as folder, emulators(items, separate=separate) as where:
+    with tempfile.TemporaryDirectory() as folder, emulators(items, separate=separate) as (where, tools):
         store = Store(f"sqlite:///{Path(folder) / 'syncd.db'}")
         store.migrate()
         main_set = sandbox_connectors(where, paced=False)
@@ -156,12 +174,15 @@ def dry_run(items: int, workers: int, *, separate: bool) -> tuple[dict[str, Any]
                 connector.changes(None)
             read_s = min(read_s, time.perf_counter() - started)
         richtext.clear_memo()  # cold: as a fresh `syncd plan` process converts every text
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, served = time.perf_counter(), time.process_time(), cpu_seconds(tools)
         report = Pass(group, main_set, store).run(dry_run=True)
         pass_s, pass_cpu = time.perf_counter() - started, time.process_time() - cpu
-        started, cpu = time.perf_counter(), time.process_time()  # warm: a running daemon, these texts converted before
+        pass_tools = cpu_seconds(tools) - served
+        # warm: a running daemon, these texts converted before
+        started, cpu, served = time.perf_counter(), time.process_time(), cpu_seconds(tools)
         again = Pass(group, main_set, store).run(dry_run=True)
         warm_s, warm_cpu = time.perf_counter() - started, time.process_time() - cpu
+        warm_tools = cpu_seconds(tools) - served
         assert len(again.plans) == len(report.plans)
         store.close()
     planned = len(report.plans)
@@ -178,6 +199,8 @@ def dry_run(items: int, workers: int, *, separate: bool) -> tuple[dict[str, Any]
         "warm_per_s": round(planned / warm_s, 1),
         "pass_cpu_s": round(pass_cpu, 2),
         "warm_cpu_s": round(warm_cpu, 2),
+        "pass_tools_cpu_s": round(pass_tools, 2) if separate else None,
+        "warm_tools_cpu_s": round(warm_tools, 2) if separate else None,
     }
     return row, template
 
@@ -306,7 +329,7 @@ def main() -> int:
     dry, pure, store = result["dry_run"], result["pure"], result["store"]
     print(
         f"\n{'what':<44}{'items':>9}{'seconds':>9}{'items/s':>11}{'x before':>10}{'target':>8}"
-        f"{'x in-proc':>11}{'CPU s':>8}{'per CPU s':>11}"
+        f"{'x in-proc':>11}{'CPU s':>8}{'per CPU s':>11}{'tools CPU s':>13}"
     )
     rows = (
         ("dry-run pass, each tool served by a process", "separate", "pass"),
@@ -320,11 +343,19 @@ def main() -> int:
         rate = run["per_s" if kind == "pass" else "warm_per_s"]
         other = runs["in_process"]["per_s" if kind == "pass" else "warm_per_s"]
         ratio = f"{rate / other:>11.2f}" if where == "separate" else f"{'':>11}"  # to this run's in-process figure
-        cpu = run[f"{kind}_cpu_s"]
+        cpu, tools = run[f"{kind}_cpu_s"], run[f"{kind}_tools_cpu_s"]
         print(
             f"{label:<44}{run['planned']:>9}{run[f'{kind}_s']:>9}{rate:>11}{rate / BEFORE['dry_run']:>10.1f}"
             f"{TARGET['dry_run']:>8.0f}{ratio}{cpu:>8}{run['planned'] / max(cpu, 1e-9):>11.1f}"
+            f"{'' if tools is None else tools:>13}"
         )
+    cores = os.cpu_count() or 1
+    print(
+        f"{'  CPU of syncd and the tools, over ' + str(cores) + ' cores':<44}{dry['planned']:>9}"
+        f"{(dry['pass_cpu_s'] + dry['pass_tools_cpu_s']) / cores:>9.2f}"
+        f"{dry['planned'] * cores / (dry['pass_cpu_s'] + dry['pass_tools_cpu_s']):>11.1f}"
+        "   (the wall time no overlap can beat here, cold)"
+    )
     for where, run in runs.items():
         print(
             f"{'  without the full listings (' + where.replace('_', ' ') + ')':<44}{run['planned']:>9}"
