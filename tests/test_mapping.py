@@ -478,6 +478,14 @@ class TestPriorityInLabels:
         path.write_text(text or self.FILE)
         return compile_group(path, TOOLS, CAPABILITIES)
 
+    def test_a_label_change_is_no_priority_change_in_the_history(self, tmp_path: Path) -> None:
+        """The history says that labels changed, not which: at Sales it is a labels change only, never a person
+        setting the priority (which a `latest` rule would weigh against another member's real change)."""
+        group = self.compiled(tmp_path)
+        changed = [FieldChange("labels", T0, False, "eli@corp.example"), FieldChange("priority", T0, False, "ana@x")]
+        assert [c.field for c in group.codecs["sales"].history(changed)] == ["labels"]
+        assert [c.field for c in group.codecs["engineering"].history(changed)] == ["labels", "priority"]
+
     def test_reading_one_label_none_or_several(self, tmp_path: Path) -> None:
         """One priority label is the priority, none is empty, several are reported and left out; none is a label."""
         sales = self.compiled(tmp_path).codecs["sales"]
