@@ -48,13 +48,17 @@ class TestFencedPass:
     def test_a_pass_fenced_out_mid_write_is_finished_by_the_next_holder(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
     ) -> None:
-        """A's lease runs out while a create's answer is late; B takes over: A stops, B recovers it, no duplicate."""
+        """A's lease runs out while a create's answer is late; B takes over: A stops, B recovers it, no duplicate.
+
+        The lease outlives the read and plan stages by far (a loaded machine took over half a second for them, and
+        a lease lost before the create is journaled tests nothing here); the create's answer outlives the lease.
+        """
         before = _titles(sandbox)
-        lease = store.acquire(group.name, A, 0.5)
+        lease = store.acquire(group.name, A, 2.0)
         assert lease is not None
-        sandbox.jira.faults.add(FaultRule(kind="delay_after", delay_ms=1500, times=1, method="POST", path="/issue$"))
+        sandbox.jira.faults.add(FaultRule(kind="delay_after", delay_ms=4000, times=1, method="POST", path="/issue$"))
         taken: list[Lease | None] = []
-        takeover = threading.Timer(0.9, lambda: taken.append(store.acquire(group.name, B, 60)))
+        takeover = threading.Timer(2.5, lambda: taken.append(store.acquire(group.name, B, 60)))
         takeover.start()
         with pytest.raises(LeaseLost):
             Pass(group, connectors, store, lease=lease).run()
