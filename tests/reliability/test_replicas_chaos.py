@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.org import Sandbox
+from syncd.audit import events
 from syncd.store import Store
 from tests.reliability.workload import (
     Workload,
@@ -172,6 +173,14 @@ def test_three_replicas_lose_nothing_when_one_is_killed_and_one_stopped(
             group = shipped_group()
             problems = check_converged(group, connectors(sandbox), store) + check_nothing_lost(workload, group, store)
             problems += check_marked(sandbox, before)
+            for sync_id in sorted({problem.sync_id for problem in problems if problem.sync_id}):
+                print(f"audit of {sync_id}:")  # what was written there, and why: the cause beside the verdict
+                for recorded in events(store, sync_id=sync_id):
+                    e = recorded.event
+                    print(
+                        f"  {e.at:%H:%M:%S.%f} {e.kind} {e.endpoint} {e.field or ''} {e.old!r} -> {e.new!r} "
+                        f"origin={e.origin} rule={e.rule} outcome={e.outcome} {e.message or ''}"
+                    )
         finally:
             store.close()
     verdict(problems)
