@@ -30,6 +30,16 @@ def _writes(store: Store, sync_id: str, name: str) -> dict[str, AuditEvent]:
     return found
 
 
+def _priority_conflict(store: Store, card: str) -> tuple[str, AuditEvent]:
+    """The item of a Trello card, and the one conflict over its priority the audit log holds."""
+    sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("sales") == card)
+    assert sync_id is not None
+    (decided,) = [
+        e.event for e in events(store, sync_id=sync_id) if e.event.kind == "conflict" and e.event.field == "priority"
+    ]
+    return sync_id, decided
+
+
 class TestAttribution:
     def test_a_decided_due_date_names_its_author_and_the_lead(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
@@ -126,13 +136,7 @@ class TestAttribution:
         sandbox.clock.advance(3600)
         sandbox.trello.act_as("eli@corp.example").update_card(card.id, desc="Checked by Eli.")
         run(group, connectors, store)
-        sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("sales") == card.id)
-        assert sync_id is not None
-        (decided,) = [
-            e.event
-            for e in events(store, sync_id=sync_id)
-            if e.event.kind == "conflict" and e.event.field == "priority"
-        ]
+        sync_id, decided = _priority_conflict(store, card.id)
         assert (decided.rule, decided.new, decided.origin) == ("latest", "high", "marketing")
         assert decided.people == {"priority": "gus@corp.example"}
         priorities = _writes(store, sync_id, "priority")
@@ -162,13 +166,7 @@ class TestAttribution:
         eli.set_custom_field(card.id, "Priority", "Low")
         eli.set_custom_field(card.id, "Priority", "Medium")
         run(group, connectors, store)
-        sync_id = next(e.event.sync_id for e in events(store) if e.event.refs.get("sales") == card.id)
-        assert sync_id is not None
-        (decided,) = [
-            e.event
-            for e in events(store, sync_id=sync_id)
-            if e.event.kind == "conflict" and e.event.field == "priority"
-        ]
+        sync_id, decided = _priority_conflict(store, card.id)
         assert (decided.new, decided.origin, decided.people) == ("medium", "sales", {"priority": "eli@corp.example"})
         priorities = _writes(store, sync_id, "priority")
         assert set(priorities) == {"marketing"}

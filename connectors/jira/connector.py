@@ -754,13 +754,14 @@ class JiraConnector(ConnectorBase[JIRA]):
         has no conditional write), so an edit made meanwhile, say a person moving it, is planned again rather than
         overwritten; what remains is the window of that one request.
         """
-        if isinstance(fields.get("labels"), LabelPart):
-            fields = self._whole_labels(fields, self._read(ref))  # the labels a part leaves as they are
+        # The labels a part leaves as they are; that read's version then serves the check (no second read).
+        current = self._read(ref) if isinstance(fields.get("labels"), LabelPart) else None
+        fields = self._whole_labels(fields, current) if current is not None else fields
         body = self._write_fields(fields)
         if fields.get("status"):
             self._move(ref, str(fields["status"]), expected_version)
         else:
-            self._check_version(ref, expected_version)
+            self._check_version(ref, expected_version, current.version if current is not None else None)
         if body:
             self._edit(ref, "PUT", f"issue/{ref}", {"fields": body})
         return self._read(ref)

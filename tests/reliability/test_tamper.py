@@ -8,6 +8,7 @@ an auditor would run it. The attacker has database write access, not the key nor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -80,6 +81,13 @@ def copy(chain: tuple[dict[str, str], Path, str], tmp_path: Path) -> Chain:
 def verify(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     done = syncd(env, "audit", "verify", *args, mappings=False)
     return done.returncode, done.stdout, done.stderr
+
+
+def rewind(cut: int, connection: Connection) -> None:
+    """`DELETE FROM audit WHERE seq > cut` plus one `UPDATE audit_head`: a valid, shorter chain."""
+    connection.execute(delete(audit).where(audit.c.seq > cut))
+    last = connection.execute(select(audit.c.hash).where(audit.c.seq == cut)).scalar_one()
+    connection.execute(update(audit_head).values(seq=cut, hash=last))
 
 
 def tamper(store: Store, change: Callable[[Connection], object]) -> None:
@@ -251,13 +259,7 @@ class TestRemovals:
     def test_a_truncation_with_the_head_rewound_is_named_by_the_checkpoint(self, copy: Chain) -> None:
         """`DELETE ... WHERE seq > N` plus one `UPDATE audit_head`: a valid shorter chain, but not the checkpoint's."""
         cut = copy.count - 3
-
-        def rewind(connection: Connection) -> None:
-            connection.execute(delete(audit).where(audit.c.seq > cut))
-            last = connection.execute(select(audit.c.hash).where(audit.c.seq == cut)).scalar_one()
-            connection.execute(update(audit_head).values(seq=cut, hash=last))
-
-        tamper(copy.store, rewind)
+        tamper(copy.store, functools.partial(rewind, cut))
         assert verify(copy.env)[0] == 0, "without a checkpoint a rewound chain is indistinguishable (documented)"
         expected = (
             f"audit chain broken at event {cut + 1}: the chain ends at event {cut}, but a checkpoint says event "
@@ -281,13 +283,7 @@ class TestRemovals:
         expected_ok = (0, f"audit chain ok: {copy.count} events, {len(lines)} checkpoints held\n", "")
         assert verify(copy.env, "--checkpoint", str(logged)) == expected_ok
         cut = copy.count - 3
-
-        def rewind(connection: Connection) -> None:
-            connection.execute(delete(audit).where(audit.c.seq > cut))
-            last = connection.execute(select(audit.c.hash).where(audit.c.seq == cut)).scalar_one()
-            connection.execute(update(audit_head).values(seq=cut, hash=last))
-
-        tamper(copy.store, rewind)
+        tamper(copy.store, functools.partial(rewind, cut))
         code, out, err = verify(copy.env, "--checkpoint", str(logged))
         assert (code, out) == (1, "")
         assert err.startswith(f"audit chain broken at event {cut + 1}: the chain ends at event {cut}, but a "), err
