@@ -9,6 +9,8 @@ the whole daemon has exactly one policy:
   documented budget, so syncd stays under the limit instead of bouncing off it;
 - a :class:`~syncd.errors.RetriableError` is retried with exponential backoff and jitter, waiting at least what
   the service's Retry-After asked for (seconds or an HTTP date);
+- no request is sent under a group's lease that may have run out by the process's own clock
+  (:mod:`syncd.tenure`): a replica paused past its lease sends nothing when it resumes;
 - a request that is not idempotent (a create, a comment, a transition: any POST that makes something) is never
   retried: an answer that says nothing about whether it was applied (any 5xx, a timeout, a dropped connection,
   a body that cannot be read) becomes :class:`~syncd.errors.OutcomeUnknown`, and the caller looks before it
@@ -30,6 +32,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_base, wait_exponential_jitter
 
+from syncd import tenure
 from syncd.errors import (
     ConnectionFailed,
     ConnectorError,
@@ -301,6 +304,7 @@ def call(
     def attempt() -> T:
         for each in buckets:
             each.acquire(cost)
+        tenure.check()  # after the wait for a token: a pass whose lease may have run out meanwhile sends nothing
         try:
             result = attempt_once()
         except Exception as error:

@@ -1,8 +1,10 @@
-"""Injectable crash points, so tests can kill a pass exactly where a real crash would hurt most.
+"""Injectable crash points, so tests can kill or pause a pass exactly where a real failure would hurt most.
 
 ``SYNCD_CRASH_AT=after-create`` kills the process (SIGKILL: no cleanup, no flush, like a power cut) the first
-time the executor reaches that point; ``after-create:3`` the third time. The points are :data:`POINTS`,
-:data:`WITHIN_WRITES`, :data:`NOTIFIER`. Unset, a crash point costs one dictionary lookup.
+time the executor reaches that point; ``after-create:3`` the third time. ``SYNCD_STOP_AT`` takes the same points
+and stops the process instead (SIGSTOP, every thread at once: a frozen VM, a process paused by its host), for the
+test to resume with SIGCONT. The points are :data:`POINTS`, :data:`WITHIN_WRITES`, :data:`NOTIFIER`. Unset, a
+crash point costs two dictionary lookups.
 """
 
 from __future__ import annotations
@@ -28,20 +30,24 @@ NOTIFIER = ("before-notify",)
 """The notifier's point: an event's outbox rows committed and claimed, the message not sent yet (a crash there must
 neither lose nor repeat it; tests/test_daemon_notifications.py)."""
 
-_reached: Counter[str] = Counter()
+_reached: Counter[tuple[str, str]] = Counter()
 _lock = threading.Lock()
 
 
 def crash_point(name: str) -> None:
-    """Kill this process here if ``SYNCD_CRASH_AT`` names this point (and this is the named occurrence)."""
-    wanted = os.environ.get("SYNCD_CRASH_AT")
-    if not wanted:
-        return
-    point, _, nth = wanted.partition(":")
-    if point != name:
-        return
-    with _lock:
-        _reached[name] += 1
-        count = _reached[name]
-    if count == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Kill (``SYNCD_CRASH_AT``) or stop (``SYNCD_STOP_AT``) this process here if the variable names this point.
+
+    ``point:n`` acts the n-th time the point is reached (the first without it).
+    """
+    for variable, sent in (("SYNCD_CRASH_AT", signal.SIGKILL), ("SYNCD_STOP_AT", signal.SIGSTOP)):
+        wanted = os.environ.get(variable)
+        if not wanted:
+            continue
+        point, _, nth = wanted.partition(":")
+        if point != name:
+            continue
+        with _lock:
+            _reached[variable, name] += 1
+            count = _reached[variable, name]
+        if count == int(nth or 1):
+            os.kill(os.getpid(), sent)

@@ -15,8 +15,10 @@ The stages, in the order of DESIGN.md's data flow, each in its own module:
 
 Given the group's ``lease``, every stage gets the store's fenced view (:meth:`syncd.store.Store.fenced`): each of
 the pass's transactions checks the fencing token first, so a pass whose lease was lost (it stalled past the TTL,
-another process took the group) raises LeaseLost at its next commit and stops, never striking an item. What it
-journaled and did not commit is resolved by the next holder's recovery, as after a crash.
+another process took the group) raises LeaseLost at its next commit and stops, never striking an item. The
+tools cannot check a token, so with the lease's ``tenure`` every request is first checked against the lease by
+this process's own clock (:mod:`syncd.tenure`): a pass paused past its lease sends nothing when it resumes. What
+it journaled and did not commit is resolved by the next holder's recovery, as after a crash.
 
 A member whose tool cannot be read is left out of the pass, not the group: the others sync between themselves
 and it catches up from its own cursor.
@@ -25,6 +27,7 @@ and it catches up from its own cursor.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import functools
 import threading
 from collections import defaultdict
@@ -50,6 +53,7 @@ from syncd.reading import Found, Reader
 from syncd.recovery import Recovery
 from syncd.redact import redact
 from syncd.store import Lease, Store
+from syncd.tenure import Tenure, holding
 
 __all__ = ["FOLD_ROUNDS", "Pass", "PassReport", "endpoint_key"]
 
@@ -92,10 +96,14 @@ class Pass:
         pool: concurrent.futures.Executor | None = None,
         connectors_for_thread: Callable[[], Mapping[str, Connector]] | None = None,
         lease: Lease | None = None,
+        tenure: Tenure | None = None,
         mass_change: Mapping[str, Threshold] | None = None,
         outbox: Outbox | None = None,
     ) -> None:
         """Set up a pass; with ``pool``, items are applied in parallel; with ``lease``, every commit is fenced.
+
+        ``tenure`` is that lease by this process's clock (:meth:`syncd.leasing.Leases.tenure`): every request to a
+        tool is checked against it first, so a pass whose process was paused past the lease sends nothing more.
 
         ``mass_change``: member -> its mass-change threshold (the defaults where none is given). ``outbox``: where
         held conflicts, quarantined items, guards and failing endpoints are queued for notification, in the
@@ -111,6 +119,7 @@ class Pass:
         self.group = group
         self.connectors = connectors
         self.store = store.fenced(lease) if lease is not None else store
+        self.tenure = tenure
         self.config_version = config_version
         self.pool = pool
         self.connectors_for_thread = connectors_for_thread
@@ -156,6 +165,10 @@ class Pass:
         they are folded into this pass as a further targeted round, read, planned and applied at once, instead of
         waiting for this pass to end and another to be scheduled (see :meth:`_fold`).
         """
+        with holding(self.tenure):
+            return self._run(dry_run=dry_run, hints=hints, follow=follow)
+
+    def _run(self, *, dry_run: bool, hints: Hints | None, follow: Callable[[], Hints | None] | None) -> PassReport:
         replan, skip, decisions = self._carried_over(dry_run=dry_run)
         found = self.reader.read(hints=hints, replan=replan, skip=skip)
         work = self._plan_all(found, decisions)
@@ -305,7 +318,10 @@ class Pass:
             return {m: _raised(outcome) for m, outcome in outcomes.items()}
 
         if self.pool is not None and len(wanted) > 1:
-            futures = [self.pool.submit(item, sync_id, members) for sync_id, members in wanted.items()]
+            futures = [
+                self.pool.submit(contextvars.copy_context().run, item, sync_id, members)
+                for sync_id, members in wanted.items()
+            ]
             for future in futures:
                 for member, rows in future.result().items():
                     for sync_id, history in rows.items():
@@ -384,7 +400,8 @@ class Pass:
             if not stop.is_set():
                 self._apply(stages(), decided, item)
 
-        futures = [pool.submit(one, decided, item) for decided, item in work]
+        # Each in a copy of this context: the lease's tenure and the audit's collections follow the item's thread.
+        futures = [pool.submit(contextvars.copy_context().run, one, decided, item) for decided, item in work]
         error: BaseException | None = None
         for future in concurrent.futures.as_completed(futures):
             failure = future.exception()

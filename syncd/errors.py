@@ -176,6 +176,25 @@ class LeaseLost(StoreError):
         self.token = token
 
 
+class LeaseLapsed(LeaseLost):
+    """The lease may run out before a request could be applied, by this process's own clock: nothing is sent.
+
+    Raised before a request to a tool (:mod:`syncd.tenure`). As any LeaseLost, the pass stops, and what it
+    journaled is resolved by the group's next holder (this process again, if the store still has it as holder).
+    """
+
+    def __init__(self, group: str, token: int, left_s: float, ttl_s: float) -> None:
+        StoreError.__init__(
+            self,
+            f"group {group}: lease {token} "
+            + ("ran out" if left_s <= 0 else f"has only {left_s:.1f} s left")
+            + f" of its {ttl_s:g} s TTL by this process's clock (it was paused, or the store did not answer its "
+            "renewals); nothing more is sent to the tools, and this pass stops",
+        )
+        self.group = group
+        self.token = token
+
+
 def holder_host_pid(holder: str) -> tuple[str, str]:
     """The host and pid a replica id (``host:pid:suffix``) names."""
     host, _, rest = holder.rpartition(":")[0].rpartition(":")

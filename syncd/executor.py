@@ -312,7 +312,9 @@ class Executor:
         tell, OutcomeUnknown keeps the create journaled whatever the failure was, so recovery looks again on the
         next pass instead of a replan creating a second mirror.
         """
-        if not isinstance(step, Create) or (isinstance(failure, ConnectorError) and failure.nothing_written):
+        if not isinstance(step, Create) or isinstance(failure, LeaseLost):
+            return None  # fenced out: the look is a request too; the next holder's recovery finds what was made
+        if isinstance(failure, ConnectorError) and failure.nothing_written:
             return None
         try:
             fields, _ = self.group.codecs[step.endpoint].encode(step.values, create=True)

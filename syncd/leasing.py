@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 
 from syncd.errors import LeaseHeld, holder_host_pid
 from syncd.store import Lease, Store
+from syncd.tenure import Tenure, clock
 
 
 def replica_id() -> str:
@@ -99,6 +100,7 @@ class Leases:
         self.holder = holder or replica_id()
         self._on_lost = on_lost
         self._held: dict[str, Lease] = {}
+        self._tenures: dict[str, Tenure] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -109,18 +111,25 @@ class Leases:
         A lease whose holder is a process of this host that no longer runs is released first (see :func:`gone`):
         the dead process can commit nothing, and what it left in the journal is recovered by this one's pass.
         """
+        sent = clock()
         lease = self.store.acquire(group, self.holder, self.ttl_s)
         if lease is None:
             now, rows = self.store.holders()
             current = next((row for row in rows if row.group == group and row.live(now)), None)
             if current is not None and current.holder != self.holder and gone(current.holder):
                 self.store.release(current)  # only if it is still that holder's, with that token
+                sent = clock()
                 lease = self.store.acquire(group, self.holder, self.ttl_s)
         with self._lock:
             if lease is None:
                 self._held.pop(group, None)
+                self._lose(group)
                 return None
             self._held[group] = lease
+            tenure = self._tenures.get(group)
+            if tenure is None:
+                tenure = self._tenures[group] = Tenure(group, lease.token, self.ttl_s)
+            tenure.secured(sent, lease.token)
             if self._renewer is None:
                 self._renewer = threading.Thread(target=self._renew, name="syncd-leases", daemon=True)
                 self._renewer.start()
@@ -149,10 +158,26 @@ class Leases:
         with self._lock:
             return self._held.get(group)
 
+    def tenure(self, group: str) -> Tenure | None:
+        """The group's lease by this process's clock, kept up to date as it is renewed (None: never taken).
+
+        A pass checks it before each request to a tool (:mod:`syncd.tenure`): a process paused past its lease
+        sends nothing more once it resumes.
+        """
+        with self._lock:
+            return self._tenures.get(group)
+
+    def _lose(self, group: str) -> None:
+        """Mark the group's tenure lost (under ``_lock``): a pass still running under it sends nothing more."""
+        tenure = self._tenures.get(group)
+        if tenure is not None:
+            tenure.lost()
+
     def release(self, group: str) -> None:
         """Let go of a group at once (no other process needs to wait for its TTL)."""
         with self._lock:
             lease = self._held.pop(group, None)
+            self._lose(group)
         if lease is not None:
             self.store.release(lease)
 
@@ -172,14 +197,19 @@ class Leases:
             with self._lock:
                 held = list(self._held.values())
             for lease in held:
+                sent = clock()
                 try:
                     kept = self.store.renew(lease)
                 except Exception:  # noqa: S112 - the store did not answer: try again next round; the fence guards commits
                     continue
-                if kept:
-                    continue
                 with self._lock:
+                    if kept:
+                        tenure = self._tenures.get(lease.group)
+                        if tenure is not None and self._held.get(lease.group) == lease:
+                            tenure.secured(sent, lease.token)
+                        continue
                     if self._held.get(lease.group) == lease:
                         del self._held[lease.group]
+                        self._lose(lease.group)
                 if self._on_lost is not None:
                     self._on_lost(lease)

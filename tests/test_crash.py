@@ -8,7 +8,10 @@ run writes nothing, the journal is empty, every mirror has exactly one create ev
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,7 @@ from sandbox.org import Sandbox
 from syncd.audit import events, verify
 from syncd.crash import POINTS
 from syncd.store import Store
-from tests.syncd_env import syncd
+from tests.syncd_env import ROOT, SYNCD, syncd
 
 NEW = "Partner launch kit"
 RENAMED = "Bulk seat pricing, after the crash"
@@ -216,3 +219,67 @@ def test_a_persons_move_made_while_syncd_was_down_is_not_overwritten_by_recovery
 
 def _label(sandbox: Sandbox, name: str) -> str:
     return next(label.id for label in sandbox.trello.state.labels.values() if label.name == name)
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP), as /proc says."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0] == "T"
+
+
+def test_a_pass_paused_past_its_lease_sends_nothing_when_it_resumes(
+    sandbox: Sandbox, environment: dict[str, str]
+) -> None:
+    """A process frozen mid-write past its lease must not finish that write over what its heir and a person did.
+
+    Farah moves a card to Done; a `syncd once` with a 2 s lease is frozen (SIGSTOP) one transition into Jira's
+    move, between two requests. Another `syncd once` waits the lease out, takes the group, finishes the move, and
+    then Ben moves the issue back to To Do (Engineering owns status). The frozen process, resumed, must send
+    nothing: its remaining transitions would walk Ben's move forward with no audit event (the store fences its
+    commit, the tools know no fence). It stops, saying its lease ran out; the next pass carries Ben's move to all.
+    """
+    env = {**environment, "SYNCD_LEASE_TTL_S": "2"}
+    assert syncd(env, "once").returncode == 0
+    title = "Bulk seat pricing for resellers"
+    card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+    sandbox.trello.act_as("farah@corp.example").move_card(card.id, "Done")
+    command = [str(SYNCD), "once", "--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
+    paused = subprocess.Popen(
+        command,
+        env={**env, "SYNCD_STOP_AT": "mid-transition"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _stopped(paused.pid):
+            assert paused.poll() is None, paused.communicate()
+            assert time.monotonic() < deadline, "the pass never reached its move"
+            time.sleep(0.05)
+        key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
+        assert issue.status == "In Progress"
+
+        heir = syncd(env, "once", "--wait", "30")  # waits out the frozen process's lease
+        assert heir.returncode == 0, heir.stderr
+        assert _statuses(sandbox, title) == ("Done", "Done", "Shipped")
+        sandbox.clock.advance(1)
+        sandbox.jira.act_as("ben@corp.example").transition(key, "To Do", resolution="Done")
+        seen = len(issue.histories)
+
+        paused.send_signal(signal.SIGCONT)
+        _, stderr = paused.communicate(timeout=60)
+    finally:
+        if paused.poll() is None:
+            paused.kill()
+            paused.communicate()
+    assert issue.histories[seen:] == [], [(h.author, h.items) for h in issue.histories[seen:]]
+    assert issue.status == "To Do"
+    assert paused.returncode == 2, stderr
+    assert "ran out" in stderr, stderr
+    assert "nothing more is sent to the tools" in stderr, stderr
+
+    after = syncd(env, "once")
+    assert after.returncode == 0, after.stderr
+    assert _statuses(sandbox, title) == ("To Do", "Requests", "Backlog")
+    assert " 0 writes" in syncd(env, "once").stderr

@@ -81,6 +81,7 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
                         pool=pool,
                         connectors_for_thread=build,
                         lease=lease,
+                        tenure=None if lease is None else leases.tenure(group.name),
                         mass_change=config.mass_change(group.codecs),
                         outbox=None if dry_run else Outbox(config.routes()),  # `plan` queues no notification
                     )

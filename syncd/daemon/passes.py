@@ -203,6 +203,7 @@ class Passes:
                 pool=self.apply_pool if parallel else None,
                 connectors_for_thread=(lambda: self._connectors(runtime)) if parallel else None,
                 lease=lease,
+                tenure=self._sharing.tenure(group.name),
                 mass_change=runtime.config.mass_change(group.codecs),
                 outbox=Outbox(runtime.config.routes()),
             ).run(hints=job.hints, follow=lambda: self._scheduler.take_hints(group.name))

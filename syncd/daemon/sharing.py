@@ -36,6 +36,7 @@ from syncd.daemon.scheduler import Scheduler
 from syncd.leasing import Leases, gone, share
 from syncd.store import Lease, Store
 from syncd.store.leases import NEVER
+from syncd.tenure import Tenure
 
 CHANNEL = "syncd_hints"
 """The PostgreSQL notification channel webhook hints travel on between replicas."""
@@ -133,6 +134,10 @@ class Sharing:
             if lease is not None:
                 self._busy.add(group)
             return lease
+
+    def tenure(self, group: str) -> Tenure | None:
+        """The group's lease by this process's clock, which the pass checks before each request (syncd.tenure)."""
+        return self._leases.tenure(group)
 
     def finished(self, group: str) -> None:
         """A pass that held the group ended: hand the group over if another live replica should own it."""

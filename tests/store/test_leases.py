@@ -14,9 +14,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from syncd.errors import LeaseLost, SchemaTooNew
+from connectors.pacing import call
+from syncd.errors import LeaseLapsed, LeaseLost, SchemaTooNew
+from syncd.fanout import each
 from syncd.leasing import Leases, gone, replica_id
 from syncd.store import Lease, Store
+from syncd.tenure import MARGIN, Tenure, clock, holding
 from tests.store.conftest import SCHEMA_HEAD as HEAD
 from tests.store.conftest import fresh_postgres_database
 
@@ -194,6 +197,63 @@ class TestFence:
         store.release(lease)
         with pytest.raises(LeaseLost), store.fenced(lease).transaction() as tx:
             tx.new_item("S1", "launch")
+
+
+class TestTenure:
+    """The lease by the holder's own clock: what a pass checks before each request to a tool (syncd.tenure)."""
+
+    def test_a_renewed_lease_keeps_its_tenure_and_a_released_one_stops_every_request(self, store: Store) -> None:
+        """Held and renewed in the background, requests go out, from the pass's threads too; released, none does."""
+        leases = Leases(store, ttl_s=3.0)
+        try:
+            assert leases.try_take("g") is not None
+            tenure = leases.tenure("g")
+            assert tenure is not None
+            assert 2.0 < tenure.left() <= 3.0
+            time.sleep(2.5)  # past two thirds of the TTL: only the renewals keep it ahead
+            assert tenure.left() > 3.0 * MARGIN
+            with holding(tenure):
+                assert call(lambda: "sent", bucket=None) == "sent"
+                assert each({"a": lambda: call(lambda: "sent", bucket=None), "b": lambda: "b"})["a"] == "sent"
+                leases.release("g")
+                with pytest.raises(LeaseLapsed, match="ran out of its 3 s TTL by this process's clock"):
+                    call(lambda: "sent", bucket=None)
+                in_thread = each({"a": lambda: call(lambda: "sent", bucket=None), "b": lambda: "b"})["a"]
+                assert isinstance(in_thread, LeaseLapsed)
+            assert call(lambda: "sent", bucket=None) == "sent"  # no lease in this context: nothing to check
+        finally:
+            leases.close()
+
+    def test_a_lease_taken_over_stops_its_former_holders_requests(self, store: Store) -> None:
+        """B takes the group once A's lease ran out (A did not renew it in time): A's tenure refuses at once."""
+        leases = Leases(store, ttl_s=3.0)
+        try:
+            lease = leases.try_take("g")
+            assert lease is not None
+            tenure = leases.tenure("g")
+            assert tenure is not None
+            store.release(lease)  # as when the lease ran out while A was paused
+            assert store.acquire("g", B, 30) is not None
+            deadline = time.monotonic() + 10
+            while tenure.left() > 0 and time.monotonic() < deadline:
+                time.sleep(0.05)  # A's renewer finds the lease gone within a third of the TTL
+            assert leases.held("g") is None
+            with holding(tenure), pytest.raises(LeaseLapsed):
+                call(lambda: "sent", bucket=None)
+        finally:
+            leases.close()
+
+    def test_a_lease_with_less_than_the_margin_left_sends_nothing(self) -> None:
+        """Secured by a request sent 2.5 s ago with a 3 s TTL: 0.5 s left is too little for a request to land."""
+        tenure = Tenure("g", 7, 3.0)
+        tenure.secured(clock() - 2.5, 7)
+        with pytest.raises(LeaseLapsed, match=r"lease 7 has only 0\.\d s left"):
+            tenure.check()
+        tenure.secured(clock(), 7)
+        tenure.check()
+        tenure.secured(clock(), 8)  # taken again under a new token: the new lease's time only
+        assert tenure.token == 8
+        tenure.check()
 
 
 class TestSchemaVersion:
