@@ -21,10 +21,11 @@ a comment copied, not recorded."""
 DELETING = ("after-delete",)
 """A point reached only by a deletion under ``on_delete: delete``: one mirror deleted, nothing committed."""
 
-WITHIN_WRITES = ("mid-transition", "mid-create")
+WITHIN_WRITES = ("mid-transition", "mid-create", "new-issue")
 """Points inside a connector's write, reached only by some writes: a Jira status move one transition along its
 path (the issue sits in a status between where it was and where syncd is taking it); an Asana create whose task
-exists and whose marker is not attached yet."""
+exists and whose marker is not attached yet; a Jira create whose issue exists in the workflow's first status,
+not moved to its own yet."""
 
 NOTIFIER = ("before-notify",)
 """The notifier's point: an event's outbox rows committed and claimed, the message not sent yet (a crash there must

@@ -227,6 +227,91 @@ def _stopped(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] == "T"
 
 
+def _paused_once(env: dict[str, str], point: str) -> subprocess.Popen[str]:
+    """`syncd once`, stopped (SIGSTOP) at a crash point: the caller edits, then resumes it with SIGCONT."""
+    command = [str(SYNCD), "once", "--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
+    paused = subprocess.Popen(
+        command, env={**env, "SYNCD_STOP_AT": point}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not _stopped(paused.pid):
+        if paused.poll() is not None or time.monotonic() > deadline:
+            paused.kill()
+            pytest.fail(f"the pass never reached {point}: {paused.communicate()}")
+        time.sleep(0.05)
+    return paused
+
+
+def test_a_new_issue_a_person_moves_before_syncd_does_keeps_their_status(
+    sandbox: Sandbox, environment: dict[str, str]
+) -> None:
+    """Jira creates an issue in its first status; syncd then moves it. A person's move in between is kept.
+
+    Farah creates a card in Done; syncd creates its Jira issue (To Do) and is paused before moving it. Ben moves
+    the issue to In Progress meanwhile. Resumed, syncd leaves it there instead of walking it on to Done over Ben's
+    move, and since Engineering owns status the next pass carries In Progress to the others.
+    """
+    assert syncd(environment, "once").returncode == 0
+    title = "Launch webinar, moved on by Ben"
+    sandbox.trello.act_as("farah@corp.example").create_card("Done", title, idLabels=[_label(sandbox, "launch")])
+    paused = _paused_once(environment, "new-issue")
+    try:
+        key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
+        assert issue.status == "To Do"
+        sandbox.clock.advance(1)
+        sandbox.jira.act_as("ben@corp.example").transition(key, "In Progress")
+        paused.send_signal(signal.SIGCONT)
+        _, stderr = paused.communicate(timeout=60)
+    finally:
+        if paused.poll() is None:
+            paused.kill()
+            paused.communicate()
+    moves = [(h.author, item.to_string) for h in issue.histories for item in h.items if item.field == "status"]
+    assert moves == [("ben@corp.example", "In Progress")], moves
+    assert paused.returncode in {0, 1}, stderr
+
+    after = syncd(environment, "once")
+    assert after.returncode == 0, after.stderr
+    assert _statuses(sandbox, title) == ("In Progress", "Doing", "In progress")
+    assert " 0 writes" in syncd(environment, "once").stderr
+
+
+def test_a_person_moving_an_issue_while_syncd_walks_it_ends_the_walk(
+    sandbox: Sandbox, environment: dict[str, str]
+) -> None:
+    """A Jira move takes several transitions; a person's move between two of them is an edit, not a stop on the way.
+
+    Farah moves a card to Done; syncd walks the issue To Do -> In Progress -> In Review -> Done and is paused after
+    the first transition. Ben moves the issue back to To Do meanwhile. Resumed, syncd finds the issue where it did
+    not leave it: it stops walking and plans the item again, where Ben's move (Engineering owns status) wins.
+    """
+    assert syncd(environment, "once").returncode == 0
+    title = "Bulk seat pricing for resellers"
+    card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+    sandbox.trello.act_as("farah@corp.example").move_card(card.id, "Done")
+    paused = _paused_once(environment, "mid-transition")
+    try:
+        key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
+        assert issue.status == "In Progress"
+        sandbox.clock.advance(1)
+        sandbox.jira.act_as("ben@corp.example").transition(key, "To Do", resolution="Done")
+        seen = len(issue.histories)
+        paused.send_signal(signal.SIGCONT)
+        _, stderr = paused.communicate(timeout=60)
+    finally:
+        if paused.poll() is None:
+            paused.kill()
+            paused.communicate()
+    assert issue.histories[seen:] == [], [(h.author, h.items) for h in issue.histories[seen:]]
+    assert paused.returncode == 1, stderr
+    assert "was moved while syncd moved it" in stderr, stderr
+
+    after = syncd(environment, "once")
+    assert after.returncode == 0, after.stderr
+    assert _statuses(sandbox, title) == ("To Do", "Requests", "Backlog")
+    assert " 0 writes" in syncd(environment, "once").stderr
+
+
 def test_a_pass_paused_past_its_lease_sends_nothing_when_it_resumes(
     sandbox: Sandbox, environment: dict[str, str]
 ) -> None:
@@ -243,20 +328,8 @@ def test_a_pass_paused_past_its_lease_sends_nothing_when_it_resumes(
     title = "Bulk seat pricing for resellers"
     card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
     sandbox.trello.act_as("farah@corp.example").move_card(card.id, "Done")
-    command = [str(SYNCD), "once", "--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
-    paused = subprocess.Popen(
-        command,
-        env={**env, "SYNCD_STOP_AT": "mid-transition"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    paused = _paused_once(env, "mid-transition")
     try:
-        deadline = time.monotonic() + 60
-        while not _stopped(paused.pid):
-            assert paused.poll() is None, paused.communicate()
-            assert time.monotonic() < deadline, "the pass never reached its move"
-            time.sleep(0.05)
         key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
         assert issue.status == "In Progress"
 

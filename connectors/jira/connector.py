@@ -744,7 +744,8 @@ class JiraConnector(ConnectorBase[JIRA]):
         """Transition the new issue to its status (a create cannot set one), then read it back."""
         key = made.ref if isinstance(made, Record) else made
         if fields.get("status"):
-            self._move(key, str(fields["status"]))
+            crash_point("new-issue")
+            self._move(key, str(fields["status"]), fresh=True)
         return self._read(key)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
@@ -770,16 +771,25 @@ class JiraConnector(ConnectorBase[JIRA]):
         """``updated``, read alone."""
         return str(self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "updated"})["fields"]["updated"])
 
-    def _transitions(self, ref: str, expected_version: str | None = None) -> tuple[str, list[Transition]]:
+    def _transitions(
+        self, ref: str, expected_version: str | None = None, *, fresh: bool = False
+    ) -> tuple[str, list[Transition]] | None:
         """The issue's status and the transitions Jira offers from it there, learned into the workflow.
 
         Both come from one read (``GET issue`` with ``expand=transitions``): read apart, a person moving the issue
         between the two reads would make syncd learn one status's transitions as another's, a wrong graph that
         every thread shares and that would refuse moves for good (found by the long fault run). Which fields a
         transition's screen requires is read once per transition (``GET .../transitions``, by id).
+
+        ``fresh``: the issue syncd has just created; the same read carries its changelog, and None says a person
+        moved it since (a create has no changelog entry of its own; another field's edit, an automation's say,
+        does not stop syncd's move).
         """
-        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status,updated", "expand": "transitions"})
+        expand = "transitions,changelog" if fresh else "transitions"
+        issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status,updated", "expand": expand})
         self._check_version(ref, expected_version, str(issue["fields"]["updated"]))
+        if fresh and self._moved_by_others(issue):
+            return None
         status = issue["fields"]["status"]["name"]
         offered = issue.get("transitions") or []
         if any(str(t["id"]) not in self.workflow.screens for t in offered):
@@ -802,30 +812,56 @@ class JiraConnector(ConnectorBase[JIRA]):
         self.workflow.learn(status, transitions)
         return status, transitions
 
-    def _move(self, ref: str, target: str, expected_version: str | None = None) -> None:
-        """Walk the shortest known chain of transitions to ``target``, exploring the workflow when needed.
+    def _moved_by_others(self, issue: Json) -> bool:
+        """Whether the issue's changelog (read with it) holds a status change by someone other than syncd."""
+        me = self._my_id()
+        return any(
+            _user_id(entry.get("author")) != me
+            and any(item.get("field") == "status" for item in entry.get("items") or [])
+            for entry in (issue.get("changelog") or {}).get("histories") or []
+        )
 
-        ``expected_version`` is checked by the first read (see :meth:`update`).
-        """
-        for _ in range(12):
-            status, _ = self._transitions(ref, expected_version)
-            expected_version = None
+    def _path(self, ref: str, status: str, target: str) -> list[Transition]:
+        """The transitions from ``status`` toward ``target``, exploring the workflow where it is not known yet."""
+        path = self.workflow.path(status, target)
+        while path is None and self._explore():
             path = self.workflow.path(status, target)
+        if path is None and self._barren:
+            # A status may have been empty only for a moment (other threads move issues too): look again.
+            self._barren.clear()
             while path is None and self._explore():
                 path = self.workflow.path(status, target)
-            if path is None and self._barren:
-                # A status may have been empty only for a moment (other threads move issues too): look again.
-                self._barren.clear()
-                while path is None and self._explore():
-                    path = self.workflow.path(status, target)
-            if path is None:
-                # No issue sits in the statuses still unexplored, so their transitions cannot be read from one:
-                # walk this issue toward the nearest of them (over the transitions known so far) and read them
-                # there; each step learns the transitions of the status it reaches.
-                detours = [p for goal in sorted(self.workflow.unexplored()) if (p := self.workflow.path(status, goal))]
-                if not detours:
-                    raise NoTransition(TOOL, ref, status, target)
-                path = min(detours, key=len)
+        if path is None:
+            # No issue sits in the statuses still unexplored, so their transitions cannot be read from one: walk
+            # this issue toward the nearest of them (over the transitions known so far) and read them there; each
+            # step learns the transitions of the status it reaches.
+            detours = [p for goal in sorted(self.workflow.unexplored()) if (p := self.workflow.path(status, goal))]
+            if not detours:
+                raise NoTransition(TOOL, ref, status, target)
+            path = min(detours, key=len)
+        return path
+
+    def _move(self, ref: str, target: str, expected_version: str | None = None, *, fresh: bool = False) -> None:
+        """Walk the shortest known chain of transitions to ``target``, exploring the workflow when needed.
+
+        ``expected_version`` is checked by the first read (see :meth:`update`). Each later read must find the issue
+        where syncd's last transition left it: a person who moved it meanwhile made an edit of their own, which
+        raises ChangedMeanwhile (planned again), never a stop on syncd's way. ``fresh``: the issue syncd has just
+        created (Jira creates in the workflow's first status); a person's edit since the create, or during the
+        walk, ends the walk quietly, and the read-back shows their status for the next pass to carry.
+        """
+        left: str | None = None
+        for _ in range(12):
+            found = self._transitions(ref, expected_version, fresh=fresh and left is None)
+            if found is None:
+                return  # a person changed the new issue already: theirs is the edit to carry, not syncd's status
+            status, _ = found
+            expected_version = None
+            if left is not None and status != left:
+                if fresh:
+                    return
+                raise ChangedMeanwhile(TOOL, f"{ref} was moved while syncd moved it; it is planned again")
+            path = self._path(ref, status, target)
             if not path:
                 return
             step = path[0]
@@ -845,12 +881,15 @@ class JiraConnector(ConnectorBase[JIRA]):
                 # Jira refuses a transition its issue no longer offers: if a person moved the issue since the
                 # read, that is their edit, to be planned again, not a fault of the item.
                 now = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status"})
-                if now["fields"]["status"]["name"] != status:
-                    raise ChangedMeanwhile(TOOL, f"{ref} was moved while syncd moved it; it is planned again") from None
-                raise
+                if now["fields"]["status"]["name"] == status:
+                    raise
+                if fresh:
+                    return
+                raise ChangedMeanwhile(TOOL, f"{ref} was moved while syncd moved it; it is planned again") from None
             crash_point("mid-transition")
             if moved == target:
                 return  # the issue is there (the caller reads it back anyway)
+            left = moved
         raise NoTransition(TOOL, ref, "(too many steps)", target)
 
     def _transition(self, ref: str, payload: Json, status: str, to: str) -> str:
