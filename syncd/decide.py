@@ -80,7 +80,9 @@ def _returned_wanted(policy: GroupPolicy, whole: Item, item: Touched) -> dict[st
     Ana moves the issue to Done and back to To Do while Gus moves the task to In Progress: by state, Gus's move
     would override hers although hers came later and Engineering owns the field (found by the long fault run).
     Only such a field at such an endpoint costs a read: one that changed elsewhere, at an endpoint whose record
-    changed since it was last synced.
+    changed since it was last synced. An endpoint with no synced time (a mirror syncd made whose read-back held
+    more than syncd wrote, say Jira's default priority, and never agreed since) is asked too: its whole history
+    then counts, where syncd's own create is no person's change.
     """
     if whole.base is None:
         return {}
@@ -94,7 +96,6 @@ def _returned_wanted(policy: GroupPolicy, whole: Item, item: Touched) -> dict[st
             if (
                 view.endpoint not in changed
                 and view.endpoint in item.changed
-                and view.endpoint in item.synced
                 and name in view.values
                 and same(view.values[name], whole.base.get(name))
                 and field_policy.counts(view.endpoint)
@@ -114,8 +115,8 @@ def _returned(wanted: Mapping[str, set[str]], item: Touched, histories: Historie
         history = histories.get(member)
         if history is None:
             continue
-        since = item.synced[member]
-        news = [c for c in history if not c.by_self and c.at > since and c.field in names]
+        since = item.synced.get(member)
+        news = [c for c in history if not c.by_self and (since is None or c.at > since) and c.field in names]
         if news:
             found[member] = replace(
                 view,

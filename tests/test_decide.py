@@ -127,3 +127,24 @@ class TestAttribution:
         assert isinstance(outcome, Decided)
         assert outcome.plan.base["status"] == "todo"
         assert "status" in outcome.views["engineering"].returned
+
+    def test_a_mirror_never_agreed_since_its_create_weighs_its_whole_history(self) -> None:
+        """Jira's mirror has no synced time (its read-back held Jira's default priority): Ben's move there and back
+        still counts against Gus's move in Asana, found in the history since syncd created the issue."""
+        found = views({"marketing": 3}, marketing={"status": "done"})
+        item = touched(found, {"engineering", "marketing"})
+        del item.synced["engineering"]
+        whole = Item("s1", BASE, found)
+        rule = Rule("owner", owner="engineering")
+        assert decide(policy(rule), whole, item, {}) == HistoryWanted(frozenset({"engineering"}))
+        history = [
+            FieldChange("status", T0 - timedelta(minutes=30), by_self=True),  # syncd's create
+            FieldChange("status", T0 + timedelta(minutes=4), by_self=False, person="ben@corp.example"),
+            FieldChange("status", T0 + timedelta(minutes=6), by_self=False, person="ben@corp.example"),
+        ]
+        outcome = decide(policy(rule), whole, item, {"engineering": history})
+        assert isinstance(outcome, Decided)
+        assert outcome.plan.base["status"] == "todo"
+        quiet = decide(policy(rule), whole, item, {"engineering": history[:1]})  # only syncd's: Gus's move goes on
+        assert isinstance(quiet, Decided)
+        assert quiet.plan.base["status"] == "done"
