@@ -312,6 +312,44 @@ def test_a_person_moving_an_issue_while_syncd_walks_it_ends_the_walk(
     assert " 0 writes" in syncd(environment, "once").stderr
 
 
+def test_a_rename_made_while_syncd_walks_an_issue_is_not_overwritten(
+    sandbox: Sandbox, environment: dict[str, str]
+) -> None:
+    """syncd writes a Jira issue's other fields right after its version check, before the walk's transitions.
+
+    Farah renames a card and moves it to Done; syncd writes the title and walks the issue to Done, and is paused
+    after the first transition. Ben renames the issue meanwhile. Written after the walk, syncd's title would
+    overwrite his (its version check is several requests old by then); written first, his rename stands, and
+    the next pass carries it to the others (the later rename wins).
+    """
+    assert syncd(environment, "once").returncode == 0
+    title = "Bulk seat pricing for resellers"
+    card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+    key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
+    farah = sandbox.trello.act_as("farah@corp.example")
+    farah.update_card(card.id, name="Seat pricing, Farah's title")
+    farah.move_card(card.id, "Done")
+    paused = _paused_once(environment, "mid-transition")
+    try:
+        assert issue.summary == "Seat pricing, Farah's title"  # written before the walk
+        sandbox.clock.advance(1)
+        sandbox.jira.act_as("ben@corp.example").update(key, summary="Seat pricing, Ben's title")
+        paused.send_signal(signal.SIGCONT)
+        _, stderr = paused.communicate(timeout=60)
+    finally:
+        if paused.poll() is None:
+            paused.kill()
+            paused.communicate()
+    assert issue.summary == "Seat pricing, Ben's title", stderr
+    assert issue.status == "Done"
+
+    after = syncd(environment, "once")
+    assert after.returncode == 0, after.stderr
+    assert _titles(sandbox)["sales"]["Seat pricing, Ben's title"] == 1
+    assert _statuses(sandbox, "Seat pricing, Ben's title") == ("Done", "Done", "Shipped")
+    assert " 0 writes" in syncd(environment, "once").stderr
+
+
 def test_a_pass_paused_past_its_lease_sends_nothing_when_it_resumes(
     sandbox: Sandbox, environment: dict[str, str]
 ) -> None:

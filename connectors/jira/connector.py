@@ -749,7 +749,7 @@ class JiraConnector(ConnectorBase[JIRA]):
         return self._read(key)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
-        """Move status through transitions, edit the other fields with one PUT, return the issue afterwards.
+        """Edit the fields with one PUT, move status through transitions, return the issue afterwards.
 
         With ``expected_version``, one read first checks nobody changed the issue since the plan was made (Jira
         has no conditional write), so an edit made meanwhile, say a person moving it, is planned again rather than
@@ -759,12 +759,19 @@ class JiraConnector(ConnectorBase[JIRA]):
         current = self._read(ref) if isinstance(fields.get("labels"), LabelPart) else None
         fields = self._whole_labels(fields, current) if current is not None else fields
         body = self._write_fields(fields)
-        if fields.get("status"):
-            self._move(ref, str(fields["status"]), expected_version)
+        target = str(fields["status"]) if fields.get("status") else None
+        if target is not None and body:
+            # The fields first, right after the version check: a person's edit landing meanwhile is overwritten
+            # only within that one request, not within the walk's several. The walk then starts where it was read.
+            start, _, _ = self._transitions(ref, expected_version)
+            self._edit(ref, "PUT", f"issue/{ref}", {"fields": body})
+            self._move(ref, target, start=start)
+        elif target is not None:
+            self._move(ref, target, expected_version)
         else:
             self._check_version(ref, expected_version, current.version if current is not None else None)
-        if body:
-            self._edit(ref, "PUT", f"issue/{ref}", {"fields": body})
+            if body:
+                self._edit(ref, "PUT", f"issue/{ref}", {"fields": body})
         return self._read(ref)
 
     def _current_version(self, ref: str) -> str:
@@ -773,7 +780,7 @@ class JiraConnector(ConnectorBase[JIRA]):
 
     def _transitions(
         self, ref: str, expected_version: str | None = None, *, fresh: bool = False
-    ) -> tuple[str, list[Transition]] | None:
+    ) -> tuple[str, list[Transition], bool]:
         """The issue's status and the transitions Jira offers from it there, learned into the workflow.
 
         Both come from one read (``GET issue`` with ``expand=transitions``): read apart, a person moving the issue
@@ -781,15 +788,14 @@ class JiraConnector(ConnectorBase[JIRA]):
         every thread shares and that would refuse moves for good (found by the long fault run). Which fields a
         transition's screen requires is read once per transition (``GET .../transitions``, by id).
 
-        ``fresh``: the issue syncd has just created; the same read carries its changelog, and None says a person
-        moved it since (a create has no changelog entry of its own; another field's edit, an automation's say,
-        does not stop syncd's move).
+        ``fresh``: the issue syncd has just created; the same read carries its changelog, and the third value says
+        whether a person moved it since (a create has no changelog entry of its own; another field's edit, an
+        automation's say, does not stop syncd's move).
         """
         expand = "transitions,changelog" if fresh else "transitions"
         issue = self._rest("GET", f"issue/{ref}", ref=ref, params={"fields": "status,updated", "expand": expand})
         self._check_version(ref, expected_version, str(issue["fields"]["updated"]))
-        if fresh and self._moved_by_others(issue):
-            return None
+        moved = fresh and self._moved_by_others(issue)
         status = issue["fields"]["status"]["name"]
         offered = issue.get("transitions") or []
         if any(str(t["id"]) not in self.workflow.screens for t in offered):
@@ -810,7 +816,7 @@ class JiraConnector(ConnectorBase[JIRA]):
             for t in offered
         ]
         self.workflow.learn(status, transitions)
-        return status, transitions
+        return status, transitions, moved
 
     def _moved_by_others(self, issue: Json) -> bool:
         """Whether the issue's changelog (read with it) holds a status change by someone other than syncd."""
@@ -841,21 +847,29 @@ class JiraConnector(ConnectorBase[JIRA]):
             path = min(detours, key=len)
         return path
 
-    def _move(self, ref: str, target: str, expected_version: str | None = None, *, fresh: bool = False) -> None:
+    def _move(
+        self,
+        ref: str,
+        target: str,
+        expected_version: str | None = None,
+        *,
+        fresh: bool = False,
+        start: str | None = None,
+    ) -> None:
         """Walk the shortest known chain of transitions to ``target``, exploring the workflow when needed.
 
         ``expected_version`` is checked by the first read (see :meth:`update`). Each later read must find the issue
         where syncd's last transition left it: a person who moved it meanwhile made an edit of their own, which
         raises ChangedMeanwhile (planned again), never a stop on syncd's way. ``fresh``: the issue syncd has just
         created (Jira creates in the workflow's first status); a person's edit since the create, or during the
-        walk, ends the walk quietly, and the read-back shows their status for the next pass to carry.
+        walk, ends the walk quietly, and the read-back shows their status for the next pass to carry. ``start``:
+        the status the first read must find (the caller checked the version on a read that found it there).
         """
-        left: str | None = None
-        for _ in range(12):
-            found = self._transitions(ref, expected_version, fresh=fresh and left is None)
-            if found is None:
-                return  # a person changed the new issue already: theirs is the edit to carry, not syncd's status
-            status, _ = found
+        left = start
+        for attempt in range(12):
+            status, _, moved_by_others = self._transitions(ref, expected_version, fresh=fresh and attempt == 0)
+            if moved_by_others:
+                return  # a person moved the new issue already: theirs is the edit to carry, not syncd's status
             expected_version = None
             if left is not None and status != left:
                 if fresh:
