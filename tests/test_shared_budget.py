@@ -8,6 +8,10 @@ pacing alone, as replicas did before, they exceed it at once.
 
 from __future__ import annotations
 
+import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -118,3 +122,34 @@ class TestSharedBudget:
         budget = SharedBudget(KEY, 100, 10, taker=down)
         assert [budget.reserve() for _ in range(95)] == [0.0] * 95  # the local window's 95 at once
         assert budget.reserve() > 0
+
+    def test_a_replica_paused_while_it_takes_holds_up_nobody(self, stores: tuple[Store, Store]) -> None:
+        """Another process takes from the bucket in a loop and is SIGSTOPped ten times at random moments: each
+        time, this replica still takes at once. A taker paused inside an open transaction would hold the bucket's
+        row, and every replica's every request to that tool would wait until it resumed."""
+        one, _ = stores
+        url = one.engine.url.render_as_string(hide_password=False)
+        script = (
+            "import sys\nfrom syncd.store import Store\nstore = Store(sys.argv[1])\nprint('ready', flush=True)\n"
+            "while True:\n    store.take_budget('paused-taker', 1e9, 1e9, 1)\n"
+        )
+        taker = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, text=True)
+        try:
+            assert taker.stdout is not None
+            assert taker.stdout.readline().strip() == "ready"
+            waited: list[float] = []
+            for _ in range(10):
+                time.sleep(random.uniform(0.05, 0.2))
+                taker.send_signal(signal.SIGSTOP)
+                started = time.monotonic()
+                take = threading.Thread(target=one.take_budget, args=("paused-taker", 1e9, 1e9, 1), daemon=True)
+                take.start()
+                take.join(timeout=5.0)  # held up, it ends when the taker is killed below
+                waited.append(time.monotonic() - started)
+                taker.send_signal(signal.SIGCONT)
+                if take.is_alive():
+                    break
+        finally:
+            taker.kill()
+            taker.communicate()
+        assert max(waited) < 0.5, waited

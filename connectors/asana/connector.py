@@ -695,7 +695,7 @@ class AsanaConnector(ConnectorBase[Sdk]):
         return dataclasses.replace(super()._created(made, fields), comments=0)
 
     def update(self, ref: str, fields: Mapping[str, Any], expected_version: str | None = None) -> Record:
-        """Move, retag and edit the task; return it as it is afterwards.
+        """Edit, move and retag the task; return it as it is afterwards.
 
         With ``expected_version``, the task is read first to check nobody changed it since the plan was made
         (Asana has no conditional write): an edit made meanwhile is planned again, not overwritten. The version
@@ -706,7 +706,17 @@ class AsanaConnector(ConnectorBase[Sdk]):
         self._check_version(ref, expected_version, current.version if current is not None else None)
         fields = self._whole_labels(fields, current)
         body = self._task_body(fields, ref)
-        if "status" in fields and fields["status"] is not None and not isinstance(fields["status"], Placed):
+        moves = "status" in fields and fields["status"] is not None and not isinstance(fields["status"], Placed)
+        if body and (moves or "labels" in fields):
+            # The task's own fields first, right after the version check: a person's rename landing meanwhile is
+            # overwritten only within that one request, not within the section move's and the tags' requests.
+            self._write(
+                lambda: self._tasks_api().update_task({"data": body}, ref, self._opts(), **self._timeout),
+                body,
+                ref=ref,
+            )
+            body = {}
+        if moves:
             section = self._section_for(fields["status"], ref)
             self._write(
                 lambda: asana.SectionsApi(self._client()).add_task_for_section(

@@ -343,8 +343,14 @@ class Store:
     # ----- shared rate budgets and webhook secrets (see syncd.store.budgets, syncd.store.hooks) -----------------
 
     def take_budget(self, key: str, capacity: float, rate: float, cost: int) -> float:
-        """Take ``cost`` of a credential's bucket shared by the replicas; the seconds to wait first (PostgreSQL)."""
-        with self.engine.begin() as connection:
+        """Take ``cost`` of a credential's bucket shared by the replicas; the seconds to wait first (PostgreSQL).
+
+        Each statement commits on its own (autocommit): the bucket's row is locked only while the database runs the
+        statement. In a transaction, a replica paused between the statement and its commit (SIGSTOP, a frozen VM)
+        would hold the row, and every replica's every request to that tool would wait for as long as it stayed
+        paused, opening the window between each write's version check and the write itself.
+        """
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             return _budgets.take(connection, key, capacity=capacity, rate=rate, cost=cost)
 
     def begin_verdict(self, by: str) -> int | None:
