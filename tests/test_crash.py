@@ -7,6 +7,7 @@ run writes nothing, the journal is empty, every mirror has exactly one create ev
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -387,8 +388,9 @@ def test_a_pass_paused_past_its_lease_sends_nothing_when_it_resumes(
     assert issue.histories[seen:] == [], [(h.author, h.items) for h in issue.histories[seen:]]
     assert issue.status == "To Do"
     assert paused.returncode == 2, stderr
-    assert "ran out" in stderr, stderr
-    assert "nothing more is sent to the tools" in stderr, stderr
+    # Stopped by the first of its threads to resume: a request checked against the lease by the process's clock
+    # ("ran out ...: nothing more is sent to the tools"), or a commit the store fenced ("was lost").
+    assert re.search(r"lease \d+ (ran out|was lost)", stderr), stderr
 
     after = syncd(env, "once")
     assert after.returncode == 0, after.stderr
