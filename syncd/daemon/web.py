@@ -149,6 +149,9 @@ class Server(TcpWSGIServer):  # type: ignore[misc] # waitress has no type hints
         sockinfo = (listener.family, listener.type, listener.proto, listener.getsockname())
         super().__init__(app, None, True, listener, adj=adjustments, bind_socket=False, sockinfo=sockinfo)
         self.stopping = threading.Event()
+        self._closing = threading.Lock()
+        self._closed = False
+        """Whether the loop has closed its sockets (under ``_closing``): the trigger may not be pulled after."""
         self.thread = threading.Thread(target=self._loop, name="syncd-http", daemon=True)
 
     def maintenance(self, now: float) -> None:
@@ -164,12 +167,18 @@ class Server(TcpWSGIServer):  # type: ignore[misc] # waitress has no type hints
         """Waitress's event loop, one poll at a time, so that :meth:`stop` ends it here and not under its feet."""
         while not self.stopping.is_set():
             wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
-        wasyncore.close_all(self._map)
+        with self._closing:
+            wasyncore.close_all(self._map)
+            self._closed = True
 
     def stop(self) -> None:
         """Close the listening socket and every connection, then let the workers finish (5 s at most)."""
         self.stopping.set()
-        self.pull_trigger()  # wakes the loop's poll at once
+        with self._closing:
+            # Wakes the loop's poll at once, unless the loop saw ``stopping`` first and closed every socket, the
+            # trigger's pipe with them: its descriptor may then be another file's already (seen as EBADF in CI).
+            if not self._closed:
+                self.pull_trigger()
         self.thread.join(timeout=5)
         self.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
