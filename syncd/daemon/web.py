@@ -149,9 +149,9 @@ class Server(TcpWSGIServer):  # type: ignore[misc] # waitress has no type hints
         sockinfo = (listener.family, listener.type, listener.proto, listener.getsockname())
         super().__init__(app, None, True, listener, adj=adjustments, bind_socket=False, sockinfo=sockinfo)
         self.stopping = threading.Event()
-        self._closing = threading.Lock()
+        self._closing = threading.RLock()
         self._closed = False
-        """Whether the loop has closed its sockets (under ``_closing``): the trigger may not be pulled after."""
+        """Whether the loop has closed its sockets (under ``_closing``): the trigger is not pulled after."""
         self.thread = threading.Thread(target=self._loop, name="syncd-http", daemon=True)
 
     def maintenance(self, now: float) -> None:
@@ -171,14 +171,21 @@ class Server(TcpWSGIServer):  # type: ignore[misc] # waitress has no type hints
             wasyncore.close_all(self._map)
             self._closed = True
 
+    def pull_trigger(self) -> None:
+        """Wake the loop (a worker's response is ready, or :meth:`stop`), unless it has closed its sockets.
+
+        Closed, the trigger's pipe is gone and its descriptor may be another file's already: a write there is
+        EBADF (seen in CI) or worse. The loop closes under the same lock (reentrant: a channel closed there may
+        pull the trigger from the loop's own thread).
+        """
+        with self._closing:
+            if not self._closed:
+                super().pull_trigger()
+
     def stop(self) -> None:
         """Close the listening socket and every connection, then let the workers finish (5 s at most)."""
         self.stopping.set()
-        with self._closing:
-            # Wakes the loop's poll at once, unless the loop saw ``stopping`` first and closed every socket, the
-            # trigger's pipe with them: its descriptor may then be another file's already (seen as EBADF in CI).
-            if not self._closed:
-                self.pull_trigger()
+        self.pull_trigger()  # wakes the loop's poll at once
         self.thread.join(timeout=5)
         self.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
