@@ -47,7 +47,11 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     )
 
 from selenium import webdriver  # noqa: E402 - only once the browser is known to be there
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -60,6 +64,12 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
         try:
             found = condition()
         except (NoSuchElementException, StaleElementReferenceException):  # not there yet, or the page just left
+            found = None
+        except WebDriverException as error:
+            # ChromeDriver's word for an element whose page was replaced between finding and reading it (seen in
+            # CI after a form's click): the page just left, as above.
+            if "does not belong to the document" not in str(error):
+                raise
             found = None
         if found:
             return found
