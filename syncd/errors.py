@@ -170,8 +170,10 @@ class LeaseLost(StoreError):
     journaled is resolved by the lease's next holder, as after a crash.
     """
 
-    def __init__(self, group: str, token: int) -> None:
-        super().__init__(f"group {group}: lease {token} was lost (expired or taken over); this pass stops")
+    def __init__(
+        self, group: str, token: int, reason: str = "was lost (expired or taken over); this pass stops"
+    ) -> None:
+        super().__init__(f"group {group}: lease {token} {reason}")
         self.group = group
         self.token = token
 
@@ -184,15 +186,13 @@ class LeaseLapsed(LeaseLost):
     """
 
     def __init__(self, group: str, token: int, left_s: float, ttl_s: float) -> None:
-        StoreError.__init__(
-            self,
-            f"group {group}: lease {token} "
-            + ("ran out" if left_s <= 0 else f"has only {left_s:.1f} s left")
-            + f" of its {ttl_s:g} s TTL by this process's clock (it was paused, or the store did not answer its "
-            "renewals); nothing more is sent to the tools, and this pass stops",
+        state = "ran out" if left_s <= 0 else f"has only {left_s:.1f} s left"
+        super().__init__(
+            group,
+            token,
+            f"{state} of its {ttl_s:g} s TTL by this process's clock (it was paused, or the store did not answer "
+            "its renewals); nothing more is sent to the tools, and this pass stops",
         )
-        self.group = group
-        self.token = token
 
 
 def holder_host_pid(holder: str) -> tuple[str, str]:

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -228,19 +230,31 @@ def _stopped(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] == "T"
 
 
-def _paused_once(env: dict[str, str], point: str) -> subprocess.Popen[str]:
-    """`syncd once`, stopped (SIGSTOP) at a crash point: the caller edits, then resumes it with SIGCONT."""
+@contextmanager
+def _paused_once(env: dict[str, str], point: str) -> Iterator[subprocess.Popen[str]]:
+    """`syncd once`, stopped (SIGSTOP) at a crash point, for the block to edit and :func:`_resume`; killed if left."""
     command = [str(SYNCD), "once", "--config", env["CONFIG_DIR"], "--mappings", str(ROOT / "mappings")]
     paused = subprocess.Popen(
         command, env={**env, "SYNCD_STOP_AT": point}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 60
-    while not _stopped(paused.pid):
-        if paused.poll() is not None or time.monotonic() > deadline:
+    try:
+        deadline = time.monotonic() + 60
+        while not _stopped(paused.pid):
+            if paused.poll() is not None or time.monotonic() > deadline:
+                paused.kill()
+                pytest.fail(f"the pass never reached {point}: {paused.communicate()}")
+            time.sleep(0.05)
+        yield paused
+    finally:
+        if paused.poll() is None:
             paused.kill()
-            pytest.fail(f"the pass never reached {point}: {paused.communicate()}")
-        time.sleep(0.05)
-    return paused
+            paused.communicate()
+
+
+def _resume(paused: subprocess.Popen[str]) -> str:
+    """SIGCONT the paused `syncd once` and wait for it to end; what it said on standard error."""
+    paused.send_signal(signal.SIGCONT)
+    return paused.communicate(timeout=60)[1]
 
 
 def test_a_new_issue_a_person_moves_before_syncd_does_keeps_their_status(
@@ -255,18 +269,12 @@ def test_a_new_issue_a_person_moves_before_syncd_does_keeps_their_status(
     assert syncd(environment, "once").returncode == 0
     title = "Launch webinar, moved on by Ben"
     sandbox.trello.act_as("farah@corp.example").create_card("Done", title, idLabels=[_label(sandbox, "launch")])
-    paused = _paused_once(environment, "new-issue")
-    try:
+    with _paused_once(environment, "new-issue") as paused:
         key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
         assert issue.status == "To Do"
         sandbox.clock.advance(1)
         sandbox.jira.act_as("ben@corp.example").transition(key, "In Progress")
-        paused.send_signal(signal.SIGCONT)
-        _, stderr = paused.communicate(timeout=60)
-    finally:
-        if paused.poll() is None:
-            paused.kill()
-            paused.communicate()
+        stderr = _resume(paused)
     moves = [(h.author, item.to_string) for h in issue.histories for item in h.items if item.field == "status"]
     assert moves == [("ben@corp.example", "In Progress")], moves
     assert paused.returncode in {0, 1}, stderr
@@ -290,19 +298,13 @@ def test_a_person_moving_an_issue_while_syncd_walks_it_ends_the_walk(
     title = "Bulk seat pricing for resellers"
     card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
     sandbox.trello.act_as("farah@corp.example").move_card(card.id, "Done")
-    paused = _paused_once(environment, "mid-transition")
-    try:
+    with _paused_once(environment, "mid-transition") as paused:
         key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
         assert issue.status == "In Progress"
         sandbox.clock.advance(1)
         sandbox.jira.act_as("ben@corp.example").transition(key, "To Do", resolution="Done")
         seen = len(issue.histories)
-        paused.send_signal(signal.SIGCONT)
-        _, stderr = paused.communicate(timeout=60)
-    finally:
-        if paused.poll() is None:
-            paused.kill()
-            paused.communicate()
+        stderr = _resume(paused)
     assert issue.histories[seen:] == [], [(h.author, h.items) for h in issue.histories[seen:]]
     assert paused.returncode == 1, stderr
     assert "was moved while syncd moved it" in stderr, stderr
@@ -330,17 +332,11 @@ def test_a_rename_made_while_syncd_walks_an_issue_is_not_overwritten(
     farah = sandbox.trello.act_as("farah@corp.example")
     farah.update_card(card.id, name="Seat pricing, Farah's title")
     farah.move_card(card.id, "Done")
-    paused = _paused_once(environment, "mid-transition")
-    try:
+    with _paused_once(environment, "mid-transition") as paused:
         assert issue.summary == "Seat pricing, Farah's title"  # written before the walk
         sandbox.clock.advance(1)
         sandbox.jira.act_as("ben@corp.example").update(key, summary="Seat pricing, Ben's title")
-        paused.send_signal(signal.SIGCONT)
-        _, stderr = paused.communicate(timeout=60)
-    finally:
-        if paused.poll() is None:
-            paused.kill()
-            paused.communicate()
+        stderr = _resume(paused)
     assert issue.summary == "Seat pricing, Ben's title", stderr
     assert issue.status == "Done"
 
@@ -367,8 +363,7 @@ def test_a_pass_paused_past_its_lease_sends_nothing_when_it_resumes(
     title = "Bulk seat pricing for resellers"
     card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
     sandbox.trello.act_as("farah@corp.example").move_card(card.id, "Done")
-    paused = _paused_once(env, "mid-transition")
-    try:
+    with _paused_once(env, "mid-transition") as paused:
         key, issue = next((k, i) for k, i in sandbox.jira.state.issues.items() if i.summary == title)
         assert issue.status == "In Progress"
 
@@ -379,12 +374,7 @@ def test_a_pass_paused_past_its_lease_sends_nothing_when_it_resumes(
         sandbox.jira.act_as("ben@corp.example").transition(key, "To Do", resolution="Done")
         seen = len(issue.histories)
 
-        paused.send_signal(signal.SIGCONT)
-        _, stderr = paused.communicate(timeout=60)
-    finally:
-        if paused.poll() is None:
-            paused.kill()
-            paused.communicate()
+        stderr = _resume(paused)
     assert issue.histories[seen:] == [], [(h.author, h.items) for h in issue.histories[seen:]]
     assert issue.status == "To Do"
     assert paused.returncode == 2, stderr
