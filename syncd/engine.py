@@ -31,7 +31,7 @@ import contextvars
 import functools
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 from syncd.comment_mirror import CommentMirror
@@ -43,9 +43,9 @@ from syncd.failures import Failures
 from syncd.fanout import each
 from syncd.guard import Threshold
 from syncd.guarding import Guarding, restorable
-from syncd.mapping import Group
+from syncd.mapping import Codec, Group
 from syncd.merge import Item, heed
-from syncd.model import FieldChange
+from syncd.model import FieldChange, History
 from syncd.notices import Outbox
 from syncd.pass_data import PassReport, Touched, endpoint_key
 from syncd.plan import Plan
@@ -80,6 +80,48 @@ def _raised(outcome: T | Exception) -> T:
 def _by_member(rows: Mapping[str, Any]) -> dict[str, Any]:
     """A store mapping keyed by endpoint key ("group/member"), keyed by member."""
     return {key.split("/", 1)[1]: values for key, values in rows.items()}
+
+
+def _expanded(codec: Codec, history: History) -> list[FieldChange]:
+    """A history a read carried, named by the canonical fields the codec reads."""
+    return codec.history(history.expanded())
+
+
+class _Histories(MutableMapping[str, list[FieldChange] | None]):
+    """One item's histories by member (see :data:`syncd.decide.Histories`).
+
+    A history the read carried whole is named at once and expanded only when the plan asks for it: most items of
+    a pass are planned without any history (nothing changed, or nothing decided by time or attributed).
+    """
+
+    __slots__ = ("_carried", "_known")
+
+    def __init__(self) -> None:
+        self._known: dict[str, list[FieldChange] | None] = {}
+        self._carried: dict[str, Callable[[], list[FieldChange]]] = {}
+
+    def carry(self, member: str, expand: Callable[[], list[FieldChange]]) -> None:
+        """The member's history, to be had by calling ``expand``."""
+        self._carried[member] = expand
+
+    def __getitem__(self, member: str) -> list[FieldChange] | None:
+        if member in self._carried:
+            self._known[member] = self._carried.pop(member)()
+        return self._known[member]
+
+    def __setitem__(self, member: str, history: list[FieldChange] | None) -> None:
+        self._carried.pop(member, None)
+        self._known[member] = history
+
+    def __delitem__(self, member: str) -> None:
+        if self._carried.pop(member, None) is None:
+            del self._known[member]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._known, *self._carried])
+
+    def __len__(self) -> int:
+        return len(self._known) + len(self._carried)
 
 
 class Pass:
@@ -260,11 +302,12 @@ class Pass:
                 dict(item.unavailable),
                 _by_member(behind.get(sync_id, {})),
             )
-        histories: dict[str, dict[str, list[FieldChange] | None]] = defaultdict(dict)
+        histories: dict[str, _Histories] = defaultdict(_Histories)
         for sync_id in wholes:  # a history the read carried whole (a Jira search's) costs no read of its own
             for member, record in touched[sync_id].seen.items():
                 if record.history is not None and member in touched[sync_id].views:
-                    histories[sync_id][member] = self.group.codecs[member].history(record.history.expanded())
+                    codec = self.group.codecs[member]
+                    histories[sync_id].carry(member, functools.partial(_expanded, codec, record.history))
         decided: dict[str, Decided] = {}
         pending = list(wholes)
         while pending:
@@ -290,7 +333,7 @@ class Pass:
         self,
         wanted: Mapping[str, frozenset[str]],
         touched: Mapping[str, Touched],
-        histories: dict[str, dict[str, list[FieldChange] | None]],
+        histories: Mapping[str, MutableMapping[str, list[FieldChange] | None]],
     ) -> None:
         """Read the wanted histories, the members at once; None where a tool cannot answer.
 

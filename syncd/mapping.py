@@ -583,7 +583,7 @@ class Codec:
         reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
         return {label for label in labels if not self._labels([reverse.get(label, label)], [])}
 
-    @property
+    @cached_property
     def reserved_labels(self) -> frozenset[str]:
         """The labels that carry a field here (a priority kept as labels): never ordinary labels at this member."""
         return frozenset(

@@ -256,11 +256,13 @@ class Reader:
         key = endpoint_key(self.group.name, member)
         matched = _Matched()
         listed: set[str] = set()
+        linked_listed: set[str] = set()
         with self.store.reading() as connection:
             tx = Tx(connection)
             for start in range(0, len(batch.records), CHUNK):
                 chunk = batch.records[start : start + CHUNK]
                 found = tx.find_links(key, [record.ref for record in chunk])
+                linked_listed |= found.keys()
                 # Only a record at its last seen version is compared with its base here; the plan stage reads the
                 # rest at once (the other members' records of the same items would read them again).
                 bases = tx.bases(
@@ -284,11 +286,13 @@ class Reader:
             if batch.full_scan or batch.present is not None:
                 # A listing of refs alone (``present``) tells deletions as a full scan does, under the same guard.
                 listed |= batch.present or frozenset()
-                matched.linked = 0
-                for link in tx.each_endpoint_link(key):  # streamed: only the links the listing missed are kept
-                    matched.linked += 1
-                    if link.ref not in listed:
-                        matched.unlisted.append(link)
+                matched.linked = tx.count_endpoint_links(key)
+                # Refs are unique per endpoint: a full listing that found as many links as the endpoint has missed
+                # none, and streams none of them.
+                if batch.present is not None or matched.linked != len(linked_listed):
+                    for link in tx.each_endpoint_link(key):  # streamed: only the links the listing missed are kept
+                        if link.ref not in listed:
+                            matched.unlisted.append(link)
         self._matched[member] = matched
         return batch
 

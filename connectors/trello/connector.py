@@ -217,6 +217,10 @@ class TrelloConnector(ConnectorBase[_Client]):
         self._board_cards: int | None = None
         """How many cards the board's last listing held (None: not listed yet)."""
         self._members: list[Json] | None = None
+        self._names_of: tuple[object, object, dict[str, str], dict[str, str]] | None = None
+        """The lists and labels read last, with their names by id (rebuilt when either is read again)."""
+        self._people_of: tuple[object, dict[str, Person]] | None = None
+        """The board members read last, with each one's Person by member id, made as it is first met."""
         self._deliveries = DeliveryLog()
 
     # ----- plumbing ---------------------------------------------------------------------------------------
@@ -270,10 +274,24 @@ class TrelloConnector(ConnectorBase[_Client]):
         return self._members
 
     def _person(self, member_id: str) -> Person:
-        member = next((m for m in self._board_members() if m["id"] == member_id), None)
-        username = member["username"] if member else None
-        email = next((e for e, who in self.people.items() if who in {member_id, username}), None)
-        return Person(email, account=member_id, name=member.get("fullName") if member else None)
+        members = self._board_members()
+        if self._people_of is None or self._people_of[0] is not members:
+            self._people_of = (members, {})
+        known = self._people_of[1]
+        if member_id not in known:
+            member = next((m for m in members if m["id"] == member_id), None)
+            username = member["username"] if member else None
+            email = next((e for e, who in self.people.items() if who in {member_id, username}), None)
+            known[member_id] = Person(email, account=member_id, name=member.get("fullName") if member else None)
+        return known[member_id]
+
+    def _names(self) -> tuple[dict[str, str], dict[str, str]]:
+        """List id -> name and label id -> name, as the board's lists and labels were last read."""
+        lists, labels = self._list_ids(), self._label_ids()
+        if self._names_of is None or self._names_of[0] is not lists or self._names_of[1] is not labels:
+            by_id = {list_id: name for name, list_id in lists.items()}
+            self._names_of = (lists, labels, by_id, {label_id: name for name, label_id in labels.items()})
+        return self._names_of[2], self._names_of[3]
 
     def _member_id(self, person: Person) -> str:
         if person.account and any(m["id"] == person.account for m in self._board_members()):
@@ -292,16 +310,14 @@ class TrelloConnector(ConnectorBase[_Client]):
     # ----- reading --------------------------------------------------------------------------------------------
 
     def _record(self, card: Json) -> Record:
-        list_names = {list_id: name for name, list_id in self._list_ids().items()}
-        label_names = {label_id: name for name, label_id in self._label_ids().items()}
+        list_names, label_names = self._names()
         unseen = ({card.get("idList")} | set(card.get("idLabels") or ())) - list_names.keys() - label_names.keys()
         if unseen - self._looked_up:
             # A list or label created since the board was first read (a daemon runs for months): read them again,
             # once per unknown id (a card in a closed list must not cost two requests every time it is read).
             self._looked_up |= unseen
             self._lists = self._labels = None
-            list_names = {list_id: name for name, list_id in self._list_ids().items()}
-            label_names = {label_id: name for name, label_id in self._label_ids().items()}
+            list_names, label_names = self._names()
         unknown_labels = [i for i in card.get("idLabels") or [] if i not in label_names]
         markers = [
             a["url"][len(MARKER_URL) :]

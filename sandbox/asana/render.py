@@ -132,7 +132,7 @@ class Renderer:
             return [self._nested(item, sub) for item in value]
         if _is_resource(value):
             return self.select(value, sub) if sub else {"gid": value.gid, "resource_type": value.resource_type}
-        if isinstance(value, Membership | dict):
+        if isinstance(value, (Membership, dict)):
             return self.select(value, sub) if sub else self.plain(value)
         return self.plain(value)
 
@@ -189,7 +189,7 @@ class Renderer:
             }  # fmt: skip
         if isinstance(obj, Attachment):
             return base | self._attachment(obj)
-        if isinstance(obj, FieldValue | CustomField | CustomFieldSetting | EnumOption):
+        if isinstance(obj, (FieldValue, CustomField, CustomFieldSetting, EnumOption)):
             return base | self._custom(obj)
         return base | self._webhook(obj)
 
@@ -352,9 +352,12 @@ def _field_value(entry: FieldValue) -> dict[str, Any]:
     return values
 
 
+_RESOURCES = (
+    User, Workspace, Project, Section, Tag, Task, Story, Webhook, Attachment, CustomField, CustomFieldSetting,
+    EnumOption, FieldValue,
+)  # fmt: skip
+"""Built once: a union spelled inside the check would be built again on every call of this hot path."""
+
+
 def _is_resource(value: object) -> TypeGuard[Resource]:
-    return isinstance(
-        value,
-        User | Workspace | Project | Section | Tag | Task | Story | Webhook | Attachment | CustomField
-        | CustomFieldSetting | EnumOption | FieldValue,
-    )  # fmt: skip
+    return isinstance(value, _RESOURCES)

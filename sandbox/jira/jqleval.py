@@ -384,11 +384,12 @@ def compile_query(query: Query, context: Context) -> tuple[Predicate, Callable[[
     def sort(issues: list[Issue]) -> list[Issue]:
         ordered = sorted(issues, key=lambda issue: key_order(issue.key))
         for name, ascending in reversed(resolved_order):
-            present = [i for i in ordered if _sort_value(i, name, context.state) is not None]
-            missing = [i for i in ordered if _sort_value(i, name, context.state) is None]
-            present.sort(key=lambda i: _sort_value(i, name, context.state), reverse=not ascending)
+            keyed = [(_sort_value(issue, name, context.state), issue) for issue in ordered]
+            present = [pair for pair in keyed if pair[0] is not None]
+            missing = [issue for value, issue in keyed if value is None]
+            present.sort(key=lambda pair: pair[0], reverse=not ascending)
             # Jira puts EMPTY values last in ascending order and first in descending order.
-            ordered = present + missing if ascending else missing + present
+            ordered = [issue for _, issue in present] + missing if ascending else missing + [i for _, i in present]
         return ordered
 
     return predicate, sort

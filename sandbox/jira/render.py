@@ -76,8 +76,8 @@ figure reported, emulated for Server's ``/search`` too."""
 
 def jira_time(moment: datetime, zone: ZoneInfo) -> str:
     """Format an instant the way Jira does, in a zone: ``2026-11-24T10:05:30.123+0100``."""
-    local = moment.astimezone(zone)
-    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}" + local.strftime("%z")
+    text = moment.astimezone(zone).isoformat(timespec="milliseconds")  # ...30.123+01:00
+    return text[:-3] + text[-2:]
 
 
 def select_fields(requested: Iterable[str] | None, default: str = "*all", custom: Iterable[str] = ()) -> list[str]:

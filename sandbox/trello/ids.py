@@ -7,6 +7,7 @@ Trello ids are MongoDB ObjectIds: the first 8 hex digits are the creation unix t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -26,6 +27,7 @@ def id_time(object_id: str) -> int:
     return int(object_id[:8], 16)
 
 
+@functools.cache
 def short_link(object_id: str) -> str:
     """Return the 8-character short link Trello gives a board or card (stable for one id)."""
     number = int(hashlib.sha256(object_id.encode()).hexdigest(), 16)

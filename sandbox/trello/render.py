@@ -229,7 +229,7 @@ def card_json(
     ``attachments`` and ``attachment_fields`` are the query parameters of that name (see :func:`card_attachments`).
     """
     link = short_link(card.id)
-    comments = sum(1 for a in state.actions if a.type == "commentCard" and a.id_card == card.id and not a.deleted)
+    comments = state.comment_count(card)
     due = iso(card.due)
     full: dict[str, Any] = {
         "id": card.id,

@@ -78,6 +78,8 @@ class TrelloState:
         self.cards: dict[str, Card] = {}
         self.actions: list[Action] = []
         self.actions_by_id: dict[str, Action] = {}
+        self.comments_by_card: dict[str, list[Action]] = {}
+        """Each card's ``commentCard`` actions (deleted ones too), so a listing counts badges without a scan."""
         self.webhooks: dict[str, Webhook] = {}
         self.seeding = False
         self.organization = Organization(id="", name="", display_name="")
@@ -210,6 +212,8 @@ class TrelloState:
         )
         self.actions.append(action)
         self.actions_by_id[action.id] = action
+        if kind == "commentCard" and card is not None:
+            self.comments_by_card.setdefault(card.id, []).append(action)
         if board_id in self.boards:
             self.boards[board_id].date_last_activity = moment
         if card is not None:
@@ -217,6 +221,10 @@ class TrelloState:
         if self.on_action is not None and not self.seeding:
             self.on_action(action)
         return action
+
+    def comment_count(self, card: Card) -> int:
+        """The card's comments not deleted: its ``badges.comments``."""
+        return sum(not action.deleted for action in self.comments_by_card.get(card.id, ()))
 
     def card_data(self, card: Card, **extra: JSON) -> dict[str, Any]:
         """Return the ``card``/``board``/``list`` part every card action carries, plus ``extra``."""

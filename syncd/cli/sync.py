@@ -47,6 +47,7 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keeps `syncd --help` fast
 
     from connectors.factory import connector_for  # noqa: PLC0415 - keeps `syncd --help` fast
+    from syncd import gc_policy  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.cli.store import unavailable  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.config import config_version  # noqa: PLC0415 - keeps `syncd --help` fast
     from syncd.engine import Pass  # noqa: PLC0415 - keeps `syncd --help` fast
@@ -64,6 +65,7 @@ def _passes(config_dir: Path, mappings_dir: Path, *, dry_run: bool, wait_s: floa
             store.migrate()
         except SQLAlchemyError as error:
             raise unavailable(config.instance.store, error) from error
+        gc_policy.tune()
         for group in groups:
 
             def build(members: Iterable[str] = tuple(group.codecs)) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from syncd import gc_policy
 from syncd.config import Config
 from syncd.connector import Capabilities
 from syncd.daemon import web
@@ -119,6 +120,7 @@ class Daemon:
     def start(self) -> str:
         """Migrate the store, serve HTTP, start polling and register webhooks; the URL served on."""
         self.store.migrate()
+        gc_policy.tune()  # start-up is done: what it built is kept until the process ends
         instance = self.runtime.config.instance
         self._server, url = web.serve(instance.listen, self.app, max_body_bytes=instance.max_webhook_bytes)
         if self._observe_requests is not None:

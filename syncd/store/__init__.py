@@ -25,7 +25,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -538,6 +538,11 @@ class Tx:
         query = select(links).where(links.c.endpoint == endpoint).execution_options(yield_per=CHUNK)
         for row in self.connection.execute(query):
             yield _link(row)
+
+    def count_endpoint_links(self, endpoint: str) -> int:
+        """How many links an endpoint has (a full scan that found them all listed streams none of them)."""
+        query = select(func.count()).select_from(links).where(links.c.endpoint == endpoint)
+        return int(self.connection.execute(query).scalar_one())
 
     def endpoint_links(self, endpoint: str) -> list[Link]:
         """Every link at an endpoint (for the mass-delete guard and full scans)."""
