@@ -580,8 +580,14 @@ class Codec:
         spec = self.specs.get("labels")
         if spec is None:
             return set()
-        reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
+        reverse = self._raw_labels
         return {label for label in labels if not self._labels([reverse.get(label, label)], [])}
+
+    @cached_property
+    def _raw_labels(self) -> dict[str, str]:
+        """Canonical label -> the label the tool holds, where the mapping renames labels here."""
+        spec = self.specs.get("labels")
+        return {} if spec is None else {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
 
     @cached_property
     def reserved_labels(self) -> frozenset[str]:
@@ -665,7 +671,7 @@ class Codec:
         if name == "title":
             return self._title(value, refused)
         if name == "labels":
-            reverse = {canonical: raw for raw, canonical in spec.map.get(self.endpoint, {}).items()}
+            reverse = self._raw_labels
             labels = self._labels(sorted(reverse.get(label, label) for label in value or ()), refused)
             reserved = self.reserved_labels
             return LabelPart(labels, besides=reserved) if reserved else labels
@@ -789,7 +795,10 @@ class _UnmappableError(ValueError):
 
 def utf16_len(text: str) -> int:
     """The length Java and JavaScript give ``text`` (UTF-16 code units: a character beyond U+FFFF counts two)."""
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+    if text.isascii():
+        return len(text)
+    # A lone surrogate (JSON can carry one) is one unit, as in UTF-16: passed through, never refused.
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _regional(char: str) -> bool:

@@ -295,6 +295,7 @@ class TestCommentsAndAttachments:
         card.delete_comment(second)
         client.fetch_json(f"/actions/{first['id']}", http_method="DELETE")
         assert client.get_card(card.id).fetch_comments(force=True) == []
+        assert client.get_card(card.id).badges["comments"] == 0
 
     def test_only_the_author_may_edit_a_comment(self, emulator: TrelloEmulator, client: TrelloClient) -> None:
         """Someone else's comment cannot be edited."""
