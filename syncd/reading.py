@@ -15,8 +15,9 @@ decides). A member whose tool cannot be read is left out of the pass, not the gr
 from __future__ import annotations
 
 import functools
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,36 @@ class _Matched:
     """The links a full listing missed (deleted, or skipped by the listing)."""
 
 
+class _Early:
+    """Every link and the base of the items a read thread matched, shared by the members' threads.
+
+    The plan stage needs both for every touched item, after the slowest tool has answered. Looked up by the first
+    thread that meets an item (while the slower tools are still being read), they cost the pass no time of its
+    own; each item is looked up once, whichever members list it. Only valid for one read: applying changes both.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.links: dict[str, dict[str, Link]] = {}
+        """Item -> endpoint -> link, for each item looked up (an item without links maps to nothing)."""
+        self.bases: dict[str, dict[str, Any] | None] = {}
+        """Item -> base values (None: never synced), for each item looked up."""
+        self._claimed: set[str] = set()
+
+    def look_up(self, tx: Tx, sync_ids: Iterable[str]) -> None:
+        """Read the links and bases of the items not looked up yet (by this thread or another)."""
+        with self._lock:
+            mine = [sync_id for sync_id in dict.fromkeys(sync_ids) if sync_id not in self._claimed]
+            self._claimed.update(mine)
+        if not mine:
+            return
+        links, bases = tx.links_of(mine), tx.bases(mine)
+        with self._lock:
+            for sync_id in mine:
+                self.links[sync_id] = links.get(sync_id, {})
+                self.bases[sync_id] = bases.get(sync_id)
+
+
 class Reader:
     """Reads one pass's items of one group from its members' tools."""
 
@@ -81,6 +112,8 @@ class Reader:
         """Each record's decoding, by the record's identity: a record is decoded once a pass, however often asked."""
         self._matched: dict[str, _Matched] = {}
         """Each member's batch as its read thread matched it to the store (see :meth:`_match`)."""
+        self._early = _Early()
+        """The links and bases of the items the read threads found, looked up while slower tools still answer."""
 
     def read(
         self,
@@ -123,8 +156,10 @@ class Reader:
                 touched.pop(sync_id, None)
             wanted, versions = self._wanted(touched, tx, down)
         self._complete(touched, wanted, versions, down, prefetched)
+        bases = {**self._early.bases, **bases}
         self._views.clear()  # the touched items hold the views they need; the rest go with the pass's records
         self._matched.clear()
+        self._early = _Early()  # applying this read's plans changes links and bases
         return Found(dict(touched), batches, down, {s: base for s, base in bases.items() if s in touched})
 
     def _read(self, read: Callable[[str], ChangeBatch], down: dict[str, ConnectorError]) -> dict[str, ChangeBatch]:
@@ -261,6 +296,7 @@ class Reader:
             tx = Tx(connection)
             for start in range(0, len(batch.records), CHUNK):
                 chunk = batch.records[start : start + CHUNK]
+                kept_before = len(matched.kept)
                 found = tx.find_links(key, [record.ref for record in chunk])
                 linked_listed |= found.keys()
                 # Only a record at its last seen version is compared with its base here; the plan stage reads the
@@ -281,6 +317,7 @@ class Reader:
                     matched.kept.append((record, link))
                     if link.version == record.version:
                         matched.bases[link.sync_id] = bases.get(link.sync_id)
+                self._early.look_up(tx, (link.sync_id for record, link in matched.kept[kept_before:] if link))
             found = tx.find_links(key, batch.deleted)
             matched.deleted = {ref: found[ref].sync_id for ref in batch.deleted if ref in found}
             if batch.full_scan or batch.present is not None:
@@ -376,7 +413,9 @@ class Reader:
         """
         wanted: dict[str, dict[str, str]] = defaultdict(dict)
         versions: dict[tuple[str, str], str] = {}
-        linked = tx.links_of(touched)
+        early = self._early.links
+        linked = {sync_id: early[sync_id] for sync_id in touched if sync_id in early}
+        linked |= tx.links_of(sync_id for sync_id in touched if sync_id not in early)
         for sync_id, item in touched.items():
             item.down = down
             item.unavailable.update(dict.fromkeys(down))

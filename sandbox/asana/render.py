@@ -81,7 +81,7 @@ def parse_opt_fields(raw: str | None) -> FieldTree | None:
 
 def timestamp(value: datetime) -> str:
     """Format a time the way Asana does: UTC, milliseconds, ``Z``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class Renderer:
@@ -128,6 +128,8 @@ class Renderer:
         return picked
 
     def _nested(self, value: object, sub: FieldTree) -> object:
+        if type(value) in _SCALARS:  # most fields: answered as they are, without the checks below
+            return value
         if isinstance(value, list):
             return [self._nested(item, sub) for item in value]
         if _is_resource(value):
@@ -143,6 +145,8 @@ class Renderer:
 
     def plain(self, value: object) -> object:  # noqa: PLR0911 - one return per JSON kind reads clearest
         """Return the JSON form of a field value, nested resources compact."""
+        if type(value) in _SCALARS:
+            return value
         if isinstance(value, datetime):
             return timestamp(value)
         if isinstance(value, date):
@@ -351,6 +355,9 @@ def _field_value(entry: FieldValue) -> dict[str, Any]:
         values["date_value"] = {"date": value.isoformat()} if isinstance(value, date) else None
     return values
 
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Types whose values are their own JSON form."""
 
 _RESOURCES = (
     User, Workspace, Project, Section, Tag, Task, Story, Webhook, Attachment, CustomField, CustomFieldSetting,

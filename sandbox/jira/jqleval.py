@@ -6,6 +6,7 @@ value, bad date, unsupported operator) into one JqlError, as Jira's ``validateQu
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Context:
     indexed_properties: frozenset[str] = frozenset()
 
 
+@functools.lru_cache(maxsize=65536)
 def key_order(key: str) -> tuple[str, int]:
     """Sort key of an issue key: project, then number (ENG-10 after ENG-9)."""
     project, _, number = key.partition("-")

@@ -21,8 +21,7 @@ def iso(moment: datetime | None) -> str | None:
     """
     if moment is None:
         return None
-    moment = moment.astimezone(UTC)
-    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 @dataclass
