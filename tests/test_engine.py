@@ -131,6 +131,35 @@ class TestPasses:
         assert "Renamed by Gus" in {c.name for c in sandbox.trello.state.cards.values()}
         assert run(group, connectors, store) == 0
 
+    def test_a_folded_hint_for_an_item_just_written_plans_from_its_new_base(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """Gus renames the task the pass has just renamed for Eli: his change alone, no conflict with Eli's.
+
+        The read stage looks up an item's links and base early; a second read in the same pass must not take the
+        ones the first read found, since applying Eli's rename moved the base on.
+        """
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name == "Bulk seat pricing for resellers")
+        sandbox.trello.act_as("eli@corp.example").update_card(card.id, name="Renamed by Eli")
+        asked: list[int] = []
+
+        def follow() -> dict[str, list[str]] | None:
+            asked.append(len(asked))
+            if len(asked) == 1:
+                task = next(t for t in sandbox.asana.state.tasks.values() if t.name == "Renamed by Eli")
+                sandbox.asana.act_as("gus@corp.example").update_task(task.gid, name="Renamed by Gus")
+                return {"marketing": [task.gid]}
+            return None
+
+        report = Pass(group, connectors, store).run(hints={"sales": [card.id]}, follow=follow)
+        assert report.ok, report.failures
+        assert report.folded == 1
+        assert [plan.conflicts for plan in report.plans] == [(), ()]
+        assert "Renamed by Gus" in {i.summary for i in sandbox.jira.state.issues.values()}
+        assert "Renamed by Gus" in {c.name for c in sandbox.trello.state.cards.values()}
+        assert run(group, connectors, store) == 0
+
     def test_an_item_fails_one_strike_per_pass_however_often_it_is_tried(self, group: Group, store: Store) -> None:
         """A round of folded hints may try a failing item again: it still counts one strike towards quarantine."""
         report = PassReport(group.name)
