@@ -209,20 +209,19 @@ def changes(
     one where a person moved the field away and back since (:attr:`View.returned`).
     """
     base_value = base.get(name)
-    echoes = echoes or {}
-
-    def echo(view: View) -> bool:
-        written = echoes.get(view.endpoint, {})
-        return name in written and same(view.values[name], written[name])
-
     counting = policy.counting
-    return {
-        view.endpoint: view.values[name]
-        for view in views
-        if name in view.values
-        and (counting is None or view.endpoint in counting)
-        and (name in view.returned or (not same(view.values[name], base_value) and not echo(view)))
-    }
+    found: dict[str, Value] = {}
+    for view in views:
+        if name not in view.values or (counting is not None and view.endpoint not in counting):
+            continue
+        value = view.values[name]
+        if name in view.returned:
+            found[view.endpoint] = value
+        elif not same(value, base_value):
+            written = echoes.get(view.endpoint) if echoes else None
+            if written is None or name not in written or not same(value, written[name]):
+                found[view.endpoint] = value
+    return found
 
 
 def merge_field(
@@ -237,20 +236,19 @@ def merge_field(
     ``echoes`` are values syncd itself wrote at an endpoint in a plan that did not complete: an endpoint holding
     its echo did not change the field (it holds a copy of another endpoint's change).
     """
-    holders = policy.holders
-    present = [view for view in views if name in view.values and (holders is None or view.endpoint in holders)]
     # A field the base does not hold was empty when the tools last agreed (empty values are not stored).
     base_value = base.get(name)
     changed = changes(name, policy, base, views, echoes)
     if not changed:
         # Unchanged everywhere that counts: keep the base (and revert non-source edits to it).
         return FieldDecision(base_value, None)
-    distinct = {_key(value) for value in changed.values()}
-    if len(distinct) == 1:
+    if len(changed) == 1 or len({_key(value) for value in changed.values()}) == 1:
         # Changed at one endpoint, or identically at several: it simply propagates.
         origin = next(iter(changed))
         return FieldDecision(changed[origin], origin)
     # Changed at several endpoints to different values: a conflict, decided by the field's rule.
+    holders = policy.holders
+    present = [view for view in views if name in view.values and (holders is None or view.endpoint in holders)]
     return _decide(name, policy.rule, base_value, changed, present)
 
 
@@ -446,6 +444,8 @@ def _catching_up(
     the older value is the field's common ancestor, so every member that moved away from it takes part in the
     decision (an owner's change made elsewhere meanwhile still wins).
     """
+    if not behind:
+        return base, echoes
     for view in views:
         held = behind.get(view.endpoint, {})
         if name not in held or name not in view.values:
