@@ -129,6 +129,7 @@ class Reader:
         """
         down: dict[str, ConnectorError] = {}
         prefetched: dict[str, dict[str, Record | None]] = {}
+        self._early = _Early()  # never a read that stopped halfway's
         if hints is not None:
             with self.store.transaction() as tx:
                 linked = self._linked(hints, tx)
