@@ -218,7 +218,8 @@ class TrelloConnector(ConnectorBase[_Client]):
         """How many cards the board's last listing held (None: not listed yet)."""
         self._members: list[Json] | None = None
         self._names_of: tuple[object, object, dict[str, str], dict[str, str]] | None = None
-        """The lists and labels read last, with their names by id (rebuilt when either is read again)."""
+        """The lists and labels read last, with their names by id (rebuilt when either is read again, and
+        dropped when a label is added to the board's in place)."""
         self._people_of: tuple[object, dict[str, Person]] | None = None
         """The board members read last, with each one's Person by member id, made as it is first met."""
         self._deliveries = DeliveryLog()
@@ -502,6 +503,7 @@ class TrelloConnector(ConnectorBase[_Client]):
 
             labels[name] = self._send_once(post, look, what="label")
             self._labels = labels
+            self._names_of = None  # changed in place: the names by id are built again
         return labels[name]
 
     def _custom_fields(self) -> dict[str, custom.Definition]:

@@ -335,6 +335,20 @@ class TestTrelloRefusedValues:
         assert problems == []
         assert connector.create(fields, marker="sync-space-label").fields["labels"] == ("needs review",)
 
+    def test_a_label_syncd_adds_to_the_board_is_read_by_name(
+        self, connector: TrelloConnector, emulator: TrelloEmulator
+    ) -> None:
+        """A card given a label the board lacked reads back with that label's name, then and on later reads."""
+        connector.changes(None)  # the board's lists and labels read, as a running daemon has
+        lists, labels = "GET /1/boards/<board>/lists", "GET /1/boards/<board>/labels"
+        before = emulator.request_count(lists), emulator.request_count(labels)
+        fields, _ = _group().codecs["sales"].encode({"title": "Newly labelled", "labels": ["brand-new-label"]})
+        created = connector.create(fields, marker="sync-new-label")
+        assert created.fields["labels"] == ("brand-new-label",)
+        assert [record.fields["labels"] for record in connector.fetch([created.ref])] == [("brand-new-label",)]
+        # The label it made is known by name at once: the board's lists and labels are not read again for it.
+        assert (emulator.request_count(lists), emulator.request_count(labels)) == before
+
     def test_year_1_is_never_sent(self, connector: TrelloConnector, emulator: TrelloEmulator) -> None:
         """The connector refuses 0001-01-01 itself, naming the due date (never "1-01-01T..."); nothing is sent."""
         cards = len(emulator.state.cards)
