@@ -219,7 +219,7 @@ class TrelloConnector(ConnectorBase[_Client]):
         self._members: list[Json] | None = None
         self._names_of: tuple[object, object, dict[str, str], dict[str, str]] | None = None
         """The lists and labels read last, with their names by id (rebuilt when either is read again, and
-        dropped when a label is added to the board's in place)."""
+        dropped when syncd adds a label to the board, which changes the labels read in place)."""
         self._people_of: tuple[object, dict[str, Person]] | None = None
         """The board members read last, with each one's Person by member id, made as it is first met."""
         self._deliveries = DeliveryLog()
