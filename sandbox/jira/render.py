@@ -76,8 +76,9 @@ figure reported, emulated for Server's ``/search`` too."""
 
 def jira_time(moment: datetime, zone: ZoneInfo) -> str:
     """Format an instant the way Jira does, in a zone: ``2026-11-24T10:05:30.123+0100``."""
-    text = moment.astimezone(zone).isoformat(timespec="milliseconds")  # ...30.123+01:00
-    return text[:-3] + text[-2:]
+    local = moment.astimezone(zone)
+    # isoformat writes four-digit years; %z keeps an offset with seconds (a zone's historic local mean time) whole.
+    return local.replace(tzinfo=None).isoformat(timespec="milliseconds") + local.strftime("%z")
 
 
 def select_fields(requested: Iterable[str] | None, default: str = "*all", custom: Iterable[str] = ()) -> list[str]:

@@ -27,7 +27,7 @@ def id_time(object_id: str) -> int:
     return int(object_id[:8], 16)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=65536)
 def short_link(object_id: str) -> str:
     """Return the 8-character short link Trello gives a board or card (stable for one id)."""
     number = int(hashlib.sha256(object_id.encode()).hexdigest(), 16)
