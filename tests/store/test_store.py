@@ -54,6 +54,20 @@ class TestLinks:
                 tx.link(f"S{i}", "launch/marketing", f"task-{i}", "")
                 if i % 2:
                     tx.set_base(f"S{i}", {"title": f"Item {i}", "labels": ["launch"]})
+            # Every kind of value a base holds reads back as written (the batch read decodes them aggregated).
+            tx.set_base(
+                "S0",
+                {
+                    "title": 'Ünïcode "quoted" \\ back\nslash 😀',
+                    "budget": 1.5,
+                    "points": 3,
+                    "done": False,
+                    "due": None,
+                    "assignees": [],
+                    "custom": {"Channels": ["Web", "Email"], "empty": {}},
+                    'odd "name"': "x",
+                },
+            )
             tx.add_echoes("S3", "launch/sales", {"title": "Copied"})
             tx.set_behind("S5", {"launch/marketing": {"title": "Older"}})
             tx.refuse("S7", "launch/marketing", Refusal("assignees", ["eli@corp.example"], None, "no such user", NOW))
@@ -65,6 +79,8 @@ class TestLinks:
             }
             assert tx.links_of([*ids, "S-unknown"]) == {sync_id: tx.links(sync_id) for sync_id in ids}
             assert tx.bases(ids) == {s: b for s in ids if (b := tx.base(s)) is not None}
+            assert tx.bases(["S0"])["S0"]["title"] == 'Ünïcode "quoted" \\ back\nslash 😀'
+            assert tx.bases(["S0"])["S0"]["due"] is None
             assert tx.per_endpoint("echoes", ids) == {"S3": tx.echoes("S3")}
             assert tx.per_endpoint("behind", ids) == {"S5": tx.behind("S5")}
             assert tx.per_endpoint("refused", ids) == {"S7": tx.refusals("S7")}
