@@ -75,13 +75,16 @@ class _Early:
 
     The plan stage needs both for every touched item, after the slowest tool has answered. Looked up by the first
     thread that meets an item (while the slower tools are still being read), they cost the pass no time of its
-    own; each item is looked up once, whichever members list it. Only valid for one read: applying changes both.
+    own; each item is looked up once, whichever members list it, and the members' threads that come later find
+    their records' links here instead of in the store. Only valid for one read: applying changes both.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.links: dict[str, dict[str, Link]] = {}
         """Item -> endpoint -> link, for each item looked up (an item without links maps to nothing)."""
+        self._at: dict[str, dict[str, Link]] = defaultdict(dict)
+        """Endpoint -> ref -> link: the same links, by where they point."""
         self.bases: dict[str, dict[str, Any] | None] = {}
         """Item -> base values (None: never synced), for each item looked up."""
         self._claimed: set[str] = set()
@@ -96,8 +99,22 @@ class _Early:
         links, bases = tx.links_of(mine), tx.bases(mine)
         with self._lock:
             for sync_id in mine:
-                self.links[sync_id] = links.get(sync_id, {})
+                self.links[sync_id] = held = links.get(sync_id, {})
                 self.bases[sync_id] = bases.get(sync_id)
+                for endpoint, link in held.items():
+                    self._at[endpoint][link.ref] = link
+
+    def find_links(self, tx: Tx, endpoint: str, refs: Sequence[str]) -> dict[str, Link]:
+        """:meth:`Tx.find_links`, asking the store only for the refs of items no thread has looked up yet.
+
+        An item looked up has every link here, so a ref at the endpoint that is not here is not linked to it.
+        """
+        with self._lock:
+            at = self._at.get(endpoint, {})
+            found = {ref: at[ref] for ref in refs if ref in at}
+        if len(found) < len(refs):
+            found |= tx.find_links(endpoint, [ref for ref in refs if ref not in found])
+        return found
 
 
 class Reader:
@@ -298,7 +315,7 @@ class Reader:
             for start in range(0, len(batch.records), CHUNK):
                 chunk = batch.records[start : start + CHUNK]
                 kept_before = len(matched.kept)
-                found = tx.find_links(key, [record.ref for record in chunk])
+                found = self._early.find_links(tx, key, [record.ref for record in chunk])
                 linked_listed |= found.keys()
                 # Only a record at its last seen version is compared with its base here; the plan stage reads the
                 # rest at once (the other members' records of the same items would read them again).
