@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from syncd import richtext
+from syncd.richtext import asana, markdown, plain, wiki
 
 
 class TestCanonicalMarkdown:
@@ -208,3 +211,106 @@ class TestConvertedTextIsCanonical:
         assert converted == "[\\[]([)"
         assert converted not in richtext._CANONICAL
         assert richtext.normalise(converted) == "[\\[](%5B)"
+
+
+PLAIN_TEXT = st.text(alphabet="abcXYZéß1 .,:;'\"?()/", min_size=1, max_size=14)
+ODD = st.sampled_from(
+    ["*", "-", "_", "#", "{", "[", "!", "&", "<", "\t", "\u00a0", "²", "1. ", "h1. ", "bq. ", "+", "~"]
+)
+TEXT_OR_ODD = st.one_of(PLAIN_TEXT, PLAIN_TEXT, PLAIN_TEXT, st.tuples(PLAIN_TEXT, ODD, PLAIN_TEXT).map("".join))
+WORDS = st.tuples(st.text(alphabet="abcXYZéß", min_size=1, max_size=3), PLAIN_TEXT).map("".join)
+"""Text the plain path always takes (it starts with a letter)."""
+
+
+def _wiki(text: st.SearchStrategy[str], odd: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    line = st.one_of(
+        st.sampled_from(["", " ", "   "]),
+        text,
+        text.map(lambda words: "* " + words),
+        text.map(lambda words: " *   " + words + " "),
+        odd,
+    )
+    return st.lists(line, max_size=8).map("\n".join)
+
+
+def _asana(text: st.SearchStrategy[str], odd: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    part = st.one_of(
+        text,
+        st.sampled_from(["\n", "\n\n", " \n "]),
+        st.lists(text, min_size=1, max_size=3).map(
+            lambda items: "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+        ),
+        odd,
+    )
+    return st.lists(part, max_size=8).map(lambda parts: "<body>" + "".join(parts) + "</body>")
+
+
+PLAIN_WIKI = _wiki(WORDS, st.sampled_from(["", "* x"]))
+PLAIN_ASANA = _asana(WORDS, st.sampled_from(["\n", "<ul><li>x</li></ul>"]))
+NEAR_WIKI = _wiki(TEXT_OR_ODD, st.sampled_from(["*", "**", "* ", "# x", "----", "h1. x", "{quote}"]))
+NEAR_ASANA = _asana(
+    TEXT_OR_ODD,
+    st.sampled_from(["<ul>", "</li>", "<li></li>", "<br>", "&amp;", "<ol><li>x</li></ol>", "<ul>\n<li>x</li></ul>"]),
+)
+
+
+class TestPlainPath:
+    """Plain text skips the document tree (``syncd.richtext.plain``): for every text it takes, the same Markdown."""
+
+    @staticmethod
+    def _same_as_the_tree(fast: str | None, full: Callable[[], tuple[str, list[str]]]) -> bool:
+        if fast is None:
+            return False
+        converted, warnings = full()
+        assert fast == converted
+        assert warnings == []
+        return True
+
+    @staticmethod
+    def _wiki(text: str) -> bool:
+        def full() -> tuple[str, list[str]]:
+            warnings: list[str] = []
+            return markdown.render(wiki.parse(text, warnings), warnings), warnings
+
+        return TestPlainPath._same_as_the_tree(plain.wiki_to_markdown(text), full)
+
+    @staticmethod
+    def _asana(text: str) -> bool:
+        def full() -> tuple[str, list[str]]:
+            warnings: list[str] = []
+            return markdown.render(asana.parse(text, warnings), warnings), warnings
+
+        return TestPlainPath._same_as_the_tree(plain.asana_html_to_markdown(text), full)
+
+    @settings(max_examples=500, deadline=None)
+    @given(PLAIN_WIKI)
+    def test_plain_wiki_is_taken_and_reads_as_the_tree_reads_it(self, text: str) -> None:
+        assert self._wiki(text)
+
+    @settings(max_examples=500, deadline=None)
+    @given(PLAIN_ASANA)
+    def test_plain_asana_html_is_taken_and_reads_as_the_tree_reads_it(self, text: str) -> None:
+        assert self._asana(text)
+
+    @settings(max_examples=1500, deadline=None)
+    @given(st.one_of(NEAR_WIKI, WIKI))
+    def test_other_wiki_is_left_or_reads_as_the_tree_reads_it(self, text: str) -> None:
+        self._wiki(text)
+
+    @settings(max_examples=1500, deadline=None)
+    @given(st.one_of(NEAR_ASANA, HTML))
+    def test_other_asana_html_is_left_or_reads_as_the_tree_reads_it(self, text: str) -> None:
+        self._asana(text)
+
+    def test_what_the_plain_path_takes_and_leaves(self) -> None:
+        """Sentences and bullets are taken; markup, a numbered-looking line or a wiki block opener are left."""
+        assert plain.wiki_to_markdown("Launch plan.\n\n* item one\n*  two  \nAfter") == (
+            "Launch plan.\n\n- item one\n- two\n\nAfter"
+        )
+        assert plain.asana_html_to_markdown("<body>Plan:\n\n<ul><li>one</li></ul>\n\n<ul><li>two</li></ul></body>") == (
+            "Plan:\n\n- one\n- two"
+        )
+        for wiki_text in ("*bold*", "1. first", "h2. Title", "bq. quoted", "a - b", "tab\there", "{code}x{code}"):
+            assert plain.wiki_to_markdown(wiki_text) is None, wiki_text
+        for html in ("Plan", "<body>a &amp; b</body>", "<body><ol><li>x</li></ol></body>", "<body>x<br>y</body>"):
+            assert plain.asana_html_to_markdown(html) is None, html

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from syncd.richtext import asana, markdown, wiki
+from syncd.richtext import asana, markdown, plain, wiki
 
 __all__ = [
     "asana_html_to_markdown",
@@ -154,7 +154,8 @@ markdown_to_trello = normalise
 @_to_canonical
 def wiki_to_markdown(wiki_text: str, warnings: list[str]) -> str:
     """Canonical Markdown for Jira wiki markup (Jira Server, and Cloud's v2 API)."""
-    return markdown.render(wiki.parse(wiki_text, warnings), warnings)
+    simple = plain.wiki_to_markdown(wiki_text)
+    return simple if simple is not None else markdown.render(wiki.parse(wiki_text, warnings), warnings)
 
 
 @_memoised
@@ -166,7 +167,8 @@ def markdown_to_wiki(markdown_text: str, warnings: list[str]) -> str:
 @_to_canonical
 def asana_html_to_markdown(html: str, warnings: list[str]) -> str:
     """Canonical Markdown for an Asana ``html_notes`` / ``html_text`` value."""
-    return markdown.render(asana.parse(html, warnings), warnings)
+    simple = plain.asana_html_to_markdown(html)
+    return simple if simple is not None else markdown.render(asana.parse(html, warnings), warnings)
 
 
 @_memoised
