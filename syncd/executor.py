@@ -283,7 +283,7 @@ class Executor:
                 try:
                     written = self._apply(decided.sync_id, step, expected, item, applied)
                 except Exception as failure:
-                    adopted = self._created_anyway(decided.sync_id, step, sent, failure)
+                    adopted = self._created_anyway(decided.sync_id, step, sent, failure, applied)
                     if adopted is not None:
                         results.append((index, step, adopted))  # linked and audited by the commit, though it failed
                     raise
@@ -302,7 +302,9 @@ class Executor:
                 crash_point("after-delete")
         return results, {}
 
-    def _created_anyway(self, sync_id: str, step: Step, sent: datetime, failure: Exception) -> Record | None:
+    def _created_anyway(
+        self, sync_id: str, step: Step, sent: datetime, failure: Exception, applied: Applied
+    ) -> Record | None:
         """The mirror a failed create made after all (the create landed, a later request of it failed), if any.
 
         A Jira create is a POST and then transitions, an Asana one a POST and then its marker: when a later request
@@ -310,7 +312,8 @@ class Executor:
         next pass would adopt it by its marker with no audit event for a write that happened. A create the tool
         refused outright (``nothing_written``) made nothing, so there is nothing to look for. When the look cannot
         tell, OutcomeUnknown keeps the create journaled whatever the failure was, so recovery looks again on the
-        next pass instead of a replan creating a second mirror.
+        next pass instead of a replan creating a second mirror. The fields a person changed on the mirror found
+        go to ``applied.edited`` (see :meth:`_edited`).
         """
         if not isinstance(step, Create) or isinstance(failure, LeaseLost):
             return None  # fenced out: the look is a request too; the next holder's recovery finds what was made
@@ -318,7 +321,10 @@ class Executor:
             return None
         try:
             fields, _ = self.group.codecs[step.endpoint].encode(step.values, create=True)
-            return self.connectors[step.endpoint].find_by_marker(sync_id, sent, fields)
+            found = self.connectors[step.endpoint].find_by_marker(sync_id, sent, fields)
+            if found is not None:
+                applied.edited[step.endpoint] = self._edited(step.endpoint, found)
+            return found
         except FatalError:
             raise
         except ConnectorError as error:
@@ -327,6 +333,22 @@ class Executor:
             raise OutcomeUnknown(
                 error.tool, f"the create failed ({failure}) and looking for what it made failed too ({error})"
             ) from failure
+
+    def _edited(self, member: str, record: Record) -> frozenset[str]:
+        """The canonical fields someone other than syncd changed on a mirror syncd just made, by its history.
+
+        The commit of a create cut short takes the mirror's read-back for syncd's own (it holds the tool's defaults
+        where the create stopped), except these: a person's edit in the moments before the read-back is news. A
+        history that cannot be read names none (the defaults must not read as a change), and the next pass compares
+        the mirror with the values syncd sent as before.
+        """
+        try:
+            changes = (
+                record.history.expanded() if record.history is not None else self.connectors[member].history(record.ref)
+            )
+        except ConnectorError:
+            return frozenset()
+        return frozenset(change.field for change in self.group.codecs[member].history(changes) if not change.by_self)
 
     def _progress(self, plan_id: str, index: int, progress: Mapping[str, Any]) -> None:
         """Note how far one journaled step got, in a transaction of its own (recovery reads it after a crash)."""
@@ -473,6 +495,9 @@ class Executor:
                 # Except a value the tool chose itself where the item holds nothing (Jira's default priority): that
                 # is news for the others, as after a create that went through (see _defaulted).
                 made = {name: value for name, value in made.items() if name in step.values or name in decided.base}
+                # And a field a person changed there before the read-back: theirs, news as well.
+                edited = applied.edited.get(step.endpoint, frozenset())
+                made = {name: value for name, value in made.items() if name not in edited}
                 tx.add_echoes(sync_id, key, {**step.values, **made})
         if failed:
             return

@@ -135,6 +135,9 @@ class Applied:
     """Members syncd wrote whose read-back may hold comments not read yet (posted during the write)."""
     deferred: dict[str, str] = field(default_factory=dict)
     """Member -> the version to store once its new comments are copied (see Executor._commit)."""
+    edited: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Member -> the fields a person changed on the mirror a failed create made there, by its history (the commit
+    does not take those for syncd's own)."""
 
     def refusals_at(self, item: Touched, member: str) -> dict[str, Refusal]:
         """The refusals that hold for a member's mirror: the stored ones, with this pass's in their place."""

@@ -459,6 +459,30 @@ class TestFailures:
         assert [e.event.endpoint for e in creates].count("engineering") == 1
         assert run(group, connectors, store) == 0
 
+    def test_a_persons_edit_of_a_failed_creates_mirror_is_not_taken_for_syncds_own(
+        self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
+    ) -> None:
+        """The Jira issue is created, its move fails, and Ana renames it before syncd reads it back: her title wins.
+
+        The read-back of a create cut short is remembered as syncd's own (it holds Jira's defaults, say To Do, which
+        must not read as Engineering's change); a field the issue's history shows a person changed is not, so her
+        rename reaches the card and the task once Jira takes moves again.
+        """
+        run(group, connectors, store)
+        title = "Created, then renamed by Ana"
+        sandbox.trello.act_as("eli@corp.example").create_card("Doing", title, idLabels=[_label(sandbox, "launch")])
+        sandbox.jira.faults = _RenamedAfterCreate(sandbox, title, "Renamed by Ana before the read-back")
+        report = Pass(group, connectors, store).run()
+        assert report.failures, "the move to In Progress failed"
+        (issue,) = [i for i in sandbox.jira.state.issues.values() if i.summary == "Renamed by Ana before the read-back"]
+        sandbox.jira.faults = Faults()
+        run(group, connectors, store)
+        card = next(c for c in sandbox.trello.state.cards.values() if c.name.startswith(("Created, then", "Renamed")))
+        task = next(t for t in sandbox.asana.state.tasks.values() if t.name.startswith(("Created, then", "Renamed")))
+        assert (issue.summary, card.name, task.name) == ("Renamed by Ana before the read-back",) * 3
+        assert issue.status == "In Progress"
+        assert run(group, connectors, store) == 0
+
     def test_a_create_refused_after_it_landed_is_kept_until_recovery_can_look(
         self, sandbox: Sandbox, group: Group, connectors: dict[str, Connector], store: Store
     ) -> None:
@@ -512,6 +536,22 @@ class _AfterCreate(Faults):
         elif self.created and method == "GET" and path == "/api/1.0/tasks":
             return [FaultRule(kind="status", status=503)]
         return []
+
+
+class _RenamedAfterCreate(Faults):
+    """Every transition is refused (500); before the first, Ana renames the issue syncd has just created."""
+
+    def __init__(self, sandbox: Sandbox, title: str, renamed: str) -> None:
+        super().__init__()
+        self.sandbox, self.title, self.renamed = sandbox, title, renamed
+
+    def pick(self, method: str, path: str) -> list[FaultRule]:
+        if method != "POST" or not path.endswith("/transitions"):
+            return []
+        made = [key for key, issue in self.sandbox.jira.state.issues.items() if issue.summary == self.title]
+        for key in made:
+            self.sandbox.jira.act_as("ana@corp.example").update(key, summary=self.renamed)
+        return [FaultRule(kind="status", status=500)]
 
 
 def _label(sandbox: Sandbox, name: str) -> str:
