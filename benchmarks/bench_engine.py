@@ -3,8 +3,9 @@
 1. A dry-run pass over N items already linked in all three tools (emulators with zero latency, budgets off): every
    link's version is cleared and every cursor reset, so the pass reads the three tools in full and decodes, merges
    and looks up all N items in the store, writing nothing. Reported: items planned per second for the whole pass
-   with the rich-text converters' memory cleared first (a fresh ``syncd plan``), and a second pass right after (a
-   running daemon, which has converted those texts before). Twice: first with each tool's emulator serving from a
+   with the rich-text converters' memory cleared first (a fresh ``syncd plan``), and for passes right after (a
+   running daemon, which has converted those texts before); each the median of ``REPEAT`` passes, with their
+   range (a shared machine's speed moves between passes). Twice: first with each tool's emulator serving from a
    process of its own (``spawn``: syncd's cost alone, as against three real services answering independently; the
    figure the target is about), then from this process, where they compete with syncd for the interpreter: the two
    in the same run give their ratio (``x in-proc``) on a loaded machine too. For each, the pass without the time the
@@ -63,6 +64,8 @@ from syncd.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 5000
+REPEAT = 3
+"""Dry-run passes of each kind (texts converted before or not) timed in a run; the median is the figure."""
 BEFORE = {"dry_run": 234.0, "pure": 3971.0, "hold_mb": 307.0}
 """What this benchmark measured on this machine when issue 15 was filed (items/s, items/s, peak MB)."""
 TARGET = {"dry_run": 2000.0, "pure": 20000.0, "hold_mb": 200.0}
@@ -175,19 +178,22 @@ def dry_run(items: int, workers: int, *, separate: bool) -> tuple[dict[str, Any]
                 connector.changes(None)
             read_s = min(read_s, time.perf_counter() - started)
         gc_policy.tune()  # as `syncd run` and `syncd plan` do when start-up is done (a no-op the second time)
-        richtext.clear_memo()  # cold: as a fresh `syncd plan` process converts every text
-        started, cpu, served = time.perf_counter(), time.process_time(), cpu_seconds(tools)
-        report = Pass(group, main_set, store).run(dry_run=True)
-        pass_s, pass_cpu = time.perf_counter() - started, time.process_time() - cpu
-        pass_tools = cpu_seconds(tools) - served
-        # warm: a running daemon, these texts converted before
-        started, cpu, served = time.perf_counter(), time.process_time(), cpu_seconds(tools)
-        again = Pass(group, main_set, store).run(dry_run=True)
-        warm_s, warm_cpu = time.perf_counter() - started, time.process_time() - cpu
-        warm_tools = cpu_seconds(tools) - served
-        assert len(again.plans) == len(report.plans)
+
+        def timed(*, cold: bool) -> tuple[float, float, float, int]:
+            """One dry-run pass: wall seconds, syncd's CPU seconds, the tools' CPU seconds, items planned."""
+            if cold:
+                richtext.clear_memo()  # as a fresh `syncd plan` process converts every text
+            started, cpu, served = time.perf_counter(), time.process_time(), cpu_seconds(tools)
+            report = Pass(group, main_set, store).run(dry_run=True)
+            seconds, used = time.perf_counter() - started, time.process_time() - cpu
+            return seconds, used, cpu_seconds(tools) - served, len(report.plans)
+
+        # Each the median of REPEAT passes (by wall time), its range beside it: a shared machine's speed moves.
+        colds = sorted(timed(cold=True) for _ in range(REPEAT))
+        warms = sorted(timed(cold=False) for _ in range(REPEAT))  # a running daemon: these texts converted before
         store.close()
-    planned = len(report.plans)
+    (pass_s, pass_cpu, pass_tools, planned), (warm_s, warm_cpu, warm_tools, _) = colds[REPEAT // 2], warms[REPEAT // 2]
+    assert {run[3] for run in colds + warms} == {planned}
     row = {
         "items": items,
         "separate": separate,
@@ -196,9 +202,11 @@ def dry_run(items: int, workers: int, *, separate: bool) -> tuple[dict[str, Any]
         "pass_s": round(pass_s, 2),
         "read_s": round(read_s, 2),
         "per_s": round(planned / pass_s, 1),
+        "per_s_range": [round(planned / colds[-1][0], 1), round(planned / colds[0][0], 1)],
         "per_s_without_reads": round(planned / max(pass_s - read_s, 1e-9), 1),
         "warm_s": round(warm_s, 2),
         "warm_per_s": round(planned / warm_s, 1),
+        "warm_per_s_range": [round(planned / warms[-1][0], 1), round(planned / warms[0][0], 1)],
         "pass_cpu_s": round(pass_cpu, 2),
         "warm_cpu_s": round(warm_cpu, 2),
         "pass_tools_cpu_s": round(pass_tools, 2) if separate else None,
@@ -334,7 +342,7 @@ def main() -> int:
     dry, pure, store = result["dry_run"], result["pure"], result["store"]
     print(
         f"\n{'what':<44}{'items':>9}{'seconds':>9}{'items/s':>11}{'x before':>10}{'target':>8}"
-        f"{'x in-proc':>11}{'CPU s':>8}{'per CPU s':>11}{'tools CPU s':>13}"
+        f"{'x in-proc':>11}{'CPU s':>8}{'per CPU s':>11}{'tools CPU s':>13}{f'{REPEAT} passes':>16}"
     )
     rows = (
         ("dry-run pass, each tool served by a process", "separate", "pass"),
@@ -349,10 +357,11 @@ def main() -> int:
         other = runs["in_process"]["per_s" if kind == "pass" else "warm_per_s"]
         ratio = f"{rate / other:>11.2f}" if where == "separate" else f"{'':>11}"  # to this run's in-process figure
         cpu, tools = run[f"{kind}_cpu_s"], run[f"{kind}_tools_cpu_s"]
+        low, high = run["per_s_range" if kind == "pass" else "warm_per_s_range"]
         print(
             f"{label:<44}{run['planned']:>9}{run[f'{kind}_s']:>9}{rate:>11}{rate / BEFORE['dry_run']:>10.1f}"
             f"{TARGET['dry_run']:>8.0f}{ratio}{cpu:>8}{run['planned'] / max(cpu, 1e-9):>11.1f}"
-            f"{'' if tools is None else tools:>13}"
+            f"{'' if tools is None else tools:>13}{f'{low:.0f} to {high:.0f}':>16}"
         )
     cores = os.cpu_count() or 1
     print(
