@@ -46,6 +46,8 @@ class _Recovered:
     landed: bool = False
     audit: tuple[str, str] | None = None
     """(event kind, outcome) of the write that happened, if one did."""
+    theirs: frozenset[str] = frozenset()
+    """Fields of a write cut short that a person changed since the plan's read: news, whatever syncd wrote before."""
 
 
 class Recovery:
@@ -138,6 +140,10 @@ class Recovery:
                     )
                 if done.landed and done.step.sets:
                     tx.add_echoes(entry.sync_id, key, done.step.sets)  # syncd's own write, not a change there
+                if done.theirs:
+                    # A person's edit after syncd began moving the field away from what it wrote there before: an
+                    # earlier echo of that field no longer says the value is syncd's, even if the edit put it back.
+                    tx.drop_echoes(entry.sync_id, key, done.theirs)
                 if done.step.kind == "delete" and done.landed:
                     # Deleted before the crash: audited with what the mirror held, and the item marked as being
                     # deleted, so the replan finishes the other mirrors and never makes this one again.
@@ -195,7 +201,7 @@ class Recovery:
         done.landed = step.done
         if step.started and not done.landed:
             before = done.record
-            done.record, done.landed = self._finish(step, done.record)
+            done.record, done.landed, done.theirs = self._finish(step, done.record)
             if done.record is not before:
                 done.audit = ("write", f"begun {step.cut_short()}; finished on recovery")
                 return done
@@ -226,33 +232,34 @@ class Recovery:
             if name not in view.values or not same(view.values[name], value)
         }
 
-    def _finish(self, step: JournalStep, record: Record) -> tuple[Record, bool]:
-        """Write what an interrupted step did not get to; (the record now, whether the step is complete).
+    def _finish(self, step: JournalStep, record: Record) -> tuple[Record, bool, frozenset[str]]:
+        """Write what an interrupted step did not get to; (the record now, whether the step is complete, theirs).
 
+        ``theirs``: the step's unlanded fields a person changed since the plan's read, left as they are.
         Only values the record does not hold are written, with the version just read as the condition. If the
         tool refuses (a person changed the record meanwhile, or the value cannot be written), the step stays
         incomplete and the replan takes the record as it is; an outage leaves the entry for the next pass.
         """
         missing = self._unlanded(step, record)
         if not missing:
-            return record, True
-        theirs = self._changed_by_others(step, record)
+            return record, True, frozenset()
+        theirs = frozenset(self._changed_by_others(step, record) & missing.keys())
         missing = {name: value for name, value in missing.items() if name not in theirs}
         if not missing:
-            return record, False  # a person changed them since the plan's read: their edit, planned as such
+            return record, False, theirs  # a person changed them since the plan's read: their edit, planned as such
         fields, _ = self.group.codecs[step.endpoint].encode(missing)
         if not fields:
-            return record, False
+            return record, False, theirs
         try:
             written = self.connectors[step.endpoint].update(record.ref, fields, record.version)
         except ChangedMeanwhile:
-            return record, False
+            return record, False, theirs
         except ConnectorError as error:
             if isinstance(error, RetriableError | FatalError):
                 raise  # retried on the next pass (or stops it): the entry stays until it is resolved
-            return record, False
+            return record, False, theirs
         self.report.wrote()
-        return written, not self._unlanded(step, written)
+        return written, not self._unlanded(step, written), theirs
 
     def _changed_by_others(self, step: JournalStep, record: Record) -> set[str]:
         """Fields someone other than syncd changed since the plan read the record (for a create: ever).

@@ -220,6 +220,40 @@ def test_a_persons_move_made_while_syncd_was_down_is_not_overwritten_by_recovery
     assert " 0 writes" in syncd(environment, "once").stderr
 
 
+def test_a_person_moving_a_new_issue_back_to_syncds_earlier_value_keeps_their_status(
+    sandbox: Sandbox, environment: dict[str, str]
+) -> None:
+    """A new item's Jira status went Done by syncd, then part-way to Doing, then back to Done by Ana: hers stands.
+
+    Farah creates a card in Done; syncd's create is killed part-way along Jira's workflow, and the next pass's
+    recovery finishes the walk to Done (syncd's own value there: an echo, since the new item has no base yet).
+    Farah has meanwhile moved the card to Doing, so that pass walks the issue away from Done and is killed one
+    transition in. Ana moves it back to Done. Her move put back the echo's value, but it is hers (the history says
+    so), not syncd's: Engineering owns status, every tool ends in Done (found by the replicas chaos test).
+    """
+    assert syncd(environment, "once").returncode == 0
+    title = "Launch webinar, moved back by Ana"
+    farah = sandbox.trello.act_as("farah@corp.example")
+    farah.create_card("Done", title, idLabels=[_label(sandbox, "launch")])
+    killed = syncd({**environment, "SYNCD_CRASH_AT": "mid-transition"}, "once")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    card = next(c for c in sandbox.trello.state.cards.values() if c.name == title)
+    sandbox.clock.advance(1)
+    farah.move_card(card.id, "Doing")
+    killed = syncd({**environment, "SYNCD_CRASH_AT": "mid-transition:3"}, "once")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    key = next(k for k, i in sandbox.jira.state.issues.items() if i.summary == title)
+    assert sandbox.jira.state.issues[key].status == "To Do"  # on its way from Done to In Progress
+    sandbox.clock.advance(1)
+    sandbox.jira.act_as("ana@corp.example").transition(key, "Done", resolution="Done")
+
+    after = syncd(environment, "once")
+    assert after.returncode == 0, after.stderr
+    assert _statuses(sandbox, title) == ("Done", "Done", "Shipped")
+    quiet = syncd(environment, "once")
+    assert " 0 writes" in quiet.stderr, quiet.stderr
+
+
 def _label(sandbox: Sandbox, name: str) -> str:
     return next(label.id for label in sandbox.trello.state.labels.values() if label.name == name)
 

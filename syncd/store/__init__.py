@@ -650,6 +650,13 @@ class Tx:
             self.connection.execute(delete(echoes).where(*where))
             self.connection.execute(insert(echoes).values(sync_id=sync_id, endpoint=endpoint, field=name, value=value))
 
+    def drop_echoes(self, sync_id: str, endpoint: str, fields: Iterable[str]) -> None:
+        """Forget some fields' echoes at one endpoint: what the mirror holds there is no longer known to be syncd's."""
+        names = list(fields)
+        if names:
+            where = (echoes.c.sync_id == sync_id, echoes.c.endpoint == endpoint, echoes.c.field.in_(names))
+            self.connection.execute(delete(echoes).where(*where))
+
     def clear_echoes(self, sync_id: str) -> None:
         """Forget an item's echoes: its base now holds what every endpoint was given."""
         self.connection.execute(delete(echoes).where(echoes.c.sync_id == sync_id))

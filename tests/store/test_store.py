@@ -85,6 +85,19 @@ class TestLinks:
             assert tx.per_endpoint("behind", ids) == {"S5": tx.behind("S5")}
             assert tx.per_endpoint("refused", ids) == {"S7": tx.refusals("S7")}
 
+    def test_echoes_are_dropped_by_field_and_endpoint(self, store: Store) -> None:
+        """Recovery forgets the echo of a field a person changed at one endpoint; the others stay."""
+        with store.transaction() as tx:
+            tx.new_item("S1", "launch")
+            tx.add_echoes("S1", "launch/engineering", {"status": "done", "title": "Copied"})
+            tx.add_echoes("S1", "launch/marketing", {"status": "done"})
+            tx.drop_echoes("S1", "launch/engineering", ["status"])
+        with store.transaction() as tx:
+            assert tx.echoes("S1") == {
+                "launch/engineering": {"title": "Copied"},
+                "launch/marketing": {"status": "done"},
+            }
+
     def test_a_second_mirror_at_an_endpoint_is_refused(self, store: Store) -> None:
         """One item has at most one ref per endpoint, enforced by the database."""
         with store.transaction() as tx:
