@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from syncd import richtext
 from syncd.richtext import asana, markdown, plain, wiki
+from syncd.richtext.model import Block
 
 
 class TestCanonicalMarkdown:
@@ -258,29 +259,23 @@ class TestPlainPath:
     """Plain text skips the document tree (``syncd.richtext.plain``): for every text it takes, the same Markdown."""
 
     @staticmethod
-    def _same_as_the_tree(fast: str | None, full: Callable[[], tuple[str, list[str]]]) -> bool:
-        if fast is None:
+    def _same_as_the_tree(
+        text: str, fast: Callable[[str], str | None], parse: Callable[[str, list[str]], tuple[Block, ...]]
+    ) -> bool:
+        """Whether the plain path took ``text``; if it did, the tree's Markdown is the same and warns of nothing."""
+        taken = fast(text)
+        if taken is None:
             return False
-        converted, warnings = full()
-        assert fast == converted
+        warnings: list[str] = []
+        assert taken == markdown.render(parse(text, warnings), warnings)
         assert warnings == []
         return True
 
-    @staticmethod
-    def _wiki(text: str) -> bool:
-        def full() -> tuple[str, list[str]]:
-            warnings: list[str] = []
-            return markdown.render(wiki.parse(text, warnings), warnings), warnings
+    def _wiki(self, text: str) -> bool:
+        return self._same_as_the_tree(text, plain.wiki_to_markdown, wiki.parse)
 
-        return TestPlainPath._same_as_the_tree(plain.wiki_to_markdown(text), full)
-
-    @staticmethod
-    def _asana(text: str) -> bool:
-        def full() -> tuple[str, list[str]]:
-            warnings: list[str] = []
-            return markdown.render(asana.parse(text, warnings), warnings), warnings
-
-        return TestPlainPath._same_as_the_tree(plain.asana_html_to_markdown(text), full)
+    def _asana(self, text: str) -> bool:
+        return self._same_as_the_tree(text, plain.asana_html_to_markdown, asana.parse)
 
     @settings(max_examples=500, deadline=None)
     @given(PLAIN_WIKI)

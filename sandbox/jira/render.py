@@ -75,7 +75,10 @@ figure reported, emulated for Server's ``/search`` too."""
 
 
 def jira_time(moment: datetime, zone: ZoneInfo) -> str:
-    """Format an instant the way Jira does, in a zone: ``2026-11-24T10:05:30.123+0100``."""
+    """Format an instant the way Jira does, in a zone: ``2026-11-24T10:05:30.123+0100``.
+
+    The form of the Jira Cloud spec's examples (``jira-cloud.v3.json``: ``2022-10-06T07:32:47.000+0000``).
+    """
     local = moment.astimezone(zone)
     # isoformat writes four-digit years; %z keeps an offset with seconds (a zone's historic local mean time) whole.
     return local.replace(tzinfo=None).isoformat(timespec="milliseconds") + local.strftime("%z")

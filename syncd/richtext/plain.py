@@ -53,6 +53,21 @@ class _Markdown:
             self.lines = []
             self.listing = None
 
+    def add_lines(self, text: str, line: re.Pattern[str]) -> bool:
+        """Add each line of ``text`` as ``line`` reads it (blank, a bullet, a paragraph's); False at one not plain."""
+        for each in text.split("\n"):
+            found = line.fullmatch(each)
+            if found is None:
+                return False
+            words = found.group("text")
+            if words is None:
+                self.end()
+            elif found.groupdict().get("item") is not None:
+                self.item(words)
+            else:
+                self.paragraph_line(words)
+        return True
+
     def text(self) -> str:
         self.end()
         return "\n\n".join(self.blocks)
@@ -61,18 +76,7 @@ class _Markdown:
 def wiki_to_markdown(wiki: str) -> str | None:
     """The canonical Markdown of plain wiki text, or None when the text needs the full reader."""
     out = _Markdown()
-    for line in wiki.split("\n"):
-        found = _WIKI_LINE.fullmatch(line)
-        if found is None:
-            return None
-        text = found.group("text")
-        if text is None:
-            out.end()
-        elif found.group("item") is not None:
-            out.item(text)
-        else:
-            out.paragraph_line(text)
-    return out.text()
+    return out.text() if out.add_lines(wiki, _WIKI_LINE) else None
 
 
 def asana_html_to_markdown(html: str) -> str | None:
@@ -81,21 +85,10 @@ def asana_html_to_markdown(html: str) -> str | None:
     if whole is None:
         return None
     out = _Markdown()
-    body = whole.group(1)
-    for index, part in enumerate(_ASANA_PARTS.split(body)):
-        if index % 2:  # a list's items
-            out.end()
+    for index, part in enumerate(_ASANA_PARTS.split(whole.group(1))):
+        if index % 2:  # a list's items, between <ul> and </ul>
             for item in part[len("<li>") : -len("</li>")].split("</li><li>"):
                 out.item(item)
-            out.end()
-            continue
-        for line in part.split("\n"):
-            found = _ASANA_LINE.fullmatch(line)
-            if found is None:
-                return None
-            text = found.group("text")
-            if text is None:
-                out.end()
-            else:
-                out.paragraph_line(text)
+        elif not out.add_lines(part, _ASANA_LINE):
+            return None
     return out.text()
